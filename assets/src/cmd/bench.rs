@@ -1,0 +1,175 @@
+//! `assets bench`: measures the engine on generated projects and prints a table (medians over runs).
+//!
+//! Workloads: a chain of N one-row SQL assets; a fan-out 1 → N → 1; and load + validate + select + plan
+//! of a generated graph of `plan_n` assets. Each materialization is cold (new state and warehouse) and
+//! complete: durable run-store writes and Delta commits included.
+
+use spine_engine::project::load_project;
+use spine_engine::selection::select;
+use spine_engine::store::RunStatus;
+use spine_engine::{Engine, MaterializeRequest};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Instant;
+
+/// Peak resident memory of this process since the last reset, in MiB (Linux).
+fn peak_mib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn write_project(dir: &Path, assets: &[(String, String)], per_file: usize) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir.join("assets"))?;
+    std::fs::write(
+        dir.join("spine.toml"),
+        "[project]\nname = \"bench\"\n[defaults]\nconcurrency = 2\n",
+    )?;
+    for (i, chunk) in assets.chunks(per_file.max(1)).enumerate() {
+        let mut y = String::from("assets:\n");
+        for (key, sql) in chunk {
+            let _ = writeln!(y, "  - key: {key}\n    kind: sql\n    query: \"{sql}\"");
+        }
+        std::fs::write(dir.join("assets").join(format!("part{i:04}.yaml")), y)?;
+    }
+    Ok(())
+}
+
+fn chain(n: usize) -> Vec<(String, String)> {
+    (0..n)
+        .map(|i| {
+            let sql = if i == 0 {
+                "SELECT 1 AS v".to_string()
+            } else {
+                format!("SELECT v + 1 AS v FROM c{}", i - 1)
+            };
+            (format!("c{i}"), sql)
+        })
+        .collect()
+}
+
+fn fanout(n: usize) -> Vec<(String, String)> {
+    let mut v = vec![("root".to_string(), "SELECT 1 AS v".to_string())];
+    v.extend((0..n).map(|i| {
+        (
+            format!("child{i}"),
+            format!("SELECT v + {i} AS v FROM root"),
+        )
+    }));
+    let union: Vec<String> = (0..n).map(|i| format!("SELECT v FROM child{i}")).collect();
+    v.push((
+        "sink".to_string(),
+        format!(
+            "SELECT SUM(v) AS total FROM ({})",
+            union.join(" UNION ALL ")
+        ),
+    ));
+    v
+}
+
+/// A layered graph: each asset reads its predecessor and one asset about half-way back.
+fn big_graph(n: usize) -> Vec<(String, String)> {
+    (0..n)
+        .map(|i| {
+            let sql = match i {
+                0 => "SELECT 1 AS v".to_string(),
+                1 => "SELECT v FROM g.a0".to_string(),
+                _ => format!(
+                    "SELECT a.v FROM g.a{} a JOIN g.a{} b ON a.v = b.v",
+                    i - 1,
+                    i / 2
+                ),
+            };
+            (format!("g/a{i}"), sql)
+        })
+        .collect()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+async fn materialize_once(assets: &[(String, String)]) -> anyhow::Result<(f64, f64)> {
+    let dir = tempfile::tempdir()?;
+    write_project(dir.path(), assets, 1000)?;
+    reset_peak();
+    let t = Instant::now();
+    let engine = Engine::load(dir.path(), spine_jobs::all_kinds()).await?;
+    let report = engine.materialize(MaterializeRequest::default()).await?;
+    let secs = t.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        report.status == RunStatus::Succeeded,
+        "bench run failed: {:?}",
+        report.steps.iter().find(|s| s.error.is_some())
+    );
+    Ok((secs, peak_mib().unwrap_or(f64::NAN)))
+}
+
+pub async fn run(n: usize, plan_n: usize, runs: usize) -> anyhow::Result<u8> {
+    let runs = runs.max(1);
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for (name, assets) in [
+        (format!("chain of {n} SQL assets"), chain(n)),
+        (format!("fan-out 1 → {n} → 1"), fanout(n)),
+    ] {
+        let mut times = Vec::new();
+        let mut peaks = Vec::new();
+        for _ in 0..runs {
+            let (t, p) = materialize_once(&assets).await?;
+            times.push(t);
+            peaks.push(p);
+        }
+        let t = median(times);
+        rows.push(vec![
+            name,
+            assets.len().to_string(),
+            format!("{t:.3} s"),
+            format!("{:.2} ms", t * 1000.0 / assets.len() as f64),
+            format!("{:.0} MiB", median(peaks)),
+        ]);
+    }
+    // Planning a large graph: load (YAML + SQL parse), validate, select, order.
+    let dir = tempfile::tempdir()?;
+    write_project(dir.path(), &big_graph(plan_n), 5000)?;
+    let mut times = Vec::new();
+    let mut peaks = Vec::new();
+    for _ in 0..runs {
+        reset_peak();
+        let t = Instant::now();
+        let project = load_project(dir.path(), &spine_jobs::all_kinds().names())?;
+        let last = format!("+g/a{}", plan_n - 1);
+        let selected = select(&project, Some(&last))?;
+        let order = project.graph.topological_order().unwrap_or_default();
+        let plan: Vec<_> = order
+            .into_iter()
+            .filter(|k| selected.contains(*k))
+            .collect();
+        anyhow::ensure!(
+            plan.len() == plan_n,
+            "plan has {} steps, expected {plan_n}",
+            plan.len()
+        );
+        times.push(t.elapsed().as_secs_f64());
+        peaks.push(peak_mib().unwrap_or(f64::NAN));
+    }
+    let t = median(times);
+    rows.push(vec![
+        format!("load + validate + select + plan {plan_n} assets"),
+        plan_n.to_string(),
+        format!("{t:.3} s"),
+        format!("{:.1} µs", t * 1e6 / plan_n as f64),
+        format!("{:.0} MiB", median(peaks)),
+    ]);
+    println!("assets bench: median of {runs} run(s) each; cold state and warehouse per run; build profile: {}", if cfg!(debug_assertions) { "debug" } else { "release" });
+    crate::output::table(
+        &["workload", "assets", "wall", "per asset", "peak memory"],
+        &rows,
+    );
+    Ok(0)
+}

@@ -1,0 +1,40 @@
+//! `assets check`: validate definitions and plan every SQL asset.
+
+use spine_engine::check::check_sql;
+use spine_engine::project::load_project;
+use spine_engine::warehouse::Warehouse;
+use spine_engine::{DefinitionErrors, EngineError};
+use std::path::Path;
+
+pub async fn run(root: &Path, json: bool) -> anyhow::Result<u8> {
+    let project =
+        load_project(root, &spine_jobs::all_kinds().names()).map_err(EngineError::from)?;
+    let options = project
+        .config
+        .warehouse_options
+        .clone()
+        .into_iter()
+        .collect();
+    let warehouse =
+        Warehouse::new(project.config.warehouse_url.clone(), options).map_err(EngineError::from)?;
+    let report = check_sql(&project, &warehouse).await;
+    if !report.errors.is_empty() {
+        return Err(EngineError::from(DefinitionErrors(report.errors)).into());
+    }
+    if json {
+        crate::output::json(&serde_json::json!({
+            "ok": true, "assets": project.assets.len(), "sql_planned": report.planned,
+            "unplanned": report.unplanned.iter().map(|(k, why)| serde_json::json!({"key": k, "why": why})).collect::<Vec<_>>(),
+        }))?;
+    } else {
+        println!(
+            "ok: {} assets, {} SQL queries planned",
+            project.assets.len(),
+            report.planned
+        );
+        for (k, why) in &report.unplanned {
+            println!("  note: {k} not planned: {why}");
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,155 @@
+//! `assets materialize`: run the selection with a progress bar; Ctrl-C cancels cleanly.
+
+use crate::output::{millis, short};
+use indicatif::{ProgressBar, ProgressStyle};
+use spine_engine::store::{RunStatus, StepStatus};
+use spine_engine::{
+    AssetKey, CancellationToken, MaterializeRequest, RunId, RunObserver, StepReport,
+};
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::Arc;
+
+struct Progress {
+    bar: Option<ProgressBar>,
+    lines: bool,
+}
+
+fn symbol(s: StepStatus) -> &'static str {
+    match s {
+        StepStatus::Succeeded => "✓",
+        StepStatus::UpToDate => "=",
+        StepStatus::Failed => "✗",
+        StepStatus::Skipped => "-",
+        _ => "!",
+    }
+}
+
+fn describe(r: &StepReport) -> String {
+    match r.status {
+        StepStatus::Succeeded => format!(
+            "{} rows, Delta v{}, {}{}",
+            r.rows.unwrap_or(0),
+            r.delta_version.unwrap_or(0),
+            millis(r.duration_ms),
+            if r.attempts > 1 {
+                format!(" (attempt {})", r.attempts)
+            } else {
+                String::new()
+            }
+        ),
+        StepStatus::UpToDate => r.reason.clone().unwrap_or_else(|| "fresh".into()),
+        StepStatus::Failed => format!("failed: {}", r.error.clone().unwrap_or_default()),
+        StepStatus::Skipped => format!("skipped: {}", r.reason.clone().unwrap_or_default()),
+        s => format!("{s}: {}", r.reason.clone().unwrap_or_default()),
+    }
+}
+
+impl RunObserver for Progress {
+    fn planned(&self, run_id: &RunId, steps: &[AssetKey]) {
+        if let Some(b) = &self.bar {
+            b.set_length(steps.len() as u64);
+            b.set_message(format!("run {}", short(run_id.as_str())));
+        } else if self.lines {
+            println!("run {run_id}: {} step(s)", steps.len());
+        }
+    }
+    fn step_started(&self, key: &AssetKey, attempt: u32) {
+        if let Some(b) = &self.bar {
+            b.set_message(if attempt > 1 {
+                format!("{key} (attempt {attempt})")
+            } else {
+                key.to_string()
+            });
+        }
+    }
+    fn step_finished(&self, r: &StepReport) {
+        let line = format!("{} {}  {}", symbol(r.status), r.key, describe(r));
+        match &self.bar {
+            Some(b) => {
+                b.inc(1);
+                if r.status != StepStatus::UpToDate {
+                    b.println(line);
+                }
+            }
+            None if self.lines => println!("{line}"),
+            None => {}
+        }
+    }
+}
+
+pub async fn run(
+    root: &Path,
+    selection: Option<String>,
+    force: bool,
+    concurrency: Option<usize>,
+    json: bool,
+) -> anyhow::Result<u8> {
+    let engine = super::engine(root).await?;
+    let cancel = CancellationToken::new();
+    let c2 = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ninterrupted: cancelling the run (press Ctrl-C again to abort at once)");
+            c2.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    let tty = std::io::stderr().is_terminal() && !json;
+    let bar = tty.then(|| {
+        let b = ProgressBar::new(0);
+        b.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let progress = Arc::new(Progress {
+        bar: bar.clone(),
+        lines: !tty && !json,
+    });
+    let req = MaterializeRequest {
+        selection,
+        force,
+        concurrency,
+        cancel,
+        observer: Some(progress),
+    };
+    let report = engine.materialize(req).await?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    if json {
+        crate::output::json(&report)?;
+    } else {
+        println!(
+            "run {} {}: {} materialized, {} up to date, {} failed, {} skipped{} in {}",
+            report.run_id,
+            report.status,
+            report.count(StepStatus::Succeeded),
+            report.count(StepStatus::UpToDate),
+            report.count(StepStatus::Failed),
+            report.count(StepStatus::Skipped),
+            match report.count(StepStatus::Cancelled) {
+                0 => String::new(),
+                n => format!(", {n} cancelled"),
+            },
+            millis(report.duration_ms)
+        );
+        if report.count(StepStatus::Succeeded) == 0
+            && report.count(StepStatus::UpToDate) > 0
+            && report.status == RunStatus::Succeeded
+        {
+            println!("everything selected is fresh; use --force to recompute");
+        }
+    }
+    Ok(if report.status == RunStatus::Succeeded {
+        0
+    } else {
+        1
+    })
+}

@@ -1,0 +1,67 @@
+//! One module per CLI verb. Each loads what it needs from the engine and prints.
+
+pub mod bench;
+mod check;
+mod init;
+mod lineage;
+mod list;
+mod materialize;
+mod runs;
+mod sql;
+mod status;
+pub mod telemetry;
+
+use crate::{Cli, Command};
+use spine_engine::{Engine, EngineError};
+
+/// Runs the command; returns the exit code on completion.
+pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+    let json = cli.json;
+    let root = cli.project.clone();
+    match cli.command {
+        Command::Init { dir } => init::run(dir.unwrap_or(root)),
+        Command::Check => check::run(&root, json).await,
+        Command::List { selection } => list::run(&root, selection.as_deref(), json).await,
+        Command::Materialize {
+            selection,
+            force,
+            concurrency,
+        } => materialize::run(&root, selection, force, concurrency, json).await,
+        Command::Status { selection } => status::run(&root, selection.as_deref(), json).await,
+        Command::Lineage {
+            key,
+            upstream,
+            downstream,
+            depth,
+            format,
+        } => lineage::run(&root, &key, upstream, downstream, depth, format).await,
+        Command::Runs { limit } => runs::list(&root, limit, json).await,
+        Command::Run { id } => runs::show(&root, &id, json).await,
+        Command::Logs { run } => runs::logs(&root, &run, json).await,
+        Command::Sql { query } => sql::run(&root, &query, json).await,
+        Command::Bench { n, plan_n, runs } => bench::run(n, plan_n, runs).await,
+    }
+}
+
+/// Loads the project with every kind this binary knows.
+pub async fn engine(root: &std::path::Path) -> Result<Engine, EngineError> {
+    Engine::load(root, spine_jobs::all_kinds()).await
+}
+
+/// 2 for invalid input, 1 for everything else.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<EngineError>() {
+        Some(ee) if ee.is_user_error() => 2,
+        _ if e.downcast_ref::<spine_engine::DefinitionErrors>().is_some() => 2,
+        _ if e.downcast_ref::<spine_engine::DefinitionError>().is_some() => 2,
+        _ => 1,
+    }
+}
+
+/// The error as the user sees it.
+pub fn render_error(e: &anyhow::Error) -> String {
+    match e.downcast_ref::<EngineError>() {
+        Some(EngineError::Definition(d)) => d.to_string(),
+        _ => format!("error: {e:#}"),
+    }
+}

@@ -1,0 +1,271 @@
+//! Every class of bad input: a clear error (code, file, line, asset, hint), exit code 2, and nothing that
+//! was already stored changes.
+
+mod common;
+use common::*;
+
+/// Materializes the diamond, applies `breakage`, runs `args`, and checks exit 2, the error text, and
+/// that state and warehouse are byte-for-byte unchanged.
+fn assert_rejected(breakage: &dyn Fn(&Project), args: &[&str], expect: &[&str]) {
+    let p = diamond();
+    p.run(&["materialize"]).ok();
+    let before = p.snapshot();
+    assert!(!before.is_empty());
+    breakage(&p);
+    let r = p.run(args);
+    r.code(2);
+    for e in expect {
+        assert!(
+            r.stderr.contains(e),
+            "stderr should contain {e:?}:\n{}",
+            r.stderr
+        );
+    }
+    assert_eq!(
+        before,
+        p.snapshot(),
+        "stored state changed after a rejected command"
+    );
+}
+
+#[test]
+fn cycle_is_named() {
+    assert_rejected(
+        &|p| {
+            p.write(
+                "assets/a.yaml",
+                "key: raw/a\nkind: sql\nquery: SELECT * FROM marts.c\n",
+            )
+        },
+        &["materialize"],
+        &[
+            "E0204",
+            "dependency cycle: marts/c → raw/a → stg/b → marts/c",
+        ],
+    );
+}
+
+#[test]
+fn unknown_upstream_suggests_closest() {
+    assert_rejected(
+        &|p| p.write("assets/b.sql", "SELECT id, x FROM raw.aa\n"),
+        &["check"],
+        &[
+            "E0203",
+            "unknown upstream 'raw/aa'",
+            "asset 'stg/b'",
+            "did you mean 'raw/a'?",
+        ],
+    );
+    assert_rejected(
+        &|p| {
+            p.write(
+                "assets/x.yaml",
+                "key: x\nkind: sql\nquery: SELECT 1 AS one\ndeps: [stg/bb]\n",
+            )
+        },
+        &["materialize"],
+        &[
+            "E0203",
+            "unknown upstream 'stg/bb'",
+            "assets/x.yaml:1",
+            "did you mean 'stg/b'?",
+        ],
+    );
+}
+
+#[test]
+fn duplicate_keys_name_both_places() {
+    assert_rejected(
+        &|p| {
+            p.write(
+                "assets/dup.yaml",
+                "# dup\nkey: raw/a\nkind: sql\nquery: SELECT 1 AS v\n",
+            )
+        },
+        &["materialize"],
+        &[
+            "E0202",
+            "duplicate asset key 'raw/a'",
+            "assets/dup.yaml:2",
+            "already defined at assets/a.yaml:1",
+        ],
+    );
+}
+
+#[test]
+fn malformed_yaml_has_file_and_line() {
+    assert_rejected(
+        &|p| {
+            p.write(
+                "assets/more.yaml",
+                "assets:\n  - key: marts/c\n    kind: sql\n   query: [oops\n",
+            )
+        },
+        &["list"],
+        &["E0107", "assets/more.yaml:4"],
+    );
+    assert_rejected(
+        &|p| {
+            p.write(
+                "assets/typo.yaml",
+                "key: t\nkind: sql\nquery: SELECT 1 AS v\nretires: 3\n",
+            )
+        },
+        &["check"],
+        &["E0107", "unknown field `retires`", "assets/typo.yaml"],
+    );
+}
+
+#[test]
+fn malformed_toml_has_line() {
+    assert_rejected(
+        &|p| {
+            p.write(
+                "spine.toml",
+                "[project]\nname = \"t\"\n[defaults]\nretries = \"many\"\n",
+            )
+        },
+        &["materialize"],
+        &["E0102", "spine.toml:4"],
+    );
+    assert_rejected(
+        &|p| {
+            p.write(
+                "spine.toml",
+                "[project]\nname = \"t\"\n[defaults]\ntimeout = \"soon\"\n",
+            )
+        },
+        &["materialize"],
+        &["E0104", "defaults.timeout"],
+    );
+}
+
+#[test]
+fn sql_that_does_not_parse_names_asset_and_file() {
+    assert_rejected(
+        &|p| p.write("assets/b.sql", "SELEC id FROM raw.a\n"),
+        &["materialize"],
+        &[
+            "E0301",
+            "SQL does not parse",
+            "asset 'stg/b'",
+            "assets/b.sql",
+        ],
+    );
+}
+
+#[test]
+fn sql_that_does_not_plan_is_caught_by_check() {
+    assert_rejected(
+        &|p| p.write("assets/b.sql", "SELECT id, no_such_column FROM raw.a\n"),
+        &["check"],
+        &[
+            "E0302",
+            "SQL does not plan",
+            "no_such_column",
+            "asset 'stg/b'",
+            "assets/b.sql",
+        ],
+    );
+}
+
+#[test]
+fn unknown_kind_suggests() {
+    assert_rejected(
+        &|p| {
+            p.write(
+                "assets/k.yaml",
+                "key: k\nkind: sqll\nquery: SELECT 1 AS v\n",
+            )
+        },
+        &["check"],
+        &["E0205", "unknown kind 'sqll'", "did you mean 'sql'?"],
+    );
+}
+
+#[test]
+fn bad_keys_and_missing_fields() {
+    assert_rejected(
+        &|p| {
+            p.write(
+                "assets/k.yaml",
+                "key: Bad-Key\nkind: sql\nquery: SELECT 1 AS v\n",
+            )
+        },
+        &["check"],
+        &["E0201"],
+    );
+    assert_rejected(
+        &|p| p.write("assets/k.yaml", "key: k\nkind: sql\n"),
+        &["check"],
+        &["E0206", "needs `sql:"],
+    );
+    assert_rejected(
+        &|p| p.write("assets/k.yaml", "key: k\nkind: command\n"),
+        &["check"],
+        &["E0206", "command"],
+    );
+    assert_rejected(
+        &|p| p.write("assets/k.yaml", "key: k\nkind: sql\nsql: missing.sql\n"),
+        &["check"],
+        &["E0206", "missing.sql"],
+    );
+}
+
+#[test]
+fn bad_selection_expressions() {
+    assert_rejected(
+        &|_| {},
+        &["materialize", "raw/a+b+"],
+        &["E0401", "bad selection"],
+    );
+    assert_rejected(
+        &|_| {},
+        &["materialize", "(raw/a"],
+        &["E0401", "missing ')'"],
+    );
+    assert_rejected(
+        &|_| {},
+        &["list", "flavour:x"],
+        &["E0401", "unknown method"],
+    );
+    assert_rejected(
+        &|_| {},
+        &["materialize", "raw/aa"],
+        &["E0402", "did you mean 'raw/a'?"],
+    );
+    assert_rejected(
+        &|_| {},
+        &["lineage", "stg/bb"],
+        &["E0402", "did you mean 'stg/b'?"],
+    );
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    let p = diamond();
+    p.run(&["materialize", "--no-such-flag"]).code(2);
+    p.run(&["frobnicate"]).code(2);
+    let empty = tempfile::tempdir().unwrap();
+    let r = run_in(empty.path(), &["materialize"]);
+    r.code(2);
+    assert!(
+        r.stderr.contains("E0101") && r.stderr.contains("assets init"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn multiple_errors_are_reported_together() {
+    let p = diamond();
+    p.write("assets/x.yaml", "assets:\n  - key: x\n    kind: sqll\n    query: SELECT 1\n  - key: y\n    kind: sql\n    query: SELECT * FROM nope\n");
+    let r = p.run(&["check"]);
+    r.code(2);
+    assert!(
+        r.stderr.contains("E0205") && r.stderr.contains("E0203"),
+        "{}",
+        r.stderr
+    );
+}

@@ -1,0 +1,241 @@
+//! `command` assets: the JSON-lines protocol, output formats, failures, retries, timeouts, cancellation.
+
+mod common;
+use common::*;
+
+const WRITER: &str = r#"
+import json, os, sys
+out = os.environ["SPINE_OUTPUT_DIR"]
+with open(os.path.join(out, "rows.csv"), "w") as f:
+    f.write("id,name\n1,a\n2,b\n3,c\n")
+print(json.dumps({"type": "log", "level": "info", "message": "hello from " + os.environ["SPINE_ASSET_KEY"]}))
+print(json.dumps({"type": "metadata", "data": {"source": "test", "run": os.environ["SPINE_RUN_ID"]}}))
+print(json.dumps({"type": "check", "name": "three_rows", "passed": True}))
+print("plain text line")
+"#;
+
+#[test]
+fn command_asset_writes_csv_reports_metadata_and_feeds_sql() {
+    let p = Project::new(&[
+        ("assets/gen.py", WRITER),
+        ("assets/a.yaml", "key: raw/people\nkind: command\ncommand: [python3, gen.py]\n"),
+        ("assets/b.yaml", "key: people_count\nkind: sql\nquery: SELECT COUNT(*) AS n, SUM(id) AS s FROM raw.people\n"),
+    ]);
+    let r = p.run(&["materialize", "--json"]);
+    r.ok();
+    let v = r.json();
+    assert_eq!(status_of(&v, "raw/people"), "succeeded");
+    let q = p.run(&["sql", "--json", "SELECT n, s FROM people_count"]);
+    assert_eq!(q.json()[0]["n"], 3);
+    assert_eq!(q.json()[0]["s"], 6);
+    let m = p.run(&[
+        "sql",
+        "--json",
+        "SELECT metadata FROM spine.materializations WHERE asset_key = 'raw/people'",
+    ]);
+    let meta: serde_json::Value =
+        serde_json::from_str(m.json()[0]["metadata"].as_str().unwrap()).unwrap();
+    assert_eq!(meta["source"], "test");
+    let run_id = v["run_id"].as_str().unwrap();
+    let logs = p.run(&["logs", run_id]);
+    assert!(
+        logs.stdout.contains("hello from raw/people"),
+        "{}",
+        logs.stdout
+    );
+    assert!(logs.stdout.contains("plain text line"), "{}", logs.stdout);
+    assert!(
+        logs.stdout.contains("check three_rows passed"),
+        "{}",
+        logs.stdout
+    );
+    // Editing the script changes the code version.
+    p.write("assets/gen.py", &format!("{WRITER}\n# changed\n"));
+    let st = p.run(&["status", "--json", "raw/people"]);
+    assert_eq!(st.json()[0]["freshness"]["state"], "stale");
+}
+
+#[test]
+fn failing_command_fails_the_run_and_skips_downstream() {
+    let p = Project::new(&[
+        ("assets/a.yaml", "key: bad\nkind: command\ncommand: [python3, -c, \"import sys; print('boom', file=sys.stderr); sys.exit(3)\"]\n"),
+        ("assets/b.yaml", "key: after\nkind: sql\nquery: SELECT * FROM bad\n"),
+        ("assets/c.yaml", "key: fine\nkind: sql\nquery: SELECT 1 AS v\n"),
+    ]);
+    let r = p.run(&["materialize", "--json"]);
+    r.code(1);
+    let v = r.json();
+    assert_eq!(v["status"], "failed");
+    assert_eq!(status_of(&v, "bad"), "failed");
+    assert_eq!(status_of(&v, "after"), "skipped");
+    assert_eq!(status_of(&v, "fine"), "succeeded");
+    let bad = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == "bad")
+        .unwrap();
+    let err = bad["error"].as_str().unwrap();
+    assert!(
+        err.contains("exited with 3") && err.contains("boom"),
+        "{err}"
+    );
+    assert!(
+        !p.path().join("warehouse/bad/_delta_log").exists(),
+        "a failed step leaves no table"
+    );
+}
+
+#[test]
+fn failed_error_check_blocks_the_commit() {
+    let p = Project::new(&[(
+        "assets/a.yaml",
+        "key: checked\nkind: command\ncommand: [python3, -c, \"import os,json; open(os.environ['SPINE_OUTPUT_DIR']+'/x.jsonl','w').write('{\\\"v\\\": 1}\\\\n'); print(json.dumps({'type':'check','name':'positive','passed':False,'message':'v too small'}))\"]\n",
+    )]);
+    let r = p.run(&["materialize", "--json"]);
+    r.code(1);
+    let err = r.json()["steps"][0]["error"].as_str().unwrap().to_string();
+    assert!(
+        err.contains("check 'positive' failed") && err.contains("v too small"),
+        "{err}"
+    );
+    assert!(!p.path().join("warehouse/checked/_delta_log").exists());
+}
+
+#[test]
+fn retries_with_backoff_then_succeeds() {
+    let script = "import os\nif os.environ['SPINE_ATTEMPT'] == '1':\n    raise SystemExit('transient failure')\nopen(os.path.join(os.environ['SPINE_OUTPUT_DIR'], 'o.jsonl'), 'w').write('{\"ok\": true}\\n')\n";
+    let p = Project::new(&[
+        ("assets/flaky.py", script),
+        ("assets/a.yaml", "key: flaky\nkind: command\ncommand: [python3, flaky.py]\nretries: 2\nretry_delay: 100ms\n"),
+    ]);
+    let r = p.run(&["materialize", "--json"]);
+    r.ok();
+    let step = &r.json()["steps"][0];
+    assert_eq!(step["status"], "succeeded");
+    assert_eq!(step["attempts"], 2);
+    let id = r.json()["run_id"].as_str().unwrap().to_string();
+    let logs = p.run(&["logs", &id]);
+    assert!(
+        logs.stdout.contains("attempt 1 failed (retrying in"),
+        "{}",
+        logs.stdout
+    );
+}
+
+#[test]
+fn timeout_fails_the_step() {
+    let p = Project::new(&[(
+        "assets/a.yaml",
+        "key: slow\nkind: command\ncommand: [python3, -c, \"import time; time.sleep(30)\"]\ntimeout: 500ms\n",
+    )]);
+    let t = std::time::Instant::now();
+    let r = p.run(&["materialize", "--json"]);
+    r.code(1);
+    assert!(
+        t.elapsed().as_secs() < 20,
+        "the timeout did not stop the command"
+    );
+    assert!(r.json()["steps"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("timed out after 0.5s"));
+}
+
+#[test]
+fn no_output_and_unknown_format_are_clear_errors() {
+    let p = Project::new(&[
+        ("assets/a.yaml", "key: nothing\nkind: command\ncommand: [python3, -c, \"pass\"]\n"),
+        ("assets/b.yaml", "key: weird\nkind: command\ncommand: [python3, -c, \"import os; open(os.environ['SPINE_OUTPUT_DIR']+'/x.txt','w').write('hi')\"]\n"),
+        ("assets/c.yaml", "key: missing_program\nkind: command\ncommand: [no-such-program-xyz]\n"),
+    ]);
+    let r = p.run(&["materialize", "--json"]);
+    r.code(1);
+    let v = r.json();
+    let err = |k: &str| {
+        v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["key"] == k)
+            .unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        err("nothing").contains("wrote no output files"),
+        "{}",
+        err("nothing")
+    );
+    assert!(
+        err("weird").contains("cannot tell the output format"),
+        "{}",
+        err("weird")
+    );
+    assert!(
+        err("missing_program").contains("cannot start 'no-such-program-xyz'"),
+        "{}",
+        err("missing_program")
+    );
+}
+
+#[test]
+fn ctrl_c_cancels_and_leaves_state_consistent() {
+    let p = Project::new(&[
+        ("assets/a.yaml", "key: quick\nkind: sql\nquery: SELECT 1 AS v\n"),
+        ("assets/b.yaml", "key: slow\nkind: command\ncommand: [python3, -c, \"import time; print('started', flush=True); time.sleep(60)\"]\ndeps: [quick]\n"),
+        ("assets/c.yaml", "key: after\nkind: sql\nquery: SELECT * FROM slow\n"),
+    ]);
+    let mut child = bin()
+        .args(["materialize", "--json"])
+        .current_dir(p.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the slow step is running, then interrupt.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let r = p.run(&[
+            "sql",
+            "--json",
+            "SELECT status FROM spine.steps WHERE step_id = 'slow'",
+        ]);
+        if r.code == 0 && r.stdout.contains("running") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "slow step never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let pid = child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"], "cancelled");
+    assert_eq!(status_of(&v, "quick"), "succeeded");
+    assert_eq!(status_of(&v, "slow"), "cancelled");
+    assert_eq!(status_of(&v, "after"), "cancelled");
+    let runs = p.run(&["runs", "--json"]);
+    assert_eq!(runs.json()[0]["status"], "cancelled");
+    assert!(!p.path().join("warehouse/slow/_delta_log").exists());
+    // The next run picks up where it left off: quick is fresh, the rest runs.
+    p.write("assets/b.yaml", "key: slow\nkind: command\ncommand: [python3, -c, \"import os; open(os.environ['SPINE_OUTPUT_DIR']+'/o.jsonl','w').write('{\\\"v\\\": 1}\\\\n')\"]\ndeps: [quick]\n");
+    let r = p.run(&["materialize", "--json"]);
+    r.ok();
+    assert_eq!(status_of(&r.json(), "quick"), "up_to_date");
+    assert_eq!(status_of(&r.json(), "after"), "succeeded");
+}

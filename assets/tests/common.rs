@@ -1,0 +1,160 @@
+//! Shared helpers for CLI tests: temporary projects and running the real binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    /// A project with `spine.toml` and the given files (paths relative to the project root).
+    pub fn new(files: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = Project { dir };
+        if !files.iter().any(|(f, _)| *f == "spine.toml") {
+            p.write(
+                "spine.toml",
+                "[project]\nname = \"t\"\n[defaults]\nretry_delay = \"50ms\"\n",
+            );
+        }
+        for (f, text) in files {
+            p.write(f, text);
+        }
+        p
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, file: &str, text: &str) {
+        let p = self.path().join(file);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    }
+
+    pub fn remove(&self, file: &str) {
+        std::fs::remove_file(self.path().join(file)).expect("remove");
+    }
+
+    /// Runs `assets ARGS` in the project.
+    pub fn run(&self, args: &[&str]) -> Run {
+        run_in(self.path(), args)
+    }
+
+    /// Every file under .spine/ and warehouse/ with its size and content hash.
+    pub fn snapshot(&self) -> Vec<(PathBuf, u64, u64)> {
+        let mut out = Vec::new();
+        for d in [".spine", "warehouse"] {
+            walk(&self.path().join(d), &mut out);
+        }
+        out.sort();
+        out
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<(PathBuf, u64, u64)>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, out);
+        } else {
+            let bytes = std::fs::read(&p).unwrap_or_default();
+            let mut h: u64 = 1469598103934665603;
+            for b in &bytes {
+                h = (h ^ *b as u64).wrapping_mul(1099511628211);
+            }
+            out.push((p, bytes.len() as u64, h));
+        }
+    }
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn ok(&self) -> &Self {
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+    pub fn code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "expected exit {code}\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
+    }
+}
+
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_assets"))
+}
+
+pub fn run_in(dir: &Path, args: &[&str]) -> Run {
+    let out: Output = bin()
+        .args(args)
+        .current_dir(dir)
+        .env_remove("SPINE_STATE_URL")
+        .env_remove("SPINE_WAREHOUSE_URL")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run assets");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
+}
+
+/// A four-asset project: a → b → c, a → d.
+pub fn diamond() -> Project {
+    Project::new(&[
+        ("assets/a.yaml", "key: raw/a\nkind: sql\nquery: SELECT value AS id, value * 2 AS x FROM generate_series(1, 100)\n"),
+        ("assets/b.yaml", "key: stg/b\nkind: sql\nsql: b.sql\n"),
+        ("assets/b.sql", "SELECT id, x + 1 AS x FROM raw.a\n"),
+        (
+            "assets/more.yaml",
+            "assets:\n  - key: marts/c\n    kind: sql\n    query: SELECT SUM(x) AS total FROM stg.b\n  - key: marts/d\n    kind: sql\n    query: SELECT COUNT(*) AS n FROM raw.a\n    tags: [daily]\n",
+        ),
+    ])
+}
+
+/// Steps of a `materialize --json` report as (key, status).
+pub fn step_statuses(v: &serde_json::Value) -> Vec<(String, String)> {
+    v["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| {
+            (
+                s["key"].as_str().unwrap_or("").to_string(),
+                s["status"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+pub fn status_of(v: &serde_json::Value, key: &str) -> String {
+    step_statuses(v)
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, s)| s)
+        .unwrap_or_else(|| panic!("no step {key} in {v}"))
+}

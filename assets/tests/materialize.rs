@@ -1,0 +1,233 @@
+//! End-to-end: materialize, re-run (all fresh), change one SQL file (only it and its descendants re-run).
+
+mod common;
+use common::*;
+
+#[test]
+fn materialize_rerun_and_change_one_file() {
+    let p = diamond();
+    let first = p.run(&["materialize", "--json"]);
+    first.ok();
+    let v = first.json();
+    assert_eq!(v["status"], "succeeded");
+    for k in ["raw/a", "stg/b", "marts/c", "marts/d"] {
+        assert_eq!(status_of(&v, k), "succeeded", "{k}");
+    }
+    let a = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == "raw/a")
+        .unwrap();
+    assert_eq!(a["rows"], 100);
+
+    // Everything is fresh now.
+    let again = p.run(&["materialize", "--json"]);
+    again.ok();
+    let v = again.json();
+    for k in ["raw/a", "stg/b", "marts/c", "marts/d"] {
+        assert_eq!(status_of(&v, k), "up_to_date", "{k}");
+    }
+    let human = p.run(&["materialize"]);
+    human.ok();
+    assert!(
+        human.stdout.contains("0 materialized, 4 up to date"),
+        "{}",
+        human.stdout
+    );
+
+    // Change one SQL file: status names it stale with the reason, and only it and its descendants re-run.
+    p.write("assets/b.sql", "SELECT id, x + 2 AS x FROM raw.a\n");
+    let st = p.run(&["status", "--json"]);
+    st.ok();
+    let sv = st.json();
+    let b = sv
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == "stg/b")
+        .unwrap();
+    assert_eq!(b["freshness"]["state"], "stale");
+    assert!(b["freshness"]["reasons"][0]
+        .as_str()
+        .unwrap()
+        .contains("code version changed"));
+    let c = sv
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == "marts/c")
+        .unwrap();
+    assert_eq!(c["upstream_outdated"], true);
+
+    let third = p.run(&["materialize", "--json"]);
+    third.ok();
+    let v = third.json();
+    assert_eq!(status_of(&v, "raw/a"), "up_to_date");
+    assert_eq!(status_of(&v, "marts/d"), "up_to_date");
+    assert_eq!(status_of(&v, "stg/b"), "succeeded");
+    assert_eq!(status_of(&v, "marts/c"), "succeeded");
+
+    // The new total reflects the change: sum(2*id + 2) for id in 1..=100.
+    let q = p.run(&["sql", "--json", "SELECT total FROM marts.c"]);
+    q.ok();
+    assert_eq!(q.json()[0]["total"], 10100 + 200);
+
+    // --force recomputes fresh assets; a selection limits the run.
+    let forced = p.run(&["materialize", "--json", "--force", "marts/d"]);
+    forced.ok();
+    assert_eq!(
+        step_statuses(&forced.json()),
+        vec![("marts/d".to_string(), "succeeded".to_string())]
+    );
+}
+
+#[test]
+fn upstream_materialized_elsewhere_makes_downstream_stale() {
+    let p = diamond();
+    p.run(&["materialize"]).ok();
+    // Re-materialize raw/a alone (forced): its downstreams are now stale because a newer version exists.
+    p.run(&["materialize", "--force", "raw/a"]).ok();
+    let st = p.run(&["status", "--json", "raw/a+"]);
+    st.ok();
+    let v = st.json();
+    let d = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == "marts/d")
+        .unwrap();
+    assert_eq!(d["freshness"]["state"], "stale");
+    assert!(
+        d["freshness"]["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("newer materialization"),
+        "{d}"
+    );
+    let run = p.run(&["materialize", "--json"]);
+    let v = run.json();
+    assert_eq!(status_of(&v, "raw/a"), "up_to_date");
+    assert_eq!(status_of(&v, "stg/b"), "succeeded");
+    assert_eq!(status_of(&v, "marts/d"), "succeeded");
+}
+
+#[test]
+fn records_lineage_and_exact_upstream_versions() {
+    let p = diamond();
+    p.run(&["materialize"]).ok();
+    p.run(&["materialize", "--force", "raw/a"]).ok();
+    p.run(&["materialize", "stg/b"]).ok();
+    // stg/b's latest materialization read raw/a at Delta version 1 (its second commit).
+    let q = p.run(&[
+        "sql",
+        "--json",
+        "SELECT l.upstream_key, l.upstream_delta_version FROM spine.lineage l JOIN spine.materializations m \
+         ON l.materialization_id = m.id WHERE m.asset_key = 'stg/b' ORDER BY m.id DESC LIMIT 1",
+    ]);
+    q.ok();
+    let v = q.json();
+    assert_eq!(v[0]["upstream_key"], "raw/a");
+    assert_eq!(v[0]["upstream_delta_version"], 1);
+    // The Delta versions the store recorded match the tables.
+    let m = p.run(&["sql", "--json", "SELECT asset_key, delta_version, row_count FROM spine.materializations WHERE asset_key = 'raw/a' ORDER BY id"]);
+    let v = m.json();
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    assert_eq!(v[1]["delta_version"], 1);
+    assert!(p
+        .path()
+        .join("warehouse/raw/a/_delta_log/00000000000000000001.json")
+        .exists());
+}
+
+#[test]
+fn list_runs_run_logs_and_lineage() {
+    let p = diamond();
+    p.run(&["materialize"]).ok();
+    let list = p.run(&["list", "--json", "+marts/c"]);
+    list.ok();
+    let keys: Vec<String> = list
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["key"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(keys, ["raw/a", "stg/b", "marts/c"]);
+
+    let runs = p.run(&["runs", "--json"]);
+    runs.ok();
+    let id = runs.json()[0]["run_id"].as_str().unwrap().to_string();
+    let run = p.run(&["run", &id[..10]]);
+    run.ok();
+    assert!(
+        run.stdout.contains("succeeded") && run.stdout.contains("marts/c"),
+        "{}",
+        run.stdout
+    );
+    let logs = p.run(&["logs", &id]);
+    logs.ok();
+    assert!(
+        logs.stdout.contains("materialized raw/a: 100 rows"),
+        "{}",
+        logs.stdout
+    );
+
+    let tree = p.run(&["lineage", "stg/b"]);
+    tree.ok();
+    assert!(
+        tree.stdout.contains("└── raw/a") && tree.stdout.contains("└── marts/c"),
+        "{}",
+        tree.stdout
+    );
+    let dot = p.run(&["lineage", "raw/a", "--downstream", "--format", "dot"]);
+    assert!(
+        dot.stdout.contains("\"raw/a\" -> \"stg/b\"") && !dot.stdout.contains("upstream"),
+        "{}",
+        dot.stdout
+    );
+    let json = p.run(&[
+        "lineage",
+        "marts/c",
+        "--upstream",
+        "--depth",
+        "1",
+        "--format",
+        "json",
+    ]);
+    let v = json.json();
+    assert_eq!(v["nodes"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn json_logs_carry_run_and_step_ids() {
+    let p = diamond();
+    let r = p.run(&["materialize", "--log-format", "json", "-v"]);
+    r.ok();
+    let line = r
+        .stderr
+        .lines()
+        .find(|l| l.contains("step succeeded"))
+        .unwrap_or_else(|| panic!("no step log line in:\n{}", r.stderr));
+    let v: serde_json::Value = serde_json::from_str(line).expect("JSON log line");
+    assert!(v["span"]["run_id"].is_string(), "{v}");
+    assert!(v["span"]["step_id"].is_string(), "{v}");
+}
+
+#[test]
+fn init_creates_a_project_that_materializes() {
+    let dir = tempfile::tempdir().unwrap();
+    run_in(dir.path(), &["init", "demo"]).ok();
+    let root = dir.path().join("demo");
+    run_in(&root, &["check"]).ok();
+    let r = run_in(&root, &["materialize", "--json"]);
+    r.ok();
+    let v = r.json();
+    assert_eq!(v["status"], "succeeded");
+    assert_eq!(v["steps"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        run_in(&root, &["init"]).code,
+        2,
+        "init refuses an existing project"
+    );
+}

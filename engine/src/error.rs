@@ -1,0 +1,203 @@
+//! Failure classes. Definition errors (bad user input) carry a stable code, the file and line, and a hint;
+//! the CLI maps them to exit code 2. Everything else is a failure of the work or of the environment.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Where in the user's files a problem is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// File, relative to the project root where possible.
+    pub file: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{}", self.file.display(), l),
+            None => write!(f, "{}", self.file.display()),
+        }
+    }
+}
+
+/// A problem in the project's definitions or in the user's command-line input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefinitionError {
+    /// Stable code, e.g. `E0203`; see `docs/reference/errors.md`.
+    pub code: &'static str,
+    /// What is wrong.
+    pub message: String,
+    /// Asset concerned, when there is one.
+    pub asset: Option<String>,
+    /// File and line, when known.
+    pub location: Option<Location>,
+    /// What to do about it.
+    pub hint: Option<String>,
+}
+
+impl DefinitionError {
+    /// A new error with a code and message.
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        DefinitionError {
+            code,
+            message: message.into(),
+            asset: None,
+            location: None,
+            hint: None,
+        }
+    }
+    /// Attaches the asset concerned.
+    pub fn asset(mut self, key: impl Into<String>) -> Self {
+        self.asset = Some(key.into());
+        self
+    }
+    /// Attaches a location.
+    pub fn at(mut self, file: impl Into<PathBuf>, line: Option<usize>) -> Self {
+        self.location = Some(Location {
+            file: file.into(),
+            line,
+        });
+        self
+    }
+    /// Attaches an optional location.
+    pub fn at_opt(mut self, loc: Option<Location>) -> Self {
+        self.location = loc;
+        self
+    }
+    /// Attaches a hint.
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl fmt::Display for DefinitionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.code, self.message)?;
+        match (&self.location, &self.asset) {
+            (Some(loc), Some(a)) => write!(f, " (asset '{a}', {loc})")?,
+            (Some(loc), None) => write!(f, " ({loc})")?,
+            (None, Some(a)) => write!(f, " (asset '{a}')")?,
+            (None, None) => {}
+        }
+        if let Some(h) = &self.hint {
+            write!(f, " — {h}")?;
+        }
+        Ok(())
+    }
+}
+
+/// All the definition problems found in one pass, so a user fixes them together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefinitionErrors(pub Vec<DefinitionError>);
+
+impl fmt::Display for DefinitionErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "error: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for DefinitionErrors {}
+
+impl From<DefinitionError> for DefinitionErrors {
+    fn from(e: DefinitionError) -> Self {
+        DefinitionErrors(vec![e])
+    }
+}
+
+/// Any engine failure.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Invalid project or command-line input (exit code 2).
+    #[error("{0}")]
+    Definition(#[from] DefinitionErrors),
+    /// The run store failed.
+    #[error("run store: {0}")]
+    Store(#[from] StoreError),
+    /// Reading or writing asset data failed.
+    #[error("warehouse: {0}")]
+    Warehouse(#[from] WarehouseError),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A query failed.
+    #[error("query: {0}")]
+    Query(#[from] datafusion::error::DataFusionError),
+    /// Something that should not happen; please report it.
+    #[error("internal error (please report this as a bug): {0}")]
+    Internal(String),
+}
+
+impl EngineError {
+    /// True when the cause is the user's input (maps to exit code 2).
+    pub fn is_user_error(&self) -> bool {
+        matches!(self, EngineError::Definition(_))
+    }
+}
+
+impl From<DefinitionError> for EngineError {
+    fn from(e: DefinitionError) -> Self {
+        EngineError::Definition(e.into())
+    }
+}
+
+/// Run-store failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed.
+    #[error("{0}")]
+    Database(#[from] sqlx::Error),
+    /// Schema migration failed.
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The state URL is not supported.
+    #[error("unsupported state URL '{0}': use sqlite://PATH (Postgres arrives with the multi-worker issue)")]
+    UnsupportedUrl(String),
+    /// A record was not found.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// Stored data could not be decoded.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+/// Warehouse (Delta/Parquet) failures.
+#[derive(Debug, thiserror::Error)]
+pub enum WarehouseError {
+    /// Delta Lake failed.
+    #[error("delta: {0}")]
+    Delta(#[from] deltalake::DeltaTableError),
+    /// Object store failed.
+    #[error("object store: {0}")]
+    ObjectStore(#[from] object_store::Error),
+    /// Parquet writing failed.
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    /// Arrow failed.
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// DataFusion failed.
+    #[error("{0}")]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+    /// The warehouse URL is invalid.
+    #[error("invalid warehouse URL '{0}'")]
+    BadUrl(String),
+    /// Output files of a command asset are unusable.
+    #[error("{0}")]
+    BadOutput(String),
+}
+
+impl std::error::Error for DefinitionError {}

@@ -1,0 +1,201 @@
+//! Asset kinds: how an asset's data is computed. The engine knows kinds only through [`AssetKind`]; it
+//! ships `sql` and `rust`, and other crates register more (`spine-jobs` adds `command`).
+
+mod rust;
+mod sql;
+
+pub use rust::RustKind;
+pub use sql::SqlKind;
+
+use crate::key::{AssetKey, RunId};
+use crate::project::AssetSpec;
+use crate::store::{NewEvent, RunStore};
+use arrow::record_batch::RecordBatch;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::prelude::SessionContext;
+use futures::future::BoxFuture;
+use spine_schemas::events::EventKind;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use url::Url;
+
+/// One upstream as a step sees it.
+#[derive(Debug, Clone)]
+pub struct UpstreamInput {
+    /// Upstream asset.
+    pub key: AssetKey,
+    /// Its Delta table.
+    pub table_url: Url,
+    /// The Delta version this step reads.
+    pub delta_version: i64,
+}
+
+/// Records what a step reports while it runs (logs, metadata, check results) in the event log.
+#[derive(Clone)]
+pub struct EventSink {
+    store: Arc<dyn RunStore>,
+    run_id: RunId,
+    step_id: String,
+}
+
+impl EventSink {
+    /// A sink for one step.
+    pub fn new(store: Arc<dyn RunStore>, run_id: RunId, step_id: String) -> Self {
+        EventSink {
+            store,
+            run_id,
+            step_id,
+        }
+    }
+
+    /// Appends an event of `kind`, logging it through `tracing` as well.
+    pub async fn emit(
+        &self,
+        kind: EventKind,
+        level: &str,
+        message: &str,
+        data: Option<serde_json::Value>,
+    ) {
+        match level {
+            "error" => tracing::error!(target: "spine::step", "{message}"),
+            "warn" => tracing::warn!(target: "spine::step", "{message}"),
+            "debug" => tracing::debug!(target: "spine::step", "{message}"),
+            _ => tracing::info!(target: "spine::step", "{message}"),
+        }
+        let mut ev = NewEvent::new(&self.run_id, Some(&self.step_id), kind, level, message);
+        ev.data = data;
+        if let Err(e) = self.store.append_events(&[ev]).await {
+            tracing::warn!("could not record a step event: {e}");
+        }
+    }
+
+    /// Appends a log line.
+    pub async fn log(&self, level: &str, message: &str) {
+        self.emit(EventKind::Log, level, message, None).await
+    }
+}
+
+/// Everything a kind needs to compute one asset.
+pub struct StepContext {
+    /// The run.
+    pub run_id: RunId,
+    /// The step.
+    pub step_id: String,
+    /// Attempt number, from 1.
+    pub attempt: u32,
+    /// The asset.
+    pub spec: AssetSpec,
+    /// Partition (none until partitions exist).
+    pub partition: Option<String>,
+    /// The project folder.
+    pub project_root: PathBuf,
+    /// A DataFusion session in which every upstream is registered under its key at the version read.
+    pub session: SessionContext,
+    /// Upstreams and the versions read.
+    pub upstream: Vec<UpstreamInput>,
+    /// A private folder for this attempt (outputs of external programs go here).
+    pub scratch: PathBuf,
+    /// Reports logs, metadata and checks.
+    pub events: EventSink,
+}
+
+/// A check result reported by a step.
+#[derive(Debug, Clone)]
+pub struct CheckResult {
+    /// Name.
+    pub name: String,
+    /// Passed?
+    pub passed: bool,
+    /// `error` blocks the commit; `warn` is recorded only.
+    pub severity: String,
+    /// Explanation.
+    pub message: Option<String>,
+}
+
+/// The data a step produced, before it is written.
+pub enum StepData {
+    /// A stream of batches (written as it arrives).
+    Stream(SendableRecordBatchStream),
+    /// Batches in memory.
+    Batches(Vec<RecordBatch>),
+    /// Files written by an external program; `format` is `parquet`, `csv` or `jsonl`.
+    Files {
+        /// The files.
+        paths: Vec<PathBuf>,
+        /// Their format.
+        format: String,
+    },
+}
+
+/// What a step returns.
+pub struct StepOutput {
+    /// The data.
+    pub data: StepData,
+    /// Metadata merged into the materialization record.
+    pub metadata: BTreeMap<String, serde_json::Value>,
+    /// Check results.
+    pub checks: Vec<CheckResult>,
+}
+
+impl StepOutput {
+    /// Output with data only.
+    pub fn data(data: StepData) -> Self {
+        StepOutput {
+            data,
+            metadata: BTreeMap::new(),
+            checks: Vec::new(),
+        }
+    }
+}
+
+/// A step failure, as text for the user.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct StepError(pub String);
+
+impl StepError {
+    /// From anything printable.
+    pub fn msg(m: impl std::fmt::Display) -> Self {
+        StepError(m.to_string())
+    }
+}
+
+/// An asset kind.
+pub trait AssetKind: Send + Sync {
+    /// The name used in definitions (`kind: sql`).
+    fn name(&self) -> &'static str;
+    /// Computes the asset.
+    fn execute<'a>(&'a self, ctx: &'a StepContext) -> BoxFuture<'a, Result<StepOutput, StepError>>;
+}
+
+/// The kinds an engine can execute.
+#[derive(Clone, Default)]
+pub struct KindRegistry {
+    kinds: BTreeMap<&'static str, Arc<dyn AssetKind>>,
+}
+
+impl KindRegistry {
+    /// The engine's built-in kinds: `sql` and `rust`.
+    pub fn builtin() -> Self {
+        let mut r = KindRegistry::default();
+        r.register(Arc::new(SqlKind));
+        r.register(Arc::new(RustKind));
+        r
+    }
+
+    /// Adds (or replaces) a kind.
+    pub fn register(&mut self, kind: Arc<dyn AssetKind>) {
+        self.kinds.insert(kind.name(), kind);
+    }
+
+    /// The kind named `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn AssetKind>> {
+        self.kinds.get(name)
+    }
+
+    /// Names of all kinds.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.kinds.keys().copied().collect()
+    }
+}

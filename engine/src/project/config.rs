@@ -1,0 +1,231 @@
+//! `spine.toml` resolved into a [`ProjectConfig`]: paths made absolute, `${env:NAME}` substituted, and the
+//! precedence applied (flag > environment variable > `spine.toml` > built-in default).
+
+use crate::duration::parse_duration;
+use crate::error::{DefinitionError, DefinitionErrors};
+use spine_schemas::definitions::ProjectFile;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use url::Url;
+
+/// Per-asset defaults and run settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Retries after a failed attempt.
+    pub retries: u32,
+    /// First retry delay.
+    pub retry_delay: Duration,
+    /// Per-attempt timeout.
+    pub timeout: Option<Duration>,
+    /// Steps run at once.
+    pub concurrency: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            retries: 0,
+            retry_delay: Duration::from_secs(1),
+            timeout: None,
+            concurrency: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+                .max(2),
+        }
+    }
+}
+
+/// The resolved project configuration.
+#[derive(Debug, Clone)]
+pub struct ProjectConfig {
+    /// Folder holding `spine.toml`.
+    pub root: PathBuf,
+    /// Project name.
+    pub name: String,
+    /// Folder searched for asset YAML files.
+    pub assets_dir: PathBuf,
+    /// Run-store URL (`sqlite://…`).
+    pub state_url: String,
+    /// Warehouse root URL (`file:///…/` or `s3://…/`), always ending in `/`.
+    pub warehouse_url: Url,
+    /// Object-store options for the warehouse.
+    pub warehouse_options: BTreeMap<String, String>,
+    /// Defaults.
+    pub settings: Settings,
+    /// `[vars]`.
+    pub vars: BTreeMap<String, String>,
+}
+
+impl ProjectConfig {
+    /// The embedded default for a project rooted at `root`: `.spine/state.db` and `warehouse/`, with
+    /// `SPINE_STATE_URL` / `SPINE_WAREHOUSE_URL` applied.
+    pub fn in_dir(root: impl Into<PathBuf>) -> Result<Self, DefinitionErrors> {
+        let root = absolute(&root.into());
+        let state = std::env::var("SPINE_STATE_URL").ok();
+        let wh = std::env::var("SPINE_WAREHOUSE_URL").ok();
+        Ok(ProjectConfig {
+            name: root
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("project")
+                .to_string(),
+            assets_dir: root.join("assets"),
+            state_url: resolve_state_url(&root, state.as_deref())?,
+            warehouse_url: resolve_warehouse_url(&root, wh.as_deref())?,
+            warehouse_options: BTreeMap::new(),
+            settings: Settings::default(),
+            vars: BTreeMap::new(),
+            root,
+        })
+    }
+
+    /// Reads `<root>/spine.toml`.
+    pub fn load(root: &Path) -> Result<Self, DefinitionErrors> {
+        let root = absolute(root);
+        let path = root.join("spine.toml");
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            DefinitionError::new("E0101", format!("cannot read spine.toml: {e}"))
+                .at(&path, None)
+                .hint("run `assets init` to create a project, or pass --project DIR")
+        })?;
+        let text = substitute_env(&text).map_err(|(line, msg)| {
+            DefinitionError::new("E0103", msg)
+                .at(&path, Some(line))
+                .hint("export the variable, or remove the reference")
+        })?;
+        let file: ProjectFile = toml::from_str(&text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            DefinitionError::new("E0102", format!("malformed spine.toml: {}", e.message()))
+                .at(&path, line)
+                .hint("see docs/reference/project.md for the format")
+        })?;
+        let bad = |field: &str, msg: String| {
+            DefinitionError::new("E0104", format!("{field}: {msg}")).at(&path, None)
+        };
+        let mut s = Settings::default();
+        let d = &file.defaults;
+        if let Some(r) = d.retries {
+            s.retries = r;
+        }
+        if let Some(t) = &d.retry_delay {
+            s.retry_delay = parse_duration(t).map_err(|m| bad("defaults.retry_delay", m))?;
+        }
+        if let Some(t) = &d.timeout {
+            s.timeout = Some(parse_duration(t).map_err(|m| bad("defaults.timeout", m))?);
+        }
+        if let Some(c) = d.concurrency {
+            if c == 0 {
+                return Err(bad("defaults.concurrency", "must be at least 1".into()).into());
+            }
+            s.concurrency = c;
+        }
+        let state = std::env::var("SPINE_STATE_URL")
+            .ok()
+            .or(file.state.url.clone());
+        let wh = std::env::var("SPINE_WAREHOUSE_URL")
+            .ok()
+            .or(file.warehouse.url.clone());
+        let mut vars = file.vars.clone();
+        for (k, v) in vars.iter_mut() {
+            if let Ok(e) = std::env::var(format!("SPINE_VAR_{}", k.to_ascii_uppercase())) {
+                *v = e;
+            }
+        }
+        Ok(ProjectConfig {
+            name: file.project.name.clone(),
+            assets_dir: root.join(&file.project.assets),
+            state_url: resolve_state_url(&root, state.as_deref())?,
+            warehouse_url: resolve_warehouse_url(&root, wh.as_deref())?,
+            warehouse_options: file.warehouse.options.clone(),
+            settings: s,
+            vars,
+            root,
+        })
+    }
+
+    /// The value of `${var:name}`: `SPINE_VAR_<NAME>` from the environment, else `[vars]`.
+    pub fn var(&self, name: &str) -> Option<String> {
+        std::env::var(format!("SPINE_VAR_{}", name.to_ascii_uppercase()))
+            .ok()
+            .or_else(|| self.vars.get(name).cloned())
+    }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    let p = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|c| c.join(p))
+            .unwrap_or(p.to_path_buf())
+    };
+    std::fs::canonicalize(&p).unwrap_or(p)
+}
+
+fn resolve_state_url(root: &Path, url: Option<&str>) -> Result<String, DefinitionErrors> {
+    let url = url.unwrap_or("sqlite://.spine/state.db");
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let p = Path::new(path);
+        let full = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            root.join(p)
+        };
+        return Ok(format!("sqlite://{}", full.display()));
+    }
+    Ok(url.to_string())
+}
+
+fn resolve_warehouse_url(root: &Path, url: Option<&str>) -> Result<Url, DefinitionErrors> {
+    let raw = url.unwrap_or("warehouse");
+    let mut u = if raw.contains("://") {
+        Url::parse(raw).map_err(|e| {
+            DefinitionError::new("E0105", format!("invalid warehouse URL '{raw}': {e}"))
+                .hint("use a path, file:///abs/path or s3://bucket/prefix")
+        })?
+    } else {
+        let p = Path::new(raw);
+        let full = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            root.join(p)
+        };
+        Url::from_directory_path(&full).map_err(|_| {
+            DefinitionError::new(
+                "E0105",
+                format!("invalid warehouse path '{}'", full.display()),
+            )
+        })?
+    };
+    if !u.path().ends_with('/') {
+        let p = format!("{}/", u.path());
+        u.set_path(&p);
+    }
+    Ok(u)
+}
+
+/// Replaces `${env:NAME}`; returns (line, message) for a missing variable.
+fn substitute_env(text: &str) -> Result<String, (usize, String)> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut consumed = 0;
+    while let Some(i) = rest.find("${env:") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 6..];
+        let line = text[..consumed + i].lines().count().max(1);
+        let end = after
+            .find('}')
+            .ok_or((line, "unterminated '${env:' (expected '}')".to_string()))?;
+        let name = &after[..end];
+        let val = std::env::var(name)
+            .map_err(|_| (line, format!("environment variable '{name}' is not set")))?;
+        out.push_str(&val);
+        consumed += i + 6 + end + 1;
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}

@@ -1,0 +1,322 @@
+//! Projects: `spine.toml` plus asset YAML files (with SQL in `.sql` files) loaded into validated
+//! [`AssetSpec`]s and an [`AssetGraph`]. Loading collects every problem it finds (malformed files, unknown
+//! kinds, duplicate keys, unknown upstreams, cycles, SQL that does not parse) and reports them together.
+//! Projects can also be built in code with [`ProjectBuilder`].
+
+mod config;
+mod load;
+
+pub use config::{ProjectConfig, Settings};
+pub use load::load_project;
+
+use crate::error::{DefinitionError, DefinitionErrors, Location};
+use crate::graph::AssetGraph;
+use crate::key::AssetKey;
+use arrow::record_batch::RecordBatch;
+use datafusion::prelude::SessionContext;
+use futures::future::BoxFuture;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The context a `rust` asset body receives: run identity and a DataFusion session in which every
+/// upstream is registered as a table named by its key (`"sales/orders"`).
+pub struct RustAssetContext {
+    /// The run.
+    pub run_id: String,
+    /// The asset being computed.
+    pub key: AssetKey,
+    /// A session with the upstream tables registered.
+    pub session: SessionContext,
+}
+
+/// Error type returned by `rust` asset bodies.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body of a `rust` asset: an async function returning record batches.
+pub type RustAssetFn = Arc<
+    dyn Fn(RustAssetContext) -> BoxFuture<'static, Result<Vec<RecordBatch>, BoxError>>
+        + Send
+        + Sync,
+>;
+
+/// How an asset is computed, as loaded from its definition.
+#[derive(Clone)]
+pub enum AssetBody {
+    /// DataFusion SQL over upstream tables.
+    Sql {
+        /// The query as written, with `${var:…}` substituted.
+        query: String,
+        /// The query with table references rewritten to quoted asset keys.
+        rewritten: String,
+        /// The `.sql` file, when the query came from one.
+        file: Option<PathBuf>,
+    },
+    /// An external program speaking the JSON-lines protocol.
+    Command {
+        /// Program and arguments.
+        argv: Vec<String>,
+        /// Extra environment.
+        env: BTreeMap<String, String>,
+        /// Working directory (the folder of the YAML file).
+        cwd: PathBuf,
+        /// Declared output format, if any.
+        output_format: Option<String>,
+        /// Format upstreams are also exported to, if any.
+        input_format: Option<String>,
+    },
+    /// A Rust function registered through the library API.
+    Rust(RustAssetFn),
+}
+
+impl std::fmt::Debug for AssetBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AssetBody::Sql { query, .. } => f.debug_struct("Sql").field("query", query).finish(),
+            AssetBody::Command { argv, .. } => {
+                f.debug_struct("Command").field("argv", argv).finish()
+            }
+            AssetBody::Rust(_) => f.write_str("Rust(..)"),
+        }
+    }
+}
+
+/// A validated asset definition.
+#[derive(Debug, Clone)]
+pub struct AssetSpec {
+    /// Unique key.
+    pub key: AssetKey,
+    /// Kind name (`sql`, `command`, `rust`, …).
+    pub kind: String,
+    /// Upstream assets (declared and inferred), sorted.
+    pub deps: Vec<AssetKey>,
+    /// Group.
+    pub group: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Owners.
+    pub owners: Vec<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// Code version; a change makes the asset stale.
+    pub code_version: String,
+    /// Retries after a failed attempt.
+    pub retries: u32,
+    /// First retry delay.
+    pub retry_delay: Duration,
+    /// Per-attempt timeout.
+    pub timeout: Option<Duration>,
+    /// How it is computed.
+    pub body: AssetBody,
+    /// Where it is defined.
+    pub source: Option<Location>,
+}
+
+impl AssetSpec {
+    /// A `rust` asset computed by `f`, with explicit `deps` and `code_version`.
+    pub fn rust<F, Fut>(
+        key: &str,
+        deps: &[&str],
+        code_version: &str,
+        f: F,
+    ) -> Result<Self, DefinitionError>
+    where
+        F: Fn(RustAssetContext) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Vec<RecordBatch>, BoxError>> + Send + 'static,
+    {
+        let key = parse_key(key)?;
+        let deps = deps
+            .iter()
+            .map(|d| parse_key(d))
+            .collect::<Result<Vec<_>, _>>()?;
+        let body: RustAssetFn = Arc::new(move |ctx| Box::pin(f(ctx)));
+        Ok(Self::new(
+            key,
+            "rust",
+            deps,
+            code_version.to_string(),
+            AssetBody::Rust(body),
+        ))
+    }
+
+    /// A `sql` asset; upstreams are inferred from the query.
+    pub fn sql(key: &str, query: &str) -> Result<Self, DefinitionError> {
+        let key = parse_key(key)?;
+        let analyzed = crate::sql::analyze(query).map_err(|e| {
+            DefinitionError::new("E0301", format!("SQL does not parse: {e}")).asset(key.as_str())
+        })?;
+        let code_version = crate::hash::short_hash(query.as_bytes());
+        let deps = analyzed.tables.iter().cloned().collect();
+        let body = AssetBody::Sql {
+            query: query.to_string(),
+            rewritten: analyzed.rewritten,
+            file: None,
+        };
+        Ok(Self::new(key, "sql", deps, code_version, body))
+    }
+
+    fn new(
+        key: AssetKey,
+        kind: &str,
+        mut deps: Vec<AssetKey>,
+        code_version: String,
+        body: AssetBody,
+    ) -> Self {
+        deps.sort();
+        deps.dedup();
+        AssetSpec {
+            group: default_group(&key),
+            key,
+            kind: kind.to_string(),
+            deps,
+            tags: Vec::new(),
+            owners: Vec::new(),
+            description: None,
+            code_version,
+            retries: 0,
+            retry_delay: Duration::from_secs(1),
+            timeout: None,
+            body,
+            source: None,
+        }
+    }
+
+    /// Sets the group.
+    pub fn with_group(mut self, group: &str) -> Self {
+        self.group = group.to_string();
+        self
+    }
+}
+
+fn parse_key(s: &str) -> Result<AssetKey, DefinitionError> {
+    AssetKey::parse(s).map_err(|e| {
+        DefinitionError::new("E0201", e.to_string()).hint("use path-like keys such as sales/orders")
+    })
+}
+
+/// The default group: the first component of a nested key, else `default`.
+pub fn default_group(key: &AssetKey) -> String {
+    let mut parts = key.components();
+    match (parts.next(), parts.next()) {
+        (Some(first), Some(_)) => first.to_string(),
+        _ => "default".to_string(),
+    }
+}
+
+/// A loaded, validated project.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// Resolved configuration.
+    pub config: ProjectConfig,
+    /// Assets by key.
+    pub assets: BTreeMap<AssetKey, AssetSpec>,
+    /// The dependency graph.
+    pub graph: AssetGraph,
+}
+
+impl Project {
+    /// The asset with `key`.
+    pub fn asset(&self, key: &AssetKey) -> Option<&AssetSpec> {
+        self.assets.get(key)
+    }
+
+    /// Builds a project in code.
+    pub fn builder(config: ProjectConfig) -> ProjectBuilder {
+        ProjectBuilder {
+            config,
+            assets: Vec::new(),
+        }
+    }
+
+    /// Validates assets (duplicates, unknown upstreams, cycles) and builds the graph.
+    pub(crate) fn assemble(
+        config: ProjectConfig,
+        specs: Vec<AssetSpec>,
+    ) -> Result<Project, DefinitionErrors> {
+        let mut errors = Vec::new();
+        let mut assets: BTreeMap<AssetKey, AssetSpec> = BTreeMap::new();
+        for spec in specs {
+            if let Some(first) = assets.get(&spec.key) {
+                let first_at = first
+                    .source
+                    .as_ref()
+                    .map(|l| l.to_string())
+                    .unwrap_or_else(|| "code".into());
+                errors.push(
+                    DefinitionError::new("E0202", format!("duplicate asset key '{}'", spec.key))
+                        .asset(spec.key.as_str())
+                        .at_opt(spec.source.clone())
+                        .hint(format!(
+                            "it is already defined at {first_at}; keys must be unique in a project"
+                        )),
+                );
+                continue;
+            }
+            assets.insert(spec.key.clone(), spec);
+        }
+        for spec in assets.values() {
+            for dep in &spec.deps {
+                if assets.contains_key(dep) {
+                    continue;
+                }
+                let mut e = DefinitionError::new("E0203", format!("unknown upstream '{dep}'"))
+                    .asset(spec.key.as_str())
+                    .at_opt(spec.source.clone());
+                e = match closest(dep.as_str(), assets.keys().map(|k| k.as_str())) {
+                    Some(s) => e.hint(format!("did you mean '{s}'?")),
+                    None => e.hint("define that asset, or remove it from deps / the query"),
+                };
+                errors.push(e);
+            }
+        }
+        let graph = AssetGraph::build(assets.values().map(|a| (&a.key, a.deps.as_slice())));
+        for cycle in graph.cycles() {
+            let path: Vec<&str> = cycle.iter().map(|k| k.as_str()).collect();
+            let first = &cycle[0];
+            errors.push(
+                DefinitionError::new("E0204", format!("dependency cycle: {}", path.join(" → ")))
+                    .asset(first.as_str())
+                    .at_opt(assets.get(first).and_then(|a| a.source.clone()))
+                    .hint("assets must form a DAG; remove one of these dependencies"),
+            );
+        }
+        if errors.is_empty() {
+            Ok(Project {
+                config,
+                assets,
+                graph,
+            })
+        } else {
+            Err(DefinitionErrors(errors))
+        }
+    }
+}
+
+/// Builds a [`Project`] from assets registered in code.
+pub struct ProjectBuilder {
+    config: ProjectConfig,
+    assets: Vec<AssetSpec>,
+}
+
+impl ProjectBuilder {
+    /// Adds an asset.
+    pub fn asset(mut self, spec: AssetSpec) -> Self {
+        self.assets.push(spec);
+        self
+    }
+
+    /// Validates and builds.
+    pub fn build(self) -> Result<Project, DefinitionErrors> {
+        Project::assemble(self.config, self.assets)
+    }
+}
+
+/// The candidate closest to `name` by edit distance, if reasonably close.
+pub fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|c| (strsim::damerau_levenshtein(name, c), c))
+        .filter(|(d, c)| *d <= (name.len().max(c.len()) / 3).max(2))
+        .min_by_key(|(d, c)| (*d, c.to_string()))
+        .map(|(_, c)| c)
+}

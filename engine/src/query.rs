@@ -1,0 +1,166 @@
+//! `assets sql`: ad-hoc SQL over the run store (`spine.runs`, `spine.steps`, `spine.events`,
+//! `spine.materializations`, `spine.lineage`) and over any asset table (by key, as in asset SQL).
+
+use crate::engine::Engine;
+use crate::error::EngineError;
+use crate::key::AssetKey;
+use arrow::array::{ArrayRef, Int64Builder, StringBuilder};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+use datafusion::catalog::MemorySchemaProvider;
+use datafusion::common::TableReference;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+use std::sync::Arc;
+
+/// Columns of each store table: (name, is integer).
+const STORE_TABLES: &[(&str, &[(&str, bool)])] = &[
+    (
+        "runs",
+        &[
+            ("run_id", false),
+            ("status", false),
+            ("selection", false),
+            ("force", true),
+            ("created_at", false),
+            ("started_at", false),
+            ("finished_at", false),
+            ("error", false),
+        ],
+    ),
+    (
+        "steps",
+        &[
+            ("run_id", false),
+            ("step_id", false),
+            ("asset_key", false),
+            ("partition_key", false),
+            ("position", true),
+            ("status", false),
+            ("attempt", true),
+            ("seq", true),
+            ("started_at", false),
+            ("finished_at", false),
+            ("error", false),
+            ("reason", false),
+        ],
+    ),
+    (
+        "events",
+        &[
+            ("id", true),
+            ("run_id", false),
+            ("step_id", false),
+            ("ts", false),
+            ("kind", false),
+            ("level", false),
+            ("message", false),
+            ("data", false),
+        ],
+    ),
+    (
+        "materializations",
+        &[
+            ("id", true),
+            ("asset_key", false),
+            ("partition_key", false),
+            ("run_id", false),
+            ("step_id", false),
+            ("seq", true),
+            ("delta_version", true),
+            ("row_count", true),
+            ("schema", false),
+            ("data_version", false),
+            ("code_version", false),
+            ("upstream", false),
+            ("metadata", false),
+            ("created_at", false),
+        ],
+    ),
+    (
+        "lineage",
+        &[
+            ("materialization_id", true),
+            ("upstream_key", false),
+            ("upstream_materialization_id", true),
+            ("upstream_delta_version", true),
+        ],
+    ),
+];
+
+/// Runs `sql` and returns the result batches.
+pub async fn run_sql(engine: &Engine, sql: &str) -> Result<Vec<RecordBatch>, EngineError> {
+    let ctx = SessionContext::new();
+    let schema = Arc::new(MemorySchemaProvider::new());
+    ctx.catalog("datafusion")
+        .ok_or_else(|| EngineError::Internal("default catalog missing".into()))?
+        .register_schema("spine", schema)?;
+    let store_tables: Vec<&str> = STORE_TABLES.iter().map(|(t, _)| *t).collect();
+    let lower = sql.to_ascii_lowercase();
+    for (table, cols) in STORE_TABLES {
+        if !lower.contains(table) {
+            continue;
+        }
+        let rows = engine.store.dump_table(table).await?;
+        let fields: Vec<Field> = cols
+            .iter()
+            .map(|(n, int)| {
+                Field::new(
+                    *n,
+                    if *int {
+                        DataType::Int64
+                    } else {
+                        DataType::Utf8
+                    },
+                    true,
+                )
+            })
+            .collect();
+        let arrays: Vec<ArrayRef> = cols
+            .iter()
+            .map(|(n, int)| -> ArrayRef {
+                if *int {
+                    let mut b = Int64Builder::with_capacity(rows.len());
+                    rows.iter()
+                        .for_each(|r| b.append_option(r.get(*n).and_then(|v| v.as_i64())));
+                    Arc::new(b.finish())
+                } else {
+                    let mut b = StringBuilder::new();
+                    rows.iter()
+                        .for_each(|r| b.append_option(r.get(*n).and_then(|v| v.as_str())));
+                    Arc::new(b.finish())
+                }
+            })
+            .collect();
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+            .map_err(datafusion::error::DataFusionError::from)?;
+        let mem = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
+        ctx.register_table(TableReference::partial("spine", *table), Arc::new(mem))?;
+    }
+    let project = engine.project.clone();
+    let known = move |k: &AssetKey| {
+        project.assets.contains_key(k) && !k.as_str().starts_with("spine/") || false
+    };
+    let (rewritten, keys) = crate::sql::rewrite_known(sql, &known).map_err(|e| {
+        crate::error::DefinitionError::new("E0301", format!("SQL does not parse: {e}"))
+            .hint("check the query syntax")
+    })?;
+    for key in keys {
+        match engine.warehouse.provider(&key, None, &ctx).await? {
+            Some((provider, _)) => {
+                ctx.register_table(TableReference::bare(key.as_str()), provider)?;
+            }
+            None => {
+                return Err(crate::error::DefinitionError::new(
+                    "E0305",
+                    format!("asset '{key}' has no table yet"),
+                )
+                .hint(format!("materialize it first: assets materialize {key}"))
+                .into())
+            }
+        }
+    }
+    let _ = store_tables;
+    let df = ctx.sql(&rewritten).await?;
+    Ok(df.collect().await?)
+}

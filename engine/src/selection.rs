@@ -1,0 +1,450 @@
+//! Selection syntax (dbt/Dagster style), parsed by a small recursive-descent parser.
+//!
+//! ```text
+//! selection := union
+//! union     := inter (("or" | whitespace) inter)*
+//! inter     := unary (("and" | ",") unary)*
+//! unary     := "not" unary | "(" union ")" | atom
+//! atom      := [N] ["+"] base ["+" [N]]          no spaces inside an atom
+//! base      := KEY | GLOB | "*" | METHOD ":" VALUE
+//! METHOD    := key | group | tag | kind | owner
+//! ```
+//! `+key` selects the key and all its ancestors, `2+key` ancestors up to two hops, `key+` all descendants,
+//! `key+1` direct children. Globs use `*` (any characters, including `/`) and `?`. Whitespace is union,
+//! comma is intersection (as in dbt); `or`, `and`, `not` and parentheses are there for longer expressions.
+
+use crate::error::DefinitionError;
+use crate::key::AssetKey;
+use crate::project::{closest, Project};
+use std::collections::BTreeSet;
+
+/// A parsed selection expression.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// Either side.
+    Union(Box<Selection>, Box<Selection>),
+    /// Both sides.
+    Intersect(Box<Selection>, Box<Selection>),
+    /// Everything except.
+    Not(Box<Selection>),
+    /// One atom with optional graph operators.
+    Atom {
+        /// Ancestors to add: `None` = none, `Some(None)` = all, `Some(Some(n))` = up to n hops.
+        up: Option<Option<usize>>,
+        /// The base set.
+        base: Base,
+        /// Descendants to add, as for `up`.
+        down: Option<Option<usize>>,
+    },
+}
+
+/// The base of an atom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Base {
+    /// An exact key.
+    Key(String),
+    /// A glob over keys.
+    Glob(String),
+    /// `group:x`.
+    Group(String),
+    /// `tag:x`.
+    Tag(String),
+    /// `kind:x`.
+    Kind(String),
+    /// `owner:x`.
+    Owner(String),
+}
+
+fn bad(msg: impl Into<String>, expr: &str) -> DefinitionError {
+    DefinitionError::new("E0401", format!("bad selection '{expr}': {}", msg.into()))
+        .hint("see docs/reference/selection.md; e.g. '+marts/revenue', 'group:staging,tag:daily', 'raw/*'")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Tok {
+    LParen,
+    RParen,
+    Comma,
+    Word(String),
+}
+
+fn lex(s: &str) -> Vec<(Tok, bool)> {
+    // Each token carries whether whitespace preceded it (whitespace is the union operator).
+    let mut out = Vec::new();
+    let mut space = false;
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut Vec<(Tok, bool)>, space: &mut bool| {
+        if !word.is_empty() {
+            out.push((Tok::Word(std::mem::take(word)), *space));
+            *space = false;
+        }
+    };
+    for c in s.chars() {
+        match c {
+            '(' | ')' | ',' => {
+                flush(&mut word, &mut out, &mut space);
+                let t = match c {
+                    '(' => Tok::LParen,
+                    ')' => Tok::RParen,
+                    _ => Tok::Comma,
+                };
+                out.push((t, space));
+                space = false;
+            }
+            c if c.is_whitespace() => {
+                flush(&mut word, &mut out, &mut space);
+                space = true;
+            }
+            c => word.push(c),
+        }
+    }
+    flush(&mut word, &mut out, &mut space);
+    out
+}
+
+/// Parses a selection expression.
+pub fn parse(expr: &str) -> Result<Selection, DefinitionError> {
+    let toks = lex(expr);
+    if toks.is_empty() {
+        return Err(bad("it is empty", expr));
+    }
+    let mut p = Parser { toks, pos: 0, expr };
+    let s = p.union()?;
+    if p.pos < p.toks.len() {
+        return Err(bad(format!("unexpected '{}'", p.show(p.pos)), expr));
+    }
+    Ok(s)
+}
+
+struct Parser<'a> {
+    toks: Vec<(Tok, bool)>,
+    pos: usize,
+    expr: &'a str,
+}
+
+impl Parser<'_> {
+    fn show(&self, i: usize) -> String {
+        match &self.toks[i].0 {
+            Tok::LParen => "(".into(),
+            Tok::RParen => ")".into(),
+            Tok::Comma => ",".into(),
+            Tok::Word(w) => w.clone(),
+        }
+    }
+
+    fn peek_word(&self, w: &str) -> bool {
+        matches!(self.toks.get(self.pos), Some((Tok::Word(x), _)) if x == w)
+    }
+
+    fn starts_primary(&self) -> bool {
+        match self.toks.get(self.pos) {
+            Some((Tok::LParen, _)) => true,
+            Some((Tok::Word(w), _)) => w != "and" && w != "or",
+            _ => false,
+        }
+    }
+
+    fn union(&mut self) -> Result<Selection, DefinitionError> {
+        let mut left = self.inter()?;
+        loop {
+            if self.peek_word("or") {
+                self.pos += 1;
+            } else if !(self.starts_primary() && self.toks[self.pos].1) {
+                break;
+            }
+            let right = self.inter()?;
+            left = Selection::Union(Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    fn inter(&mut self) -> Result<Selection, DefinitionError> {
+        let mut left = self.unary()?;
+        loop {
+            match self.toks.get(self.pos) {
+                Some((Tok::Comma, _)) => self.pos += 1,
+                Some((Tok::Word(w), _)) if w == "and" => self.pos += 1,
+                _ => break,
+            }
+            let right = self.unary()?;
+            left = Selection::Intersect(Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    fn unary(&mut self) -> Result<Selection, DefinitionError> {
+        let Some((tok, _)) = self.toks.get(self.pos).cloned() else {
+            return Err(bad(
+                "it ends where an asset, method or '(' was expected",
+                self.expr,
+            ));
+        };
+        self.pos += 1;
+        match tok {
+            Tok::Word(w) if w == "not" => Ok(Selection::Not(Box::new(self.unary()?))),
+            Tok::LParen => {
+                let inner = self.union()?;
+                match self.toks.get(self.pos) {
+                    Some((Tok::RParen, _)) => {
+                        self.pos += 1;
+                        Ok(inner)
+                    }
+                    _ => Err(bad("missing ')'", self.expr)),
+                }
+            }
+            Tok::Word(w) if w == "and" || w == "or" => Err(bad(
+                format!("'{w}' needs an expression on its left"),
+                self.expr,
+            )),
+            Tok::Word(w) => parse_atom(&w, self.expr),
+            Tok::RParen => Err(bad("unexpected ')'", self.expr)),
+            Tok::Comma => Err(bad("unexpected ','", self.expr)),
+        }
+    }
+}
+
+fn parse_atom(w: &str, expr: &str) -> Result<Selection, DefinitionError> {
+    let mut rest = w;
+    // Leading "[N]+".
+    let digits = rest.chars().take_while(|c| c.is_ascii_digit()).count();
+    let up = if rest[digits..].starts_with('+') {
+        let n = if digits > 0 {
+            Some(
+                rest[..digits]
+                    .parse()
+                    .map_err(|_| bad("depth too large", expr))?,
+            )
+        } else {
+            None
+        };
+        rest = &rest[digits + 1..];
+        Some(n)
+    } else if digits > 0 {
+        return Err(bad(
+            format!("'{w}': a number must be followed by '+' (e.g. 2+key)"),
+            expr,
+        ));
+    } else {
+        None
+    };
+    // Trailing "+[N]".
+    let down = match rest.rfind('+') {
+        Some(i) => {
+            let tail = &rest[i + 1..];
+            if !tail.chars().all(|c| c.is_ascii_digit()) {
+                return Err(bad(
+                    format!("'{w}': '+' must come first or last (2+key, key+1)"),
+                    expr,
+                ));
+            }
+            let n = if tail.is_empty() {
+                None
+            } else {
+                Some(tail.parse().map_err(|_| bad("depth too large", expr))?)
+            };
+            rest = &rest[..i];
+            Some(n)
+        }
+        None => None,
+    };
+    if rest.is_empty() {
+        return Err(bad(format!("'{w}' has operators but no asset"), expr));
+    }
+    let base = match rest.split_once(':') {
+        Some((m, v)) if v.is_empty() => return Err(bad(format!("'{m}:' needs a value"), expr)),
+        Some(("key", v)) => key_or_glob(v, expr)?,
+        Some(("group", v)) => Base::Group(v.into()),
+        Some(("tag", v)) => Base::Tag(v.into()),
+        Some(("kind", v)) => Base::Kind(v.into()),
+        Some(("owner", v)) => Base::Owner(v.into()),
+        Some((m, _)) => {
+            let hint = closest(m, ["key", "group", "tag", "kind", "owner"].into_iter())
+                .map(|s| format!(" (did you mean '{s}:'?)"))
+                .unwrap_or_default();
+            return Err(bad(
+                format!("unknown method '{m}:'{hint}; use key:, group:, tag:, kind: or owner:"),
+                expr,
+            ));
+        }
+        None => key_or_glob(rest, expr)?,
+    };
+    Ok(Selection::Atom { up, base, down })
+}
+
+fn key_or_glob(v: &str, expr: &str) -> Result<Base, DefinitionError> {
+    if v.contains(['*', '?']) {
+        return Ok(Base::Glob(v.into()));
+    }
+    AssetKey::parse(v).map_err(|e| bad(e.to_string(), expr))?;
+    Ok(Base::Key(v.into()))
+}
+
+/// Glob match with `*` (any run of characters) and `?` (one character).
+pub fn glob_match(pattern: &str, s: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), s.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+impl Selection {
+    /// The assets of `project` this selection denotes. An exact key that does not exist is an error
+    /// (with the closest key as a suggestion); a glob or method that matches nothing selects nothing.
+    pub fn resolve(&self, project: &Project) -> Result<BTreeSet<AssetKey>, DefinitionError> {
+        Ok(match self {
+            Selection::Union(a, b) => {
+                let mut s = a.resolve(project)?;
+                s.extend(b.resolve(project)?);
+                s
+            }
+            Selection::Intersect(a, b) => {
+                let b = b.resolve(project)?;
+                a.resolve(project)?
+                    .into_iter()
+                    .filter(|k| b.contains(k))
+                    .collect()
+            }
+            Selection::Not(a) => {
+                let a = a.resolve(project)?;
+                project
+                    .assets
+                    .keys()
+                    .filter(|k| !a.contains(*k))
+                    .cloned()
+                    .collect()
+            }
+            Selection::Atom { up, base, down } => {
+                let base_set = resolve_base(base, project)?;
+                let mut out = base_set.clone();
+                for k in &base_set {
+                    if let Some(depth) = up {
+                        out.extend(
+                            project
+                                .graph
+                                .ancestors(k, *depth)
+                                .into_iter()
+                                .map(|(a, _)| a.clone()),
+                        );
+                    }
+                    if let Some(depth) = down {
+                        out.extend(
+                            project
+                                .graph
+                                .descendants(k, *depth)
+                                .into_iter()
+                                .map(|(a, _)| a.clone()),
+                        );
+                    }
+                }
+                out
+            }
+        })
+    }
+}
+
+fn resolve_base(base: &Base, project: &Project) -> Result<BTreeSet<AssetKey>, DefinitionError> {
+    let all = project.assets.values();
+    Ok(match base {
+        Base::Key(k) => {
+            let key = AssetKey::parse(k).map_err(|e| bad(e.to_string(), k))?;
+            if !project.assets.contains_key(&key) {
+                let mut e =
+                    DefinitionError::new("E0402", format!("no asset '{k}' in this project"));
+                e = match closest(k, project.assets.keys().map(|k| k.as_str())) {
+                    Some(s) => e.hint(format!("did you mean '{s}'?")),
+                    None => e.hint("run `assets list` to see the keys"),
+                };
+                return Err(e);
+            }
+            BTreeSet::from([key])
+        }
+        Base::Glob(g) => all
+            .filter(|a| glob_match(g, a.key.as_str()))
+            .map(|a| a.key.clone())
+            .collect(),
+        Base::Group(g) => all
+            .filter(|a| glob_match(g, &a.group))
+            .map(|a| a.key.clone())
+            .collect(),
+        Base::Tag(t) => all
+            .filter(|a| a.tags.iter().any(|x| glob_match(t, x)))
+            .map(|a| a.key.clone())
+            .collect(),
+        Base::Kind(t) => all
+            .filter(|a| a.kind == *t)
+            .map(|a| a.key.clone())
+            .collect(),
+        Base::Owner(o) => all
+            .filter(|a| a.owners.iter().any(|x| glob_match(o, x)))
+            .map(|a| a.key.clone())
+            .collect(),
+    })
+}
+
+/// Parses and resolves `expr` against `project`; `None` selects every asset.
+pub fn select(
+    project: &Project,
+    expr: Option<&str>,
+) -> Result<BTreeSet<AssetKey>, DefinitionError> {
+    match expr {
+        None => Ok(project.assets.keys().cloned().collect()),
+        Some(e) => parse(e)?.resolve(project),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_operators() {
+        assert_eq!(
+            parse("2+a/b+1").unwrap(),
+            Selection::Atom {
+                up: Some(Some(2)),
+                base: Base::Key("a/b".into()),
+                down: Some(Some(1))
+            }
+        );
+        assert!(matches!(parse("a b").unwrap(), Selection::Union(..)));
+        assert!(matches!(parse("a,b").unwrap(), Selection::Intersect(..)));
+        assert!(matches!(
+            parse("a and (b or c)").unwrap(),
+            Selection::Intersect(..)
+        ));
+        assert!(matches!(parse("not tag:x").unwrap(), Selection::Not(..)));
+    }
+
+    #[test]
+    fn rejects_bad_expressions() {
+        for e in [
+            "", "(a", "a)", ",a", "a,", "foo:bar", "2key", "a+b+c", "+", "tag:", "and a", "a/",
+        ] {
+            let err = parse(e).expect_err(e);
+            assert_eq!(err.code, "E0401", "{e}");
+        }
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("raw/*", "raw/orders"));
+        assert!(glob_match("*orders", "stg/orders"));
+        assert!(!glob_match("raw/*", "stg/orders"));
+        assert!(glob_match("r?w/*", "raw/x"));
+    }
+}

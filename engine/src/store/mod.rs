@@ -1,0 +1,336 @@
+//! The run store: runs, steps, the append-only event log, materializations and lineage.
+//!
+//! [`RunStore`] is the seam; [`sqlite::SqliteStore`] is the embedded default. Every method that changes
+//! state does so in one transaction, and the executor calls it *before* acting on the change (see the
+//! durability protocol in docs/architecture.md), so a Postgres store and many workers fit behind the same
+//! trait.
+
+pub mod sqlite;
+
+use crate::error::StoreError;
+use crate::key::{AssetKey, RunId};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Result alias for store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+macro_rules! string_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $var:ident => $s:literal),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($(#[$vm])* $var),* }
+        impl $name {
+            /// The stored name.
+            pub fn as_str(self) -> &'static str { match self { $($name::$var => $s),* } }
+            /// Parses a stored name.
+            pub fn parse(s: &str) -> StoreResult<Self> {
+                match s { $($s => Ok($name::$var),)* other => Err(StoreError::Corrupt(format!("unknown {} '{other}'", stringify!($name)))) }
+            }
+        }
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str(self.as_str()) }
+        }
+    };
+}
+
+string_enum!(
+    /// State of a run.
+    RunStatus {
+        /// Created, not started.
+        Queued => "queued",
+        /// Executing.
+        Running => "running",
+        /// Every step succeeded or was up to date.
+        Succeeded => "succeeded",
+        /// At least one step failed.
+        Failed => "failed",
+        /// Stopped on request.
+        Cancelled => "cancelled",
+    }
+);
+
+string_enum!(
+    /// State of a step.
+    StepStatus {
+        /// Waiting for upstream steps.
+        Pending => "pending",
+        /// An attempt is running.
+        Running => "running",
+        /// Materialized.
+        Succeeded => "succeeded",
+        /// Fresh; not recomputed.
+        UpToDate => "up_to_date",
+        /// Failed after its last attempt.
+        Failed => "failed",
+        /// Not run because an upstream step failed.
+        Skipped => "skipped",
+        /// Stopped on request.
+        Cancelled => "cancelled",
+    }
+);
+
+impl RunStatus {
+    /// True for the end states.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled
+        )
+    }
+}
+
+impl StepStatus {
+    /// True for the end states.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, StepStatus::Pending | StepStatus::Running)
+    }
+}
+
+/// A run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Id.
+    pub run_id: RunId,
+    /// State.
+    pub status: RunStatus,
+    /// The selection it was asked for.
+    pub selection: Option<String>,
+    /// Whether fresh assets were recomputed.
+    pub force: bool,
+    /// When it was created.
+    pub created_at: String,
+    /// When it started.
+    pub started_at: Option<String>,
+    /// When it ended.
+    pub finished_at: Option<String>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// A step of a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// Run.
+    pub run_id: RunId,
+    /// Step id (the asset key, for unpartitioned assets).
+    pub step_id: String,
+    /// Asset.
+    pub asset_key: AssetKey,
+    /// Position in the plan's dependency order.
+    pub position: i64,
+    /// State.
+    pub status: StepStatus,
+    /// Attempts started.
+    pub attempt: i64,
+    /// Materialization sequence number allocated to the current attempt.
+    pub seq: Option<i64>,
+    /// Start of the first attempt.
+    pub started_at: Option<String>,
+    /// End.
+    pub finished_at: Option<String>,
+    /// Error of the last failed attempt.
+    pub error: Option<String>,
+    /// Why it was skipped or up to date.
+    pub reason: Option<String>,
+}
+
+/// An event to append.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewEvent {
+    /// Run.
+    pub run_id: String,
+    /// Step, when the event belongs to one.
+    pub step_id: Option<String>,
+    /// Kind (see `spine_schemas::events::EventKind`).
+    pub kind: String,
+    /// `debug`, `info`, `warn`, `error`.
+    pub level: String,
+    /// Human message.
+    pub message: String,
+    /// Structured payload.
+    pub data: Option<serde_json::Value>,
+}
+
+impl NewEvent {
+    /// An event of `kind` with a message.
+    pub fn new(
+        run_id: &RunId,
+        step_id: Option<&str>,
+        kind: spine_schemas::events::EventKind,
+        level: &str,
+        message: impl Into<String>,
+    ) -> Self {
+        NewEvent {
+            run_id: run_id.0.clone(),
+            step_id: step_id.map(str::to_string),
+            kind: kind.as_str().to_string(),
+            level: level.to_string(),
+            message: message.into(),
+            data: None,
+        }
+    }
+    /// Attaches a payload.
+    pub fn with_data(mut self, data: serde_json::Value) -> Self {
+        self.data = Some(data);
+        self
+    }
+}
+
+/// A stored event.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// Position in the log.
+    pub id: i64,
+    /// Timestamp.
+    pub ts: String,
+    /// The event.
+    #[serde(flatten)]
+    pub event: NewEvent,
+}
+
+/// What a materialization read from one upstream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamRead {
+    /// Upstream asset.
+    pub key: AssetKey,
+    /// Its materialization that was read.
+    pub materialization_id: Option<i64>,
+    /// Its Delta version that was read.
+    pub delta_version: Option<i64>,
+}
+
+/// A materialization to record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewMaterialization {
+    /// Asset.
+    pub asset_key: AssetKey,
+    /// Partition (none until partitions exist).
+    pub partition_key: Option<String>,
+    /// Run.
+    pub run_id: RunId,
+    /// Step.
+    pub step_id: String,
+    /// Sequence number, equal to the Delta `txn` version of the commit.
+    pub seq: i64,
+    /// Delta table version produced.
+    pub delta_version: i64,
+    /// Rows written.
+    pub row_count: i64,
+    /// Arrow schema as JSON.
+    pub schema: serde_json::Value,
+    /// Content hash of the data.
+    pub data_version: String,
+    /// Code version used.
+    pub code_version: String,
+    /// Exact upstream versions read.
+    pub upstream: Vec<UpstreamRead>,
+    /// Metadata reported by the step.
+    pub metadata: serde_json::Value,
+}
+
+/// A recorded materialization.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Materialization {
+    /// Id (increasing).
+    pub id: i64,
+    /// When it was recorded.
+    pub created_at: String,
+    /// The rest.
+    #[serde(flatten)]
+    pub m: NewMaterialization,
+}
+
+/// How a step ends.
+#[derive(Debug, Clone)]
+pub struct StepOutcome {
+    /// Final status.
+    pub status: StepStatus,
+    /// Error (failed).
+    pub error: Option<String>,
+    /// Reason (skipped, up to date).
+    pub reason: Option<String>,
+    /// The materialization to record with it (succeeded).
+    pub materialization: Option<NewMaterialization>,
+    /// Events to append in the same transaction.
+    pub events: Vec<NewEvent>,
+}
+
+/// Durable state of runs and assets.
+#[async_trait]
+pub trait RunStore: Send + Sync {
+    /// Records a new run with its planned steps (all pending) and a `run_queued` event.
+    async fn create_run(&self, run: &RunRecord, steps: &[StepRecord]) -> StoreResult<()>;
+    /// Changes a run's status (and start/finish time), with an event.
+    async fn set_run_status(
+        &self,
+        run_id: &RunId,
+        status: RunStatus,
+        error: Option<&str>,
+        event: NewEvent,
+    ) -> StoreResult<()>;
+    /// Records that a step attempt starts and allocates its materialization sequence number.
+    async fn start_step(
+        &self,
+        run_id: &RunId,
+        step_id: &str,
+        asset: &AssetKey,
+        attempt: i64,
+        event: NewEvent,
+    ) -> StoreResult<i64>;
+    /// Records a failed attempt that will be retried.
+    async fn attempt_failed(
+        &self,
+        run_id: &RunId,
+        step_id: &str,
+        error: &str,
+        event: NewEvent,
+    ) -> StoreResult<()>;
+    /// Ends a step; records its materialization (returning its id) and events in the same transaction.
+    async fn finish_step(
+        &self,
+        run_id: &RunId,
+        step_id: &str,
+        outcome: StepOutcome,
+    ) -> StoreResult<Option<i64>>;
+    /// Appends events.
+    async fn append_events(&self, events: &[NewEvent]) -> StoreResult<()>;
+    /// Most recent runs first.
+    async fn list_runs(&self, limit: i64) -> StoreResult<Vec<RunRecord>>;
+    /// A run by id or unique id prefix.
+    async fn get_run(&self, id_or_prefix: &str) -> StoreResult<RunRecord>;
+    /// Steps of a run in plan order.
+    async fn steps(&self, run_id: &RunId) -> StoreResult<Vec<StepRecord>>;
+    /// Events of a run after `after_id`.
+    async fn events(&self, run_id: &RunId, after_id: i64) -> StoreResult<Vec<EventRecord>>;
+    /// Latest materialization of each asset (unpartitioned).
+    async fn latest_materializations(&self) -> StoreResult<HashMap<AssetKey, Materialization>>;
+    /// Materializations of one asset, newest first.
+    async fn materializations(
+        &self,
+        key: &AssetKey,
+        limit: i64,
+    ) -> StoreResult<Vec<Materialization>>;
+    /// Every row of a store table (`runs`, `steps`, `events`, `materializations`, `lineage`) as JSON
+    /// objects, for `assets sql`.
+    async fn dump_table(
+        &self,
+        table: &str,
+    ) -> StoreResult<Vec<serde_json::Map<String, serde_json::Value>>>;
+}
+
+/// Opens the store at `url` (`sqlite://PATH`), creating and migrating it as needed.
+pub async fn open_store(url: &str) -> StoreResult<Arc<dyn RunStore>> {
+    if url.starts_with("sqlite:") {
+        return Ok(Arc::new(sqlite::SqliteStore::open(url).await?));
+    }
+    Err(StoreError::UnsupportedUrl(url.to_string()))
+}
+
+/// Current time as RFC 3339 with milliseconds, UTC.
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

@@ -1,0 +1,440 @@
+//! SQLite run store (the embedded default): WAL journal, `synchronous = FULL`, migrations embedded.
+
+use super::*;
+use spine_schemas::events::EventKind;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, SqlitePool};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The SQLite implementation of [`RunStore`].
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) and migrates the database at `url` (`sqlite://PATH`).
+    pub async fn open(url: &str) -> StoreResult<Self> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if let Some(parent) = std::path::Path::new(path).parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+            }
+        }
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+}
+
+async fn insert_events(tx: &mut sqlx::SqliteConnection, events: &[NewEvent]) -> StoreResult<()> {
+    let ts = now();
+    for e in events {
+        sqlx::query("INSERT INTO events (run_id, step_id, ts, kind, level, message, data) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .bind(&e.run_id)
+            .bind(&e.step_id)
+            .bind(&ts)
+            .bind(&e.kind)
+            .bind(&e.level)
+            .bind(&e.message)
+            .bind(e.data.as_ref().map(|d| d.to_string()))
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
+
+fn run_from_row(r: &SqliteRow) -> StoreResult<RunRecord> {
+    Ok(RunRecord {
+        run_id: RunId(r.try_get("run_id")?),
+        status: RunStatus::parse(r.try_get("status")?)?,
+        selection: r.try_get("selection")?,
+        force: r.try_get::<i64, _>("force")? != 0,
+        created_at: r.try_get("created_at")?,
+        started_at: r.try_get("started_at")?,
+        finished_at: r.try_get("finished_at")?,
+        error: r.try_get("error")?,
+    })
+}
+
+fn key_from(s: String) -> StoreResult<AssetKey> {
+    AssetKey::parse(&s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn json_from(s: &str) -> StoreResult<serde_json::Value> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("bad JSON in store: {e}")))
+}
+
+fn mat_from_row(r: &SqliteRow) -> StoreResult<Materialization> {
+    let upstream: Vec<UpstreamRead> = serde_json::from_str(r.try_get::<&str, _>("upstream")?)
+        .map_err(|e| StoreError::Corrupt(format!("bad upstream JSON: {e}")))?;
+    Ok(Materialization {
+        id: r.try_get("id")?,
+        created_at: r.try_get("created_at")?,
+        m: NewMaterialization {
+            asset_key: key_from(r.try_get("asset_key")?)?,
+            partition_key: r.try_get("partition_key")?,
+            run_id: RunId(r.try_get("run_id")?),
+            step_id: r.try_get("step_id")?,
+            seq: r.try_get("seq")?,
+            delta_version: r.try_get("delta_version")?,
+            row_count: r.try_get("row_count")?,
+            schema: json_from(r.try_get("schema")?)?,
+            data_version: r.try_get("data_version")?,
+            code_version: r.try_get("code_version")?,
+            upstream,
+            metadata: json_from(r.try_get("metadata")?)?,
+        },
+    })
+}
+
+fn step_from_row(r: &SqliteRow) -> StoreResult<StepRecord> {
+    Ok(StepRecord {
+        run_id: RunId(r.try_get("run_id")?),
+        step_id: r.try_get("step_id")?,
+        asset_key: key_from(r.try_get("asset_key")?)?,
+        position: r.try_get("position")?,
+        status: StepStatus::parse(r.try_get("status")?)?,
+        attempt: r.try_get("attempt")?,
+        seq: r.try_get("seq")?,
+        started_at: r.try_get("started_at")?,
+        finished_at: r.try_get("finished_at")?,
+        error: r.try_get("error")?,
+        reason: r.try_get("reason")?,
+    })
+}
+
+#[async_trait]
+impl RunStore for SqliteStore {
+    async fn create_run(&self, run: &RunRecord, steps: &[StepRecord]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO runs (run_id, status, selection, force, created_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(run.run_id.as_str())
+            .bind(run.status.as_str())
+            .bind(&run.selection)
+            .bind(run.force as i64)
+            .bind(&run.created_at)
+            .execute(&mut *tx)
+            .await?;
+        for s in steps {
+            sqlx::query(
+                "INSERT INTO steps (run_id, step_id, asset_key, position, status, attempt) VALUES (?, ?, ?, ?, ?, 0)",
+            )
+            .bind(run.run_id.as_str())
+            .bind(&s.step_id)
+            .bind(s.asset_key.as_str())
+            .bind(s.position)
+            .bind(s.status.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        let ev = NewEvent::new(
+            &run.run_id,
+            None,
+            EventKind::RunQueued,
+            "info",
+            format!("run queued with {} steps", steps.len()),
+        )
+        .with_data(serde_json::json!({"selection": run.selection, "force": run.force}));
+        insert_events(&mut tx, &[ev]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_run_status(
+        &self,
+        run_id: &RunId,
+        status: RunStatus,
+        error: Option<&str>,
+        event: NewEvent,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        let ts = now();
+        let q = match status {
+            RunStatus::Running => "UPDATE runs SET status = ?, started_at = COALESCE(started_at, ?), error = ? WHERE run_id = ?",
+            s if s.is_terminal() => "UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE run_id = ?",
+            _ => "UPDATE runs SET status = ?, created_at = COALESCE(created_at, ?), error = ? WHERE run_id = ?",
+        };
+        let r = sqlx::query(q)
+            .bind(status.as_str())
+            .bind(&ts)
+            .bind(error)
+            .bind(run_id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("run {run_id}")));
+        }
+        insert_events(&mut tx, &[event]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn start_step(
+        &self,
+        run_id: &RunId,
+        step_id: &str,
+        asset: &AssetKey,
+        attempt: i64,
+        event: NewEvent,
+    ) -> StoreResult<i64> {
+        let mut tx = self.pool.begin().await?;
+        let seq: i64 = sqlx::query_scalar(
+            "INSERT INTO asset_sequences (asset_key, partition_key, last_seq) VALUES (?, '', 1)
+             ON CONFLICT(asset_key, partition_key) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq",
+        )
+        .bind(asset.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE steps SET status = 'running', attempt = ?, seq = ?, started_at = COALESCE(started_at, ?), error = NULL
+             WHERE run_id = ? AND step_id = ?",
+        )
+        .bind(attempt)
+        .bind(seq)
+        .bind(now())
+        .bind(run_id.as_str())
+        .bind(step_id)
+        .execute(&mut *tx)
+        .await?;
+        insert_events(
+            &mut tx,
+            &[event.with_data(serde_json::json!({"attempt": attempt, "seq": seq}))],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(seq)
+    }
+
+    async fn attempt_failed(
+        &self,
+        run_id: &RunId,
+        step_id: &str,
+        error: &str,
+        event: NewEvent,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE steps SET error = ? WHERE run_id = ? AND step_id = ?")
+            .bind(error)
+            .bind(run_id.as_str())
+            .bind(step_id)
+            .execute(&mut *tx)
+            .await?;
+        insert_events(&mut tx, &[event]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn finish_step(
+        &self,
+        run_id: &RunId,
+        step_id: &str,
+        outcome: StepOutcome,
+    ) -> StoreResult<Option<i64>> {
+        let mut tx = self.pool.begin().await?;
+        let mut mat_id = None;
+        if let Some(m) = &outcome.materialization {
+            let upstream = serde_json::to_string(&m.upstream)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO materializations (asset_key, partition_key, run_id, step_id, seq, delta_version, row_count,
+                 schema, data_version, code_version, upstream, metadata, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            )
+            .bind(m.asset_key.as_str())
+            .bind(&m.partition_key)
+            .bind(m.run_id.as_str())
+            .bind(&m.step_id)
+            .bind(m.seq)
+            .bind(m.delta_version)
+            .bind(m.row_count)
+            .bind(m.schema.to_string())
+            .bind(&m.data_version)
+            .bind(&m.code_version)
+            .bind(upstream)
+            .bind(m.metadata.to_string())
+            .bind(now())
+            .fetch_one(&mut *tx)
+            .await?;
+            for u in &m.upstream {
+                sqlx::query(
+                    "INSERT INTO lineage (materialization_id, upstream_key, upstream_materialization_id, upstream_delta_version)
+                     VALUES (?, ?, ?, ?)",
+                )
+                .bind(id)
+                .bind(u.key.as_str())
+                .bind(u.materialization_id)
+                .bind(u.delta_version)
+                .execute(&mut *tx)
+                .await?;
+            }
+            mat_id = Some(id);
+        }
+        sqlx::query("UPDATE steps SET status = ?, finished_at = ?, error = COALESCE(?, error), reason = ? WHERE run_id = ? AND step_id = ?")
+            .bind(outcome.status.as_str())
+            .bind(now())
+            .bind(&outcome.error)
+            .bind(&outcome.reason)
+            .bind(run_id.as_str())
+            .bind(step_id)
+            .execute(&mut *tx)
+            .await?;
+        let mut events = outcome.events;
+        if let (Some(id), Some(e)) = (
+            mat_id,
+            events
+                .iter_mut()
+                .find(|e| e.kind == EventKind::Materialization.as_str()),
+        ) {
+            if let Some(serde_json::Value::Object(o)) = &mut e.data {
+                o.insert("materialization_id".into(), id.into());
+            }
+        }
+        insert_events(&mut tx, &events).await?;
+        tx.commit().await?;
+        Ok(mat_id)
+    }
+
+    async fn append_events(&self, events: &[NewEvent]) -> StoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        insert_events(&mut tx, events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_runs(&self, limit: i64) -> StoreResult<Vec<RunRecord>> {
+        let rows = sqlx::query("SELECT * FROM runs ORDER BY created_at DESC, run_id DESC LIMIT ?")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    async fn get_run(&self, id_or_prefix: &str) -> StoreResult<RunRecord> {
+        let rows = sqlx::query(
+            "SELECT * FROM runs WHERE run_id = ? OR run_id LIKE ? || '%' ORDER BY run_id LIMIT 2",
+        )
+        .bind(id_or_prefix)
+        .bind(id_or_prefix)
+        .fetch_all(&self.pool)
+        .await?;
+        match rows.as_slice() {
+            [one] => run_from_row(one),
+            [] => Err(StoreError::NotFound(format!("run '{id_or_prefix}'"))),
+            [a, ..] if a.try_get::<String, _>("run_id")? == id_or_prefix => run_from_row(a),
+            _ => Err(StoreError::NotFound(format!(
+                "a unique run for prefix '{id_or_prefix}' (it is ambiguous)"
+            ))),
+        }
+    }
+
+    async fn steps(&self, run_id: &RunId) -> StoreResult<Vec<StepRecord>> {
+        let rows = sqlx::query("SELECT * FROM steps WHERE run_id = ? ORDER BY position")
+            .bind(run_id.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(step_from_row).collect()
+    }
+
+    async fn events(&self, run_id: &RunId, after_id: i64) -> StoreResult<Vec<EventRecord>> {
+        let rows = sqlx::query("SELECT * FROM events WHERE run_id = ? AND id > ? ORDER BY id")
+            .bind(run_id.as_str())
+            .bind(after_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let data: Option<String> = r.try_get("data")?;
+                Ok(EventRecord {
+                    id: r.try_get("id")?,
+                    ts: r.try_get("ts")?,
+                    event: NewEvent {
+                        run_id: r.try_get("run_id")?,
+                        step_id: r.try_get("step_id")?,
+                        kind: r.try_get("kind")?,
+                        level: r.try_get("level")?,
+                        message: r.try_get("message")?,
+                        data: data.as_deref().map(json_from).transpose()?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn latest_materializations(&self) -> StoreResult<HashMap<AssetKey, Materialization>> {
+        let rows = sqlx::query(
+            "SELECT * FROM materializations WHERE id IN
+             (SELECT MAX(id) FROM materializations WHERE partition_key IS NULL GROUP BY asset_key)",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| mat_from_row(r).map(|m| (m.m.asset_key.clone(), m)))
+            .collect()
+    }
+
+    async fn materializations(
+        &self,
+        key: &AssetKey,
+        limit: i64,
+    ) -> StoreResult<Vec<Materialization>> {
+        let rows = sqlx::query(
+            "SELECT * FROM materializations WHERE asset_key = ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(key.as_str())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(mat_from_row).collect()
+    }
+
+    async fn dump_table(
+        &self,
+        table: &str,
+    ) -> StoreResult<Vec<serde_json::Map<String, serde_json::Value>>> {
+        use sqlx::{Column, TypeInfo, ValueRef};
+        let q = match table {
+            "runs" => "SELECT * FROM runs",
+            "steps" => "SELECT * FROM steps",
+            "events" => "SELECT * FROM events",
+            "materializations" => "SELECT * FROM materializations",
+            "lineage" => "SELECT * FROM lineage",
+            other => return Err(StoreError::NotFound(format!("store table '{other}'"))),
+        };
+        let rows = sqlx::query(q).fetch_all(&self.pool).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let mut o = serde_json::Map::new();
+            for (i, c) in r.columns().iter().enumerate() {
+                let raw = r.try_get_raw(i)?;
+                let v = if raw.is_null() {
+                    serde_json::Value::Null
+                } else {
+                    match raw.type_info().name() {
+                        "INTEGER" => r.try_get::<i64, _>(i)?.into(),
+                        "REAL" => r.try_get::<f64, _>(i)?.into(),
+                        _ => r.try_get::<String, _>(i)?.into(),
+                    }
+                };
+                o.insert(c.name().to_string(), v);
+            }
+            out.push(o);
+        }
+        Ok(out)
+    }
+}

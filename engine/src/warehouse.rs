@@ -1,0 +1,298 @@
+//! The warehouse: one Delta table per asset at `<warehouse>/<asset key>/`.
+//!
+//! Writing streams record batches into a Parquet file inside the table folder (invisible until committed),
+//! hashing them for the data version as they pass, then commits the file in one Delta transaction that
+//! replaces the table's previous contents. The commit carries the step's application transaction
+//! (`txn`: app id = asset key, version = materialization sequence number) and commit-info metadata (run,
+//! step, code version, upstream versions), so a crashed step can later tell whether its commit landed.
+
+use crate::error::WarehouseError;
+use crate::hash::DataHasher;
+use crate::key::AssetKey;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use datafusion::catalog::TableProvider;
+use datafusion::execution::SendableRecordBatchStream;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::{Action, Add, StructType, Transaction};
+use deltalake::protocol::SaveMode;
+use deltalake::{DeltaTable, DeltaTableBuilder};
+use futures::StreamExt;
+use object_store::buffered::BufWriter;
+use object_store::path::Path as ObjPath;
+use object_store::ObjectStoreExt;
+use parquet::arrow::async_writer::AsyncArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use std::collections::HashMap;
+use std::sync::Arc;
+use url::Url;
+
+/// Where the tables live and how to reach them.
+#[derive(Debug, Clone)]
+pub struct Warehouse {
+    root: Url,
+    options: HashMap<String, String>,
+}
+
+/// What a commit records besides the data.
+#[derive(Debug, Clone)]
+pub struct CommitMeta {
+    /// Delta application-transaction id (the asset key, plus partition later).
+    pub app_id: String,
+    /// Sequence number (the txn version).
+    pub seq: i64,
+    /// Commit-info metadata stored under `spine` in the commit.
+    pub info: serde_json::Value,
+}
+
+/// Data files written for one materialization but not yet committed (invisible to readers).
+#[derive(Debug, Clone)]
+pub struct Staged {
+    actions: Vec<Action>,
+    /// Rows written.
+    pub row_count: i64,
+    /// Content hash.
+    pub data_version: String,
+    /// Schema written.
+    pub schema: SchemaRef,
+}
+
+impl Warehouse {
+    /// A warehouse rooted at `root` (a directory URL ending in `/`).
+    pub fn new(root: Url, options: HashMap<String, String>) -> Result<Self, WarehouseError> {
+        if root.scheme() == "file" && root.to_file_path().is_err() {
+            return Err(WarehouseError::BadUrl(root.to_string()));
+        }
+        Ok(Warehouse { root, options })
+    }
+
+    /// The warehouse root.
+    pub fn root(&self) -> &Url {
+        &self.root
+    }
+
+    /// The table URL of an asset.
+    pub fn table_url(&self, key: &AssetKey) -> Result<Url, WarehouseError> {
+        self.root
+            .join(&format!("{}/", key.as_str()))
+            .map_err(|_| WarehouseError::BadUrl(key.to_string()))
+    }
+
+    /// The local folder of an asset's table, for `file://` warehouses.
+    fn local_dir(&self, key: &AssetKey) -> Option<std::path::PathBuf> {
+        self.table_url(key)
+            .ok()
+            .filter(|u| u.scheme() == "file")
+            .and_then(|u| u.to_file_path().ok())
+    }
+
+    fn table_handle(&self, key: &AssetKey) -> Result<DeltaTable, WarehouseError> {
+        if let Some(dir) = self.local_dir(key) {
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                WarehouseError::BadOutput(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        Ok(DeltaTableBuilder::from_url(self.table_url(key)?)?
+            .with_storage_options(self.options.clone())
+            .build()?)
+    }
+
+    /// Opens an asset's table at its latest version (or `version`); `None` if it has no table yet.
+    pub async fn open(
+        &self,
+        key: &AssetKey,
+        version: Option<i64>,
+    ) -> Result<Option<DeltaTable>, WarehouseError> {
+        if self
+            .local_dir(key)
+            .is_some_and(|d| !d.join("_delta_log").is_dir())
+        {
+            return Ok(None);
+        }
+        let mut table = self.table_handle(key)?;
+        if !table.log_store().is_delta_table_location().await? {
+            return Ok(None);
+        }
+        match version {
+            Some(v) => table.load_version(v.max(0) as u64).await?,
+            None => table.load().await?,
+        }
+        Ok(Some(table))
+    }
+
+    /// A DataFusion table provider for an asset at `version` (latest when `None`), with the version read.
+    pub async fn provider(
+        &self,
+        key: &AssetKey,
+        version: Option<i64>,
+        session: &datafusion::prelude::SessionContext,
+    ) -> Result<Option<(Arc<dyn TableProvider>, i64)>, WarehouseError> {
+        let Some(table) = self.open(key, version).await? else {
+            return Ok(None);
+        };
+        table.update_datafusion_session(&session.state())?;
+        let v = table.version().map(|v| v as i64).unwrap_or(0);
+        Ok(Some((table.table_provider().await?, v)))
+    }
+
+    /// The latest committed txn version for `app_id` in the asset's table.
+    pub async fn txn_version(
+        &self,
+        key: &AssetKey,
+        app_id: &str,
+    ) -> Result<Option<i64>, WarehouseError> {
+        let Some(table) = self.open(key, None).await? else {
+            return Ok(None);
+        };
+        Ok(table
+            .snapshot()?
+            .transaction_version(table.log_store().as_ref(), app_id)
+            .await?)
+    }
+
+    /// Streams `input` into a new Parquet file in the table folder, hashing as it goes. Nothing is
+    /// visible until [`Warehouse::commit`]; an abandoned file is unreferenced and removed by vacuum.
+    pub async fn stage(
+        &self,
+        key: &AssetKey,
+        mut input: SendableRecordBatchStream,
+    ) -> Result<Staged, WarehouseError> {
+        let table = self.table_handle(key)?;
+        let store = table.log_store().object_store(None);
+        let (schema, needs_cast) = delta_compatible(&input.schema());
+        let mut hasher = DataHasher::new(schema.clone());
+        let file_name = format!("part-00000-{}-c000.snappy.parquet", uuid::Uuid::now_v7());
+        let path = ObjPath::from(file_name.as_str());
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .build();
+        let mut writer: Option<AsyncArrowWriter<BufWriter>> = None;
+        let mut rows: i64 = 0;
+        while let Some(batch) = input.next().await {
+            let batch = batch?;
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            let batch = if needs_cast {
+                cast_batch(&batch, &schema)?
+            } else {
+                batch
+            };
+            hasher.update(&batch)?;
+            rows += batch.num_rows() as i64;
+            if writer.is_none() {
+                let w = BufWriter::new(store.clone(), path.clone());
+                writer = Some(AsyncArrowWriter::try_new(
+                    w,
+                    schema.clone(),
+                    Some(props.clone()),
+                )?);
+            }
+            if let Some(w) = writer.as_mut() {
+                w.write(&batch).await?;
+            }
+        }
+        let mut actions = Vec::new();
+        if let Some(w) = writer {
+            w.close().await?;
+            let head = store.head(&path).await?;
+            actions.push(Action::Add(Add {
+                path: file_name,
+                partition_values: HashMap::new(),
+                size: head.size as i64,
+                modification_time: chrono::Utc::now().timestamp_millis(),
+                data_change: true,
+                stats: Some(serde_json::json!({ "numRecords": rows }).to_string()),
+                tags: None,
+                deletion_vector: None,
+                base_row_id: None,
+                default_row_commit_version: None,
+                clustering_provider: None,
+            }));
+        }
+        Ok(Staged {
+            actions,
+            row_count: rows,
+            data_version: hasher.finish(),
+            schema,
+        })
+    }
+
+    /// Commits staged files as the table's whole new content, in one Delta transaction carrying the
+    /// step's `txn` and commit info. Returns the Delta version produced.
+    pub async fn commit(
+        &self,
+        key: &AssetKey,
+        staged: Staged,
+        meta: CommitMeta,
+    ) -> Result<i64, WarehouseError> {
+        let table = self.table_handle(key)?;
+        let columns: StructType = staged.schema.as_ref().try_into_kernel()?;
+        let props = CommitProperties::default()
+            .with_metadata([("spine".to_string(), meta.info)])
+            .with_application_transaction(Transaction::new(&meta.app_id, meta.seq));
+        // Create-or-replace in one commit: new schema, the new file, and removes of every live file.
+        let committed = table
+            .create()
+            .with_save_mode(SaveMode::Overwrite)
+            .with_table_name(key.name())
+            .with_columns(columns.fields().cloned())
+            .with_actions(staged.actions)
+            .with_commit_properties(props)
+            .await?;
+        Ok(committed.version().map(|v| v as i64).unwrap_or(0))
+    }
+}
+
+/// Maps Arrow types Delta cannot store to ones it can (unsigned → wider signed, views → plain, timestamps →
+/// microseconds UTC). Returns the schema and whether any column changes.
+pub fn delta_compatible(schema: &SchemaRef) -> (SchemaRef, bool) {
+    let mut changed = false;
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let t = match f.data_type() {
+                DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
+                DataType::BinaryView | DataType::LargeBinary => DataType::Binary,
+                DataType::UInt8 => DataType::Int16,
+                DataType::UInt16 => DataType::Int32,
+                DataType::UInt32 | DataType::UInt64 => DataType::Int64,
+                DataType::Float16 => DataType::Float32,
+                DataType::Timestamp(u, tz) if *u != TimeUnit::Microsecond || tz.is_none() => {
+                    DataType::Timestamp(
+                        TimeUnit::Microsecond,
+                        Some(tz.clone().unwrap_or_else(|| "UTC".into())),
+                    )
+                }
+                DataType::Dictionary(_, v) => match v.as_ref() {
+                    DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
+                    other => other.clone(),
+                },
+                DataType::Null => DataType::Utf8,
+                other => other.clone(),
+            };
+            if &t != f.data_type() {
+                changed = true;
+            }
+            Field::new(f.name(), t, true).with_metadata(f.metadata().clone())
+        })
+        .collect();
+    // Delta columns are nullable unless declared otherwise; keep everything nullable for evolvability.
+    if schema.fields().iter().any(|f| !f.is_nullable()) {
+        changed = true;
+    }
+    (Arc::new(Schema::new(fields)), changed)
+}
+
+fn cast_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, WarehouseError> {
+    let cols = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), cols)?)
+}

@@ -1,0 +1,191 @@
+//! Run-store behaviour. Written against the `RunStore` trait so the Postgres store (a later issue) runs
+//! the same body.
+
+use spine_engine::key::{AssetKey, RunId};
+use spine_engine::store::*;
+use spine_schemas::events::EventKind;
+use std::sync::Arc;
+
+async fn sqlite() -> (tempfile::TempDir, Arc<dyn RunStore>) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/state.db", dir.path().display());
+    (dir, open_store(&url).await.unwrap())
+}
+
+fn run(id: &RunId) -> RunRecord {
+    RunRecord {
+        run_id: id.clone(),
+        status: RunStatus::Queued,
+        selection: None,
+        force: false,
+        created_at: now(),
+        started_at: None,
+        finished_at: None,
+        error: None,
+    }
+}
+
+fn step(id: &RunId, key: &AssetKey, pos: i64) -> StepRecord {
+    StepRecord {
+        run_id: id.clone(),
+        step_id: key.to_string(),
+        asset_key: key.clone(),
+        position: pos,
+        status: StepStatus::Pending,
+        attempt: 0,
+        seq: None,
+        started_at: None,
+        finished_at: None,
+        error: None,
+        reason: None,
+    }
+}
+
+fn mat(id: &RunId, key: &AssetKey, seq: i64, version: i64) -> NewMaterialization {
+    NewMaterialization {
+        asset_key: key.clone(),
+        partition_key: None,
+        run_id: id.clone(),
+        step_id: key.to_string(),
+        seq,
+        delta_version: version,
+        row_count: 7,
+        schema: serde_json::json!([]),
+        data_version: "d".into(),
+        code_version: "c".into(),
+        upstream: vec![UpstreamRead {
+            key: AssetKey::parse("up").unwrap(),
+            materialization_id: Some(1),
+            delta_version: Some(3),
+        }],
+        metadata: serde_json::json!({"k": 1}),
+    }
+}
+
+async fn conformance(store: Arc<dyn RunStore>) {
+    let key = AssetKey::parse("sales/orders").unwrap();
+    let r1 = RunId::new();
+    store
+        .create_run(&run(&r1), &[step(&r1, &key, 0)])
+        .await
+        .unwrap();
+    let ev = |k| NewEvent::new(&r1, Some(key.as_str()), k, "info", "x");
+    store
+        .set_run_status(
+            &r1,
+            RunStatus::Running,
+            None,
+            NewEvent::new(&r1, None, EventKind::RunStarted, "info", "go"),
+        )
+        .await
+        .unwrap();
+    // Sequence numbers increase per asset across attempts and runs.
+    assert_eq!(
+        store
+            .start_step(&r1, key.as_str(), &key, 1, ev(EventKind::StepStarted))
+            .await
+            .unwrap(),
+        1
+    );
+    store
+        .attempt_failed(&r1, key.as_str(), "oops", ev(EventKind::StepAttemptFailed))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .start_step(&r1, key.as_str(), &key, 2, ev(EventKind::StepStarted))
+            .await
+            .unwrap(),
+        2
+    );
+    let outcome = StepOutcome {
+        status: StepStatus::Succeeded,
+        error: None,
+        reason: None,
+        materialization: Some(mat(&r1, &key, 2, 0)),
+        events: vec![ev(EventKind::Materialization)],
+    };
+    let id = store
+        .finish_step(&r1, key.as_str(), outcome)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .set_run_status(
+            &r1,
+            RunStatus::Succeeded,
+            None,
+            NewEvent::new(&r1, None, EventKind::RunSucceeded, "info", "ok"),
+        )
+        .await
+        .unwrap();
+
+    let got = store.get_run(&r1.0[..12]).await.unwrap();
+    assert_eq!(got.status, RunStatus::Succeeded);
+    assert!(got.started_at.is_some() && got.finished_at.is_some());
+    let steps = store.steps(&r1).await.unwrap();
+    assert_eq!(
+        (steps[0].status, steps[0].attempt, steps[0].seq),
+        (StepStatus::Succeeded, 2, Some(2))
+    );
+    let latest = store.latest_materializations().await.unwrap();
+    assert_eq!(latest[&key].id, id);
+    assert_eq!(latest[&key].m.upstream[0].delta_version, Some(3));
+    let events = store.events(&r1, 0).await.unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.event.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "run_queued",
+            "run_started",
+            "step_started",
+            "step_attempt_failed",
+            "step_started",
+            "materialization",
+            "run_succeeded"
+        ]
+    );
+
+    let r2 = RunId::new();
+    store
+        .create_run(&run(&r2), &[step(&r2, &key, 0)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .start_step(&r2, key.as_str(), &key, 1, ev(EventKind::StepStarted))
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(store.list_runs(10).await.unwrap().len(), 2);
+    assert!(store.get_run("zzzz").await.is_err());
+    let lineage = store.dump_table("lineage").await.unwrap();
+    assert_eq!(lineage[0]["upstream_key"], "up");
+    assert!(
+        store.dump_table("sqlite_master").await.is_err(),
+        "only store tables can be dumped"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_store_conformance() {
+    let (_dir, store) = sqlite().await;
+    conformance(store).await;
+}
+
+#[tokio::test]
+async fn state_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/s/state.db", dir.path().display());
+    let id = RunId::new();
+    {
+        let store = open_store(&url).await.unwrap();
+        store.create_run(&run(&id), &[]).await.unwrap();
+    }
+    let store = open_store(&url).await.unwrap();
+    assert_eq!(
+        store.get_run(id.as_str()).await.unwrap().status,
+        RunStatus::Queued
+    );
+}

@@ -1,0 +1,125 @@
+//! Definition files: `spine.toml` ([`ProjectFile`]) and asset YAML files ([`AssetFile`] / [`AssetDef`]).
+//! Unknown fields are rejected so a typo is an error, not a silently ignored setting.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// `spine.toml`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectFile {
+    /// `[project]`: name and where asset definitions live.
+    pub project: ProjectSection,
+    /// `[state]`: the run store.
+    #[serde(default)]
+    pub state: StateSection,
+    /// `[warehouse]`: where asset tables are written.
+    #[serde(default)]
+    pub warehouse: WarehouseSection,
+    /// `[defaults]`: per-asset settings used when an asset does not set its own.
+    #[serde(default)]
+    pub defaults: DefaultsSection,
+    /// `[vars]`: values substituted into SQL and commands as `${var:NAME}`.
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
+}
+
+/// `[project]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectSection {
+    /// Project name.
+    pub name: String,
+    /// Folder (relative to `spine.toml`) searched recursively for `*.yaml` / `*.yml` asset files.
+    #[serde(default = "default_assets_dir")]
+    pub assets: String,
+}
+
+fn default_assets_dir() -> String {
+    "assets".to_string()
+}
+
+/// `[state]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateSection {
+    /// Run-store URL, e.g. `sqlite://.spine/state.db` (default) or `postgres://…`.
+    pub url: Option<String>,
+}
+
+/// `[warehouse]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WarehouseSection {
+    /// Warehouse root: a relative or absolute path, `file:///…`, or `s3://bucket/prefix`.
+    pub url: Option<String>,
+    /// Object-store options (e.g. `aws_endpoint`, `aws_region`); values may use `${env:NAME}`.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+/// `[defaults]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultsSection {
+    /// Retries after a failed attempt.
+    pub retries: Option<u32>,
+    /// First retry delay (doubles each attempt, with jitter), e.g. `500ms`, `2s`.
+    pub retry_delay: Option<String>,
+    /// Per-attempt timeout, e.g. `30s`, `10m`, `1h`.
+    pub timeout: Option<String>,
+    /// Steps run at once.
+    pub concurrency: Option<usize>,
+}
+
+/// One asset YAML file: either a single asset (a mapping with `key`) or `assets: [...]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssetFile {
+    /// The assets defined in this file.
+    pub assets: Vec<AssetDef>,
+}
+
+/// One asset definition.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssetDef {
+    /// Path-like key, unique in the project: `sales/orders`.
+    pub key: String,
+    /// How it is computed: `sql`, `command`, or a kind registered by a plugin crate.
+    pub kind: String,
+    /// `sql`: path of a `.sql` file, relative to this YAML file.
+    pub sql: Option<String>,
+    /// `sql`: the query inline (instead of `sql`).
+    pub query: Option<String>,
+    /// `command`: program and arguments; relative paths resolve against this YAML file's folder.
+    pub command: Option<Vec<String>>,
+    /// `command`: environment variables passed to the program (values may use `${var:NAME}`).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// `command`: format the program writes (`parquet`, `csv`, `jsonl`); default: by file extension.
+    pub output_format: Option<String>,
+    /// `command`: also export each upstream to this format (`csv` or `jsonl`) for programs without a Parquet reader.
+    pub input_format: Option<String>,
+    /// Upstream asset keys. For `sql` assets they are inferred from the query and checked against this list.
+    #[serde(default)]
+    pub deps: Vec<String>,
+    /// Group name (default: the key's first component for nested keys, else `default`).
+    pub group: Option<String>,
+    /// Free-form tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Owners (people or teams).
+    #[serde(default)]
+    pub owners: Vec<String>,
+    /// Human description.
+    pub description: Option<String>,
+    /// Explicit code version; default: a hash of the SQL / command and the files it names.
+    pub code_version: Option<String>,
+    /// Retries after a failed attempt.
+    pub retries: Option<u32>,
+    /// First retry delay, e.g. `1s`.
+    pub retry_delay: Option<String>,
+    /// Per-attempt timeout, e.g. `10m`.
+    pub timeout: Option<String>,
+}
