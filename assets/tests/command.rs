@@ -187,7 +187,7 @@ fn ctrl_c_cancels_and_leaves_state_consistent() {
         ("assets/b.yaml", "key: slow\nkind: command\ncommand: [python3, -c, \"import time; print('started', flush=True); time.sleep(60)\"]\ndeps: [quick]\n"),
         ("assets/c.yaml", "key: after\nkind: sql\nquery: SELECT * FROM slow\n"),
     ]);
-    let mut child = bin()
+    let child = bin()
         .args(["materialize", "--json"])
         .current_dir(p.path())
         .stdout(std::process::Stdio::piped())

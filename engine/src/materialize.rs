@@ -332,19 +332,22 @@ impl Engine {
                         .expect("child is in the plan");
                     match blocked.get(child) {
                         Some(up) => {
-                            let reason = format!("upstream '{up}' did not succeed");
-                            self.finish(
-                                state,
-                                child,
-                                StepStatus::Skipped,
-                                None,
-                                Some(reason.clone()),
-                                None,
-                            )
-                            .await?;
+                            let (status, reason) = if state.cancel.is_cancelled() {
+                                (
+                                    StepStatus::Cancelled,
+                                    "run cancelled before the step started".to_string(),
+                                )
+                            } else {
+                                (
+                                    StepStatus::Skipped,
+                                    format!("upstream '{up}' did not succeed"),
+                                )
+                            };
+                            self.finish(state, child, status, None, Some(reason.clone()), None)
+                                .await?;
                             let r = StepReport {
                                 key: child.clone(),
-                                status: StepStatus::Skipped,
+                                status,
                                 attempts: 0,
                                 rows: None,
                                 delta_version: None,

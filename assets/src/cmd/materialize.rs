@@ -85,7 +85,7 @@ pub async fn run(
     concurrency: Option<usize>,
     json: bool,
 ) -> anyhow::Result<u8> {
-    let engine = super::engine(root).await?;
+    let engine = super::engine(root, selection.as_deref()).await?;
     let cancel = CancellationToken::new();
     let c2 = cancel.clone();
     tokio::spawn(async move {
@@ -147,6 +147,7 @@ pub async fn run(
             println!("everything selected is fresh; use --force to recompute");
         }
     }
+    engine.store.close().await;
     Ok(if report.status == RunStatus::Succeeded {
         0
     } else {

@@ -43,9 +43,16 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
-/// Loads the project with every kind this binary knows.
-pub async fn engine(root: &std::path::Path) -> Result<Engine, EngineError> {
-    Engine::load(root, spine_jobs::all_kinds()).await
+/// Loads the project with every kind this binary knows, checks `selection` against it, and only then
+/// opens the run store and warehouse (so invalid input never touches stored state).
+pub async fn engine(
+    root: &std::path::Path,
+    selection: Option<&str>,
+) -> Result<Engine, EngineError> {
+    let kinds = spine_jobs::all_kinds();
+    let project = spine_engine::project::load_project(root, &kinds.names())?;
+    spine_engine::selection::select(&project, selection)?;
+    Engine::open(project, kinds).await
 }
 
 /// 2 for invalid input, 1 for everything else.

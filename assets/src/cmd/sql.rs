@@ -3,7 +3,7 @@
 use std::path::Path;
 
 pub async fn run(root: &Path, query: &str, json: bool) -> anyhow::Result<u8> {
-    let engine = super::engine(root).await?;
+    let engine = super::engine(root, None).await?;
     let batches = spine_engine::query::run_sql(&engine, query).await?;
     if json {
         let mut w = arrow::json::ArrayWriter::new(Vec::new());

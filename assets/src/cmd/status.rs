@@ -5,7 +5,7 @@ use spine_engine::staleness::Freshness;
 use std::path::Path;
 
 pub async fn run(root: &Path, selection: Option<&str>, json: bool) -> anyhow::Result<u8> {
-    let engine = super::engine(root).await?;
+    let engine = super::engine(root, selection).await?;
     let statuses = engine.status(selection).await?;
     if json {
         crate::output::json(&statuses)?;

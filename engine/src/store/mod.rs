@@ -320,6 +320,8 @@ pub trait RunStore: Send + Sync {
         &self,
         table: &str,
     ) -> StoreResult<Vec<serde_json::Map<String, serde_json::Value>>>;
+    /// Flushes and closes connections (SQLite checkpoints its WAL).
+    async fn close(&self);
 }
 
 /// Opens the store at `url` (`sqlite://PATH`), creating and migrating it as needed.

@@ -403,6 +403,10 @@ impl RunStore for SqliteStore {
         rows.iter().map(mat_from_row).collect()
     }
 
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
     async fn dump_table(
         &self,
         table: &str,
