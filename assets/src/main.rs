@@ -150,7 +150,12 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let result = runtime.block_on(cmd::dispatch(cli));
+    // Run on a worker thread: they have the large stacks configured above.
+    let result = runtime.block_on(async {
+        tokio::spawn(cmd::dispatch(cli))
+            .await
+            .unwrap_or_else(|e| Err(anyhow::anyhow!("internal error: {e}")))
+    });
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

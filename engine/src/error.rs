@@ -32,7 +32,7 @@ pub struct DefinitionError {
     /// Asset concerned, when there is one.
     pub asset: Option<String>,
     /// File and line, when known.
-    pub location: Option<Location>,
+    pub location: Option<Box<Location>>,
     /// What to do about it.
     pub hint: Option<String>,
 }
@@ -55,15 +55,15 @@ impl DefinitionError {
     }
     /// Attaches a location.
     pub fn at(mut self, file: impl Into<PathBuf>, line: Option<usize>) -> Self {
-        self.location = Some(Location {
+        self.location = Some(Box::new(Location {
             file: file.into(),
             line,
-        });
+        }));
         self
     }
     /// Attaches an optional location.
     pub fn at_opt(mut self, loc: Option<Location>) -> Self {
-        self.location = loc;
+        self.location = loc.map(Box::new);
         self
     }
     /// Attaches a hint.

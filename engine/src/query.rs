@@ -95,7 +95,6 @@ pub async fn run_sql(engine: &Engine, sql: &str) -> Result<Vec<RecordBatch>, Eng
     ctx.catalog("datafusion")
         .ok_or_else(|| EngineError::Internal("default catalog missing".into()))?
         .register_schema("spine", schema)?;
-    let store_tables: Vec<&str> = STORE_TABLES.iter().map(|(t, _)| *t).collect();
     let lower = sql.to_ascii_lowercase();
     for (table, cols) in STORE_TABLES {
         if !lower.contains(table) {
@@ -138,9 +137,7 @@ pub async fn run_sql(engine: &Engine, sql: &str) -> Result<Vec<RecordBatch>, Eng
         ctx.register_table(TableReference::partial("spine", *table), Arc::new(mem))?;
     }
     let project = engine.project.clone();
-    let known = move |k: &AssetKey| {
-        project.assets.contains_key(k) && !k.as_str().starts_with("spine/") || false
-    };
+    let known = move |k: &AssetKey| project.assets.contains_key(k);
     let (rewritten, keys) = crate::sql::rewrite_known(sql, &known).map_err(|e| {
         crate::error::DefinitionError::new("E0301", format!("SQL does not parse: {e}"))
             .hint("check the query syntax")
@@ -160,7 +157,6 @@ pub async fn run_sql(engine: &Engine, sql: &str) -> Result<Vec<RecordBatch>, Eng
             }
         }
     }
-    let _ = store_tables;
     let df = ctx.sql(&rewritten).await?;
     Ok(df.collect().await?)
 }

@@ -251,7 +251,7 @@ fn parse_atom(w: &str, expr: &str) -> Result<Selection, DefinitionError> {
         return Err(bad(format!("'{w}' has operators but no asset"), expr));
     }
     let base = match rest.split_once(':') {
-        Some((m, v)) if v.is_empty() => return Err(bad(format!("'{m}:' needs a value"), expr)),
+        Some((m, "")) => return Err(bad(format!("'{m}:' needs a value"), expr)),
         Some(("key", v)) => key_or_glob(v, expr)?,
         Some(("group", v)) => Base::Group(v.into()),
         Some(("tag", v)) => Base::Tag(v.into()),

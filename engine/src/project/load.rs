@@ -104,24 +104,27 @@ fn read_asset_file(
             .at(&relf, Some(1)))
         }
     };
+    let lines = key_lines(&text);
     Ok(defs
         .into_iter()
         .map(|d| {
-            let line = key_line(&text, &d.key);
+            let line = lines.get(d.key.as_str()).copied();
             (d, line)
         })
         .collect())
 }
 
-/// The line on which `key: <key>` appears.
-fn key_line(text: &str, key: &str) -> Option<usize> {
-    text.lines()
-        .position(|l| {
-            let t = l.trim_start().trim_start_matches("- ").trim_start();
-            t.strip_prefix("key:")
-                .is_some_and(|v| v.trim().trim_matches(['"', '\'']) == key)
-        })
-        .map(|i| i + 1)
+/// The line on which each `key: <key>` first appears, in one pass over the file.
+fn key_lines(text: &str) -> std::collections::HashMap<&str, usize> {
+    let mut out = std::collections::HashMap::new();
+    for (i, l) in text.lines().enumerate() {
+        let t = l.trim_start().trim_start_matches("- ").trim_start();
+        if let Some(v) = t.strip_prefix("key:") {
+            out.entry(v.trim().trim_matches(['"', '\'']))
+                .or_insert(i + 1);
+        }
+    }
+    out
 }
 
 fn to_spec(
