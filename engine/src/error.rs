@@ -180,6 +180,9 @@ pub enum WarehouseError {
     /// Delta Lake failed.
     #[error("delta: {0}")]
     Delta(#[from] deltalake::DeltaTableError),
+    /// Delta kernel failed.
+    #[error("delta kernel: {0}")]
+    Kernel(#[from] deltalake::kernel::Error),
     /// Object store failed.
     #[error("object store: {0}")]
     ObjectStore(#[from] object_store::Error),

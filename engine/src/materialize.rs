@@ -19,6 +19,7 @@ use crate::store::{
 };
 use crate::warehouse::{CommitMeta, Staged};
 use datafusion::common::TableReference;
+use datafusion::datasource::MemTable;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{
@@ -755,6 +756,7 @@ impl Engine {
             "code_version": spec.code_version, "upstream": reads,
         });
         let (rows, data_version) = (staged.row_count, staged.data_version.clone());
+        let in_memory = staged.batches.clone().map(|b| (b, staged.schema.clone()));
         let delta_version = self
             .warehouse
             .commit(
@@ -768,6 +770,20 @@ impl Engine {
             )
             .await
             .map_err(|e| AttemptError::Failed(format!("Delta commit failed: {e}")))?;
+        if let Some((batches, schema)) = in_memory {
+            // Downstream steps of this run read the committed rows from memory instead of re-reading.
+            if let Ok(mem) = MemTable::try_new(schema, vec![batches]) {
+                let name = TableReference::bare(key.as_str());
+                let _ = state.session.deregister_table(name.clone());
+                if state.session.register_table(name, Arc::new(mem)).is_ok() {
+                    state
+                        .registered
+                        .lock()
+                        .expect("registered lock")
+                        .insert(key.clone(), delta_version);
+                }
+            }
+        }
         Ok(NewMaterialization {
             asset_key: key.clone(),
             partition_key: None,

@@ -14,8 +14,11 @@ use arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
 use datafusion::execution::SendableRecordBatchStream;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
-use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::transaction::{CommitData, CommitProperties};
+use deltalake::kernel::MetadataExt;
 use deltalake::kernel::{Action, Add, StructType, Transaction};
+use deltalake::logstore::CommitOrBytes;
+use deltalake::protocol::DeltaOperation;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableBuilder};
 use futures::StreamExt;
@@ -28,6 +31,9 @@ use parquet::file::properties::WriterProperties;
 use std::collections::HashMap;
 use std::sync::Arc;
 use url::Url;
+
+/// Outputs up to this size stay in memory for downstream steps of the same run (no re-read).
+const KEEP_IN_MEMORY_BYTES: usize = 8 * 1024 * 1024;
 
 /// Where the tables live and how to reach them.
 #[derive(Debug, Clone)]
@@ -51,6 +57,8 @@ pub struct CommitMeta {
 #[derive(Debug, Clone)]
 pub struct Staged {
     actions: Vec<Action>,
+    /// The rows themselves when they are small enough to hand to downstream steps in memory.
+    pub batches: Option<Vec<RecordBatch>>,
     /// Rows written.
     pub row_count: i64,
     /// Content hash.
@@ -170,6 +178,8 @@ impl Warehouse {
             .build();
         let mut writer: Option<AsyncArrowWriter<BufWriter>> = None;
         let mut rows: i64 = 0;
+        let mut kept: Option<Vec<RecordBatch>> = Some(Vec::new());
+        let mut kept_bytes = 0usize;
         while let Some(batch) = input.next().await {
             let batch = batch?;
             if batch.num_rows() == 0 {
@@ -193,6 +203,11 @@ impl Warehouse {
             if let Some(w) = writer.as_mut() {
                 w.write(&batch).await?;
             }
+            kept_bytes += batch.get_array_memory_size();
+            match kept.as_mut() {
+                Some(k) if kept_bytes <= KEEP_IN_MEMORY_BYTES => k.push(batch),
+                _ => kept = None,
+            }
         }
         let mut actions = Vec::new();
         if let Some(w) = writer {
@@ -214,6 +229,7 @@ impl Warehouse {
         }
         Ok(Staged {
             actions,
+            batches: kept,
             row_count: rows,
             data_version: hasher.finish(),
             schema,
@@ -230,6 +246,16 @@ impl Warehouse {
     ) -> Result<i64, WarehouseError> {
         let table = self.table_handle(key)?;
         let columns: StructType = staged.schema.as_ref().try_into_kernel()?;
+        let log_store = table.log_store();
+        if !log_store.is_delta_table_location().await? {
+            match self.commit_new_table(key, &columns, &staged, &meta).await {
+                Ok(()) => return Ok(0),
+                // Another writer created the table meanwhile: fall through to replace it.
+                Err(WarehouseError::Delta(deltalake::DeltaTableError::VersionAlreadyExists(_))) => {
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let props = CommitProperties::default()
             .with_metadata([("spine".to_string(), meta.info)])
             .with_application_transaction(Transaction::new(&meta.app_id, meta.seq));
@@ -243,6 +269,56 @@ impl Warehouse {
             .with_commit_properties(props)
             .await?;
         Ok(committed.version().map(|v| v as i64).unwrap_or(0))
+    }
+}
+
+impl Warehouse {
+    /// Creates a table with its first data in one commit (version 0): the same actions delta-rs writes
+    /// for CREATE TABLE, serialized by delta-rs, written with the log store's atomic put-if-absent,
+    /// without the snapshot reloads of the general path.
+    async fn commit_new_table(
+        &self,
+        key: &AssetKey,
+        columns: &StructType,
+        staged: &Staged,
+        meta: &CommitMeta,
+    ) -> Result<(), WarehouseError> {
+        let table = self.table_handle(key)?;
+        let log_store = table.log_store();
+        let metadata = deltalake::kernel::new_metadata(
+            columns,
+            Vec::<String>::new(),
+            Vec::<(String, String)>::new(),
+        )?
+        .with_name(key.name().to_string())?;
+        let protocol = match serde_json::from_value::<Action>(
+            serde_json::json!({"protocol": {"minReaderVersion": 1, "minWriterVersion": 2}}),
+        ) {
+            Ok(Action::Protocol(p)) => p,
+            _ => {
+                return Err(WarehouseError::BadOutput(
+                    "internal: cannot build a Delta protocol action".into(),
+                ))
+            }
+        };
+        let operation = DeltaOperation::Create {
+            mode: SaveMode::ErrorIfExists,
+            location: self.table_url(key)?,
+            protocol: protocol.clone(),
+            metadata: metadata.clone(),
+        };
+        let mut actions = vec![Action::Protocol(protocol), Action::Metadata(metadata)];
+        actions.extend(staged.actions.iter().cloned());
+        let app = HashMap::from([("spine".to_string(), meta.info.clone())]);
+        let txn = vec![Transaction::new(&meta.app_id, meta.seq)];
+        let bytes = CommitData::new(actions, operation, app, txn)
+            .get_bytes()
+            .map_err(|e| WarehouseError::Delta(e.into()))?;
+        log_store
+            .write_commit_entry(0, CommitOrBytes::LogBytes(bytes), uuid::Uuid::new_v4())
+            .await
+            .map_err(|e| WarehouseError::Delta(e.into()))?;
+        Ok(())
     }
 }
 
