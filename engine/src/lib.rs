@@ -17,6 +17,7 @@ pub mod kinds;
 pub mod materialize;
 pub mod project;
 pub mod query;
+pub mod recovery;
 pub mod selection;
 pub mod sql;
 pub mod staleness;

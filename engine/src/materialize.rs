@@ -120,6 +120,9 @@ impl Engine {
     pub async fn materialize(&self, req: MaterializeRequest) -> Result<RunReport, EngineError> {
         let started = Instant::now();
         let selected = select(&self.project, req.selection.as_deref())?;
+        for r in self.recover_interrupted_runs().await? {
+            tracing::warn!(run_id = %r.run_id, recorded = ?r.recorded, abandoned = ?r.abandoned, "settled an interrupted run");
+        }
         let order: Vec<AssetKey> = self
             .project
             .graph
@@ -140,6 +143,8 @@ impl Engine {
             started_at: None,
             finished_at: None,
             error: None,
+            pid: Some(std::process::id() as i64),
+            host: Some(crate::store::host_name()),
         };
         let steps: Vec<StepRecord> = order
             .iter()
@@ -751,9 +756,12 @@ impl Engine {
             BTreeMap<String, serde_json::Value>,
         ) = result.map_err(AttemptError::Failed)?;
         let schema_json = schema_json(&staged.schema);
+        // Everything needed to record the materialization travels in the commit, so recovery after a
+        // crash between commit and record can record it without recomputing.
         let info = serde_json::json!({
             "run_id": state.run_id.as_str(), "step_id": key.as_str(), "seq": seq,
-            "code_version": spec.code_version, "upstream": reads,
+            "code_version": spec.code_version, "upstream": reads, "rows": staged.row_count,
+            "data_version": staged.data_version, "schema": schema_json, "metadata": metadata,
         });
         let (rows, data_version) = (staged.row_count, staged.data_version.clone());
         let in_memory = staged.batches.clone().map(|b| (b, staged.schema.clone()));
@@ -770,6 +778,7 @@ impl Engine {
             )
             .await
             .map_err(|e| AttemptError::Failed(format!("Delta commit failed: {e}")))?;
+        fault_point("crash_after_commit", key);
         if let Some((batches, schema)) = in_memory {
             // Downstream steps of this run read the committed rows from memory instead of re-reading.
             if let Ok(mem) = MemTable::try_new(schema, vec![batches]) {
@@ -913,6 +922,17 @@ impl Engine {
                     .await
                     .map_err(|e| format!("cannot read output files as {format}: {e}"))
             }
+        }
+    }
+}
+
+/// Fault injection for crash tests: `SPINE_FAULT=crash_after_commit:<asset key>` aborts the process right
+/// after that asset's Delta commit, before the run store records it (the window recovery must cover).
+fn fault_point(name: &str, key: &AssetKey) {
+    if let Ok(spec) = std::env::var("SPINE_FAULT") {
+        if spec.split_once(':') == Some((name, key.as_str())) {
+            eprintln!("SPINE_FAULT: aborting at {name} for {key}");
+            std::process::abort();
         }
     }
 }

@@ -26,6 +26,8 @@ const STORE_TABLES: &[(&str, &[(&str, bool)])] = &[
             ("started_at", false),
             ("finished_at", false),
             ("error", false),
+            ("pid", true),
+            ("host", false),
         ],
     ),
     (

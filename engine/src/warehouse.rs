@@ -160,6 +160,39 @@ impl Warehouse {
             .await?)
     }
 
+    /// Finds the commit that carried sequence number `seq` for `app_id` (as its `txn`): returns its Delta
+    /// version and the `spine` commit info, or `None` when that commit never landed.
+    pub async fn find_commit(
+        &self,
+        key: &AssetKey,
+        app_id: &str,
+        seq: i64,
+    ) -> Result<Option<(i64, serde_json::Value)>, WarehouseError> {
+        let Some(table) = self.open(key, None).await? else {
+            return Ok(None);
+        };
+        let txn = table
+            .snapshot()?
+            .transaction_version(table.log_store().as_ref(), app_id)
+            .await?;
+        if txn != Some(seq) {
+            return Ok(None);
+        }
+        let latest = table.version().map(|v| v as i64).unwrap_or(0);
+        let mut history = table.history(Some(50));
+        let mut offset = 0i64;
+        while let Some(info) = history.next().await {
+            let info = info?;
+            if let Some(spine) = info.info.get("spine") {
+                if spine.get("seq").and_then(|v| v.as_i64()) == Some(seq) {
+                    return Ok(Some((latest - offset, spine.clone())));
+                }
+            }
+            offset += 1;
+        }
+        Ok(None)
+    }
+
     /// Streams `input` into a new Parquet file in the table folder, hashing as it goes. Nothing is
     /// visible until [`Warehouse::commit`]; an abandoned file is unreferenced and removed by vacuum.
     pub async fn stage(

@@ -22,6 +22,8 @@ fn run(id: &RunId) -> RunRecord {
         started_at: None,
         finished_at: None,
         error: None,
+        pid: None,
+        host: None,
     }
 }
 

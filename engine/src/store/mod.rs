@@ -109,6 +109,12 @@ pub struct RunRecord {
     pub finished_at: Option<String>,
     /// Why it failed.
     pub error: Option<String>,
+    /// Process that executes it.
+    #[serde(default)]
+    pub pid: Option<i64>,
+    /// Host of that process.
+    #[serde(default)]
+    pub host: Option<String>,
 }
 
 /// A step of a run.
@@ -320,6 +326,8 @@ pub trait RunStore: Send + Sync {
         &self,
         table: &str,
     ) -> StoreResult<Vec<serde_json::Map<String, serde_json::Value>>>;
+    /// Runs that are queued or running (candidates for interruption recovery).
+    async fn active_runs(&self) -> StoreResult<Vec<RunRecord>>;
     /// Flushes and closes connections (SQLite checkpoints its WAL).
     async fn close(&self);
 }
@@ -330,6 +338,14 @@ pub async fn open_store(url: &str) -> StoreResult<Arc<dyn RunStore>> {
         return Ok(Arc::new(sqlite::SqliteStore::open(url).await?));
     }
     Err(StoreError::UnsupportedUrl(url.to_string()))
+}
+
+/// This machine's host name (for run ownership).
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".to_string())
 }
 
 /// Current time as RFC 3339 with milliseconds, UTC.

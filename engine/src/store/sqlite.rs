@@ -34,7 +34,20 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(opts)
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        // Two processes opening a new project at once race to migrate it; the loser retries and then
+        // finds the schema in place.
+        let mut attempt = 0;
+        loop {
+            match sqlx::migrate!("./migrations/sqlite").run(&pool).await {
+                Ok(()) => break,
+                Err(e) if attempt < 20 => {
+                    attempt += 1;
+                    tracing::debug!("migration attempt {attempt} failed ({e}); retrying");
+                    tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         Ok(SqliteStore { pool })
     }
 }
@@ -66,6 +79,8 @@ fn run_from_row(r: &SqliteRow) -> StoreResult<RunRecord> {
         started_at: r.try_get("started_at")?,
         finished_at: r.try_get("finished_at")?,
         error: r.try_get("error")?,
+        pid: r.try_get("pid")?,
+        host: r.try_get("host")?,
     })
 }
 
@@ -120,12 +135,14 @@ fn step_from_row(r: &SqliteRow) -> StoreResult<StepRecord> {
 impl RunStore for SqliteStore {
     async fn create_run(&self, run: &RunRecord, steps: &[StepRecord]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO runs (run_id, status, selection, force, created_at) VALUES (?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO runs (run_id, status, selection, force, created_at, pid, host) VALUES (?, ?, ?, ?, ?, ?, ?)")
             .bind(run.run_id.as_str())
             .bind(run.status.as_str())
             .bind(&run.selection)
             .bind(run.force as i64)
             .bind(&run.created_at)
+            .bind(run.pid)
+            .bind(&run.host)
             .execute(&mut *tx)
             .await?;
         for s in steps {
@@ -401,6 +418,14 @@ impl RunStore for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(mat_from_row).collect()
+    }
+
+    async fn active_runs(&self) -> StoreResult<Vec<RunRecord>> {
+        let rows =
+            sqlx::query("SELECT * FROM runs WHERE status IN ('queued', 'running') ORDER BY run_id")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(run_from_row).collect()
     }
 
     async fn close(&self) {

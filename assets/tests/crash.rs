@@ -1,0 +1,125 @@
+//! Crashes: `kill -9` mid-step and a crash between a Delta commit and its record. The next run settles
+//! the interrupted one, records committed work without recomputing it, and recomputes only the rest.
+
+mod common;
+use common::*;
+
+#[test]
+fn crash_between_commit_and_record_is_recovered_without_recompute() {
+    let p = diamond();
+    let out = bin()
+        .args(["materialize", "--json", "-c", "1"])
+        .current_dir(p.path())
+        .env("SPINE_FAULT", "crash_after_commit:stg/b")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the fault should abort the process");
+    // stg/b committed (Delta version 0) but the store never recorded it.
+    assert!(p
+        .path()
+        .join("warehouse/stg/b/_delta_log/00000000000000000000.json")
+        .exists());
+    let m = p.run(&[
+        "sql",
+        "--json",
+        "SELECT COUNT(*) AS n FROM spine.materializations WHERE asset_key = 'stg/b'",
+    ]);
+    assert_eq!(m.json()[0]["n"], 0);
+
+    let r = p.run(&["materialize", "--json"]);
+    r.ok();
+    let v = r.json();
+    assert_eq!(status_of(&v, "raw/a"), "up_to_date");
+    assert_eq!(
+        status_of(&v, "stg/b"),
+        "up_to_date",
+        "the landed commit is recorded, not recomputed"
+    );
+    assert_eq!(status_of(&v, "marts/c"), "succeeded");
+    assert!(
+        !p.path()
+            .join("warehouse/stg/b/_delta_log/00000000000000000001.json")
+            .exists(),
+        "stg/b was recomputed"
+    );
+
+    let runs = p.run(&["runs", "--json"]).json();
+    let crashed = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["status"] == "failed")
+        .expect("the crashed run is settled");
+    assert!(
+        crashed["error"]
+            .as_str()
+            .unwrap()
+            .contains("1 committed step(s) recorded"),
+        "{crashed}"
+    );
+    // The recovered materialization carries the commit's own record: rows and upstream versions.
+    let m = p
+        .run(&[
+            "sql",
+            "--json",
+            "SELECT row_count, upstream FROM spine.materializations WHERE asset_key = 'stg/b'",
+        ])
+        .json();
+    assert_eq!(m[0]["row_count"], 100);
+    assert!(m[0]["upstream"].as_str().unwrap().contains("raw/a"));
+}
+
+#[test]
+fn kill_9_mid_step_leaves_consistent_tables_and_the_next_run_resumes() {
+    let p = Project::new(&[
+        ("assets/a.yaml", "key: quick\nkind: sql\nquery: SELECT 1 AS v\n"),
+        ("assets/b.yaml", "key: slow\nkind: command\ncommand: [python3, -c, \"import time; time.sleep(60)\"]\ndeps: [quick]\n"),
+    ]);
+    let mut child = bin()
+        .args(["materialize"])
+        .current_dir(p.path())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let r = p.run(&[
+            "sql",
+            "--json",
+            "SELECT status FROM spine.steps WHERE step_id = 'slow'",
+        ]);
+        if r.code == 0 && r.stdout.contains("running") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "slow step never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(!p.path().join("warehouse/slow/_delta_log").exists());
+
+    p.write(
+        "assets/b.yaml",
+        "key: slow\nkind: sql\nquery: SELECT v + 1 AS v FROM quick\n",
+    );
+    let r = p.run(&["materialize", "--json"]);
+    r.ok();
+    assert_eq!(status_of(&r.json(), "quick"), "up_to_date");
+    assert_eq!(status_of(&r.json(), "slow"), "succeeded");
+    let runs = p.run(&["runs", "--json"]).json();
+    let killed = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["status"] == "failed")
+        .expect("the killed run is settled");
+    assert!(
+        killed["error"]
+            .as_str()
+            .unwrap()
+            .contains("1 step(s) abandoned"),
+        "{killed}"
+    );
+}

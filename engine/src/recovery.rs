@@ -1,0 +1,179 @@
+//! Recovery of interrupted runs (the process died: `kill -9`, OOM, power loss).
+//!
+//! A run is interrupted when it is still `queued`/`running` in the store but its owning process is gone
+//! (same host, pid no longer alive). For each of its steps that was `running`, the asset's Delta table
+//! tells whether the attempt's commit landed: if the table's `txn` version for the asset equals the
+//! step's sequence number, the materialization is recorded from the commit's own info — committed work is
+//! never redone. Otherwise the step is marked failed (its staged files are unreferenced). The run ends
+//! as `failed` with an explanation; the next `materialize` recomputes only what is stale.
+
+use crate::engine::Engine;
+use crate::error::EngineError;
+use crate::key::RunId;
+use crate::store::{
+    host_name, NewEvent, NewMaterialization, RunRecord, RunStatus, StepOutcome, StepStatus,
+    UpstreamRead,
+};
+use spine_schemas::events::EventKind;
+
+/// What recovery did for one interrupted run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Recovered {
+    /// The run.
+    pub run_id: RunId,
+    /// Steps whose commit had landed and were recorded without recomputation.
+    pub recorded: Vec<String>,
+    /// Steps that had not committed and were marked failed.
+    pub abandoned: Vec<String>,
+}
+
+fn process_alive(pid: i64) -> bool {
+    if pid == std::process::id() as i64 {
+        return true;
+    }
+    if cfg!(target_os = "linux") {
+        std::path::Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true // cannot tell: never take over a run we cannot prove dead
+    }
+}
+
+/// Whether `run` belongs to a process on this host that no longer exists.
+pub fn is_interrupted(run: &RunRecord) -> bool {
+    match (&run.host, run.pid) {
+        (Some(h), Some(pid)) => *h == host_name() && !process_alive(pid),
+        _ => false,
+    }
+}
+
+impl Engine {
+    /// Finds runs whose process died and settles them (see the module docs).
+    pub async fn recover_interrupted_runs(&self) -> Result<Vec<Recovered>, EngineError> {
+        let mut out = Vec::new();
+        for run in self.store.active_runs().await? {
+            if !is_interrupted(&run) {
+                continue;
+            }
+            out.push(self.recover_run(&run).await?);
+        }
+        Ok(out)
+    }
+
+    async fn recover_run(&self, run: &RunRecord) -> Result<Recovered, EngineError> {
+        let mut rec = Recovered {
+            run_id: run.run_id.clone(),
+            recorded: Vec::new(),
+            abandoned: Vec::new(),
+        };
+        for step in self.store.steps(&run.run_id).await? {
+            if step.status.is_terminal() {
+                continue;
+            }
+            let key = step.asset_key.clone();
+            let committed = match step.seq {
+                Some(seq) if step.status == StepStatus::Running => self
+                    .warehouse
+                    .find_commit(&key, key.as_str(), seq)
+                    .await?
+                    .map(|c| (seq, c)),
+                _ => None,
+            };
+            let outcome = match committed {
+                Some((seq, (delta_version, info))) => {
+                    let upstream: Vec<UpstreamRead> =
+                        serde_json::from_value(info.get("upstream").cloned().unwrap_or_default())
+                            .unwrap_or_default();
+                    let m = NewMaterialization {
+                        asset_key: key.clone(),
+                        partition_key: None,
+                        run_id: run.run_id.clone(),
+                        step_id: step.step_id.clone(),
+                        seq,
+                        delta_version,
+                        row_count: info.get("rows").and_then(|v| v.as_i64()).unwrap_or(0),
+                        schema: info.get("schema").cloned().unwrap_or_default(),
+                        data_version: info
+                            .get("data_version")
+                            .and_then(|v| v.as_str())
+                            .unwrap_or_default()
+                            .to_string(),
+                        code_version: info
+                            .get("code_version")
+                            .and_then(|v| v.as_str())
+                            .unwrap_or_default()
+                            .to_string(),
+                        upstream,
+                        metadata: info
+                            .get("metadata")
+                            .cloned()
+                            .unwrap_or(serde_json::json!({})),
+                    };
+                    rec.recorded.push(step.step_id.clone());
+                    let ev = NewEvent::new(
+                        &run.run_id,
+                        Some(&step.step_id),
+                        EventKind::Materialization,
+                        "info",
+                        format!("recovered {key}: its commit (Delta version {delta_version}) landed before the process died"),
+                    );
+                    StepOutcome {
+                        status: StepStatus::Succeeded,
+                        error: None,
+                        reason: Some("recovered after interruption".into()),
+                        materialization: Some(m),
+                        events: vec![ev],
+                    }
+                }
+                None => {
+                    let (status, msg) = if step.status == StepStatus::Running {
+                        rec.abandoned.push(step.step_id.clone());
+                        (
+                            StepStatus::Failed,
+                            "interrupted: the process died before this step committed",
+                        )
+                    } else {
+                        (
+                            StepStatus::Cancelled,
+                            "interrupted: the process died before this step started",
+                        )
+                    };
+                    let kind = if status == StepStatus::Failed {
+                        EventKind::StepFailed
+                    } else {
+                        EventKind::StepCancelled
+                    };
+                    let ev = NewEvent::new(
+                        &run.run_id,
+                        Some(&step.step_id),
+                        kind,
+                        "warn",
+                        format!("{key}: {msg}"),
+                    );
+                    StepOutcome {
+                        status,
+                        error: (status == StepStatus::Failed).then(|| msg.to_string()),
+                        reason: Some(msg.into()),
+                        materialization: None,
+                        events: vec![ev],
+                    }
+                }
+            };
+            self.store
+                .finish_step(&run.run_id, &step.step_id, outcome)
+                .await?;
+        }
+        let msg = format!(
+            "interrupted: process {} on {} died; {} committed step(s) recorded, {} step(s) abandoned",
+            run.pid.unwrap_or(0),
+            run.host.clone().unwrap_or_default(),
+            rec.recorded.len(),
+            rec.abandoned.len()
+        );
+        tracing::warn!(run_id = %run.run_id, "{msg}");
+        let ev = NewEvent::new(&run.run_id, None, EventKind::RunFailed, "warn", msg.clone());
+        self.store
+            .set_run_status(&run.run_id, RunStatus::Failed, Some(&msg), ev)
+            .await?;
+        Ok(rec)
+    }
+}
