@@ -55,7 +55,8 @@ impl Engine {
             .clone()
             .into_iter()
             .collect();
-        let warehouse = Warehouse::new(project.config.warehouse_url.clone(), options)?;
+        let warehouse = Warehouse::new(project.config.warehouse_url.clone(), options)?
+            .with_fsync(project.config.warehouse_fsync);
         Ok(Engine {
             project: Arc::new(project),
             store,

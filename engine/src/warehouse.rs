@@ -40,6 +40,7 @@ const KEEP_IN_MEMORY_BYTES: usize = 8 * 1024 * 1024;
 pub struct Warehouse {
     root: Url,
     options: HashMap<String, String>,
+    fsync: bool,
 }
 
 /// What a commit records besides the data.
@@ -73,7 +74,43 @@ impl Warehouse {
         if root.scheme() == "file" && root.to_file_path().is_err() {
             return Err(WarehouseError::BadUrl(root.to_string()));
         }
-        Ok(Warehouse { root, options })
+        Ok(Warehouse {
+            root,
+            options,
+            fsync: true,
+        })
+    }
+
+    /// Sets whether local writes are fsynced (default: yes).
+    pub fn with_fsync(mut self, fsync: bool) -> Self {
+        self.fsync = fsync;
+        self
+    }
+
+    /// fsyncs `paths` (files or folders) of a local warehouse, off the async threads.
+    async fn sync_local(&self, paths: Vec<std::path::PathBuf>) -> Result<(), WarehouseError> {
+        if !self.fsync || paths.is_empty() {
+            return Ok(());
+        }
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            for p in paths {
+                std::fs::File::open(&p)?.sync_all()?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| WarehouseError::BadOutput(format!("fsync task failed: {e}")))?
+        .map_err(|e| WarehouseError::BadOutput(format!("fsync failed: {e}")))
+    }
+
+    /// Makes a commit durable on a local disk: the commit file, the log folder and the table folder.
+    async fn sync_commit(&self, key: &AssetKey, version: i64) -> Result<(), WarehouseError> {
+        let Some(dir) = self.local_dir(key) else {
+            return Ok(());
+        };
+        let log = dir.join("_delta_log");
+        self.sync_local(vec![log.join(format!("{version:020}.json")), log, dir])
+            .await
     }
 
     /// The warehouse root.
@@ -245,6 +282,9 @@ impl Warehouse {
         let mut actions = Vec::new();
         if let Some(w) = writer {
             w.close().await?;
+            if let Some(dir) = self.local_dir(key) {
+                self.sync_local(vec![dir.join(&file_name)]).await?;
+            }
             let head = store.head(&path).await?;
             actions.push(Action::Add(Add {
                 path: file_name,
@@ -282,7 +322,10 @@ impl Warehouse {
         let log_store = table.log_store();
         if !log_store.is_delta_table_location().await? {
             match self.commit_new_table(key, &columns, &staged, &meta).await {
-                Ok(()) => return Ok(0),
+                Ok(()) => {
+                    self.sync_commit(key, 0).await?;
+                    return Ok(0);
+                }
                 // Another writer created the table meanwhile: fall through to replace it.
                 Err(WarehouseError::Delta(deltalake::DeltaTableError::VersionAlreadyExists(_))) => {
                 }
@@ -301,7 +344,9 @@ impl Warehouse {
             .with_actions(staged.actions)
             .with_commit_properties(props)
             .await?;
-        Ok(committed.version().map(|v| v as i64).unwrap_or(0))
+        let version = committed.version().map(|v| v as i64).unwrap_or(0);
+        self.sync_commit(key, version).await?;
+        Ok(version)
     }
 }
 

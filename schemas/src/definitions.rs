@@ -56,6 +56,9 @@ pub struct WarehouseSection {
     /// Object-store options (e.g. `aws_endpoint`, `aws_region`); values may use `${env:NAME}`.
     #[serde(default)]
     pub options: BTreeMap<String, String>,
+    /// Local warehouses: fsync data files, commits and folders so a commit survives power loss
+    /// (default true).
+    pub fsync: Option<bool>,
 }
 
 /// `[defaults]`.

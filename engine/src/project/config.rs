@@ -51,6 +51,8 @@ pub struct ProjectConfig {
     pub warehouse_url: Url,
     /// Object-store options for the warehouse.
     pub warehouse_options: BTreeMap<String, String>,
+    /// fsync local warehouse writes (power-loss durability).
+    pub warehouse_fsync: bool,
     /// Defaults.
     pub settings: Settings,
     /// `[vars]`.
@@ -74,6 +76,7 @@ impl ProjectConfig {
             state_url: resolve_state_url(&root, state.as_deref())?,
             warehouse_url: resolve_warehouse_url(&root, wh.as_deref())?,
             warehouse_options: BTreeMap::new(),
+            warehouse_fsync: true,
             settings: Settings::default(),
             vars: BTreeMap::new(),
             root,
@@ -140,6 +143,7 @@ impl ProjectConfig {
             state_url: resolve_state_url(&root, state.as_deref())?,
             warehouse_url: resolve_warehouse_url(&root, wh.as_deref())?,
             warehouse_options: file.warehouse.options.clone(),
+            warehouse_fsync: file.warehouse.fsync.unwrap_or(true),
             settings: s,
             vars,
             root,
