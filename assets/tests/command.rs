@@ -195,22 +195,7 @@ fn ctrl_c_cancels_and_leaves_state_consistent() {
         .spawn()
         .unwrap();
     // Wait until the slow step is running, then interrupt.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let r = p.run(&[
-            "sql",
-            "--json",
-            "SELECT status FROM spine.steps WHERE step_id = 'slow'",
-        ]);
-        if r.code == 0 && r.stdout.contains("running") {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "slow step never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    wait_until_running(&p, "slow");
     std::thread::sleep(std::time::Duration::from_millis(300));
     let pid = child.id().to_string();
     std::process::Command::new("kill")

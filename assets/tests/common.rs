@@ -158,3 +158,20 @@ pub fn status_of(v: &serde_json::Value, key: &str) -> String {
         .map(|(_, s)| s)
         .unwrap_or_else(|| panic!("no step {key} in {v}"))
 }
+
+/// Polls the run store until `step` is running (or panics after a minute).
+pub fn wait_until_running(p: &Project, step: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let query = format!("SELECT status FROM spine.steps WHERE step_id = '{step}'");
+    loop {
+        let r = p.run(&["sql", "--json", &query]);
+        if r.code == 0 && r.stdout.contains("running") {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "step {step} never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

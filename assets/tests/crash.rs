@@ -80,22 +80,7 @@ fn kill_9_mid_step_leaves_consistent_tables_and_the_next_run_resumes() {
         .current_dir(p.path())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let r = p.run(&[
-            "sql",
-            "--json",
-            "SELECT status FROM spine.steps WHERE step_id = 'slow'",
-        ]);
-        if r.code == 0 && r.stdout.contains("running") {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "slow step never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    wait_until_running(&p, "slow");
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert!(!p.path().join("warehouse/slow/_delta_log").exists());

@@ -92,6 +92,22 @@ pub struct RunReport {
     pub duration_ms: u128,
 }
 
+impl StepReport {
+    /// A report for a step that has not ended yet.
+    fn new(key: &AssetKey) -> Self {
+        StepReport {
+            key: key.clone(),
+            status: StepStatus::Pending,
+            attempts: 0,
+            rows: None,
+            delta_version: None,
+            duration_ms: 0,
+            error: None,
+            reason: None,
+        }
+    }
+}
+
 impl RunReport {
     /// Number of steps that ended in `status`.
     pub fn count(&self, status: StepStatus) -> usize {
@@ -295,25 +311,9 @@ impl Engine {
                         .cloned()
                         .ok_or_else(|| EngineError::Internal("unknown task".into()))?;
                     let msg = format!("step panicked: {e}");
-                    self.finish(
-                        state,
-                        &key,
-                        StepStatus::Failed,
-                        Some(msg.clone()),
-                        None,
-                        None,
-                    )
-                    .await?;
-                    StepReport {
-                        key,
-                        status: StepStatus::Failed,
-                        attempts: 1,
-                        rows: None,
-                        delta_version: None,
-                        duration_ms: 0,
-                        error: Some(msg),
-                        reason: None,
-                    }
+                    let report = StepReport::new(&key);
+                    self.end_step(state, report, StepStatus::Failed, Some(msg), None)
+                        .await?
                 }
             };
             let ok = matches!(report.status, StepStatus::Succeeded | StepStatus::UpToDate);
@@ -349,18 +349,9 @@ impl Engine {
                                     format!("upstream '{up}' did not succeed"),
                                 )
                             };
-                            self.finish(state, child, status, None, Some(reason.clone()), None)
+                            let r = self
+                                .end_step(state, StepReport::new(child), status, None, Some(reason))
                                 .await?;
-                            let r = StepReport {
-                                key: child.clone(),
-                                status,
-                                attempts: 0,
-                                rows: None,
-                                delta_version: None,
-                                duration_ms: 0,
-                                error: None,
-                                reason: Some(reason),
-                            };
                             if let Some(o) = &state.observer {
                                 o.step_finished(&r);
                             }
@@ -375,31 +366,37 @@ impl Engine {
         // Whatever never started was cancelled.
         for key in order {
             if !reports.contains_key(key) {
-                self.finish(
-                    state,
-                    key,
-                    StepStatus::Cancelled,
-                    None,
-                    Some("run cancelled before the step started".into()),
-                    None,
-                )
-                .await?;
-                reports.insert(
-                    key.clone(),
-                    StepReport {
-                        key: key.clone(),
-                        status: StepStatus::Cancelled,
-                        attempts: 0,
-                        rows: None,
-                        delta_version: None,
-                        duration_ms: 0,
-                        error: None,
-                        reason: Some("cancelled".into()),
-                    },
-                );
+                let r = self
+                    .end_step(
+                        state,
+                        StepReport::new(key),
+                        StepStatus::Cancelled,
+                        None,
+                        Some("run cancelled before the step started".into()),
+                    )
+                    .await?;
+                reports.insert(key.clone(), r);
             }
         }
         Ok(reports)
+    }
+
+    /// Records how a step ended (no materialization) and returns its report filled in.
+    async fn end_step(
+        &self,
+        state: &RunState,
+        mut report: StepReport,
+        status: StepStatus,
+        error: Option<String>,
+        reason: Option<String>,
+    ) -> Result<StepReport, EngineError> {
+        let key = report.key.clone();
+        self.finish(state, &key, status, error.clone(), reason.clone(), None)
+            .await?;
+        report.status = status;
+        report.error = error;
+        report.reason = reason;
+        Ok(report)
     }
 
     async fn finish(
@@ -455,26 +452,13 @@ impl Engine {
             Err(e) => {
                 let msg = e.to_string();
                 tracing::error!("{msg}");
+                let mut report = StepReport::new(&key);
+                report.status = StepStatus::Failed;
+                report.error = Some(msg.clone());
                 let _ = self
-                    .finish(
-                        state,
-                        &key,
-                        StepStatus::Failed,
-                        Some(msg.clone()),
-                        None,
-                        None,
-                    )
+                    .finish(state, &key, StepStatus::Failed, Some(msg), None, None)
                     .await;
-                StepReport {
-                    key: key.clone(),
-                    status: StepStatus::Failed,
-                    attempts: 0,
-                    rows: None,
-                    delta_version: None,
-                    duration_ms: 0,
-                    error: Some(msg),
-                    reason: None,
-                }
+                report
             }
         };
         report.duration_ms = started.elapsed().as_millis();
@@ -490,16 +474,7 @@ impl Engine {
         key: &AssetKey,
     ) -> Result<StepReport, EngineError> {
         let spec = self.project.assets[key].clone();
-        let mut report = StepReport {
-            key: key.clone(),
-            status: StepStatus::Pending,
-            attempts: 0,
-            rows: None,
-            delta_version: None,
-            duration_ms: 0,
-            error: None,
-            reason: None,
-        };
+        let mut report = StepReport::new(key);
         if !state.force {
             let f = freshness(&spec, &state.latest.lock().expect("latest lock"));
             if f == Freshness::Fresh {
@@ -510,34 +485,16 @@ impl Engine {
                     .get(key)
                     .map(|m| short(m.m.run_id.as_str()).to_string());
                 let reason = format!("fresh (materialized in run {})", run.unwrap_or_default());
-                self.finish(
-                    state,
-                    key,
-                    StepStatus::UpToDate,
-                    None,
-                    Some(reason.clone()),
-                    None,
-                )
-                .await?;
-                report.status = StepStatus::UpToDate;
-                report.reason = Some(reason);
-                return Ok(report);
+                return self
+                    .end_step(state, report, StepStatus::UpToDate, None, Some(reason))
+                    .await;
             }
         }
         let Some(kind) = self.kinds.get(&spec.kind).cloned() else {
             let msg = format!("no executor for kind '{}'", spec.kind);
-            self.finish(
-                state,
-                key,
-                StepStatus::Failed,
-                Some(msg.clone()),
-                None,
-                None,
-            )
-            .await?;
-            report.status = StepStatus::Failed;
-            report.error = Some(msg);
-            return Ok(report);
+            return self
+                .end_step(state, report, StepStatus::Failed, Some(msg), None)
+                .await;
         };
         let max_attempts = spec.retries + 1;
         for attempt in 1..=max_attempts {
@@ -595,18 +552,10 @@ impl Engine {
                     return Ok(report);
                 }
                 Err(AttemptError::Cancelled) => {
-                    self.finish(
-                        state,
-                        key,
-                        StepStatus::Cancelled,
-                        None,
-                        Some("cancelled while running".into()),
-                        None,
-                    )
-                    .await?;
-                    report.status = StepStatus::Cancelled;
-                    report.reason = Some("cancelled while running".into());
-                    return Ok(report);
+                    let reason = Some("cancelled while running".to_string());
+                    return self
+                        .end_step(state, report, StepStatus::Cancelled, None, reason)
+                        .await;
                 }
                 Err(AttemptError::Failed(msg)) if attempt < max_attempts => {
                     let delay = backoff(spec.retry_delay, attempt, state.run_id.as_str());
@@ -627,26 +576,16 @@ impl Engine {
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
                         _ = state.cancel.cancelled() => {
-                            self.finish(state, key, StepStatus::Cancelled, Some(msg), Some("cancelled while waiting to retry".into()), None).await?;
-                            report.status = StepStatus::Cancelled;
-                            return Ok(report);
+                            let reason = Some("cancelled while waiting to retry".to_string());
+                            return self.end_step(state, report, StepStatus::Cancelled, Some(msg), reason).await;
                         }
                     }
                 }
                 Err(AttemptError::Failed(msg)) => {
                     tracing::error!(attempt, "step failed: {msg}");
-                    self.finish(
-                        state,
-                        key,
-                        StepStatus::Failed,
-                        Some(msg.clone()),
-                        None,
-                        None,
-                    )
-                    .await?;
-                    report.status = StepStatus::Failed;
-                    report.error = Some(msg);
-                    return Ok(report);
+                    return self
+                        .end_step(state, report, StepStatus::Failed, Some(msg), None)
+                        .await;
                 }
             }
         }
