@@ -231,3 +231,22 @@ fn init_creates_a_project_that_materializes() {
         "init refuses an existing project"
     );
 }
+
+#[test]
+fn bench_command_prints_its_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_in(
+        dir.path(),
+        &["bench", "--n", "5", "--plan-n", "50", "--runs", "1"],
+    );
+    r.ok();
+    for row in [
+        "chain of 5 SQL assets",
+        "fan-out 1 → 5 → 1",
+        "warehouse fsync off",
+        "plan 50 assets",
+        "PER ASSET",
+    ] {
+        assert!(r.stdout.contains(row), "missing {row:?} in:\n{}", r.stdout);
+    }
+}

@@ -24,12 +24,17 @@ fn reset_peak() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-fn write_project(dir: &Path, assets: &[(String, String)], per_file: usize) -> anyhow::Result<()> {
+fn write_project(
+    dir: &Path,
+    assets: &[(String, String)],
+    per_file: usize,
+    fsync: bool,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir.join("assets"))?;
-    std::fs::write(
-        dir.join("spine.toml"),
-        "[project]\nname = \"bench\"\n[defaults]\nconcurrency = 2\n",
-    )?;
+    let toml = format!(
+        "[project]\nname = \"bench\"\n[defaults]\nconcurrency = 2\n[warehouse]\nfsync = {fsync}\n"
+    );
+    std::fs::write(dir.join("spine.toml"), toml)?;
     for (i, chunk) in assets.chunks(per_file.max(1)).enumerate() {
         let mut y = String::from("assets:\n");
         for (key, sql) in chunk {
@@ -95,9 +100,9 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-async fn materialize_once(assets: &[(String, String)]) -> anyhow::Result<(f64, f64)> {
+async fn materialize_once(assets: &[(String, String)], fsync: bool) -> anyhow::Result<(f64, f64)> {
     let dir = tempfile::tempdir()?;
-    write_project(dir.path(), assets, 1000)?;
+    write_project(dir.path(), assets, 1000, fsync)?;
     reset_peak();
     let t = Instant::now();
     let engine = Engine::load(dir.path(), spine_jobs::all_kinds()).await?;
@@ -114,14 +119,20 @@ async fn materialize_once(assets: &[(String, String)]) -> anyhow::Result<(f64, f
 pub async fn run(n: usize, plan_n: usize, runs: usize) -> anyhow::Result<u8> {
     let runs = runs.max(1);
     let mut rows: Vec<Vec<String>> = Vec::new();
-    for (name, assets) in [
-        (format!("chain of {n} SQL assets"), chain(n)),
-        (format!("fan-out 1 → {n} → 1"), fanout(n)),
-    ] {
+    let workloads = [
+        (format!("chain of {n} SQL assets"), chain(n), true),
+        (format!("fan-out 1 → {n} → 1"), fanout(n), true),
+        (
+            format!("chain of {n}, warehouse fsync off"),
+            chain(n),
+            false,
+        ),
+    ];
+    for (name, assets, fsync) in workloads {
         let mut times = Vec::new();
         let mut peaks = Vec::new();
         for _ in 0..runs {
-            let (t, p) = materialize_once(&assets).await?;
+            let (t, p) = materialize_once(&assets, fsync).await?;
             times.push(t);
             peaks.push(p);
         }
@@ -136,7 +147,7 @@ pub async fn run(n: usize, plan_n: usize, runs: usize) -> anyhow::Result<u8> {
     }
     // Planning a large graph: load (YAML + SQL parse), validate, select, order.
     let dir = tempfile::tempdir()?;
-    write_project(dir.path(), &big_graph(plan_n), 5000)?;
+    write_project(dir.path(), &big_graph(plan_n), 5000, true)?;
     let mut times = Vec::new();
     let mut peaks = Vec::new();
     for _ in 0..runs {
