@@ -250,3 +250,63 @@ fn bench_command_prints_its_table() {
         assert!(r.stdout.contains(row), "missing {row:?} in:\n{}", r.stdout);
     }
 }
+
+#[test]
+fn environment_overrides_state_and_warehouse_and_fills_env_references() {
+    let p = diamond();
+    let elsewhere = tempfile::tempdir().unwrap();
+    // ${env:NAME} in spine.toml reads the environment (as for secrets).
+    p.write(
+        "spine.toml",
+        "[project]\nname = \"t\"\n[warehouse]\nurl = \"${env:SPINE_TEST_WH}\"\n",
+    );
+    let out = bin()
+        .args(["materialize", "--json"])
+        .current_dir(p.path())
+        .env("SPINE_TEST_WH", elsewhere.path().join("from-toml"))
+        .env(
+            "SPINE_STATE_URL",
+            format!("sqlite://{}/state.db", elsewhere.path().display()),
+        )
+        .env_remove("SPINE_WAREHOUSE_URL")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(elsewhere.path().join("state.db").exists());
+    assert!(elsewhere.path().join("from-toml/raw/a/_delta_log").exists());
+    assert!(!p.path().join(".spine/state.db").exists() && !p.path().join("warehouse").exists());
+
+    // The environment variable beats spine.toml.
+    let out = bin()
+        .args(["materialize", "--force", "raw/a"])
+        .current_dir(p.path())
+        .env("SPINE_TEST_WH", elsewhere.path().join("from-toml"))
+        .env("SPINE_WAREHOUSE_URL", elsewhere.path().join("from-env"))
+        .env(
+            "SPINE_STATE_URL",
+            format!("sqlite://{}/state.db", elsewhere.path().display()),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(elsewhere.path().join("from-env/raw/a/_delta_log").exists());
+
+    // An unset variable is a clear error with the line.
+    let r = p.run(&["materialize"]);
+    r.code(2);
+    assert!(
+        r.stderr.contains("E0103")
+            && r.stderr.contains("SPINE_TEST_WH")
+            && r.stderr.contains("spine.toml:4"),
+        "{}",
+        r.stderr
+    );
+}

@@ -210,6 +210,14 @@ impl Engine {
             .execute_plan(&order, concurrency, &state)
             .instrument(run_span.clone())
             .await?;
+        let _ = std::fs::remove_dir_all(
+            self.project
+                .config
+                .root
+                .join(".spine")
+                .join("tmp")
+                .join(run_id.as_str()),
+        );
         let failed = reports.values().any(|r| r.status == StepStatus::Failed);
         let cancelled = req.cancel.is_cancelled()
             || reports.values().any(|r| r.status == StepStatus::Cancelled);
