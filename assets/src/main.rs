@@ -5,6 +5,11 @@ mod cmd;
 mod output;
 
 use clap::{Parser, Subcommand, ValueEnum};
+
+/// glibc malloc fragments badly under DataFusion's and the loader's allocation patterns; mimalloc halves
+/// allocation time (see docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -2,7 +2,7 @@
 //! on petgraph; traversals (ancestors/descendants with depth, topological order) work on node indexes.
 
 use crate::key::AssetKey;
-use petgraph::algo::{tarjan_scc, toposort};
+use petgraph::algo::{kosaraju_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::Direction;
 use std::collections::{HashMap, VecDeque};
@@ -120,7 +120,11 @@ impl AssetGraph {
     /// that starts and ends at the same asset, e.g. `a → b → c → a`.
     pub fn cycles(&self) -> Vec<Vec<AssetKey>> {
         let mut out = Vec::new();
-        for scc in tarjan_scc(&self.graph) {
+        if toposort(&self.graph, None).is_ok() {
+            return out;
+        }
+        // Kosaraju's algorithm is iterative: deep graphs (a 100,000-asset chain) cannot overflow the stack.
+        for scc in kosaraju_scc(&self.graph) {
             let self_loop = scc.len() == 1 && self.graph.contains_edge(scc[0], scc[0]);
             if scc.len() < 2 && !self_loop {
                 continue;

@@ -623,8 +623,6 @@ impl Engine {
             .join(format!("{}-{attempt}", key.as_str().replace('/', "__")));
         let compute = async {
             let (upstream, reads) = self.register_upstreams(state, spec).await?;
-            std::fs::create_dir_all(&scratch)
-                .map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
             let ctx = StepContext {
                 run_id: state.run_id.clone(),
                 step_id: key.to_string(),
@@ -696,7 +694,9 @@ impl Engine {
             r = timed => r,
             _ = state.cancel.cancelled() => return Err(AttemptError::Cancelled),
         };
-        let _ = std::fs::remove_dir_all(&scratch);
+        if scratch.exists() {
+            let _ = std::fs::remove_dir_all(&scratch);
+        }
         let (staged, reads, metadata): (
             Staged,
             Vec<UpstreamRead>,

@@ -134,7 +134,7 @@ impl Warehouse {
     }
 
     fn table_handle(&self, key: &AssetKey) -> Result<DeltaTable, WarehouseError> {
-        if let Some(dir) = self.local_dir(key) {
+        if let Some(dir) = self.local_dir(key).filter(|d| !d.is_dir()) {
             std::fs::create_dir_all(&dir).map_err(|e| {
                 WarehouseError::BadOutput(format!("cannot create {}: {e}", dir.display()))
             })?;

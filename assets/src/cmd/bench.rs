@@ -100,7 +100,12 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-async fn materialize_once(assets: &[(String, String)], fsync: bool) -> anyhow::Result<(f64, f64)> {
+/// Materializes a fresh project; returns wall seconds, peak MiB, and the folder (kept until the bench
+/// ends: deleting thousands of files between runs slows the next run's file creation on ext4).
+async fn materialize_once(
+    assets: &[(String, String)],
+    fsync: bool,
+) -> anyhow::Result<(f64, f64, tempfile::TempDir)> {
     let dir = tempfile::tempdir()?;
     write_project(dir.path(), assets, 1000, fsync)?;
     reset_peak();
@@ -113,12 +118,13 @@ async fn materialize_once(assets: &[(String, String)], fsync: bool) -> anyhow::R
         "bench run failed: {:?}",
         report.steps.iter().find(|s| s.error.is_some())
     );
-    Ok((secs, peak_mib().unwrap_or(f64::NAN)))
+    Ok((secs, peak_mib().unwrap_or(f64::NAN), dir))
 }
 
 pub async fn run(n: usize, plan_n: usize, runs: usize) -> anyhow::Result<u8> {
     let runs = runs.max(1);
     let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut keep = Vec::new();
     let workloads = [
         (format!("chain of {n} SQL assets"), chain(n), true),
         (format!("fan-out 1 → {n} → 1"), fanout(n), true),
@@ -132,7 +138,8 @@ pub async fn run(n: usize, plan_n: usize, runs: usize) -> anyhow::Result<u8> {
         let mut times = Vec::new();
         let mut peaks = Vec::new();
         for _ in 0..runs {
-            let (t, p) = materialize_once(&assets, fsync).await?;
+            let (t, p, dir) = materialize_once(&assets, fsync).await?;
+            keep.push(dir);
             times.push(t);
             peaks.push(p);
         }

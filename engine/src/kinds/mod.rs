@@ -94,7 +94,8 @@ pub struct StepContext {
     pub session: SessionContext,
     /// Upstreams and the versions read.
     pub upstream: Vec<UpstreamInput>,
-    /// A private folder for this attempt (outputs of external programs go here).
+    /// A private folder for this attempt (outputs of external programs go here). Not created: a kind
+    /// that needs it creates it; the engine removes it when the attempt ends.
     pub scratch: PathBuf,
     /// Reports logs, metadata and checks.
     pub events: EventSink,
