@@ -31,13 +31,9 @@ async fn readings() -> Result<Vec<RecordBatch>, spine_engine::project::BoxError>
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let tmp;
     let dir = match std::env::args().nth(1) {
         Some(d) => std::path::PathBuf::from(d),
-        None => {
-            tmp = std::env::temp_dir().join(format!("spine-embedded-{}", std::process::id()));
-            tmp.clone()
-        }
+        None => std::env::temp_dir().join(format!("spine-embedded-{}", std::process::id())),
     };
     std::fs::create_dir_all(&dir)?;
     let config = ProjectConfig::in_dir(&dir)?;
