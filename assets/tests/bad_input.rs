@@ -269,3 +269,17 @@ fn multiple_errors_are_reported_together() {
         r.stderr
     );
 }
+
+#[test]
+fn check_notes_declared_but_unread_upstreams() {
+    let p = diamond();
+    p.write("assets/more.yaml", "assets:\n  - key: marts/c\n    kind: sql\n    query: SELECT SUM(x) AS total FROM stg.b\n    deps: [raw/a]\n");
+    let r = p.run(&["check"]);
+    r.ok();
+    assert!(
+        r.stdout
+            .contains("marts/c declares upstream 'raw/a' that its query does not read"),
+        "{}",
+        r.stdout
+    );
+}

@@ -35,6 +35,11 @@ pub async fn run(root: &Path, json: bool) -> anyhow::Result<u8> {
         for (k, why) in &report.unplanned {
             println!("  note: {k} not planned: {why}");
         }
+        for a in project.assets.values() {
+            for d in &a.unread_deps {
+                println!("  note: {} declares upstream '{d}' that its query does not read (kept as an ordering dependency)", a.key);
+            }
+        }
     }
     Ok(0)
 }

@@ -195,6 +195,7 @@ fn to_spec(
     }
     let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
     let var = |n: &str| config.var(n);
+    let mut unread = Vec::new();
     let (body, auto_version) = match def.kind.as_str() {
         "sql" => {
             let (raw, sql_file) = match (&def.sql, &def.query) {
@@ -252,6 +253,11 @@ fn to_spec(
                     "refer to upstream assets as schema.table (sales.orders) or \"sales/orders\"",
                 ));
             }
+            unread = deps
+                .iter()
+                .filter(|d| !analyzed.tables.contains(*d))
+                .cloned()
+                .collect();
             deps.extend(analyzed.tables.iter().cloned());
             let version = short_hash(query.as_bytes());
             (
@@ -352,6 +358,7 @@ fn to_spec(
         timeout: dur("timeout", &def.timeout)?.or(s.timeout),
         body,
         source: Some(loc),
+        unread_deps: unread,
         key,
     })
 }

@@ -111,6 +111,9 @@ pub struct AssetSpec {
     pub body: AssetBody,
     /// Where it is defined.
     pub source: Option<Location>,
+    /// Upstreams declared in `deps` that the SQL query does not read (kept as ordering dependencies;
+    /// `assets check` mentions them).
+    pub unread_deps: Vec<AssetKey>,
 }
 
 impl AssetSpec {
@@ -179,6 +182,7 @@ impl AssetSpec {
             timeout: None,
             body,
             source: None,
+            unread_deps: Vec::new(),
         }
     }
 
