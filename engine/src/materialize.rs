@@ -340,10 +340,9 @@ impl Engine {
                     if *n > 0 {
                         continue;
                     }
-                    let child = order
-                        .iter()
-                        .find(|k| *k == child)
-                        .expect("child is in the plan");
+                    let Some((&child, _)) = remaining.get_key_value(child) else {
+                        continue;
+                    };
                     match blocked.get(child) {
                         Some(up) => {
                             let (status, reason) = if state.cancel.is_cancelled() {
