@@ -84,6 +84,9 @@ pub async fn run(
                 println!("{key} (upstream)");
                 let mut out = Vec::new();
                 tree(g, &key, true, depth, "", 0, &mut out);
+                if out.is_empty() {
+                    println!("    (none)");
+                }
                 out.iter().for_each(|l| println!("{l}"));
             }
             if show_down {
@@ -93,6 +96,9 @@ pub async fn run(
                 println!("{key} (downstream)");
                 let mut out = Vec::new();
                 tree(g, &key, false, depth, "", 0, &mut out);
+                if out.is_empty() {
+                    println!("    (none)");
+                }
                 out.iter().for_each(|l| println!("{l}"));
             }
         }
