@@ -92,15 +92,42 @@ impl Warehouse {
         if !self.fsync || paths.is_empty() {
             return Ok(());
         }
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        let sync = move || -> std::io::Result<()> {
             for p in paths {
                 std::fs::File::open(&p)?.sync_all()?;
             }
             Ok(())
-        })
-        .await
-        .map_err(|e| WarehouseError::BadOutput(format!("fsync task failed: {e}")))?
-        .map_err(|e| WarehouseError::BadOutput(format!("fsync failed: {e}")))
+        };
+        // On the multi-threaded runtime, block in place (no hand-off to another thread per fsync);
+        // elsewhere (e.g. a current-thread test runtime) use the blocking pool.
+        let result = if tokio::runtime::Handle::current().runtime_flavor()
+            == tokio::runtime::RuntimeFlavor::MultiThread
+        {
+            tokio::task::block_in_place(sync)
+        } else {
+            tokio::task::spawn_blocking(sync)
+                .await
+                .map_err(|e| WarehouseError::BadOutput(format!("fsync task failed: {e}")))?
+        };
+        result.map_err(|e| WarehouseError::BadOutput(format!("fsync failed: {e}")))
+    }
+
+    /// Whether the asset has a Delta table (a local check avoids a listing through the blocking pool).
+    async fn is_table(&self, key: &AssetKey, table: &DeltaTable) -> Result<bool, WarehouseError> {
+        match self.local_dir(key) {
+            Some(dir) => Ok(std::fs::read_dir(dir.join("_delta_log"))
+                .map(|mut entries| {
+                    entries.any(|e| {
+                        e.is_ok_and(|e| {
+                            let name = e.file_name();
+                            let name = name.to_string_lossy();
+                            name.ends_with(".json") || name.contains(".checkpoint")
+                        })
+                    })
+                })
+                .unwrap_or(false)),
+            None => Ok(table.log_store().is_delta_table_location().await?),
+        }
     }
 
     /// Makes a commit durable on a local disk: the commit file, the log folder and the table folder.
@@ -285,11 +312,18 @@ impl Warehouse {
             if let Some(dir) = self.local_dir(key) {
                 self.sync_local(vec![dir.join(&file_name)]).await?;
             }
-            let head = store.head(&path).await?;
+            let size = match self.local_dir(key) {
+                Some(dir) => std::fs::metadata(dir.join(&file_name))
+                    .map_err(|e| {
+                        WarehouseError::BadOutput(format!("cannot stat {file_name}: {e}"))
+                    })?
+                    .len(),
+                None => store.head(&path).await?.size,
+            };
             actions.push(Action::Add(Add {
                 path: file_name,
                 partition_values: HashMap::new(),
-                size: head.size as i64,
+                size: size as i64,
                 modification_time: chrono::Utc::now().timestamp_millis(),
                 data_change: true,
                 stats: Some(serde_json::json!({ "numRecords": rows }).to_string()),
@@ -319,8 +353,7 @@ impl Warehouse {
     ) -> Result<i64, WarehouseError> {
         let table = self.table_handle(key)?;
         let columns: StructType = staged.schema.as_ref().try_into_kernel()?;
-        let log_store = table.log_store();
-        if !log_store.is_delta_table_location().await? {
+        if !self.is_table(key, &table).await? {
             match self.commit_new_table(key, &columns, &staged, &meta).await {
                 Ok(()) => {
                     self.sync_commit(key, 0).await?;
