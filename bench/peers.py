@@ -130,17 +130,20 @@ def dbt_project(d, shape, n):
 
 
 def measure(cmd, cwd, env=None):
-    """Runs cmd; returns (wall s, cpu s, peak MiB, stdout)."""
-    start = time.perf_counter()
-    p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out, err = "", ""
-    _, status, ru = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - start
-    out = p.stdout.read()
-    err = p.stderr.read()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{cmd[:3]} failed:\n{out[-2000:]}\n{err[-3000:]}")
-    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024.0, out
+    """Runs cmd; returns (wall s, cpu s, peak MiB, stdout). Output goes to files, not pipes, so a chatty
+    child cannot block on a full pipe while we wait for it."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=err, text=True)
+        _, status, ru = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - start
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if p.returncode != 0:
+        raise RuntimeError(f"{cmd[:3]} failed:\n{stdout[-2000:]}\n{stderr[-3000:]}")
+    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024.0, stdout
 
 
 def run_once(system, shape, n, spine_bin, python, dbt):
