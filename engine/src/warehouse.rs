@@ -354,7 +354,10 @@ impl Warehouse {
         let table = self.table_handle(key)?;
         let columns: StructType = staged.schema.as_ref().try_into_kernel()?;
         if !self.is_table(key, &table).await? {
-            match self.commit_new_table(key, &columns, &staged, &meta).await {
+            match self
+                .commit_new_table(key, &table, &columns, &staged, &meta)
+                .await
+            {
                 Ok(()) => {
                     self.sync_commit(key, 0).await?;
                     return Ok(0);
@@ -390,11 +393,11 @@ impl Warehouse {
     async fn commit_new_table(
         &self,
         key: &AssetKey,
+        table: &DeltaTable,
         columns: &StructType,
         staged: &Staged,
         meta: &CommitMeta,
     ) -> Result<(), WarehouseError> {
-        let table = self.table_handle(key)?;
         let log_store = table.log_store();
         let metadata = deltalake::kernel::new_metadata(
             columns,
