@@ -126,6 +126,26 @@ struct RunState {
     session: SessionContext,
 }
 
+impl RunState {
+    /// Makes `key` readable in the run's session (replacing any earlier registration) and remembers
+    /// which Delta version it serves.
+    fn register(
+        &self,
+        key: &AssetKey,
+        provider: Arc<dyn datafusion::catalog::TableProvider>,
+        version: i64,
+    ) -> datafusion::error::Result<()> {
+        let name = TableReference::bare(key.as_str());
+        let _ = self.session.deregister_table(name.clone());
+        self.session.register_table(name, provider)?;
+        self.registered
+            .lock()
+            .expect("registered lock")
+            .insert(key.clone(), version);
+        Ok(())
+    }
+}
+
 enum AttemptError {
     Failed(String),
     Cancelled,
@@ -483,14 +503,15 @@ impl Engine {
         let spec = self.project.assets[key].clone();
         let mut report = StepReport::new(key);
         if !state.force {
-            let f = freshness(&spec, &state.latest.lock().expect("latest lock"));
-            if f == Freshness::Fresh {
-                let run = state
-                    .latest
-                    .lock()
-                    .expect("latest lock")
-                    .get(key)
-                    .map(|m| short(m.m.run_id.as_str()).to_string());
+            let fresh_in = {
+                let latest = state.latest.lock().expect("latest lock");
+                (freshness(&spec, &latest) == Freshness::Fresh).then(|| {
+                    latest
+                        .get(key)
+                        .map(|m| short(m.m.run_id.as_str()).to_string())
+                })
+            };
+            if let Some(run) = fresh_in {
                 let reason = format!("fresh (materialized in run {})", run.unwrap_or_default());
                 return self
                     .end_step(state, report, StepStatus::UpToDate, None, Some(reason))
@@ -728,15 +749,7 @@ impl Engine {
         if let Some((batches, schema)) = in_memory {
             // Downstream steps of this run read the committed rows from memory instead of re-reading.
             if let Ok(mem) = MemTable::try_new(schema, vec![batches]) {
-                let name = TableReference::bare(key.as_str());
-                let _ = state.session.deregister_table(name.clone());
-                if state.session.register_table(name, Arc::new(mem)).is_ok() {
-                    state
-                        .registered
-                        .lock()
-                        .expect("registered lock")
-                        .insert(key.clone(), delta_version);
-                }
+                let _ = state.register(key, Arc::new(mem), delta_version);
             }
         }
         Ok(NewMaterialization {
@@ -781,17 +794,9 @@ impl Engine {
                     .await
                     .map_err(|e| format!("cannot read upstream '{dep}': {e}"))?
                     .ok_or_else(|| format!("upstream '{dep}' is recorded as materialized but its Delta table is missing at {}", self.warehouse.table_url(dep).map(|u| u.to_string()).unwrap_or_default()))?;
-                let name = TableReference::bare(dep.as_str());
-                let _ = state.session.deregister_table(name.clone());
                 state
-                    .session
-                    .register_table(name, provider)
+                    .register(dep, provider, v)
                     .map_err(|e| e.to_string())?;
-                state
-                    .registered
-                    .lock()
-                    .expect("registered lock")
-                    .insert(dep.clone(), v);
             }
             inputs.push(UpstreamInput {
                 key: dep.clone(),
