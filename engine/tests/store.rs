@@ -191,3 +191,26 @@ async fn state_survives_reopening() {
         RunStatus::Queued
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_first_opens_of_a_new_database_all_succeed() {
+    // Several processes opening a fresh project at once race to switch it to WAL and migrate it.
+    for round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/state.db", dir.path().display());
+        let opens: Vec<_> = (0..6)
+            .map(|_| tokio::spawn(open_store_owned(url.clone())))
+            .collect();
+        for o in opens {
+            o.await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        }
+    }
+}
+
+async fn open_store_owned(url: String) -> Result<(), String> {
+    let store = open_store(&url).await.map_err(|e| e.to_string())?;
+    store.list_runs(1).await.map_err(|e| e.to_string())?;
+    Ok(())
+}

@@ -30,25 +30,35 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
+        // Two processes opening a new project at once race to switch it to WAL and to migrate it
+        // ("database is locked", "table already exists"); the loser retries the whole open and then
+        // finds the database ready.
+        let mut attempt: u64 = 0;
+        let pool = loop {
+            match Self::connect_and_migrate(opts.clone()).await {
+                Ok(pool) => break pool,
+                Err(e) if attempt < 20 => {
+                    attempt += 1;
+                    tracing::debug!(
+                        "opening the run store, attempt {attempt} failed ({e}); retrying"
+                    );
+                    tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        Ok(SqliteStore { pool })
+    }
+}
+
+impl SqliteStore {
+    async fn connect_and_migrate(opts: SqliteConnectOptions) -> StoreResult<SqlitePool> {
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(opts)
             .await?;
-        // Two processes opening a new project at once race to migrate it; the loser retries and then
-        // finds the schema in place.
-        let mut attempt = 0;
-        loop {
-            match sqlx::migrate!("./migrations/sqlite").run(&pool).await {
-                Ok(()) => break,
-                Err(e) if attempt < 20 => {
-                    attempt += 1;
-                    tracing::debug!("migration attempt {attempt} failed ({e}); retrying");
-                    tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(SqliteStore { pool })
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(pool)
     }
 }
 
