@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Spine vs Dagster, Prefect and dbt-duckdb on the same workloads, same machine, same run.
-# Usage: bench/run.sh [--runs 3] [--workloads chain100,chain1000,fanout1000] [--systems spine,dagster,prefect,dbt]
+# Spine vs Dagster, Prefect and dbt-duckdb (and the plain DataFusion / DuckDB floors) on the same
+# workloads, same machine, same run. Prints one table, writes bench/results/ and docs/benchmarks.md.
+# Usage: bench/run.sh [--runs 3] [--workloads chain100,...] [--systems spine,dagster,...] [--no-docs]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/spine-target}"
@@ -9,5 +10,7 @@ for v in .venv:requirements.txt .venv-dbt:requirements-dbt.txt; do
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
 done
-cargo build --release --locked -q -p assets
-exec bench/.venv/bin/python bench/peers.py --spine "$CARGO_TARGET_DIR/release/assets" --dbt bench/.venv-dbt/bin/dbt "$@"
+# One invocation for both binaries, so they share one feature resolution (no second DataFusion build).
+cargo build --release --locked -q -p assets -p spine-bench-floor
+exec bench/.venv/bin/python bench/peers.py --spine "$CARGO_TARGET_DIR/release/assets" \
+  --floor "$CARGO_TARGET_DIR/release/etl-floor" --dbt bench/.venv-dbt/bin/dbt "$@"
