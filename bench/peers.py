@@ -456,17 +456,16 @@ def measure(cmd, cwd, env=None):
     return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024.0, stdout
 
 
-def run_once(system, wl, shape, n, a, want):
-    d = tempfile.mkdtemp(prefix=f"bench-{system}-")
-    try:
-        w, c, m, got = RUNNERS[system](d, shape, n, a)
-        if want is not None and got != want:
-            raise RuntimeError(f"{system} {wl}: output {got}, expected {want}")
-        if shape == "coldstart" and not 0 < w < 120:
-            raise RuntimeError(f"{system} {wl}: first step at {w:.3f} s after launch: clock mismatch?")
-        return w, c, m
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+def run_once(system, wl, shape, n, a, want, scratch):
+    # Folders are removed only when the whole suite is done: on ext4, creating files soon after
+    # deleting many (up to minutes after) is markedly slower, which would penalize whoever runs next.
+    d = tempfile.mkdtemp(prefix=f"{wl}-{system}-", dir=scratch)
+    w, c, m, got = RUNNERS[system](d, shape, n, a)
+    if want is not None and got != want:
+        raise RuntimeError(f"{system} {wl}: output {got}, expected {want}")
+    if shape == "coldstart" and not 0 < w < 120:
+        raise RuntimeError(f"{system} {wl}: first step at {w:.3f} s after launch: clock mismatch?")
+    return w, c, m
 
 
 def fmt_time(s):
@@ -647,24 +646,41 @@ def main():
     started = datetime.now(timezone.utc)
     t_start = time.perf_counter()
     rows = []
-    for wl in a.workloads.split(","):
-        shape, n = WORKLOADS[wl]
-        want = expected(shape, n)
-        for system in [s for s in SYSTEMS[shape] if s in wanted]:
-            samples = []
-            for _ in range(a.runs):
-                samples.append(run_once(system, wl, shape, n, a, want))
-            med = lambda i: statistics.median(s[i] for s in samples)
-            rows.append({"workload": wl, "system": system, "time_s": med(0), "cpu_s": med(1), "peak_mib": med(2),
-                         "runs": a.runs, "samples_s": [round(s[0], 4) for s in samples]})
-            print(f"  {wl:<11} {system:<10} {fmt_time(med(0)):>9}  (runs: {', '.join(fmt_time(s[0]) for s in samples)})",
-                  file=sys.stderr, flush=True)
+    scratch = tempfile.mkdtemp(prefix="spine-bench-")
+    try:
+        measure_all(a, wanted, scratch, rows)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     spine = {r["workload"]: r for r in rows if r["system"] == "spine"}
     for r in rows:
         s = spine.get(r["workload"])
         r["time_ratio"] = (r["time_s"] / s["time_s"]) if s else None
         r["mem_ratio"] = (r["peak_mib"] / s["peak_mib"]) if s else None
     elapsed = time.perf_counter() - t_start
+    report(rows, a, shown, started, elapsed)
+
+
+def measure_all(a, wanted, scratch, rows):
+    for wl in a.workloads.split(","):
+        shape, n = WORKLOADS[wl]
+        want = expected(shape, n)
+        systems = [s for s in SYSTEMS[shape] if s in wanted]
+        # Runs are interleaved (every system once, then again) so that drift in the machine's speed
+        # during the suite falls on all systems alike.
+        by_system = {s: [] for s in systems}
+        for _ in range(a.runs):
+            for system in systems:
+                by_system[system].append(run_once(system, wl, shape, n, a, want, scratch))
+        for system in systems:
+            samples = by_system[system]
+            med = lambda i: statistics.median(s[i] for s in samples)
+            rows.append({"workload": wl, "system": system, "time_s": med(0), "cpu_s": med(1), "peak_mib": med(2),
+                         "runs": a.runs, "samples_s": [round(s[0], 4) for s in samples]})
+            print(f"  {wl:<11} {system:<10} {fmt_time(med(0)):>9}  (runs: {', '.join(fmt_time(s[0]) for s in samples)})",
+                  file=sys.stderr, flush=True)
+
+
+def report(rows, a, shown, started, elapsed):
     print(table(rows))
     print("\n".join(targets(rows)))
     with open(os.path.join(a.out, "results.json"), "w") as f:

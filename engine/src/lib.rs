@@ -8,6 +8,7 @@
 
 pub mod check;
 pub mod duration;
+pub mod encode;
 pub mod engine;
 pub mod error;
 pub mod graph;

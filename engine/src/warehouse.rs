@@ -6,9 +6,11 @@
 //! (`txn`: app id = asset key, version = materialization sequence number) and commit-info metadata (run,
 //! step, code version, upstream versions), so a crashed step can later tell whether its commit landed.
 
+use crate::encode::{LocalFileWriter, ParallelParquetWriter};
 use crate::error::WarehouseError;
 use crate::hash::DataHasher;
 use crate::key::AssetKey;
+use arrow::array::AsArray;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
@@ -25,7 +27,7 @@ use futures::StreamExt;
 use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjPath;
 use object_store::ObjectStoreExt;
-use parquet::arrow::async_writer::AsyncArrowWriter;
+use parquet::arrow::async_writer::{AsyncArrowWriter, AsyncFileWriter};
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use std::collections::HashMap;
@@ -257,8 +259,35 @@ impl Warehouse {
         Ok(None)
     }
 
+    /// Where a staged data file is written: directly to the file of a local warehouse (flushed
+    /// while written and fsynced when complete, unless `fsync` is off), through the object store's
+    /// multipart upload elsewhere.
+    fn data_file_writer(
+        &self,
+        key: &AssetKey,
+        store: &Arc<dyn object_store::ObjectStore>,
+        path: &ObjPath,
+        file_name: &str,
+    ) -> Result<Box<dyn AsyncFileWriter>, WarehouseError> {
+        Ok(match self.local_dir(key) {
+            Some(dir) => Box::new(
+                LocalFileWriter::create(&dir.join(file_name), self.fsync).map_err(|e| {
+                    WarehouseError::BadOutput(format!(
+                        "cannot create {}: {e}",
+                        dir.join(file_name).display()
+                    ))
+                })?,
+            ),
+            None => Box::new(BufWriter::new(store.clone(), path.clone())),
+        })
+    }
+
     /// Streams `input` into a new Parquet file in the table folder, hashing as it goes. Nothing is
     /// visible until [`Warehouse::commit`]; an abandoned file is unreferenced and removed by vacuum.
+    ///
+    /// Results up to [`KEEP_IN_MEMORY_BYTES`] are hashed and encoded in line and kept for downstream
+    /// steps. Larger ones are encoded with one task per column ([`ParallelParquetWriter`]) while a
+    /// separate task hashes, so writing keeps up with a query running on several cores.
     pub async fn stage(
         &self,
         key: &AssetKey,
@@ -267,51 +296,95 @@ impl Warehouse {
         let table = self.table_handle(key)?;
         let store = table.log_store().object_store(None);
         let (schema, needs_cast) = delta_compatible(&input.schema());
-        let mut hasher = DataHasher::new(schema.clone());
         let file_name = format!("part-00000-{}-c000.snappy.parquet", uuid::Uuid::now_v7());
         let path = ObjPath::from(file_name.as_str());
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .build();
-        let mut writer: Option<AsyncArrowWriter<BufWriter>> = None;
+        let prepare = |batch: RecordBatch| -> Result<RecordBatch, WarehouseError> {
+            if needs_cast {
+                cast_batch(&batch, &schema)
+            } else {
+                Ok(batch)
+            }
+        };
         let mut rows: i64 = 0;
-        let mut kept: Option<Vec<RecordBatch>> = Some(Vec::new());
+        let mut kept: Vec<RecordBatch> = Vec::new();
         let mut kept_bytes = 0usize;
+        let mut overflow: Option<RecordBatch> = None;
         while let Some(batch) = input.next().await {
             let batch = batch?;
             if batch.num_rows() == 0 {
                 continue;
             }
-            let batch = if needs_cast {
-                cast_batch(&batch, &schema)?
-            } else {
-                batch
-            };
-            hasher.update(&batch)?;
+            let batch = prepare(batch)?;
             rows += batch.num_rows() as i64;
-            if writer.is_none() {
-                let w = BufWriter::new(store.clone(), path.clone());
-                writer = Some(AsyncArrowWriter::try_new(
-                    w,
-                    schema.clone(),
-                    Some(props.clone()),
-                )?);
-            }
-            if let Some(w) = writer.as_mut() {
-                w.write(&batch).await?;
-            }
             kept_bytes += batch.get_array_memory_size();
-            match kept.as_mut() {
-                Some(k) if kept_bytes <= KEEP_IN_MEMORY_BYTES => k.push(batch),
-                _ => kept = None,
+            if kept_bytes > KEEP_IN_MEMORY_BYTES {
+                overflow = Some(batch);
+                break;
             }
+            kept.push(batch);
         }
-        let mut actions = Vec::new();
-        if let Some(w) = writer {
-            w.close().await?;
-            if let Some(dir) = self.local_dir(key) {
-                self.sync_local(vec![dir.join(&file_name)]).await?;
+        let (batches, data_version, wrote) = match overflow {
+            None => {
+                let mut hasher = DataHasher::new(schema.clone());
+                for batch in &kept {
+                    hasher.update(batch)?;
+                }
+                if rows > 0 {
+                    let out = self.data_file_writer(key, &store, &path, &file_name)?;
+                    let mut writer = AsyncArrowWriter::try_new(out, schema.clone(), Some(props))?;
+                    for batch in &kept {
+                        writer.write(batch).await?;
+                    }
+                    writer.close().await?;
+                }
+                (Some(kept), hasher.finish(), rows > 0)
             }
+            Some(first_over) => {
+                let (hash_tx, mut hash_rx) = tokio::sync::mpsc::channel::<RecordBatch>(4);
+                let hash_schema = schema.clone();
+                let hashing = tokio::spawn(async move {
+                    let mut hasher = DataHasher::new(hash_schema);
+                    while let Some(batch) = hash_rx.recv().await {
+                        hasher.update(&batch)?;
+                    }
+                    Ok::<_, arrow::error::ArrowError>(hasher.finish())
+                });
+                let out = self.data_file_writer(key, &store, &path, &file_name)?;
+                let mut writer = ParallelParquetWriter::try_new(out, schema.clone(), props)?;
+                let mut pending = kept.into_iter().chain(std::iter::once(first_over));
+                loop {
+                    let batch = match pending.next() {
+                        Some(batch) => batch,
+                        None => match input.next().await {
+                            Some(batch) => {
+                                let batch = batch?;
+                                if batch.num_rows() == 0 {
+                                    continue;
+                                }
+                                let batch = prepare(batch)?;
+                                rows += batch.num_rows() as i64;
+                                batch
+                            }
+                            None => break,
+                        },
+                    };
+                    // A closed channel means the hashing task failed; its error is reported below.
+                    let _ = hash_tx.send(batch.clone()).await;
+                    writer.write(&batch).await?;
+                }
+                drop(hash_tx);
+                writer.close().await?;
+                let version = hashing.await.map_err(|e| {
+                    WarehouseError::BadOutput(format!("hashing {key} failed: {e}"))
+                })??;
+                (None, version, true)
+            }
+        };
+        let mut actions = Vec::new();
+        if wrote {
             let size = match self.local_dir(key) {
                 Some(dir) => std::fs::metadata(dir.join(&file_name))
                     .map_err(|e| {
@@ -336,9 +409,9 @@ impl Warehouse {
         }
         Ok(Staged {
             actions,
-            batches: kept,
+            batches,
             row_count: rows,
-            data_version: hasher.finish(),
+            data_version,
             schema,
         })
     }
@@ -482,7 +555,51 @@ fn cast_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, Wa
         .columns()
         .iter()
         .zip(schema.fields())
-        .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
+        .map(|(c, f)| match (c.data_type(), f.data_type()) {
+            // Naive timestamps are stored as UTC: change the unit, then only relabel the zone. (Arrow's
+            // cast would resolve every value against the zone's offset rules, one by one.)
+            (
+                DataType::Timestamp(_, None),
+                DataType::Timestamp(TimeUnit::Microsecond, Some(tz)),
+            ) if tz.as_ref() == "UTC" => {
+                let naive =
+                    arrow::compute::cast(c, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
+                let micros = naive
+                    .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
+                    .clone()
+                    .with_timezone(tz.clone());
+                Ok(Arc::new(micros) as arrow::array::ArrayRef)
+            }
+            _ => arrow::compute::cast(c, f.data_type()),
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(RecordBatch::try_new(schema.clone(), cols)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, ArrayRef, TimestampMicrosecondArray, TimestampSecondArray};
+
+    #[test]
+    fn naive_timestamps_are_stored_as_the_same_instants_in_utc() {
+        let input = Arc::new(Schema::new(vec![Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Second, None),
+            false,
+        )]));
+        let (schema, needs_cast) = delta_compatible(&input);
+        assert!(needs_cast);
+        let seconds: ArrayRef =
+            Arc::new(TimestampSecondArray::from(vec![0, 1_700_000_000, -86_400]));
+        let batch = RecordBatch::try_new(input, vec![seconds]).expect("batch");
+        let cast = cast_batch(&batch, &schema).expect("cast");
+        let got = cast
+            .column(0)
+            .as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+        let want = TimestampMicrosecondArray::from(vec![0, 1_700_000_000_000_000, -86_400_000_000])
+            .with_timezone("UTC");
+        assert_eq!(got, &want);
+        assert_eq!(cast.schema().field(0).data_type(), want.data_type());
+    }
 }

@@ -55,6 +55,7 @@ async fn main() -> Result<()> {
     options.global.compression = Some("snappy".to_string());
     let mut counts = Vec::new();
     for (name, sql) in queries(rows) {
+        let started = std::time::Instant::now();
         let file = out.join(format!("{name}.parquet"));
         let file = file.to_str().context("output path is not UTF-8")?;
         ctx.sql(&sql)
@@ -68,6 +69,7 @@ async fn main() -> Result<()> {
         ctx.register_parquet(name, file, ParquetReadOptions::default())
             .await?;
         let n = ctx.table(name).await?.count().await?;
+        eprintln!("{name}: {n} rows in {:?}", started.elapsed());
         counts.push(format!("\"{name}\": {n}"));
     }
     println!("{{{}}}", counts.join(", "));
