@@ -632,6 +632,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--no-docs", action="store_true", help="do not regenerate docs/benchmarks.md")
     a = ap.parse_args()
+    a.spine, a.floor, a.dbt = (os.path.abspath(x) for x in (a.spine, a.floor, a.dbt))
     # The user-facing command line (bench/run.sh passes the binaries itself).
     shown = [f"--{k} {getattr(a, k)}" for k, d in (("runs", 3), ("workloads", DEFAULT_WORKLOADS), ("systems", DEFAULT_SYSTEMS))
              if getattr(a, k) != d]
