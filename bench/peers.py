@@ -138,6 +138,8 @@ def run_spine(d, shape, n, a):
 DAGSTER = textwrap.dedent('''
     import os, sys, time
     import dagster as dg
+    # Dagster orders a job's graph recursively: a 1000-deep chain needs more than Python's default.
+    sys.setrecursionlimit(20000)
     shape, n = sys.argv[1], int(sys.argv[2])
     assets = []
     def leaf(name):
