@@ -61,13 +61,24 @@ ETL_SQL = {
 ETL_TABLES = ["events", "filtered", "user_features"]
 
 
+def py_json(code, *args):
+    """Runs Python `code` in a child process and returns the JSON it prints. Keeps numpy and pyarrow
+    out of the harness: a forked child's peak RSS starts at the harness's own (Linux counts the memory
+    of the process image `exec` replaces), so a big harness would inflate small measurements."""
+    q = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, check=True)
+    return json.loads(q.stdout)
+
+
 def etl_expected(n):
     """Row counts of the three ETL steps, computed here independently of every system."""
-    import numpy as np
-    ids = np.arange(n, dtype=np.int64)
-    keep = (ids * 104729) % 99991 >= 25000
-    users = np.unique(((ids * 7919) % 100000)[keep])
-    return {"events": n, "filtered": int(keep.sum()), "user_features": int(len(users))}
+    return py_json(textwrap.dedent('''
+        import json, sys, numpy as np
+        n = int(sys.argv[1])
+        ids = np.arange(n, dtype=np.int64)
+        keep = (ids * 104729) % 99991 >= 25000
+        users = np.unique(((ids * 7919) % 100000)[keep])
+        print(json.dumps({"events": n, "filtered": int(keep.sum()), "user_features": int(len(users))}))
+    '''), n)
 
 
 def expected(shape, n):
@@ -221,13 +232,12 @@ DAGSTER = textwrap.dedent('''
 ''')
 
 
-def parquet_rows(path):
-    import pyarrow.parquet as pq
-    return pq.read_metadata(path).num_rows
-
-
 def etl_counts(folder):
-    return {t: parquet_rows(os.path.join(folder, t + ".parquet")) for t in ETL_TABLES}
+    return py_json(textwrap.dedent('''
+        import json, os, sys, pyarrow.parquet as pq
+        print(json.dumps({t: pq.read_metadata(os.path.join(sys.argv[1], t + ".parquet")).num_rows
+                          for t in sys.argv[2:]}))
+    '''), folder, *ETL_TABLES)
 
 
 def run_dagster(d, shape, n, a, mem=False):
@@ -462,6 +472,8 @@ def run_once(system, wl, shape, n, a, want, scratch):
     # Folders are removed only when the whole suite is done: on ext4, creating files soon after
     # deleting many (up to minutes after) is markedly slower, which would penalize whoever runs next.
     d = tempfile.mkdtemp(prefix=f"{wl}-{system}-", dir=scratch)
+    # Flush what earlier runs left dirty, so no system's fsync (or writeback) pays for another's files.
+    os.sync()
     w, c, m, got = RUNNERS[system](d, shape, n, a)
     if want is not None and got != want:
         raise RuntimeError(f"{system} {wl}: output {got}, expected {want}")
