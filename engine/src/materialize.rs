@@ -135,13 +135,14 @@ impl RunState {
         provider: Arc<dyn datafusion::catalog::TableProvider>,
         version: i64,
     ) -> datafusion::error::Result<()> {
+        // One lock around replace-and-record: steps running side by side that read the same upstream
+        // register it concurrently, and an unguarded deregister/register pair lets the second
+        // `register_table` fail with "table already exists".
+        let mut registered = self.registered.lock().expect("registered lock");
         let name = TableReference::bare(key.as_str());
         let _ = self.session.deregister_table(name.clone());
         self.session.register_table(name, provider)?;
-        self.registered
-            .lock()
-            .expect("registered lock")
-            .insert(key.clone(), version);
+        registered.insert(key.clone(), version);
         Ok(())
     }
 }
