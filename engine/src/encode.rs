@@ -40,6 +40,29 @@ struct RowGroup {
     rows: usize,
 }
 
+/// Hands each leaf column of `slice` to its worker. `false` when a worker has stopped (its error is
+/// reported when the row group is finished).
+async fn send_leaves(
+    group: &RowGroup,
+    schema: &SchemaRef,
+    slice: &RecordBatch,
+) -> Result<bool, ParquetError> {
+    let mut workers = group.workers.iter();
+    for (array, field) in slice.columns().iter().zip(schema.fields()) {
+        for leaf in compute_leaves(field, array)? {
+            let Some((_, tx)) = workers.next() else {
+                return Err(ParquetError::General(
+                    "more leaf columns than column writers".to_string(),
+                ));
+            };
+            if tx.send(leaf).await.is_err() {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
+}
+
 /// A Parquet writer that encodes the columns of each row group concurrently. See the module docs.
 pub struct ParallelParquetWriter<W: AsyncFileWriter> {
     out: W,
@@ -84,32 +107,14 @@ impl<W: AsyncFileWriter> ParallelParquetWriter<W> {
     pub async fn write(&mut self, batch: &RecordBatch) -> Result<(), ParquetError> {
         let mut offset = 0;
         while offset < batch.num_rows() {
-            if self.current.is_none() {
-                self.current = Some(self.start_row_group()?);
-            }
-            let Some(group) = self.current.as_mut() else {
-                return Err(ParquetError::General("no row group".to_string()));
+            let mut group = match self.current.take() {
+                Some(group) => group,
+                None => self.start_row_group()?,
             };
             let take = (self.max_rows - group.rows).min(batch.num_rows() - offset);
-            let slice = batch.slice(offset, take);
-            let mut workers = group.workers.iter();
-            let mut sent = true;
-            'columns: for (array, field) in slice.columns().iter().zip(self.schema.fields()) {
-                for leaf in compute_leaves(field, array)? {
-                    let Some((_, tx)) = workers.next() else {
-                        return Err(ParquetError::General(
-                            "more leaf columns than column writers".to_string(),
-                        ));
-                    };
-                    if tx.send(leaf).await.is_err() {
-                        sent = false;
-                        break 'columns;
-                    }
-                }
-            }
-            if !sent {
+            if !send_leaves(&group, &self.schema, &batch.slice(offset, take)).await? {
                 // A column task stopped early: finishing the row group surfaces its error.
-                self.finish_row_group().await?;
+                self.finish_row_group(group).await?;
                 return Err(ParquetError::General(
                     "a column encoder stopped early".to_string(),
                 ));
@@ -117,7 +122,9 @@ impl<W: AsyncFileWriter> ParallelParquetWriter<W> {
             group.rows += take;
             offset += take;
             if group.rows >= self.max_rows {
-                self.finish_row_group().await?;
+                self.finish_row_group(group).await?;
+            } else {
+                self.current = Some(group);
             }
         }
         Ok(())
@@ -125,7 +132,9 @@ impl<W: AsyncFileWriter> ParallelParquetWriter<W> {
 
     /// Finishes the last row group and the footer, and completes the upload.
     pub async fn close(mut self) -> Result<(), ParquetError> {
-        self.finish_row_group().await?;
+        if let Some(group) = self.current.take() {
+            self.finish_row_group(group).await?;
+        }
         self.file.finish()?;
         self.flush_bytes().await?;
         self.out.complete().await
@@ -150,10 +159,7 @@ impl<W: AsyncFileWriter> ParallelParquetWriter<W> {
         Ok(RowGroup { workers, rows: 0 })
     }
 
-    async fn finish_row_group(&mut self) -> Result<(), ParquetError> {
-        let Some(group) = self.current.take() else {
-            return Ok(());
-        };
+    async fn finish_row_group(&mut self, group: RowGroup) -> Result<(), ParquetError> {
         let mut chunks = Vec::with_capacity(group.workers.len());
         for (handle, tx) in group.workers {
             drop(tx);
@@ -187,7 +193,7 @@ const SYNC_EVERY: usize = 32 * 1024 * 1024;
 
 /// Runs blocking file work: in place on the multi-threaded runtime (no hand-off per call), on the
 /// blocking pool elsewhere.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
 ) -> std::io::Result<T> {
     if tokio::runtime::Handle::current().runtime_flavor()

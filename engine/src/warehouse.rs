@@ -6,7 +6,7 @@
 //! (`txn`: app id = asset key, version = materialization sequence number) and commit-info metadata (run,
 //! step, code version, upstream versions), so a crashed step can later tell whether its commit landed.
 
-use crate::encode::{LocalFileWriter, ParallelParquetWriter};
+use crate::encode::{blocking, LocalFileWriter, ParallelParquetWriter};
 use crate::error::WarehouseError;
 use crate::hash::DataHasher;
 use crate::key::AssetKey;
@@ -89,29 +89,19 @@ impl Warehouse {
         self
     }
 
-    /// fsyncs `paths` (files or folders) of a local warehouse, off the async threads.
+    /// fsyncs `paths` (files or folders) of a local warehouse, off the async threads (see [`blocking`]).
     async fn sync_local(&self, paths: Vec<std::path::PathBuf>) -> Result<(), WarehouseError> {
         if !self.fsync || paths.is_empty() {
             return Ok(());
         }
-        let sync = move || -> std::io::Result<()> {
+        blocking(move || {
             for p in paths {
                 std::fs::File::open(&p)?.sync_all()?;
             }
             Ok(())
-        };
-        // On the multi-threaded runtime, block in place (no hand-off to another thread per fsync);
-        // elsewhere (e.g. a current-thread test runtime) use the blocking pool.
-        let result = if tokio::runtime::Handle::current().runtime_flavor()
-            == tokio::runtime::RuntimeFlavor::MultiThread
-        {
-            tokio::task::block_in_place(sync)
-        } else {
-            tokio::task::spawn_blocking(sync)
-                .await
-                .map_err(|e| WarehouseError::BadOutput(format!("fsync task failed: {e}")))?
-        };
-        result.map_err(|e| WarehouseError::BadOutput(format!("fsync failed: {e}")))
+        })
+        .await
+        .map_err(|e| WarehouseError::BadOutput(format!("fsync failed: {e}")))
     }
 
     /// Whether the asset has a Delta table (a local check avoids a listing through the blocking pool).
@@ -312,12 +302,7 @@ impl Warehouse {
         let mut kept: Vec<RecordBatch> = Vec::new();
         let mut kept_bytes = 0usize;
         let mut overflow: Option<RecordBatch> = None;
-        while let Some(batch) = input.next().await {
-            let batch = batch?;
-            if batch.num_rows() == 0 {
-                continue;
-            }
-            let batch = prepare(batch)?;
+        while let Some(batch) = next_rows(&mut input, &prepare).await? {
             rows += batch.num_rows() as i64;
             kept_bytes += batch.get_array_memory_size();
             if kept_bytes > KEEP_IN_MEMORY_BYTES {
@@ -358,13 +343,8 @@ impl Warehouse {
                 loop {
                     let batch = match pending.next() {
                         Some(batch) => batch,
-                        None => match input.next().await {
+                        None => match next_rows(&mut input, &prepare).await? {
                             Some(batch) => {
-                                let batch = batch?;
-                                if batch.num_rows() == 0 {
-                                    continue;
-                                }
-                                let batch = prepare(batch)?;
                                 rows += batch.num_rows() as i64;
                                 batch
                             }
@@ -548,6 +528,20 @@ pub fn delta_compatible(schema: &SchemaRef) -> (SchemaRef, bool) {
         changed = true;
     }
     (Arc::new(Schema::new(fields)), changed)
+}
+
+/// The next non-empty batch of `input`, made Delta-compatible by `prepare`.
+async fn next_rows(
+    input: &mut SendableRecordBatchStream,
+    prepare: &impl Fn(RecordBatch) -> Result<RecordBatch, WarehouseError>,
+) -> Result<Option<RecordBatch>, WarehouseError> {
+    while let Some(batch) = input.next().await {
+        let batch = batch?;
+        if batch.num_rows() > 0 {
+            return Ok(Some(prepare(batch)?));
+        }
+    }
+    Ok(None)
 }
 
 fn cast_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, WarehouseError> {
