@@ -45,18 +45,15 @@ fn python_deltalake_reads_what_spine_wrote() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/shop");
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&root, dir.path());
-    let out = bin()
-        .args(["materialize", "--json"])
-        .current_dir(dir.path())
-        .env("SPINE_VAR_ORDERS", "20000")
-        .env("SPINE_VAR_CUSTOMERS", "2000")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_in_env(
+        dir.path(),
+        &["materialize", "--json"],
+        &[
+            ("SPINE_VAR_ORDERS", "20000".into()),
+            ("SPINE_VAR_CUSTOMERS", "2000".into()),
+        ],
+    )
+    .ok();
     let records = run_in(
         dir.path(),
         &[

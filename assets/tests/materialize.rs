@@ -260,43 +260,35 @@ fn environment_overrides_state_and_warehouse_and_fills_env_references() {
         "spine.toml",
         "[project]\nname = \"t\"\n[warehouse]\nurl = \"${env:SPINE_TEST_WH}\"\n",
     );
-    let out = bin()
-        .args(["materialize", "--json"])
-        .current_dir(p.path())
-        .env("SPINE_TEST_WH", elsewhere.path().join("from-toml"))
-        .env(
-            "SPINE_STATE_URL",
-            format!("sqlite://{}/state.db", elsewhere.path().display()),
-        )
-        .env_remove("SPINE_WAREHOUSE_URL")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let from_toml = (
+        "SPINE_TEST_WH",
+        elsewhere.path().join("from-toml").display().to_string(),
     );
+    let state = (
+        "SPINE_STATE_URL",
+        format!("sqlite://{}/state.db", elsewhere.path().display()),
+    );
+    run_in_env(
+        p.path(),
+        &["materialize", "--json"],
+        &[from_toml.clone(), state.clone()],
+    )
+    .ok();
     assert!(elsewhere.path().join("state.db").exists());
     assert!(elsewhere.path().join("from-toml/raw/a/_delta_log").exists());
     assert!(!p.path().join(".spine/state.db").exists() && !p.path().join("warehouse").exists());
 
     // The environment variable beats spine.toml.
-    let out = bin()
-        .args(["materialize", "--force", "raw/a"])
-        .current_dir(p.path())
-        .env("SPINE_TEST_WH", elsewhere.path().join("from-toml"))
-        .env("SPINE_WAREHOUSE_URL", elsewhere.path().join("from-env"))
-        .env(
-            "SPINE_STATE_URL",
-            format!("sqlite://{}/state.db", elsewhere.path().display()),
-        )
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let from_env = (
+        "SPINE_WAREHOUSE_URL",
+        elsewhere.path().join("from-env").display().to_string(),
     );
+    run_in_env(
+        p.path(),
+        &["materialize", "--force", "raw/a"],
+        &[from_toml, from_env, state],
+    )
+    .ok();
     assert!(elsewhere.path().join("from-env/raw/a/_delta_log").exists());
 
     // An unset variable is a clear error with the line.
