@@ -248,8 +248,13 @@ def run_dagster(d, shape, n, a, mem=False):
             f.write(f"import sys\nsys.argv = ['defs', 'list', '{n}']\n" + DAGSTER)
         w, c, m, out = measure([os.path.join(os.path.dirname(sys.executable), "dagster"), "asset", "list", "-f", defs], d, env)
         return w, c, m, len([l for l in out.splitlines() if re.match(r"^c\d+$", l.strip())])
+    return run_python_peer(d, DAGSTER, shape, n, env)
+
+
+def run_python_peer(d, script, shape, n, env):
+    """Runs a Python peer's script (it prints `RESULT <value>`, the first step's clock for coldstart)."""
     t0 = time.time_ns()
-    w, c, m, out = measure([sys.executable, "-c", DAGSTER, shape, str(n)], d, env)
+    w, c, m, out = measure([sys.executable, "-c", script, shape, str(n)], d, env)
     got = int(out.split("RESULT")[-1].strip())
     if shape == "etl":
         return w, c, m, etl_counts(os.path.join(d, "out"))
@@ -330,14 +335,7 @@ PREFECT = textwrap.dedent('''
 def run_prefect(d, shape, n, a):
     env = dict(os.environ, PREFECT_HOME=d, PREFECT_LOCAL_STORAGE_PATH=os.path.join(d, "results"),
                PREFECT_LOGGING_LEVEL="WARNING")
-    t0 = time.time_ns()
-    w, c, m, out = measure([sys.executable, "-c", PREFECT, shape, str(n)], d, env)
-    got = int(out.split("RESULT")[-1].strip())
-    if shape == "etl":
-        return w, c, m, etl_counts(os.path.join(d, "out"))
-    if shape == "coldstart":
-        return (got - t0) / 1e9, c, m, None
-    return w, c, m, got
+    return run_python_peer(d, PREFECT, shape, n, env)
 
 # ---------------------------------------------------------------- dbt (DuckDB adapter)
 
@@ -565,8 +563,9 @@ def versions(a):
     dbt_v = sh([py, "-c", "from importlib.metadata import version as v; print(v('dbt-core'), v('dbt-duckdb'), v('duckdb'))"]).split()
     dbt_v += ["?"] * (3 - len(dbt_v))
     rev = sh(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"])
+    spine_v = (sh([a.spine, "--version"]).split() or ["?"])[-1]
     return [
-        ("Spine", f"{sh([a.spine, '--version']).split()[-1] if sh([a.spine, '--version']) else '?'} (git {rev}), DataFusion {crate('datafusion')}, delta-rs {crate('deltalake')}, release build"),
+        ("Spine", f"{spine_v} (git {rev}), DataFusion {crate('datafusion')}, delta-rs {crate('deltalake')}, release build"),
         ("Dagster", v("dagster")), ("Prefect", v("prefect")),
         ("dbt-core / dbt-duckdb / DuckDB", " / ".join(dbt_v)),
         ("pandas / pyarrow / numpy", f"{v('pandas')} / {v('pyarrow')} / {v('numpy')}"),
