@@ -57,6 +57,31 @@ pub enum LineageFormat {
     Dot,
     /// JSON nodes and edges.
     Json,
+    /// A Mermaid flowchart (renders in GitHub and most Markdown viewers).
+    Mermaid,
+}
+
+/// Which assets a command works on. Several selections are a union; `--exclude` removes what it
+/// selects (dbt's `--select` / `--exclude`, Dagster's `--select`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct SelectArgs {
+    /// Selections, e.g. '+marts/revenue' 'group:staging' 'raw/*' (default: everything).
+    #[arg(value_name = "SELECTION")]
+    pub selection: Vec<String>,
+    /// A selection, as a flag (may repeat; same as a positional selection).
+    #[arg(long = "select", short = 's', value_name = "SELECTION")]
+    pub select: Vec<String>,
+    /// Leave out what this selects (may repeat).
+    #[arg(long, value_name = "SELECTION")]
+    pub exclude: Vec<String>,
+}
+
+impl SelectArgs {
+    /// The one selection expression these arguments mean (`None`: everything).
+    pub fn expression(&self) -> Option<String> {
+        let include: Vec<String> = self.selection.iter().chain(&self.select).cloned().collect();
+        spine_engine::selection::combine(&include, &self.exclude)
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -70,29 +95,39 @@ pub enum Command {
     Check,
     /// List assets.
     List {
-        /// Selection, e.g. '+marts/revenue', 'group:staging', 'raw/*'.
-        selection: Option<String>,
+        #[command(flatten)]
+        select: SelectArgs,
     },
     /// Materialize the selected assets (fresh ones are skipped unless --force).
     Materialize {
-        /// Selection (default: everything).
-        selection: Option<String>,
+        #[command(flatten)]
+        select: SelectArgs,
         /// Recompute fresh assets too.
         #[arg(long)]
         force: bool,
-        /// Steps to run at once.
+        /// Steps to run at once (default: the project's `concurrency`).
         #[arg(long, short = 'c')]
         concurrency: Option<usize>,
+        /// Print the plan (each step, whether it would run, and why) and run nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Skip steps another live run is materializing (default: wait for them).
+        #[arg(long)]
+        no_wait: bool,
     },
     /// Show missing / fresh / stale for each asset, and why.
     Status {
-        /// Selection (default: everything).
-        selection: Option<String>,
+        #[command(flatten)]
+        select: SelectArgs,
     },
-    /// Show an asset's upstream and/or downstream lineage.
+    /// Show an asset's upstream and/or downstream lineage, or the whole graph (--all).
     Lineage {
-        /// Asset key.
-        key: String,
+        /// Asset key (omit with --all).
+        #[arg(required_unless_present = "all")]
+        key: Option<String>,
+        /// The whole project's graph.
+        #[arg(long, conflicts_with_all = ["key", "upstream", "downstream", "depth"])]
+        all: bool,
         /// Only upstream.
         #[arg(long, conflicts_with = "downstream")]
         upstream: bool,
@@ -102,9 +137,9 @@ pub enum Command {
         /// Maximum hops.
         #[arg(long)]
         depth: Option<usize>,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = LineageFormat::Tree)]
-        format: LineageFormat,
+        /// Output format (--json means json).
+        #[arg(long, value_enum)]
+        format: Option<LineageFormat>,
     },
     /// List recent runs.
     Runs {
@@ -121,6 +156,12 @@ pub enum Command {
     Logs {
         /// Run id or a unique prefix.
         run: String,
+        /// Only this step's events (its asset key).
+        #[arg(long)]
+        step: Option<String>,
+        /// Keep printing new events until the run ends (with --json: one object per line).
+        #[arg(long, short = 'f')]
+        follow: bool,
     },
     /// Query the run store (spine.runs, spine.steps, spine.events, spine.materializations, spine.lineage)
     /// and asset tables (by key) with SQL.
@@ -140,6 +181,11 @@ pub enum Command {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// Print a shell completion script (e.g. `assets completions bash > ~/.local/share/bash-completion/completions/assets`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
@@ -152,8 +198,11 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     cmd::telemetry::init(cli.log_format, cli.verbose);
+    // Deep SQL plans (thousands of UNION ALL terms) recurse in DataFusion's planner and optimizer:
+    // worker threads get 64 MiB stacks (reserved address space; only touched pages are committed).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(64 * 1024 * 1024)
         .build()
     {
         Ok(r) => r,
@@ -175,5 +224,49 @@ fn main() -> ExitCode {
             eprintln!("{}", cmd::render_error(&e));
             ExitCode::from(code)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// docs/reference/cli.md cannot drift from the definitions above: every command, every long flag
+    /// and every short flag that `--help` shows is named there.
+    #[test]
+    fn cli_reference_names_every_command_and_flag() {
+        let doc = include_str!("../../docs/reference/cli.md");
+        let cli = Cli::command();
+        let mut missing = Vec::new();
+        let check_args = |cmd: &clap::Command, missing: &mut Vec<String>| {
+            for a in cmd.get_arguments() {
+                if a.is_hide_set() {
+                    continue;
+                }
+                if let Some(l) = a.get_long() {
+                    if !doc.contains(&format!("--{l}")) {
+                        missing.push(format!("{} --{l}", cmd.get_name()));
+                    }
+                }
+                if let Some(s) = a.get_short() {
+                    if !doc.contains(&format!("-{s}")) {
+                        missing.push(format!("{} -{s}", cmd.get_name()));
+                    }
+                }
+            }
+        };
+        check_args(&cli, &mut missing);
+        for sub in cli.get_subcommands() {
+            if sub.get_name() != "help" && !doc.contains(&format!("`{}", sub.get_name())) {
+                missing.push(format!("command {}", sub.get_name()));
+            }
+            check_args(sub, &mut missing);
+        }
+        assert!(
+            missing.is_empty(),
+            "docs/reference/cli.md does not mention: {missing:?}"
+        );
+        cli.debug_assert();
     }
 }

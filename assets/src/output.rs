@@ -1,5 +1,8 @@
 //! Aligned text tables and JSON printing.
 
+use spine_engine::store::SHORT_ID_LEN;
+use spine_engine::RunId;
+
 /// Prints rows as an aligned table with a header.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
@@ -48,7 +51,11 @@ pub fn millis(ms: u128) -> String {
     }
 }
 
-/// The first 8 characters of an id.
-pub fn short(id: &str) -> &str {
-    &id[..id.len().min(8)]
+/// The shortest prefix of a run id that names it alone, for printing (falls back to the fixed-length
+/// prefix if the store cannot be asked).
+pub async fn short_run(store: &dyn spine_engine::store::RunStore, id: &RunId) -> String {
+    match store.short_run_id(id).await {
+        Ok(s) => s,
+        Err(_) => id.as_str()[..id.as_str().len().min(SHORT_ID_LEN)].to_string(),
+    }
 }

@@ -83,6 +83,12 @@ fn kill_9_mid_step_leaves_consistent_tables_and_the_next_run_resumes() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert!(!p.path().join("warehouse/slow/_delta_log").exists());
+    let listed = p.run(&["runs"]);
+    assert!(
+        listed.stdout.contains("running (process died)"),
+        "{}",
+        listed.stdout
+    );
 
     p.write(
         "assets/b.yaml",
@@ -106,4 +112,10 @@ fn kill_9_mid_step_leaves_consistent_tables_and_the_next_run_resumes() {
             .contains("1 step(s) abandoned"),
         "{killed}"
     );
+    // Settling the killed run removed its scratch folder (the command's output folder was there).
+    let scratch = p
+        .path()
+        .join(".spine/tmp")
+        .join(killed["run_id"].as_str().unwrap());
+    assert!(!scratch.exists(), "{} left behind", scratch.display());
 }

@@ -1,6 +1,7 @@
 //! [`Engine`]: a loaded project bound to its run store and warehouse, with the kinds it can execute.
 //! `materialize` (in `materialize.rs`) runs plans; this module opens engines and answers status queries.
 
+use crate::clock::{Clock, SystemClock};
 use crate::error::EngineError;
 use crate::key::AssetKey;
 use crate::kinds::KindRegistry;
@@ -24,6 +25,8 @@ pub struct Engine {
     pub warehouse: Warehouse,
     /// Kinds it can execute.
     pub kinds: KindRegistry,
+    /// Where time comes from (leases, waits, retry back-off).
+    pub clock: Arc<dyn Clock>,
 }
 
 /// One row of `assets status`.
@@ -33,8 +36,13 @@ pub struct AssetStatus {
     pub key: AssetKey,
     /// Missing / fresh / stale with reasons.
     pub freshness: Freshness,
+    /// `missing`, `stale`, `fresh`, or `upstream_stale` (fresh against its upstreams' latest data, but an
+    /// ancestor is stale or missing, so refreshing that ancestor will recompute this one too).
+    pub state: &'static str,
     /// Whether an ancestor is stale or missing (so a full refresh would recompute this one too).
     pub upstream_outdated: bool,
+    /// The nearest stale or missing ancestor that makes this one `upstream_stale`.
+    pub outdated_upstream: Option<AssetKey>,
     /// Latest materialization.
     pub latest: Option<Materialization>,
 }
@@ -62,7 +70,25 @@ impl Engine {
             store,
             warehouse,
             kinds,
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// The same engine reading time from `clock` (tests use a [`ManualClock`](crate::clock::ManualClock)).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// A run's scratch folder (`.spine/tmp/<run id>`): private files of its attempts, removed when the
+    /// run ends or, after a crash, when it is settled.
+    pub(crate) fn run_scratch(&self, run_id: &crate::key::RunId) -> std::path::PathBuf {
+        self.project
+            .config
+            .root
+            .join(".spine")
+            .join("tmp")
+            .join(run_id.as_str())
     }
 
     /// Status of the selected assets, in dependency order.
@@ -70,21 +96,29 @@ impl Engine {
         let selected = select(&self.project, selection)?;
         let latest = self.store.latest_materializations().await?;
         let order = self.project.graph.topological_order().unwrap_or_default();
-        let mut outdated: HashMap<&AssetKey, bool> = HashMap::new();
+        // For each asset: the stale or missing asset (itself or an ancestor) that makes it outdated.
+        let mut outdated_by: HashMap<&AssetKey, &AssetKey> = HashMap::new();
         let mut out = Vec::new();
         for key in order {
             let spec = &self.project.assets[key];
             let f = freshness(spec, &latest);
-            let up = spec
-                .deps
-                .iter()
-                .any(|d| outdated.get(d).copied().unwrap_or(false));
-            outdated.insert(key, up || f != Freshness::Fresh);
+            let up = spec.deps.iter().find_map(|d| outdated_by.get(d).copied());
+            if f != Freshness::Fresh {
+                outdated_by.insert(key, key);
+            } else if let Some(u) = up {
+                outdated_by.insert(key, u);
+            }
             if selected.contains(key) {
+                let state = match (&f, up) {
+                    (Freshness::Fresh, Some(_)) => "upstream_stale",
+                    _ => f.label(),
+                };
                 out.push(AssetStatus {
                     key: key.clone(),
+                    state,
                     freshness: f,
-                    upstream_outdated: up,
+                    upstream_outdated: up.is_some(),
+                    outdated_upstream: up.cloned(),
                     latest: latest.get(key).cloned(),
                 });
             }

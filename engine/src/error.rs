@@ -144,8 +144,35 @@ pub enum EngineError {
 impl EngineError {
     /// True when the cause is the user's input (maps to exit code 2).
     pub fn is_user_error(&self) -> bool {
-        matches!(self, EngineError::Definition(_))
+        match self {
+            EngineError::Definition(_) => true,
+            EngineError::Store(s) => s.is_user_error(),
+            _ => false,
+        }
     }
+}
+
+impl StoreError {
+    /// True when the cause is the user's input, such as a run id that matches no run (exit code 2).
+    pub fn is_user_error(&self) -> bool {
+        matches!(self, StoreError::UnknownRun { .. })
+    }
+}
+
+fn unknown_run(prefix: &str, candidates: &[String]) -> String {
+    if candidates.is_empty() {
+        return format!("no run has the id or prefix '{prefix}' (`assets runs` lists them)");
+    }
+    let more = if candidates.len() > 10 { "\n  …" } else { "" };
+    let list: Vec<String> = candidates
+        .iter()
+        .take(10)
+        .map(|c| format!("\n  {c}"))
+        .collect();
+    format!(
+        "run prefix '{prefix}' is ambiguous; it matches:{}{more}\ntype more of the id",
+        list.concat()
+    )
 }
 
 impl From<DefinitionError> for EngineError {
@@ -169,6 +196,14 @@ pub enum StoreError {
     /// A record was not found.
     #[error("{0} not found")]
     NotFound(String),
+    /// No run, or more than one, matches the id or prefix the user gave.
+    #[error("{}", unknown_run(prefix, candidates))]
+    UnknownRun {
+        /// What the user typed.
+        prefix: String,
+        /// Matching runs (id, status, created), at most 11.
+        candidates: Vec<String>,
+    },
     /// Stored data could not be decoded.
     #[error("corrupt record: {0}")]
     Corrupt(String),

@@ -5,8 +5,9 @@ use std::fmt;
 
 /// A path-like, project-unique asset name such as `sales/daily_orders`.
 ///
-/// Each `/`-separated component starts with a letter or `_` and continues with letters, digits or `_`,
-/// so every key is also a valid (quoted or dotted) SQL table name.
+/// Each `/`-separated component starts with a letter and continues with letters, digits or `_`, so every
+/// key is also a valid (quoted or dotted) SQL table name and no component collides with Delta's own
+/// names (`_delta_log`, hidden `_`/`.` files).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct AssetKey(String);
@@ -39,8 +40,15 @@ impl AssetKey {
                         "it has an empty path component (a leading, trailing or double '/')",
                     ))
                 }
-                Some(c) if !(c.is_ascii_alphabetic() || c == '_') => {
-                    return Err(bad("each component must start with a letter or '_'"))
+                // Delta treats names starting with '_' or '.' as its own (`_delta_log`) or hidden, and
+                // a key's components are folders of the warehouse.
+                Some('_') => {
+                    return Err(bad(
+                        "a component may not start with '_' (the warehouse reserves such names, e.g. _delta_log)",
+                    ))
+                }
+                Some(c) if !c.is_ascii_alphabetic() => {
+                    return Err(bad("each component must start with a letter"))
                 }
                 _ => {}
             }
@@ -121,13 +129,95 @@ impl fmt::Display for RunId {
 /// Identifies a step inside a run: the asset key (and, once partitions exist, the partition).
 pub type StepId = String;
 
+/// One partition of a partitioned asset, e.g. `2026-01-01` or `2026-01-01|eu`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PartitionKey(pub String);
+
+impl fmt::Display for PartitionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The unit of work: an asset, or one partition of it. Written `sales/orders` or
+/// `sales/orders[2026-01-01]` (asset keys cannot contain `[`, so the form is unambiguous).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct StepKey {
+    /// The asset.
+    pub asset: AssetKey,
+    /// The partition, for partitioned assets.
+    pub partition: Option<PartitionKey>,
+}
+
+impl StepKey {
+    /// The step of a whole (unpartitioned) asset.
+    pub fn whole(asset: AssetKey) -> Self {
+        StepKey {
+            asset,
+            partition: None,
+        }
+    }
+
+    /// The partition as stored in the run store (`''` for none).
+    pub fn partition_str(&self) -> &str {
+        self.partition.as_ref().map(|p| p.0.as_str()).unwrap_or("")
+    }
+}
+
+impl fmt::Display for StepKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.partition {
+            Some(p) => write!(f, "{}[{p}]", self.asset),
+            None => write!(f, "{}", self.asset),
+        }
+    }
+}
+
+impl std::str::FromStr for StepKey {
+    type Err = InvalidKey;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once('[') {
+            None => Ok(StepKey::whole(AssetKey::parse(s)?)),
+            Some((asset, rest)) => {
+                let partition = rest
+                    .strip_suffix(']')
+                    .filter(|p| !p.is_empty())
+                    .ok_or_else(|| InvalidKey {
+                        key: s.to_string(),
+                        reason:
+                            "a partition is written 'asset[partition]' with a non-empty partition"
+                                .into(),
+                    })?;
+                Ok(StepKey {
+                    asset: AssetKey::parse(asset)?,
+                    partition: Some(PartitionKey(partition.to_string())),
+                })
+            }
+        }
+    }
+}
+
+impl TryFrom<String> for StepKey {
+    type Error = InvalidKey;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<StepKey> for String {
+    fn from(k: StepKey) -> String {
+        k.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn valid_keys() {
-        for k in ["orders", "sales/daily_orders", "_x/y1/z_2"] {
+        for k in ["orders", "sales/daily_orders", "x/y1/z_2_"] {
             assert_eq!(AssetKey::parse(k).unwrap().as_str(), k);
         }
         assert_eq!(
@@ -138,8 +228,39 @@ mod tests {
     }
 
     #[test]
+    fn step_keys_round_trip_through_text() {
+        for s in [
+            "sales/orders",
+            "sales/orders[2026-01-01]",
+            "a[2026-01-01|eu]",
+        ] {
+            let k: StepKey = s.parse().unwrap();
+            assert_eq!(k.to_string(), s);
+        }
+        let k: StepKey = "a/b[x]".parse().unwrap();
+        assert_eq!(k.asset.as_str(), "a/b");
+        assert_eq!(k.partition_str(), "x");
+        assert_eq!(StepKey::whole(k.asset.clone()).partition_str(), "");
+        for bad in ["a[", "a[]", "a[x", "1a[x]", "[x]"] {
+            assert!(bad.parse::<StepKey>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn invalid_keys() {
-        for k in ["", "/a", "a/", "a//b", "1abc", "a-b", "a b", "sales.orders"] {
+        for k in [
+            "",
+            "/a",
+            "a/",
+            "a//b",
+            "1abc",
+            "a-b",
+            "a b",
+            "sales.orders",
+            "q/_delta_log",
+            "_x/y",
+            "a/.hidden",
+        ] {
             assert!(AssetKey::parse(k).is_err(), "{k} should be rejected");
         }
     }

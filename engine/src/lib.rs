@@ -7,6 +7,7 @@
 //! - [`query`] exposes the run store and asset tables to SQL.
 
 pub mod check;
+pub mod clock;
 pub mod duration;
 pub mod encode;
 pub mod engine;
@@ -16,6 +17,7 @@ pub mod hash;
 pub mod key;
 pub mod kinds;
 pub mod materialize;
+pub mod plan;
 pub mod project;
 pub mod query;
 pub mod recovery;
@@ -29,5 +31,6 @@ pub use engine::{AssetStatus, Engine};
 pub use error::{DefinitionError, DefinitionErrors, EngineError};
 pub use key::{AssetKey, RunId};
 pub use materialize::{MaterializeRequest, RunObserver, RunReport, StepReport};
+pub use plan::PlannedStep;
 pub use project::{AssetSpec, Project, ProjectConfig};
 pub use tokio_util::sync::CancellationToken;

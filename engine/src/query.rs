@@ -10,6 +10,7 @@ use arrow::record_batch::RecordBatch;
 use datafusion::catalog::MemorySchemaProvider;
 use datafusion::common::TableReference;
 use datafusion::datasource::MemTable;
+use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::SessionContext;
 use std::sync::Arc;
 
@@ -159,6 +160,21 @@ pub async fn run_sql(engine: &Engine, sql: &str) -> Result<Vec<RecordBatch>, Eng
             }
         }
     }
-    let df = ctx.sql(&rewritten).await?;
+    // Read-only by construction: only queries are planned. INSERT, COPY, CREATE, SET and the like would
+    // change tables behind the run store's back (or write files anywhere).
+    let plan = ctx.state().create_logical_plan(&rewritten).await?;
+    let read_only = SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
+    if let Err(e) = read_only.verify_plan(&plan) {
+        return Err(crate::error::DefinitionError::new(
+            "E0306",
+            format!("`assets sql` is read-only: {}", e.strip_backtrace()),
+        )
+        .hint("use a SELECT (or WITH … SELECT); to change data, change an asset and materialize it")
+        .into());
+    }
+    let df = ctx.execute_logical_plan(plan).await?;
     Ok(df.collect().await?)
 }

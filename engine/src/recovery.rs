@@ -27,7 +27,7 @@ pub struct Recovered {
     pub abandoned: Vec<String>,
 }
 
-fn process_alive(pid: i64) -> bool {
+pub(crate) fn process_alive(pid: i64) -> bool {
     if pid == std::process::id() as i64 {
         return true;
     }
@@ -122,6 +122,7 @@ impl Engine {
                         reason: Some("recovered after interruption".into()),
                         materialization: Some(m),
                         events: vec![ev],
+                        release_claim: None,
                     }
                 }
                 None => {
@@ -155,6 +156,7 @@ impl Engine {
                         reason: Some(msg.into()),
                         materialization: None,
                         events: vec![ev],
+                        release_claim: None,
                     }
                 }
             };
@@ -170,6 +172,15 @@ impl Engine {
             rec.abandoned.len()
         );
         tracing::warn!(run_id = %run.run_id, "{msg}");
+        // Its step claims would otherwise hold other runs back until their leases expire.
+        self.store.release_run_claims(&run.run_id).await?;
+        // Whatever the dead process staged there is unreferenced.
+        let scratch = self.run_scratch(&run.run_id);
+        if scratch.exists() {
+            if let Err(e) = std::fs::remove_dir_all(&scratch) {
+                tracing::warn!(run_id = %run.run_id, "cannot remove {}: {e}", scratch.display());
+            }
+        }
         let ev = NewEvent::new(&run.run_id, None, EventKind::RunFailed, "warn", msg.clone());
         self.store
             .set_run_status(&run.run_id, RunStatus::Failed, Some(&msg), ev)

@@ -108,7 +108,21 @@ pub fn parse(expr: &str) -> Result<Selection, DefinitionError> {
     if toks.is_empty() {
         return Err(bad("it is empty", expr));
     }
-    let mut p = Parser { toks, pos: 0, expr };
+    if toks.len() > MAX_TOKENS {
+        return Err(too_big(
+            format!(
+                "it has {} terms and operators (at most {MAX_TOKENS})",
+                toks.len()
+            ),
+            expr,
+        ));
+    }
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        expr,
+        depth: 0,
+    };
     let s = p.union()?;
     if p.pos < p.toks.len() {
         return Err(bad(format!("unexpected '{}'", p.show(p.pos)), expr));
@@ -116,10 +130,25 @@ pub fn parse(expr: &str) -> Result<Selection, DefinitionError> {
     Ok(s)
 }
 
+/// Parentheses and `not`s nested deeper than this are refused (the parser and the resolver recurse).
+const MAX_NESTING: usize = 64;
+/// Longer expressions are refused (a chain of unions resolves recursively too).
+const MAX_TOKENS: usize = 1000;
+
+fn too_big(msg: impl Into<String>, expr: &str) -> DefinitionError {
+    let shown: String = expr.chars().take(60).collect();
+    DefinitionError::new(
+        "E0405",
+        format!("selection too large: {} ('{shown}…')", msg.into()),
+    )
+    .hint("split it into several selections, or select by group:, tag: or a glob")
+}
+
 struct Parser<'a> {
     toks: Vec<(Tok, bool)>,
     pos: usize,
     expr: &'a str,
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -180,6 +209,24 @@ impl Parser<'_> {
             ));
         };
         self.pos += 1;
+        let nests = matches!(&tok, Tok::LParen) || matches!(&tok, Tok::Word(w) if w == "not");
+        if nests {
+            self.depth += 1;
+            if self.depth > MAX_NESTING {
+                return Err(too_big(
+                    format!("parentheses and 'not' nest deeper than {MAX_NESTING}"),
+                    self.expr,
+                ));
+            }
+        }
+        let result = self.unary_body(tok);
+        if nests {
+            self.depth -= 1;
+        }
+        result
+    }
+
+    fn unary_body(&mut self, tok: Tok) -> Result<Selection, DefinitionError> {
         match tok {
             Tok::Word(w) if w == "not" => Ok(Selection::Not(Box::new(self.unary()?))),
             Tok::LParen => {
@@ -407,9 +454,64 @@ pub fn select(
     }
 }
 
+/// One expression from several command-line selections: the union of `include` (everything when it is
+/// empty) minus the union of `exclude`, as dbt's `--select a b --exclude c`. `None` selects everything.
+pub fn combine(include: &[String], exclude: &[String]) -> Option<String> {
+    let union = |parts: &[String]| {
+        parts
+            .iter()
+            .map(|p| format!("({p})"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    match (include.is_empty(), exclude.is_empty()) {
+        (true, true) => None,
+        (false, true) if include.len() == 1 => Some(include[0].clone()),
+        (false, true) => Some(union(include)),
+        (true, false) => Some(format!("* and not ({})", union(exclude))),
+        (false, false) => Some(format!("({}) and not ({})", union(include), union(exclude))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deep_or_long_selections_are_refused_not_overflowed() {
+        let deep = format!("{}a{}", "(".repeat(500), ")".repeat(500));
+        assert_eq!(parse(&deep).unwrap_err().code, "E0405");
+        let nots = format!("{}a", "not ".repeat(500));
+        assert_eq!(parse(&nots).unwrap_err().code, "E0405");
+        let long = vec!["a"; 5000].join(" ");
+        assert_eq!(parse(&long).unwrap_err().code, "E0405");
+        let fine = format!("{}a{}", "(".repeat(60), ")".repeat(60));
+        assert!(parse(&fine).is_ok());
+        assert!(parse(&vec!["a"; 400].join(" or ")).is_ok());
+    }
+
+    #[test]
+    fn combines_command_line_selections() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(combine(&[], &[]), None);
+        assert_eq!(combine(&s(&["a+"]), &[]).as_deref(), Some("a+"));
+        assert_eq!(
+            combine(&s(&["a", "b c"]), &[]).as_deref(),
+            Some("(a) (b c)")
+        );
+        assert_eq!(
+            combine(&[], &s(&["tag:x"])).as_deref(),
+            Some("* and not ((tag:x))")
+        );
+        assert_eq!(
+            combine(&s(&["a+"]), &s(&["b", "c"])).as_deref(),
+            Some("((a+)) and not ((b) (c))")
+        );
+        for (inc, exc) in [(s(&["a", "b"]), s(&["c"])), (vec![], s(&["c"]))] {
+            let e = combine(&inc, &exc).unwrap();
+            assert!(parse(&e).is_ok(), "{e} parses");
+        }
+    }
 
     #[test]
     fn parses_operators() {

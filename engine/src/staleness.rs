@@ -75,7 +75,8 @@ pub fn freshness(spec: &AssetSpec, latest: &HashMap<AssetKey, Materialization>) 
     }
 }
 
-/// The first 8 characters of an id, for messages.
+/// The first [`SHORT_ID_LEN`](crate::store::SHORT_ID_LEN) characters of a run id (its creation
+/// millisecond), for messages.
 pub fn short(id: &str) -> &str {
-    &id[..id.len().min(8)]
+    &id[..id.len().min(crate::store::SHORT_ID_LEN)]
 }

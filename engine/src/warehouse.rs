@@ -201,6 +201,27 @@ impl Warehouse {
         Ok(Some((table.table_provider().await?, v)))
     }
 
+    /// The data files that make up `version` of an asset's table, as URLs (`file://` for a local
+    /// warehouse). A table's folder also holds the files of earlier versions until they are vacuumed, so
+    /// globbing the folder reads old rows too; this list is exact.
+    pub async fn data_files(
+        &self,
+        key: &AssetKey,
+        version: i64,
+    ) -> Result<Vec<Url>, WarehouseError> {
+        let Some(table) = self.open(key, Some(version)).await? else {
+            return Ok(Vec::new());
+        };
+        let uris: Vec<String> = table.get_file_uris()?.collect();
+        uris.into_iter()
+            .map(|u| match Url::parse(&u) {
+                Ok(url) => Ok(url),
+                // Local tables list percent-encoded paths without a scheme.
+                Err(_) => Url::parse(&format!("file://{u}")).map_err(|_| WarehouseError::BadUrl(u)),
+            })
+            .collect()
+    }
+
     /// The latest committed txn version for `app_id` in the asset's table.
     pub async fn txn_version(
         &self,

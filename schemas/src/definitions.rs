@@ -51,7 +51,7 @@ pub struct StateSection {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WarehouseSection {
-    /// Warehouse root: a relative or absolute path, `file:///…`, or `s3://bucket/prefix`.
+    /// Warehouse root: a relative or absolute path or `file:///…` (`s3://bucket/prefix` is planned).
     pub url: Option<String>,
     /// Object-store options (e.g. `aws_endpoint`, `aws_region`); values may use `${env:NAME}`.
     #[serde(default)]

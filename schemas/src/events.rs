@@ -84,9 +84,10 @@ pub enum CommandMessage {
         name: String,
         /// Whether it passed.
         passed: bool,
-        /// `error` (a failure fails the step) or `warn`.
-        #[serde(default = "default_severity")]
-        severity: String,
+        /// `error` (the default: a failure fails the step before anything is committed) or `warn`;
+        /// anything else is a protocol error.
+        #[serde(default)]
+        severity: CheckSeverity,
         /// Optional explanation.
         #[serde(default)]
         message: Option<String>,
@@ -97,6 +98,56 @@ fn default_level() -> String {
     "info".to_string()
 }
 
-fn default_severity() -> String {
-    "error".to_string()
+/// How much a failed check matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckSeverity {
+    /// A failure fails the step; nothing is committed.
+    #[default]
+    Error,
+    /// A failure is recorded only.
+    Warn,
+}
+
+impl CheckSeverity {
+    /// `error` or `warn`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckSeverity::Error => "error",
+            CheckSeverity::Warn => "warn",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_messages_parse_strictly() {
+        let ok = |s: &str| serde_json::from_str::<CommandMessage>(s);
+        assert!(matches!(
+            ok(r#"{"type":"check","name":"n","passed":false}"#).unwrap(),
+            CommandMessage::Check {
+                severity: CheckSeverity::Error,
+                ..
+            }
+        ));
+        assert!(matches!(
+            ok(r#"{"type":"check","name":"n","passed":false,"severity":"warn"}"#).unwrap(),
+            CommandMessage::Check {
+                severity: CheckSeverity::Warn,
+                ..
+            }
+        ));
+        for bad in [
+            r#"{"type":"check","name":"n","passed":false,"severity":"ERROR"}"#,
+            r#"{"type":"check","name":"n","passed":false,"severity":"fatal"}"#,
+            r#"{"type":"check","name":"n","passed":0}"#,
+            r#"{"type":"check","name":"n"}"#,
+            r#"{"type":"chek","name":"n","passed":true}"#,
+        ] {
+            assert!(ok(bad).is_err(), "{bad} must be rejected");
+        }
+    }
 }

@@ -27,10 +27,20 @@ pub async fn run(root: &Path, json: bool) -> anyhow::Result<u8> {
             "unplanned": report.unplanned.iter().map(|(k, why)| serde_json::json!({"key": k, "why": why})).collect::<Vec<_>>(),
         }))?;
     } else {
+        let skipped = report.unplanned.len();
+        let why = if skipped == 0 {
+            String::new()
+        } else {
+            format!(
+                "; {skipped} not planned because an upstream's schema is unknown until it is materialized \
+                 (e.g. a command asset): run `assets materialize` once and check again"
+            )
+        };
         println!(
-            "ok: {} assets, {} SQL queries planned",
+            "ok: {} assets, {} of {} SQL queries planned{why}",
             project.assets.len(),
-            report.planned
+            report.planned,
+            report.planned + skipped
         );
         for (k, why) in &report.unplanned {
             println!("  note: {k} not planned: {why}");

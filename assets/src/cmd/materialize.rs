@@ -1,7 +1,8 @@
 //! `assets materialize`: run the selection with a progress bar; Ctrl-C cancels cleanly.
 
-use crate::output::{millis, short};
+use crate::output::millis;
 use indicatif::{ProgressBar, ProgressStyle};
+use spine_engine::staleness::short;
 use spine_engine::store::{RunStatus, StepStatus};
 use spine_engine::{
     AssetKey, CancellationToken, MaterializeRequest, RunId, RunObserver, StepReport,
@@ -78,11 +79,17 @@ impl RunObserver for Progress {
     }
 }
 
+/// How `materialize` runs.
+pub struct Options {
+    pub force: bool,
+    pub concurrency: Option<usize>,
+    pub no_wait: bool,
+}
+
 pub async fn run(
     root: &Path,
     selection: Option<String>,
-    force: bool,
-    concurrency: Option<usize>,
+    opts: Options,
     json: bool,
 ) -> anyhow::Result<u8> {
     let engine = super::engine(root, selection.as_deref()).await?;
@@ -114,15 +121,19 @@ pub async fn run(
     });
     let req = MaterializeRequest {
         selection,
-        force,
-        concurrency,
+        force: opts.force,
+        concurrency: opts.concurrency,
         cancel,
         observer: Some(progress),
+        no_wait: opts.no_wait,
     };
-    let report = engine.materialize(req).await?;
+    let report = engine.materialize(req).await;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+    // Programs of abandoned steps get their grace period and SIGKILL before this process exits.
+    let _ = tokio::task::spawn_blocking(spine_jobs::command::wait_for_abandoned_groups).await;
+    let report = report?;
     if json {
         crate::output::json(&report)?;
     } else {
@@ -153,4 +164,37 @@ pub async fn run(
     } else {
         1
     })
+}
+
+/// `materialize --dry-run`: the plan, each step with whether it would run and why; nothing recorded.
+pub async fn dry_run(
+    root: &Path,
+    selection: Option<String>,
+    force: bool,
+    json: bool,
+) -> anyhow::Result<u8> {
+    let engine = super::engine(root, selection.as_deref()).await?;
+    let plan = engine.dry_run(selection.as_deref(), force).await?;
+    engine.store.close().await;
+    if json {
+        crate::output::json(&plan)?;
+        return Ok(0);
+    }
+    let rows: Vec<Vec<String>> = plan
+        .iter()
+        .map(|s| {
+            vec![
+                s.key.to_string(),
+                if s.run { "run" } else { "skip" }.to_string(),
+                s.reason.clone(),
+            ]
+        })
+        .collect();
+    crate::output::table(&["step", "action", "why"], &rows);
+    let n = plan.iter().filter(|s| s.run).count();
+    println!(
+        "dry run: {n} of {} step(s) would run; nothing was run or recorded",
+        plan.len()
+    );
+    Ok(0)
 }

@@ -21,25 +21,65 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Init { dir } => init::run(dir.unwrap_or(root)),
         Command::Check => check::run(&root, json).await,
-        Command::List { selection } => list::run(&root, selection.as_deref(), json).await,
+        Command::List { select } => list::run(&root, select.expression().as_deref(), json).await,
         Command::Materialize {
-            selection,
+            select,
             force,
             concurrency,
-        } => materialize::run(&root, selection, force, concurrency, json).await,
-        Command::Status { selection } => status::run(&root, selection.as_deref(), json).await,
+            dry_run,
+            no_wait,
+        } => {
+            let selection = select.expression();
+            if dry_run {
+                materialize::dry_run(&root, selection, force, json).await
+            } else {
+                let opts = materialize::Options {
+                    force,
+                    concurrency,
+                    no_wait,
+                };
+                materialize::run(&root, selection, opts, json).await
+            }
+        }
+        Command::Status { select } => {
+            status::run(&root, select.expression().as_deref(), json).await
+        }
         Command::Lineage {
             key,
+            all,
             upstream,
             downstream,
             depth,
             format,
-        } => lineage::run(&root, &key, upstream, downstream, depth, format).await,
+        } => {
+            let format = format.unwrap_or(if json {
+                crate::LineageFormat::Json
+            } else {
+                crate::LineageFormat::Tree
+            });
+            let view = lineage::View {
+                upstream,
+                downstream,
+                depth,
+                format,
+            };
+            match key.filter(|_| !all) {
+                Some(key) => lineage::run(&root, &key, view).await,
+                None => lineage::all(&root, format).await,
+            }
+        }
         Command::Runs { limit } => runs::list(&root, limit, json).await,
         Command::Run { id } => runs::show(&root, &id, json).await,
-        Command::Logs { run } => runs::logs(&root, &run, json).await,
+        Command::Logs { run, step, follow } => {
+            runs::logs(&root, &run, step.as_deref(), follow, json).await
+        }
         Command::Sql { query } => sql::run(&root, &query, json).await,
         Command::Bench { n, plan_n, runs } => bench::run(n, plan_n, runs).await,
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "assets", &mut std::io::stdout());
+            Ok(0)
+        }
     }
 }
 
@@ -61,6 +101,12 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         Some(ee) if ee.is_user_error() => 2,
         _ if e.downcast_ref::<spine_engine::DefinitionErrors>().is_some() => 2,
         _ if e.downcast_ref::<spine_engine::DefinitionError>().is_some() => 2,
+        _ if e
+            .downcast_ref::<spine_engine::error::StoreError>()
+            .is_some_and(|s| s.is_user_error()) =>
+        {
+            2
+        }
         _ => 1,
     }
 }

@@ -1,6 +1,6 @@
 //! `assets runs`, `assets run ID`, `assets logs RUN`.
 
-use crate::output::{millis, short};
+use crate::output::{millis, short_run};
 use spine_engine::store::RunStore;
 use std::path::Path;
 use std::sync::Arc;
@@ -25,6 +25,16 @@ fn elapsed(start: &Option<String>, end: &Option<String>) -> String {
     }
 }
 
+/// The run's status, labelled when the store says it is active but its process is gone (a `kill -9`):
+/// the next `assets materialize` settles it.
+fn status_label(r: &spine_engine::store::RunRecord) -> String {
+    if !r.status.is_terminal() && spine_engine::recovery::is_interrupted(r) {
+        format!("{} (process died)", r.status)
+    } else {
+        r.status.to_string()
+    }
+}
+
 pub async fn list(root: &Path, limit: i64, json: bool) -> anyhow::Result<u8> {
     let store = store(root).await?;
     let runs = store.list_runs(limit).await?;
@@ -37,7 +47,7 @@ pub async fn list(root: &Path, limit: i64, json: bool) -> anyhow::Result<u8> {
         .map(|r| {
             vec![
                 r.run_id.to_string(),
-                r.status.to_string(),
+                status_label(r),
                 r.created_at.clone(),
                 elapsed(&r.started_at, &r.finished_at),
                 r.selection.clone().unwrap_or_else(|| "*".into()),
@@ -61,7 +71,7 @@ pub async fn show(root: &Path, id: &str, json: bool) -> anyhow::Result<u8> {
         return Ok(0);
     }
     println!("run       {}", run.run_id);
-    println!("status    {}", run.status);
+    println!("status    {}", status_label(&run));
     println!(
         "selection {}",
         run.selection.clone().unwrap_or_else(|| "*".into())
@@ -95,32 +105,110 @@ pub async fn show(root: &Path, id: &str, json: bool) -> anyhow::Result<u8> {
         &["step", "status", "attempts", "duration", "error / reason"],
         &rows,
     );
+    // The table shows each error's first line; the whole message, with its causes, follows.
+    for s in steps.iter().filter(|s| s.error.is_some()) {
+        let error = s.error.as_deref().unwrap_or_default();
+        println!("\n{} failed (attempt {}):", s.step_id, s.attempt);
+        for line in error.lines() {
+            println!("    {line}");
+        }
+    }
     Ok(0)
 }
 
-pub async fn logs(root: &Path, id: &str, json: bool) -> anyhow::Result<u8> {
+/// `assets logs RUN [--step KEY] [--follow]`.
+pub async fn logs(
+    root: &Path,
+    id: &str,
+    step: Option<&str>,
+    follow: bool,
+    json: bool,
+) -> anyhow::Result<u8> {
     let store = store(root).await?;
     let run = store.get_run(id).await?;
-    let events = store.events(&run.run_id, 0).await?;
-    if json {
-        crate::output::json(&events)?;
-        return Ok(0);
+    if let Some(step) = step {
+        let steps = store.steps(&run.run_id).await?;
+        if !steps.iter().any(|s| s.step_id == step) {
+            let known: Vec<&str> = steps.iter().map(|s| s.step_id.as_str()).collect();
+            let mut e = spine_engine::DefinitionError::new(
+                "E0404",
+                format!("run {} has no step '{step}'", run.run_id),
+            );
+            if let Some(c) = spine_engine::project::closest(step, known.iter().copied()) {
+                e = e.hint(format!("did you mean '{c}'?"));
+            }
+            return Err(spine_engine::EngineError::from(e).into());
+        }
     }
-    for e in events {
-        let step = e
-            .event
-            .step_id
-            .clone()
-            .map(|s| format!(" [{s}]"))
-            .unwrap_or_default();
-        println!(
-            "{} {:5} {}{} {}",
-            e.ts,
-            e.event.level.to_uppercase(),
-            short(run.run_id.as_str()),
-            step,
-            e.event.message
-        );
+    let short = short_run(store.as_ref(), &run.run_id).await;
+    let mut after = 0;
+    let mut all = Vec::new();
+    loop {
+        let events = store.events(&run.run_id, after).await?;
+        after = events.last().map(|e| e.id).unwrap_or(after);
+        let events = events
+            .into_iter()
+            .filter(|e| step.is_none() || e.event.step_id.as_deref() == step);
+        if json && !follow {
+            all.extend(events);
+        } else {
+            for e in events {
+                print_event(&e, &short, json)?;
+            }
+        }
+        if !follow {
+            break;
+        }
+        let now = store.get_run(run.run_id.as_str()).await?;
+        if !now.status.is_terminal() && spine_engine::recovery::is_interrupted(&now) {
+            eprintln!(
+                "run {short} is {} but its process ({} on {}) is gone; the next `assets materialize` settles it",
+                now.status,
+                now.pid.unwrap_or(0),
+                now.host.clone().unwrap_or_default()
+            );
+            break;
+        }
+        if now.status.is_terminal() {
+            // Events written together with the final status are already in; one last read.
+            for e in store.events(&run.run_id, after).await? {
+                if step.is_none() || e.event.step_id.as_deref() == step {
+                    print_event(&e, &short, json)?;
+                }
+            }
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    if json && !follow {
+        crate::output::json(&all)?;
     }
     Ok(0)
+}
+
+/// One event: a text line, or (with `--follow --json`) one JSON object per line.
+fn print_event(
+    e: &spine_engine::store::EventRecord,
+    short: &str,
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(e)?);
+        return Ok(());
+    }
+    let step = e
+        .event
+        .step_id
+        .clone()
+        .map(|s| format!(" [{s}]"))
+        .unwrap_or_default();
+    println!(
+        "{} {:5} {}{} {}",
+        e.ts,
+        e.event.level.to_uppercase(),
+        short,
+        step,
+        e.event.message
+    );
+    Ok(())
 }

@@ -1,7 +1,8 @@
 //! `assets status`: missing / fresh / stale, and why.
 
-use crate::output::short;
+use crate::output::short_run;
 use spine_engine::staleness::Freshness;
+use std::collections::HashMap;
 use std::path::Path;
 
 pub async fn run(root: &Path, selection: Option<&str>, json: bool) -> anyhow::Result<u8> {
@@ -11,28 +12,36 @@ pub async fn run(root: &Path, selection: Option<&str>, json: bool) -> anyhow::Re
         crate::output::json(&statuses)?;
         return Ok(0);
     }
+    let mut shorts: HashMap<&spine_engine::RunId, String> = HashMap::new();
+    for m in statuses.iter().filter_map(|s| s.latest.as_ref()) {
+        if !shorts.contains_key(&m.m.run_id) {
+            let short = short_run(engine.store.as_ref(), &m.m.run_id).await;
+            shorts.insert(&m.m.run_id, short);
+        }
+    }
     let rows: Vec<Vec<String>> = statuses
         .iter()
         .map(|s| {
-            let mut why = match &s.freshness {
-                Freshness::Missing => "never materialized".to_string(),
-                Freshness::Fresh => String::new(),
-                Freshness::Stale(r) => r.join("; "),
+            let why = match (&s.freshness, &s.outdated_upstream) {
+                (Freshness::Missing, _) => "never materialized".to_string(),
+                (Freshness::Stale(r), _) => r.join("; "),
+                (Freshness::Fresh, Some(up)) => format!(
+                    "upstream '{up}' is stale or missing; this is recomputed after it (materialize '+{}')",
+                    s.key
+                ),
+                (Freshness::Fresh, None) => String::new(),
             };
-            if s.upstream_outdated && s.freshness == Freshness::Fresh {
-                why = "an upstream is stale or missing".into();
-            }
             let (rows, run, at) = match &s.latest {
                 Some(m) => (
                     m.m.row_count.to_string(),
-                    short(m.m.run_id.as_str()).to_string(),
+                    shorts.get(&m.m.run_id).cloned().unwrap_or_default(),
                     m.created_at.clone(),
                 ),
                 None => ("-".into(), "-".into(), "-".into()),
             };
             vec![
                 s.key.to_string(),
-                s.freshness.label().to_string(),
+                s.state.replace('_', "-"),
                 rows,
                 run,
                 at,

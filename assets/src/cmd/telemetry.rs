@@ -1,19 +1,51 @@
-//! Logging: `tracing` to stderr, filtered by RUST_LOG (default: warnings, or info/debug with -v/-vv), as
-//! text or JSON lines. Run and step ids ride on spans, so every line inside a step carries them.
+//! Logging: `tracing` to stderr, filtered by RUST_LOG (default: warnings; `-v` adds Spine's own info
+//! lines, `-vv` its debug lines, `-vvv` everyone's debug lines), as text or JSON lines. Run and step ids
+//! ride on spans, so every line inside a step carries them. Colours only on a terminal, never with
+//! `NO_COLOR` set.
 
 use crate::LogFormat;
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
+
+/// Spine's own crates: `-v` and `-vv` raise only these, so dependency internals stay quiet.
+const OWN_CRATES: [&str; 3] = ["spine_engine", "spine_jobs", "assets"];
+
+/// The filter for a `-v` count when RUST_LOG is not set. For human output, step outcomes
+/// (`spine::outcome`) are left to the progress lines that already show them, and a program's own log
+/// lines (`spine::step`, all kept in the run's event log) appear from `-v` on; JSON log lines keep both.
+pub fn default_filter(verbose: u8, human: bool) -> String {
+    let own = |level: &str| {
+        OWN_CRATES
+            .iter()
+            .map(|c| format!("{c}={level}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let base = match verbose {
+        0 => "warn".to_string(),
+        1 => format!("warn,{},spine::step=info", own("info")),
+        2 => format!("warn,{},spine::step=debug", own("debug")),
+        _ => "debug".into(),
+    };
+    match (human, verbose) {
+        (true, 0) => format!("{base},spine::step=off,spine::outcome=off"),
+        (true, _) => format!("{base},spine::outcome=off"),
+        (false, _) => base,
+    }
+}
+
+/// Whether to colour stderr: only on a terminal and without `NO_COLOR` (https://no-color.org).
+pub fn colour_stderr() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
 
 /// Installs the subscriber.
 pub fn init(format: LogFormat, verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info,datafusion=warn,deltalake=warn,sqlx=warn",
-        _ => "debug",
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(default_filter(verbose, format == LogFormat::Text)));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour_stderr())
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.with_target(false).try_init(),
@@ -23,4 +55,30 @@ pub fn init(format: LogFormat, verbose: u8) {
             .with_span_list(true)
             .try_init(),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verbosity_raises_only_our_crates_until_vvv() {
+        assert_eq!(
+            default_filter(0, false),
+            "warn",
+            "JSON log lines keep every warning"
+        );
+        let v = default_filter(1, true);
+        assert!(v.starts_with("warn,") && v.contains("spine_engine=info"));
+        assert!(!v.contains("datafusion") && !v.contains("=debug"));
+        assert!(default_filter(0, true).contains("spine::step=off"));
+        assert!(default_filter(1, true).ends_with("spine::outcome=off"));
+        assert!(default_filter(2, false).contains("spine_jobs=debug"));
+        assert_eq!(default_filter(3, false), "debug");
+        for n in 0..4 {
+            for human in [true, false] {
+                assert!(EnvFilter::try_new(default_filter(n, human)).is_ok());
+            }
+        }
+    }
 }

@@ -99,6 +99,9 @@ pub struct StepContext {
     pub scratch: PathBuf,
     /// Reports logs, metadata and checks.
     pub events: EventSink,
+    /// The warehouse, for kinds that hand upstream data to other programs (see
+    /// [`Warehouse::data_files`](crate::warehouse::Warehouse::data_files)).
+    pub warehouse: crate::warehouse::Warehouse,
 }
 
 /// A check result reported by a step.
@@ -108,8 +111,8 @@ pub struct CheckResult {
     pub name: String,
     /// Passed?
     pub passed: bool,
-    /// `error` blocks the commit; `warn` is recorded only.
-    pub severity: String,
+    /// `Error` blocks the commit; `Warn` is recorded only.
+    pub severity: spine_schemas::events::CheckSeverity,
     /// Explanation.
     pub message: Option<String>,
 }

@@ -92,7 +92,7 @@ impl ProjectConfig {
                 .at(&path, None)
                 .hint("run `assets init` to create a project, or pass --project DIR")
         })?;
-        let text = substitute_env(&text).map_err(|(line, msg)| {
+        let text = substitute_env(strip_bom(&text)).map_err(|(line, msg)| {
             DefinitionError::new("E0103", msg)
                 .at(&path, Some(line))
                 .hint("export the variable, or remove the reference")
@@ -180,7 +180,13 @@ fn resolve_state_url(root: &Path, url: Option<&str>) -> Result<String, Definitio
         };
         return Ok(format!("sqlite://{}", full.display()));
     }
-    Ok(url.to_string())
+    let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or(url);
+    Err(DefinitionError::new(
+        "E0109",
+        format!("state URL '{url}': the '{scheme}' scheme is not supported yet"),
+    )
+    .hint("use sqlite://PATH (the default is sqlite://.spine/state.db; Postgres arrives with the multi-worker issue)")
+    .into())
 }
 
 fn resolve_warehouse_url(root: &Path, url: Option<&str>) -> Result<Url, DefinitionErrors> {
@@ -188,7 +194,7 @@ fn resolve_warehouse_url(root: &Path, url: Option<&str>) -> Result<Url, Definiti
     let mut u = if raw.contains("://") {
         Url::parse(raw).map_err(|e| {
             DefinitionError::new("E0105", format!("invalid warehouse URL '{raw}': {e}"))
-                .hint("use a path, file:///abs/path or s3://bucket/prefix")
+                .hint("use a path or file:///abs/path")
         })?
     } else {
         let p = Path::new(raw);
@@ -204,11 +210,28 @@ fn resolve_warehouse_url(root: &Path, url: Option<&str>) -> Result<Url, Definiti
             )
         })?
     };
+    if u.scheme() != "file" {
+        return Err(DefinitionError::new(
+            "E0108",
+            format!(
+                "warehouse URL '{raw}': the '{}' scheme is not supported yet",
+                u.scheme()
+            ),
+        )
+        .hint("use a local path or file:///abs/path (object stores such as s3:// arrive with the S3 warehouse)")
+        .into());
+    }
     if !u.path().ends_with('/') {
         let p = format!("{}/", u.path());
         u.set_path(&p);
     }
     Ok(u)
+}
+
+/// The text without a leading byte-order mark (editors on Windows write one; YAML and TOML parsers
+/// reject it).
+pub fn strip_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
 }
 
 /// Replaces `${env:NAME}`; returns (line, message) for a missing variable.

@@ -115,15 +115,16 @@ fn read_asset_file(
             .at(&relf, line)
             .hint("see docs/reference/project.md for the asset format")
     };
-    let value: serde_yaml::Value = serde_yaml::from_str(&text).map_err(yaml_err)?;
+    let text = super::config::strip_bom(&text);
+    let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(yaml_err)?;
     let defs = match &value {
         serde_yaml::Value::Mapping(m) if m.contains_key("assets") => {
-            serde_yaml::from_str::<AssetFile>(&text)
+            serde_yaml::from_str::<AssetFile>(text)
                 .map_err(yaml_err)?
                 .assets
         }
         serde_yaml::Value::Mapping(_) => {
-            vec![serde_yaml::from_str::<AssetDef>(&text).map_err(yaml_err)?]
+            vec![serde_yaml::from_str::<AssetDef>(text).map_err(yaml_err)?]
         }
         serde_yaml::Value::Null => Vec::new(),
         _ => {
@@ -134,7 +135,7 @@ fn read_asset_file(
             .at(&relf, Some(1)))
         }
     };
-    let lines = key_lines(&text);
+    let lines = key_lines(text);
     Ok(defs
         .into_iter()
         .map(|d| {
@@ -205,7 +206,7 @@ fn to_spec(
                         err("E0206", format!("cannot read SQL file '{f}': {e}"))
                             .hint("the path is relative to the YAML file")
                     })?;
-                    (t, Some(p))
+                    (super::config::strip_bom(&t).to_string(), Some(p))
                 }
                 (None, Some(q)) => (q.clone(), None),
                 (Some(_), Some(_)) => {

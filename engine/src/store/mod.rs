@@ -8,7 +8,7 @@
 pub mod sqlite;
 
 use crate::error::StoreError;
-use crate::key::{AssetKey, RunId};
+use crate::key::{AssetKey, RunId, StepKey};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -263,6 +263,8 @@ pub struct StepOutcome {
     pub materialization: Option<NewMaterialization>,
     /// Events to append in the same transaction.
     pub events: Vec<NewEvent>,
+    /// A claim to release in the same transaction (step key and owner).
+    pub release_claim: Option<(StepKey, String)>,
 }
 
 /// Durable state of runs and assets.
@@ -287,6 +289,18 @@ pub trait RunStore: Send + Sync {
         attempt: i64,
         event: NewEvent,
     ) -> StoreResult<i64>;
+    /// [`start_step`](RunStore::start_step) under a claim, in one transaction: the claim on
+    /// `claim.step` is taken as by [`claim_step`](RunStore::claim_step) and the step starts only if it was
+    /// granted; otherwise nothing changes and the holder is returned.
+    async fn start_claimed_step(
+        &self,
+        step_id: &str,
+        claim: &StepClaim,
+        attempt: i64,
+        event: NewEvent,
+        now_ms: i64,
+        takeover_from: Option<&str>,
+    ) -> StoreResult<Result<i64, StepClaim>>;
     /// Records a failed attempt that will be retried.
     async fn attempt_failed(
         &self,
@@ -306,8 +320,12 @@ pub trait RunStore: Send + Sync {
     async fn append_events(&self, events: &[NewEvent]) -> StoreResult<()>;
     /// Most recent runs first.
     async fn list_runs(&self, limit: i64) -> StoreResult<Vec<RunRecord>>;
-    /// A run by id or unique id prefix.
+    /// A run by id or unique id prefix; [`StoreError::UnknownRun`] lists the candidates when none or
+    /// several match.
     async fn get_run(&self, id_or_prefix: &str) -> StoreResult<RunRecord>;
+    /// The shortest prefix of `run_id` that names it alone (at least [`SHORT_ID_LEN`] characters): what
+    /// the CLI prints, so it can be pasted back.
+    async fn short_run_id(&self, run_id: &RunId) -> StoreResult<String>;
     /// Steps of a run in plan order.
     async fn steps(&self, run_id: &RunId) -> StoreResult<Vec<StepRecord>>;
     /// Events of a run after `after_id`.
@@ -326,6 +344,27 @@ pub trait RunStore: Send + Sync {
         &self,
         table: &str,
     ) -> StoreResult<Vec<serde_json::Map<String, serde_json::Value>>>;
+    /// Claims `claim.step` for `claim.owner` until `claim.lease_until_ms`, atomically: granted when
+    /// nobody holds it, when the holder's lease has expired at `now_ms`, when `claim.owner` already holds
+    /// it (a renewal), or when the holder is `takeover_from` (an owner known to be dead). Otherwise the
+    /// current holder is returned.
+    async fn claim_step(
+        &self,
+        claim: &StepClaim,
+        now_ms: i64,
+        takeover_from: Option<&str>,
+    ) -> StoreResult<ClaimOutcome>;
+    /// Extends `owner`'s claim on `step`; false when the claim was lost (expired and taken over).
+    async fn renew_claim(
+        &self,
+        step: &StepKey,
+        owner: &str,
+        lease_until_ms: i64,
+    ) -> StoreResult<bool>;
+    /// Releases `owner`'s claim on `step` (nothing happens if another owner holds it now).
+    async fn release_claim(&self, step: &StepKey, owner: &str) -> StoreResult<()>;
+    /// Releases every claim of a run (when an interrupted run is settled).
+    async fn release_run_claims(&self, run_id: &RunId) -> StoreResult<()>;
     /// Runs that are queued or running (candidates for interruption recovery).
     async fn active_runs(&self) -> StoreResult<Vec<RunRecord>>;
     /// Flushes and closes connections (SQLite checkpoints its WAL).
@@ -338,6 +377,49 @@ pub async fn open_store(url: &str) -> StoreResult<Arc<dyn RunStore>> {
         return Ok(Arc::new(sqlite::SqliteStore::open(url).await?));
     }
     Err(StoreError::UnsupportedUrl(url.to_string()))
+}
+
+/// A lease on a step key: while it holds, only its owner materializes that asset (partition).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepClaim {
+    /// The asset (partition).
+    pub step: StepKey,
+    /// The run the owner executes.
+    pub run_id: RunId,
+    /// The executor holding it: `host:pid:run`, unique per executing process and run.
+    pub owner: String,
+    /// Until when, in milliseconds since the Unix epoch; the owner renews it while it works.
+    pub lease_until_ms: i64,
+}
+
+/// What [`RunStore::claim_step`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// The caller holds the claim now.
+    Claimed,
+    /// Someone else does.
+    Held(StepClaim),
+}
+
+/// Run ids are UUID v7 in hex: the first 12 characters are the creation time in milliseconds, so a prefix
+/// of this length tells apart runs created in different milliseconds (8 characters, 65 seconds, did not).
+pub const SHORT_ID_LEN: usize = 12;
+
+/// The shortest prefix of `id`, at least [`SHORT_ID_LEN`] long, that no id in `others` shares.
+pub fn unique_prefix<'a>(id: &'a str, others: &[String]) -> &'a str {
+    let common = others
+        .iter()
+        .filter(|o| o.as_str() != id)
+        .map(|o| {
+            o.bytes()
+                .zip(id.bytes())
+                .take_while(|(a, b)| a == b)
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    let len = (common + 1).max(SHORT_ID_LEN).min(id.len());
+    &id[..len]
 }
 
 /// This machine's host name (for run ownership).

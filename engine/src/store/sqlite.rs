@@ -218,31 +218,43 @@ impl RunStore for SqliteStore {
         event: NewEvent,
     ) -> StoreResult<i64> {
         let mut tx = self.pool.begin().await?;
-        let seq: i64 = sqlx::query_scalar(
-            "INSERT INTO asset_sequences (asset_key, partition_key, last_seq) VALUES (?, '', 1)
-             ON CONFLICT(asset_key, partition_key) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq",
-        )
-        .bind(asset.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE steps SET status = 'running', attempt = ?, seq = ?, started_at = COALESCE(started_at, ?), error = NULL
-             WHERE run_id = ? AND step_id = ?",
-        )
-        .bind(attempt)
-        .bind(seq)
-        .bind(now())
-        .bind(run_id.as_str())
-        .bind(step_id)
-        .execute(&mut *tx)
-        .await?;
-        insert_events(
+        let seq = start_in(&mut tx, run_id, step_id, asset, attempt, event).await?;
+        tx.commit().await?;
+        Ok(seq)
+    }
+
+    async fn start_claimed_step(
+        &self,
+        step_id: &str,
+        claim: &StepClaim,
+        attempt: i64,
+        event: NewEvent,
+        now_ms: i64,
+        takeover_from: Option<&str>,
+    ) -> StoreResult<Result<i64, StepClaim>> {
+        let mut tx = self.pool.begin().await?;
+        if !upsert_claim(&mut tx, claim, now_ms, takeover_from).await? {
+            let holder = claim_holder(&mut tx, &claim.step).await?;
+            tx.rollback().await?;
+            return match holder {
+                Some(h) => Ok(Err(h)),
+                None => {
+                    self.start_claimed_step(step_id, claim, attempt, event, now_ms, takeover_from)
+                        .await
+                }
+            };
+        }
+        let seq = start_in(
             &mut tx,
-            &[event.with_data(serde_json::json!({"attempt": attempt, "seq": seq}))],
+            &claim.run_id,
+            step_id,
+            &claim.step.asset,
+            attempt,
+            event,
         )
         .await?;
         tx.commit().await?;
-        Ok(seq)
+        Ok(Ok(seq))
     }
 
     async fn attempt_failed(
@@ -271,6 +283,16 @@ impl RunStore for SqliteStore {
         outcome: StepOutcome,
     ) -> StoreResult<Option<i64>> {
         let mut tx = self.pool.begin().await?;
+        if let Some((step, owner)) = &outcome.release_claim {
+            sqlx::query(
+                "DELETE FROM step_claims WHERE asset_key = ? AND partition_key = ? AND owner = ?",
+            )
+            .bind(step.asset.as_str())
+            .bind(step.partition_str())
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?;
+        }
         let mut mat_id = None;
         if let Some(m) = &outcome.materialization {
             let upstream = serde_json::to_string(&m.upstream)
@@ -354,20 +376,41 @@ impl RunStore for SqliteStore {
 
     async fn get_run(&self, id_or_prefix: &str) -> StoreResult<RunRecord> {
         let rows = sqlx::query(
-            "SELECT * FROM runs WHERE run_id = ? OR run_id LIKE ? || '%' ORDER BY run_id LIMIT 2",
+            "SELECT * FROM runs WHERE run_id = ?1 OR substr(run_id, 1, length(?1)) = ?1 \
+             ORDER BY run_id LIMIT 11",
         )
-        .bind(id_or_prefix)
         .bind(id_or_prefix)
         .fetch_all(&self.pool)
         .await?;
-        match rows.as_slice() {
-            [one] => run_from_row(one),
-            [] => Err(StoreError::NotFound(format!("run '{id_or_prefix}'"))),
-            [a, ..] if a.try_get::<String, _>("run_id")? == id_or_prefix => run_from_row(a),
-            _ => Err(StoreError::NotFound(format!(
-                "a unique run for prefix '{id_or_prefix}' (it is ambiguous)"
-            ))),
+        if let [one] = rows.as_slice() {
+            return run_from_row(one);
         }
+        let runs = rows
+            .iter()
+            .map(run_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        if let Some(exact) = runs.iter().find(|r| r.run_id.as_str() == id_or_prefix) {
+            return Ok(exact.clone());
+        }
+        Err(StoreError::UnknownRun {
+            prefix: id_or_prefix.to_string(),
+            candidates: runs
+                .iter()
+                .map(|r| format!("{}  {}  {}", r.run_id, r.status, r.created_at))
+                .collect(),
+        })
+    }
+
+    async fn short_run_id(&self, run_id: &RunId) -> StoreResult<String> {
+        let id = run_id.as_str();
+        let neighbours: Vec<String> = sqlx::query_scalar(
+            "SELECT * FROM (SELECT run_id FROM runs WHERE run_id < ?1 ORDER BY run_id DESC LIMIT 1) \
+             UNION ALL SELECT * FROM (SELECT run_id FROM runs WHERE run_id > ?1 ORDER BY run_id LIMIT 1)",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(super::unique_prefix(id, &neighbours).to_string())
     }
 
     async fn steps(&self, run_id: &RunId) -> StoreResult<Vec<StepRecord>> {
@@ -430,6 +473,66 @@ impl RunStore for SqliteStore {
         rows.iter().map(mat_from_row).collect()
     }
 
+    async fn claim_step(
+        &self,
+        claim: &StepClaim,
+        now_ms: i64,
+        takeover_from: Option<&str>,
+    ) -> StoreResult<ClaimOutcome> {
+        let mut tx = self.pool.begin().await?;
+        let outcome = if upsert_claim(&mut tx, claim, now_ms, takeover_from).await? {
+            Some(ClaimOutcome::Claimed)
+        } else {
+            claim_holder(&mut tx, &claim.step)
+                .await?
+                .map(ClaimOutcome::Held)
+        };
+        tx.commit().await?;
+        match outcome {
+            Some(o) => Ok(o),
+            // Released between the two statements: try again.
+            None => self.claim_step(claim, now_ms, takeover_from).await,
+        }
+    }
+
+    async fn renew_claim(
+        &self,
+        step: &StepKey,
+        owner: &str,
+        lease_until_ms: i64,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE step_claims SET lease_until = ? WHERE asset_key = ? AND partition_key = ? AND owner = ?",
+        )
+        .bind(lease_until_ms)
+        .bind(step.asset.as_str())
+        .bind(step.partition_str())
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn release_claim(&self, step: &StepKey, owner: &str) -> StoreResult<()> {
+        sqlx::query(
+            "DELETE FROM step_claims WHERE asset_key = ? AND partition_key = ? AND owner = ?",
+        )
+        .bind(step.asset.as_str())
+        .bind(step.partition_str())
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn release_run_claims(&self, run_id: &RunId) -> StoreResult<()> {
+        sqlx::query("DELETE FROM step_claims WHERE run_id = ?")
+            .bind(run_id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn active_runs(&self) -> StoreResult<Vec<RunRecord>> {
         let rows =
             sqlx::query("SELECT * FROM runs WHERE status IN ('queued', 'running') ORDER BY run_id")
@@ -476,4 +579,90 @@ impl RunStore for SqliteStore {
         }
         Ok(out)
     }
+}
+
+type Tx<'a> = sqlx::Transaction<'a, sqlx::Sqlite>;
+
+/// Allocates the step's materialization sequence number and marks it running, with its event.
+async fn start_in(
+    tx: &mut Tx<'_>,
+    run_id: &RunId,
+    step_id: &str,
+    asset: &AssetKey,
+    attempt: i64,
+    event: NewEvent,
+) -> StoreResult<i64> {
+    let seq: i64 = sqlx::query_scalar(
+        "INSERT INTO asset_sequences (asset_key, partition_key, last_seq) VALUES (?, '', 1)
+         ON CONFLICT(asset_key, partition_key) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq",
+    )
+    .bind(asset.as_str())
+    .fetch_one(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE steps SET status = 'running', attempt = ?, seq = ?, started_at = COALESCE(started_at, ?), error = NULL
+         WHERE run_id = ? AND step_id = ?",
+    )
+    .bind(attempt)
+    .bind(seq)
+    .bind(now())
+    .bind(run_id.as_str())
+    .bind(step_id)
+    .execute(&mut **tx)
+    .await?;
+    insert_events(
+        tx,
+        &[event.with_data(serde_json::json!({"attempt": attempt, "seq": seq}))],
+    )
+    .await?;
+    Ok(seq)
+}
+
+/// Takes (or renews) the claim when it is free, expired, already ours, or held by `takeover_from`.
+/// One statement, so the check and the write are atomic across processes.
+async fn upsert_claim(
+    tx: &mut Tx<'_>,
+    claim: &StepClaim,
+    now_ms: i64,
+    takeover_from: Option<&str>,
+) -> StoreResult<bool> {
+    let granted: Option<String> = sqlx::query_scalar(
+        "INSERT INTO step_claims (asset_key, partition_key, run_id, owner, lease_until, claimed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT(asset_key, partition_key) DO UPDATE SET
+           run_id = excluded.run_id, owner = excluded.owner,
+           lease_until = excluded.lease_until, claimed_at = excluded.claimed_at
+         WHERE step_claims.lease_until < ?6 OR step_claims.owner = excluded.owner
+           OR step_claims.owner = ?7
+         RETURNING owner",
+    )
+    .bind(claim.step.asset.as_str())
+    .bind(claim.step.partition_str())
+    .bind(claim.run_id.as_str())
+    .bind(&claim.owner)
+    .bind(claim.lease_until_ms)
+    .bind(now_ms)
+    .bind(takeover_from)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(granted.is_some())
+}
+
+async fn claim_holder(tx: &mut Tx<'_>, step: &StepKey) -> StoreResult<Option<StepClaim>> {
+    let row = sqlx::query(
+        "SELECT run_id, owner, lease_until FROM step_claims WHERE asset_key = ? AND partition_key = ?",
+    )
+    .bind(step.asset.as_str())
+    .bind(step.partition_str())
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.map(|r| {
+        Ok(StepClaim {
+            step: step.clone(),
+            run_id: RunId(r.try_get("run_id")?),
+            owner: r.try_get("owner")?,
+            lease_until_ms: r.try_get("lease_until")?,
+        })
+    })
+    .transpose()
 }

@@ -3,8 +3,9 @@
 //! The program receives its context in environment variables (documented in docs/guide/command-assets.md):
 //! `SPINE_RUN_ID`, `SPINE_STEP_ID`, `SPINE_ASSET_KEY`, `SPINE_PARTITION_KEY`, `SPINE_ATTEMPT`,
 //! `SPINE_PROJECT_DIR`, `SPINE_OUTPUT_DIR` (where to write `*.parquet`, `*.csv` or `*.jsonl` files),
-//! `SPINE_UPSTREAM_<KEY>` (each upstream's Delta table location), `SPINE_INPUT_<KEY>` (an export of each
-//! upstream when `input_format` is set) and `SPINE_UPSTREAMS` (all of it as JSON). Each stdout line that
+//! `SPINE_UPSTREAM_<KEY>` (each upstream's Delta table location), `SPINE_FILES_<KEY>` (a folder holding
+//! exactly the data files of the version read), `SPINE_INPUT_<KEY>` (an export of each upstream when
+//! `input_format` is set) and `SPINE_UPSTREAMS` (all of it as JSON). Each stdout line that
 //! is a JSON object with a `type` (`log`, `metadata`, `check`) is recorded as such; other lines are logs.
 
 use datafusion::dataframe::DataFrameWriteOptions;
@@ -15,7 +16,7 @@ use spine_schemas::events::{CommandMessage, EventKind};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::BufReader;
 use tokio::process::Command;
 
 /// The `command` kind.
@@ -30,6 +31,10 @@ impl AssetKind for CommandKind {
         Box::pin(run_command(ctx))
     }
 }
+
+mod process;
+
+pub use process::wait_for_abandoned_groups;
 
 fn location(url: &url::Url) -> String {
     if url.scheme() == "file" {
@@ -63,6 +68,51 @@ async fn export_input(
     Ok(path)
 }
 
+/// The exact data files of the upstream version this step reads, and (for a local warehouse) a folder
+/// of links to just those files, so `read_parquet('<folder>/*.parquet')` cannot pick up rows of older
+/// versions that still lie in the table's folder.
+async fn upstream_files(
+    ctx: &StepContext,
+    u: &spine_engine::kinds::UpstreamInput,
+    dir: &Path,
+) -> Result<(Vec<String>, Option<PathBuf>), StepError> {
+    let urls = ctx
+        .warehouse
+        .data_files(&u.key, u.delta_version)
+        .await
+        .map_err(|e| {
+            StepError(format!(
+                "cannot list the files of upstream '{}' at Delta version {}: {e}",
+                u.key, u.delta_version
+            ))
+        })?;
+    let local: Option<Vec<PathBuf>> = urls.iter().map(|u| u.to_file_path().ok()).collect();
+    let files: Vec<String> = urls.iter().map(location).collect();
+    let Some(local) = local else {
+        return Ok((files, None));
+    };
+    let folder = dir.join(u.key.as_str().replace('/', "__"));
+    std::fs::create_dir_all(&folder)
+        .map_err(|e| StepError(format!("cannot create {}: {e}", folder.display())))?;
+    for (i, f) in local.iter().enumerate() {
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| format!("part-{i}.parquet"));
+        let link = folder.join(format!("{i:05}-{name}"));
+        link_file(f, &link)?;
+    }
+    Ok((files, Some(folder)))
+}
+
+fn link_file(target: &Path, link: &Path) -> Result<(), StepError> {
+    #[cfg(unix)]
+    let r = std::os::unix::fs::symlink(target, link);
+    #[cfg(not(unix))]
+    let r = std::fs::copy(target, link).map(|_| ());
+    r.map_err(|e| StepError(format!("cannot link {}: {e}", target.display())))
+}
+
 async fn run_command(ctx: &StepContext) -> Result<StepOutput, StepError> {
     let AssetBody::Command {
         argv,
@@ -78,6 +128,7 @@ async fn run_command(ctx: &StepContext) -> Result<StepOutput, StepError> {
     };
     let out_dir = ctx.scratch.join("output");
     let in_dir = ctx.scratch.join("inputs");
+    let files_dir = ctx.scratch.join("upstream");
     for d in [&out_dir, &in_dir] {
         std::fs::create_dir_all(d)
             .map_err(|e| StepError(format!("cannot create {}: {e}", d.display())))?;
@@ -92,7 +143,6 @@ async fn run_command(ctx: &StepContext) -> Result<StepOutput, StepError> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .env("SPINE_RUN_ID", ctx.run_id.as_str())
         .env("SPINE_STEP_ID", &ctx.step_id)
         .env("SPINE_ASSET_KEY", ctx.spec.key.as_str())
@@ -103,14 +153,22 @@ async fn run_command(ctx: &StepContext) -> Result<StepOutput, StepError> {
         .env("SPINE_ATTEMPT", ctx.attempt.to_string())
         .env("SPINE_PROJECT_DIR", &ctx.project_root)
         .env("SPINE_OUTPUT_DIR", &out_dir);
+    process::isolate(&mut cmd);
     let mut upstreams = serde_json::Map::new();
     for u in &ctx.upstream {
         let loc = location(&u.table_url);
-        cmd.env(format!("SPINE_UPSTREAM_{}", u.key.env_suffix()), &loc);
-        let mut entry = serde_json::json!({"table": loc, "delta_version": u.delta_version});
+        let suffix = u.key.env_suffix();
+        cmd.env(format!("SPINE_UPSTREAM_{suffix}"), &loc);
+        let (files, folder) = upstream_files(ctx, u, &files_dir).await?;
+        let mut entry =
+            serde_json::json!({"table": loc, "delta_version": u.delta_version, "files": files});
+        if let Some(folder) = folder {
+            cmd.env(format!("SPINE_FILES_{suffix}"), &folder);
+            entry["snapshot"] = serde_json::Value::String(folder.display().to_string());
+        }
         if let Some(f) = input_format {
             let p = export_input(ctx, &u.key, f, &in_dir).await?;
-            cmd.env(format!("SPINE_INPUT_{}", u.key.env_suffix()), &p);
+            cmd.env(format!("SPINE_INPUT_{suffix}"), &p);
             entry["input"] = serde_json::Value::String(p.display().to_string());
         }
         upstreams.insert(u.key.to_string(), entry);
@@ -125,6 +183,8 @@ async fn run_command(ctx: &StepContext) -> Result<StepOutput, StepError> {
     let mut child = cmd.spawn().map_err(|e| {
         StepError(format!("cannot start '{}': {e} (is it installed and on PATH? relative paths resolve against {})", argv[0], cwd.display()))
     })?;
+    // From here on, abandoning the step (cancel, timeout) ends the program and all it started.
+    let mut group = process::ProcessGroup::new(child.id());
     let stdout = child
         .stdout
         .take()
@@ -136,9 +196,10 @@ async fn run_command(ctx: &StepContext) -> Result<StepOutput, StepError> {
     let events = ctx.events.clone();
     let stderr_task = tokio::spawn(async move {
         let mut tail: VecDeque<String> = VecDeque::new();
-        let mut lines = BufReader::new(stderr).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            events.log("warn", &line).await;
+        let mut reader = BufReader::new(stderr);
+        let mut buf = Vec::new();
+        while let Ok(Some(line)) = process::next_line(&mut reader, &mut buf).await {
+            events.log(process::stderr_level(&line), &line).await;
             if tail.len() == 20 {
                 tail.pop_front();
             }
@@ -147,18 +208,21 @@ async fn run_command(ctx: &StepContext) -> Result<StepOutput, StepError> {
         tail
     });
     let mut output = StepOutput::data(StepData::Batches(Vec::new()));
-    let mut lines = BufReader::new(stdout).lines();
-    while let Some(line) = lines
-        .next_line()
+    let mut reader = BufReader::new(stdout);
+    let mut buf = Vec::new();
+    let mut number = 0;
+    while let Some(line) = process::next_line(&mut reader, &mut buf)
         .await
         .map_err(|e| StepError(format!("reading stdout: {e}")))?
     {
-        handle_line(ctx, &line, &mut output).await;
+        number += 1;
+        handle_line(ctx, number, &line, &mut output).await?;
     }
     let status = child
         .wait()
         .await
         .map_err(|e| StepError(format!("waiting for the command: {e}")))?;
+    group.disarm();
     let tail = stderr_task.await.unwrap_or_default();
     if !status.success() {
         let code = status
@@ -168,7 +232,10 @@ async fn run_command(ctx: &StepContext) -> Result<StepOutput, StepError> {
         let detail = if tail.is_empty() {
             String::new()
         } else {
-            format!(": {}", tail.into_iter().collect::<Vec<_>>().join("\n"))
+            format!(
+                "; its last stderr lines:\n{}",
+                tail.into_iter().collect::<Vec<_>>().join("\n")
+            )
         };
         return Err(StepError(format!(
             "command {:?} exited with {code}{detail}",
@@ -179,15 +246,39 @@ async fn run_command(ctx: &StepContext) -> Result<StepOutput, StepError> {
     Ok(output)
 }
 
-async fn handle_line(ctx: &StepContext, line: &str, output: &mut StepOutput) {
+/// The protocol's message types; a JSON line whose `type` is one of these must match the schema exactly.
+const PROTOCOL_TYPES: [&str; 3] = ["log", "metadata", "check"];
+
+/// Records one stdout line. A line that claims to be a protocol message (a JSON object whose `type` is
+/// `log`, `metadata` or `check`) but does not match the schema in `spine_schemas::events::CommandMessage`
+/// (an unknown severity, `"passed": 0`, a missing field) is a protocol error: the step fails, naming the
+/// line, so a failed check can never be lost. Other lines, JSON or not, are info logs.
+async fn handle_line(
+    ctx: &StepContext,
+    number: usize,
+    line: &str,
+    output: &mut StepOutput,
+) -> Result<(), StepError> {
     let trimmed = line.trim();
-    if !(trimmed.starts_with('{') && trimmed.contains("\"type\"")) {
+    let claimed_type = trimmed
+        .starts_with('{')
+        .then(|| serde_json::from_str::<serde_json::Value>(trimmed).ok())
+        .flatten()
+        .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string))
+        .filter(|t| PROTOCOL_TYPES.contains(&t.as_str()));
+    if claimed_type.is_none() {
         ctx.events.log("info", line).await;
-        return;
+        return Ok(());
     }
-    match serde_json::from_str::<CommandMessage>(trimmed) {
-        Ok(CommandMessage::Log { level, message }) => ctx.events.log(&level, &message).await,
-        Ok(CommandMessage::Metadata { data }) => {
+    let message = serde_json::from_str::<CommandMessage>(trimmed).map_err(|e| {
+        StepError(format!(
+            "protocol error on stdout line {number}: {e}; the line was: {line} \
+             (see docs/guide/command-assets.md; nothing was committed)"
+        ))
+    })?;
+    match message {
+        CommandMessage::Log { level, message } => ctx.events.log(&level, &message).await,
+        CommandMessage::Metadata { data } => {
             ctx.events
                 .emit(
                     EventKind::Metadata,
@@ -198,12 +289,12 @@ async fn handle_line(ctx: &StepContext, line: &str, output: &mut StepOutput) {
                 .await;
             output.metadata.extend(data);
         }
-        Ok(CommandMessage::Check {
+        CommandMessage::Check {
             name,
             passed,
             severity,
             message,
-        }) => {
+        } => {
             output.checks.push(CheckResult {
                 name,
                 passed,
@@ -211,15 +302,8 @@ async fn handle_line(ctx: &StepContext, line: &str, output: &mut StepOutput) {
                 message,
             });
         }
-        Err(e) => {
-            ctx.events
-                .log(
-                    "warn",
-                    &format!("unrecognised protocol message ({e}): {line}"),
-                )
-                .await
-        }
     }
+    Ok(())
 }
 
 /// Lists the files a program wrote and works out their format.

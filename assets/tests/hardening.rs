@@ -1,0 +1,211 @@
+//! Bad input and faults (issue: "Hardening"): one test per defect fixed so far.
+
+mod common;
+use common::*;
+
+/// `assets sql` plans only queries: INSERT, COPY, CREATE and SET are bad usage, and neither the table
+/// nor the file system changes.
+#[test]
+fn ad_hoc_sql_is_read_only() {
+    let p = diamond();
+    p.run(&["materialize", "raw/a"]).ok();
+    let before = p.snapshot();
+    let target = p.path().join("warehouse/raw/a/stolen.parquet");
+    for stmt in [
+        r#"INSERT INTO "raw/a" SELECT * FROM "raw/a""#.to_string(),
+        format!("COPY (SELECT * FROM raw.a) TO '{}'", target.display()),
+        "CREATE TABLE t AS SELECT 1 AS v".to_string(),
+        "SET datafusion.execution.batch_size = 1".to_string(),
+        "CREATE EXTERNAL TABLE x STORED AS PARQUET LOCATION '/tmp'".to_string(),
+    ] {
+        let r = p.run(&["sql", &stmt]);
+        r.code(2);
+        assert!(
+            r.stderr.contains("E0306") && r.stderr.contains("read-only"),
+            "{stmt}: {}",
+            r.stderr
+        );
+    }
+    assert!(!target.exists());
+    assert_eq!(before, p.snapshot(), "nothing stored changed");
+    let n = p
+        .run(&["sql", "--json", "SELECT COUNT(*) AS n FROM raw.a"])
+        .json();
+    assert_eq!(n[0]["n"], 100);
+}
+
+/// A check message that does not match the protocol fails the step (naming the line) and commits
+/// nothing; only `"severity": "warn"` lets a failed check through.
+#[test]
+fn malformed_check_messages_fail_the_step() {
+    let write = "open(os.environ['SPINE_OUTPUT_DIR']+'/x.jsonl','w').write('{\\\"v\\\": 1}\\\\n')";
+    for (n, msg) in [
+        r#"{'type':'check','name':'c','passed':False,'severity':'ERROR'}"#,
+        r#"{'type':'check','name':'c','passed':False,'severity':'fatal'}"#,
+        r#"{'type':'check','name':'c','passed':0}"#,
+        r#"{'type':'check','passed':True}"#,
+    ]
+    .iter()
+    .enumerate()
+    {
+        let p = Project::new(&[(
+            "assets/a.yaml",
+            &format!(
+                "key: checked\nkind: command\ncommand: [python3, -c, \"import os, json; {write}; print('hello'); print(json.dumps({msg}))\"]\n"
+            ),
+        )]);
+        let r = p.run(&["materialize", "--json"]);
+        r.code(1);
+        let err = r.json()["steps"][0]["error"].as_str().unwrap().to_string();
+        assert!(
+            err.contains("protocol error on stdout line 2"),
+            "case {n}: {err}"
+        );
+        assert!(!p.path().join("warehouse/checked/_delta_log").exists());
+    }
+    let p = Project::new(&[(
+        "assets/a.yaml",
+        &format!(
+            "key: checked\nkind: command\ncommand: [python3, -c, \"import os, json; {write}; print(json.dumps({{'type':'check','name':'c','passed':False,'severity':'warn'}})); print(json.dumps({{'type':'request','path':'/x'}}))\"]\n"
+        ),
+    )]);
+    p.run(&["materialize"]).ok();
+}
+
+/// Key components that collide with the Delta layout are rejected before anything runs.
+#[test]
+fn reserved_key_components_are_rejected() {
+    for key in ["q/_delta_log", "_private/x", "a/_tmp"] {
+        let p = Project::new(&[(
+            "assets/a.yaml",
+            &format!("key: {key}\nkind: sql\nquery: SELECT 1 AS v\n"),
+        )]);
+        let r = p.run(&["check"]);
+        r.code(2);
+        assert!(r.stderr.contains("E0201"), "{key}: {}", r.stderr);
+        p.run(&["materialize"]).code(2);
+        assert!(!p.path().join("warehouse").exists());
+    }
+}
+
+/// Files saved with a byte-order mark load like any other.
+#[test]
+fn byte_order_marks_are_accepted() {
+    let p = Project::new(&[
+        (
+            "spine.toml",
+            "\u{feff}[project]\nname = \"t\"\n[defaults]\nretry_delay = \"50ms\"\n",
+        ),
+        ("assets/a.yaml", "\u{feff}key: a\nkind: sql\nsql: a.sql\n"),
+        ("assets/a.sql", "\u{feff}SELECT 1 AS v\n"),
+        (
+            "assets/b.yaml",
+            "\u{feff}assets:\n  - key: b\n    kind: sql\n    query: SELECT v FROM a\n",
+        ),
+    ]);
+    p.run(&["check"]).ok();
+    p.run(&["materialize"]).ok();
+}
+
+/// Bytes that are not UTF-8 on stdout or stderr are logged (lossily), and the step succeeds: the stderr
+/// reader keeps reading, so the program never writes into a closed pipe.
+#[test]
+fn non_utf8_output_is_logged_not_fatal() {
+    let script = r#"
+import os, sys, time
+with open(os.environ["SPINE_OUTPUT_DIR"] + "/x.jsonl", "w") as f:
+    f.write('{"v": 1}\n')
+sys.stdout.buffer.write(b"out \xff\xfe\n")
+sys.stdout.flush()
+for i in range(200):
+    sys.stderr.buffer.write(b"err \xc3 %d\n" % i)
+    sys.stderr.flush()
+    time.sleep(0.001)
+"#;
+    let p = Project::new(&[
+        (
+            "assets/a.yaml",
+            "key: bytes\nkind: command\ncommand: [python3, bytes.py]\n",
+        ),
+        ("assets/bytes.py", script),
+    ]);
+    p.run(&["materialize"]).ok();
+    let run = p.run(&["runs", "--json"]).json()[0]["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let logs = p.run(&["logs", &run]);
+    assert!(
+        logs.stdout.contains("out \u{fffd}\u{fffd}"),
+        "{}",
+        logs.stdout
+    );
+    assert!(logs.stdout.contains("err \u{fffd} 199"), "{}", logs.stdout);
+}
+
+const ONE_COMMIT_READER: &str = r#"
+import json, os, sys
+from deltalake import DeltaTable
+out = {}
+for key in sys.argv[2:]:
+    dt = DeltaTable(sys.argv[1] + "/" + key)
+    out[key] = {"version": dt.version(), "commits": len(dt.history())}
+sys.stdout.write(json.dumps(out))
+sys.stdout.flush()
+os._exit(0)  # deltalake can abort in interpreter teardown (../shared/DEPS.md)
+"#;
+
+/// Two `materialize` processes on one project at once, ten times: no conflict errors reach the user,
+/// an independent Delta reader finds exactly one commit per table, and nothing is stale afterwards.
+#[test]
+fn overlapping_runs_commit_each_step_once() {
+    let keys = ["raw/a", "stg/b", "marts/c", "marts/d"];
+    for trial in 0..10 {
+        let p = diamond();
+        let spawn = || {
+            bin()
+                .args(["materialize", "--json"])
+                .current_dir(p.path())
+                .env_remove("SPINE_STATE_URL")
+                .env_remove("SPINE_WAREHOUSE_URL")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (first, second) = (spawn(), spawn());
+        for out in [first.wait_with_output(), second.wait_with_output()] {
+            let out = out.unwrap();
+            assert!(
+                out.status.success(),
+                "trial {trial}: {}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let mut args = vec![
+            "-c".to_string(),
+            ONE_COMMIT_READER.to_string(),
+            p.path().join("warehouse").display().to_string(),
+        ];
+        args.extend(keys.iter().map(|k| k.to_string()));
+        let py = std::process::Command::new("python3")
+            .args(&args)
+            .output()
+            .expect("python3");
+        assert!(
+            py.status.success(),
+            "{}",
+            String::from_utf8_lossy(&py.stderr)
+        );
+        let read: serde_json::Value = serde_json::from_slice(&py.stdout).unwrap();
+        for k in keys {
+            assert_eq!(read[k]["version"], 0, "trial {trial}: {k} {read}");
+            assert_eq!(read[k]["commits"], 1, "trial {trial}: {k} {read}");
+        }
+        let status = p.run(&["status", "--json"]).json();
+        for s in status.as_array().unwrap() {
+            assert_eq!(s["state"], "fresh", "trial {trial}: {s}");
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! Step claims: a run computes a step key only while it holds the key's claim in the run store, so two
+//! runs that overlap never materialize the same asset (partition) at once, and never both commit it.
+//!
+//! A step takes the claim in the same transaction that starts its attempt. When another live run holds
+//! it, the step waits (polling, on the engine's clock) — or, with `no_wait`, is skipped saying who holds
+//! it. After the claim is granted the step looks at the store again: if the other run materialized the
+//! key meanwhile and it is now fresh, the step ends up to date, "materialized by run X". While the step
+//! computes, a heartbeat renews the lease; a step whose lease was lost does not commit. A holder whose
+//! process is gone (same host, dead pid) is taken over at once instead of after its lease expires.
+
+use super::*;
+use crate::store::StepClaim;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// How long a claim holds without renewal.
+pub(super) const LEASE: Duration = Duration::from_secs(60);
+/// How often a working step renews its claim.
+const RENEW_EVERY: Duration = Duration::from_secs(20);
+/// First and longest pause between attempts to take a held claim.
+const POLL_FIRST: Duration = Duration::from_millis(50);
+const POLL_MAX: Duration = Duration::from_secs(1);
+
+/// Renews a claim until dropped; [`Heartbeat::lost`] tells whether a renewal found it gone.
+pub(super) struct Heartbeat {
+    task: tokio::task::JoinHandle<()>,
+    lost: Arc<AtomicBool>,
+}
+
+impl Heartbeat {
+    /// True when the claim was taken over (the step must not commit).
+    pub(super) fn lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Whether `owner` (`host:pid:run`) is a process on this host that no longer exists.
+fn owner_is_dead(owner: &str) -> bool {
+    let mut parts = owner.splitn(3, ':');
+    match (
+        parts.next(),
+        parts.next().and_then(|p| p.parse::<i64>().ok()),
+    ) {
+        (Some(host), Some(pid)) => {
+            host == crate::store::host_name() && !crate::recovery::process_alive(pid)
+        }
+        _ => false,
+    }
+}
+
+impl Engine {
+    fn claim_for(&self, state: &RunState, key: &AssetKey) -> StepClaim {
+        StepClaim {
+            step: StepKey::whole(key.clone()),
+            run_id: state.run_id.clone(),
+            owner: state.owner.clone(),
+            lease_until_ms: self.clock.now_ms() + LEASE.as_millis() as i64,
+        }
+    }
+
+    /// Starts attempt `attempt` of `key` under its claim, waiting while another live run holds the
+    /// claim. `Err(report)` when the step ended without starting: skipped (`no_wait`) or cancelled.
+    pub(super) async fn start_claimed(
+        &self,
+        state: &RunState,
+        key: &AssetKey,
+        attempt: u32,
+        event: NewEvent,
+    ) -> Result<Result<i64, StepReport>, EngineError> {
+        let mut pause = POLL_FIRST;
+        let mut announced = false;
+        let mut takeover: Option<String> = None;
+        loop {
+            let claim = self.claim_for(state, key);
+            let started = self
+                .store
+                .start_claimed_step(
+                    key.as_str(),
+                    &claim,
+                    attempt as i64,
+                    event.clone(),
+                    self.clock.now_ms(),
+                    takeover.as_deref(),
+                )
+                .await?;
+            let holder = match started {
+                Ok(seq) => return Ok(Ok(seq)),
+                Err(holder) => holder,
+            };
+            if state.no_wait {
+                let reason = format!(
+                    "being materialized by run {} (--no-wait)",
+                    short(holder.run_id.as_str())
+                );
+                let report = StepReport::new(key);
+                return Ok(Err(self
+                    .end_step(state, report, StepStatus::Skipped, None, Some(reason))
+                    .await?));
+            }
+            if owner_is_dead(&holder.owner) {
+                takeover = Some(holder.owner);
+                continue;
+            }
+            if !announced {
+                announced = true;
+                let msg = format!(
+                    "{key} is being materialized by run {}; waiting for it",
+                    holder.run_id
+                );
+                tracing::info!("{msg}");
+                let ev = NewEvent::new(
+                    &state.run_id,
+                    Some(key.as_str()),
+                    EventKind::Log,
+                    "info",
+                    msg,
+                );
+                self.store.append_events(&[ev]).await?;
+            }
+            tokio::select! {
+                _ = self.clock.sleep(pause) => {}
+                _ = state.cancel.cancelled() => {
+                    let reason = Some("cancelled while waiting for another run's step".to_string());
+                    let report = StepReport::new(key);
+                    return Ok(Err(self.end_step(state, report, StepStatus::Cancelled, None, reason).await?));
+                }
+            }
+            pause = (pause * 2).min(POLL_MAX);
+        }
+    }
+
+    /// Called once the claim is held, before computing: if another run materialized `spec` since this
+    /// run read the store and it is fresh now, ends the step up to date and returns its report.
+    pub(super) async fn done_elsewhere(
+        &self,
+        state: &RunState,
+        spec: &crate::project::AssetSpec,
+    ) -> Result<Option<StepReport>, EngineError> {
+        if state.force {
+            return Ok(None);
+        }
+        let key = &spec.key;
+        let newer = self
+            .store
+            .materializations(key, 1)
+            .await?
+            .into_iter()
+            .next()
+            .filter(|m| m.m.run_id != state.run_id);
+        let Some(m) = newer else { return Ok(None) };
+        let by = {
+            let mut latest = state.latest.lock().expect("latest lock");
+            if latest.get(key).map(|l| l.id) == Some(m.id) {
+                return Ok(None);
+            }
+            latest.insert(key.clone(), m.clone());
+            (freshness(spec, &latest) == Freshness::Fresh).then(|| m.m.run_id.clone())
+        };
+        match by {
+            Some(run) => {
+                let reason = format!("materialized by run {} meanwhile", short(run.as_str()));
+                let report = StepReport::new(key);
+                Ok(Some(
+                    self.end_step(state, report, StepStatus::UpToDate, None, Some(reason))
+                        .await?,
+                ))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Keeps this run's claim on `key` alive while the step works.
+    pub(super) fn heartbeat(&self, state: &RunState, key: &AssetKey) -> Heartbeat {
+        let lost = Arc::new(AtomicBool::new(false));
+        let (store, clock, flag) = (self.store.clone(), self.clock.clone(), lost.clone());
+        let step = StepKey::whole(key.clone());
+        let owner = state.owner.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                clock.sleep(RENEW_EVERY).await;
+                let until = clock.now_ms() + LEASE.as_millis() as i64;
+                match store.renew_claim(&step, &owner, until).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        flag.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    // A store hiccup is not a lost claim; try again at the next beat.
+                    Err(e) => tracing::warn!("could not renew the claim on {step}: {e}"),
+                }
+            }
+        });
+        Heartbeat { task, lost }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dead_owners_are_recognised_only_on_this_host() {
+        let me = format!("{}:{}:r", crate::store::host_name(), std::process::id());
+        assert!(!owner_is_dead(&me));
+        // 999999999 is above any pid_max; another host is never judged.
+        assert!(owner_is_dead(&format!(
+            "{}:999999999:r",
+            crate::store::host_name()
+        )));
+        assert!(!owner_is_dead("some-other-host:999999999:r"));
+        assert!(!owner_is_dead("garbage"));
+    }
+}

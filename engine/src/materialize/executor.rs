@@ -1,0 +1,196 @@
+//! Executing a recorded plan: launch ready steps up to the concurrency limit, resolve downstream steps
+//! as each ends (a failed or skipped upstream skips its dependents, transitively), and record how every
+//! step ended.
+
+use super::*;
+
+impl Engine {
+    pub(super) async fn execute_plan(
+        &self,
+        order: &[AssetKey],
+        concurrency: usize,
+        state: &Arc<RunState>,
+    ) -> Result<HashMap<AssetKey, StepReport>, EngineError> {
+        let in_plan: HashSet<&AssetKey> = order.iter().collect();
+        let mut remaining: HashMap<&AssetKey, usize> = order
+            .iter()
+            .map(|k| {
+                (
+                    k,
+                    self.project.assets[k]
+                        .deps
+                        .iter()
+                        .filter(|d| in_plan.contains(d))
+                        .count(),
+                )
+            })
+            .collect();
+        let mut blocked: HashMap<&AssetKey, AssetKey> = HashMap::new();
+        let mut ready: VecDeque<&AssetKey> = order.iter().filter(|k| remaining[k] == 0).collect();
+        let mut reports: HashMap<AssetKey, StepReport> = HashMap::new();
+        let mut running: JoinSet<StepReport> = JoinSet::new();
+        let mut running_keys: HashMap<tokio::task::Id, AssetKey> = HashMap::new();
+        loop {
+            while running.len() < concurrency && !state.cancel.is_cancelled() {
+                let Some(key) = ready.pop_front() else { break };
+                let engine = self.clone();
+                let st = state.clone();
+                let k = key.clone();
+                let span = tracing::info_span!("step", run_id = %state.run_id, step_id = %key, asset = %key);
+                let handle =
+                    running.spawn(async move { engine.run_step(&st, k).await }.instrument(span));
+                running_keys.insert(handle.id(), key.clone());
+            }
+            if running.is_empty() {
+                break;
+            }
+            let joined = tokio::select! {
+                j = running.join_next_with_id() => j,
+                _ = state.cancel.cancelled(), if ready.iter().next().is_some() => {
+                    // Stop launching; running steps observe the token themselves.
+                    continue;
+                }
+            };
+            let Some(joined) = joined else { break };
+            let report = match joined {
+                Ok((_, r)) => r,
+                Err(e) => {
+                    let key = running_keys
+                        .get(&e.id())
+                        .cloned()
+                        .ok_or_else(|| EngineError::Internal("unknown task".into()))?;
+                    let msg = format!("step panicked: {e}");
+                    let report = StepReport::new(&key);
+                    self.end_step(state, report, StepStatus::Failed, Some(msg), None)
+                        .await?
+                }
+            };
+            let ok = matches!(report.status, StepStatus::Succeeded | StepStatus::UpToDate);
+            // Resolve downstream steps; skips cascade through a worklist.
+            let mut work = vec![(report.key.clone(), ok)];
+            reports.insert(report.key.clone(), report);
+            while let Some((done, ok)) = work.pop() {
+                for child in self.project.graph.downstream(&done) {
+                    let Some(n) = remaining.get_mut(child) else {
+                        continue;
+                    };
+                    *n -= 1;
+                    if !ok {
+                        blocked.entry(child).or_insert_with(|| done.clone());
+                    }
+                    if *n > 0 {
+                        continue;
+                    }
+                    let Some((&child, _)) = remaining.get_key_value(child) else {
+                        continue;
+                    };
+                    match blocked.get(child) {
+                        Some(up) => {
+                            let (status, reason) = if state.cancel.is_cancelled() {
+                                (
+                                    StepStatus::Cancelled,
+                                    "run cancelled before the step started".to_string(),
+                                )
+                            } else {
+                                (
+                                    StepStatus::Skipped,
+                                    format!("upstream '{up}' did not succeed"),
+                                )
+                            };
+                            let r = self
+                                .end_step(state, StepReport::new(child), status, None, Some(reason))
+                                .await?;
+                            if let Some(o) = &state.observer {
+                                o.step_finished(&r);
+                            }
+                            reports.insert(child.clone(), r);
+                            work.push((child.clone(), false));
+                        }
+                        None => ready.push_back(child),
+                    }
+                }
+            }
+        }
+        // Whatever never started was cancelled.
+        for key in order {
+            if !reports.contains_key(key) {
+                let r = self
+                    .end_step(
+                        state,
+                        StepReport::new(key),
+                        StepStatus::Cancelled,
+                        None,
+                        Some("run cancelled before the step started".into()),
+                    )
+                    .await?;
+                reports.insert(key.clone(), r);
+            }
+        }
+        Ok(reports)
+    }
+
+    /// Records how a step ended (no materialization) and returns its report filled in.
+    pub(super) async fn end_step(
+        &self,
+        state: &RunState,
+        mut report: StepReport,
+        status: StepStatus,
+        error: Option<String>,
+        reason: Option<String>,
+    ) -> Result<StepReport, EngineError> {
+        let key = report.key.clone();
+        self.finish(state, &key, status, error.clone(), reason.clone(), None)
+            .await?;
+        report.status = status;
+        report.error = error;
+        report.reason = reason;
+        Ok(report)
+    }
+
+    pub(super) async fn finish(
+        &self,
+        state: &RunState,
+        key: &AssetKey,
+        status: StepStatus,
+        error: Option<String>,
+        reason: Option<String>,
+        materialization: Option<NewMaterialization>,
+    ) -> Result<Option<i64>, EngineError> {
+        let (kind, level) = match status {
+            StepStatus::Succeeded => (EventKind::Materialization, "info"),
+            StepStatus::UpToDate => (EventKind::StepUpToDate, "info"),
+            StepStatus::Failed => (EventKind::StepFailed, "error"),
+            StepStatus::Skipped => (EventKind::StepSkipped, "warn"),
+            _ => (EventKind::StepCancelled, "warn"),
+        };
+        let message = match (&materialization, &error, &reason) {
+            (Some(m), _, _) => format!(
+                "materialized {key}: {} rows, Delta version {}",
+                m.row_count, m.delta_version
+            ),
+            (_, Some(e), _) => format!("{key} failed: {e}"),
+            (_, _, Some(r)) => format!("{key} {}: {r}", status.as_str().replace('_', " ")),
+            _ => format!("{key} {status}"),
+        };
+        let mut ev = NewEvent::new(&state.run_id, Some(key.as_str()), kind, level, message);
+        if let Some(m) = &materialization {
+            ev = ev.with_data(serde_json::json!({
+                "delta_version": m.delta_version, "rows": m.row_count, "data_version": m.data_version,
+                "code_version": m.code_version, "seq": m.seq,
+            }));
+        }
+        let outcome = StepOutcome {
+            status,
+            error,
+            reason,
+            materialization,
+            events: vec![ev],
+            // Every end releases this run's claim on the step key, if it holds one.
+            release_claim: Some((StepKey::whole(key.clone()), state.owner.clone())),
+        };
+        Ok(self
+            .store
+            .finish_step(&state.run_id, key.as_str(), outcome)
+            .await?)
+    }
+}

@@ -1,0 +1,128 @@
+//! What a step reads and returns: its upstreams registered in the run's session at the recorded
+//! versions, and the data a kind produced (batches, a stream, or files) decoded into one stream.
+
+use super::*;
+
+impl Engine {
+    /// Registers each upstream in the run's session at its latest recorded version.
+    pub(super) async fn register_upstreams(
+        &self,
+        state: &RunState,
+        spec: &crate::project::AssetSpec,
+    ) -> Result<(Vec<UpstreamInput>, Vec<UpstreamRead>), String> {
+        let mut inputs = Vec::new();
+        let mut reads = Vec::new();
+        for dep in &spec.deps {
+            let latest = state.latest.lock().expect("latest lock").get(dep).cloned();
+            let Some(m) = latest else {
+                return Err(format!(
+                    "upstream '{dep}' has never been materialized; include it in the selection (e.g. '+{}')",
+                    spec.key
+                ));
+            };
+            let version = m.m.delta_version;
+            let already =
+                state.registered.lock().expect("registered lock").get(dep) == Some(&version);
+            if !already {
+                let (provider, v) = self
+                    .warehouse
+                    .provider(dep, Some(version), &state.session)
+                    .await
+                    .map_err(|e| format!("cannot read upstream '{dep}': {e}"))?
+                    .ok_or_else(|| format!("upstream '{dep}' is recorded as materialized but its Delta table is missing at {}", self.warehouse.table_url(dep).map(|u| u.to_string()).unwrap_or_default()))?;
+                state
+                    .register(dep, provider, v)
+                    .map_err(|e| e.to_string())?;
+            }
+            inputs.push(UpstreamInput {
+                key: dep.clone(),
+                table_url: self.warehouse.table_url(dep).map_err(|e| e.to_string())?,
+                delta_version: version,
+            });
+            reads.push(UpstreamRead {
+                key: dep.clone(),
+                materialization_id: Some(m.id),
+                delta_version: Some(version),
+            });
+        }
+        Ok((inputs, reads))
+    }
+
+    pub(super) async fn to_stream(
+        &self,
+        data: StepData,
+    ) -> Result<SendableRecordBatchStream, String> {
+        match data {
+            StepData::Stream(s) => Ok(s),
+            StepData::Batches(batches) => {
+                let Some(first) = batches.first() else {
+                    return Err("the asset returned no record batches; return at least one (possibly empty) batch so the schema is known".into());
+                };
+                let schema = first.schema();
+                if let Some(b) = batches.iter().find(|b| b.schema() != schema) {
+                    return Err(format!(
+                        "record batches disagree on schema: {:?} vs {:?}",
+                        schema,
+                        b.schema()
+                    ));
+                }
+                let stream = futures::stream::iter(batches.into_iter().map(Ok));
+                Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+            }
+            StepData::Files { paths, format } => {
+                let ctx = SessionContext::new();
+                let files: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+                let ext = |p: &str| {
+                    p.rsplit_once('.')
+                        .map(|(_, e)| format!(".{e}"))
+                        .unwrap_or_default()
+                };
+                let first_ext = files.first().map(|f| ext(f)).unwrap_or_default();
+                let df = match format.as_str() {
+                    "parquet" => {
+                        ctx.read_parquet(
+                            files.clone(),
+                            ParquetReadOptions::default().file_extension(&first_ext),
+                        )
+                        .await
+                    }
+                    "csv" => {
+                        ctx.read_csv(
+                            files.clone(),
+                            CsvReadOptions::new().file_extension(&first_ext),
+                        )
+                        .await
+                    }
+                    "jsonl" => {
+                        ctx.read_json(
+                            files.clone(),
+                            JsonReadOptions::default().file_extension(&first_ext),
+                        )
+                        .await
+                    }
+                    other => return Err(format!("unsupported output format '{other}'")),
+                }
+                .map_err(|e| {
+                    format!(
+                        "output files are not valid {format} ({}): {e}",
+                        files.join(", ")
+                    )
+                })?;
+                df.execute_stream()
+                    .await
+                    .map_err(|e| format!("cannot read output files as {format}: {e}"))
+            }
+        }
+    }
+}
+
+/// An Arrow schema as JSON: `[{"name":..,"type":..,"nullable":..}]`.
+pub fn schema_json(schema: &arrow::datatypes::Schema) -> serde_json::Value {
+    serde_json::Value::Array(
+        schema
+            .fields()
+            .iter()
+            .map(|f| serde_json::json!({"name": f.name(), "type": f.data_type().to_string(), "nullable": f.is_nullable()}))
+            .collect(),
+    )
+}

@@ -1,0 +1,305 @@
+//! Materializing a selection: plan steps in dependency order, then execute them with bounded
+//! concurrency, retries with exponential backoff and jitter, per-attempt timeouts and cancellation.
+//!
+//! Each step follows the durability protocol: the run store records the attempt (and allocates its
+//! sequence number) before any work; data files are staged invisibly; one Delta commit carrying the
+//! `txn` (asset key, sequence number) makes them visible; then the materialization is recorded. A
+//! cancelled or timed-out step stops before its commit, so tables never hold half a result.
+//!
+//! Parts: this module holds the request and report types and [`Engine::materialize`] (record the run,
+//! then execute it); `executor` launches ready steps with bounded concurrency and cascades skips;
+//! `step` runs one step through its attempts (retries, timeout, cancel, commit); `inputs` registers
+//! upstreams for a step and decodes what a kind returned into a stream of batches.
+
+mod claim;
+mod executor;
+mod inputs;
+mod step;
+
+pub use inputs::schema_json;
+pub use step::backoff;
+
+use crate::engine::Engine;
+use crate::error::EngineError;
+use crate::hash::short_hash;
+use crate::key::{AssetKey, RunId, StepKey};
+use crate::kinds::{StepContext, StepData, StepError, StepOutput, UpstreamInput};
+use crate::staleness::{freshness, short, Freshness};
+use crate::store::{
+    now, Materialization, NewEvent, NewMaterialization, RunRecord, RunStatus, StepOutcome,
+    StepRecord, StepStatus, UpstreamRead,
+};
+use crate::warehouse::{CommitMeta, Staged};
+use datafusion::common::TableReference;
+use datafusion::datasource::MemTable;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::prelude::{
+    CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionConfig, SessionContext,
+};
+use spine_schemas::events::{CheckSeverity, EventKind};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// What to materialize and how.
+#[derive(Clone, Default)]
+pub struct MaterializeRequest {
+    /// Selection expression; `None` = every asset.
+    pub selection: Option<String>,
+    /// Recompute fresh assets too.
+    pub force: bool,
+    /// Steps at once (default: project setting).
+    pub concurrency: Option<usize>,
+    /// Cancels the run (Ctrl-C).
+    pub cancel: CancellationToken,
+    /// Receives progress.
+    pub observer: Option<Arc<dyn RunObserver>>,
+    /// When another live run is materializing a step this run needs, skip it (with that reason)
+    /// instead of waiting for it.
+    pub no_wait: bool,
+}
+
+/// Progress callbacks (the CLI draws its progress bar from these).
+pub trait RunObserver: Send + Sync {
+    /// The plan is recorded.
+    fn planned(&self, _run_id: &RunId, _steps: &[AssetKey]) {}
+    /// An attempt starts.
+    fn step_started(&self, _key: &AssetKey, _attempt: u32) {}
+    /// A step ended.
+    fn step_finished(&self, _report: &StepReport) {}
+}
+
+/// How one step ended.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StepReport {
+    /// Asset.
+    pub key: AssetKey,
+    /// End state.
+    pub status: StepStatus,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Rows written.
+    pub rows: Option<i64>,
+    /// Delta version written.
+    pub delta_version: Option<i64>,
+    /// Wall time.
+    pub duration_ms: u128,
+    /// Error, when failed.
+    pub error: Option<String>,
+    /// Why skipped / up to date.
+    pub reason: Option<String>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunReport {
+    /// Run id.
+    pub run_id: RunId,
+    /// End state.
+    pub status: RunStatus,
+    /// Steps in plan order.
+    pub steps: Vec<StepReport>,
+    /// Wall time.
+    pub duration_ms: u128,
+}
+
+impl StepReport {
+    /// A report for a step that has not ended yet.
+    fn new(key: &AssetKey) -> Self {
+        StepReport {
+            key: key.clone(),
+            status: StepStatus::Pending,
+            attempts: 0,
+            rows: None,
+            delta_version: None,
+            duration_ms: 0,
+            error: None,
+            reason: None,
+        }
+    }
+}
+
+impl RunReport {
+    /// Number of steps that ended in `status`.
+    pub fn count(&self, status: StepStatus) -> usize {
+        self.steps.iter().filter(|s| s.status == status).count()
+    }
+}
+
+/// State shared by the steps of one run.
+struct RunState {
+    run_id: RunId,
+    force: bool,
+    cancel: CancellationToken,
+    observer: Option<Arc<dyn RunObserver>>,
+    latest: Mutex<HashMap<AssetKey, Materialization>>,
+    registered: Mutex<HashMap<AssetKey, i64>>,
+    session: SessionContext,
+    /// Who this run's claims belong to: `host:pid:run`.
+    owner: String,
+    no_wait: bool,
+}
+
+impl RunState {
+    /// Makes `key` readable in the run's session (replacing any earlier registration) and remembers
+    /// which Delta version it serves.
+    fn register(
+        &self,
+        key: &AssetKey,
+        provider: Arc<dyn datafusion::catalog::TableProvider>,
+        version: i64,
+    ) -> datafusion::error::Result<()> {
+        // One lock around replace-and-record: steps running side by side that read the same upstream
+        // register it concurrently, and an unguarded deregister/register pair lets the second
+        // `register_table` fail with "table already exists".
+        let mut registered = self.registered.lock().expect("registered lock");
+        let name = TableReference::bare(key.as_str());
+        let _ = self.session.deregister_table(name.clone());
+        self.session.register_table(name, provider)?;
+        registered.insert(key.clone(), version);
+        Ok(())
+    }
+}
+
+enum AttemptError {
+    Failed(String),
+    Cancelled,
+}
+
+impl Engine {
+    /// Plans and executes a selection. Returns the report; the run's outcome is in `status`.
+    pub async fn materialize(&self, req: MaterializeRequest) -> Result<RunReport, EngineError> {
+        let started = Instant::now();
+        let selected = crate::plan::select_some(&self.project, req.selection.as_deref())?;
+        for r in self.recover_interrupted_runs().await? {
+            tracing::warn!(run_id = %r.run_id, recorded = ?r.recorded, abandoned = ?r.abandoned, "settled an interrupted run");
+        }
+        let order: Vec<AssetKey> = self
+            .project
+            .graph
+            .topological_order()
+            .ok_or_else(|| EngineError::Internal("validated graph has a cycle".into()))?
+            .into_iter()
+            .filter(|k| selected.contains(*k))
+            .cloned()
+            .collect();
+        let run_id = RunId::new();
+        let run_span = tracing::info_span!("run", run_id = %run_id);
+        let record = RunRecord {
+            run_id: run_id.clone(),
+            status: RunStatus::Queued,
+            selection: req.selection.clone(),
+            force: req.force,
+            created_at: now(),
+            started_at: None,
+            finished_at: None,
+            error: None,
+            pid: Some(std::process::id() as i64),
+            host: Some(crate::store::host_name()),
+        };
+        let steps: Vec<StepRecord> = order
+            .iter()
+            .enumerate()
+            .map(|(i, k)| StepRecord {
+                run_id: run_id.clone(),
+                step_id: k.to_string(),
+                asset_key: k.clone(),
+                position: i as i64,
+                status: StepStatus::Pending,
+                attempt: 0,
+                seq: None,
+                started_at: None,
+                finished_at: None,
+                error: None,
+                reason: None,
+            })
+            .collect();
+        self.store.create_run(&record, &steps).await?;
+        if let Some(o) = &req.observer {
+            o.planned(&run_id, &order);
+        }
+        self.store
+            .set_run_status(
+                &run_id,
+                RunStatus::Running,
+                None,
+                NewEvent::new(&run_id, None, EventKind::RunStarted, "info", "run started"),
+            )
+            .await?;
+        let concurrency = req
+            .concurrency
+            .unwrap_or(self.project.config.settings.concurrency)
+            .max(1);
+        tracing::info!(parent: &run_span, steps = order.len(), concurrency, "run started");
+        let config = SessionConfig::new().with_target_partitions(concurrency.clamp(1, 4));
+        let state = Arc::new(RunState {
+            run_id: run_id.clone(),
+            force: req.force,
+            cancel: req.cancel.clone(),
+            observer: req.observer.clone(),
+            latest: Mutex::new(self.store.latest_materializations().await?),
+            registered: Mutex::new(HashMap::new()),
+            session: SessionContext::new_with_config(config),
+            owner: format!(
+                "{}:{}:{}",
+                crate::store::host_name(),
+                std::process::id(),
+                run_id
+            ),
+            no_wait: req.no_wait,
+        });
+        let reports = self
+            .execute_plan(&order, concurrency, &state)
+            .instrument(run_span.clone())
+            .await?;
+        let _ = std::fs::remove_dir_all(self.run_scratch(&run_id));
+        let failed = reports.values().any(|r| r.status == StepStatus::Failed);
+        let cancelled = req.cancel.is_cancelled()
+            || reports.values().any(|r| r.status == StepStatus::Cancelled);
+        let (status, kind, msg) = if cancelled {
+            (
+                RunStatus::Cancelled,
+                EventKind::RunCancelled,
+                "run cancelled",
+            )
+        } else if failed {
+            (RunStatus::Failed, EventKind::RunFailed, "run failed")
+        } else {
+            (
+                RunStatus::Succeeded,
+                EventKind::RunSucceeded,
+                "run succeeded",
+            )
+        };
+        let error = failed.then(|| {
+            let n = reports
+                .values()
+                .filter(|r| r.status == StepStatus::Failed)
+                .count();
+            format!("{n} step(s) failed")
+        });
+        self.store
+            .set_run_status(
+                &run_id,
+                status,
+                error.as_deref(),
+                NewEvent::new(&run_id, None, kind, "info", msg),
+            )
+            .await?;
+        tracing::info!(parent: &run_span, status = %status, "{msg}");
+        let steps = order
+            .iter()
+            .filter_map(|k| reports.get(k).cloned())
+            .collect();
+        Ok(RunReport {
+            run_id,
+            status,
+            steps,
+            duration_ms: started.elapsed().as_millis(),
+        })
+    }
+}

@@ -1,0 +1,347 @@
+//! One step from start to end: freshness check, attempts with retries (exponential backoff with
+//! jitter), per-attempt timeout and cancellation, then the Delta commit and the record of the
+//! materialization (the durability protocol).
+
+use super::*;
+
+impl Engine {
+    /// Runs one step to its end state. Store failures end the step as failed.
+    pub(super) async fn run_step(&self, state: &RunState, key: AssetKey) -> StepReport {
+        let started = Instant::now();
+        let mut report = match self.run_step_inner(state, &key).await {
+            Ok(r) => r,
+            Err(e) => {
+                let msg = e.to_string();
+                tracing::error!(target: "spine::outcome", "{msg}");
+                let mut report = StepReport::new(&key);
+                report.status = StepStatus::Failed;
+                report.error = Some(msg.clone());
+                let _ = self
+                    .finish(state, &key, StepStatus::Failed, Some(msg), None, None)
+                    .await;
+                report
+            }
+        };
+        report.duration_ms = started.elapsed().as_millis();
+        if let Some(o) = &state.observer {
+            o.step_finished(&report);
+        }
+        report
+    }
+
+    pub(super) async fn run_step_inner(
+        &self,
+        state: &RunState,
+        key: &AssetKey,
+    ) -> Result<StepReport, EngineError> {
+        let spec = self.project.assets[key].clone();
+        let mut report = StepReport::new(key);
+        if !state.force {
+            let fresh_in = {
+                let latest = state.latest.lock().expect("latest lock");
+                (freshness(&spec, &latest) == Freshness::Fresh).then(|| {
+                    latest
+                        .get(key)
+                        .map(|m| short(m.m.run_id.as_str()).to_string())
+                })
+            };
+            if let Some(run) = fresh_in {
+                let reason = format!("fresh (materialized in run {})", run.unwrap_or_default());
+                return self
+                    .end_step(state, report, StepStatus::UpToDate, None, Some(reason))
+                    .await;
+            }
+        }
+        let Some(kind) = self.kinds.get(&spec.kind).cloned() else {
+            let msg = format!("no executor for kind '{}'", spec.kind);
+            return self
+                .end_step(state, report, StepStatus::Failed, Some(msg), None)
+                .await;
+        };
+        let max_attempts = spec.retries + 1;
+        for attempt in 1..=max_attempts {
+            report.attempts = attempt;
+            let ev = NewEvent::new(
+                &state.run_id,
+                Some(key.as_str()),
+                EventKind::StepStarted,
+                "info",
+                format!("{key} attempt {attempt}/{max_attempts} started"),
+            );
+            let seq = match self.start_claimed(state, key, attempt, ev).await? {
+                Ok(seq) => seq,
+                Err(ended) => return Ok(ended),
+            };
+            if attempt == 1 {
+                if let Some(ended) = self.done_elsewhere(state, &spec).await? {
+                    return Ok(ended);
+                }
+            }
+            tracing::info!(attempt, seq, "step started");
+            if let Some(o) = &state.observer {
+                o.step_started(key, attempt);
+            }
+            let heartbeat = self.heartbeat(state, key);
+            let result = self
+                .attempt(state, &spec, attempt, seq, kind.as_ref(), &heartbeat)
+                .await;
+            drop(heartbeat);
+            match result {
+                Ok(m) => {
+                    report.rows = Some(m.row_count);
+                    report.delta_version = Some(m.delta_version);
+                    let id = self
+                        .finish(
+                            state,
+                            key,
+                            StepStatus::Succeeded,
+                            None,
+                            None,
+                            Some(m.clone()),
+                        )
+                        .await?;
+                    if let Some(id) = id {
+                        let record = Materialization {
+                            id,
+                            created_at: now(),
+                            m,
+                        };
+                        state
+                            .latest
+                            .lock()
+                            .expect("latest lock")
+                            .insert(key.clone(), record);
+                    }
+                    tracing::info!(
+                        rows = report.rows,
+                        delta_version = report.delta_version,
+                        "step succeeded"
+                    );
+                    report.status = StepStatus::Succeeded;
+                    return Ok(report);
+                }
+                Err(AttemptError::Cancelled) => {
+                    let reason = Some("cancelled while running".to_string());
+                    return self
+                        .end_step(state, report, StepStatus::Cancelled, None, reason)
+                        .await;
+                }
+                Err(AttemptError::Failed(msg)) if attempt < max_attempts => {
+                    let delay = backoff(spec.retry_delay, attempt, state.run_id.as_str());
+                    tracing::warn!(target: "spine::outcome", attempt, "attempt failed, retrying in {:?}: {msg}", delay);
+                    let ev = NewEvent::new(
+                        &state.run_id,
+                        Some(key.as_str()),
+                        EventKind::StepAttemptFailed,
+                        "warn",
+                        format!(
+                            "attempt {attempt} failed (retrying in {:.1}s): {msg}",
+                            delay.as_secs_f64()
+                        ),
+                    );
+                    self.store
+                        .attempt_failed(&state.run_id, key.as_str(), &msg, ev)
+                        .await?;
+                    tokio::select! {
+                        _ = self.clock.sleep(delay) => {}
+                        _ = state.cancel.cancelled() => {
+                            let reason = Some("cancelled while waiting to retry".to_string());
+                            return self.end_step(state, report, StepStatus::Cancelled, Some(msg), reason).await;
+                        }
+                    }
+                }
+                Err(AttemptError::Failed(msg)) => {
+                    tracing::error!(target: "spine::outcome", attempt, "step failed: {msg}");
+                    return self
+                        .end_step(state, report, StepStatus::Failed, Some(msg), None)
+                        .await;
+                }
+            }
+        }
+        Err(EngineError::Internal(
+            "retry loop ended without an outcome".into(),
+        ))
+    }
+
+    /// One attempt: compute and stage under the timeout and the cancel token, then commit (not
+    /// interruptible: a commit either lands whole or not at all).
+    pub(super) async fn attempt(
+        &self,
+        state: &RunState,
+        spec: &crate::project::AssetSpec,
+        attempt: u32,
+        seq: i64,
+        kind: &dyn crate::kinds::AssetKind,
+        heartbeat: &super::claim::Heartbeat,
+    ) -> Result<NewMaterialization, AttemptError> {
+        let key = &spec.key;
+        let scratch = self
+            .run_scratch(&state.run_id)
+            .join(format!("{}-{attempt}", key.as_str().replace('/', "__")));
+        let compute = async {
+            let (upstream, reads) = self.register_upstreams(state, spec).await?;
+            let ctx = StepContext {
+                run_id: state.run_id.clone(),
+                step_id: key.to_string(),
+                attempt,
+                spec: spec.clone(),
+                partition: None,
+                project_root: self.project.config.root.clone(),
+                session: state.session.clone(),
+                upstream,
+                scratch: scratch.clone(),
+                events: crate::kinds::EventSink::new(
+                    self.store.clone(),
+                    state.run_id.clone(),
+                    key.to_string(),
+                ),
+                warehouse: self.warehouse.clone(),
+            };
+            let output = kind.execute(&ctx).await.map_err(|StepError(m)| m)?;
+            let StepOutput {
+                data,
+                metadata,
+                checks,
+            } = output;
+            for c in &checks {
+                let level = if c.passed {
+                    "info"
+                } else if c.severity == CheckSeverity::Error {
+                    "error"
+                } else {
+                    "warn"
+                };
+                let msg = format!(
+                    "check {} {}{}",
+                    c.name,
+                    if c.passed { "passed" } else { "failed" },
+                    c.message
+                        .as_ref()
+                        .map(|m| format!(": {m}"))
+                        .unwrap_or_default()
+                );
+                ctx.events.emit(EventKind::CheckResult, level, &msg, Some(serde_json::json!({"name": c.name, "passed": c.passed, "severity": c.severity.as_str()}))).await;
+            }
+            if let Some(c) = checks
+                .iter()
+                .find(|c| !c.passed && c.severity == CheckSeverity::Error)
+            {
+                return Err(format!(
+                    "check '{}' failed{}; nothing was committed",
+                    c.name,
+                    c.message
+                        .as_ref()
+                        .map(|m| format!(": {m}"))
+                        .unwrap_or_default()
+                ));
+            }
+            let stream = self.to_stream(data).await?;
+            let staged = self
+                .warehouse
+                .stage(key, stream)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>((staged, reads, metadata))
+        };
+        let timed = async {
+            match spec.timeout {
+                Some(t) => tokio::time::timeout(t, compute)
+                    .await
+                    .unwrap_or_else(|_| Err(format!("timed out after {}", humantime(t)))),
+                None => compute.await,
+            }
+        };
+        let result = tokio::select! {
+            r = timed => r,
+            _ = state.cancel.cancelled() => return Err(AttemptError::Cancelled),
+        };
+        if scratch.exists() {
+            let _ = std::fs::remove_dir_all(&scratch);
+        }
+        let (staged, reads, metadata): (
+            Staged,
+            Vec<UpstreamRead>,
+            BTreeMap<String, serde_json::Value>,
+        ) = result.map_err(AttemptError::Failed)?;
+        if heartbeat.lost() {
+            return Err(AttemptError::Failed(format!(
+                "this run's claim on {key} expired and another run took it over; not committing"
+            )));
+        }
+        let schema_json = schema_json(&staged.schema);
+        // Everything needed to record the materialization travels in the commit, so recovery after a
+        // crash between commit and record can record it without recomputing.
+        let info = serde_json::json!({
+            "run_id": state.run_id.as_str(), "step_id": key.as_str(), "seq": seq,
+            "code_version": spec.code_version, "upstream": reads, "rows": staged.row_count,
+            "data_version": staged.data_version, "schema": schema_json, "metadata": metadata,
+        });
+        let (rows, data_version) = (staged.row_count, staged.data_version.clone());
+        let in_memory = staged.batches.clone().map(|b| (b, staged.schema.clone()));
+        let delta_version = self
+            .warehouse
+            .commit(
+                key,
+                staged,
+                CommitMeta {
+                    app_id: key.to_string(),
+                    seq,
+                    info,
+                },
+            )
+            .await
+            .map_err(|e| AttemptError::Failed(format!("Delta commit failed: {e}")))?;
+        fault_point("crash_after_commit", key);
+        if let Some((batches, schema)) = in_memory {
+            // Downstream steps of this run read the committed rows from memory instead of re-reading.
+            if let Ok(mem) = MemTable::try_new(schema, vec![batches]) {
+                let _ = state.register(key, Arc::new(mem), delta_version);
+            }
+        }
+        Ok(NewMaterialization {
+            asset_key: key.clone(),
+            partition_key: None,
+            run_id: state.run_id.clone(),
+            step_id: key.to_string(),
+            seq,
+            delta_version,
+            row_count: rows,
+            schema: schema_json,
+            data_version,
+            code_version: spec.code_version.clone(),
+            upstream: reads,
+            metadata: serde_json::Value::Object(metadata.into_iter().collect()),
+        })
+    }
+}
+
+/// Fault injection for crash tests: `SPINE_FAULT=crash_after_commit:<asset key>` aborts the process right
+/// after that asset's Delta commit, before the run store records it (the window recovery must cover).
+fn fault_point(name: &str, key: &AssetKey) {
+    if let Ok(spec) = std::env::var("SPINE_FAULT") {
+        if spec.split_once(':') == Some((name, key.as_str())) {
+            eprintln!("SPINE_FAULT: aborting at {name} for {key}");
+            std::process::abort();
+        }
+    }
+}
+
+/// Exponential backoff with ±50% jitter: `base * 2^(attempt-1) * (0.5..1.5)`, capped at 5 minutes.
+pub fn backoff(base: Duration, attempt: u32, salt: &str) -> Duration {
+    let exp = base.saturating_mul(1u32 << (attempt - 1).min(16));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let h = short_hash(format!("{salt}{attempt}{nanos}").as_bytes());
+    let frac = u64::from_str_radix(&h[..8], 16).unwrap_or(0) as f64 / u32::MAX as f64;
+    exp.mul_f64(0.5 + frac).min(Duration::from_secs(300))
+}
+
+fn humantime(d: Duration) -> String {
+    if d.as_secs() >= 60 {
+        format!("{}m{}s", d.as_secs() / 60, d.as_secs() % 60)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}

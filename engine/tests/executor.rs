@@ -1,0 +1,199 @@
+//! The executor's step claims, tested through the library API: two engines on one SQLite store never
+//! compute a step twice; a step held by another live run is waited for, skipped with `no_wait`, and taken
+//! over when the holder's lease runs out on a manual clock (no test sleeps for a lease).
+
+use arrow::array::{Int64Array, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema};
+use spine_engine::clock::{Clock, ManualClock};
+use spine_engine::key::{AssetKey, RunId, StepKey};
+use spine_engine::kinds::KindRegistry;
+use spine_engine::project::{AssetSpec, Project, ProjectConfig};
+use spine_engine::store::{ClaimOutcome, RunStatus, StepClaim, StepStatus};
+use spine_engine::{Engine, MaterializeRequest};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn numbers(n: i64) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+    RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from_iter_values(1..=n))]).unwrap()
+}
+
+/// `slow` (a rust asset that counts its computations and takes `delay`) and `down` (SQL over it).
+fn project(dir: &Path, calls: Arc<AtomicUsize>, delay: Duration) -> Project {
+    Project::builder(ProjectConfig::in_dir(dir).unwrap())
+        .asset(
+            AssetSpec::rust("slow", &[], "v1", move |_ctx| {
+                let calls = calls.clone();
+                async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(delay).await;
+                    Ok(vec![numbers(5)])
+                }
+            })
+            .unwrap(),
+        )
+        .asset(AssetSpec::sql("down", "SELECT SUM(n) AS s FROM slow").unwrap())
+        .build()
+        .unwrap()
+}
+
+async fn engine(dir: &Path, calls: &Arc<AtomicUsize>, delay: Duration) -> Engine {
+    Engine::open(project(dir, calls.clone(), delay), KindRegistry::builtin())
+        .await
+        .unwrap()
+}
+
+fn step<'a>(r: &'a spine_engine::RunReport, key: &str) -> &'a spine_engine::StepReport {
+    r.steps.iter().find(|s| s.key.as_str() == key).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_engines_on_one_store_compute_each_step_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let a = engine(dir.path(), &calls, Duration::from_millis(400)).await;
+    let b = engine(dir.path(), &calls, Duration::from_millis(400)).await;
+    let (ra, rb) = tokio::join!(
+        a.materialize(MaterializeRequest::default()),
+        b.materialize(MaterializeRequest::default())
+    );
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(ra.status, RunStatus::Succeeded, "{ra:?}");
+    assert_eq!(rb.status, RunStatus::Succeeded, "{rb:?}");
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "slow was computed once");
+    for key in ["slow", "down"] {
+        let computed = [&ra, &rb]
+            .iter()
+            .filter(|r| step(r, key).status == StepStatus::Succeeded)
+            .count();
+        assert_eq!(computed, 1, "{key} computed by exactly one run");
+        let mats = a
+            .store
+            .materializations(&AssetKey::parse(key).unwrap(), 10)
+            .await
+            .unwrap();
+        assert_eq!(mats.len(), 1, "{key}: one materialization");
+        let table = a
+            .warehouse
+            .open(&AssetKey::parse(key).unwrap(), None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(table.version(), Some(0), "{key}: exactly one Delta commit");
+    }
+    let waited = if step(&ra, "slow").status == StepStatus::UpToDate {
+        step(&ra, "slow")
+    } else {
+        step(&rb, "slow")
+    };
+    assert_eq!(waited.status, StepStatus::UpToDate);
+    assert!(
+        waited
+            .reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("materialized by run"),
+        "{waited:?}"
+    );
+}
+
+/// A claim held by another live owner (this process, another run id), as the store sees it.
+async fn hold(engine: &Engine, key: &str, until_ms: i64) -> RunId {
+    let other = RunId::new();
+    let claim = StepClaim {
+        step: StepKey::whole(AssetKey::parse(key).unwrap()),
+        run_id: other.clone(),
+        owner: format!(
+            "{}:{}:{}",
+            spine_engine::store::host_name(),
+            std::process::id(),
+            other
+        ),
+        lease_until_ms: until_ms,
+    };
+    let outcome = engine
+        .store
+        .claim_step(&claim, engine.clock.now_ms(), None)
+        .await
+        .unwrap();
+    assert_eq!(outcome, ClaimOutcome::Claimed);
+    other
+}
+
+#[tokio::test]
+async fn no_wait_skips_a_step_another_run_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let e = engine(dir.path(), &calls, Duration::ZERO).await;
+    let holder = hold(&e, "slow", e.clock.now_ms() + 60_000).await;
+    let report = e
+        .materialize(MaterializeRequest {
+            no_wait: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let slow = step(&report, "slow");
+    assert_eq!(slow.status, StepStatus::Skipped);
+    assert!(
+        slow.reason
+            .as_deref()
+            .unwrap()
+            .contains(&holder.as_str()[..12]),
+        "{slow:?}"
+    );
+    assert_eq!(step(&report, "down").status, StepStatus::Skipped);
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_step_waits_until_the_lease_runs_out_on_the_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let clock = ManualClock::new(chrono::DateTime::from_timestamp(1_900_000_000, 0).unwrap());
+    let e = engine(dir.path(), &calls, Duration::ZERO)
+        .await
+        .with_clock(Arc::new(clock.clone()));
+    hold(&e, "slow", clock.now_ms() + 60_000).await;
+    let run = tokio::spawn({
+        let e = e.clone();
+        async move { e.materialize(MaterializeRequest::default()).await }
+    });
+    // The step announces that it waits; real time passes, the manual clock does not.
+    let mut announced = false;
+    for _ in 0..200 {
+        let runs = e.store.list_runs(1).await.unwrap();
+        if let Some(r) = runs.first() {
+            let events = e.store.events(&r.run_id, 0).await.unwrap();
+            if events
+                .iter()
+                .any(|ev| ev.event.message.contains("waiting for it"))
+            {
+                announced = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(announced, "the step said it waits");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !run.is_finished(),
+        "still waiting: the lease has not run out"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    clock.advance(Duration::from_secs(30));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!run.is_finished(), "30 s of a 60 s lease");
+    clock.advance(Duration::from_secs(31));
+    let report = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("the run ends once the lease expired")
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
+    assert_eq!(step(&report, "slow").status, StepStatus::Succeeded);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
