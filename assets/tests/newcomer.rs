@@ -321,14 +321,19 @@ fn failed_command_output_is_printed_once_with_honest_levels() {
         .all(|e| e["step_id"] == "bad"));
 }
 
-/// `assets run` shows a step's whole error, with the cause under the first line.
+/// `assets run` shows a step's whole error, with the cause under the first line. The error is a data
+/// error: permanent, so `retries` does not repeat it.
 #[test]
 fn run_shows_the_whole_error_chain() {
     let p = Project::new(&[(
         "assets/a.yaml",
-        "key: bad_cast\nkind: sql\nquery: SELECT CAST('x' AS INT) AS v\n",
+        "key: bad_cast\nkind: sql\nquery: SELECT CAST('x' AS INT) AS v\nretries: 3\n",
     )]);
-    p.run(&["materialize"]).code(1);
+    let r = p.run(&["materialize", "--json"]);
+    r.code(1);
+    let step = &r.json()["steps"][0];
+    assert_eq!(step["attempts"], 1, "{step}");
+    assert_eq!(step["failure_class"], "permanent", "{step}");
     let run = p.run(&["runs", "--json"]).json()[0]["run_id"]
         .as_str()
         .unwrap()

@@ -197,3 +197,41 @@ async fn a_held_step_waits_until_the_lease_runs_out_on_the_clock() {
     assert_eq!(step(&report, "slow").status, StepStatus::Succeeded);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
+
+/// Retries apply only to retryable failures: a permanent one ends the step after one attempt.
+#[tokio::test]
+async fn only_retryable_failures_are_retried() {
+    use spine_engine::kinds::{FailureClass, StepError};
+    for (class, expected_attempts) in [(FailureClass::Permanent, 1), (FailureClass::Retryable, 3)] {
+        let dir = tempfile::tempdir().unwrap();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = calls.clone();
+        let mut spec = AssetSpec::rust("flaky", &[], "v1", move |_ctx| {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let e = StepError {
+                    class,
+                    message: "upstream API said no".into(),
+                };
+                Err(Box::new(e) as spine_engine::project::BoxError)
+            }
+        })
+        .unwrap();
+        spec.retries = 2;
+        spec.retry_delay = Duration::from_millis(1);
+        let project = Project::builder(ProjectConfig::in_dir(dir.path()).unwrap())
+            .asset(spec)
+            .build()
+            .unwrap();
+        let e = Engine::open(project, KindRegistry::builtin())
+            .await
+            .unwrap();
+        let report = e.materialize(MaterializeRequest::default()).await.unwrap();
+        let s = step(&report, "flaky");
+        assert_eq!(s.status, StepStatus::Failed);
+        assert_eq!(s.attempts, expected_attempts, "{class:?}");
+        assert_eq!(calls.load(Ordering::SeqCst), expected_attempts as usize);
+        assert_eq!(s.failure_class, Some(class));
+    }
+}

@@ -40,7 +40,13 @@ fn describe(r: &StepReport) -> String {
             }
         ),
         StepStatus::UpToDate => r.reason.clone().unwrap_or_else(|| "fresh".into()),
-        StepStatus::Failed => format!("failed: {}", r.error.clone().unwrap_or_default()),
+        StepStatus::Failed => format!(
+            "failed{}: {}",
+            r.failure_class
+                .map(|c| format!(" ({}, attempt {})", c.as_str(), r.attempts))
+                .unwrap_or_default(),
+            r.error.clone().unwrap_or_default()
+        ),
         StepStatus::Skipped => format!("skipped: {}", r.reason.clone().unwrap_or_default()),
         s => format!("{s}: {}", r.reason.clone().unwrap_or_default()),
     }

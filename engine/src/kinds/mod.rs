@@ -153,15 +153,90 @@ impl StepOutput {
     }
 }
 
-/// A step failure, as text for the user.
+/// Whether another attempt of a failed step can help; retries apply only to [`Retryable`](FailureClass::Retryable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    /// I/O, timeouts, 5xx answers, rate limits, a lost claim, a program's non-zero exit: the
+    /// environment may behave differently next time.
+    Retryable,
+    /// SQL that does not plan, missing columns, cast errors, schema conflicts, bad configuration, a
+    /// protocol error, a failed `error` check: another attempt would fail the same way.
+    Permanent,
+}
+
+impl FailureClass {
+    /// `retryable` or `permanent`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureClass::Retryable => "retryable",
+            FailureClass::Permanent => "permanent",
+        }
+    }
+}
+
+/// A step failure: what to tell the user, and whether retrying can help.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct StepError(pub String);
+#[error("{message}")]
+pub struct StepError {
+    /// Retry or not.
+    pub class: FailureClass,
+    /// What went wrong, for the user.
+    pub message: String,
+}
 
 impl StepError {
-    /// From anything printable.
+    /// A failure another attempt may not repeat.
+    pub fn retryable(m: impl std::fmt::Display) -> Self {
+        StepError {
+            class: FailureClass::Retryable,
+            message: m.to_string(),
+        }
+    }
+
+    /// A failure another attempt would repeat.
+    pub fn permanent(m: impl std::fmt::Display) -> Self {
+        StepError {
+            class: FailureClass::Permanent,
+            message: m.to_string(),
+        }
+    }
+
+    /// A failure of unknown cause: retryable (the `retries` setting decides).
     pub fn msg(m: impl std::fmt::Display) -> Self {
-        StepError(m.to_string())
+        Self::retryable(m)
+    }
+
+    /// A DataFusion failure, classed by its root cause, with `context` in front of the message.
+    pub fn datafusion(context: &str, e: &datafusion::error::DataFusionError) -> Self {
+        let message = format!("{context}: {}", e.strip_backtrace());
+        StepError {
+            class: datafusion_class(e),
+            message,
+        }
+    }
+}
+
+/// Plan, schema, SQL and data (cast, parse, overflow) errors are permanent; I/O, object-store, resource
+/// and external errors are retryable.
+pub fn datafusion_class(e: &datafusion::error::DataFusionError) -> FailureClass {
+    use arrow::error::ArrowError as A;
+    use datafusion::error::DataFusionError as D;
+    match e.find_root() {
+        D::Plan(_)
+        | D::SchemaError(..)
+        | D::SQL(..)
+        | D::NotImplemented(_)
+        | D::Configuration(_)
+        | D::Internal(_) => FailureClass::Permanent,
+        D::ArrowError(a, _) => match a.as_ref() {
+            A::IoError(..) | A::ExternalError(_) | A::MemoryError(_) => FailureClass::Retryable,
+            _ => FailureClass::Permanent,
+        },
+        D::Execution(m) if m.contains("Cast error") || m.contains("Cannot cast") => {
+            FailureClass::Permanent
+        }
+        _ => FailureClass::Retryable,
     }
 }
 

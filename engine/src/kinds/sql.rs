@@ -16,17 +16,19 @@ impl AssetKind for SqlKind {
     fn execute<'a>(&'a self, ctx: &'a StepContext) -> BoxFuture<'a, Result<StepOutput, StepError>> {
         Box::pin(async move {
             let AssetBody::Sql { rewritten, .. } = &ctx.spec.body else {
-                return Err(StepError::msg("internal: sql kind got a non-SQL body"));
+                return Err(StepError::permanent(
+                    "internal: sql kind got a non-SQL body",
+                ));
             };
             let df = ctx
                 .session
                 .sql(rewritten)
                 .await
-                .map_err(|e| StepError(format!("SQL error: {e}")))?;
+                .map_err(|e| StepError::datafusion("SQL error", &e))?;
             let stream = df
                 .execute_stream()
                 .await
-                .map_err(|e| StepError(format!("SQL error: {e}")))?;
+                .map_err(|e| StepError::datafusion("SQL error", &e))?;
             Ok(StepOutput::data(StepData::Stream(stream)))
         })
     }

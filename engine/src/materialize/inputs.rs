@@ -9,16 +9,16 @@ impl Engine {
         &self,
         state: &RunState,
         spec: &crate::project::AssetSpec,
-    ) -> Result<(Vec<UpstreamInput>, Vec<UpstreamRead>), String> {
+    ) -> Result<(Vec<UpstreamInput>, Vec<UpstreamRead>), StepError> {
         let mut inputs = Vec::new();
         let mut reads = Vec::new();
         for dep in &spec.deps {
             let latest = state.latest.lock().expect("latest lock").get(dep).cloned();
             let Some(m) = latest else {
-                return Err(format!(
+                return Err(StepError::permanent(format!(
                     "upstream '{dep}' has never been materialized; include it in the selection (e.g. '+{}')",
                     spec.key
-                ));
+                )));
             };
             let version = m.m.delta_version;
             let already =
@@ -28,15 +28,18 @@ impl Engine {
                     .warehouse
                     .provider(dep, Some(version), &state.session)
                     .await
-                    .map_err(|e| format!("cannot read upstream '{dep}': {e}"))?
-                    .ok_or_else(|| format!("upstream '{dep}' is recorded as materialized but its Delta table is missing at {}", self.warehouse.table_url(dep).map(|u| u.to_string()).unwrap_or_default()))?;
+                    .map_err(|e| StepError::retryable(format!("cannot read upstream '{dep}': {e}")))?
+                    .ok_or_else(|| StepError::permanent(format!("upstream '{dep}' is recorded as materialized but its Delta table is missing at {}", self.warehouse.table_url(dep).map(|u| u.to_string()).unwrap_or_default())))?;
                 state
                     .register(dep, provider, v)
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| StepError::datafusion("cannot register upstream", &e))?;
             }
             inputs.push(UpstreamInput {
                 key: dep.clone(),
-                table_url: self.warehouse.table_url(dep).map_err(|e| e.to_string())?,
+                table_url: self
+                    .warehouse
+                    .table_url(dep)
+                    .map_err(StepError::permanent)?,
                 delta_version: version,
             });
             reads.push(UpstreamRead {
@@ -51,20 +54,20 @@ impl Engine {
     pub(super) async fn to_stream(
         &self,
         data: StepData,
-    ) -> Result<SendableRecordBatchStream, String> {
+    ) -> Result<SendableRecordBatchStream, StepError> {
         match data {
             StepData::Stream(s) => Ok(s),
             StepData::Batches(batches) => {
                 let Some(first) = batches.first() else {
-                    return Err("the asset returned no record batches; return at least one (possibly empty) batch so the schema is known".into());
+                    return Err(StepError::permanent("the asset returned no record batches; return at least one (possibly empty) batch so the schema is known"));
                 };
                 let schema = first.schema();
                 if let Some(b) = batches.iter().find(|b| b.schema() != schema) {
-                    return Err(format!(
+                    return Err(StepError::permanent(format!(
                         "record batches disagree on schema: {:?} vs {:?}",
                         schema,
                         b.schema()
-                    ));
+                    )));
                 }
                 let stream = futures::stream::iter(batches.into_iter().map(Ok));
                 Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
@@ -100,17 +103,21 @@ impl Engine {
                         )
                         .await
                     }
-                    other => return Err(format!("unsupported output format '{other}'")),
+                    other => {
+                        return Err(StepError::permanent(format!(
+                            "unsupported output format '{other}'"
+                        )))
+                    }
                 }
                 .map_err(|e| {
-                    format!(
+                    StepError::permanent(format!(
                         "output files are not valid {format} ({}): {e}",
                         files.join(", ")
-                    )
+                    ))
                 })?;
-                df.execute_stream()
-                    .await
-                    .map_err(|e| format!("cannot read output files as {format}: {e}"))
+                df.execute_stream().await.map_err(|e| {
+                    StepError::permanent(format!("cannot read output files as {format}: {e}"))
+                })
             }
         }
     }

@@ -23,7 +23,7 @@ use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::hash::short_hash;
 use crate::key::{AssetKey, RunId, StepKey};
-use crate::kinds::{StepContext, StepData, StepError, StepOutput, UpstreamInput};
+use crate::kinds::{FailureClass, StepContext, StepData, StepError, StepOutput, UpstreamInput};
 use crate::staleness::{freshness, short, Freshness};
 use crate::store::{
     now, Materialization, NewEvent, NewMaterialization, RunRecord, RunStatus, StepOutcome,
@@ -92,6 +92,8 @@ pub struct StepReport {
     pub error: Option<String>,
     /// Why skipped / up to date.
     pub reason: Option<String>,
+    /// Whether the failure was worth retrying (failed steps only).
+    pub failure_class: Option<FailureClass>,
 }
 
 /// How a run ended.
@@ -119,6 +121,7 @@ impl StepReport {
             duration_ms: 0,
             error: None,
             reason: None,
+            failure_class: None,
         }
     }
 }
@@ -166,7 +169,7 @@ impl RunState {
 }
 
 enum AttemptError {
-    Failed(String),
+    Failed(StepError),
     Cancelled,
 }
 

@@ -126,7 +126,10 @@ impl Engine {
                         .end_step(state, report, StepStatus::Cancelled, None, reason)
                         .await;
                 }
-                Err(AttemptError::Failed(msg)) if attempt < max_attempts => {
+                Err(AttemptError::Failed(e))
+                    if attempt < max_attempts && e.class == FailureClass::Retryable =>
+                {
+                    let msg = e.message;
                     let delay = backoff(spec.retry_delay, attempt, state.run_id.as_str());
                     tracing::warn!(target: "spine::outcome", attempt, "attempt failed, retrying in {:?}: {msg}", delay);
                     let ev = NewEvent::new(
@@ -150,10 +153,12 @@ impl Engine {
                         }
                     }
                 }
-                Err(AttemptError::Failed(msg)) => {
-                    tracing::error!(target: "spine::outcome", attempt, "step failed: {msg}");
+                Err(AttemptError::Failed(e)) => {
+                    let class = e.class;
+                    tracing::error!(target: "spine::outcome", attempt, class = class.as_str(), "step failed: {}", e.message);
+                    report.failure_class = Some(class);
                     return self
-                        .end_step(state, report, StepStatus::Failed, Some(msg), None)
+                        .end_step(state, report, StepStatus::Failed, Some(e.message), None)
                         .await;
                 }
             }
@@ -197,7 +202,7 @@ impl Engine {
                 ),
                 warehouse: self.warehouse.clone(),
             };
-            let output = kind.execute(&ctx).await.map_err(|StepError(m)| m)?;
+            let output = kind.execute(&ctx).await?;
             let StepOutput {
                 data,
                 metadata,
@@ -226,28 +231,31 @@ impl Engine {
                 .iter()
                 .find(|c| !c.passed && c.severity == CheckSeverity::Error)
             {
-                return Err(format!(
+                return Err(StepError::permanent(format!(
                     "check '{}' failed{}; nothing was committed",
                     c.name,
                     c.message
                         .as_ref()
                         .map(|m| format!(": {m}"))
                         .unwrap_or_default()
-                ));
+                )));
             }
             let stream = self.to_stream(data).await?;
             let staged = self
                 .warehouse
                 .stage(key, stream)
                 .await
-                .map_err(|e| e.to_string())?;
-            Ok::<_, String>((staged, reads, metadata))
+                .map_err(StepError::retryable)?;
+            Ok::<_, StepError>((staged, reads, metadata))
         };
         let timed = async {
             match spec.timeout {
-                Some(t) => tokio::time::timeout(t, compute)
-                    .await
-                    .unwrap_or_else(|_| Err(format!("timed out after {}", humantime(t)))),
+                Some(t) => tokio::time::timeout(t, compute).await.unwrap_or_else(|_| {
+                    Err(StepError::retryable(format!(
+                        "timed out after {}",
+                        humantime(t)
+                    )))
+                }),
                 None => compute.await,
             }
         };
@@ -264,9 +272,9 @@ impl Engine {
             BTreeMap<String, serde_json::Value>,
         ) = result.map_err(AttemptError::Failed)?;
         if heartbeat.lost() {
-            return Err(AttemptError::Failed(format!(
+            return Err(AttemptError::Failed(StepError::retryable(format!(
                 "this run's claim on {key} expired and another run took it over; not committing"
-            )));
+            ))));
         }
         let schema_json = schema_json(&staged.schema);
         // Everything needed to record the materialization travels in the commit, so recovery after a
@@ -290,7 +298,9 @@ impl Engine {
                 },
             )
             .await
-            .map_err(|e| AttemptError::Failed(format!("Delta commit failed: {e}")))?;
+            .map_err(|e| {
+                AttemptError::Failed(StepError::retryable(format!("Delta commit failed: {e}")))
+            })?;
         fault_point("crash_after_commit", key);
         if let Some((batches, schema)) = in_memory {
             // Downstream steps of this run read the committed rows from memory instead of re-reading.

@@ -56,7 +56,7 @@ async fn export_input(
         .session
         .table(key.as_str())
         .await
-        .map_err(|e| StepError(format!("cannot read upstream '{key}': {e}")))?;
+        .map_err(|e| StepError::retryable(format!("cannot read upstream '{key}': {e}")))?;
     let opts = DataFrameWriteOptions::new().with_single_file_output(true);
     let p = path.display().to_string();
     let res = match format {
@@ -64,7 +64,9 @@ async fn export_input(
         "jsonl" => df.write_json(&p, opts, None).await,
         _ => df.write_parquet(&p, opts, None).await,
     };
-    res.map_err(|e| StepError(format!("cannot export upstream '{key}' as {format}: {e}")))?;
+    res.map_err(|e| {
+        StepError::retryable(format!("cannot export upstream '{key}' as {format}: {e}"))
+    })?;
     Ok(path)
 }
 
@@ -81,7 +83,7 @@ async fn upstream_files(
         .data_files(&u.key, u.delta_version)
         .await
         .map_err(|e| {
-            StepError(format!(
+            StepError::retryable(format!(
                 "cannot list the files of upstream '{}' at Delta version {}: {e}",
                 u.key, u.delta_version
             ))
@@ -93,7 +95,7 @@ async fn upstream_files(
     };
     let folder = dir.join(u.key.as_str().replace('/', "__"));
     std::fs::create_dir_all(&folder)
-        .map_err(|e| StepError(format!("cannot create {}: {e}", folder.display())))?;
+        .map_err(|e| StepError::retryable(format!("cannot create {}: {e}", folder.display())))?;
     for (i, f) in local.iter().enumerate() {
         let name = f
             .file_name()
@@ -110,7 +112,7 @@ fn link_file(target: &Path, link: &Path) -> Result<(), StepError> {
     let r = std::os::unix::fs::symlink(target, link);
     #[cfg(not(unix))]
     let r = std::fs::copy(target, link).map(|_| ());
-    r.map_err(|e| StepError(format!("cannot link {}: {e}", target.display())))
+    r.map_err(|e| StepError::retryable(format!("cannot link {}: {e}", target.display())))
 }
 
 async fn run_command(ctx: &StepContext) -> Result<StepOutput, StepError> {
@@ -122,7 +124,7 @@ async fn run_command(ctx: &StepContext) -> Result<StepOutput, StepError> {
         input_format,
     } = &ctx.spec.body
     else {
-        return Err(StepError::msg(
+        return Err(StepError::permanent(
             "internal: command kind got a non-command body",
         ));
     };
@@ -131,7 +133,7 @@ async fn run_command(ctx: &StepContext) -> Result<StepOutput, StepError> {
     let files_dir = ctx.scratch.join("upstream");
     for d in [&out_dir, &in_dir] {
         std::fs::create_dir_all(d)
-            .map_err(|e| StepError(format!("cannot create {}: {e}", d.display())))?;
+            .map_err(|e| StepError::retryable(format!("cannot create {}: {e}", d.display())))?;
     }
     let mut program = PathBuf::from(&argv[0]);
     if program.is_relative() && argv[0].contains('/') {
@@ -181,7 +183,7 @@ async fn run_command(ctx: &StepContext) -> Result<StepOutput, StepError> {
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().map_err(|e| {
-        StepError(format!("cannot start '{}': {e} (is it installed and on PATH? relative paths resolve against {})", argv[0], cwd.display()))
+        StepError::permanent(format!("cannot start '{}': {e} (is it installed and on PATH? relative paths resolve against {})", argv[0], cwd.display()))
     })?;
     // From here on, abandoning the step (cancel, timeout) ends the program and all it started.
     let mut group = process::ProcessGroup::new(child.id());
@@ -213,7 +215,7 @@ async fn run_command(ctx: &StepContext) -> Result<StepOutput, StepError> {
     let mut number = 0;
     while let Some(line) = process::next_line(&mut reader, &mut buf)
         .await
-        .map_err(|e| StepError(format!("reading stdout: {e}")))?
+        .map_err(|e| StepError::retryable(format!("reading stdout: {e}")))?
     {
         number += 1;
         handle_line(ctx, number, &line, &mut output).await?;
@@ -221,7 +223,7 @@ async fn run_command(ctx: &StepContext) -> Result<StepOutput, StepError> {
     let status = child
         .wait()
         .await
-        .map_err(|e| StepError(format!("waiting for the command: {e}")))?;
+        .map_err(|e| StepError::retryable(format!("waiting for the command: {e}")))?;
     group.disarm();
     let tail = stderr_task.await.unwrap_or_default();
     if !status.success() {
@@ -237,7 +239,7 @@ async fn run_command(ctx: &StepContext) -> Result<StepOutput, StepError> {
                 tail.into_iter().collect::<Vec<_>>().join("\n")
             )
         };
-        return Err(StepError(format!(
+        return Err(StepError::retryable(format!(
             "command {:?} exited with {code}{detail}",
             argv
         )));
@@ -271,7 +273,7 @@ async fn handle_line(
         return Ok(());
     }
     let message = serde_json::from_str::<CommandMessage>(trimmed).map_err(|e| {
-        StepError(format!(
+        StepError::permanent(format!(
             "protocol error on stdout line {number}: {e}; the line was: {line} \
              (see docs/guide/command-assets.md; nothing was committed)"
         ))
@@ -310,7 +312,7 @@ async fn handle_line(
 fn collect_outputs(dir: &Path, declared: Option<&str>) -> Result<StepData, StepError> {
     let mut paths = Vec::new();
     let entries = std::fs::read_dir(dir)
-        .map_err(|e| StepError(format!("cannot list {}: {e}", dir.display())))?;
+        .map_err(|e| StepError::retryable(format!("cannot list {}: {e}", dir.display())))?;
     for entry in entries.flatten() {
         let p = entry.path();
         if p.is_file()
@@ -324,7 +326,7 @@ fn collect_outputs(dir: &Path, declared: Option<&str>) -> Result<StepData, StepE
     }
     paths.sort();
     if paths.is_empty() {
-        return Err(StepError(format!(
+        return Err(StepError::permanent(format!(
             "the command wrote no output files; write *.parquet, *.csv or *.jsonl into $SPINE_OUTPUT_DIR ({})",
             dir.display()
         )));
@@ -343,7 +345,7 @@ fn collect_outputs(dir: &Path, declared: Option<&str>) -> Result<StepData, StepE
             match formats.as_slice() {
                 [one] if formats.len() == 1 && paths.iter().all(|p| format_of(p).is_some()) => one.to_string(),
                 _ => {
-                    return Err(StepError(format!(
+                    return Err(StepError::permanent(format!(
                         "cannot tell the output format from {:?}; use one of .parquet, .csv, .jsonl for every file, or set output_format",
                         paths.iter().filter_map(|p| p.file_name()).collect::<Vec<_>>()
                     )))
