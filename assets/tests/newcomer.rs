@@ -435,3 +435,35 @@ fn selection_flags_dry_run_and_completions() {
     c.ok();
     assert!(c.stdout.contains("materialize") && c.stdout.contains("--dry-run"));
 }
+
+/// `logs --follow` prints events while the run goes on and returns when it ends.
+#[test]
+fn logs_follow_returns_when_the_run_ends() {
+    let p = Project::new(&[(
+        "assets/a.yaml",
+        "key: slowish\nkind: command\ncommand: [python3, -c, \"import os, time; print('tick', flush=True); time.sleep(1.5); open(os.environ['SPINE_OUTPUT_DIR']+'/x.jsonl','w').write('{\\\"v\\\": 1}\\\\n'); print('tock', flush=True)\"]\n",
+    )]);
+    let run = bin()
+        .args(["materialize"])
+        .current_dir(p.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until_running(&p, "slowish");
+    let id = p.run(&["runs", "--json"]).json()[0]["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let follow = p.run(&["logs", &id, "--follow"]);
+    follow.ok();
+    let out = follow.stdout;
+    let (tick, tock, end) = (
+        out.find("tick").expect("tick"),
+        out.find("tock")
+            .expect("tock, printed after follow started"),
+        out.find("run succeeded").expect("the run's end"),
+    );
+    assert!(tick < tock && tock < end, "{out}");
+    run.wait_with_output().unwrap();
+}
