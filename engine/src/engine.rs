@@ -50,7 +50,7 @@ pub struct AssetStatus {
 impl Engine {
     /// Loads the project at `root` and opens its store and warehouse.
     pub async fn load(root: &Path, kinds: KindRegistry) -> Result<Self, EngineError> {
-        let project = load_project(root, &kinds.names())?;
+        let project = load_project(root, &kinds)?;
         Self::open(project, kinds).await
     }
 

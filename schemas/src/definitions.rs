@@ -1,4 +1,4 @@
-//! Definition files: `spine.toml` ([`ProjectFile`]) and asset YAML files ([`AssetFile`] / [`AssetDef`]).
+//! Definition files: `spine.toml` ([`ProjectFile`]) and the common fields of asset YAML definitions ([`AssetDef`]).
 //! Unknown fields are rejected so a typo is an error, not a silently ignored setting.
 
 use serde::{Deserialize, Serialize};
@@ -75,15 +75,10 @@ pub struct DefaultsSection {
     pub concurrency: Option<usize>,
 }
 
-/// One asset YAML file: either a single asset (a mapping with `key`) or `assets: [...]`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AssetFile {
-    /// The assets defined in this file.
-    pub assets: Vec<AssetDef>,
-}
-
-/// One asset definition.
+/// The fields every asset definition has, whatever its kind. An asset's YAML mapping holds these plus
+/// the fields of its kind (`sql:`/`query:` for `sql`, `command:`/`env:`/… for `command`), which the
+/// kind parses itself (`spine_engine::kinds::AssetKind::configure`). A file is a single mapping, or
+/// `assets:` with a list of them.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AssetDef {
@@ -91,19 +86,6 @@ pub struct AssetDef {
     pub key: String,
     /// How it is computed: `sql`, `command`, or a kind registered by a plugin crate.
     pub kind: String,
-    /// `sql`: path of a `.sql` file, relative to this YAML file.
-    pub sql: Option<String>,
-    /// `sql`: the query inline (instead of `sql`).
-    pub query: Option<String>,
-    /// `command`: program and arguments; relative paths resolve against this YAML file's folder.
-    pub command: Option<Vec<String>>,
-    /// `command`: environment variables passed to the program (values may use `${var:NAME}`).
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-    /// `command`: format the program writes (`parquet`, `csv`, `jsonl`); default: by file extension.
-    pub output_format: Option<String>,
-    /// `command`: also export each upstream to this format (`csv` or `jsonl`) for programs without a Parquet reader.
-    pub input_format: Option<String>,
     /// Upstream asset keys. For `sql` assets they are inferred from the query and checked against this list.
     #[serde(default)]
     pub deps: Vec<String>,

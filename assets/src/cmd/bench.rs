@@ -160,7 +160,7 @@ pub async fn run(n: usize, plan_n: usize, runs: usize) -> anyhow::Result<u8> {
     for _ in 0..runs {
         reset_peak();
         let t = Instant::now();
-        let project = load_project(dir.path(), &spine_jobs::all_kinds().names())?;
+        let project = load_project(dir.path(), &spine_jobs::all_kinds())?;
         let last = format!("+g/a{}", plan_n - 1);
         let selected = select(&project, Some(&last))?;
         let order = project.graph.topological_order().unwrap_or_default();

@@ -7,8 +7,7 @@ use spine_engine::{DefinitionErrors, EngineError};
 use std::path::Path;
 
 pub async fn run(root: &Path, json: bool) -> anyhow::Result<u8> {
-    let project =
-        load_project(root, &spine_jobs::all_kinds().names()).map_err(EngineError::from)?;
+    let project = load_project(root, &spine_jobs::all_kinds()).map_err(EngineError::from)?;
     let options = project
         .config
         .warehouse_options

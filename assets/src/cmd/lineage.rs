@@ -56,7 +56,7 @@ impl Tree<'_> {
 }
 
 fn load(root: &Path) -> Result<Project, EngineError> {
-    Ok(load_project(root, &spine_jobs::all_kinds().names())?)
+    Ok(load_project(root, &spine_jobs::all_kinds())?)
 }
 
 fn print_tree(graph: &AssetGraph, roots: &[AssetKey], up: bool, depth: Option<usize>) -> bool {

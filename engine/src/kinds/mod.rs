@@ -1,12 +1,15 @@
 //! Asset kinds: how an asset's data is computed. The engine knows kinds only through [`AssetKind`]; it
 //! ships `sql` and `rust`, and other crates register more (`spine-jobs` adds `command`).
 
+mod definition;
 mod rust;
 mod sql;
 
+pub use definition::{KindConfig, KindDefinition, COMMON_FIELDS};
 pub use rust::RustKind;
 pub use sql::SqlKind;
 
+use crate::error::DefinitionError;
 use crate::key::{AssetKey, RunId};
 use crate::project::AssetSpec;
 use crate::store::{NewEvent, RunStore};
@@ -244,6 +247,16 @@ pub fn datafusion_class(e: &datafusion::error::DataFusionError) -> FailureClass 
 pub trait AssetKind: Send + Sync {
     /// The name used in definitions (`kind: sql`).
     fn name(&self) -> &'static str;
+    /// Parses and validates this kind's own fields of a YAML definition (see [`KindDefinition`]).
+    /// The default refuses: the kind can only be defined in code.
+    fn configure(&self, def: &KindDefinition<'_>) -> Result<KindConfig, DefinitionError> {
+        Err(def
+            .error(
+                "E0205",
+                format!("kind '{}' cannot be defined in YAML", def.kind),
+            )
+            .hint("assets of this kind are registered in code through the library API"))
+    }
     /// Computes the asset.
     fn execute<'a>(&'a self, ctx: &'a StepContext) -> BoxFuture<'a, Result<StepOutput, StepError>>;
 }

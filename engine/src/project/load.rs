@@ -1,16 +1,17 @@
 //! Reading asset YAML files into [`AssetSpec`]s.
 
-use super::{default_group, AssetBody, AssetSpec, Project, ProjectConfig};
+use super::{default_group, AssetSpec, Project, ProjectConfig};
 use crate::duration::parse_duration;
 use crate::error::{DefinitionError, DefinitionErrors, Location};
-use crate::hash::short_hash;
 use crate::key::AssetKey;
-use crate::sql::{analyze, render_vars, SqlError};
-use spine_schemas::definitions::{AssetDef, AssetFile};
+use crate::kinds::{KindDefinition, KindRegistry, COMMON_FIELDS};
+use serde_yaml::{Mapping, Value};
+use spine_schemas::definitions::AssetDef;
 use std::path::{Path, PathBuf};
 
-/// Loads and validates the project at `root`. `kinds` are the asset kinds the caller can execute.
-pub fn load_project(root: &Path, kinds: &[&str]) -> Result<Project, DefinitionErrors> {
+/// Loads and validates the project at `root`. `kinds` are the asset kinds the caller can execute; each
+/// parses its own fields of the definitions that name it.
+pub fn load_project(root: &Path, kinds: &KindRegistry) -> Result<Project, DefinitionErrors> {
     let config = ProjectConfig::load(root)?;
     let mut errors = Vec::new();
     let mut specs = Vec::new();
@@ -54,14 +55,26 @@ pub fn load_project(root: &Path, kinds: &[&str]) -> Result<Project, DefinitionEr
 fn load_files(
     config: &ProjectConfig,
     files: &[PathBuf],
-    kinds: &[&str],
+    kinds: &KindRegistry,
 ) -> (Vec<AssetSpec>, Vec<DefinitionError>) {
     let (mut specs, mut errors) = (Vec::new(), Vec::new());
     for file in files {
-        match read_asset_file(config, file) {
+        let relf = rel(&config.root, file);
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(
+                    DefinitionError::new("E0106", format!("cannot read asset file: {e}"))
+                        .at(&relf, None),
+                );
+                continue;
+            }
+        };
+        let text = super::config::strip_bom(&text);
+        match read_asset_file(&relf, text) {
             Ok(defs) => {
-                for (def, line) in defs {
-                    match to_spec(config, file, line, def, kinds) {
+                for d in defs {
+                    match to_spec(config, file, text, d, kinds) {
                         Ok(s) => specs.push(s),
                         Err(e) => errors.push(e),
                     }
@@ -99,50 +112,86 @@ fn yaml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Parses one YAML file: a single asset mapping, or `assets: [...]`. Returns each definition with the
-/// line where its `key:` is written.
-fn read_asset_file(
-    config: &ProjectConfig,
-    file: &Path,
-) -> Result<Vec<(AssetDef, Option<usize>)>, DefinitionError> {
-    let relf = rel(&config.root, file);
-    let text = std::fs::read_to_string(file).map_err(|e| {
-        DefinitionError::new("E0106", format!("cannot read asset file: {e}")).at(&relf, None)
-    })?;
-    let yaml_err = |e: serde_yaml::Error| {
-        let line = e.location().map(|l| l.line());
-        DefinitionError::new("E0107", format!("malformed asset file: {e}"))
-            .at(&relf, line)
+/// One asset definition as read from a file: the common fields, typed; the kind's own fields, as YAML;
+/// and the line of its `key:`.
+struct RawDefinition {
+    common: AssetDef,
+    fields: Mapping,
+    line: Option<usize>,
+}
+
+/// Parses one YAML file: a single asset mapping, or `assets: [...]`, each split into the common fields
+/// (parsed here) and the kind's own fields (parsed by the kind).
+fn read_asset_file(relf: &Path, text: &str) -> Result<Vec<RawDefinition>, DefinitionError> {
+    let malformed = |msg: String, line: Option<usize>| {
+        DefinitionError::new("E0107", format!("malformed asset file: {msg}"))
+            .at(relf, line)
             .hint("see docs/reference/project.md for the asset format")
     };
-    let text = super::config::strip_bom(&text);
-    let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(yaml_err)?;
-    let defs = match &value {
-        serde_yaml::Value::Mapping(m) if m.contains_key("assets") => {
-            serde_yaml::from_str::<AssetFile>(text)
-                .map_err(yaml_err)?
-                .assets
+    let value: Value = serde_yaml::from_str(text)
+        .map_err(|e| malformed(e.to_string(), e.location().map(|l| l.line())))?;
+    let mappings: Vec<Mapping> = match value {
+        Value::Mapping(mut m) if m.contains_key("assets") => {
+            if let Some(other) = m.keys().find(|k| k.as_str() != Some("assets")) {
+                return Err(malformed(
+                    format!("unknown top-level field `{}` beside `assets`", show(other)),
+                    None,
+                ));
+            }
+            match m.remove("assets") {
+                Some(Value::Sequence(items)) => items
+                    .into_iter()
+                    .map(|v| match v {
+                        Value::Mapping(m) => Ok(m),
+                        _ => Err(malformed(
+                            "each entry of `assets:` must be a mapping".into(),
+                            None,
+                        )),
+                    })
+                    .collect::<Result<_, _>>()?,
+                Some(Value::Null) => Vec::new(),
+                _ => return Err(malformed("`assets:` must be a list".into(), None)),
+            }
         }
-        serde_yaml::Value::Mapping(_) => {
-            vec![serde_yaml::from_str::<AssetDef>(text).map_err(yaml_err)?]
-        }
-        serde_yaml::Value::Null => Vec::new(),
+        Value::Mapping(m) => vec![m],
+        Value::Null => Vec::new(),
         _ => {
-            return Err(DefinitionError::new(
-                "E0107",
-                "malformed asset file: expected a mapping with `key:` or `assets:`",
-            )
-            .at(&relf, Some(1)))
+            return Err(malformed(
+                "expected a mapping with `key:` or `assets:`".into(),
+                Some(1),
+            ))
         }
     };
     let lines = key_lines(text);
-    Ok(defs
+    mappings
         .into_iter()
-        .map(|d| {
-            let line = lines.get(d.key.as_str()).copied();
-            (d, line)
+        .map(|m| {
+            let (common, fields): (Mapping, Mapping) = m
+                .into_iter()
+                .partition(|(k, _)| k.as_str().is_some_and(|k| COMMON_FIELDS.contains(&k)));
+            let line = common
+                .get("key")
+                .and_then(|k| k.as_str())
+                .and_then(|k| lines.get(k).copied());
+            let common: AssetDef = serde_yaml::from_value(Value::Mapping(common))
+                .map_err(|e| malformed(e.to_string(), line))?;
+            Ok(RawDefinition {
+                common,
+                fields,
+                line,
+            })
         })
-        .collect())
+        .collect()
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => serde_yaml::to_string(other)
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+    }
 }
 
 /// The line on which each `key: <key>` first appears, in one pass over the file.
@@ -161,10 +210,15 @@ fn key_lines(text: &str) -> std::collections::HashMap<&str, usize> {
 fn to_spec(
     config: &ProjectConfig,
     file: &Path,
-    line: Option<usize>,
-    def: AssetDef,
-    kinds: &[&str],
+    text: &str,
+    raw: RawDefinition,
+    kinds: &KindRegistry,
 ) -> Result<AssetSpec, DefinitionError> {
+    let RawDefinition {
+        common: def,
+        fields,
+        line,
+    } = raw;
     let relf = rel(&config.root, file);
     let loc = Location {
         file: relf.clone(),
@@ -179,164 +233,39 @@ fn to_spec(
         err("E0201", e.to_string())
             .hint("keys are path-like: letters, digits and '_' separated by '/', e.g. sales/orders")
     })?;
-    if !kinds.contains(&def.kind.as_str()) {
+    let Some(kind) = kinds.get(&def.kind) else {
+        let names = kinds.names();
         let mut e = err("E0205", format!("unknown kind '{}'", def.kind));
-        e = match super::closest(&def.kind, kinds.iter().copied()) {
+        e = match super::closest(&def.kind, names.iter().copied()) {
             Some(s) => e.hint(format!(
                 "did you mean '{s}'? known kinds: {}",
-                kinds.join(", ")
+                names.join(", ")
             )),
-            None => e.hint(format!("known kinds: {}", kinds.join(", "))),
+            None => e.hint(format!("known kinds: {}", names.join(", "))),
         };
         return Err(e);
-    }
+    };
     let mut deps = Vec::new();
     for d in &def.deps {
         deps.push(AssetKey::parse(d).map_err(|e| err("E0201", format!("bad upstream key: {e}")))?);
     }
     let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let var = |n: &str| config.var(n);
-    let mut unread = Vec::new();
-    let (body, auto_version) = match def.kind.as_str() {
-        "sql" => {
-            let (raw, sql_file) = match (&def.sql, &def.query) {
-                (Some(f), None) => {
-                    let p = dir.join(f);
-                    let t = std::fs::read_to_string(&p).map_err(|e| {
-                        err("E0206", format!("cannot read SQL file '{f}': {e}"))
-                            .hint("the path is relative to the YAML file")
-                    })?;
-                    (super::config::strip_bom(&t).to_string(), Some(p))
-                }
-                (None, Some(q)) => (q.clone(), None),
-                (Some(_), Some(_)) => {
-                    return Err(err(
-                        "E0206",
-                        "set either `sql:` (a file) or `query:` (inline), not both".into(),
-                    ))
-                }
-                (None, None) => {
-                    return Err(err(
-                        "E0206",
-                        "a sql asset needs `sql: FILE.sql` or `query: SELECT …`".into(),
-                    ))
-                }
-            };
-            let sql_loc = sql_file
-                .as_ref()
-                .map(|p| Location {
-                    file: rel(&config.root, p),
-                    line: None,
-                })
-                .unwrap_or(loc.clone());
-            let query = render_vars(&raw, &var).map_err(|m| {
-                DefinitionError::new("E0304", m)
-                    .asset(key.as_str())
-                    .at_opt(Some(sql_loc.clone()))
-            })?;
-            let analyzed = analyze(&query).map_err(|e| {
-                let (code, what) = match e {
-                    SqlError::Parse(m) => ("E0301", format!("SQL does not parse: {m}")),
-                    SqlError::Shape(m) => ("E0301", m),
-                };
-                DefinitionError::new(code, what)
-                    .asset(key.as_str())
-                    .at_opt(Some(sql_loc.clone()))
-            })?;
-            if let Some(bad) = analyzed.invalid_names.first() {
-                return Err(DefinitionError::new(
-                    "E0303",
-                    format!("table name '{bad}' is not an asset key"),
-                )
-                .asset(key.as_str())
-                .at_opt(Some(sql_loc))
-                .hint(
-                    "refer to upstream assets as schema.table (sales.orders) or \"sales/orders\"",
-                ));
-            }
-            unread = deps
-                .iter()
-                .filter(|d| !analyzed.tables.contains(*d))
-                .cloned()
-                .collect();
-            deps.extend(analyzed.tables.iter().cloned());
-            let version = short_hash(query.as_bytes());
-            (
-                AssetBody::Sql {
-                    query,
-                    rewritten: analyzed.rewritten,
-                    file: sql_file,
-                },
-                version,
-            )
-        }
-        "command" => {
-            let Some(argv) = def.command.clone().filter(|a| !a.is_empty()) else {
-                return Err(err(
-                    "E0206",
-                    "a command asset needs `command: [program, args…]`".into(),
-                ));
-            };
-            let argv = argv
-                .iter()
-                .map(|a| render_vars(a, &var))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|m| err("E0304", m))?;
-            let env = def
-                .env
-                .iter()
-                .map(|(k, v)| render_vars(v, &var).map(|v| (k.clone(), v)))
-                .collect::<Result<std::collections::BTreeMap<_, _>, _>>()
-                .map_err(|m| err("E0304", m))?;
-            for (name, f) in [
-                ("output_format", &def.output_format),
-                ("input_format", &def.input_format),
-            ] {
-                if let Some(f) = f {
-                    let ok: &[&str] = if name == "output_format" {
-                        &["parquet", "csv", "jsonl"]
-                    } else {
-                        &["csv", "jsonl", "parquet"]
-                    };
-                    if !ok.contains(&f.as_str()) {
-                        return Err(err(
-                            "E0206",
-                            format!("{name} '{f}' is not one of {}", ok.join(", ")),
-                        ));
-                    }
-                }
-            }
-            // The code version covers the arguments, the environment and the content of files they name.
-            let mut h = Vec::new();
-            for a in &argv {
-                h.extend_from_slice(a.as_bytes());
-                h.push(0);
-                let p = dir.join(a);
-                if p.is_file() {
-                    if let Ok(bytes) = std::fs::read(&p) {
-                        h.extend_from_slice(&bytes);
-                    }
-                }
-            }
-            for (k, v) in &env {
-                h.extend_from_slice(format!("{k}={v}\0").as_bytes());
-            }
-            let body = AssetBody::Command {
-                argv,
-                env,
-                cwd: dir.clone(),
-                output_format: def.output_format.clone(),
-                input_format: def.input_format.clone(),
-            };
-            (body, short_hash(&h))
-        }
-        other => {
-            return Err(
-                err("E0205", format!("kind '{other}' cannot be defined in YAML"))
-                    .hint("rust assets are registered in code through the library API"),
-            )
-        }
-    };
+    let configured = kind.configure(&KindDefinition {
+        key: &key,
+        kind: &def.kind,
+        fields,
+        deps: &deps,
+        dir: &dir,
+        config,
+        location: loc.clone(),
+        text,
+    })?;
+    deps.extend(configured.upstreams);
+    let (body, auto_version, unread) = (
+        configured.body,
+        configured.code_version,
+        configured.unread_deps,
+    );
     let dur =
         |field: &str, v: &Option<String>| -> Result<Option<std::time::Duration>, DefinitionError> {
             v.as_ref()

@@ -6,7 +6,7 @@
 mod config;
 mod load;
 
-pub use config::{ProjectConfig, Settings};
+pub use config::{strip_bom, ProjectConfig, Settings};
 pub use load::load_project;
 
 use crate::error::{DefinitionError, DefinitionErrors, Location};
@@ -53,31 +53,29 @@ pub enum AssetBody {
         /// The `.sql` file, when the query came from one.
         file: Option<PathBuf>,
     },
-    /// An external program speaking the JSON-lines protocol.
-    Command {
-        /// Program and arguments.
-        argv: Vec<String>,
-        /// Extra environment.
-        env: BTreeMap<String, String>,
-        /// Working directory (the folder of the YAML file).
-        cwd: PathBuf,
-        /// Declared output format, if any.
-        output_format: Option<String>,
-        /// Format upstreams are also exported to, if any.
-        input_format: Option<String>,
-    },
     /// A Rust function registered through the library API.
     Rust(RustAssetFn),
+    /// The typed configuration of a kind defined outside the engine (`command`, …), made by its
+    /// [`configure`](crate::kinds::AssetKind::configure) and read back with [`AssetBody::config`].
+    Kind(Arc<dyn std::any::Any + Send + Sync>),
+}
+
+impl AssetBody {
+    /// The kind's configuration as `T`, when this body holds one.
+    pub fn config<T: 'static>(&self) -> Option<&T> {
+        match self {
+            AssetBody::Kind(c) => c.downcast_ref::<T>(),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Debug for AssetBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             AssetBody::Sql { query, .. } => f.debug_struct("Sql").field("query", query).finish(),
-            AssetBody::Command { argv, .. } => {
-                f.debug_struct("Command").field("argv", argv).finish()
-            }
             AssetBody::Rust(_) => f.write_str("Rust(..)"),
+            AssetBody::Kind(_) => f.write_str("Kind(..)"),
         }
     }
 }

@@ -1,7 +1,11 @@
 //! Embedding Spine: define assets in Rust (a `rust` asset returning Arrow batches and a `sql` asset over
-//! it), materialize them durably, run again (everything fresh), and query the result.
+//! it), materialize them durably, run again (everything fresh), and query the result. Then register a
+//! custom kind (`random_walk`, in `walk.rs`) with one call and use it from a YAML project with its own
+//! fields.
 //!
 //! Run: `cargo run -p spine-example-embedded -- [DIR]` (default: a temporary folder).
+
+mod walk;
 
 use arrow::array::{Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
@@ -73,5 +77,28 @@ async fn main() -> anyhow::Result<()> {
         "state: {}  warehouse: {}",
         engine.project.config.state_url, engine.project.config.warehouse_url
     );
+
+    // A YAML project using a kind this program registers: its fields (`steps`, `seed`) are its own.
+    let yaml = dir.join("yaml-project");
+    std::fs::create_dir_all(yaml.join("assets"))?;
+    std::fs::write(yaml.join("spine.toml"), "[project]\nname = \"walks\"\n")?;
+    std::fs::write(
+        yaml.join("assets/walk.yaml"),
+        "key: sim/walk\nkind: random_walk\nsteps: 500\nseed: 42\n",
+    )?;
+    std::fs::write(
+        yaml.join("assets/summary.yaml"),
+        "key: sim/summary\nkind: sql\nquery: SELECT MIN(position) AS low, MAX(position) AS high FROM sim.walk\n",
+    )?;
+    let mut kinds = KindRegistry::builtin();
+    kinds.register(Arc::new(walk::RandomWalk));
+    let walks = Engine::load(&yaml, kinds).await?;
+    let run = walks.materialize(MaterializeRequest::default()).await?;
+    anyhow::ensure!(
+        run.count(StepStatus::Succeeded) == 2,
+        "the custom kind and its downstream ran: {run:?}"
+    );
+    let summary = spine_engine::query::run_sql(&walks, "SELECT low, high FROM sim.summary").await?;
+    println!("{}", arrow::util::pretty::pretty_format_batches(&summary)?);
     Ok(())
 }

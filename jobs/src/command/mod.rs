@@ -10,8 +10,11 @@
 
 use datafusion::dataframe::DataFrameWriteOptions;
 use futures::future::BoxFuture;
-use spine_engine::kinds::{AssetKind, CheckResult, StepContext, StepData, StepError, StepOutput};
-use spine_engine::project::AssetBody;
+use spine_engine::error::DefinitionError;
+use spine_engine::kinds::{
+    AssetKind, CheckResult, KindConfig, KindDefinition, StepContext, StepData, StepError,
+    StepOutput,
+};
 use spine_schemas::events::{CommandMessage, EventKind};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -27,13 +30,19 @@ impl AssetKind for CommandKind {
         "command"
     }
 
+    fn configure(&self, def: &KindDefinition<'_>) -> Result<KindConfig, DefinitionError> {
+        config::configure(def)
+    }
+
     fn execute<'a>(&'a self, ctx: &'a StepContext) -> BoxFuture<'a, Result<StepOutput, StepError>> {
         Box::pin(run_command(ctx))
     }
 }
 
+mod config;
 mod process;
 
+pub use config::{CommandConfig, Format};
 pub use process::wait_for_abandoned_groups;
 
 fn location(url: &url::Url) -> String {
@@ -116,16 +125,16 @@ fn link_file(target: &Path, link: &Path) -> Result<(), StepError> {
 }
 
 async fn run_command(ctx: &StepContext) -> Result<StepOutput, StepError> {
-    let AssetBody::Command {
+    let Some(CommandConfig {
         argv,
         env,
         cwd,
         output_format,
         input_format,
-    } = &ctx.spec.body
+    }) = ctx.spec.body.config::<CommandConfig>()
     else {
         return Err(StepError::permanent(
-            "internal: command kind got a non-command body",
+            "internal: command kind got a body that is not a command",
         ));
     };
     let out_dir = ctx.scratch.join("output");
@@ -169,7 +178,7 @@ async fn run_command(ctx: &StepContext) -> Result<StepOutput, StepError> {
             entry["snapshot"] = serde_json::Value::String(folder.display().to_string());
         }
         if let Some(f) = input_format {
-            let p = export_input(ctx, &u.key, f, &in_dir).await?;
+            let p = export_input(ctx, &u.key, f.as_str(), &in_dir).await?;
             cmd.env(format!("SPINE_INPUT_{suffix}"), &p);
             entry["input"] = serde_json::Value::String(p.display().to_string());
         }
@@ -244,7 +253,7 @@ async fn run_command(ctx: &StepContext) -> Result<StepOutput, StepError> {
             argv
         )));
     }
-    output.data = collect_outputs(&out_dir, output_format.as_deref())?;
+    output.data = collect_outputs(&out_dir, output_format.map(Format::as_str))?;
     Ok(output)
 }
 
