@@ -114,6 +114,20 @@ pub enum Command {
         /// Skip steps another live run is materializing (default: wait for them).
         #[arg(long)]
         no_wait: bool,
+        /// Only record the run as queued and print its id; `assets execute` runs it.
+        #[arg(long, conflicts_with = "dry_run")]
+        queue: bool,
+    },
+    /// Execute a queued run in this process (default: the oldest queued run).
+    Execute {
+        /// Run id or a unique prefix.
+        run: Option<String>,
+        /// Steps to run at once (default: the project's `concurrency`).
+        #[arg(long, short = 'c')]
+        concurrency: Option<usize>,
+        /// Skip steps another live run is materializing (default: wait for them).
+        #[arg(long)]
+        no_wait: bool,
     },
     /// Show missing / fresh / stale for each asset, and why.
     Status {

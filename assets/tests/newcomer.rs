@@ -467,3 +467,33 @@ fn logs_follow_returns_when_the_run_ends() {
     assert!(tick < tock && tock < end, "{out}");
     run.wait_with_output().unwrap();
 }
+
+/// `materialize --queue` records a run without running it; `execute` runs the oldest queued run.
+#[test]
+fn queued_runs_are_executed_later() {
+    let p = diamond();
+    let q = p
+        .run(&["materialize", "--queue", "--json", "raw/a+"])
+        .json();
+    assert_eq!(q["status"], "queued");
+    assert_eq!(q["steps"], 4);
+    let id = q["run_id"].as_str().unwrap().to_string();
+    let runs = p.run(&["runs", "--json"]).json();
+    assert_eq!(runs[0]["status"], "queued");
+    assert!(
+        !p.path().join("warehouse/raw/a/_delta_log").exists(),
+        "nothing ran"
+    );
+    let r = p.run(&["execute", "--json"]);
+    r.ok();
+    let v = r.json();
+    assert_eq!(v["run_id"], id.as_str());
+    assert_eq!(v["status"], "succeeded");
+    assert_eq!(step_statuses(&v).len(), 4);
+    let again = p.run(&["execute"]);
+    again.ok();
+    assert!(again.stderr.contains("no queued run"), "{}", again.stderr);
+    let done = p.run(&["execute", &id]);
+    done.code(2);
+    assert!(done.stderr.contains("E0407"), "{}", done.stderr);
+}

@@ -30,7 +30,7 @@ pub mod warehouse;
 pub use engine::{AssetStatus, Engine};
 pub use error::{DefinitionError, DefinitionErrors, EngineError};
 pub use key::{AssetKey, RunId};
-pub use materialize::{MaterializeRequest, RunObserver, RunReport, StepReport};
+pub use materialize::{ExecuteOptions, MaterializeRequest, RunObserver, RunReport, StepReport};
 pub use plan::PlannedStep;
 pub use project::{AssetSpec, Project, ProjectConfig};
 pub use tokio_util::sync::CancellationToken;

@@ -235,3 +235,45 @@ async fn only_retryable_failures_are_retried() {
         assert_eq!(s.failure_class, Some(class));
     }
 }
+
+/// A run is a record first: one engine submits it (queued, steps pending, nothing computed), another
+/// executes it; racing executors take it exactly once; an ended run cannot be executed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_run_submitted_by_one_engine_is_executed_by_another_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let submitter = engine(dir.path(), &calls, Duration::from_millis(100)).await;
+    let run = submitter.submit(None, false).await.unwrap();
+    let record = submitter.store.get_run(run.as_str()).await.unwrap();
+    assert_eq!(record.status, RunStatus::Queued);
+    assert_eq!(record.pid, None, "no owner until executed");
+    let steps = submitter.store.steps(&run).await.unwrap();
+    assert_eq!(steps.len(), 2);
+    assert!(steps.iter().all(|s| s.status == StepStatus::Pending));
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "submitting computes nothing"
+    );
+
+    let a = engine(dir.path(), &calls, Duration::from_millis(100)).await;
+    let b = engine(dir.path(), &calls, Duration::from_millis(100)).await;
+    let (ra, rb) = tokio::join!(
+        a.execute(&run, Default::default()),
+        b.execute(&run, Default::default())
+    );
+    let (won, lost) = match (ra, rb) {
+        (Ok(r), Err(e)) | (Err(e), Ok(r)) => (r, e),
+        (ra, rb) => panic!("exactly one executor must take the run: {ra:?} / {rb:?}"),
+    };
+    assert_eq!(won.status, RunStatus::Succeeded, "{won:?}");
+    assert_eq!(won.run_id, run);
+    assert!(lost.to_string().contains("E0407"), "{lost}");
+    assert!(lost.is_user_error());
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    let again = a.execute(&run, Default::default()).await.unwrap_err();
+    assert!(again.to_string().contains("E0407"), "{again}");
+    let record = a.store.get_run(run.as_str()).await.unwrap();
+    assert_eq!(record.status, RunStatus::Succeeded);
+    assert_eq!(record.pid, Some(std::process::id() as i64));
+}

@@ -4,9 +4,7 @@ use crate::output::millis;
 use indicatif::{ProgressBar, ProgressStyle};
 use spine_engine::staleness::short;
 use spine_engine::store::{RunStatus, StepStatus};
-use spine_engine::{
-    AssetKey, CancellationToken, MaterializeRequest, RunId, RunObserver, StepReport,
-};
+use spine_engine::{AssetKey, CancellationToken, ExecuteOptions, RunId, RunObserver, StepReport};
 use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Arc;
@@ -90,8 +88,12 @@ pub struct Options {
     pub force: bool,
     pub concurrency: Option<usize>,
     pub no_wait: bool,
+    /// Only record the run as queued (`--queue`).
+    pub queue: bool,
 }
 
+/// `assets materialize`: submit a run of the selection, then execute it here (or, with `--queue`,
+/// leave it queued for `assets execute`).
 pub async fn run(
     root: &Path,
     selection: Option<String>,
@@ -99,6 +101,63 @@ pub async fn run(
     json: bool,
 ) -> anyhow::Result<u8> {
     let engine = super::engine(root, selection.as_deref()).await?;
+    let run_id = engine.submit(selection.as_deref(), opts.force).await?;
+    if opts.queue {
+        let short = crate::output::short_run(engine.store.as_ref(), &run_id).await;
+        let steps = engine.store.steps(&run_id).await?.len();
+        engine.store.close().await;
+        if json {
+            crate::output::json(
+                &serde_json::json!({"run_id": run_id, "status": "queued", "steps": steps}),
+            )?;
+        } else {
+            println!("queued run {run_id} ({steps} step(s)); run it with: assets execute {short}");
+        }
+        return Ok(0);
+    }
+    drive(&engine, &run_id, opts.concurrency, opts.no_wait, json).await
+}
+
+/// `assets execute [RUN]`: execute a queued run (default: the oldest queued one) in this process.
+pub async fn execute(
+    root: &Path,
+    run: Option<&str>,
+    concurrency: Option<usize>,
+    no_wait: bool,
+    json: bool,
+) -> anyhow::Result<u8> {
+    let engine = super::engine(root, None).await?;
+    let run_id = match run {
+        Some(r) => engine.store.get_run(r).await?.run_id,
+        None => {
+            let queued = engine
+                .store
+                .active_runs()
+                .await?
+                .into_iter()
+                .filter(|r| r.status == RunStatus::Queued)
+                .min_by(|a, b| a.run_id.cmp(&b.run_id));
+            match queued {
+                Some(r) => r.run_id,
+                None => {
+                    engine.store.close().await;
+                    eprintln!("no queued run; `assets materialize --queue` queues one");
+                    return Ok(0);
+                }
+            }
+        }
+    };
+    drive(&engine, &run_id, concurrency, no_wait, json).await
+}
+
+/// Executes a recorded run with a progress bar (or lines), Ctrl-C cancelling it, and prints the report.
+async fn drive(
+    engine: &spine_engine::Engine,
+    run_id: &spine_engine::RunId,
+    concurrency: Option<usize>,
+    no_wait: bool,
+    json: bool,
+) -> anyhow::Result<u8> {
     let cancel = CancellationToken::new();
     let c2 = cancel.clone();
     tokio::spawn(async move {
@@ -125,15 +184,13 @@ pub async fn run(
         bar: bar.clone(),
         lines: !tty && !json,
     });
-    let req = MaterializeRequest {
-        selection,
-        force: opts.force,
-        concurrency: opts.concurrency,
+    let opts = ExecuteOptions {
+        concurrency,
         cancel,
         observer: Some(progress),
-        no_wait: opts.no_wait,
+        no_wait,
     };
-    let report = engine.materialize(req).await;
+    let report = engine.execute(run_id, opts).await;
     if let Some(b) = bar {
         b.finish_and_clear();
     }

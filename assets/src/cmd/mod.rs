@@ -28,6 +28,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             concurrency,
             dry_run,
             no_wait,
+            queue,
         } => {
             let selection = select.expression();
             if dry_run {
@@ -37,10 +38,16 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                     force,
                     concurrency,
                     no_wait,
+                    queue,
                 };
                 materialize::run(&root, selection, opts, json).await
             }
         }
+        Command::Execute {
+            run,
+            concurrency,
+            no_wait,
+        } => materialize::execute(&root, run.as_deref(), concurrency, no_wait, json).await,
         Command::Status { select } => {
             status::run(&root, select.expression().as_deref(), json).await
         }

@@ -173,14 +173,38 @@ enum AttemptError {
     Cancelled,
 }
 
+/// How a recorded run is executed.
+#[derive(Clone, Default)]
+pub struct ExecuteOptions {
+    /// Steps at once (default: project setting).
+    pub concurrency: Option<usize>,
+    /// Cancels the run (Ctrl-C).
+    pub cancel: CancellationToken,
+    /// Receives progress.
+    pub observer: Option<Arc<dyn RunObserver>>,
+    /// Skip steps another live run is materializing instead of waiting for them.
+    pub no_wait: bool,
+}
+
 impl Engine {
-    /// Plans and executes a selection. Returns the report; the run's outcome is in `status`.
+    /// Plans and executes a selection: [`submit`](Engine::submit), then [`execute`](Engine::execute) in
+    /// this process. Returns the report; the run's outcome is in `status`.
     pub async fn materialize(&self, req: MaterializeRequest) -> Result<RunReport, EngineError> {
-        let started = Instant::now();
-        let selected = crate::plan::select_some(&self.project, req.selection.as_deref())?;
-        for r in self.recover_interrupted_runs().await? {
-            tracing::warn!(run_id = %r.run_id, recorded = ?r.recorded, abandoned = ?r.abandoned, "settled an interrupted run");
-        }
+        let run_id = self.submit(req.selection.as_deref(), req.force).await?;
+        let opts = ExecuteOptions {
+            concurrency: req.concurrency,
+            cancel: req.cancel,
+            observer: req.observer,
+            no_wait: req.no_wait,
+        };
+        self.execute(&run_id, opts).await
+    }
+
+    /// Records a run of `selection` as `queued`, with its planned steps (all pending) in dependency
+    /// order, and returns its id. Nothing runs: any process on this project can
+    /// [`execute`](Engine::execute) it. A selection that matches nothing is E0403.
+    pub async fn submit(&self, selection: Option<&str>, force: bool) -> Result<RunId, EngineError> {
+        let selected = crate::plan::select_some(&self.project, selection)?;
         let order: Vec<AssetKey> = self
             .project
             .graph
@@ -191,18 +215,18 @@ impl Engine {
             .cloned()
             .collect();
         let run_id = RunId::new();
-        let run_span = tracing::info_span!("run", run_id = %run_id);
         let record = RunRecord {
             run_id: run_id.clone(),
             status: RunStatus::Queued,
-            selection: req.selection.clone(),
-            force: req.force,
+            selection: selection.map(str::to_string),
+            force,
             created_at: now(),
             started_at: None,
             finished_at: None,
             error: None,
-            pid: Some(std::process::id() as i64),
-            host: Some(crate::store::host_name()),
+            // No owner until an executor takes it (`start_run`).
+            pid: None,
+            host: None,
         };
         let steps: Vec<StepRecord> = order
             .iter()
@@ -222,18 +246,57 @@ impl Engine {
             })
             .collect();
         self.store.create_run(&record, &steps).await?;
-        if let Some(o) = &req.observer {
-            o.planned(&run_id, &order);
+        Ok(run_id)
+    }
+
+    /// Executes a queued run in this process: takes it (`queued` → `running`, atomically, so two
+    /// executors never both run it), runs its planned steps, and records how it ended.
+    pub async fn execute(
+        &self,
+        run_id: &RunId,
+        opts: ExecuteOptions,
+    ) -> Result<RunReport, EngineError> {
+        let started = Instant::now();
+        for r in self.recover_interrupted_runs().await? {
+            tracing::warn!(run_id = %r.run_id, recorded = ?r.recorded, abandoned = ?r.abandoned, "settled an interrupted run");
         }
-        self.store
-            .set_run_status(
-                &run_id,
-                RunStatus::Running,
-                None,
-                NewEvent::new(&run_id, None, EventKind::RunStarted, "info", "run started"),
+        let run = self.store.get_run(run_id.as_str()).await?;
+        let planned = self.store.steps(run_id).await?;
+        let order: Vec<AssetKey> = planned.iter().map(|s| s.asset_key.clone()).collect();
+        if let Some(gone) = order.iter().find(|k| !self.project.assets.contains_key(*k)) {
+            return Err(crate::error::DefinitionError::new(
+                "E0406",
+                format!("run {run_id} plans '{gone}', which this project no longer defines"),
+            )
+            .hint("submit a new run")
+            .into());
+        }
+        let ev = NewEvent::new(run_id, None, EventKind::RunStarted, "info", "run started");
+        let taken = self
+            .store
+            .start_run(
+                run_id,
+                std::process::id() as i64,
+                &crate::store::host_name(),
+                ev,
             )
             .await?;
-        let concurrency = req
+        if !taken {
+            return Err(crate::error::DefinitionError::new(
+                "E0407",
+                format!(
+                    "run {run_id} is {}, not queued: it is being or was executed",
+                    run.status
+                ),
+            )
+            .hint("`assets runs` shows queued runs")
+            .into());
+        }
+        let run_span = tracing::info_span!("run", run_id = %run_id);
+        if let Some(o) = &opts.observer {
+            o.planned(run_id, &order);
+        }
+        let concurrency = opts
             .concurrency
             .unwrap_or(self.project.config.settings.concurrency)
             .max(1);
@@ -241,9 +304,9 @@ impl Engine {
         let config = SessionConfig::new().with_target_partitions(concurrency.clamp(1, 4));
         let state = Arc::new(RunState {
             run_id: run_id.clone(),
-            force: req.force,
-            cancel: req.cancel.clone(),
-            observer: req.observer.clone(),
+            force: run.force,
+            cancel: opts.cancel.clone(),
+            observer: opts.observer.clone(),
             latest: Mutex::new(self.store.latest_materializations().await?),
             registered: Mutex::new(HashMap::new()),
             session: SessionContext::new_with_config(config),
@@ -253,15 +316,15 @@ impl Engine {
                 std::process::id(),
                 run_id
             ),
-            no_wait: req.no_wait,
+            no_wait: opts.no_wait,
         });
         let reports = self
             .execute_plan(&order, concurrency, &state)
             .instrument(run_span.clone())
             .await?;
-        let _ = std::fs::remove_dir_all(self.run_scratch(&run_id));
+        let _ = std::fs::remove_dir_all(self.run_scratch(run_id));
         let failed = reports.values().any(|r| r.status == StepStatus::Failed);
-        let cancelled = req.cancel.is_cancelled()
+        let cancelled = opts.cancel.is_cancelled()
             || reports.values().any(|r| r.status == StepStatus::Cancelled);
         let (status, kind, msg) = if cancelled {
             (
@@ -287,10 +350,10 @@ impl Engine {
         });
         self.store
             .set_run_status(
-                &run_id,
+                run_id,
                 status,
                 error.as_deref(),
-                NewEvent::new(&run_id, None, kind, "info", msg),
+                NewEvent::new(run_id, None, kind, "info", msg),
             )
             .await?;
         tracing::info!(parent: &run_span, status = %status, "{msg}");
@@ -299,7 +362,7 @@ impl Engine {
             .filter_map(|k| reports.get(k).cloned())
             .collect();
         Ok(RunReport {
-            run_id,
+            run_id: run_id.clone(),
             status,
             steps,
             duration_ms: started.elapsed().as_millis(),

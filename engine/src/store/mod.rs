@@ -272,6 +272,16 @@ pub struct StepOutcome {
 pub trait RunStore: Send + Sync {
     /// Records a new run with its planned steps (all pending) and a `run_queued` event.
     async fn create_run(&self, run: &RunRecord, steps: &[StepRecord]) -> StoreResult<()>;
+    /// Takes a queued run for execution by process `pid` on `host`: atomically `queued` → `running`,
+    /// recording the owner, with `event`. False when the run is not queued (another executor took it,
+    /// or it has ended).
+    async fn start_run(
+        &self,
+        run_id: &RunId,
+        pid: i64,
+        host: &str,
+        event: NewEvent,
+    ) -> StoreResult<bool>;
     /// Changes a run's status (and start/finish time), with an event.
     async fn set_run_status(
         &self,

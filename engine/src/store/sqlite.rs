@@ -209,6 +209,33 @@ impl RunStore for SqliteStore {
         Ok(())
     }
 
+    async fn start_run(
+        &self,
+        run_id: &RunId,
+        pid: i64,
+        host: &str,
+        event: NewEvent,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let taken = sqlx::query(
+            "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?), pid = ?, host = ?
+             WHERE run_id = ? AND status = 'queued'",
+        )
+        .bind(now())
+        .bind(pid)
+        .bind(host)
+        .bind(run_id.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if taken {
+            insert_events(&mut tx, &[event]).await?;
+        }
+        tx.commit().await?;
+        Ok(taken)
+    }
+
     async fn start_step(
         &self,
         run_id: &RunId,
