@@ -14,7 +14,7 @@ use crate::store::{
     host_name, NewEvent, NewMaterialization, RunRecord, RunStatus, StepOutcome, StepStatus,
     UpstreamRead,
 };
-use spine_schemas::events::EventKind;
+use spine_schemas::events::Event;
 
 /// What recovery did for one interrupted run.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -109,12 +109,19 @@ impl Engine {
                             .unwrap_or(serde_json::json!({})),
                     };
                     rec.recorded.push(step.step_id.clone());
-                    let ev = NewEvent::new(
+                    let event = Event::Materialization {
+                        delta_version,
+                        rows: m.row_count,
+                        data_version: m.data_version.clone(),
+                        code_version: m.code_version.clone(),
+                        seq,
+                        recovered: true,
+                    };
+                    let ev = NewEvent::of(
                         &run.run_id,
                         Some(&step.step_id),
-                        EventKind::Materialization,
-                        "info",
                         format!("recovered {key}: its commit (Delta version {delta_version}) landed before the process died"),
+                        &event,
                     );
                     StepOutcome {
                         status: StepStatus::Succeeded,
@@ -138,17 +145,16 @@ impl Engine {
                             "interrupted: the process died before this step started",
                         )
                     };
-                    let kind = if status == StepStatus::Failed {
-                        EventKind::StepFailed
+                    let event = if status == StepStatus::Failed {
+                        Event::StepFailed { error: msg.into() }
                     } else {
-                        EventKind::StepCancelled
+                        Event::StepCancelled { reason: msg.into() }
                     };
-                    let ev = NewEvent::new(
+                    let ev = NewEvent::of(
                         &run.run_id,
                         Some(&step.step_id),
-                        kind,
-                        "warn",
                         format!("{key}: {msg}"),
+                        &event,
                     );
                     StepOutcome {
                         status,
@@ -181,7 +187,10 @@ impl Engine {
                 tracing::warn!(run_id = %run.run_id, "cannot remove {}: {e}", scratch.display());
             }
         }
-        let ev = NewEvent::new(&run.run_id, None, EventKind::RunFailed, "warn", msg.clone());
+        let event = Event::RunFailed {
+            error: Some(msg.clone()),
+        };
+        let ev = NewEvent::of(&run.run_id, None, msg.clone(), &event);
         self.store
             .set_run_status(&run.run_id, RunStatus::Failed, Some(&msg), ev)
             .await?;

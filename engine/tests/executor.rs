@@ -277,3 +277,49 @@ async fn a_run_submitted_by_one_engine_is_executed_by_another_once() {
     assert_eq!(record.status, RunStatus::Succeeded);
     assert_eq!(record.pid, Some(std::process::id() as i64));
 }
+
+/// Every event the engine writes is typed: it reads back as a `spine_schemas::events::Event` of the
+/// current payload version, and the payload carries what the kind promises.
+#[tokio::test]
+async fn the_event_log_is_typed() {
+    use spine_schemas::events::{Event, EVENT_VERSION};
+    let dir = tempfile::tempdir().unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let e = engine(dir.path(), &calls, Duration::ZERO).await;
+    let report = e.materialize(MaterializeRequest::default()).await.unwrap();
+    let events = e.store.events(&report.run_id, 0).await.unwrap();
+    assert!(events.len() >= 7, "{events:?}");
+    let typed: Vec<Event> = events
+        .iter()
+        .map(|r| {
+            assert_eq!(r.event.data.as_ref().unwrap()["v"], EVENT_VERSION);
+            r.event
+                .event()
+                .unwrap_or_else(|| panic!("untyped event {r:?}"))
+        })
+        .collect();
+    assert!(matches!(
+        typed.first(),
+        Some(Event::RunQueued { steps: 2, .. })
+    ));
+    assert!(matches!(typed.last(), Some(Event::RunSucceeded {})));
+    let commits: Vec<(i64, i64)> = typed
+        .iter()
+        .filter_map(|t| match t {
+            Event::Materialization {
+                delta_version, seq, ..
+            } => Some((*delta_version, *seq)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(commits, [(0, 1), (0, 1)], "two first commits, each seq 1");
+    let started = events
+        .iter()
+        .find(|r| r.event.kind == "step_started")
+        .unwrap();
+    assert_eq!(
+        started.event.data.as_ref().unwrap()["seq"],
+        1,
+        "the store adds the seq"
+    );
+}

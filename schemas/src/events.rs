@@ -1,6 +1,183 @@
-//! Domain events: every state change of a run is appended to the event log as one of these.
+//! Domain events: every state change of a run is appended to the event log as one [`Event`]: its kind
+//! goes to the log's `kind` column, its payload (the variant's fields plus `"v"`, the payload version
+//! [`EVENT_VERSION`]) to `data`. The engine writes events through one constructor
+//! (`spine_engine::store::NewEvent::of`), so an outbox, redaction or a bus can be added in one place.
 
 use serde::{Deserialize, Serialize};
+
+/// Version of the event payloads; stored as `"v"` in every event's data. Bump it when a payload
+/// changes incompatibly.
+pub const EVENT_VERSION: u32 = 1;
+
+/// What happened, with its typed payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    /// A run was recorded with its plan.
+    RunQueued {
+        /// The selection, `None` for everything.
+        selection: Option<String>,
+        /// Whether fresh steps are recomputed.
+        force: bool,
+        /// Planned steps.
+        steps: usize,
+    },
+    /// An executor took the run.
+    RunStarted {
+        /// Its process id.
+        pid: i64,
+        /// Its host.
+        host: String,
+    },
+    /// Every step succeeded or was up to date.
+    RunSucceeded {},
+    /// At least one step failed, or the run's process died.
+    RunFailed {
+        /// Why.
+        error: Option<String>,
+    },
+    /// The run was cancelled.
+    RunCancelled {},
+    /// A step attempt started (the store adds the allocated `seq`).
+    StepStarted {
+        /// From 1.
+        attempt: u32,
+        /// `retries + 1`.
+        max_attempts: u32,
+    },
+    /// Another run holds the step's claim; this one waits for it.
+    StepWaiting {
+        /// The run holding it.
+        holder_run: String,
+    },
+    /// A step was fresh and not recomputed.
+    StepUpToDate {
+        /// Why (e.g. "fresh (materialized in run …)").
+        reason: String,
+    },
+    /// An attempt failed and will be retried.
+    StepAttemptFailed {
+        /// The failed attempt.
+        attempt: u32,
+        /// What went wrong.
+        error: String,
+        /// Back-off before the next attempt.
+        retry_in_ms: u64,
+    },
+    /// A step failed after its last attempt.
+    StepFailed {
+        /// What went wrong.
+        error: String,
+    },
+    /// A step did not run (an upstream failed, or `--no-wait`).
+    StepSkipped {
+        /// Why.
+        reason: String,
+    },
+    /// A step was cancelled.
+    StepCancelled {
+        /// Why.
+        reason: String,
+    },
+    /// A materialization was committed and recorded.
+    Materialization {
+        /// Delta version written.
+        delta_version: i64,
+        /// Rows written.
+        rows: i64,
+        /// Content hash.
+        data_version: String,
+        /// Code version computed with.
+        code_version: String,
+        /// The Delta `txn` sequence number.
+        seq: i64,
+        /// Recorded by crash recovery from the commit itself.
+        recovered: bool,
+    },
+    /// A log line from a step.
+    Log {
+        /// `debug`, `info`, `warn`, `error`.
+        level: String,
+    },
+    /// Metadata reported by a step.
+    Metadata {
+        /// The reported object.
+        data: serde_json::Map<String, serde_json::Value>,
+    },
+    /// A check result reported by a step.
+    CheckResult {
+        /// Check name.
+        name: String,
+        /// Whether it passed.
+        passed: bool,
+        /// How much a failure matters.
+        severity: CheckSeverity,
+    },
+}
+
+impl Event {
+    /// The kind, as stored in the `kind` column.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Event::RunQueued { .. } => EventKind::RunQueued,
+            Event::RunStarted { .. } => EventKind::RunStarted,
+            Event::RunSucceeded {} => EventKind::RunSucceeded,
+            Event::RunFailed { .. } => EventKind::RunFailed,
+            Event::RunCancelled {} => EventKind::RunCancelled,
+            Event::StepStarted { .. } => EventKind::StepStarted,
+            Event::StepWaiting { .. } => EventKind::StepWaiting,
+            Event::StepUpToDate { .. } => EventKind::StepUpToDate,
+            Event::StepAttemptFailed { .. } => EventKind::StepAttemptFailed,
+            Event::StepFailed { .. } => EventKind::StepFailed,
+            Event::StepSkipped { .. } => EventKind::StepSkipped,
+            Event::StepCancelled { .. } => EventKind::StepCancelled,
+            Event::Materialization { .. } => EventKind::Materialization,
+            Event::Log { .. } => EventKind::Log,
+            Event::Metadata { .. } => EventKind::Metadata,
+            Event::CheckResult { .. } => EventKind::CheckResult,
+        }
+    }
+
+    /// The log level the event is recorded at.
+    pub fn level(&self) -> &str {
+        match self {
+            Event::Log { level } => level,
+            Event::StepFailed { .. } => "error",
+            Event::CheckResult {
+                passed: false,
+                severity: CheckSeverity::Error,
+                ..
+            } => "error",
+            Event::RunFailed { .. }
+            | Event::RunCancelled {}
+            | Event::StepAttemptFailed { .. }
+            | Event::StepSkipped { .. }
+            | Event::StepCancelled { .. }
+            | Event::CheckResult { passed: false, .. } => "warn",
+            _ => "info",
+        }
+    }
+
+    /// The payload as stored: the variant's fields and `"v"`.
+    pub fn payload(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("kind");
+            o.insert("v".into(), EVENT_VERSION.into());
+        }
+        v
+    }
+
+    /// Reads a stored event back from its kind and payload.
+    pub fn from_stored(kind: &str, payload: &serde_json::Value) -> Result<Self, serde_json::Error> {
+        let mut v = payload.clone();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("v");
+            o.insert("kind".into(), kind.into());
+        }
+        serde_json::from_value(v)
+    }
+}
 
 /// What happened. Stored as its snake_case name in the event log's `kind` column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,6 +195,8 @@ pub enum EventKind {
     RunCancelled,
     /// A step attempt started.
     StepStarted,
+    /// A step waits for another run's claim on its step key.
+    StepWaiting,
     /// A step was fresh and not recomputed.
     StepUpToDate,
     /// A step attempt failed (it may be retried).
@@ -48,6 +227,7 @@ impl EventKind {
             EventKind::RunFailed => "run_failed",
             EventKind::RunCancelled => "run_cancelled",
             EventKind::StepStarted => "step_started",
+            EventKind::StepWaiting => "step_waiting",
             EventKind::StepUpToDate => "step_up_to_date",
             EventKind::StepAttemptFailed => "step_attempt_failed",
             EventKind::StepFailed => "step_failed",
@@ -122,6 +302,49 @@ impl CheckSeverity {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_round_trip_through_kind_and_payload() {
+        let events = [
+            Event::RunQueued {
+                selection: Some("raw/*".into()),
+                force: false,
+                steps: 3,
+            },
+            Event::RunSucceeded {},
+            Event::StepStarted {
+                attempt: 1,
+                max_attempts: 3,
+            },
+            Event::Materialization {
+                delta_version: 4,
+                rows: 10,
+                data_version: "d".into(),
+                code_version: "c".into(),
+                seq: 7,
+                recovered: false,
+            },
+            Event::CheckResult {
+                name: "n".into(),
+                passed: false,
+                severity: CheckSeverity::Warn,
+            },
+        ];
+        for e in events {
+            let payload = e.payload();
+            assert_eq!(payload["v"], EVENT_VERSION);
+            assert!(payload.get("kind").is_none());
+            let back = Event::from_stored(e.kind().as_str(), &payload).unwrap();
+            assert_eq!(back, e);
+        }
+        assert_eq!(Event::StepFailed { error: "x".into() }.level(), "error");
+        let warn = Event::CheckResult {
+            name: "n".into(),
+            passed: false,
+            severity: CheckSeverity::Warn,
+        };
+        assert_eq!(warn.level(), "warn");
+    }
 
     #[test]
     fn check_messages_parse_strictly() {

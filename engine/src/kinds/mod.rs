@@ -17,7 +17,7 @@ use arrow::record_batch::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::prelude::SessionContext;
 use futures::future::BoxFuture;
-use spine_schemas::events::EventKind;
+use spine_schemas::events::Event;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -52,30 +52,26 @@ impl EventSink {
         }
     }
 
-    /// Appends an event of `kind`, logging it through `tracing` as well.
-    pub async fn emit(
-        &self,
-        kind: EventKind,
-        level: &str,
-        message: &str,
-        data: Option<serde_json::Value>,
-    ) {
-        match level {
+    /// Appends `event` with `message`, logging it through `tracing` at the event's level as well.
+    pub async fn emit(&self, event: Event, message: &str) {
+        match event.level() {
             "error" => tracing::error!(target: "spine::step", "{message}"),
             "warn" => tracing::warn!(target: "spine::step", "{message}"),
             "debug" => tracing::debug!(target: "spine::step", "{message}"),
             _ => tracing::info!(target: "spine::step", "{message}"),
         }
-        let mut ev = NewEvent::new(&self.run_id, Some(&self.step_id), kind, level, message);
-        ev.data = data;
+        let ev = NewEvent::of(&self.run_id, Some(&self.step_id), message, &event);
         if let Err(e) = self.store.append_events(&[ev]).await {
             tracing::warn!("could not record a step event: {e}");
         }
     }
 
-    /// Appends a log line.
+    /// Appends a log line at `level` (`debug`, `info`, `warn`, `error`).
     pub async fn log(&self, level: &str, message: &str) {
-        self.emit(EventKind::Log, level, message, None).await
+        let event = Event::Log {
+            level: level.to_string(),
+        };
+        self.emit(event, message).await
     }
 }
 

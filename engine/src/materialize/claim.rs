@@ -113,13 +113,10 @@ impl Engine {
                     holder.run_id
                 );
                 tracing::info!("{msg}");
-                let ev = NewEvent::new(
-                    &state.run_id,
-                    Some(key.as_str()),
-                    EventKind::Log,
-                    "info",
-                    msg,
-                );
+                let event = Event::StepWaiting {
+                    holder_run: holder.run_id.to_string(),
+                };
+                let ev = NewEvent::of(&state.run_id, Some(key.as_str()), msg, &event);
                 self.store.append_events(&[ev]).await?;
             }
             tokio::select! {

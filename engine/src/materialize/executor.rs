@@ -156,13 +156,6 @@ impl Engine {
         reason: Option<String>,
         materialization: Option<NewMaterialization>,
     ) -> Result<Option<i64>, EngineError> {
-        let (kind, level) = match status {
-            StepStatus::Succeeded => (EventKind::Materialization, "info"),
-            StepStatus::UpToDate => (EventKind::StepUpToDate, "info"),
-            StepStatus::Failed => (EventKind::StepFailed, "error"),
-            StepStatus::Skipped => (EventKind::StepSkipped, "warn"),
-            _ => (EventKind::StepCancelled, "warn"),
-        };
         let message = match (&materialization, &error, &reason) {
             (Some(m), _, _) => format!(
                 "materialized {key}: {} rows, Delta version {}",
@@ -172,13 +165,24 @@ impl Engine {
             (_, _, Some(r)) => format!("{key} {}: {r}", status.as_str().replace('_', " ")),
             _ => format!("{key} {status}"),
         };
-        let mut ev = NewEvent::new(&state.run_id, Some(key.as_str()), kind, level, message);
-        if let Some(m) = &materialization {
-            ev = ev.with_data(serde_json::json!({
-                "delta_version": m.delta_version, "rows": m.row_count, "data_version": m.data_version,
-                "code_version": m.code_version, "seq": m.seq,
-            }));
-        }
+        let why = reason.clone().unwrap_or_default();
+        let event = match (&materialization, status) {
+            (Some(m), _) => Event::Materialization {
+                delta_version: m.delta_version,
+                rows: m.row_count,
+                data_version: m.data_version.clone(),
+                code_version: m.code_version.clone(),
+                seq: m.seq,
+                recovered: false,
+            },
+            (None, StepStatus::UpToDate) => Event::StepUpToDate { reason: why },
+            (None, StepStatus::Failed) => Event::StepFailed {
+                error: error.clone().unwrap_or_default(),
+            },
+            (None, StepStatus::Skipped) => Event::StepSkipped { reason: why },
+            (None, _) => Event::StepCancelled { reason: why },
+        };
+        let ev = NewEvent::of(&state.run_id, Some(key.as_str()), message, &event);
         let outcome = StepOutcome {
             status,
             error,

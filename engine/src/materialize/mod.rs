@@ -37,7 +37,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{
     CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionConfig, SessionContext,
 };
-use spine_schemas::events::{CheckSeverity, EventKind};
+use spine_schemas::events::{CheckSeverity, Event};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -271,16 +271,17 @@ impl Engine {
             .hint("submit a new run")
             .into());
         }
-        let ev = NewEvent::new(run_id, None, EventKind::RunStarted, "info", "run started");
-        let taken = self
-            .store
-            .start_run(
-                run_id,
-                std::process::id() as i64,
-                &crate::store::host_name(),
-                ev,
-            )
-            .await?;
+        let (pid, host) = (std::process::id() as i64, crate::store::host_name());
+        let ev = NewEvent::of(
+            run_id,
+            None,
+            "run started",
+            &Event::RunStarted {
+                pid,
+                host: host.clone(),
+            },
+        );
+        let taken = self.store.start_run(run_id, pid, &host, ev).await?;
         if !taken {
             return Err(crate::error::DefinitionError::new(
                 "E0407",
@@ -326,21 +327,6 @@ impl Engine {
         let failed = reports.values().any(|r| r.status == StepStatus::Failed);
         let cancelled = opts.cancel.is_cancelled()
             || reports.values().any(|r| r.status == StepStatus::Cancelled);
-        let (status, kind, msg) = if cancelled {
-            (
-                RunStatus::Cancelled,
-                EventKind::RunCancelled,
-                "run cancelled",
-            )
-        } else if failed {
-            (RunStatus::Failed, EventKind::RunFailed, "run failed")
-        } else {
-            (
-                RunStatus::Succeeded,
-                EventKind::RunSucceeded,
-                "run succeeded",
-            )
-        };
         let error = failed.then(|| {
             let n = reports
                 .values()
@@ -348,12 +334,30 @@ impl Engine {
                 .count();
             format!("{n} step(s) failed")
         });
+        let (status, event, msg) = if cancelled {
+            (
+                RunStatus::Cancelled,
+                Event::RunCancelled {},
+                "run cancelled",
+            )
+        } else if failed {
+            let event = Event::RunFailed {
+                error: error.clone(),
+            };
+            (RunStatus::Failed, event, "run failed")
+        } else {
+            (
+                RunStatus::Succeeded,
+                Event::RunSucceeded {},
+                "run succeeded",
+            )
+        };
         self.store
             .set_run_status(
                 run_id,
                 status,
                 error.as_deref(),
-                NewEvent::new(run_id, None, kind, "info", msg),
+                NewEvent::of(run_id, None, msg, &event),
             )
             .await?;
         tracing::info!(parent: &run_span, status = %status, "{msg}");

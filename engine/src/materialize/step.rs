@@ -61,12 +61,14 @@ impl Engine {
         let max_attempts = spec.retries + 1;
         for attempt in 1..=max_attempts {
             report.attempts = attempt;
-            let ev = NewEvent::new(
+            let ev = NewEvent::of(
                 &state.run_id,
                 Some(key.as_str()),
-                EventKind::StepStarted,
-                "info",
                 format!("{key} attempt {attempt}/{max_attempts} started"),
+                &Event::StepStarted {
+                    attempt,
+                    max_attempts,
+                },
             );
             let seq = match self.start_claimed(state, key, attempt, ev).await? {
                 Ok(seq) => seq,
@@ -132,15 +134,19 @@ impl Engine {
                     let msg = e.message;
                     let delay = backoff(spec.retry_delay, attempt, state.run_id.as_str());
                     tracing::warn!(target: "spine::outcome", attempt, "attempt failed, retrying in {:?}: {msg}", delay);
-                    let ev = NewEvent::new(
+                    let event = Event::StepAttemptFailed {
+                        attempt,
+                        error: msg.clone(),
+                        retry_in_ms: delay.as_millis() as u64,
+                    };
+                    let ev = NewEvent::of(
                         &state.run_id,
                         Some(key.as_str()),
-                        EventKind::StepAttemptFailed,
-                        "warn",
                         format!(
                             "attempt {attempt} failed (retrying in {:.1}s): {msg}",
                             delay.as_secs_f64()
                         ),
+                        &event,
                     );
                     self.store
                         .attempt_failed(&state.run_id, key.as_str(), &msg, ev)
@@ -209,13 +215,6 @@ impl Engine {
                 checks,
             } = output;
             for c in &checks {
-                let level = if c.passed {
-                    "info"
-                } else if c.severity == CheckSeverity::Error {
-                    "error"
-                } else {
-                    "warn"
-                };
                 let msg = format!(
                     "check {} {}{}",
                     c.name,
@@ -225,7 +224,12 @@ impl Engine {
                         .map(|m| format!(": {m}"))
                         .unwrap_or_default()
                 );
-                ctx.events.emit(EventKind::CheckResult, level, &msg, Some(serde_json::json!({"name": c.name, "passed": c.passed, "severity": c.severity.as_str()}))).await;
+                let event = Event::CheckResult {
+                    name: c.name.clone(),
+                    passed: c.passed,
+                    severity: c.severity,
+                };
+                ctx.events.emit(event, &msg).await;
             }
             if let Some(c) = checks
                 .iter()

@@ -162,7 +162,25 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
-    /// An event of `kind` with a message.
+    /// The one way events are made: `event`'s kind, level and typed payload, with a human message.
+    pub fn of(
+        run_id: &RunId,
+        step_id: Option<&str>,
+        message: impl Into<String>,
+        event: &spine_schemas::events::Event,
+    ) -> Self {
+        NewEvent {
+            run_id: run_id.0.clone(),
+            step_id: step_id.map(str::to_string),
+            kind: event.kind().as_str().to_string(),
+            level: event.level().to_string(),
+            message: message.into(),
+            data: Some(event.payload()),
+        }
+    }
+
+    /// An event with a kind and no payload. The engine itself writes only typed events ([`of`](Self::of));
+    /// this is for tools and tests that exercise the store directly.
     pub fn new(
         run_id: &RunId,
         step_id: Option<&str>,
@@ -179,9 +197,17 @@ impl NewEvent {
             data: None,
         }
     }
-    /// Attaches a payload.
-    pub fn with_data(mut self, data: serde_json::Value) -> Self {
-        self.data = Some(data);
+
+    /// The typed event back, when its payload is a current one.
+    pub fn event(&self) -> Option<spine_schemas::events::Event> {
+        spine_schemas::events::Event::from_stored(&self.kind, self.data.as_ref()?).ok()
+    }
+
+    /// Adds a field the store knows only when it writes the event (a step's allocated `seq`).
+    pub(crate) fn with_field(mut self, key: &str, value: serde_json::Value) -> Self {
+        if let Some(serde_json::Value::Object(o)) = &mut self.data {
+            o.insert(key.to_string(), value);
+        }
         self
     }
 }

@@ -1,7 +1,7 @@
 //! SQLite run store (the embedded default): WAL journal, `synchronous = FULL`, migrations embedded.
 
 use super::*;
-use spine_schemas::events::EventKind;
+use spine_schemas::events::{Event, EventKind};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
@@ -167,14 +167,16 @@ impl RunStore for SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
-        let ev = NewEvent::new(
+        let ev = NewEvent::of(
             &run.run_id,
             None,
-            EventKind::RunQueued,
-            "info",
             format!("run queued with {} steps", steps.len()),
-        )
-        .with_data(serde_json::json!({"selection": run.selection, "force": run.force}));
+            &Event::RunQueued {
+                selection: run.selection.clone(),
+                force: run.force,
+                steps: steps.len(),
+            },
+        );
         insert_events(&mut tx, &[ev]).await?;
         tx.commit().await?;
         Ok(())
@@ -637,11 +639,7 @@ async fn start_in(
     .bind(step_id)
     .execute(&mut **tx)
     .await?;
-    insert_events(
-        tx,
-        &[event.with_data(serde_json::json!({"attempt": attempt, "seq": seq}))],
-    )
-    .await?;
+    insert_events(tx, &[event.with_field("seq", seq.into())]).await?;
     Ok(seq)
 }
 

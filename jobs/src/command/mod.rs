@@ -15,7 +15,7 @@ use spine_engine::kinds::{
     AssetKind, CheckResult, KindConfig, KindDefinition, StepContext, StepData, StepError,
     StepOutput,
 };
-use spine_schemas::events::{CommandMessage, EventKind};
+use spine_schemas::events::{CommandMessage, Event};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -290,14 +290,8 @@ async fn handle_line(
     match message {
         CommandMessage::Log { level, message } => ctx.events.log(&level, &message).await,
         CommandMessage::Metadata { data } => {
-            ctx.events
-                .emit(
-                    EventKind::Metadata,
-                    "info",
-                    "metadata reported",
-                    Some(serde_json::Value::Object(data.clone())),
-                )
-                .await;
+            let event = Event::Metadata { data: data.clone() };
+            ctx.events.emit(event, "metadata reported").await;
             output.metadata.extend(data);
         }
         CommandMessage::Check {
