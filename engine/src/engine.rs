@@ -17,16 +17,11 @@ use std::sync::Arc;
 /// A project ready to run.
 #[derive(Clone)]
 pub struct Engine {
-    /// The project.
-    pub project: Arc<Project>,
-    /// Its run store.
-    pub store: Arc<dyn RunStore>,
-    /// Its warehouse.
-    pub warehouse: Warehouse,
-    /// Kinds it can execute.
-    pub kinds: KindRegistry,
-    /// Where time comes from (leases, waits, retry back-off).
-    pub clock: Arc<dyn Clock>,
+    pub(crate) project: Arc<Project>,
+    pub(crate) store: Arc<dyn RunStore>,
+    pub(crate) warehouse: Warehouse,
+    pub(crate) kinds: KindRegistry,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 /// One row of `assets status`.
@@ -72,6 +67,31 @@ impl Engine {
             kinds,
             clock: Arc::new(SystemClock),
         })
+    }
+
+    /// The project.
+    pub fn project(&self) -> &Arc<Project> {
+        &self.project
+    }
+
+    /// Its run store.
+    pub fn store(&self) -> &Arc<dyn RunStore> {
+        &self.store
+    }
+
+    /// Its warehouse.
+    pub fn warehouse(&self) -> &Warehouse {
+        &self.warehouse
+    }
+
+    /// The kinds it can execute.
+    pub fn kinds(&self) -> &KindRegistry {
+        &self.kinds
+    }
+
+    /// Where its time comes from (leases, waits, retry back-off).
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     /// The same engine reading time from `clock` (tests use a [`ManualClock`](crate::clock::ManualClock)).

@@ -1,36 +1,42 @@
 //! Spine's engine: the asset model and everything that turns definitions into durable, versioned data.
 //!
 //! - [`project`] loads `spine.toml` and asset files into validated [`project::AssetSpec`]s and a [`graph::AssetGraph`];
-//! - [`selection`] parses selection expressions; [`staleness`] decides what is out of date;
-//! - [`Engine::materialize`] plans and executes runs through [`kinds`], writing Delta tables with
-//!   [`warehouse`] and recording every state change first in the [`store`];
-//! - [`query`] exposes the run store and asset tables to SQL.
+//! - [`selection`] parses selection expressions; [`Engine::status`] says what is out of date and why
+//!   ([`Freshness`]);
+//! - [`Engine::submit`] records a run, [`Engine::execute`] runs it through [`kinds`] (which own their
+//!   configuration), writing Delta tables with [`warehouse`] and recording every state change first in
+//!   the [`store`] (a trait; SQLite today), with time from an injected [`clock`];
+//! - [`query`] exposes the run store and asset tables to SQL; [`check`] plans every SQL asset.
+//!
+//! Everything else (the executor's parts, encoding, SQL analysis) is private to the crate.
 
 pub mod check;
 pub mod clock;
-pub mod duration;
-pub mod encode;
-pub mod engine;
+mod duration;
+mod encode;
+mod engine;
 pub mod error;
 pub mod graph;
 pub mod hash;
 pub mod key;
 pub mod kinds;
-pub mod materialize;
-pub mod plan;
+mod materialize;
+mod plan;
 pub mod project;
 pub mod query;
-pub mod recovery;
+mod recovery;
 pub mod selection;
-pub mod sql;
-pub mod staleness;
+mod sql;
+mod staleness;
 pub mod store;
 pub mod warehouse;
 
 pub use engine::{AssetStatus, Engine};
 pub use error::{DefinitionError, DefinitionErrors, EngineError};
-pub use key::{AssetKey, RunId};
+pub use key::{AssetKey, PartitionKey, RunId, StepKey};
 pub use materialize::{ExecuteOptions, MaterializeRequest, RunObserver, RunReport, StepReport};
 pub use plan::PlannedStep;
 pub use project::{AssetSpec, Project, ProjectConfig};
+pub use recovery::{is_interrupted, Recovered};
+pub use staleness::Freshness;
 pub use tokio_util::sync::CancellationToken;

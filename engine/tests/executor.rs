@@ -70,13 +70,13 @@ async fn two_engines_on_one_store_compute_each_step_once() {
             .count();
         assert_eq!(computed, 1, "{key} computed by exactly one run");
         let mats = a
-            .store
+            .store()
             .materializations(&AssetKey::parse(key).unwrap(), 10)
             .await
             .unwrap();
         assert_eq!(mats.len(), 1, "{key}: one materialization");
         let table = a
-            .warehouse
+            .warehouse()
             .open(&AssetKey::parse(key).unwrap(), None)
             .await
             .unwrap()
@@ -114,8 +114,8 @@ async fn hold(engine: &Engine, key: &str, until_ms: i64) -> RunId {
         lease_until_ms: until_ms,
     };
     let outcome = engine
-        .store
-        .claim_step(&claim, engine.clock.now_ms(), None)
+        .store()
+        .claim_step(&claim, engine.clock().now_ms(), None)
         .await
         .unwrap();
     assert_eq!(outcome, ClaimOutcome::Claimed);
@@ -127,7 +127,7 @@ async fn no_wait_skips_a_step_another_run_holds() {
     let dir = tempfile::tempdir().unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
     let e = engine(dir.path(), &calls, Duration::ZERO).await;
-    let holder = hold(&e, "slow", e.clock.now_ms() + 60_000).await;
+    let holder = hold(&e, "slow", e.clock().now_ms() + 60_000).await;
     let report = e
         .materialize(MaterializeRequest {
             no_wait: true,
@@ -164,9 +164,9 @@ async fn a_held_step_waits_until_the_lease_runs_out_on_the_clock() {
     // The step announces that it waits; real time passes, the manual clock does not.
     let mut announced = false;
     for _ in 0..200 {
-        let runs = e.store.list_runs(1).await.unwrap();
+        let runs = e.store().list_runs(1).await.unwrap();
         if let Some(r) = runs.first() {
-            let events = e.store.events(&r.run_id, 0).await.unwrap();
+            let events = e.store().events(&r.run_id, 0).await.unwrap();
             if events
                 .iter()
                 .any(|ev| ev.event.message.contains("waiting for it"))
@@ -244,10 +244,10 @@ async fn a_run_submitted_by_one_engine_is_executed_by_another_once() {
     let calls = Arc::new(AtomicUsize::new(0));
     let submitter = engine(dir.path(), &calls, Duration::from_millis(100)).await;
     let run = submitter.submit(None, false).await.unwrap();
-    let record = submitter.store.get_run(run.as_str()).await.unwrap();
+    let record = submitter.store().get_run(run.as_str()).await.unwrap();
     assert_eq!(record.status, RunStatus::Queued);
     assert_eq!(record.pid, None, "no owner until executed");
-    let steps = submitter.store.steps(&run).await.unwrap();
+    let steps = submitter.store().steps(&run).await.unwrap();
     assert_eq!(steps.len(), 2);
     assert!(steps.iter().all(|s| s.status == StepStatus::Pending));
     assert_eq!(
@@ -273,7 +273,7 @@ async fn a_run_submitted_by_one_engine_is_executed_by_another_once() {
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     let again = a.execute(&run, Default::default()).await.unwrap_err();
     assert!(again.to_string().contains("E0407"), "{again}");
-    let record = a.store.get_run(run.as_str()).await.unwrap();
+    let record = a.store().get_run(run.as_str()).await.unwrap();
     assert_eq!(record.status, RunStatus::Succeeded);
     assert_eq!(record.pid, Some(std::process::id() as i64));
 }
@@ -287,7 +287,7 @@ async fn the_event_log_is_typed() {
     let calls = Arc::new(AtomicUsize::new(0));
     let e = engine(dir.path(), &calls, Duration::ZERO).await;
     let report = e.materialize(MaterializeRequest::default()).await.unwrap();
-    let events = e.store.events(&report.run_id, 0).await.unwrap();
+    let events = e.store().events(&report.run_id, 0).await.unwrap();
     assert!(events.len() >= 7, "{events:?}");
     let typed: Vec<Event> = events
         .iter()

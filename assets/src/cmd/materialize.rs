@@ -2,7 +2,7 @@
 
 use crate::output::millis;
 use indicatif::{ProgressBar, ProgressStyle};
-use spine_engine::staleness::short;
+use spine_engine::store::SHORT_ID_LEN;
 use spine_engine::store::{RunStatus, StepStatus};
 use spine_engine::{AssetKey, CancellationToken, ExecuteOptions, RunId, RunObserver, StepReport};
 use std::io::IsTerminal;
@@ -54,7 +54,7 @@ impl RunObserver for Progress {
     fn planned(&self, run_id: &RunId, steps: &[AssetKey]) {
         if let Some(b) = &self.bar {
             b.set_length(steps.len() as u64);
-            b.set_message(format!("run {}", short(run_id.as_str())));
+            b.set_message(format!("run {}", &run_id.as_str()[..SHORT_ID_LEN]));
         } else if self.lines {
             println!("run {run_id}: {} step(s)", steps.len());
         }
@@ -103,9 +103,9 @@ pub async fn run(
     let engine = super::engine(root, selection.as_deref()).await?;
     let run_id = engine.submit(selection.as_deref(), opts.force).await?;
     if opts.queue {
-        let short = crate::output::short_run(engine.store.as_ref(), &run_id).await;
-        let steps = engine.store.steps(&run_id).await?.len();
-        engine.store.close().await;
+        let short = crate::output::short_run(engine.store().as_ref(), &run_id).await;
+        let steps = engine.store().steps(&run_id).await?.len();
+        engine.store().close().await;
         if json {
             crate::output::json(
                 &serde_json::json!({"run_id": run_id, "status": "queued", "steps": steps}),
@@ -128,10 +128,10 @@ pub async fn execute(
 ) -> anyhow::Result<u8> {
     let engine = super::engine(root, None).await?;
     let run_id = match run {
-        Some(r) => engine.store.get_run(r).await?.run_id,
+        Some(r) => engine.store().get_run(r).await?.run_id,
         None => {
             let queued = engine
-                .store
+                .store()
                 .active_runs()
                 .await?
                 .into_iter()
@@ -140,7 +140,7 @@ pub async fn execute(
             match queued {
                 Some(r) => r.run_id,
                 None => {
-                    engine.store.close().await;
+                    engine.store().close().await;
                     eprintln!("no queued run; `assets materialize --queue` queues one");
                     return Ok(0);
                 }
@@ -221,7 +221,7 @@ async fn drive(
             println!("everything selected is fresh; use --force to recompute");
         }
     }
-    engine.store.close().await;
+    engine.store().close().await;
     Ok(if report.status == RunStatus::Succeeded {
         0
     } else {
@@ -238,7 +238,7 @@ pub async fn dry_run(
 ) -> anyhow::Result<u8> {
     let engine = super::engine(root, selection.as_deref()).await?;
     let plan = engine.dry_run(selection.as_deref(), force).await?;
-    engine.store.close().await;
+    engine.store().close().await;
     if json {
         crate::output::json(&plan)?;
         return Ok(0);

@@ -1,7 +1,7 @@
 //! `assets status`: missing / fresh / stale, and why.
 
 use crate::output::short_run;
-use spine_engine::staleness::Freshness;
+use spine_engine::Freshness;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -15,7 +15,7 @@ pub async fn run(root: &Path, selection: Option<&str>, json: bool) -> anyhow::Re
     let mut shorts: HashMap<&spine_engine::RunId, String> = HashMap::new();
     for m in statuses.iter().filter_map(|s| s.latest.as_ref()) {
         if !shorts.contains_key(&m.m.run_id) {
-            let short = short_run(engine.store.as_ref(), &m.m.run_id).await;
+            let short = short_run(engine.store().as_ref(), &m.m.run_id).await;
             shorts.insert(&m.m.run_id, short);
         }
     }

@@ -17,7 +17,6 @@ mod inputs;
 mod step;
 
 pub use inputs::schema_json;
-pub use step::backoff;
 
 use crate::engine::Engine;
 use crate::error::EngineError;

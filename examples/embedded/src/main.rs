@@ -75,7 +75,8 @@ async fn main() -> anyhow::Result<()> {
     );
     println!(
         "state: {}  warehouse: {}",
-        engine.project.config.state_url, engine.project.config.warehouse_url
+        engine.project().config.state_url,
+        engine.project().config.warehouse_url
     );
 
     // A YAML project using a kind this program registers: its fields (`steps`, `seed`) are its own.

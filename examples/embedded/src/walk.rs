@@ -121,7 +121,7 @@ mod tests {
             "key: sim/walk\nkind: random_walk\nsteps: 250\nseed: 7\ntags: [sim]\n",
         );
         let engine = Engine::load(dir.path(), kinds()).await.unwrap();
-        let spec = &engine.project.assets[&spine_engine::AssetKey::parse("sim/walk").unwrap()];
+        let spec = &engine.project().assets[&spine_engine::AssetKey::parse("sim/walk").unwrap()];
         assert_eq!(spec.code_version, "walk-250-7");
         assert_eq!(spec.tags, ["sim"], "common fields stay the loader's");
         let report = engine
