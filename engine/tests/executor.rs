@@ -323,3 +323,107 @@ async fn the_event_log_is_typed() {
         "the store adds the seq"
     );
 }
+
+/// A kind that parks its step until someone approves: it returns `waiting` until a signal arrives.
+struct Approval {
+    calls: Arc<AtomicUsize>,
+}
+
+impl spine_engine::kinds::AssetKind for Approval {
+    fn name(&self) -> &'static str {
+        "approval"
+    }
+
+    fn execute<'a>(
+        &'a self,
+        ctx: &'a spine_engine::kinds::StepContext,
+    ) -> futures::future::BoxFuture<
+        'a,
+        Result<spine_engine::kinds::StepOutput, spine_engine::kinds::StepError>,
+    > {
+        use spine_engine::kinds::{StepData, StepOutput};
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            match &ctx.signal {
+                None => Ok(StepOutput::waiting("a human approval")),
+                Some(s) => {
+                    let approved = s["approved"].as_bool().unwrap_or(false) as i64;
+                    Ok(StepOutput::data(StepData::Batches(vec![numbers(approved)])))
+                }
+            }
+        })
+    }
+}
+
+/// A parked step frees its slot (an independent step still runs with concurrency 1), leaves the run
+/// `waiting` with its dependents pending and no task held; a signal and a second `execute` resume it
+/// where it stopped.
+#[tokio::test]
+async fn a_parked_step_resumes_after_a_signal() {
+    let dir = tempfile::tempdir().unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut gate = AssetSpec::rust("gate", &[], "v1", |_| async { Ok(vec![]) }).unwrap();
+    gate.kind = "approval".into();
+    let project = Project::builder(ProjectConfig::in_dir(dir.path()).unwrap())
+        .asset(gate)
+        .asset(AssetSpec::sql("after_gate", "SELECT COUNT(*) AS n FROM gate").unwrap())
+        .asset(AssetSpec::sql("independent", "SELECT 1 AS v").unwrap())
+        .build()
+        .unwrap();
+    let mut kinds = KindRegistry::builtin();
+    kinds.register(Arc::new(Approval {
+        calls: calls.clone(),
+    }));
+    let e = Engine::open(project, kinds).await.unwrap();
+    let first = e
+        .materialize(MaterializeRequest {
+            concurrency: Some(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(first.status, RunStatus::Waiting, "{first:?}");
+    assert_eq!(step(&first, "gate").status, StepStatus::Waiting);
+    assert_eq!(step(&first, "independent").status, StepStatus::Succeeded);
+    assert_eq!(step(&first, "after_gate").status, StepStatus::Pending);
+    let run = first.run_id.clone();
+    assert_eq!(
+        e.store().get_run(run.as_str()).await.unwrap().status,
+        RunStatus::Waiting
+    );
+    // Executing again without a signal changes nothing: the step is still parked.
+    let again = e.execute(&run, Default::default()).await.unwrap();
+    assert_eq!(again.status, RunStatus::Waiting, "{again:?}");
+    assert_eq!(step(&again, "after_gate").status, StepStatus::Pending);
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "a parked step is not re-run unsignalled"
+    );
+    // Only a parked step can be signalled.
+    let err = e.signal(&run, "after_gate", serde_json::json!({})).await;
+    assert!(err.unwrap_err().to_string().contains("E0408"));
+    e.signal(
+        &run,
+        "gate",
+        serde_json::json!({"approved": true, "by": "ana"}),
+    )
+    .await
+    .unwrap();
+    let second = e.execute(&run, Default::default()).await.unwrap();
+    assert_eq!(second.status, RunStatus::Succeeded, "{second:?}");
+    assert_eq!(step(&second, "gate").status, StepStatus::Succeeded);
+    assert_eq!(step(&second, "after_gate").status, StepStatus::Succeeded);
+    assert_eq!(
+        step(&second, "independent").status,
+        StepStatus::Succeeded,
+        "kept from the first execution, not recomputed"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "parked once, resumed once");
+    let mats = e
+        .store()
+        .materializations(&AssetKey::parse("independent").unwrap(), 10)
+        .await
+        .unwrap();
+    assert_eq!(mats.len(), 1);
+}

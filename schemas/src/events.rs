@@ -38,6 +38,11 @@ pub enum Event {
     },
     /// The run was cancelled.
     RunCancelled {},
+    /// The run stopped with steps parked until a signal; `execute` resumes it.
+    RunWaiting {
+        /// Steps waiting.
+        waiting: usize,
+    },
     /// A step attempt started (the store adds the allocated `seq`).
     StepStarted {
         /// From 1.
@@ -49,6 +54,16 @@ pub enum Event {
     StepWaiting {
         /// The run holding it.
         holder_run: String,
+    },
+    /// A step's kind parked it until an external signal (an approval, a workflow); its slot is free.
+    StepParked {
+        /// What it waits for.
+        reason: String,
+    },
+    /// A parked step was signalled; the next `execute` runs it again with the payload.
+    StepSignalled {
+        /// What the signal carries (e.g. `{"approved": true, "by": "ana"}`).
+        payload: serde_json::Value,
     },
     /// A step was fresh and not recomputed.
     StepUpToDate {
@@ -124,6 +139,9 @@ impl Event {
             Event::RunSucceeded {} => EventKind::RunSucceeded,
             Event::RunFailed { .. } => EventKind::RunFailed,
             Event::RunCancelled {} => EventKind::RunCancelled,
+            Event::RunWaiting { .. } => EventKind::RunWaiting,
+            Event::StepParked { .. } => EventKind::StepParked,
+            Event::StepSignalled { .. } => EventKind::StepSignalled,
             Event::StepStarted { .. } => EventKind::StepStarted,
             Event::StepWaiting { .. } => EventKind::StepWaiting,
             Event::StepUpToDate { .. } => EventKind::StepUpToDate,
@@ -193,6 +211,12 @@ pub enum EventKind {
     RunFailed,
     /// A run was cancelled (Ctrl-C or a request).
     RunCancelled,
+    /// A run stopped with parked steps.
+    RunWaiting,
+    /// A step was parked until a signal.
+    StepParked,
+    /// A parked step was signalled.
+    StepSignalled,
     /// A step attempt started.
     StepStarted,
     /// A step waits for another run's claim on its step key.
@@ -226,6 +250,9 @@ impl EventKind {
             EventKind::RunSucceeded => "run_succeeded",
             EventKind::RunFailed => "run_failed",
             EventKind::RunCancelled => "run_cancelled",
+            EventKind::RunWaiting => "run_waiting",
+            EventKind::StepParked => "step_parked",
+            EventKind::StepSignalled => "step_signalled",
             EventKind::StepStarted => "step_started",
             EventKind::StepWaiting => "step_waiting",
             EventKind::StepUpToDate => "step_up_to_date",

@@ -20,6 +20,7 @@ fn symbol(s: StepStatus) -> &'static str {
         StepStatus::UpToDate => "=",
         StepStatus::Failed => "✗",
         StepStatus::Skipped => "-",
+        StepStatus::Waiting => "…",
         _ => "!",
     }
 }
@@ -46,6 +47,7 @@ fn describe(r: &StepReport) -> String {
             r.error.clone().unwrap_or_default()
         ),
         StepStatus::Skipped => format!("skipped: {}", r.reason.clone().unwrap_or_default()),
+        StepStatus::Waiting => format!("waiting: {}", r.reason.clone().unwrap_or_default()),
         s => format!("{s}: {}", r.reason.clone().unwrap_or_default()),
     }
 }
@@ -222,10 +224,10 @@ async fn drive(
         }
     }
     engine.store().close().await;
-    Ok(if report.status == RunStatus::Succeeded {
-        0
-    } else {
-        1
+    // A run parked on a signal has not failed: it resumes with `assets execute` once signalled.
+    Ok(match report.status {
+        RunStatus::Succeeded | RunStatus::Waiting => 0,
+        _ => 1,
     })
 }
 

@@ -28,7 +28,7 @@ fn elapsed(start: &Option<String>, end: &Option<String>) -> String {
 /// The run's status, labelled when the store says it is active but its process is gone (a `kill -9`):
 /// the next `assets materialize` settles it.
 fn status_label(r: &spine_engine::store::RunRecord) -> String {
-    if !r.status.is_terminal() && spine_engine::is_interrupted(r) {
+    if r.status.is_active() && spine_engine::is_interrupted(r) {
         format!("{} (process died)", r.status)
     } else {
         r.status.to_string()
@@ -160,7 +160,7 @@ pub async fn logs(
             break;
         }
         let now = store.get_run(run.run_id.as_str()).await?;
-        if !now.status.is_terminal() && spine_engine::is_interrupted(&now) {
+        if now.status.is_active() && spine_engine::is_interrupted(&now) {
             eprintln!(
                 "run {short} is {} but its process ({} on {}) is gone; the next `assets materialize` settles it",
                 now.status,
@@ -169,7 +169,7 @@ pub async fn logs(
             );
             break;
         }
-        if now.status.is_terminal() {
+        if !now.status.is_active() {
             // Events written together with the final status are already in; one last read.
             for e in store.events(&run.run_id, after).await? {
                 if step.is_none() || e.event.step_id.as_deref() == step {

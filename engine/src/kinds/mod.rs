@@ -98,6 +98,8 @@ pub struct StepContext {
     pub scratch: PathBuf,
     /// Reports logs, metadata and checks.
     pub events: EventSink,
+    /// The payload of the signal that resumed this parked step, if it was parked and signalled.
+    pub signal: Option<serde_json::Value>,
     /// The warehouse, for kinds that hand upstream data to other programs (see
     /// [`Warehouse::data_files`](crate::warehouse::Warehouse::data_files)).
     pub warehouse: crate::warehouse::Warehouse,
@@ -122,6 +124,14 @@ pub enum StepData {
     Stream(SendableRecordBatchStream),
     /// Batches in memory.
     Batches(Vec<RecordBatch>),
+    /// No data yet: the step is parked until an external signal (an approval, a workflow's end). The
+    /// executor records it `waiting`, frees its slot and ends its task; after
+    /// [`Engine::signal`](crate::Engine::signal) the next `execute` runs the step again with the signal in
+    /// [`StepContext::signal`].
+    Waiting {
+        /// What it waits for, for the user.
+        reason: String,
+    },
     /// Files written by an external program; `format` is `parquet`, `csv` or `jsonl`.
     Files {
         /// The files.
@@ -142,6 +152,13 @@ pub struct StepOutput {
 }
 
 impl StepOutput {
+    /// Parks the step until a signal (see [`StepData::Waiting`]).
+    pub fn waiting(reason: impl Into<String>) -> Self {
+        Self::data(StepData::Waiting {
+            reason: reason.into(),
+        })
+    }
+
     /// Output with data only.
     pub fn data(data: StepData) -> Self {
         StepOutput {

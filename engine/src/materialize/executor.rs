@@ -1,6 +1,8 @@
 //! Executing a recorded plan: launch ready steps up to the concurrency limit, resolve downstream steps
 //! as each ends (a failed or skipped upstream skips its dependents, transitively), and record how every
-//! step ended.
+//! step ended. A parked step (`waiting`) ends its task and frees its slot; its dependents stay pending
+//! until a later execution of the run, after the step is signalled. A resumed run starts from the steps
+//! its earlier executions finished (`done`).
 
 use super::*;
 
@@ -8,26 +10,60 @@ impl Engine {
     pub(super) async fn execute_plan(
         &self,
         order: &[AssetKey],
+        done: &HashMap<AssetKey, StepStatus>,
         concurrency: usize,
         state: &Arc<RunState>,
     ) -> Result<HashMap<AssetKey, StepReport>, EngineError> {
+        let is_ok = |s: &StepStatus| matches!(s, StepStatus::Succeeded | StepStatus::UpToDate);
         let in_plan: HashSet<&AssetKey> = order.iter().collect();
-        let mut remaining: HashMap<&AssetKey, usize> = order
+        let mut blocked: HashMap<&AssetKey, AssetKey> = HashMap::new();
+        // Steps still to run wait for their upstreams in the plan that have not succeeded yet; an
+        // upstream that ended otherwise in an earlier execution blocks them.
+        let mut remaining: HashMap<&AssetKey, usize> = HashMap::new();
+        for k in order.iter().filter(|k| !done.contains_key(*k)) {
+            let mut n = 0;
+            for d in self.project.assets[k]
+                .deps
+                .iter()
+                .filter(|d| in_plan.contains(d))
+            {
+                match done.get(d) {
+                    Some(s) if is_ok(s) => {}
+                    Some(StepStatus::Waiting) | None => n += 1,
+                    Some(_) => {
+                        blocked.entry(k).or_insert_with(|| d.clone());
+                    }
+                }
+            }
+            remaining.insert(k, n);
+        }
+        let mut reports: HashMap<AssetKey, StepReport> = done
             .iter()
-            .map(|k| {
-                (
-                    k,
-                    self.project.assets[k]
-                        .deps
-                        .iter()
-                        .filter(|d| in_plan.contains(d))
-                        .count(),
-                )
+            .map(|(k, s)| {
+                let mut r = StepReport::new(k);
+                r.status = *s;
+                (k.clone(), r)
             })
             .collect();
-        let mut blocked: HashMap<&AssetKey, AssetKey> = HashMap::new();
-        let mut ready: VecDeque<&AssetKey> = order.iter().filter(|k| remaining[k] == 0).collect();
-        let mut reports: HashMap<AssetKey, StepReport> = HashMap::new();
+        let mut ready: VecDeque<&AssetKey> = VecDeque::new();
+        for k in order.iter().filter(|k| remaining.get(*k) == Some(&0)) {
+            match blocked.get(k) {
+                Some(up) => {
+                    let reason = format!("upstream '{up}' did not succeed");
+                    let r = self
+                        .end_step(
+                            state,
+                            StepReport::new(k),
+                            StepStatus::Skipped,
+                            None,
+                            Some(reason),
+                        )
+                        .await?;
+                    reports.insert(k.clone(), r);
+                }
+                None => ready.push_back(k),
+            }
+        }
         let mut running: JoinSet<StepReport> = JoinSet::new();
         let mut running_keys: HashMap<tokio::task::Id, AssetKey> = HashMap::new();
         loop {
@@ -65,9 +101,15 @@ impl Engine {
                         .await?
                 }
             };
-            let ok = matches!(report.status, StepStatus::Succeeded | StepStatus::UpToDate);
-            // Resolve downstream steps; skips cascade through a worklist.
-            let mut work = vec![(report.key.clone(), ok)];
+            let ok = is_ok(&report.status);
+            let parked = report.status == StepStatus::Waiting;
+            // Resolve downstream steps; skips cascade through a worklist. A parked step's dependents
+            // keep waiting for it.
+            let mut work = if parked {
+                Vec::new()
+            } else {
+                vec![(report.key.clone(), ok)]
+            };
             reports.insert(report.key.clone(), report);
             while let Some((done, ok)) = work.pop() {
                 for child in self.project.graph.downstream(&done) {
@@ -111,9 +153,10 @@ impl Engine {
                 }
             }
         }
-        // Whatever never started was cancelled.
+        // Whatever never started was cancelled — unless it waits behind a parked step.
+        let parked = reports.values().any(|r| r.status == StepStatus::Waiting);
         for key in order {
-            if !reports.contains_key(key) {
+            if !reports.contains_key(key) && (state.cancel.is_cancelled() || !parked) {
                 let r = self
                     .end_step(
                         state,
@@ -180,6 +223,7 @@ impl Engine {
                 error: error.clone().unwrap_or_default(),
             },
             (None, StepStatus::Skipped) => Event::StepSkipped { reason: why },
+            (None, StepStatus::Waiting) => Event::StepParked { reason: why },
             (None, _) => Event::StepCancelled { reason: why },
         };
         let ev = NewEvent::of(&state.run_id, Some(key.as_str()), message, &event);

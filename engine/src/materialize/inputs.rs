@@ -72,6 +72,9 @@ impl Engine {
                 let stream = futures::stream::iter(batches.into_iter().map(Ok));
                 Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
             }
+            StepData::Waiting { .. } => Err(StepError::permanent(
+                "internal: a parked step has no data to write",
+            )),
             StepData::Files { paths, format } => {
                 let ctx = SessionContext::new();
                 let files: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();

@@ -144,6 +144,8 @@ struct RunState {
     /// Who this run's claims belong to: `host:pid:run`.
     owner: String,
     no_wait: bool,
+    /// Signals that resumed parked steps, by step id.
+    signals: HashMap<String, serde_json::Value>,
 }
 
 impl RunState {
@@ -169,6 +171,8 @@ impl RunState {
 
 enum AttemptError {
     Failed(StepError),
+    /// The kind parked the step until a signal.
+    Parked(String),
     Cancelled,
 }
 
@@ -248,6 +252,44 @@ impl Engine {
         Ok(run_id)
     }
 
+    /// Signals a parked step of a `waiting` run with `payload` (an approval, a workflow's result); the
+    /// next [`execute`](Engine::execute) of the run runs the step again with it. E0408 when the step is
+    /// not parked.
+    pub async fn signal(
+        &self,
+        run_id: &RunId,
+        step: &str,
+        payload: serde_json::Value,
+    ) -> Result<(), EngineError> {
+        let event = Event::StepSignalled { payload };
+        let ev = NewEvent::of(run_id, Some(step), format!("{step} signalled"), &event);
+        if !self.store.signal_step(run_id, step, ev).await? {
+            return Err(crate::error::DefinitionError::new(
+                "E0408",
+                format!("step '{step}' of run {run_id} is not waiting for a signal"),
+            )
+            .hint("`assets run ID` shows which steps wait")
+            .into());
+        }
+        Ok(())
+    }
+
+    /// The latest signal payload of each signalled step of a run.
+    async fn signals(
+        &self,
+        run_id: &RunId,
+    ) -> Result<HashMap<String, serde_json::Value>, EngineError> {
+        let mut out = HashMap::new();
+        for r in self.store.events(run_id, 0).await? {
+            if let (Some(step), Some(Event::StepSignalled { payload })) =
+                (r.event.step_id.clone(), r.event.event())
+            {
+                out.insert(step, payload);
+            }
+        }
+        Ok(out)
+    }
+
     /// Executes a queued run in this process: takes it (`queued` → `running`, atomically, so two
     /// executors never both run it), runs its planned steps, and records how it ended.
     pub async fn execute(
@@ -262,6 +304,18 @@ impl Engine {
         let run = self.store.get_run(run_id.as_str()).await?;
         let planned = self.store.steps(run_id).await?;
         let order: Vec<AssetKey> = planned.iter().map(|s| s.asset_key.clone()).collect();
+        // A resumed run keeps what its earlier executions finished; parked steps stay parked until
+        // signalled (then they are pending again).
+        let done: HashMap<AssetKey, StepStatus> = planned
+            .iter()
+            .filter(|s| s.status != StepStatus::Pending)
+            .map(|s| (s.asset_key.clone(), s.status))
+            .collect();
+        let signals = if done.is_empty() {
+            HashMap::new()
+        } else {
+            self.signals(run_id).await?
+        };
         if let Some(gone) = order.iter().find(|k| !self.project.assets.contains_key(*k)) {
             return Err(crate::error::DefinitionError::new(
                 "E0406",
@@ -317,9 +371,10 @@ impl Engine {
                 run_id
             ),
             no_wait: opts.no_wait,
+            signals,
         });
         let reports = self
-            .execute_plan(&order, concurrency, &state)
+            .execute_plan(&order, &done, concurrency, &state)
             .instrument(run_span.clone())
             .await?;
         let _ = std::fs::remove_dir_all(self.run_scratch(run_id));
@@ -333,12 +388,19 @@ impl Engine {
                 .count();
             format!("{n} step(s) failed")
         });
+        let waiting = reports
+            .values()
+            .filter(|r| r.status == StepStatus::Waiting)
+            .count();
         let (status, event, msg) = if cancelled {
             (
                 RunStatus::Cancelled,
                 Event::RunCancelled {},
                 "run cancelled",
             )
+        } else if waiting > 0 {
+            let event = Event::RunWaiting { waiting };
+            (RunStatus::Waiting, event, "run waiting for signals")
         } else if failed {
             let event = Event::RunFailed {
                 error: error.clone(),
@@ -360,9 +422,15 @@ impl Engine {
             )
             .await?;
         tracing::info!(parent: &run_span, status = %status, "{msg}");
+        // Steps behind a parked one have not run: they are reported pending.
         let steps = order
             .iter()
-            .filter_map(|k| reports.get(k).cloned())
+            .map(|k| {
+                reports
+                    .get(k)
+                    .cloned()
+                    .unwrap_or_else(|| StepReport::new(k))
+            })
             .collect();
         Ok(RunReport {
             run_id: run_id.clone(),

@@ -122,6 +122,12 @@ impl Engine {
                     report.status = StepStatus::Succeeded;
                     return Ok(report);
                 }
+                Err(AttemptError::Parked(reason)) => {
+                    tracing::info!(target: "spine::outcome", "step parked: {reason}");
+                    return self
+                        .end_step(state, report, StepStatus::Waiting, None, Some(reason))
+                        .await;
+                }
                 Err(AttemptError::Cancelled) => {
                     let reason = Some("cancelled while running".to_string());
                     return self
@@ -206,9 +212,13 @@ impl Engine {
                     state.run_id.clone(),
                     key.to_string(),
                 ),
+                signal: state.signals.get(key.as_str()).cloned(),
                 warehouse: self.warehouse.clone(),
             };
             let output = kind.execute(&ctx).await?;
+            if let StepData::Waiting { reason } = output.data {
+                return Ok(Err(reason));
+            }
             let StepOutput {
                 data,
                 metadata,
@@ -250,7 +260,7 @@ impl Engine {
                 .stage(key, stream)
                 .await
                 .map_err(StepError::retryable)?;
-            Ok::<_, StepError>((staged, reads, metadata))
+            Ok::<_, StepError>(Ok((staged, reads, metadata)))
         };
         let timed = async {
             match spec.timeout {
@@ -274,7 +284,9 @@ impl Engine {
             Staged,
             Vec<UpstreamRead>,
             BTreeMap<String, serde_json::Value>,
-        ) = result.map_err(AttemptError::Failed)?;
+        ) = result
+            .map_err(AttemptError::Failed)?
+            .map_err(AttemptError::Parked)?;
         if heartbeat.lost() {
             return Err(AttemptError::Failed(StepError::retryable(format!(
                 "this run's claim on {key} expired and another run took it over; not committing"

@@ -50,6 +50,9 @@ string_enum!(
         Failed => "failed",
         /// Stopped on request.
         Cancelled => "cancelled",
+        /// Parked: a step waits for an external signal; no process holds the run. `execute` resumes it
+        /// once the step is signalled.
+        Waiting => "waiting",
     }
 );
 
@@ -70,10 +73,17 @@ string_enum!(
         Skipped => "skipped",
         /// Stopped on request.
         Cancelled => "cancelled",
+        /// Parked until an external signal (an approval, a workflow); its downstream steps wait.
+        Waiting => "waiting",
     }
 );
 
 impl RunStatus {
+    /// True while a process is meant to hold the run (`queued`, `running`).
+    pub fn is_active(self) -> bool {
+        matches!(self, RunStatus::Queued | RunStatus::Running)
+    }
+
     /// True for the end states.
     pub fn is_terminal(self) -> bool {
         matches!(
@@ -298,7 +308,16 @@ pub struct StepOutcome {
 pub trait RunStore: Send + Sync {
     /// Records a new run with its planned steps (all pending) and a `run_queued` event.
     async fn create_run(&self, run: &RunRecord, steps: &[StepRecord]) -> StoreResult<()>;
-    /// Takes a queued run for execution by process `pid` on `host`: atomically `queued` → `running`,
+    /// Signals a parked step: `waiting` → `pending`, with `event` (which carries the signal's payload).
+    /// False when the step is not waiting.
+    async fn signal_step(
+        &self,
+        run_id: &RunId,
+        step_id: &str,
+        event: NewEvent,
+    ) -> StoreResult<bool>;
+    /// Takes a queued (or parked, `waiting`) run for execution by process `pid` on `host`: atomically
+    /// → `running`,
     /// recording the owner, with `event`. False when the run is not queued (another executor took it,
     /// or it has ended).
     async fn start_run(

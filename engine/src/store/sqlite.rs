@@ -220,8 +220,9 @@ impl RunStore for SqliteStore {
     ) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
         let taken = sqlx::query(
-            "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?), pid = ?, host = ?
-             WHERE run_id = ? AND status = 'queued'",
+            "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?), pid = ?, host = ?,
+               finished_at = NULL
+             WHERE run_id = ? AND status IN ('queued', 'waiting')",
         )
         .bind(now())
         .bind(pid)
@@ -236,6 +237,29 @@ impl RunStore for SqliteStore {
         }
         tx.commit().await?;
         Ok(taken)
+    }
+
+    async fn signal_step(
+        &self,
+        run_id: &RunId,
+        step_id: &str,
+        event: NewEvent,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let changed = sqlx::query(
+            "UPDATE steps SET status = 'pending' WHERE run_id = ? AND step_id = ? AND status = 'waiting'",
+        )
+        .bind(run_id.as_str())
+        .bind(step_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if changed {
+            insert_events(&mut tx, &[event]).await?;
+        }
+        tx.commit().await?;
+        Ok(changed)
     }
 
     async fn start_step(
