@@ -209,3 +209,77 @@ fn overlapping_runs_commit_each_step_once() {
         }
     }
 }
+
+/// A schema change of an existing asset is refused by default (the column and both types named, the
+/// table untouched); `evolve` accepts added columns and widenings; `overwrite` accepts anything.
+#[test]
+fn schema_changes_follow_on_schema_change() {
+    let p = Project::new(&[(
+        "assets/a.yaml",
+        "key: t\nkind: sql\nquery: SELECT CAST(1 AS INT) AS id, 2.5 AS amount\n",
+    )]);
+    p.run(&["materialize"]).ok();
+    let version = |p: &Project| {
+        p.run(&[
+            "sql",
+            "--json",
+            "SELECT MAX(delta_version) AS v FROM spine.materializations",
+        ])
+        .json()[0]["v"]
+            .clone()
+    };
+    // A changed type: refused, nothing committed.
+    p.write(
+        "assets/a.yaml",
+        "key: t\nkind: sql\nquery: SELECT CAST(1 AS INT) AS id, 'x' AS amount\n",
+    );
+    let r = p.run(&["materialize", "--json"]);
+    r.code(1);
+    let err = r.json()["steps"][0]["error"].as_str().unwrap().to_string();
+    assert!(
+        err.contains("column 'amount' changed type from Float64 to Utf8")
+            && err.contains("on_schema_change"),
+        "{err}"
+    );
+    assert_eq!(version(&p), 0);
+    let read = p.run(&["sql", "--json", "SELECT amount FROM t"]).json();
+    assert_eq!(read[0]["amount"], 2.5, "the table still holds the old data");
+    // A dropped column: refused too, even under evolve.
+    p.write(
+        "assets/a.yaml",
+        "key: t\nkind: sql\nquery: SELECT CAST(1 AS INT) AS id\non_schema_change: evolve\n",
+    );
+    let r = p.run(&["materialize", "--json"]);
+    r.code(1);
+    assert!(
+        r.stdout.contains("column 'amount' (Float64) was dropped"),
+        "{}",
+        r.stdout
+    );
+    // Widening and an added column: fine under evolve.
+    p.write(
+        "assets/a.yaml",
+        "key: t\nkind: sql\nquery: SELECT CAST(1 AS BIGINT) AS id, 2.5 AS amount, 'new' AS extra\non_schema_change: evolve\n",
+    );
+    p.run(&["materialize"]).ok();
+    assert_eq!(version(&p), 1);
+    // Anything under overwrite.
+    p.write(
+        "assets/a.yaml",
+        "key: t\nkind: sql\nquery: SELECT 'only' AS label\non_schema_change: overwrite\n",
+    );
+    p.run(&["materialize"]).ok();
+    assert_eq!(version(&p), 2);
+    // A bad policy is a definition error.
+    p.write(
+        "assets/a.yaml",
+        "key: t\nkind: sql\nquery: SELECT 1 AS v\non_schema_change: sometimes\n",
+    );
+    let r = p.run(&["check"]);
+    r.code(2);
+    assert!(
+        r.stderr.contains("E0107") && r.stderr.contains("sometimes"),
+        "{}",
+        r.stderr
+    );
+}

@@ -107,4 +107,22 @@ pub struct AssetDef {
     pub retry_delay: Option<String>,
     /// Per-attempt timeout, e.g. `10m`.
     pub timeout: Option<String>,
+    /// What to do when a new materialization's schema differs from the table's (default `fail` for
+    /// dropped columns and changed types).
+    pub on_schema_change: Option<OnSchemaChange>,
+}
+
+/// What to do when a materialization's schema differs from the asset table's current schema (as dbt's
+/// `on_schema_change`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnSchemaChange {
+    /// Refuse dropped columns and changed types (added columns are fine); nothing is committed.
+    #[default]
+    Fail,
+    /// Also accept widening type changes (Int32 → Int64, Float32 → Float64, integers → Float64,
+    /// Utf8 → LargeUtf8); refuse drops and narrowing.
+    Evolve,
+    /// Accept any schema: the table's schema is replaced.
+    Overwrite,
 }

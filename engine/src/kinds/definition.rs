@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 /// The fields of an asset definition that every kind shares; the loader reads them, kinds never see
 /// them.
-pub const COMMON_FIELDS: [&str; 11] = [
+pub const COMMON_FIELDS: [&str; 12] = [
     "key",
     "kind",
     "deps",
@@ -25,6 +25,7 @@ pub const COMMON_FIELDS: [&str; 11] = [
     "retries",
     "retry_delay",
     "timeout",
+    "on_schema_change",
 ];
 
 /// One asset's definition as its kind sees it.

@@ -14,6 +14,7 @@
 mod claim;
 mod executor;
 mod inputs;
+mod schema_change;
 mod step;
 
 pub use inputs::schema_json;

@@ -293,6 +293,29 @@ impl Engine {
             ))));
         }
         let schema_json = schema_json(&staged.schema);
+        let previous = state
+            .latest
+            .lock()
+            .expect("latest lock")
+            .get(key)
+            .map(|m| m.m.schema.clone());
+        if let Some(previous) = previous {
+            let problems =
+                super::schema_change::conflicts(&previous, &schema_json, spec.on_schema_change);
+            if !problems.is_empty() {
+                return Err(AttemptError::Failed(StepError::permanent(format!(
+                    "schema change refused (on_schema_change: {}): {}; nothing was committed — set \
+                     on_schema_change: evolve (added columns and widened types) or overwrite (any schema; \
+                     downstream assets must still read it) on '{key}'",
+                    match spec.on_schema_change {
+                        spine_schemas::definitions::OnSchemaChange::Fail => "fail",
+                        spine_schemas::definitions::OnSchemaChange::Evolve => "evolve",
+                        spine_schemas::definitions::OnSchemaChange::Overwrite => "overwrite",
+                    },
+                    problems.join("; ")
+                ))));
+            }
+        }
         // Everything needed to record the materialization travels in the commit, so recovery after a
         // crash between commit and record can record it without recomputing.
         let info = serde_json::json!({

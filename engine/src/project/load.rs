@@ -286,6 +286,7 @@ fn to_spec(
         retries: def.retries.unwrap_or(s.retries),
         retry_delay: dur("retry_delay", &def.retry_delay)?.unwrap_or(s.retry_delay),
         timeout: dur("timeout", &def.timeout)?.or(s.timeout),
+        on_schema_change: def.on_schema_change.unwrap_or_default(),
         body,
         source: Some(loc),
         unread_deps: unread,

@@ -105,6 +105,8 @@ pub struct AssetSpec {
     pub retry_delay: Duration,
     /// Per-attempt timeout.
     pub timeout: Option<Duration>,
+    /// What a schema change of the asset's table may be.
+    pub on_schema_change: spine_schemas::definitions::OnSchemaChange,
     /// How it is computed.
     pub body: AssetBody,
     /// Where it is defined.
@@ -178,6 +180,7 @@ impl AssetSpec {
             retries: 0,
             retry_delay: Duration::from_secs(1),
             timeout: None,
+            on_schema_change: Default::default(),
             body,
             source: None,
             unread_deps: Vec::new(),
