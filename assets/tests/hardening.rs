@@ -283,3 +283,78 @@ fn schema_changes_follow_on_schema_change() {
         r.stderr
     );
 }
+
+/// `[limits] memory` bounds execution: a large sort spills and succeeds, an aggregation that cannot
+/// spill fails the step (permanently, once) with a clear message, an ad-hoc query whose result is too big
+/// fails instead of eating the machine's memory, and a bad size is a definition error.
+#[test]
+fn memory_limit_spills_or_fails_clearly() {
+    let p = Project::new(&[
+        (
+            "spine.toml",
+            "[project]\nname = \"t\"\n[limits]\nmemory = \"48MiB\"\n",
+        ),
+        (
+            "assets/sort.yaml",
+            "key: sorted\nkind: sql\nquery: SELECT value, value % 7 AS m FROM generate_series(1, 3000000) ORDER BY m, value DESC\n",
+        ),
+        (
+            "assets/agg.yaml",
+            "key: hoard\nkind: sql\nquery: SELECT array_length(array_agg(value)) AS n FROM generate_series(1, 20000000)\nretries: 2\n",
+        ),
+    ]);
+    // One pool per run, shared by its steps: each runs alone here.
+    let r = p.run(&["materialize", "--json", "sorted"]);
+    r.ok();
+    assert_eq!(
+        status_of(&r.json(), "sorted"),
+        "succeeded",
+        "the sort spilled"
+    );
+    let r = p.run(&["materialize", "--json", "hoard"]);
+    r.code(1);
+    let v = r.json();
+    let hoard = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == "hoard")
+        .unwrap();
+    assert_eq!(hoard["status"], "failed");
+    assert_eq!(hoard["attempts"], 1, "not retried: {hoard}");
+    assert_eq!(hoard["failure_class"], "permanent");
+    assert!(
+        hoard["error"]
+            .as_str()
+            .unwrap()
+            .contains("memory limit reached"),
+        "{hoard}"
+    );
+    let rows = p
+        .run(&["sql", "--json", "SELECT COUNT(*) AS n FROM sorted"])
+        .json();
+    assert_eq!(rows[0]["n"], 3_000_000);
+
+    let r = p.run(&[
+        "sql",
+        "SELECT a.value FROM generate_series(1, 100000) a, generate_series(1, 100000) b",
+    ]);
+    r.code(1);
+    assert!(
+        r.stderr.contains("memory limit reached (48 MiB"),
+        "{}",
+        r.stderr
+    );
+
+    let r = run_in_env(
+        p.path(),
+        &["status"],
+        &[("SPINE_MEMORY_LIMIT", "lots".into())],
+    );
+    r.code(2);
+    assert!(
+        r.stderr.contains("E0104") && r.stderr.contains("SPINE_MEMORY_LIMIT"),
+        "{}",
+        r.stderr
+    );
+}

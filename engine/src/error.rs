@@ -136,6 +136,14 @@ pub enum EngineError {
     /// A query failed.
     #[error("query: {0}")]
     Query(#[from] datafusion::error::DataFusionError),
+    /// Execution needed more memory than `[limits] memory` allows.
+    #[error("memory limit reached ({limit}, [limits] memory): {detail} — raise it in spine.toml or with SPINE_MEMORY_LIMIT, or make the query smaller")]
+    MemoryLimit {
+        /// The limit, for humans.
+        limit: String,
+        /// What DataFusion reported.
+        detail: String,
+    },
     /// Something that should not happen; please report it.
     #[error("internal error (please report this as a bug): {0}")]
     Internal(String),

@@ -26,6 +26,7 @@ pub mod project;
 pub mod query;
 mod recovery;
 pub mod selection;
+mod session;
 mod sql;
 mod staleness;
 pub mod store;

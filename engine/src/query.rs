@@ -11,7 +11,7 @@ use datafusion::catalog::MemorySchemaProvider;
 use datafusion::common::TableReference;
 use datafusion::datasource::MemTable;
 use datafusion::execution::context::SQLOptions;
-use datafusion::prelude::SessionContext;
+use futures::StreamExt;
 use std::sync::Arc;
 
 /// Columns of each store table: (name, is integer).
@@ -93,7 +93,8 @@ const STORE_TABLES: &[(&str, &[(&str, bool)])] = &[
 
 /// Runs `sql` and returns the result batches.
 pub async fn run_sql(engine: &Engine, sql: &str) -> Result<Vec<RecordBatch>, EngineError> {
-    let ctx = SessionContext::new();
+    let limit = engine.project.config.memory_limit;
+    let ctx = crate::session::bounded(&engine.project.config, Default::default());
     let schema = Arc::new(MemorySchemaProvider::new());
     ctx.catalog("datafusion")
         .ok_or_else(|| EngineError::Internal("default catalog missing".into()))?
@@ -176,5 +177,33 @@ pub async fn run_sql(engine: &Engine, sql: &str) -> Result<Vec<RecordBatch>, Eng
         .into());
     }
     let df = ctx.execute_logical_plan(plan).await?;
-    Ok(df.collect().await?)
+    // The result is held in memory to be printed: it counts against the same limit as execution.
+    let mut stream = df
+        .execute_stream()
+        .await
+        .map_err(|e| memory_error(e, limit))?;
+    let (mut batches, mut held) = (Vec::new(), 0usize);
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(|e| memory_error(e, limit))?;
+        held += batch.get_array_memory_size();
+        if held > limit {
+            return Err(EngineError::MemoryLimit {
+                limit: crate::session::bytes(limit),
+                detail: "the query's result alone is larger; add a LIMIT, or aggregate".into(),
+            });
+        }
+        batches.push(batch);
+    }
+    Ok(batches)
+}
+
+/// A DataFusion error, as [`EngineError::MemoryLimit`] when the memory pool refused an allocation.
+fn memory_error(e: datafusion::error::DataFusionError, limit: usize) -> EngineError {
+    match e.find_root() {
+        datafusion::error::DataFusionError::ResourcesExhausted(m) => EngineError::MemoryLimit {
+            limit: crate::session::bytes(limit),
+            detail: m.clone(),
+        },
+        _ => EngineError::Query(e),
+    }
 }

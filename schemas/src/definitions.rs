@@ -19,6 +19,9 @@ pub struct ProjectFile {
     /// `[defaults]`: per-asset settings used when an asset does not set its own.
     #[serde(default)]
     pub defaults: DefaultsSection,
+    /// `[limits]`.
+    #[serde(default)]
+    pub limits: LimitsSection,
     /// `[vars]`: values substituted into SQL and commands as `${var:NAME}`.
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
@@ -59,6 +62,15 @@ pub struct WarehouseSection {
     /// Local warehouses: fsync data files, commits and folders so a commit survives power loss
     /// (default true).
     pub fsync: Option<bool>,
+}
+
+/// `[limits]`: resources a run or query may use.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Memory for query execution (DataFusion's pool; sorts and aggregations spill to disk beyond it),
+    /// e.g. `2GiB`, `512MiB`; default: half of the machine's memory. `SPINE_MEMORY_LIMIT` overrides.
+    pub memory: Option<String>,
 }
 
 /// `[defaults]`.

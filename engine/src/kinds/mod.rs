@@ -225,7 +225,15 @@ impl StepError {
 
     /// A DataFusion failure, classed by its root cause, with `context` in front of the message.
     pub fn datafusion(context: &str, e: &datafusion::error::DataFusionError) -> Self {
-        let message = format!("{context}: {}", e.strip_backtrace());
+        let mut message = format!("{context}: {}", e.strip_backtrace());
+        if matches!(
+            e.find_root(),
+            datafusion::error::DataFusionError::ResourcesExhausted(_)
+        ) {
+            message.push_str(
+                " — memory limit reached: raise [limits] memory in spine.toml (or SPINE_MEMORY_LIMIT), or make the query smaller",
+            );
+        }
         StepError {
             class: datafusion_class(e),
             message,
@@ -244,6 +252,7 @@ pub fn datafusion_class(e: &datafusion::error::DataFusionError) -> FailureClass 
         | D::SQL(..)
         | D::NotImplemented(_)
         | D::Configuration(_)
+        | D::ResourcesExhausted(_)
         | D::Internal(_) => FailureClass::Permanent,
         D::ArrowError(a, _) => match a.as_ref() {
             A::IoError(..) | A::ExternalError(_) | A::MemoryError(_) => FailureClass::Retryable,

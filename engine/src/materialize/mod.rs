@@ -364,7 +364,7 @@ impl Engine {
             observer: opts.observer.clone(),
             latest: Mutex::new(self.store.latest_materializations().await?),
             registered: Mutex::new(HashMap::new()),
-            session: SessionContext::new_with_config(config),
+            session: crate::session::bounded(&self.project.config, config),
             owner: format!(
                 "{}:{}:{}",
                 crate::store::host_name(),

@@ -259,7 +259,13 @@ impl Engine {
                 .warehouse
                 .stage(key, stream)
                 .await
-                .map_err(StepError::retryable)?;
+                .map_err(|e| match e {
+                    // The data stream failed while it was written: class it by its cause.
+                    crate::error::WarehouseError::DataFusion(d) => {
+                        StepError::datafusion("computing the data", &d)
+                    }
+                    other => StepError::retryable(other),
+                })?;
             Ok::<_, StepError>(Ok((staged, reads, metadata)))
         };
         let timed = async {

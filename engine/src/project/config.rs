@@ -57,6 +57,8 @@ pub struct ProjectConfig {
     pub settings: Settings,
     /// `[vars]`.
     pub vars: BTreeMap<String, String>,
+    /// Bytes of memory query execution may use (`[limits] memory`, `SPINE_MEMORY_LIMIT`).
+    pub memory_limit: usize,
 }
 
 impl ProjectConfig {
@@ -79,6 +81,7 @@ impl ProjectConfig {
             warehouse_fsync: true,
             settings: Settings::default(),
             vars: BTreeMap::new(),
+            memory_limit: memory_limit(None)?,
             root,
         })
     }
@@ -146,6 +149,9 @@ impl ProjectConfig {
             warehouse_fsync: file.warehouse.fsync.unwrap_or(true),
             settings: s,
             vars,
+            memory_limit: memory_limit(file.limits.memory.as_deref()).map_err(|e| {
+                DefinitionErrors(e.0.into_iter().map(|d| d.at(&path, None)).collect())
+            })?,
             root,
         })
     }
@@ -228,6 +234,70 @@ fn resolve_warehouse_url(root: &Path, url: Option<&str>) -> Result<Url, Definiti
     Ok(u)
 }
 
+/// Bytes for query execution: `SPINE_MEMORY_LIMIT`, else `[limits] memory`, else half of the machine's
+/// memory (4 GiB when it cannot be read).
+fn memory_limit(configured: Option<&str>) -> Result<usize, DefinitionErrors> {
+    let env = std::env::var("SPINE_MEMORY_LIMIT").ok();
+    let (field, text) = match (&env, configured) {
+        (Some(e), _) => ("SPINE_MEMORY_LIMIT", Some(e.as_str())),
+        (None, c) => ("limits.memory", c),
+    };
+    match text {
+        Some(t) => parse_bytes(t).map_err(|m| {
+            DefinitionError::new("E0104", format!("{field}: {m}"))
+                .hint("e.g. memory = \"2GiB\" or \"512MiB\"")
+                .into()
+        }),
+        None => Ok(machine_memory().map(|m| m / 2).unwrap_or(4 << 30)),
+    }
+}
+
+fn machine_memory() -> Option<usize> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: usize = info
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// `2GiB`, `512MiB`, `64KiB`, `1GB`, `1000` (bytes) → bytes; at least 1 MiB.
+pub(crate) fn parse_bytes(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size such as 2GiB or 512MiB"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kib" | "k" => 1024.0,
+        "mib" | "m" => 1024.0 * 1024.0,
+        "gib" | "g" => 1024.0 * 1024.0 * 1024.0,
+        "tib" | "t" => 1024f64.powi(4),
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        other => {
+            return Err(format!(
+                "unknown unit '{other}' in '{text}' (use KiB, MiB, GiB)"
+            ))
+        }
+    };
+    let bytes = n * mult;
+    if bytes < (1 << 20) as f64 {
+        return Err(format!("'{text}' is below the minimum of 1MiB"));
+    }
+    Ok(bytes as usize)
+}
+
 /// The text without a leading byte-order mark (editors on Windows write one; YAML and TOML parsers
 /// reject it).
 pub fn strip_bom(text: &str) -> &str {
@@ -255,4 +325,21 @@ fn substitute_env(text: &str) -> Result<String, (usize, String)> {
     }
     out.push_str(rest);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn sizes_parse_with_binary_and_decimal_units() {
+        assert_eq!(parse_bytes("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_bytes("512 MiB"), Ok(512 << 20));
+        assert_eq!(parse_bytes("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_bytes("2GB"), Ok(2_000_000_000));
+        assert_eq!(parse_bytes("1048576"), Ok(1 << 20));
+        for bad in ["lots", "2XB", "10KiB", ""] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
+    }
 }
