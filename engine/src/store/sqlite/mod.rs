@@ -9,6 +9,12 @@ use sqlx::{Row, SqlitePool};
 use std::str::FromStr;
 use std::time::Duration;
 
+mod rows;
+mod txn;
+
+use rows::*;
+use txn::*;
+
 /// The SQLite implementation of [`RunStore`].
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -60,85 +66,6 @@ impl SqliteStore {
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         Ok(pool)
     }
-}
-
-async fn insert_events(tx: &mut sqlx::SqliteConnection, events: &[NewEvent]) -> StoreResult<()> {
-    let ts = now();
-    for e in events {
-        sqlx::query("INSERT INTO events (run_id, step_id, ts, kind, level, message, data) VALUES (?, ?, ?, ?, ?, ?, ?)")
-            .bind(&e.run_id)
-            .bind(&e.step_id)
-            .bind(&ts)
-            .bind(&e.kind)
-            .bind(&e.level)
-            .bind(&e.message)
-            .bind(e.data.as_ref().map(|d| d.to_string()))
-            .execute(&mut *tx)
-            .await?;
-    }
-    Ok(())
-}
-
-fn run_from_row(r: &SqliteRow) -> StoreResult<RunRecord> {
-    Ok(RunRecord {
-        run_id: RunId(r.try_get("run_id")?),
-        status: RunStatus::parse(r.try_get("status")?)?,
-        selection: r.try_get("selection")?,
-        force: r.try_get::<i64, _>("force")? != 0,
-        created_at: r.try_get("created_at")?,
-        started_at: r.try_get("started_at")?,
-        finished_at: r.try_get("finished_at")?,
-        error: r.try_get("error")?,
-        pid: r.try_get("pid")?,
-        host: r.try_get("host")?,
-    })
-}
-
-fn key_from(s: String) -> StoreResult<AssetKey> {
-    AssetKey::parse(&s).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn json_from(s: &str) -> StoreResult<serde_json::Value> {
-    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("bad JSON in store: {e}")))
-}
-
-fn mat_from_row(r: &SqliteRow) -> StoreResult<Materialization> {
-    let upstream: Vec<UpstreamRead> = serde_json::from_str(r.try_get::<&str, _>("upstream")?)
-        .map_err(|e| StoreError::Corrupt(format!("bad upstream JSON: {e}")))?;
-    Ok(Materialization {
-        id: r.try_get("id")?,
-        created_at: r.try_get("created_at")?,
-        m: NewMaterialization {
-            asset_key: key_from(r.try_get("asset_key")?)?,
-            partition_key: r.try_get("partition_key")?,
-            run_id: RunId(r.try_get("run_id")?),
-            step_id: r.try_get("step_id")?,
-            seq: r.try_get("seq")?,
-            delta_version: r.try_get("delta_version")?,
-            row_count: r.try_get("row_count")?,
-            schema: json_from(r.try_get("schema")?)?,
-            data_version: r.try_get("data_version")?,
-            code_version: r.try_get("code_version")?,
-            upstream,
-            metadata: json_from(r.try_get("metadata")?)?,
-        },
-    })
-}
-
-fn step_from_row(r: &SqliteRow) -> StoreResult<StepRecord> {
-    Ok(StepRecord {
-        run_id: RunId(r.try_get("run_id")?),
-        step_id: r.try_get("step_id")?,
-        asset_key: key_from(r.try_get("asset_key")?)?,
-        position: r.try_get("position")?,
-        status: StepStatus::parse(r.try_get("status")?)?,
-        attempt: r.try_get("attempt")?,
-        seq: r.try_get("seq")?,
-        started_at: r.try_get("started_at")?,
-        finished_at: r.try_get("finished_at")?,
-        error: r.try_get("error")?,
-        reason: r.try_get("reason")?,
-    })
 }
 
 #[async_trait]
@@ -632,86 +559,4 @@ impl RunStore for SqliteStore {
         }
         Ok(out)
     }
-}
-
-type Tx<'a> = sqlx::Transaction<'a, sqlx::Sqlite>;
-
-/// Allocates the step's materialization sequence number and marks it running, with its event.
-async fn start_in(
-    tx: &mut Tx<'_>,
-    run_id: &RunId,
-    step_id: &str,
-    asset: &AssetKey,
-    attempt: i64,
-    event: NewEvent,
-) -> StoreResult<i64> {
-    let seq: i64 = sqlx::query_scalar(
-        "INSERT INTO asset_sequences (asset_key, partition_key, last_seq) VALUES (?, '', 1)
-         ON CONFLICT(asset_key, partition_key) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq",
-    )
-    .bind(asset.as_str())
-    .fetch_one(&mut **tx)
-    .await?;
-    sqlx::query(
-        "UPDATE steps SET status = 'running', attempt = ?, seq = ?, started_at = COALESCE(started_at, ?), error = NULL
-         WHERE run_id = ? AND step_id = ?",
-    )
-    .bind(attempt)
-    .bind(seq)
-    .bind(now())
-    .bind(run_id.as_str())
-    .bind(step_id)
-    .execute(&mut **tx)
-    .await?;
-    insert_events(tx, &[event.with_field("seq", seq.into())]).await?;
-    Ok(seq)
-}
-
-/// Takes (or renews) the claim when it is free, expired, already ours, or held by `takeover_from`.
-/// One statement, so the check and the write are atomic across processes.
-async fn upsert_claim(
-    tx: &mut Tx<'_>,
-    claim: &StepClaim,
-    now_ms: i64,
-    takeover_from: Option<&str>,
-) -> StoreResult<bool> {
-    let granted: Option<String> = sqlx::query_scalar(
-        "INSERT INTO step_claims (asset_key, partition_key, run_id, owner, lease_until, claimed_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-         ON CONFLICT(asset_key, partition_key) DO UPDATE SET
-           run_id = excluded.run_id, owner = excluded.owner,
-           lease_until = excluded.lease_until, claimed_at = excluded.claimed_at
-         WHERE step_claims.lease_until < ?6 OR step_claims.owner = excluded.owner
-           OR step_claims.owner = ?7
-         RETURNING owner",
-    )
-    .bind(claim.step.asset.as_str())
-    .bind(claim.step.partition_str())
-    .bind(claim.run_id.as_str())
-    .bind(&claim.owner)
-    .bind(claim.lease_until_ms)
-    .bind(now_ms)
-    .bind(takeover_from)
-    .fetch_optional(&mut **tx)
-    .await?;
-    Ok(granted.is_some())
-}
-
-async fn claim_holder(tx: &mut Tx<'_>, step: &StepKey) -> StoreResult<Option<StepClaim>> {
-    let row = sqlx::query(
-        "SELECT run_id, owner, lease_until FROM step_claims WHERE asset_key = ? AND partition_key = ?",
-    )
-    .bind(step.asset.as_str())
-    .bind(step.partition_str())
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.map(|r| {
-        Ok(StepClaim {
-            step: step.clone(),
-            run_id: RunId(r.try_get("run_id")?),
-            owner: r.try_get("owner")?,
-            lease_until_ms: r.try_get("lease_until")?,
-        })
-    })
-    .transpose()
 }
