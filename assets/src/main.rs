@@ -129,6 +129,15 @@ pub enum Command {
         #[arg(long)]
         no_wait: bool,
     },
+    /// Check each materialized asset's Delta table against the run store (log readable, data files
+    /// present, no unknown versions).
+    Doctor {
+        #[command(flatten)]
+        select: SelectArgs,
+        /// Move unreadable tables to .spine/quarantine/ and re-materialize what is broken.
+        #[arg(long)]
+        repair: bool,
+    },
     /// Show missing / fresh / stale for each asset, and why.
     Status {
         #[command(flatten)]

@@ -238,6 +238,16 @@ pub enum WarehouseError {
     /// DataFusion failed.
     #[error("{0}")]
     DataFusion(#[from] datafusion::error::DataFusionError),
+    /// A table could not be read.
+    #[error("cannot read the Delta table {table} at {version}: {detail} (`assets doctor` checks and repairs tables)")]
+    Read {
+        /// The table's location.
+        table: String,
+        /// Which version was read.
+        version: String,
+        /// Delta's message.
+        detail: String,
+    },
     /// The warehouse URL is invalid.
     #[error("invalid warehouse URL '{0}'")]
     BadUrl(String),

@@ -12,6 +12,7 @@
 
 pub mod check;
 pub mod clock;
+mod doctor;
 mod duration;
 mod encode;
 mod engine;
@@ -32,6 +33,7 @@ mod staleness;
 pub mod store;
 pub mod warehouse;
 
+pub use doctor::Diagnosis;
 pub use engine::{AssetStatus, Engine};
 pub use error::{DefinitionError, DefinitionErrors, EngineError};
 pub use key::{AssetKey, PartitionKey, RunId, StepKey};

@@ -2,6 +2,7 @@
 
 pub mod bench;
 mod check;
+mod doctor;
 mod init;
 mod lineage;
 mod list;
@@ -48,6 +49,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             concurrency,
             no_wait,
         } => materialize::execute(&root, run.as_deref(), concurrency, no_wait, json).await,
+        Command::Doctor { select, repair } => {
+            doctor::run(&root, select.expression().as_deref(), repair, json).await
+        }
         Command::Status { select } => {
             status::run(&root, select.expression().as_deref(), json).await
         }
@@ -118,10 +122,19 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
     }
 }
 
-/// The error as the user sees it.
+/// The error as the user sees it: the message, then each cause its message does not already include
+/// (errors that wrap a source often repeat it in their own text).
 pub fn render_error(e: &anyhow::Error) -> String {
-    match e.downcast_ref::<EngineError>() {
-        Some(EngineError::Definition(d)) => d.to_string(),
-        _ => format!("error: {e:#}"),
+    if let Some(EngineError::Definition(d)) = e.downcast_ref::<EngineError>() {
+        return d.to_string();
     }
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg.push_str(": ");
+            msg.push_str(&c);
+        }
+    }
+    format!("error: {msg}")
 }

@@ -10,7 +10,8 @@ use tracing_subscriber::EnvFilter;
 /// Spine's own crates: `-v` and `-vv` raise only these, so dependency internals stay quiet.
 const OWN_CRATES: [&str; 3] = ["spine_engine", "spine_jobs", "assets"];
 
-/// The filter for a `-v` count when RUST_LOG is not set. For human output, step outcomes
+/// The filter for a `-v` count when RUST_LOG is not set: Spine's own warnings, then its info and debug
+/// lines; dependencies only from `-vvv`. For human output, step outcomes
 /// (`spine::outcome`) are left to the progress lines that already show them, and a program's own log
 /// lines (`spine::step`, all kept in the run's event log) appear from `-v` on; JSON log lines keep both.
 pub fn default_filter(verbose: u8, human: bool) -> String {
@@ -21,10 +22,12 @@ pub fn default_filter(verbose: u8, human: bool) -> String {
             .collect::<Vec<_>>()
             .join(",")
     };
+    // Dependencies stay quiet below -vvv: their failures reach the user through Spine's own error
+    // messages (Delta's kernel, for one, logs every error it returns, with a backtrace).
     let base = match verbose {
-        0 => "warn".to_string(),
-        1 => format!("warn,{},spine::step=info", own("info")),
-        2 => format!("warn,{},spine::step=debug", own("debug")),
+        0 => format!("off,{},spine=warn", own("warn")),
+        1 => format!("off,{},spine::step=info", own("info")),
+        2 => format!("off,{},spine::step=debug", own("debug")),
         _ => "debug".into(),
     };
     match (human, verbose) {
@@ -63,13 +66,13 @@ mod tests {
 
     #[test]
     fn verbosity_raises_only_our_crates_until_vvv() {
-        assert_eq!(
-            default_filter(0, false),
-            "warn",
-            "JSON log lines keep every warning"
+        let quiet = default_filter(0, false);
+        assert!(
+            quiet.starts_with("off,") && quiet.contains("spine_engine=warn"),
+            "{quiet}"
         );
         let v = default_filter(1, true);
-        assert!(v.starts_with("warn,") && v.contains("spine_engine=info"));
+        assert!(v.starts_with("off,") && v.contains("spine_engine=info"));
         assert!(!v.contains("datafusion") && !v.contains("=debug"));
         assert!(default_filter(0, true).contains("spine::step=off"));
         assert!(default_filter(1, true).ends_with("spine::outcome=off"));

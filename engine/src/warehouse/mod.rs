@@ -184,11 +184,50 @@ impl Warehouse {
         if !table.log_store().is_delta_table_location().await? {
             return Ok(None);
         }
-        match version {
-            Some(v) => table.load_version(v.max(0) as u64).await?,
-            None => table.load().await?,
-        }
+        let loaded = match version {
+            Some(v) => table.load_version(v.max(0) as u64).await,
+            None => table.load().await,
+        };
+        // Name the table, the version and (where Delta says) the file, without a backtrace.
+        loaded.map_err(|e| WarehouseError::Read {
+            table: self
+                .table_url(key)
+                .map(|u| u.to_string())
+                .unwrap_or_else(|_| key.to_string()),
+            version: version.map_or("the latest version".into(), |v| format!("version {v}")),
+            detail: first_line(&e.to_string()),
+        })?;
         Ok(Some(table))
+    }
+
+    /// The commit files of an asset's table (`_delta_log/NNN.json`), by version, for a local warehouse.
+    pub fn local_commit_files(&self, key: &AssetKey) -> Vec<(i64, std::path::PathBuf)> {
+        let Some(dir) = self.local_dir(key).map(|d| d.join("_delta_log")) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(i64, std::path::PathBuf)> = std::fs::read_dir(&dir)
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| {
+                        let p = e.path();
+                        let v = p
+                            .file_name()?
+                            .to_str()?
+                            .strip_suffix(".json")?
+                            .parse()
+                            .ok()?;
+                        Some((v, p))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort();
+        out
+    }
+
+    /// The local folder of an asset's table, if the warehouse is local.
+    pub fn local_table_dir(&self, key: &AssetKey) -> Option<std::path::PathBuf> {
+        self.local_dir(key)
     }
 
     /// A DataFusion table provider for an asset at `version` (latest when `None`), with the version read.
@@ -513,4 +552,8 @@ impl Warehouse {
             .map_err(|e| WarehouseError::Delta(e.into()))?;
         Ok(())
     }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().to_string()
 }

@@ -1,0 +1,174 @@
+//! `assets doctor`: each materialized asset's Delta table checked against the run store, without
+//! trusting either — the log must be readable at the recorded version, every data file that version
+//! references must exist, and the table must not have versions the store does not know. `repair`
+//! moves an unreadable table aside (into `.spine/quarantine/`, nothing is deleted) and re-materializes
+//! what is broken.
+
+use crate::engine::Engine;
+use crate::error::EngineError;
+use crate::key::AssetKey;
+use crate::materialize::MaterializeRequest;
+use crate::store::Materialization;
+
+/// What `doctor` found for one asset.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Diagnosis {
+    /// The asset.
+    pub key: AssetKey,
+    /// `ok`, `broken`, or `not_materialized`.
+    pub state: &'static str,
+    /// The Delta version the run store records.
+    pub recorded_version: Option<i64>,
+    /// Each problem, naming the file and version where it can.
+    pub problems: Vec<String>,
+    /// Whether the table's log cannot be read (repair moves the table aside).
+    #[serde(skip)]
+    unreadable: bool,
+}
+
+impl Engine {
+    /// Checks the tables of the selected assets (see the module docs).
+    pub async fn doctor(&self, selection: Option<&str>) -> Result<Vec<Diagnosis>, EngineError> {
+        let selected = crate::selection::select(&self.project, selection)?;
+        let latest = self.store.latest_materializations().await?;
+        let mut out = Vec::new();
+        for key in self
+            .project
+            .graph
+            .topological_order()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|k| selected.contains(*k))
+        {
+            out.push(match latest.get(key) {
+                Some(m) => self.diagnose(key, m).await,
+                None => Diagnosis {
+                    key: key.clone(),
+                    state: "not_materialized",
+                    recorded_version: None,
+                    problems: Vec::new(),
+                    unreadable: false,
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    async fn diagnose(&self, key: &AssetKey, m: &Materialization) -> Diagnosis {
+        let recorded = m.m.delta_version;
+        let mut problems = Vec::new();
+        let mut unreadable = false;
+        // Empty or unparsable commit files, named with their version.
+        for (v, file) in self.warehouse.local_commit_files(key) {
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            let bad = text.trim().is_empty()
+                || text
+                    .lines()
+                    .any(|l| serde_json::from_str::<serde_json::Value>(l).is_err());
+            if bad {
+                unreadable |= v <= recorded;
+                problems.push(format!(
+                    "commit file {} (version {v}) is empty or not valid JSON",
+                    file.display()
+                ));
+            }
+        }
+        match self.warehouse.open(key, None).await {
+            Ok(None) => {
+                unreadable = true;
+                problems.push(format!(
+                    "the table is missing (recorded at Delta version {recorded})"
+                ));
+            }
+            Ok(Some(table)) => {
+                let latest = table.version().map(|v| v as i64).unwrap_or(-1);
+                if latest < recorded {
+                    unreadable = true;
+                    problems.push(format!(
+                        "the table's latest version is {latest}, older than the recorded version {recorded}"
+                    ));
+                } else if latest > recorded {
+                    problems.push(format!(
+                        "the table has versions after the recorded one ({recorded} → {latest}) that the run store does not know"
+                    ));
+                }
+            }
+            Err(e) => {
+                unreadable = true;
+                problems.push(e.to_string());
+            }
+        }
+        if !unreadable {
+            match self.warehouse.data_files(key, recorded).await {
+                Ok(files) => {
+                    for f in files {
+                        if let Ok(p) = f.to_file_path() {
+                            if !p.is_file() {
+                                problems.push(format!(
+                                    "data file {} of version {recorded} is missing",
+                                    p.display()
+                                ));
+                            }
+                        }
+                    }
+                }
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+        Diagnosis {
+            key: key.clone(),
+            state: if problems.is_empty() { "ok" } else { "broken" },
+            recorded_version: Some(recorded),
+            problems,
+            unreadable,
+        }
+    }
+
+    /// Repairs what `diagnoses` found broken: unreadable tables are moved into `.spine/quarantine/`, then
+    /// the broken assets are re-materialized (forced) in one run, whose report is returned (`None`
+    /// when nothing was broken).
+    pub async fn repair(
+        &self,
+        diagnoses: &[Diagnosis],
+    ) -> Result<Option<crate::materialize::RunReport>, EngineError> {
+        let broken: Vec<&Diagnosis> = diagnoses.iter().filter(|d| d.state == "broken").collect();
+        if broken.is_empty() {
+            return Ok(None);
+        }
+        let stamp = self.clock.now().format("%Y%m%dT%H%M%S");
+        for d in broken.iter().filter(|d| d.unreadable) {
+            if let Some(dir) = self
+                .warehouse
+                .local_table_dir(&d.key)
+                .filter(|p| p.exists())
+            {
+                let to = self
+                    .project
+                    .config
+                    .root
+                    .join(".spine/quarantine")
+                    .join(format!("{}-{stamp}", d.key.as_str().replace('/', "__")));
+                let io = |e: std::io::Error| EngineError::Io {
+                    path: to.clone(),
+                    source: e,
+                };
+                std::fs::create_dir_all(to.parent().unwrap_or(&to)).map_err(io)?;
+                std::fs::rename(&dir, &to).map_err(io)?;
+                tracing::warn!(
+                    "moved the unreadable table of {} to {}",
+                    d.key,
+                    to.display()
+                );
+            }
+        }
+        let selection: Vec<String> = broken.iter().map(|d| d.key.to_string()).collect();
+        let report = self
+            .materialize(MaterializeRequest {
+                selection: Some(selection.join(" ")),
+                force: true,
+                ..Default::default()
+            })
+            .await?;
+        Ok(Some(report))
+    }
+}
