@@ -374,10 +374,34 @@ impl Engine {
             no_wait: opts.no_wait,
             signals,
         });
-        let reports = self
+        let reports = match self
             .execute_plan(&order, &done, concurrency, &state)
             .instrument(run_span.clone())
-            .await?;
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                // Never leave the run `running` because this process failed (a full disk, a store
+                // error): record why, as far as the store still lets us; the next run settles the rest.
+                let error = format!("the executor failed: {e}");
+                let ev = NewEvent::of(
+                    run_id,
+                    None,
+                    error.clone(),
+                    &Event::RunFailed {
+                        error: Some(error.clone()),
+                    },
+                );
+                if let Err(e2) = self
+                    .store
+                    .set_run_status(run_id, RunStatus::Failed, Some(&error), ev)
+                    .await
+                {
+                    tracing::error!("cannot record that run {run_id} failed: {e2}");
+                }
+                return Err(e);
+            }
+        };
         let _ = std::fs::remove_dir_all(self.run_scratch(run_id));
         let failed = reports.values().any(|r| r.status == StepStatus::Failed);
         let cancelled = opts.cancel.is_cancelled()
