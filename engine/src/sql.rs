@@ -270,4 +270,60 @@ mod tests {
         assert_eq!(render_vars("limit ${var:n}", &v).unwrap(), "limit 10");
         assert!(render_vars("${var:m}", &v).is_err());
     }
+
+    /// Property: upstream analysis never panics on any SQL-shaped input (random sequences of SQL tokens
+    /// and junk); it answers Ok or an error. `SPINE_FUZZ_CASES` raises the count for a long run.
+    #[test]
+    fn random_sql_never_panics() {
+        const TOKENS: [&str; 30] = [
+            "SELECT ",
+            "* ",
+            "FROM ",
+            "a.b ",
+            "\"x/y\" ",
+            "JOIN ",
+            "ON ",
+            "= ",
+            "WITH ",
+            "t AS ",
+            "( ",
+            ") ",
+            ", ",
+            "UNION ALL ",
+            "WHERE ",
+            "1 ",
+            "'s' ",
+            "GROUP BY ",
+            "x ",
+            "; ",
+            "-- c\n",
+            "/* ",
+            "*/ ",
+            "${var:",
+            "} ",
+            "LATERAL ",
+            "VALUES ",
+            "IN ",
+            "EXISTS ",
+            "é ",
+        ];
+        let cases: usize = std::env::var("SPINE_FUZZ_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(5_000);
+        let mut state = 0x2545_F491_4F6C_DD1D_u64;
+        let mut next = || {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        };
+        for _ in 0..cases {
+            let n = (next() % 40) as usize;
+            let sql: String = (0..n)
+                .map(|_| TOKENS[(next() % TOKENS.len() as u64) as usize])
+                .collect();
+            let _ = analyze(&sql);
+        }
+    }
 }

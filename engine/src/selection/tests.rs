@@ -75,3 +75,60 @@ fn globs() {
     assert!(!glob_match("raw/*", "stg/orders"));
     assert!(glob_match("r?w/*", "raw/x"));
 }
+
+/// A tiny deterministic generator (xorshift64*), so random-input tests need no extra crate and replay
+/// exactly.
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+}
+
+/// Property: no input makes the parser panic or overflow its stack; it answers Ok or E04xx. The cases
+/// are random sequences of the grammar's own tokens (plus junk), so they reach deep into the parser.
+/// `SPINE_FUZZ_CASES` raises the count for a long run.
+#[test]
+fn random_token_soup_never_panics() {
+    const TOKENS: [&str; 24] = [
+        "a",
+        "raw/*",
+        "+",
+        "(",
+        ")",
+        ",",
+        " ",
+        "and",
+        "or",
+        "not",
+        "tag:x",
+        "2+",
+        "+1",
+        "group:",
+        ":",
+        "*",
+        "key:a/b",
+        "\"",
+        "kind:sql",
+        "+a+",
+        "owner:",
+        "9999999999999999999+",
+        "é",
+        "\t",
+    ];
+    let cases: usize = std::env::var("SPINE_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
+    for _ in 0..cases {
+        let n = (next(&mut seed) % 60) as usize;
+        let s: String = (0..n)
+            .map(|_| TOKENS[(next(&mut seed) % TOKENS.len() as u64) as usize])
+            .collect();
+        match parse(&s) {
+            Ok(_) => {}
+            Err(e) => assert!(e.code.starts_with("E04"), "{s:?}: {e}"),
+        }
+    }
+}

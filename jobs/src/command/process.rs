@@ -202,4 +202,47 @@ mod tests {
         assert_eq!(next_line(&mut r, &mut buf).await.unwrap().unwrap(), "last");
         assert!(next_line(&mut r, &mut buf).await.unwrap().is_none());
     }
+
+    /// Property: what a program prints never panics the readers (level detection on stderr, protocol
+    /// parsing on stdout), whatever the bytes. `SPINE_FUZZ_CASES` raises the count.
+    #[test]
+    fn random_program_output_never_panics() {
+        const PIECES: [&str; 16] = [
+            "{",
+            "}",
+            "\"type\"",
+            ":",
+            "\"check\"",
+            "\"log\"",
+            "\"metadata\"",
+            ",",
+            "\"passed\"",
+            "true",
+            "0",
+            "\"severity\"",
+            "\"ERROR\"",
+            "WARNING:",
+            "[",
+            "\u{fffd}",
+        ];
+        let cases: usize = std::env::var("SPINE_FUZZ_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(20_000);
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut next = || {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        };
+        for _ in 0..cases {
+            let n = (next() % 24) as usize;
+            let line: String = (0..n)
+                .map(|_| PIECES[(next() % PIECES.len() as u64) as usize])
+                .collect();
+            let _ = stderr_level(&line);
+            let _ = serde_json::from_str::<spine_schemas::events::CommandMessage>(&line);
+        }
+    }
 }
