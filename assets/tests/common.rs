@@ -181,3 +181,25 @@ pub fn wait_until_running(p: &Project, step: &str) {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
+
+/// Runs a Python `script` (an independent reader, installed by .ci/run) with `args` and parses the JSON it
+/// prints; fails the test with its stderr when it does not succeed.
+pub fn python_json(script: &str, args: &[String]) -> serde_json::Value {
+    let py = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3");
+    assert!(
+        py.status.success(),
+        "the Python reader failed (is it installed? .ci/run installs it):\n{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    serde_json::from_slice(&py.stdout).unwrap_or_else(|e| {
+        panic!(
+            "the Python reader printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&py.stdout)
+        )
+    })
+}

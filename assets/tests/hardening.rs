@@ -183,22 +183,9 @@ fn overlapping_runs_commit_each_step_once() {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        let mut args = vec![
-            "-c".to_string(),
-            ONE_COMMIT_READER.to_string(),
-            p.path().join("warehouse").display().to_string(),
-        ];
+        let mut args = vec![p.path().join("warehouse").display().to_string()];
         args.extend(keys.iter().map(|k| k.to_string()));
-        let py = std::process::Command::new("python3")
-            .args(&args)
-            .output()
-            .expect("python3");
-        assert!(
-            py.status.success(),
-            "{}",
-            String::from_utf8_lossy(&py.stderr)
-        );
-        let read: serde_json::Value = serde_json::from_slice(&py.stdout).unwrap();
+        let read = python_json(ONE_COMMIT_READER, &args);
         for k in keys {
             assert_eq!(read[k]["version"], 0, "trial {trial}: {k} {read}");
             assert_eq!(read[k]["commits"], 1, "trial {trial}: {k} {read}");

@@ -75,22 +75,9 @@ fn python_deltalake_reads_what_spine_wrote() {
         .collect();
     assert_eq!(keys.len(), 10, "every shop asset materialized: {keys:?}");
 
-    let mut args = vec![
-        "-c".to_string(),
-        READER.to_string(),
-        dir.path().join("warehouse").display().to_string(),
-    ];
+    let mut args = vec![dir.path().join("warehouse").display().to_string()];
     args.extend(keys.iter().cloned());
-    let py = std::process::Command::new("python3")
-        .args(&args)
-        .output()
-        .expect("python3");
-    assert!(
-        py.status.success(),
-        "the Python deltalake reader failed (is it installed? .ci/run installs it):\n{}",
-        String::from_utf8_lossy(&py.stderr)
-    );
-    let read: serde_json::Value = serde_json::from_slice(&py.stdout).unwrap();
+    let read = python_json(READER, &args);
     for r in records.as_array().unwrap() {
         let key = r["asset_key"].as_str().unwrap();
         assert_eq!(read[key]["rows"], r["row_count"], "row count of {key}");
