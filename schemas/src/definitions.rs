@@ -138,3 +138,14 @@ pub enum OnSchemaChange {
     /// Accept any schema: the table's schema is replaced.
     Overwrite,
 }
+
+impl OnSchemaChange {
+    /// `fail`, `evolve` or `overwrite`, as written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnSchemaChange::Fail => "fail",
+            OnSchemaChange::Evolve => "evolve",
+            OnSchemaChange::Overwrite => "overwrite",
+        }
+    }
+}

@@ -313,11 +313,7 @@ impl Engine {
                     "schema change refused (on_schema_change: {}): {}; nothing was committed — set \
                      on_schema_change: evolve (added columns and widened types) or overwrite (any schema; \
                      downstream assets must still read it) on '{key}'",
-                    match spec.on_schema_change {
-                        spine_schemas::definitions::OnSchemaChange::Fail => "fail",
-                        spine_schemas::definitions::OnSchemaChange::Evolve => "evolve",
-                        spine_schemas::definitions::OnSchemaChange::Overwrite => "overwrite",
-                    },
+                    spec.on_schema_change.as_str(),
                     problems.join("; ")
                 ))));
             }
