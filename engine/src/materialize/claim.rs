@@ -133,15 +133,28 @@ impl Engine {
 
     /// Called once the claim is held, before computing: if another run materialized `spec` since this
     /// run read the store and it is fresh now, ends the step up to date and returns its report.
+    /// `seq` is the sequence number this attempt was given: sequence numbers are allocated to every
+    /// attempt of the asset by any run, so when it directly follows the one this run already knows,
+    /// nobody else can have materialized the asset and the store is not read again.
     pub(super) async fn done_elsewhere(
         &self,
         state: &RunState,
         spec: &crate::project::AssetSpec,
+        seq: i64,
     ) -> Result<Option<StepReport>, EngineError> {
         if state.force {
             return Ok(None);
         }
         let key = &spec.key;
+        let known_seq = state
+            .latest
+            .lock()
+            .expect("latest lock")
+            .get(key)
+            .map_or(0, |m| m.m.seq);
+        if seq == known_seq + 1 {
+            return Ok(None);
+        }
         let newer = self
             .store
             .materializations(key, 1)

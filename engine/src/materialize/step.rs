@@ -75,7 +75,7 @@ impl Engine {
                 Err(ended) => return Ok(ended),
             };
             if attempt == 1 {
-                if let Some(ended) = self.done_elsewhere(state, &spec).await? {
+                if let Some(ended) = self.done_elsewhere(state, &spec, seq).await? {
                     return Ok(ended);
                 }
             }
