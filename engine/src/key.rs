@@ -159,6 +159,14 @@ impl StepKey {
         }
     }
 
+    /// A step key as the run store keeps it: the partition column is `''` (or NULL) for none.
+    pub fn from_stored(asset: &str, partition: &str) -> Result<Self, InvalidKey> {
+        Ok(StepKey {
+            asset: AssetKey::parse(asset)?,
+            partition: (!partition.is_empty()).then(|| PartitionKey(partition.to_string())),
+        })
+    }
+
     /// The partition as stored in the run store (`''` for none).
     pub fn partition_str(&self) -> &str {
         self.partition.as_ref().map(|p| p.0.as_str()).unwrap_or("")

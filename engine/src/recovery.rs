@@ -129,7 +129,6 @@ impl Engine {
                         reason: Some("recovered after interruption".into()),
                         materialization: Some(m),
                         events: vec![ev],
-                        release_claim: None,
                     }
                 }
                 None => {
@@ -162,7 +161,6 @@ impl Engine {
                         reason: Some(msg.into()),
                         materialization: None,
                         events: vec![ev],
-                        release_claim: None,
                     }
                 }
             };

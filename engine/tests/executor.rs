@@ -427,3 +427,95 @@ async fn a_parked_step_resumes_after_a_signal() {
         .unwrap();
     assert_eq!(mats.len(), 1);
 }
+
+/// A step whose claim another run took over while it computed does not commit: one heartbeat task per
+/// execution renews every claim the execution holds, and a renewal that finds one gone marks it lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_whose_claim_was_taken_over_does_not_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let clock = ManualClock::new(chrono::DateTime::from_timestamp(1_900_000_000, 0).unwrap());
+    let e = engine(dir.path(), &calls, Duration::from_secs(3))
+        .await
+        .with_clock(Arc::new(clock.clone()));
+    let run = tokio::spawn({
+        let e = e.clone();
+        async move {
+            let req = MaterializeRequest {
+                selection: Some("slow".into()),
+                ..Default::default()
+            };
+            e.materialize(req).await
+        }
+    });
+    for _ in 0..300 {
+        if calls.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "slow is computing");
+    // Another host's run takes the claim over, naming this run's owner as gone.
+    let slow = StepKey::whole(AssetKey::parse("slow").unwrap());
+    let other = StepClaim {
+        step: slow.clone(),
+        run_id: RunId::new(),
+        owner: "elsewhere:1:other".into(),
+        lease_until_ms: clock.now_ms() + 600_000,
+    };
+    let ClaimOutcome::Held(holder) = e
+        .store()
+        .claim_step(&other, clock.now_ms(), None)
+        .await
+        .unwrap()
+    else {
+        panic!("the running step holds its claim")
+    };
+    let taken = e
+        .store()
+        .claim_step(&other, clock.now_ms(), Some(&holder.owner))
+        .await
+        .unwrap();
+    assert_eq!(taken, ClaimOutcome::Claimed);
+    // The heartbeat's next beat finds the claim gone.
+    clock.advance(Duration::from_secs(21));
+    let report = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("the run ends")
+        .unwrap()
+        .unwrap();
+    let s = step(&report, "slow");
+    assert_eq!(s.status, StepStatus::Failed, "{s:?}");
+    assert!(
+        s.error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("took it over"),
+        "{s:?}"
+    );
+    assert_eq!(
+        s.failure_class,
+        Some(spine_engine::kinds::FailureClass::Retryable)
+    );
+    let key = AssetKey::parse("slow").unwrap();
+    assert!(
+        e.warehouse().open(&key, None).await.unwrap().is_none(),
+        "nothing committed"
+    );
+    assert!(e
+        .store()
+        .materializations(&key, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // The other run's claim stays: ending the step released only this run's own.
+    let again = StepClaim {
+        run_id: RunId::new(),
+        owner: "third:1:x".into(),
+        ..other
+    };
+    assert!(matches!(
+        e.store().claim_step(&again, clock.now_ms(), None).await.unwrap(),
+        ClaimOutcome::Held(h) if h.owner == "elsewhere:1:other"
+    ));
+}

@@ -106,7 +106,6 @@ async fn conformance(store: Arc<dyn RunStore>) {
         reason: None,
         materialization: Some(mat(&r1, &key, 2, 0)),
         events: vec![ev(EventKind::Materialization)],
-        release_claim: None,
     };
     let id = store
         .finish_step(&r1, key.as_str(), outcome)
@@ -353,7 +352,6 @@ async fn claimed_start_is_atomic_with_the_claim() {
         reason: None,
         materialization: None,
         events: vec![],
-        release_claim: Some((a.step.clone(), a.owner.clone())),
     };
     store.finish_step(&ra, "x", outcome).await.unwrap();
     let seq_b = store
@@ -370,4 +368,40 @@ async fn claimed_start_is_atomic_with_the_claim() {
         store.steps(&rb).await.unwrap()[0].status,
         StepStatus::Running
     );
+}
+
+/// One statement renews every claim an owner holds and says which it still held; a claim another owner
+/// took over is not renewed.
+#[tokio::test]
+async fn renewing_an_owners_claims_reports_the_ones_it_still_holds() {
+    let (_d, store) = sqlite().await;
+    let r = RunId::new();
+    let (x, y) = (
+        claim(&r, "x", "h:1:a", 1_000),
+        claim(&r, "y", "h:1:a", 1_000),
+    );
+    for c in [&x, &y] {
+        assert_eq!(
+            store.claim_step(c, 0, None).await.unwrap(),
+            ClaimOutcome::Claimed
+        );
+    }
+    let thief = claim(&RunId::new(), "y", "h:2:b", 9_000);
+    assert_eq!(
+        store.claim_step(&thief, 0, Some("h:1:a")).await.unwrap(),
+        ClaimOutcome::Claimed
+    );
+    let renewed = store.renew_claims("h:1:a", 5_000).await.unwrap();
+    assert_eq!(renewed, vec![x.step.clone()]);
+    // x's lease moved: another owner cannot take it at 4 s.
+    let other = claim(&RunId::new(), "x", "h:3:c", 9_000);
+    assert!(matches!(
+        store.claim_step(&other, 4_000, None).await.unwrap(),
+        ClaimOutcome::Held(_)
+    ));
+    assert!(store
+        .renew_claims("nobody", 5_000)
+        .await
+        .unwrap()
+        .is_empty());
 }

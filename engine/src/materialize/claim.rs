@@ -5,12 +5,13 @@
 //! it, the step waits (polling, on the engine's clock) — or, with `no_wait`, is skipped saying who holds
 //! it. After the claim is granted the step looks at the store again: if the other run materialized the
 //! key meanwhile and it is now fresh, the step ends up to date, "materialized by run X". While the step
-//! computes, a heartbeat renews the lease; a step whose lease was lost does not commit. A holder whose
-//! process is gone (same host, dead pid) is taken over at once instead of after its lease expires.
+//! computes, one heartbeat task per execution renews all its claims in one statement; a step whose claim
+//! was lost does not commit. Ending the step releases the claim in the transaction that records the end
+//! (a trigger on `steps`). A holder whose process is gone (same host, dead pid) is taken over at once
+//! instead of after its lease expires.
 
 use super::*;
 use crate::store::StepClaim;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// How long a claim holds without renewal.
 pub(super) const LEASE: Duration = Duration::from_secs(60);
@@ -20,22 +21,59 @@ const RENEW_EVERY: Duration = Duration::from_secs(20);
 const POLL_FIRST: Duration = Duration::from_millis(50);
 const POLL_MAX: Duration = Duration::from_secs(1);
 
-/// Renews a claim until dropped; [`Heartbeat::lost`] tells whether a renewal found it gone.
-pub(super) struct Heartbeat {
-    task: tokio::task::JoinHandle<()>,
-    lost: Arc<AtomicBool>,
+/// The step keys one execution of a run holds claims on, and those a renewal found taken over.
+#[derive(Default)]
+pub(super) struct HeldClaims {
+    held: Mutex<HashSet<StepKey>>,
+    lost: Mutex<HashSet<StepKey>>,
 }
 
-impl Heartbeat {
-    /// True when the claim was taken over (the step must not commit).
-    pub(super) fn lost(&self) -> bool {
-        self.lost.load(Ordering::SeqCst)
+impl HeldClaims {
+    /// The claim on `step` was granted.
+    pub(super) fn hold(&self, step: &StepKey) {
+        self.lost.lock().expect("lost lock").remove(step);
+        self.held.lock().expect("held lock").insert(step.clone());
+    }
+
+    /// The step ended (its claim was released with it).
+    pub(super) fn end(&self, step: &StepKey) {
+        self.held.lock().expect("held lock").remove(step);
+    }
+
+    /// True when another run took the claim on `step` over (the step must not commit).
+    pub(super) fn lost(&self, step: &StepKey) -> bool {
+        self.lost.lock().expect("lost lock").contains(step)
+    }
+
+    fn snapshot(&self) -> Vec<StepKey> {
+        self.held
+            .lock()
+            .expect("held lock")
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// After a renewal of the claims in `asked` that renewed `renewed`: the ones still held that were
+    /// not renewed are lost.
+    fn renewed(&self, asked: Vec<StepKey>, renewed: &HashSet<StepKey>) {
+        let held = self.held.lock().expect("held lock");
+        let mut lost = self.lost.lock().expect("lost lock");
+        for step in asked {
+            if !renewed.contains(&step) && held.contains(&step) {
+                lost.insert(step);
+            }
+        }
     }
 }
 
+/// Renews every claim of one execution in one statement, every [`RENEW_EVERY`], until dropped: one
+/// task per execution, not per step.
+pub(super) struct Heartbeat(tokio::task::JoinHandle<()>);
+
 impl Drop for Heartbeat {
     fn drop(&mut self) {
-        self.task.abort();
+        self.0.abort();
     }
 }
 
@@ -89,7 +127,10 @@ impl Engine {
                 )
                 .await?;
             let holder = match started {
-                Ok(seq) => return Ok(Ok(seq)),
+                Ok(seq) => {
+                    state.claims.hold(&claim.step);
+                    return Ok(Ok(seq));
+                }
                 Err(holder) => holder,
             };
             if state.no_wait {
@@ -184,28 +225,24 @@ impl Engine {
         }
     }
 
-    /// Keeps this run's claim on `key` alive while the step works.
-    pub(super) fn heartbeat(&self, state: &RunState, key: &AssetKey) -> Heartbeat {
-        let lost = Arc::new(AtomicBool::new(false));
-        let (store, clock, flag) = (self.store.clone(), self.clock.clone(), lost.clone());
-        let step = StepKey::whole(key.clone());
-        let owner = state.owner.clone();
-        let task = tokio::spawn(async move {
+    /// Keeps the claims of `claims` (owned by `owner`) alive while the execution works.
+    pub(super) fn heartbeat(&self, owner: String, claims: Arc<HeldClaims>) -> Heartbeat {
+        let (store, clock) = (self.store.clone(), self.clock.clone());
+        Heartbeat(tokio::spawn(async move {
             loop {
                 clock.sleep(RENEW_EVERY).await;
+                let asked = claims.snapshot();
+                if asked.is_empty() {
+                    continue;
+                }
                 let until = clock.now_ms() + LEASE.as_millis() as i64;
-                match store.renew_claim(&step, &owner, until).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        flag.store(true, Ordering::SeqCst);
-                        return;
-                    }
+                match store.renew_claims(&owner, until).await {
+                    Ok(renewed) => claims.renewed(asked, &renewed.into_iter().collect()),
                     // A store hiccup is not a lost claim; try again at the next beat.
-                    Err(e) => tracing::warn!("could not renew the claim on {step}: {e}"),
+                    Err(e) => tracing::warn!("could not renew this run's step claims: {e}"),
                 }
             }
-        });
-        Heartbeat { task, lost }
+        }))
     }
 }
 

@@ -232,13 +232,14 @@ impl Engine {
             error,
             reason,
             materialization,
+            // Ending the step releases this run's claim on the step key, if it holds one.
             events: vec![ev],
-            // Every end releases this run's claim on the step key, if it holds one.
-            release_claim: Some((StepKey::whole(key.clone()), state.owner.clone())),
         };
-        Ok(self
+        let id = self
             .store
             .finish_step(&state.run_id, key.as_str(), outcome)
-            .await?)
+            .await?;
+        state.claims.end(&StepKey::whole(key.clone()));
+        Ok(id)
     }
 }

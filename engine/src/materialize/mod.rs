@@ -144,6 +144,8 @@ struct RunState {
     session: SessionContext,
     /// Who this run's claims belong to: `host:pid:run`.
     owner: String,
+    /// The step keys this execution holds claims on (renewed by one heartbeat task).
+    claims: Arc<claim::HeldClaims>,
     no_wait: bool,
     /// Signals that resumed parked steps, by step id.
     signals: HashMap<String, serde_json::Value>,
@@ -373,7 +375,9 @@ impl Engine {
             ),
             no_wait: opts.no_wait,
             signals,
+            claims: Arc::default(),
         });
+        let heartbeat = self.heartbeat(state.owner.clone(), state.claims.clone());
         let reports = match self
             .execute_plan(&order, &done, concurrency, &state)
             .instrument(run_span.clone())
@@ -402,6 +406,7 @@ impl Engine {
                 return Err(e);
             }
         };
+        drop(heartbeat);
         let _ = std::fs::remove_dir_all(self.run_scratch(run_id));
         let failed = reports.values().any(|r| r.status == StepStatus::Failed);
         let cancelled = opts.cancel.is_cancelled()

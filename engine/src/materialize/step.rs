@@ -83,11 +83,9 @@ impl Engine {
             if let Some(o) = &state.observer {
                 o.step_started(key, attempt);
             }
-            let heartbeat = self.heartbeat(state, key);
             let result = self
-                .attempt(state, &spec, attempt, seq, kind.as_ref(), &heartbeat)
+                .attempt(state, &spec, attempt, seq, kind.as_ref())
                 .await;
-            drop(heartbeat);
             match result {
                 Ok(m) => {
                     report.rows = Some(m.row_count);
@@ -189,7 +187,6 @@ impl Engine {
         attempt: u32,
         seq: i64,
         kind: &dyn crate::kinds::AssetKind,
-        heartbeat: &super::claim::Heartbeat,
     ) -> Result<NewMaterialization, AttemptError> {
         let key = &spec.key;
         let scratch = self
@@ -293,7 +290,7 @@ impl Engine {
         ) = result
             .map_err(AttemptError::Failed)?
             .map_err(AttemptError::Parked)?;
-        if heartbeat.lost() {
+        if state.claims.lost(&StepKey::whole(key.clone())) {
             return Err(AttemptError::Failed(StepError::retryable(format!(
                 "this run's claim on {key} expired and another run took it over; not committing"
             ))));

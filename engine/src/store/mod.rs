@@ -297,10 +297,9 @@ pub struct StepOutcome {
     pub reason: Option<String>,
     /// The materialization to record with it (succeeded).
     pub materialization: Option<NewMaterialization>,
-    /// Events to append in the same transaction.
+    /// Events to append in the same transaction. A step that was running releases its run's claim
+    /// on the step key in the same transaction too.
     pub events: Vec<NewEvent>,
-    /// A claim to release in the same transaction (step key and owner).
-    pub release_claim: Option<(StepKey, String)>,
 }
 
 /// Durable state of runs and assets.
@@ -417,6 +416,8 @@ pub trait RunStore: Send + Sync {
         lease_until_ms: i64,
     ) -> StoreResult<bool>;
     /// Releases `owner`'s claim on `step` (nothing happens if another owner holds it now).
+    /// Extends every claim `owner` holds to `lease_until_ms` and returns the step keys it still held.
+    async fn renew_claims(&self, owner: &str, lease_until_ms: i64) -> StoreResult<Vec<StepKey>>;
     async fn release_claim(&self, step: &StepKey, owner: &str) -> StoreResult<()>;
     /// Releases every claim of a run (when an interrupted run is settled).
     async fn release_run_claims(&self, run_id: &RunId) -> StoreResult<()>;

@@ -198,7 +198,8 @@ impl RunStore for SqliteStore {
         event: NewEvent,
     ) -> StoreResult<i64> {
         let mut tx = self.pool.begin().await?;
-        let seq = start_in(&mut tx, run_id, step_id, asset, attempt, event).await?;
+        let _ = asset;
+        let seq = start_in(&mut tx, run_id, step_id, attempt, event).await?;
         tx.commit().await?;
         Ok(seq)
     }
@@ -224,15 +225,7 @@ impl RunStore for SqliteStore {
                 }
             };
         }
-        let seq = start_in(
-            &mut tx,
-            &claim.run_id,
-            step_id,
-            &claim.step.asset,
-            attempt,
-            event,
-        )
-        .await?;
+        let seq = start_in(&mut tx, &claim.run_id, step_id, attempt, event).await?;
         tx.commit().await?;
         Ok(Ok(seq))
     }
@@ -263,16 +256,6 @@ impl RunStore for SqliteStore {
         outcome: StepOutcome,
     ) -> StoreResult<Option<i64>> {
         let mut tx = self.pool.begin().await?;
-        if let Some((step, owner)) = &outcome.release_claim {
-            sqlx::query(
-                "DELETE FROM step_claims WHERE asset_key = ? AND partition_key = ? AND owner = ?",
-            )
-            .bind(step.asset.as_str())
-            .bind(step.partition_str())
-            .bind(owner)
-            .execute(&mut *tx)
-            .await?;
-        }
         let mut mat_id = None;
         if let Some(m) = &outcome.materialization {
             let upstream = serde_json::to_string(&m.upstream)
@@ -297,18 +280,7 @@ impl RunStore for SqliteStore {
             .bind(now())
             .fetch_one(&mut *tx)
             .await?;
-            for u in &m.upstream {
-                sqlx::query(
-                    "INSERT INTO lineage (materialization_id, upstream_key, upstream_materialization_id, upstream_delta_version)
-                     VALUES (?, ?, ?, ?)",
-                )
-                .bind(id)
-                .bind(u.key.as_str())
-                .bind(u.materialization_id)
-                .bind(u.delta_version)
-                .execute(&mut *tx)
-                .await?;
-            }
+            insert_lineage(&mut tx, id, &m.upstream).await?;
             mat_id = Some(id);
         }
         sqlx::query("UPDATE steps SET status = ?, finished_at = ?, error = COALESCE(?, error), reason = ? WHERE run_id = ? AND step_id = ?")
@@ -491,6 +463,24 @@ impl RunStore for SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn renew_claims(&self, owner: &str, lease_until_ms: i64) -> StoreResult<Vec<StepKey>> {
+        let rows = sqlx::query(
+            "UPDATE step_claims SET lease_until = ? WHERE owner = ? RETURNING asset_key, partition_key",
+        )
+        .bind(lease_until_ms)
+        .bind(owner)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let asset: String = r.try_get("asset_key")?;
+                let partition: String = r.try_get("partition_key")?;
+                StepKey::from_stored(&asset, &partition)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .collect()
     }
 
     async fn release_claim(&self, step: &StepKey, owner: &str) -> StoreResult<()> {

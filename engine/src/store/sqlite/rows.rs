@@ -2,22 +2,51 @@
 
 use super::*;
 
+/// Rows per multi-row INSERT: SQLite binds at most 32766 parameters per statement.
+const ROWS_PER_INSERT: usize = 4000;
+
+/// Appends events in one statement per 4000 (each statement is a round trip to the database thread).
 pub(super) async fn insert_events(
     tx: &mut sqlx::SqliteConnection,
     events: &[NewEvent],
 ) -> StoreResult<()> {
     let ts = now();
-    for e in events {
-        sqlx::query("INSERT INTO events (run_id, step_id, ts, kind, level, message, data) VALUES (?, ?, ?, ?, ?, ?, ?)")
-            .bind(&e.run_id)
-            .bind(&e.step_id)
-            .bind(&ts)
-            .bind(&e.kind)
-            .bind(&e.level)
-            .bind(&e.message)
-            .bind(e.data.as_ref().map(|d| d.to_string()))
-            .execute(&mut *tx)
-            .await?;
+    for chunk in events.chunks(ROWS_PER_INSERT) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO events (run_id, step_id, ts, kind, level, message, data) ",
+        );
+        q.push_values(chunk, |mut b, e| {
+            b.push_bind(&e.run_id)
+                .push_bind(&e.step_id)
+                .push_bind(&ts)
+                .push_bind(&e.kind)
+                .push_bind(&e.level)
+                .push_bind(&e.message)
+                .push_bind(e.data.as_ref().map(|d| d.to_string()));
+        });
+        q.build().execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// Records which upstream materializations (and Delta versions) materialization `id` read, in one
+/// statement per 4000 upstreams.
+pub(super) async fn insert_lineage(
+    tx: &mut sqlx::SqliteConnection,
+    id: i64,
+    upstream: &[UpstreamRead],
+) -> StoreResult<()> {
+    for chunk in upstream.chunks(ROWS_PER_INSERT) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO lineage (materialization_id, upstream_key, upstream_materialization_id, upstream_delta_version) ",
+        );
+        q.push_values(chunk, |mut b, u| {
+            b.push_bind(id)
+                .push_bind(u.key.as_str())
+                .push_bind(u.materialization_id)
+                .push_bind(u.delta_version);
+        });
+        q.build().execute(&mut *tx).await?;
     }
     Ok(())
 }

@@ -5,33 +5,31 @@ use super::*;
 
 pub(super) type Tx<'a> = sqlx::Transaction<'a, sqlx::Sqlite>;
 
-/// Allocates the step's materialization sequence number and marks it running, with its event.
+/// Allocates the step's materialization sequence number (one past the asset partition's last; the
+/// `steps_sequence` trigger records it as the last) and marks the step running, with its event.
 pub(super) async fn start_in(
     tx: &mut Tx<'_>,
     run_id: &RunId,
     step_id: &str,
-    asset: &AssetKey,
     attempt: i64,
     event: NewEvent,
 ) -> StoreResult<i64> {
-    let seq: i64 = sqlx::query_scalar(
-        "INSERT INTO asset_sequences (asset_key, partition_key, last_seq) VALUES (?, '', 1)
-         ON CONFLICT(asset_key, partition_key) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq",
-    )
-    .bind(asset.as_str())
-    .fetch_one(&mut **tx)
-    .await?;
-    sqlx::query(
-        "UPDATE steps SET status = 'running', attempt = ?, seq = ?, started_at = COALESCE(started_at, ?), error = NULL
-         WHERE run_id = ? AND step_id = ?",
+    let seq: Option<i64> = sqlx::query_scalar(
+        "UPDATE steps SET status = 'running', attempt = ?, error = NULL,
+           started_at = COALESCE(started_at, ?),
+           seq = 1 + COALESCE((SELECT last_seq FROM asset_sequences s
+                               WHERE s.asset_key = steps.asset_key
+                                 AND s.partition_key = COALESCE(steps.partition_key, '')), 0)
+         WHERE run_id = ? AND step_id = ? RETURNING seq",
     )
     .bind(attempt)
-    .bind(seq)
     .bind(now())
     .bind(run_id.as_str())
     .bind(step_id)
-    .execute(&mut **tx)
+    .fetch_optional(&mut **tx)
     .await?;
+    let seq =
+        seq.ok_or_else(|| StoreError::NotFound(format!("step '{step_id}' of run {run_id}")))?;
     insert_events(tx, &[event.with_field("seq", seq.into())]).await?;
     Ok(seq)
 }
