@@ -40,7 +40,8 @@ impl Engine {
             .into_iter()
             .filter(|k| selected.contains(*k))
         {
-            out.push(match latest.get(key) {
+            // The table's latest commit is its whole asset's (partitions share one table).
+            out.push(match latest.get(&crate::key::StepKey::whole(key.clone())) {
                 Some(m) => self.diagnose(key, m).await,
                 None => Diagnosis {
                     key: key.clone(),

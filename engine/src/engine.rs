@@ -121,7 +121,8 @@ impl Engine {
         let mut out = Vec::new();
         for key in order {
             let spec = &self.project.assets[key];
-            let f = freshness(spec, &latest);
+            let step = crate::key::StepKey::whole(key.clone());
+            let f = freshness(spec, &step, &latest);
             let up = spec.deps.iter().find_map(|d| outdated_by.get(d).copied());
             if f != Freshness::Fresh {
                 outdated_by.insert(key, key);
@@ -139,7 +140,7 @@ impl Engine {
                     freshness: f,
                     upstream_outdated: up.is_some(),
                     outdated_upstream: up.cloned(),
-                    latest: latest.get(key).cloned(),
+                    latest: latest.get(&step).cloned(),
                 });
             }
         }

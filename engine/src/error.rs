@@ -254,6 +254,9 @@ pub enum WarehouseError {
     /// Output files of a command asset are unusable.
     #[error("{0}")]
     BadOutput(String),
+    /// The warehouse cannot do this (yet).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl std::error::Error for DefinitionError {}

@@ -73,7 +73,7 @@ impl Engine {
             let committed = match step.seq {
                 Some(seq) if step.status == StepStatus::Running => self
                     .warehouse
-                    .find_commit(&key, key.as_str(), seq)
+                    .find_commit(&key, &step.step_id, seq)
                     .await?
                     .map(|c| (seq, c)),
                 _ => None,
@@ -85,7 +85,7 @@ impl Engine {
                             .unwrap_or_default();
                     let m = NewMaterialization {
                         asset_key: key.clone(),
-                        partition_key: None,
+                        partition_key: step.partition_key.clone(),
                         run_id: run.run_id.clone(),
                         step_id: step.step_id.clone(),
                         seq,

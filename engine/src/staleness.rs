@@ -1,7 +1,7 @@
 //! Staleness: an asset is missing (never materialized), fresh, or stale because its code version changed
 //! or an upstream has a newer materialization than the one it read.
 
-use crate::key::AssetKey;
+use crate::key::StepKey;
 use crate::project::AssetSpec;
 use crate::store::Materialization;
 use serde::Serialize;
@@ -30,9 +30,14 @@ impl Freshness {
     }
 }
 
-/// Freshness of `spec` given the latest materialization of every asset.
-pub fn freshness(spec: &AssetSpec, latest: &HashMap<AssetKey, Materialization>) -> Freshness {
-    let Some(m) = latest.get(&spec.key) else {
+/// Freshness of step `step` of `spec` (the whole asset, or one partition) given the latest
+/// materialization of every step key.
+pub fn freshness(
+    spec: &AssetSpec,
+    step: &StepKey,
+    latest: &HashMap<StepKey, Materialization>,
+) -> Freshness {
+    let Some(m) = latest.get(step) else {
         return Freshness::Missing;
     };
     let mut reasons = Vec::new();
@@ -42,13 +47,16 @@ pub fn freshness(spec: &AssetSpec, latest: &HashMap<AssetKey, Materialization>) 
             m.m.code_version, spec.code_version
         ));
     }
-    for dep in &spec.deps {
-        let read = m.m.upstream.iter().find(|u| &u.key == dep);
-        match (latest.get(dep), read) {
-            (None, _) => reasons.push(format!("upstream '{dep}' has no materialization")),
+    for up in crate::plan::upstream_steps(spec, step) {
+        let read =
+            m.m.upstream
+                .iter()
+                .find(|u| u.key == up.asset && u.partition == up.partition);
+        match (latest.get(&up), read) {
+            (None, _) => reasons.push(format!("upstream '{up}' has no materialization")),
             (Some(u), Some(r)) if r.materialization_id == Some(u.id) => {}
             (Some(u), Some(r)) => reasons.push(format!(
-                "upstream '{dep}' has a newer materialization (#{} in run {}; this read #{})",
+                "upstream '{up}' has a newer materialization (#{} in run {}; this read #{})",
                 u.id,
                 short(u.m.run_id.as_str()),
                 r.materialization_id
@@ -56,7 +64,7 @@ pub fn freshness(spec: &AssetSpec, latest: &HashMap<AssetKey, Materialization>) 
                     .unwrap_or_else(|| "?".into())
             )),
             (Some(_), None) => reasons.push(format!(
-                "upstream '{dep}' was added since the last materialization"
+                "upstream '{up}' was added since the last materialization"
             )),
         }
     }

@@ -1,7 +1,7 @@
 //! Run-store behaviour. Written against the `RunStore` trait so the Postgres store (a later issue) runs
 //! the same body.
 
-use spine_engine::key::{AssetKey, RunId, StepKey};
+use spine_engine::key::{AssetKey, PartitionKey, RunId, StepKey};
 use spine_engine::store::*;
 use spine_schemas::events::EventKind;
 use std::sync::Arc;
@@ -32,6 +32,7 @@ fn step(id: &RunId, key: &AssetKey, pos: i64) -> StepRecord {
         run_id: id.clone(),
         step_id: key.to_string(),
         asset_key: key.clone(),
+        partition_key: None,
         position: pos,
         status: StepStatus::Pending,
         attempt: 0,
@@ -57,6 +58,7 @@ fn mat(id: &RunId, key: &AssetKey, seq: i64, version: i64) -> NewMaterialization
         code_version: "c".into(),
         upstream: vec![UpstreamRead {
             key: AssetKey::parse("up").unwrap(),
+            partition: None,
             materialization_id: Some(1),
             delta_version: Some(3),
         }],
@@ -131,8 +133,17 @@ async fn conformance(store: Arc<dyn RunStore>) {
         (StepStatus::Succeeded, 2, Some(2))
     );
     let latest = store.latest_materializations().await.unwrap();
-    assert_eq!(latest[&key].id, id);
-    assert_eq!(latest[&key].m.upstream[0].delta_version, Some(3));
+    let whole = StepKey::whole(key.clone());
+    assert_eq!(latest[&whole].id, id);
+    assert_eq!(latest[&whole].m.upstream[0].delta_version, Some(3));
+    assert_eq!(
+        store
+            .latest_materialization(&whole)
+            .await
+            .unwrap()
+            .map(|m| m.id),
+        Some(id)
+    );
     let events = store.events(&r1, 0).await.unwrap();
     let kinds: Vec<&str> = events.iter().map(|e| e.event.kind.as_str()).collect();
     assert_eq!(
@@ -404,4 +415,89 @@ async fn renewing_an_owners_claims_reports_the_ones_it_still_holds() {
         .await
         .unwrap()
         .is_empty());
+}
+
+/// Steps, sequence numbers, claims and materializations are per step key: one partition's do not
+/// count for another's or for the whole asset's.
+#[tokio::test]
+async fn partitions_are_separate_step_keys() {
+    let (_d, store) = sqlite().await;
+    let key = AssetKey::parse("events").unwrap();
+    let r = RunId::new();
+    let part = |p: &str| StepKey {
+        asset: key.clone(),
+        partition: Some(PartitionKey(p.into())),
+    };
+    let steps: Vec<StepRecord> = ["2026-01-01", "2026-01-02"]
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let sk = part(p);
+            StepRecord {
+                step_id: sk.to_string(),
+                partition_key: sk.partition.clone(),
+                ..step(&r, &key, i as i64)
+            }
+        })
+        .collect();
+    store.create_run(&run(&r), &steps).await.unwrap();
+    let got = store.steps(&r).await.unwrap();
+    assert_eq!(got[1].step_key(), part("2026-01-02"));
+    assert_eq!(got[1].step_id, "events[2026-01-02]");
+    let ev = || NewEvent::new(&r, None, EventKind::StepStarted, "info", "x");
+    let mut seqs = Vec::new();
+    for p in ["2026-01-01", "2026-01-02", "2026-01-01"] {
+        let sk = part(p);
+        let c = claim(&r, "events", "h:1:a", 1_000);
+        let c = StepClaim {
+            step: sk.clone(),
+            ..c
+        };
+        seqs.push(
+            store
+                .start_claimed_step(&sk.to_string(), &c, 1, ev(), 0, None)
+                .await
+                .unwrap()
+                .expect("each partition has its own claim"),
+        );
+    }
+    assert_eq!(seqs, [1, 1, 2], "sequence numbers count per partition");
+    let m = |p: &str, seq| NewMaterialization {
+        partition_key: Some(PartitionKey(p.into())),
+        step_id: part(p).to_string(),
+        ..mat(&r, &key, seq, seq)
+    };
+    for (p, seq) in [("2026-01-01", 2), ("2026-01-02", 1)] {
+        let outcome = StepOutcome {
+            status: StepStatus::Succeeded,
+            error: None,
+            reason: None,
+            materialization: Some(m(p, seq)),
+            events: vec![],
+        };
+        store
+            .finish_step(&r, &part(p).to_string(), outcome)
+            .await
+            .unwrap();
+    }
+    let latest = store.latest_materializations().await.unwrap();
+    assert_eq!(latest.len(), 2);
+    assert_eq!(latest[&part("2026-01-01")].m.seq, 2);
+    assert_eq!(latest[&part("2026-01-02")].m.seq, 1);
+    assert!(store
+        .latest_materialization(&StepKey::whole(key.clone()))
+        .await
+        .unwrap()
+        .is_none());
+    // Ending the steps released both partitions' claims.
+    for p in ["2026-01-01", "2026-01-02"] {
+        let other = StepClaim {
+            step: part(p),
+            ..claim(&RunId::new(), "events", "h:2:b", 1_000)
+        };
+        assert_eq!(
+            store.claim_step(&other, 0, None).await.unwrap(),
+            ClaimOutcome::Claimed
+        );
+    }
 }

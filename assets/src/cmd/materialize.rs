@@ -4,7 +4,7 @@ use crate::output::millis;
 use indicatif::{ProgressBar, ProgressStyle};
 use spine_engine::store::SHORT_ID_LEN;
 use spine_engine::store::{RunStatus, StepStatus};
-use spine_engine::{AssetKey, CancellationToken, ExecuteOptions, RunId, RunObserver, StepReport};
+use spine_engine::{CancellationToken, ExecuteOptions, RunId, RunObserver, StepKey, StepReport};
 use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Arc;
@@ -53,7 +53,7 @@ fn describe(r: &StepReport) -> String {
 }
 
 impl RunObserver for Progress {
-    fn planned(&self, run_id: &RunId, steps: &[AssetKey]) {
+    fn planned(&self, run_id: &RunId, steps: &[StepKey]) {
         if let Some(b) = &self.bar {
             b.set_length(steps.len() as u64);
             b.set_message(format!("run {}", &run_id.as_str()[..SHORT_ID_LEN]));
@@ -61,7 +61,7 @@ impl RunObserver for Progress {
             println!("run {run_id}: {} step(s)", steps.len());
         }
     }
-    fn step_started(&self, key: &AssetKey, attempt: u32) {
+    fn step_started(&self, key: &StepKey, attempt: u32) {
         if let Some(b) = &self.bar {
             b.set_message(if attempt > 1 {
                 format!("{key} (attempt {attempt})")
@@ -71,7 +71,7 @@ impl RunObserver for Progress {
         }
     }
     fn step_finished(&self, r: &StepReport) {
-        let line = format!("{} {}  {}", symbol(r.status), r.key, describe(r));
+        let line = format!("{} {}  {}", symbol(r.status), r.step(), describe(r));
         match &self.bar {
             Some(b) => {
                 b.inc(1);

@@ -10,7 +10,7 @@ pub use rust::RustKind;
 pub use sql::SqlKind;
 
 use crate::error::DefinitionError;
-use crate::key::{AssetKey, RunId};
+use crate::key::{AssetKey, PartitionKey, RunId};
 use crate::project::AssetSpec;
 use crate::store::{NewEvent, RunStore};
 use arrow::record_batch::RecordBatch;
@@ -28,6 +28,8 @@ use url::Url;
 pub struct UpstreamInput {
     /// Upstream asset.
     pub key: AssetKey,
+    /// The partition of it this step reads (none: all of it).
+    pub partition: Option<PartitionKey>,
     /// Its Delta table.
     pub table_url: Url,
     /// The Delta version this step reads.
@@ -85,8 +87,8 @@ pub struct StepContext {
     pub attempt: u32,
     /// The asset.
     pub spec: AssetSpec,
-    /// Partition (none until partitions exist).
-    pub partition: Option<String>,
+    /// The partition this step materializes (none for an unpartitioned asset).
+    pub partition: Option<PartitionKey>,
     /// The project folder.
     pub project_root: PathBuf,
     /// A DataFusion session in which every upstream is registered under its key at the version read.

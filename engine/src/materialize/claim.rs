@@ -92,9 +92,9 @@ fn owner_is_dead(owner: &str) -> bool {
 }
 
 impl Engine {
-    fn claim_for(&self, state: &RunState, key: &AssetKey) -> StepClaim {
+    fn claim_for(&self, state: &RunState, key: &StepKey) -> StepClaim {
         StepClaim {
-            step: StepKey::whole(key.clone()),
+            step: key.clone(),
             run_id: state.run_id.clone(),
             owner: state.owner.clone(),
             lease_until_ms: self.clock.now_ms() + LEASE.as_millis() as i64,
@@ -106,7 +106,7 @@ impl Engine {
     pub(super) async fn start_claimed(
         &self,
         state: &RunState,
-        key: &AssetKey,
+        key: &StepKey,
         attempt: u32,
         event: NewEvent,
     ) -> Result<Result<i64, StepReport>, EngineError> {
@@ -118,7 +118,7 @@ impl Engine {
             let started = self
                 .store
                 .start_claimed_step(
-                    key.as_str(),
+                    &key.to_string(),
                     &claim,
                     attempt as i64,
                     event.clone(),
@@ -157,7 +157,7 @@ impl Engine {
                 let event = Event::StepWaiting {
                     holder_run: holder.run_id.to_string(),
                 };
-                let ev = NewEvent::of(&state.run_id, Some(key.as_str()), msg, &event);
+                let ev = NewEvent::of(&state.run_id, Some(&key.to_string()), msg, &event);
                 self.store.append_events(&[ev]).await?;
             }
             tokio::select! {
@@ -181,12 +181,12 @@ impl Engine {
         &self,
         state: &RunState,
         spec: &crate::project::AssetSpec,
+        key: &StepKey,
         seq: i64,
     ) -> Result<Option<StepReport>, EngineError> {
         if state.force {
             return Ok(None);
         }
-        let key = &spec.key;
         let known_seq = state
             .latest
             .lock()
@@ -198,10 +198,8 @@ impl Engine {
         }
         let newer = self
             .store
-            .materializations(key, 1)
+            .latest_materialization(key)
             .await?
-            .into_iter()
-            .next()
             .filter(|m| m.m.run_id != state.run_id);
         let Some(m) = newer else { return Ok(None) };
         let by = {
@@ -210,7 +208,7 @@ impl Engine {
                 return Ok(None);
             }
             latest.insert(key.clone(), m.clone());
-            (freshness(spec, &latest) == Freshness::Fresh).then(|| m.m.run_id.clone())
+            (freshness(spec, key, &latest) == Freshness::Fresh).then(|| m.m.run_id.clone())
         };
         match by {
             Some(run) => {

@@ -9,24 +9,33 @@ use super::*;
 impl Engine {
     pub(super) async fn execute_plan(
         &self,
-        order: &[AssetKey],
-        done: &HashMap<AssetKey, StepStatus>,
+        order: &[StepKey],
+        done: &HashMap<StepKey, StepStatus>,
         concurrency: usize,
         state: &Arc<RunState>,
-    ) -> Result<HashMap<AssetKey, StepReport>, EngineError> {
+    ) -> Result<HashMap<StepKey, StepReport>, EngineError> {
         let is_ok = |s: &StepStatus| matches!(s, StepStatus::Succeeded | StepStatus::UpToDate);
-        let in_plan: HashSet<&AssetKey> = order.iter().collect();
-        let mut blocked: HashMap<&AssetKey, AssetKey> = HashMap::new();
+        let in_plan: HashSet<&StepKey> = order.iter().collect();
+        // The step graph of this plan: which planned steps each step waits for, and the reverse.
+        let mut downstream: HashMap<StepKey, Vec<&StepKey>> = HashMap::new();
+        let mut upstream: HashMap<&StepKey, Vec<StepKey>> = HashMap::new();
+        for k in order {
+            let ups: Vec<StepKey> = crate::plan::upstream_steps(&self.project.assets[&k.asset], k)
+                .into_iter()
+                .filter(|u| in_plan.contains(u))
+                .collect();
+            for u in &ups {
+                downstream.entry(u.clone()).or_default().push(k);
+            }
+            upstream.insert(k, ups);
+        }
+        let mut blocked: HashMap<&StepKey, StepKey> = HashMap::new();
         // Steps still to run wait for their upstreams in the plan that have not succeeded yet; an
         // upstream that ended otherwise in an earlier execution blocks them.
-        let mut remaining: HashMap<&AssetKey, usize> = HashMap::new();
+        let mut remaining: HashMap<&StepKey, usize> = HashMap::new();
         for k in order.iter().filter(|k| !done.contains_key(*k)) {
             let mut n = 0;
-            for d in self.project.assets[k]
-                .deps
-                .iter()
-                .filter(|d| in_plan.contains(d))
-            {
+            for d in &upstream[k] {
                 match done.get(d) {
                     Some(s) if is_ok(s) => {}
                     Some(StepStatus::Waiting) | None => n += 1,
@@ -37,7 +46,7 @@ impl Engine {
             }
             remaining.insert(k, n);
         }
-        let mut reports: HashMap<AssetKey, StepReport> = done
+        let mut reports: HashMap<StepKey, StepReport> = done
             .iter()
             .map(|(k, s)| {
                 let mut r = StepReport::new(k);
@@ -45,7 +54,7 @@ impl Engine {
                 (k.clone(), r)
             })
             .collect();
-        let mut ready: VecDeque<&AssetKey> = VecDeque::new();
+        let mut ready: VecDeque<&StepKey> = VecDeque::new();
         for k in order.iter().filter(|k| remaining.get(*k) == Some(&0)) {
             match blocked.get(k) {
                 Some(up) => {
@@ -65,14 +74,14 @@ impl Engine {
             }
         }
         let mut running: JoinSet<StepReport> = JoinSet::new();
-        let mut running_keys: HashMap<tokio::task::Id, AssetKey> = HashMap::new();
+        let mut running_keys: HashMap<tokio::task::Id, StepKey> = HashMap::new();
         loop {
             while running.len() < concurrency && !state.cancel.is_cancelled() {
                 let Some(key) = ready.pop_front() else { break };
                 let engine = self.clone();
                 let st = state.clone();
                 let k = key.clone();
-                let span = tracing::info_span!("step", run_id = %state.run_id, step_id = %key, asset = %key);
+                let span = tracing::info_span!("step", run_id = %state.run_id, step_id = %key, asset = %key.asset);
                 let handle =
                     running.spawn(async move { engine.run_step(&st, k).await }.instrument(span));
                 running_keys.insert(handle.id(), key.clone());
@@ -105,14 +114,15 @@ impl Engine {
             let parked = report.status == StepStatus::Waiting;
             // Resolve downstream steps; skips cascade through a worklist. A parked step's dependents
             // keep waiting for it.
+            let step = report.step();
             let mut work = if parked {
                 Vec::new()
             } else {
-                vec![(report.key.clone(), ok)]
+                vec![(step.clone(), ok)]
             };
-            reports.insert(report.key.clone(), report);
+            reports.insert(step, report);
             while let Some((done, ok)) = work.pop() {
-                for child in self.project.graph.downstream(&done) {
+                for &child in downstream.get(&done).into_iter().flatten() {
                     let Some(n) = remaining.get_mut(child) else {
                         continue;
                     };
@@ -181,7 +191,7 @@ impl Engine {
         error: Option<String>,
         reason: Option<String>,
     ) -> Result<StepReport, EngineError> {
-        let key = report.key.clone();
+        let key = report.step();
         self.finish(state, &key, status, error.clone(), reason.clone(), None)
             .await?;
         report.status = status;
@@ -193,7 +203,7 @@ impl Engine {
     pub(super) async fn finish(
         &self,
         state: &RunState,
-        key: &AssetKey,
+        key: &StepKey,
         status: StepStatus,
         error: Option<String>,
         reason: Option<String>,
@@ -226,7 +236,8 @@ impl Engine {
             (None, StepStatus::Waiting) => Event::StepParked { reason: why },
             (None, _) => Event::StepCancelled { reason: why },
         };
-        let ev = NewEvent::of(&state.run_id, Some(key.as_str()), message, &event);
+        let step_id = key.to_string();
+        let ev = NewEvent::of(&state.run_id, Some(&step_id), message, &event);
         let outcome = StepOutcome {
             status,
             error,
@@ -237,9 +248,9 @@ impl Engine {
         };
         let id = self
             .store
-            .finish_step(&state.run_id, key.as_str(), outcome)
+            .finish_step(&state.run_id, &step_id, outcome)
             .await?;
-        state.claims.end(&StepKey::whole(key.clone()));
+        state.claims.end(key);
         Ok(id)
     }
 }

@@ -4,16 +4,19 @@
 use super::*;
 
 impl Engine {
-    /// Registers each upstream in the run's session at its latest recorded version.
+    /// Registers each upstream step key of `step` in the run's session at its latest recorded
+    /// version (the table under the asset's key).
     pub(super) async fn register_upstreams(
         &self,
         state: &RunState,
         spec: &crate::project::AssetSpec,
+        step: &StepKey,
     ) -> Result<(Vec<UpstreamInput>, Vec<UpstreamRead>), StepError> {
         let mut inputs = Vec::new();
         let mut reads = Vec::new();
-        for dep in &spec.deps {
-            let latest = state.latest.lock().expect("latest lock").get(dep).cloned();
+        for up in crate::plan::upstream_steps(spec, step) {
+            let dep = &up.asset;
+            let latest = state.latest.lock().expect("latest lock").get(&up).cloned();
             let Some(m) = latest else {
                 return Err(StepError::permanent(format!(
                     "upstream '{dep}' has never been materialized; include it in the selection (e.g. '+{}')",
@@ -36,6 +39,7 @@ impl Engine {
             }
             inputs.push(UpstreamInput {
                 key: dep.clone(),
+                partition: up.partition.clone(),
                 table_url: self
                     .warehouse
                     .table_url(dep)
@@ -44,6 +48,7 @@ impl Engine {
             });
             reads.push(UpstreamRead {
                 key: dep.clone(),
+                partition: up.partition.clone(),
                 materialization_id: Some(m.id),
                 delta_version: Some(version),
             });

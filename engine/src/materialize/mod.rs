@@ -22,14 +22,14 @@ pub use inputs::schema_json;
 use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::hash::short_hash;
-use crate::key::{AssetKey, RunId, StepKey};
+use crate::key::{AssetKey, PartitionKey, RunId, StepKey};
 use crate::kinds::{FailureClass, StepContext, StepData, StepError, StepOutput, UpstreamInput};
 use crate::staleness::{freshness, short, Freshness};
 use crate::store::{
     now, Materialization, NewEvent, NewMaterialization, RunRecord, RunStatus, StepOutcome,
     StepRecord, StepStatus, UpstreamRead,
 };
-use crate::warehouse::{CommitMeta, Staged};
+use crate::warehouse::{CommitMeta, Staged, WriteScope};
 use datafusion::common::TableReference;
 use datafusion::datasource::MemTable;
 use datafusion::execution::SendableRecordBatchStream;
@@ -66,9 +66,9 @@ pub struct MaterializeRequest {
 /// Progress callbacks (the CLI draws its progress bar from these).
 pub trait RunObserver: Send + Sync {
     /// The plan is recorded.
-    fn planned(&self, _run_id: &RunId, _steps: &[AssetKey]) {}
+    fn planned(&self, _run_id: &RunId, _steps: &[StepKey]) {}
     /// An attempt starts.
-    fn step_started(&self, _key: &AssetKey, _attempt: u32) {}
+    fn step_started(&self, _step: &StepKey, _attempt: u32) {}
     /// A step ended.
     fn step_finished(&self, _report: &StepReport) {}
 }
@@ -78,6 +78,9 @@ pub trait RunObserver: Send + Sync {
 pub struct StepReport {
     /// Asset.
     pub key: AssetKey,
+    /// Partition, for a step of a partitioned asset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<PartitionKey>,
     /// End state.
     pub status: StepStatus,
     /// Attempts made.
@@ -111,9 +114,10 @@ pub struct RunReport {
 
 impl StepReport {
     /// A report for a step that has not ended yet.
-    fn new(key: &AssetKey) -> Self {
+    fn new(step: &StepKey) -> Self {
         StepReport {
-            key: key.clone(),
+            key: step.asset.clone(),
+            partition: step.partition.clone(),
             status: StepStatus::Pending,
             attempts: 0,
             rows: None,
@@ -122,6 +126,16 @@ impl StepReport {
             error: None,
             reason: None,
             failure_class: None,
+        }
+    }
+}
+
+impl StepReport {
+    /// The step key (asset and partition).
+    pub fn step(&self) -> StepKey {
+        StepKey {
+            asset: self.key.clone(),
+            partition: self.partition.clone(),
         }
     }
 }
@@ -139,7 +153,8 @@ struct RunState {
     force: bool,
     cancel: CancellationToken,
     observer: Option<Arc<dyn RunObserver>>,
-    latest: Mutex<HashMap<AssetKey, Materialization>>,
+    /// The latest materialization of every step key, as this run knows it.
+    latest: Mutex<HashMap<StepKey, Materialization>>,
     registered: Mutex<HashMap<AssetKey, i64>>,
     session: SessionContext,
     /// Who this run's claims belong to: `host:pid:run`.
@@ -211,15 +226,7 @@ impl Engine {
     /// [`execute`](Engine::execute) it. A selection that matches nothing is E0403.
     pub async fn submit(&self, selection: Option<&str>, force: bool) -> Result<RunId, EngineError> {
         let selected = crate::plan::select_some(&self.project, selection)?;
-        let order: Vec<AssetKey> = self
-            .project
-            .graph
-            .topological_order()
-            .ok_or_else(|| EngineError::Internal("validated graph has a cycle".into()))?
-            .into_iter()
-            .filter(|k| selected.contains(*k))
-            .cloned()
-            .collect();
+        let order = crate::plan::steps_in_order(&self.project, &selected)?;
         let run_id = RunId::new();
         let record = RunRecord {
             run_id: run_id.clone(),
@@ -240,7 +247,8 @@ impl Engine {
             .map(|(i, k)| StepRecord {
                 run_id: run_id.clone(),
                 step_id: k.to_string(),
-                asset_key: k.clone(),
+                asset_key: k.asset.clone(),
+                partition_key: k.partition.clone(),
                 position: i as i64,
                 status: StepStatus::Pending,
                 attempt: 0,
@@ -306,20 +314,23 @@ impl Engine {
         }
         let run = self.store.get_run(run_id.as_str()).await?;
         let planned = self.store.steps(run_id).await?;
-        let order: Vec<AssetKey> = planned.iter().map(|s| s.asset_key.clone()).collect();
+        let order: Vec<StepKey> = planned.iter().map(StepRecord::step_key).collect();
         // A resumed run keeps what its earlier executions finished; parked steps stay parked until
         // signalled (then they are pending again).
-        let done: HashMap<AssetKey, StepStatus> = planned
+        let done: HashMap<StepKey, StepStatus> = planned
             .iter()
             .filter(|s| s.status != StepStatus::Pending)
-            .map(|s| (s.asset_key.clone(), s.status))
+            .map(|s| (s.step_key(), s.status))
             .collect();
         let signals = if done.is_empty() {
             HashMap::new()
         } else {
             self.signals(run_id).await?
         };
-        if let Some(gone) = order.iter().find(|k| !self.project.assets.contains_key(*k)) {
+        if let Some(gone) = order
+            .iter()
+            .find(|k| !self.project.assets.contains_key(&k.asset))
+        {
             return Err(crate::error::DefinitionError::new(
                 "E0406",
                 format!("run {run_id} plans '{gone}', which this project no longer defines"),

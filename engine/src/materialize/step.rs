@@ -6,7 +6,7 @@ use super::*;
 
 impl Engine {
     /// Runs one step to its end state. Store failures end the step as failed.
-    pub(super) async fn run_step(&self, state: &RunState, key: AssetKey) -> StepReport {
+    pub(super) async fn run_step(&self, state: &RunState, key: StepKey) -> StepReport {
         let started = Instant::now();
         let mut report = match self.run_step_inner(state, &key).await {
             Ok(r) => r,
@@ -32,14 +32,15 @@ impl Engine {
     pub(super) async fn run_step_inner(
         &self,
         state: &RunState,
-        key: &AssetKey,
+        key: &StepKey,
     ) -> Result<StepReport, EngineError> {
-        let spec = self.project.assets[key].clone();
+        let spec = self.project.assets[&key.asset].clone();
+        let step_id = key.to_string();
         let mut report = StepReport::new(key);
         if !state.force {
             let fresh_in = {
                 let latest = state.latest.lock().expect("latest lock");
-                (freshness(&spec, &latest) == Freshness::Fresh).then(|| {
+                (freshness(&spec, key, &latest) == Freshness::Fresh).then(|| {
                     latest
                         .get(key)
                         .map(|m| short(m.m.run_id.as_str()).to_string())
@@ -63,7 +64,7 @@ impl Engine {
             report.attempts = attempt;
             let ev = NewEvent::of(
                 &state.run_id,
-                Some(key.as_str()),
+                Some(&step_id),
                 format!("{key} attempt {attempt}/{max_attempts} started"),
                 &Event::StepStarted {
                     attempt,
@@ -75,7 +76,7 @@ impl Engine {
                 Err(ended) => return Ok(ended),
             };
             if attempt == 1 {
-                if let Some(ended) = self.done_elsewhere(state, &spec, seq).await? {
+                if let Some(ended) = self.done_elsewhere(state, &spec, key, seq).await? {
                     return Ok(ended);
                 }
             }
@@ -84,7 +85,7 @@ impl Engine {
                 o.step_started(key, attempt);
             }
             let result = self
-                .attempt(state, &spec, attempt, seq, kind.as_ref())
+                .attempt(state, &spec, key, attempt, seq, kind.as_ref())
                 .await;
             match result {
                 Ok(m) => {
@@ -145,7 +146,7 @@ impl Engine {
                     };
                     let ev = NewEvent::of(
                         &state.run_id,
-                        Some(key.as_str()),
+                        Some(&step_id),
                         format!(
                             "attempt {attempt} failed (retrying in {:.1}s): {msg}",
                             delay.as_secs_f64()
@@ -153,7 +154,7 @@ impl Engine {
                         &event,
                     );
                     self.store
-                        .attempt_failed(&state.run_id, key.as_str(), &msg, ev)
+                        .attempt_failed(&state.run_id, &step_id, &msg, ev)
                         .await?;
                     tokio::select! {
                         _ = self.clock.sleep(delay) => {}
@@ -184,22 +185,25 @@ impl Engine {
         &self,
         state: &RunState,
         spec: &crate::project::AssetSpec,
+        step: &StepKey,
         attempt: u32,
         seq: i64,
         kind: &dyn crate::kinds::AssetKind,
     ) -> Result<NewMaterialization, AttemptError> {
         let key = &spec.key;
-        let scratch = self
-            .run_scratch(&state.run_id)
-            .join(format!("{}-{attempt}", key.as_str().replace('/', "__")));
+        let step_id = step.to_string();
+        let scratch = self.run_scratch(&state.run_id).join(format!(
+            "{}-{attempt}",
+            step_id.replace(['/', '[', ']', '|'], "__")
+        ));
         let compute = async {
-            let (upstream, reads) = self.register_upstreams(state, spec).await?;
+            let (upstream, reads) = self.register_upstreams(state, spec, step).await?;
             let ctx = StepContext {
                 run_id: state.run_id.clone(),
-                step_id: key.to_string(),
+                step_id: step_id.clone(),
                 attempt,
                 spec: spec.clone(),
-                partition: None,
+                partition: step.partition.clone(),
                 project_root: self.project.config.root.clone(),
                 session: state.session.clone(),
                 upstream,
@@ -207,9 +211,9 @@ impl Engine {
                 events: crate::kinds::EventSink::new(
                     self.store.clone(),
                     state.run_id.clone(),
-                    key.to_string(),
+                    step_id.clone(),
                 ),
-                signal: state.signals.get(key.as_str()).cloned(),
+                signal: state.signals.get(&step_id).cloned(),
                 warehouse: self.warehouse.clone(),
             };
             let output = kind.execute(&ctx).await?;
@@ -290,9 +294,9 @@ impl Engine {
         ) = result
             .map_err(AttemptError::Failed)?
             .map_err(AttemptError::Parked)?;
-        if state.claims.lost(&StepKey::whole(key.clone())) {
+        if state.claims.lost(step) {
             return Err(AttemptError::Failed(StepError::retryable(format!(
-                "this run's claim on {key} expired and another run took it over; not committing"
+                "this run's claim on {step} expired and another run took it over; not committing"
             ))));
         }
         let schema_json = schema_json(&staged.schema);
@@ -300,7 +304,7 @@ impl Engine {
             .latest
             .lock()
             .expect("latest lock")
-            .get(key)
+            .get(step)
             .map(|m| m.m.schema.clone());
         if let Some(previous) = previous {
             let problems =
@@ -318,7 +322,7 @@ impl Engine {
         // Everything needed to record the materialization travels in the commit, so recovery after a
         // crash between commit and record can record it without recomputing.
         let info = serde_json::json!({
-            "run_id": state.run_id.as_str(), "step_id": key.as_str(), "seq": seq,
+            "run_id": state.run_id.as_str(), "step_id": step_id, "seq": seq,
             "code_version": spec.code_version, "upstream": reads, "rows": staged.row_count,
             "data_version": staged.data_version, "schema": schema_json, "metadata": metadata,
         });
@@ -330,9 +334,13 @@ impl Engine {
                 key,
                 staged,
                 CommitMeta {
-                    app_id: key.to_string(),
+                    app_id: step_id.clone(),
                     seq,
                     info,
+                    scope: match &step.partition {
+                        None => WriteScope::Table,
+                        Some(p) => WriteScope::Partition(p.clone()),
+                    },
                 },
             )
             .await
@@ -340,7 +348,8 @@ impl Engine {
                 AttemptError::Failed(StepError::retryable(format!("Delta commit failed: {e}")))
             })?;
         fault_point("crash_after_commit", key);
-        if let Some((batches, schema)) = in_memory {
+        // (Only a whole table: one partition's rows are not the table.)
+        if let Some((batches, schema)) = in_memory.filter(|_| step.partition.is_none()) {
             // Downstream steps of this run read the committed rows from memory instead of re-reading.
             if let Ok(mem) = MemTable::try_new(schema, vec![batches]) {
                 let _ = state.register(key, Arc::new(mem), delta_version);
@@ -348,9 +357,9 @@ impl Engine {
         }
         Ok(NewMaterialization {
             asset_key: key.clone(),
-            partition_key: None,
+            partition_key: step.partition.clone(),
             run_id: state.run_id.clone(),
-            step_id: key.to_string(),
+            step_id,
             seq,
             delta_version,
             row_count: rows,

@@ -8,7 +8,7 @@
 pub mod sqlite;
 
 use crate::error::StoreError;
-use crate::key::{AssetKey, RunId, StepKey};
+use crate::key::{AssetKey, PartitionKey, RunId, StepKey};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -132,10 +132,13 @@ pub struct RunRecord {
 pub struct StepRecord {
     /// Run.
     pub run_id: RunId,
-    /// Step id (the asset key, for unpartitioned assets).
+    /// Step id: the step key as text (`asset` or `asset[partition]`).
     pub step_id: String,
     /// Asset.
     pub asset_key: AssetKey,
+    /// Partition, for a step of a partitioned asset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_key: Option<PartitionKey>,
     /// Position in the plan's dependency order.
     pub position: i64,
     /// State.
@@ -152,6 +155,16 @@ pub struct StepRecord {
     pub error: Option<String>,
     /// Why it was skipped or up to date.
     pub reason: Option<String>,
+}
+
+impl StepRecord {
+    /// The step key (asset and partition).
+    pub fn step_key(&self) -> StepKey {
+        StepKey {
+            asset: self.asset_key.clone(),
+            partition: self.partition_key.clone(),
+        }
+    }
 }
 
 /// An event to append.
@@ -239,6 +252,9 @@ pub struct EventRecord {
 pub struct UpstreamRead {
     /// Upstream asset.
     pub key: AssetKey,
+    /// The upstream partition read, when it is partitioned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<PartitionKey>,
     /// Its materialization that was read.
     pub materialization_id: Option<i64>,
     /// Its Delta version that was read.
@@ -250,8 +266,8 @@ pub struct UpstreamRead {
 pub struct NewMaterialization {
     /// Asset.
     pub asset_key: AssetKey,
-    /// Partition (none until partitions exist).
-    pub partition_key: Option<String>,
+    /// Partition, for a partitioned asset.
+    pub partition_key: Option<PartitionKey>,
     /// Run.
     pub run_id: RunId,
     /// Step.
@@ -272,6 +288,16 @@ pub struct NewMaterialization {
     pub upstream: Vec<UpstreamRead>,
     /// Metadata reported by the step.
     pub metadata: serde_json::Value,
+}
+
+impl NewMaterialization {
+    /// The step key (asset and partition) materialized.
+    pub fn step_key(&self) -> StepKey {
+        StepKey {
+            asset: self.asset_key.clone(),
+            partition: self.partition_key.clone(),
+        }
+    }
 }
 
 /// A recorded materialization.
@@ -385,7 +411,9 @@ pub trait RunStore: Send + Sync {
     /// Events of a run after `after_id`.
     async fn events(&self, run_id: &RunId, after_id: i64) -> StoreResult<Vec<EventRecord>>;
     /// Latest materialization of each asset (unpartitioned).
-    async fn latest_materializations(&self) -> StoreResult<HashMap<AssetKey, Materialization>>;
+    async fn latest_materializations(&self) -> StoreResult<HashMap<StepKey, Materialization>>;
+    /// The latest materialization of one step key (an asset, or one partition of it).
+    async fn latest_materialization(&self, step: &StepKey) -> StoreResult<Option<Materialization>>;
     /// Materializations of one asset, newest first.
     async fn materializations(
         &self,

@@ -9,7 +9,7 @@
 use crate::encode::{blocking, LocalFileWriter, ParallelParquetWriter};
 use crate::error::WarehouseError;
 use crate::hash::DataHasher;
-use crate::key::AssetKey;
+use crate::key::{AssetKey, PartitionKey};
 use arrow::array::AsArray;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
@@ -53,12 +53,24 @@ pub struct Warehouse {
 /// What a commit records besides the data.
 #[derive(Debug, Clone)]
 pub struct CommitMeta {
-    /// Delta application-transaction id (the asset key, plus partition later).
+    /// Delta application-transaction id: the step key (`asset` or `asset[partition]`).
     pub app_id: String,
     /// Sequence number (the txn version).
     pub seq: i64,
     /// Commit-info metadata stored under `spine` in the commit.
     pub info: serde_json::Value,
+    /// What the commit replaces.
+    pub scope: WriteScope,
+}
+
+/// What a materialization's commit replaces in its table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteScope {
+    /// The whole table: the staged files become its only live files (an unpartitioned asset).
+    Table,
+    /// The rows of one partition: its live files are replaced, other partitions' files stay. Partition
+    /// writes arrive with partitioned assets; until then `commit` refuses them.
+    Partition(PartitionKey),
 }
 
 /// Data files written for one materialization but not yet committed (invisible to readers).
@@ -461,14 +473,19 @@ impl Warehouse {
         })
     }
 
-    /// Commits staged files as the table's whole new content, in one Delta transaction carrying the
-    /// step's `txn` and commit info. Returns the Delta version produced.
+    /// Commits staged files as the new content of `meta.scope` (today: the whole table), in one Delta
+    /// transaction carrying the step's `txn` and commit info. Returns the Delta version produced.
     pub async fn commit(
         &self,
         key: &AssetKey,
         staged: Staged,
         meta: CommitMeta,
     ) -> Result<i64, WarehouseError> {
+        if let WriteScope::Partition(p) = &meta.scope {
+            return Err(WarehouseError::Unsupported(format!(
+                "{key}[{p}]: partition writes are not supported yet (partitioned assets arrive with partitions and backfills)"
+            )));
+        }
         let table = self.table_handle(key)?;
         let columns: StructType = staged.schema.as_ref().try_into_kernel()?;
         if !self.is_table(key, &table).await? {

@@ -159,7 +159,10 @@ async fn run_command(ctx: &StepContext) -> Result<StepOutput, StepError> {
         .env("SPINE_ASSET_KEY", ctx.spec.key.as_str())
         .env(
             "SPINE_PARTITION_KEY",
-            ctx.partition.clone().unwrap_or_default(),
+            ctx.partition
+                .as_ref()
+                .map(|p| p.as_str())
+                .unwrap_or_default(),
         )
         .env("SPINE_ATTEMPT", ctx.attempt.to_string())
         .env("SPINE_PROJECT_DIR", &ctx.project_root)

@@ -82,18 +82,7 @@ impl RunStore for SqliteStore {
             .bind(&run.host)
             .execute(&mut *tx)
             .await?;
-        for s in steps {
-            sqlx::query(
-                "INSERT INTO steps (run_id, step_id, asset_key, position, status, attempt) VALUES (?, ?, ?, ?, ?, 0)",
-            )
-            .bind(run.run_id.as_str())
-            .bind(&s.step_id)
-            .bind(s.asset_key.as_str())
-            .bind(s.position)
-            .bind(s.status.as_str())
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_steps(&mut tx, &run.run_id, steps).await?;
         let ev = NewEvent::of(
             &run.run_id,
             None,
@@ -266,7 +255,7 @@ impl RunStore for SqliteStore {
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             )
             .bind(m.asset_key.as_str())
-            .bind(&m.partition_key)
+            .bind(m.partition_key.as_ref().map(|p| p.0.as_str()))
             .bind(m.run_id.as_str())
             .bind(&m.step_id)
             .bind(m.seq)
@@ -398,16 +387,28 @@ impl RunStore for SqliteStore {
             .collect()
     }
 
-    async fn latest_materializations(&self) -> StoreResult<HashMap<AssetKey, Materialization>> {
+    async fn latest_materializations(&self) -> StoreResult<HashMap<StepKey, Materialization>> {
         let rows = sqlx::query(
             "SELECT * FROM materializations WHERE id IN
-             (SELECT MAX(id) FROM materializations WHERE partition_key IS NULL GROUP BY asset_key)",
+             (SELECT MAX(id) FROM materializations GROUP BY asset_key, partition_key)",
         )
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|r| mat_from_row(r).map(|m| (m.m.asset_key.clone(), m)))
+            .map(|r| mat_from_row(r).map(|m| (m.m.step_key(), m)))
             .collect()
+    }
+
+    async fn latest_materialization(&self, step: &StepKey) -> StoreResult<Option<Materialization>> {
+        let row = sqlx::query(
+            "SELECT * FROM materializations WHERE asset_key = ? AND partition_key IS ?
+             ORDER BY id DESC LIMIT 1",
+        )
+        .bind(step.asset.as_str())
+        .bind(step.partition.as_ref().map(|p| p.0.as_str()))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(mat_from_row).transpose()
     }
 
     async fn materializations(

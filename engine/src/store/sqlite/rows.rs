@@ -29,6 +29,30 @@ pub(super) async fn insert_events(
     Ok(())
 }
 
+/// Inserts a run's planned steps, in one statement per 4000.
+pub(super) async fn insert_steps(
+    tx: &mut sqlx::SqliteConnection,
+    run_id: &RunId,
+    steps: &[StepRecord],
+) -> StoreResult<()> {
+    for chunk in steps.chunks(ROWS_PER_INSERT) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO steps (run_id, step_id, asset_key, partition_key, position, status, attempt) ",
+        );
+        q.push_values(chunk, |mut b, s| {
+            b.push_bind(run_id.as_str())
+                .push_bind(&s.step_id)
+                .push_bind(s.asset_key.as_str())
+                .push_bind(s.partition_key.as_ref().map(|p| p.0.as_str()))
+                .push_bind(s.position)
+                .push_bind(s.status.as_str())
+                .push_bind(0i64);
+        });
+        q.build().execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
 /// Records which upstream materializations (and Delta versions) materialization `id` read, in one
 /// statement per 4000 upstreams.
 pub(super) async fn insert_lineage(
@@ -38,11 +62,12 @@ pub(super) async fn insert_lineage(
 ) -> StoreResult<()> {
     for chunk in upstream.chunks(ROWS_PER_INSERT) {
         let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO lineage (materialization_id, upstream_key, upstream_materialization_id, upstream_delta_version) ",
+            "INSERT INTO lineage (materialization_id, upstream_key, upstream_partition, upstream_materialization_id, upstream_delta_version) ",
         );
         q.push_values(chunk, |mut b, u| {
             b.push_bind(id)
                 .push_bind(u.key.as_str())
+                .push_bind(u.partition.as_ref().map(|p| p.0.as_str()))
                 .push_bind(u.materialization_id)
                 .push_bind(u.delta_version);
         });
@@ -82,7 +107,9 @@ pub(super) fn mat_from_row(r: &SqliteRow) -> StoreResult<Materialization> {
         created_at: r.try_get("created_at")?,
         m: NewMaterialization {
             asset_key: key_from(r.try_get("asset_key")?)?,
-            partition_key: r.try_get("partition_key")?,
+            partition_key: r
+                .try_get::<Option<String>, _>("partition_key")?
+                .map(PartitionKey),
             run_id: RunId(r.try_get("run_id")?),
             step_id: r.try_get("step_id")?,
             seq: r.try_get("seq")?,
@@ -102,6 +129,9 @@ pub(super) fn step_from_row(r: &SqliteRow) -> StoreResult<StepRecord> {
         run_id: RunId(r.try_get("run_id")?),
         step_id: r.try_get("step_id")?,
         asset_key: key_from(r.try_get("asset_key")?)?,
+        partition_key: r
+            .try_get::<Option<String>, _>("partition_key")?
+            .map(PartitionKey),
         position: r.try_get("position")?,
         status: StepStatus::parse(r.try_get("status")?)?,
         attempt: r.try_get("attempt")?,
