@@ -1,6 +1,7 @@
 //! Time, injected. Everything in the engine that waits or compares deadlines (retry back-off, step
 //! leases and their renewal, waiting for another run's step) asks a [`Clock`], so tests drive time with a
-//! [`ManualClock`] instead of sleeping. [`SystemClock`] is the real one.
+//! [`ManualClock`] instead of sleeping. [`SystemClock`] is the real one. The run store stamps runs,
+//! steps, events and materializations with the same clock.
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
@@ -17,6 +18,11 @@ pub trait Clock: Send + Sync + 'static {
     /// The current time in milliseconds since the Unix epoch (how leases are stored).
     fn now_ms(&self) -> i64 {
         self.now().timestamp_millis()
+    }
+    /// The current time as the run store writes timestamps: RFC 3339 in UTC, milliseconds.
+    fn stamp(&self) -> String {
+        self.now()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
     }
 }
 

@@ -1,7 +1,8 @@
 //! Recovery of interrupted runs (the process died: `kill -9`, OOM, power loss).
 //!
-//! A run is interrupted when it is still `queued`/`running` in the store but its owning process is gone
-//! (same host, pid no longer alive). For each of its steps that was `running`, the asset's Delta table
+//! A run is interrupted when it is still `running` in the store but its executor is gone: its lease ran
+//! out (the executor renews it with its step claims every 20 s, wherever it runs), or — sooner, on this
+//! host — its process no longer exists. For each of its steps that was `running`, the asset's Delta table
 //! tells whether the attempt's commit landed: if the table's `txn` version for the asset equals the
 //! step's sequence number, the materialization is recorded from the commit's own info — committed work is
 //! never redone. Otherwise the step is marked failed (its staged files are unreferenced). The run ends
@@ -38,8 +39,15 @@ pub(crate) fn process_alive(pid: i64) -> bool {
     }
 }
 
-/// Whether `run` belongs to a process on this host that no longer exists.
-pub fn is_interrupted(run: &RunRecord) -> bool {
+/// Whether `run` is running without an executor at `now_ms`: its lease ran out, or it belongs to a
+/// process on this host that no longer exists.
+pub fn is_interrupted(run: &RunRecord, now_ms: i64) -> bool {
+    if run.status != RunStatus::Running && run.status != RunStatus::Queued {
+        return false;
+    }
+    if run.status == RunStatus::Running && run.lease_until_ms.is_some_and(|l| l < now_ms) {
+        return true;
+    }
     match (&run.host, run.pid) {
         (Some(h), Some(pid)) => *h == host_name() && !process_alive(pid),
         _ => false,
@@ -51,7 +59,7 @@ impl Engine {
     pub async fn recover_interrupted_runs(&self) -> Result<Vec<Recovered>, EngineError> {
         let mut out = Vec::new();
         for run in self.store.active_runs().await? {
-            if !is_interrupted(&run) {
+            if !is_interrupted(&run, self.clock.now_ms()) {
                 continue;
             }
             out.push(self.recover_run(&run).await?);
@@ -169,9 +177,8 @@ impl Engine {
                 .await?;
         }
         let msg = format!(
-            "interrupted: process {} on {} died; {} committed step(s) recorded, {} step(s) abandoned",
-            run.pid.unwrap_or(0),
-            run.host.clone().unwrap_or_default(),
+            "interrupted: {}; {} committed step(s) recorded, {} step(s) abandoned",
+            executor_gone(run, self.clock.now_ms()),
             rec.recorded.len(),
             rec.abandoned.len()
         );
@@ -193,5 +200,17 @@ impl Engine {
             .set_run_status(&run.run_id, RunStatus::Failed, Some(&msg), ev)
             .await?;
         Ok(rec)
+    }
+}
+
+/// Why a run's executor counts as gone, for the run's error.
+fn executor_gone(run: &RunRecord, now_ms: i64) -> String {
+    let (pid, host) = (run.pid.unwrap_or(0), run.host.clone().unwrap_or_default());
+    match run.lease_until_ms {
+        Some(l) if l < now_ms => format!(
+            "the lease of its executor (process {pid} on {host}) ran out {} s ago",
+            (now_ms - l) / 1000
+        ),
+        _ => format!("process {pid} on {host} died"),
     }
 }

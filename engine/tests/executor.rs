@@ -196,6 +196,22 @@ async fn a_held_step_waits_until_the_lease_runs_out_on_the_clock() {
     assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
     assert_eq!(step(&report, "slow").status, StepStatus::Succeeded);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // The run store stamps records with the engine's clock, not the wall clock.
+    let run = e.store().get_run(report.run_id.as_str()).await.unwrap();
+    assert_eq!(run.created_at, "2030-03-17T17:46:40.000Z");
+    let slow = StepKey::whole(AssetKey::parse("slow").unwrap());
+    let m = e
+        .store()
+        .latest_materialization(&slow)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.created_at, "2030-03-17T17:47:41.000Z");
+    let events = e.store().events(&report.run_id, 0).await.unwrap();
+    assert!(
+        events.iter().all(|ev| ev.ts.starts_with("2030-03-17T17:4")),
+        "{events:?}"
+    );
 }
 
 /// Retries apply only to retryable failures: a permanent one ends the step after one attempt.

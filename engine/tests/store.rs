@@ -24,6 +24,7 @@ fn run(id: &RunId) -> RunRecord {
         error: None,
         pid: None,
         host: None,
+        lease_until_ms: None,
     }
 }
 

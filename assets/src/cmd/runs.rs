@@ -28,7 +28,7 @@ fn elapsed(start: &Option<String>, end: &Option<String>) -> String {
 /// The run's status, labelled when the store says it is active but its process is gone (a `kill -9`):
 /// the next `assets materialize` settles it.
 fn status_label(r: &spine_engine::store::RunRecord) -> String {
-    if r.status.is_active() && spine_engine::is_interrupted(r) {
+    if spine_engine::is_interrupted(r, chrono::Utc::now().timestamp_millis()) {
         format!("{} (process died)", r.status)
     } else {
         r.status.to_string()
@@ -160,9 +160,9 @@ pub async fn logs(
             break;
         }
         let now = store.get_run(run.run_id.as_str()).await?;
-        if now.status.is_active() && spine_engine::is_interrupted(&now) {
+        if spine_engine::is_interrupted(&now, chrono::Utc::now().timestamp_millis()) {
             eprintln!(
-                "run {short} is {} but its process ({} on {}) is gone; the next `assets materialize` settles it",
+                "run {short} is {} but its executor ({} on {}) is gone; the next `assets materialize` settles it",
                 now.status,
                 now.pid.unwrap_or(0),
                 now.host.clone().unwrap_or_default()

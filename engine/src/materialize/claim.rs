@@ -223,16 +223,14 @@ impl Engine {
         }
     }
 
-    /// Keeps the claims of `claims` (owned by `owner`) alive while the execution works.
+    /// Keeps the run's lease and the claims of `claims` (owned by `owner`) alive while the execution
+    /// works.
     pub(super) fn heartbeat(&self, owner: String, claims: Arc<HeldClaims>) -> Heartbeat {
         let (store, clock) = (self.store.clone(), self.clock.clone());
         Heartbeat(tokio::spawn(async move {
             loop {
                 clock.sleep(RENEW_EVERY).await;
                 let asked = claims.snapshot();
-                if asked.is_empty() {
-                    continue;
-                }
                 let until = clock.now_ms() + LEASE.as_millis() as i64;
                 match store.renew_claims(&owner, until).await {
                     Ok(renewed) => claims.renewed(asked, &renewed.into_iter().collect()),

@@ -26,8 +26,8 @@ use crate::key::{AssetKey, PartitionKey, RunId, StepKey};
 use crate::kinds::{FailureClass, StepContext, StepData, StepError, StepOutput, UpstreamInput};
 use crate::staleness::{freshness, short, Freshness};
 use crate::store::{
-    now, Materialization, NewEvent, NewMaterialization, RunRecord, RunStatus, StepOutcome,
-    StepRecord, StepStatus, UpstreamRead,
+    Materialization, NewEvent, NewMaterialization, RunRecord, RunStatus, StepOutcome, StepRecord,
+    StepStatus, UpstreamRead,
 };
 use crate::warehouse::{CommitMeta, Staged, WriteScope};
 use datafusion::common::TableReference;
@@ -233,13 +233,14 @@ impl Engine {
             status: RunStatus::Queued,
             selection: selection.map(str::to_string),
             force,
-            created_at: now(),
+            created_at: self.clock.stamp(),
             started_at: None,
             finished_at: None,
             error: None,
             // No owner until an executor takes it (`start_run`).
             pid: None,
             host: None,
+            lease_until_ms: None,
         };
         let steps: Vec<StepRecord> = order
             .iter()
@@ -348,7 +349,13 @@ impl Engine {
                 host: host.clone(),
             },
         );
-        let taken = self.store.start_run(run_id, pid, &host, ev).await?;
+        let lease = crate::store::RunLease {
+            pid,
+            owner: format!("{host}:{pid}:{run_id}"),
+            host,
+            lease_until_ms: self.clock.now_ms() + claim::LEASE.as_millis() as i64,
+        };
+        let taken = self.store.start_run(run_id, &lease, ev).await?;
         if !taken {
             return Err(crate::error::DefinitionError::new(
                 "E0407",
@@ -378,12 +385,7 @@ impl Engine {
             latest: Mutex::new(self.store.latest_materializations().await?),
             registered: Mutex::new(HashMap::new()),
             session: crate::session::bounded(&self.project.config, config),
-            owner: format!(
-                "{}:{}:{}",
-                crate::store::host_name(),
-                std::process::id(),
-                run_id
-            ),
+            owner: lease.owner.clone(),
             no_wait: opts.no_wait,
             signals,
             claims: Arc::default(),

@@ -104,7 +104,7 @@ impl Engine {
                     if let Some(id) = id {
                         let record = Materialization {
                             id,
-                            created_at: now(),
+                            created_at: self.clock.stamp(),
                             m,
                         };
                         state

@@ -7,6 +7,7 @@
 
 pub mod sqlite;
 
+use crate::clock::{Clock, SystemClock};
 use crate::error::StoreError;
 use crate::key::{AssetKey, PartitionKey, RunId, StepKey};
 use async_trait::async_trait;
@@ -125,6 +126,22 @@ pub struct RunRecord {
     /// Host of that process.
     #[serde(default)]
     pub host: Option<String>,
+    /// Until when its executor's lease holds (milliseconds since the Unix epoch), while running.
+    #[serde(default)]
+    pub lease_until_ms: Option<i64>,
+}
+
+/// Who takes a run to execute it, and until when (renewed while it works).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunLease {
+    /// The executing process.
+    pub pid: i64,
+    /// Its host.
+    pub host: String,
+    /// The execution's claim owner (`host:pid:run`).
+    pub owner: String,
+    /// Lease deadline, milliseconds since the Unix epoch.
+    pub lease_until_ms: i64,
 }
 
 /// A step of a run.
@@ -331,6 +348,8 @@ pub struct StepOutcome {
 /// Durable state of runs and assets.
 #[async_trait]
 pub trait RunStore: Send + Sync {
+    /// The same store stamping its records with `clock`'s time.
+    fn with_clock(&self, clock: Arc<dyn Clock>) -> Arc<dyn RunStore>;
     /// Records a new run with its planned steps (all pending) and a `run_queued` event.
     async fn create_run(&self, run: &RunRecord, steps: &[StepRecord]) -> StoreResult<()>;
     /// Signals a parked step: `waiting` → `pending`, with `event` (which carries the signal's payload).
@@ -348,8 +367,7 @@ pub trait RunStore: Send + Sync {
     async fn start_run(
         &self,
         run_id: &RunId,
-        pid: i64,
-        host: &str,
+        lease: &RunLease,
         event: NewEvent,
     ) -> StoreResult<bool>;
     /// Changes a run's status (and start/finish time), with an event.
@@ -444,7 +462,8 @@ pub trait RunStore: Send + Sync {
         lease_until_ms: i64,
     ) -> StoreResult<bool>;
     /// Releases `owner`'s claim on `step` (nothing happens if another owner holds it now).
-    /// Extends every claim `owner` holds to `lease_until_ms` and returns the step keys it still held.
+    /// Extends the lease of the run `owner` executes and every step claim `owner` holds to
+    /// `lease_until_ms`; returns the step keys it still held.
     async fn renew_claims(&self, owner: &str, lease_until_ms: i64) -> StoreResult<Vec<StepKey>>;
     async fn release_claim(&self, step: &StepKey, owner: &str) -> StoreResult<()>;
     /// Releases every claim of a run (when an interrupted run is settled).
@@ -516,5 +535,5 @@ pub fn host_name() -> String {
 
 /// Current time as RFC 3339 with milliseconds, UTC.
 pub fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    SystemClock.stamp()
 }

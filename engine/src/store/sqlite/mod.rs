@@ -19,6 +19,8 @@ use txn::*;
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Stamps runs, steps, events and materializations.
+    clock: Arc<dyn Clock>,
 }
 
 impl SqliteStore {
@@ -53,7 +55,10 @@ impl SqliteStore {
                 Err(e) => return Err(e),
             }
         };
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            clock: Arc::new(SystemClock),
+        })
     }
 }
 
@@ -70,6 +75,13 @@ impl SqliteStore {
 
 #[async_trait]
 impl RunStore for SqliteStore {
+    fn with_clock(&self, clock: Arc<dyn Clock>) -> Arc<dyn RunStore> {
+        Arc::new(SqliteStore {
+            pool: self.pool.clone(),
+            clock,
+        })
+    }
+
     async fn create_run(&self, run: &RunRecord, steps: &[StepRecord]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT INTO runs (run_id, status, selection, force, created_at, pid, host) VALUES (?, ?, ?, ?, ?, ?, ?)")
@@ -93,7 +105,7 @@ impl RunStore for SqliteStore {
                 steps: steps.len(),
             },
         );
-        insert_events(&mut tx, &[ev]).await?;
+        insert_events(&mut tx, &self.clock.stamp(), &[ev]).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -106,7 +118,7 @@ impl RunStore for SqliteStore {
         event: NewEvent,
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        let ts = now();
+        let ts = self.clock.stamp();
         let q = match status {
             RunStatus::Running => "UPDATE runs SET status = ?, started_at = COALESCE(started_at, ?), error = ? WHERE run_id = ?",
             s if s.is_terminal() => "UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE run_id = ?",
@@ -122,7 +134,7 @@ impl RunStore for SqliteStore {
         if r.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("run {run_id}")));
         }
-        insert_events(&mut tx, &[event]).await?;
+        insert_events(&mut tx, &self.clock.stamp(), &[event]).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -130,26 +142,27 @@ impl RunStore for SqliteStore {
     async fn start_run(
         &self,
         run_id: &RunId,
-        pid: i64,
-        host: &str,
+        lease: &RunLease,
         event: NewEvent,
     ) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
         let taken = sqlx::query(
             "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?), pid = ?, host = ?,
-               finished_at = NULL
+               owner = ?, lease_until = ?, finished_at = NULL
              WHERE run_id = ? AND status IN ('queued', 'waiting')",
         )
-        .bind(now())
-        .bind(pid)
-        .bind(host)
+        .bind(self.clock.stamp())
+        .bind(lease.pid)
+        .bind(&lease.host)
+        .bind(&lease.owner)
+        .bind(lease.lease_until_ms)
         .bind(run_id.as_str())
         .execute(&mut *tx)
         .await?
         .rows_affected()
             == 1;
         if taken {
-            insert_events(&mut tx, &[event]).await?;
+            insert_events(&mut tx, &self.clock.stamp(), &[event]).await?;
         }
         tx.commit().await?;
         Ok(taken)
@@ -172,7 +185,7 @@ impl RunStore for SqliteStore {
         .rows_affected()
             == 1;
         if changed {
-            insert_events(&mut tx, &[event]).await?;
+            insert_events(&mut tx, &self.clock.stamp(), &[event]).await?;
         }
         tx.commit().await?;
         Ok(changed)
@@ -188,7 +201,15 @@ impl RunStore for SqliteStore {
     ) -> StoreResult<i64> {
         let mut tx = self.pool.begin().await?;
         let _ = asset;
-        let seq = start_in(&mut tx, run_id, step_id, attempt, event).await?;
+        let seq = start_in(
+            &mut tx,
+            &self.clock.stamp(),
+            run_id,
+            step_id,
+            attempt,
+            event,
+        )
+        .await?;
         tx.commit().await?;
         Ok(seq)
     }
@@ -214,7 +235,15 @@ impl RunStore for SqliteStore {
                 }
             };
         }
-        let seq = start_in(&mut tx, &claim.run_id, step_id, attempt, event).await?;
+        let seq = start_in(
+            &mut tx,
+            &self.clock.stamp(),
+            &claim.run_id,
+            step_id,
+            attempt,
+            event,
+        )
+        .await?;
         tx.commit().await?;
         Ok(Ok(seq))
     }
@@ -233,7 +262,7 @@ impl RunStore for SqliteStore {
             .bind(step_id)
             .execute(&mut *tx)
             .await?;
-        insert_events(&mut tx, &[event]).await?;
+        insert_events(&mut tx, &self.clock.stamp(), &[event]).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -266,7 +295,7 @@ impl RunStore for SqliteStore {
             .bind(&m.code_version)
             .bind(upstream)
             .bind(m.metadata.to_string())
-            .bind(now())
+            .bind(self.clock.stamp())
             .fetch_one(&mut *tx)
             .await?;
             insert_lineage(&mut tx, id, &m.upstream).await?;
@@ -274,7 +303,7 @@ impl RunStore for SqliteStore {
         }
         sqlx::query("UPDATE steps SET status = ?, finished_at = ?, error = COALESCE(?, error), reason = ? WHERE run_id = ? AND step_id = ?")
             .bind(outcome.status.as_str())
-            .bind(now())
+            .bind(self.clock.stamp())
             .bind(&outcome.error)
             .bind(&outcome.reason)
             .bind(run_id.as_str())
@@ -292,7 +321,7 @@ impl RunStore for SqliteStore {
                 o.insert("materialization_id".into(), id.into());
             }
         }
-        insert_events(&mut tx, &events).await?;
+        insert_events(&mut tx, &self.clock.stamp(), &events).await?;
         tx.commit().await?;
         Ok(mat_id)
     }
@@ -302,7 +331,7 @@ impl RunStore for SqliteStore {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
-        insert_events(&mut tx, events).await?;
+        insert_events(&mut tx, &self.clock.stamp(), events).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -467,6 +496,11 @@ impl RunStore for SqliteStore {
     }
 
     async fn renew_claims(&self, owner: &str, lease_until_ms: i64) -> StoreResult<Vec<StepKey>> {
+        sqlx::query("UPDATE runs SET lease_until = ? WHERE owner = ? AND status = 'running'")
+            .bind(lease_until_ms)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
         let rows = sqlx::query(
             "UPDATE step_claims SET lease_until = ? WHERE owner = ? RETURNING asset_key, partition_key",
         )

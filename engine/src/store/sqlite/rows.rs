@@ -8,9 +8,9 @@ const ROWS_PER_INSERT: usize = 4000;
 /// Appends events in one statement per 4000 (each statement is a round trip to the database thread).
 pub(super) async fn insert_events(
     tx: &mut sqlx::SqliteConnection,
+    ts: &str,
     events: &[NewEvent],
 ) -> StoreResult<()> {
-    let ts = now();
     for chunk in events.chunks(ROWS_PER_INSERT) {
         let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
             "INSERT INTO events (run_id, step_id, ts, kind, level, message, data) ",
@@ -18,7 +18,7 @@ pub(super) async fn insert_events(
         q.push_values(chunk, |mut b, e| {
             b.push_bind(&e.run_id)
                 .push_bind(&e.step_id)
-                .push_bind(&ts)
+                .push_bind(ts)
                 .push_bind(&e.kind)
                 .push_bind(&e.level)
                 .push_bind(&e.message)
@@ -88,6 +88,7 @@ pub(super) fn run_from_row(r: &SqliteRow) -> StoreResult<RunRecord> {
         error: r.try_get("error")?,
         pid: r.try_get("pid")?,
         host: r.try_get("host")?,
+        lease_until_ms: r.try_get("lease_until")?,
     })
 }
 

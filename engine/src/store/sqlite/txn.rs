@@ -9,6 +9,7 @@ pub(super) type Tx<'a> = sqlx::Transaction<'a, sqlx::Sqlite>;
 /// `steps_sequence` trigger records it as the last) and marks the step running, with its event.
 pub(super) async fn start_in(
     tx: &mut Tx<'_>,
+    ts: &str,
     run_id: &RunId,
     step_id: &str,
     attempt: i64,
@@ -23,14 +24,14 @@ pub(super) async fn start_in(
          WHERE run_id = ? AND step_id = ? RETURNING seq",
     )
     .bind(attempt)
-    .bind(now())
+    .bind(ts)
     .bind(run_id.as_str())
     .bind(step_id)
     .fetch_optional(&mut **tx)
     .await?;
     let seq =
         seq.ok_or_else(|| StoreError::NotFound(format!("step '{step_id}' of run {run_id}")))?;
-    insert_events(tx, &[event.with_field("seq", seq.into())]).await?;
+    insert_events(tx, ts, &[event.with_field("seq", seq.into())]).await?;
     Ok(seq)
 }
 
