@@ -9,6 +9,7 @@ use sqlx::{Row, SqlitePool};
 use std::str::FromStr;
 use std::time::Duration;
 
+mod claims;
 mod rows;
 mod txn;
 
@@ -274,54 +275,7 @@ impl RunStore for SqliteStore {
         outcome: StepOutcome,
     ) -> StoreResult<Option<i64>> {
         let mut tx = self.pool.begin().await?;
-        let mut mat_id = None;
-        if let Some(m) = &outcome.materialization {
-            let upstream = serde_json::to_string(&m.upstream)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO materializations (asset_key, partition_key, run_id, step_id, seq, delta_version, row_count,
-                 schema, data_version, code_version, upstream, metadata, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            )
-            .bind(m.asset_key.as_str())
-            .bind(m.partition_key.as_ref().map(|p| p.0.as_str()))
-            .bind(m.run_id.as_str())
-            .bind(&m.step_id)
-            .bind(m.seq)
-            .bind(m.delta_version)
-            .bind(m.row_count)
-            .bind(m.schema.to_string())
-            .bind(&m.data_version)
-            .bind(&m.code_version)
-            .bind(upstream)
-            .bind(m.metadata.to_string())
-            .bind(self.clock.stamp())
-            .fetch_one(&mut *tx)
-            .await?;
-            insert_lineage(&mut tx, id, &m.upstream).await?;
-            mat_id = Some(id);
-        }
-        sqlx::query("UPDATE steps SET status = ?, finished_at = ?, error = COALESCE(?, error), reason = ? WHERE run_id = ? AND step_id = ?")
-            .bind(outcome.status.as_str())
-            .bind(self.clock.stamp())
-            .bind(&outcome.error)
-            .bind(&outcome.reason)
-            .bind(run_id.as_str())
-            .bind(step_id)
-            .execute(&mut *tx)
-            .await?;
-        let mut events = outcome.events;
-        if let (Some(id), Some(e)) = (
-            mat_id,
-            events
-                .iter_mut()
-                .find(|e| e.kind == EventKind::Materialization.as_str()),
-        ) {
-            if let Some(serde_json::Value::Object(o)) = &mut e.data {
-                o.insert("materialization_id".into(), id.into());
-            }
-        }
-        insert_events(&mut tx, &self.clock.stamp(), &events).await?;
+        let mat_id = finish_in(&mut tx, &self.clock.stamp(), run_id, step_id, outcome).await?;
         tx.commit().await?;
         Ok(mat_id)
     }
@@ -461,20 +415,7 @@ impl RunStore for SqliteStore {
         now_ms: i64,
         takeover_from: Option<&str>,
     ) -> StoreResult<ClaimOutcome> {
-        let mut tx = self.pool.begin().await?;
-        let outcome = if upsert_claim(&mut tx, claim, now_ms, takeover_from).await? {
-            Some(ClaimOutcome::Claimed)
-        } else {
-            claim_holder(&mut tx, &claim.step)
-                .await?
-                .map(ClaimOutcome::Held)
-        };
-        tx.commit().await?;
-        match outcome {
-            Some(o) => Ok(o),
-            // Released between the two statements: try again.
-            None => self.claim_step(claim, now_ms, takeover_from).await,
-        }
+        self.claim_step_in(claim, now_ms, takeover_from).await
     }
 
     async fn renew_claim(
@@ -483,59 +424,19 @@ impl RunStore for SqliteStore {
         owner: &str,
         lease_until_ms: i64,
     ) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE step_claims SET lease_until = ? WHERE asset_key = ? AND partition_key = ? AND owner = ?",
-        )
-        .bind(lease_until_ms)
-        .bind(step.asset.as_str())
-        .bind(step.partition_str())
-        .bind(owner)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        self.renew_claim_in(step, owner, lease_until_ms).await
     }
 
     async fn renew_claims(&self, owner: &str, lease_until_ms: i64) -> StoreResult<Vec<StepKey>> {
-        sqlx::query("UPDATE runs SET lease_until = ? WHERE owner = ? AND status = 'running'")
-            .bind(lease_until_ms)
-            .bind(owner)
-            .execute(&self.pool)
-            .await?;
-        let rows = sqlx::query(
-            "UPDATE step_claims SET lease_until = ? WHERE owner = ? RETURNING asset_key, partition_key",
-        )
-        .bind(lease_until_ms)
-        .bind(owner)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let asset: String = r.try_get("asset_key")?;
-                let partition: String = r.try_get("partition_key")?;
-                StepKey::from_stored(&asset, &partition)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))
-            })
-            .collect()
+        self.renew_claims_in(owner, lease_until_ms).await
     }
 
     async fn release_claim(&self, step: &StepKey, owner: &str) -> StoreResult<()> {
-        sqlx::query(
-            "DELETE FROM step_claims WHERE asset_key = ? AND partition_key = ? AND owner = ?",
-        )
-        .bind(step.asset.as_str())
-        .bind(step.partition_str())
-        .bind(owner)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.release_claim_in(step, owner).await
     }
 
     async fn release_run_claims(&self, run_id: &RunId) -> StoreResult<()> {
-        sqlx::query("DELETE FROM step_claims WHERE run_id = ?")
-            .bind(run_id.as_str())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        self.release_run_claims_in(run_id).await
     }
 
     async fn active_runs(&self) -> StoreResult<Vec<RunRecord>> {

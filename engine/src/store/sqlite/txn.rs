@@ -1,5 +1,5 @@
-//! Statements that run inside a caller's transaction: starting a step (sequence number, status, event)
-//! and taking a step claim.
+//! Statements that run inside a caller's transaction: starting a step (sequence number, status, event),
+//! ending it (materialization, lineage, events) and taking a step claim.
 
 use super::*;
 
@@ -33,6 +33,66 @@ pub(super) async fn start_in(
         seq.ok_or_else(|| StoreError::NotFound(format!("step '{step_id}' of run {run_id}")))?;
     insert_events(tx, ts, &[event.with_field("seq", seq.into())]).await?;
     Ok(seq)
+}
+
+/// Records how a step ended: its materialization and lineage (if it succeeded), its status and its events.
+/// A step that was running releases its run's claim on the step key (trigger `steps_release_claim`).
+pub(super) async fn finish_in(
+    tx: &mut Tx<'_>,
+    ts: &str,
+    run_id: &RunId,
+    step_id: &str,
+    outcome: StepOutcome,
+) -> StoreResult<Option<i64>> {
+    let mut mat_id = None;
+    if let Some(m) = &outcome.materialization {
+        let upstream =
+            serde_json::to_string(&m.upstream).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO materializations (asset_key, partition_key, run_id, step_id, seq, delta_version, row_count,
+             schema, data_version, code_version, upstream, metadata, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(m.asset_key.as_str())
+        .bind(m.partition_key.as_ref().map(|p| p.0.as_str()))
+        .bind(m.run_id.as_str())
+        .bind(&m.step_id)
+        .bind(m.seq)
+        .bind(m.delta_version)
+        .bind(m.row_count)
+        .bind(m.schema.to_string())
+        .bind(&m.data_version)
+        .bind(&m.code_version)
+        .bind(upstream)
+        .bind(m.metadata.to_string())
+        .bind(ts)
+        .fetch_one(&mut **tx)
+        .await?;
+        insert_lineage(tx, id, &m.upstream).await?;
+        mat_id = Some(id);
+    }
+    sqlx::query("UPDATE steps SET status = ?, finished_at = ?, error = COALESCE(?, error), reason = ? WHERE run_id = ? AND step_id = ?")
+        .bind(outcome.status.as_str())
+        .bind(ts)
+        .bind(&outcome.error)
+        .bind(&outcome.reason)
+        .bind(run_id.as_str())
+        .bind(step_id)
+        .execute(&mut **tx)
+        .await?;
+    let mut events = outcome.events;
+    if let (Some(id), Some(e)) = (
+        mat_id,
+        events
+            .iter_mut()
+            .find(|e| e.kind == EventKind::Materialization.as_str()),
+    ) {
+        if let Some(serde_json::Value::Object(o)) = &mut e.data {
+            o.insert("materialization_id".into(), id.into());
+        }
+    }
+    insert_events(tx, ts, &events).await?;
+    Ok(mat_id)
 }
 
 /// Takes (or renews) the claim when it is free, expired, already ours, or held by `takeover_from`.
