@@ -129,6 +129,17 @@ pub enum Command {
         #[arg(long)]
         no_wait: bool,
     },
+    /// Signal a parked (waiting) step of a run: an approval, a workflow's result. `assets execute RUN`
+    /// then runs the step again with the payload.
+    Signal {
+        /// Run id or a unique prefix.
+        run: String,
+        /// The parked step (its key).
+        step: String,
+        /// JSON payload handed to the step (default: `{}`).
+        #[arg(long)]
+        payload: Option<String>,
+    },
     /// Check each materialized asset's Delta table against the run store (log readable, data files
     /// present, no unknown versions).
     Doctor {

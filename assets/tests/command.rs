@@ -224,3 +224,113 @@ fn ctrl_c_cancels_and_leaves_state_consistent() {
     assert_eq!(status_of(&r.json(), "quick"), "up_to_date");
     assert_eq!(status_of(&r.json(), "after"), "succeeded");
 }
+
+/// A command's declared permanent exit codes fail the step at once; other non-zero exits are retried.
+#[test]
+fn declared_permanent_exit_codes_are_not_retried() {
+    let exit = |code: i32| {
+        format!(
+            "command: [python3, -c, \"import sys; sys.exit({code})\"]\npermanent_exit_codes: [3, 78]\nretries: 2\nretry_delay: 10ms\n"
+        )
+    };
+    let p = Project::new(&[
+        (
+            "assets/a.yaml",
+            &format!("key: bad_input\nkind: command\n{}", exit(3)),
+        ),
+        (
+            "assets/b.yaml",
+            &format!("key: flaky\nkind: command\n{}", exit(4)),
+        ),
+    ]);
+    let v = p.run(&["materialize", "--json"]).json();
+    let step = |key: &str| {
+        v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["key"] == key)
+            .unwrap()
+            .clone()
+    };
+    let (bad, flaky) = (step("bad_input"), step("flaky"));
+    assert_eq!(bad["attempts"], 1, "{bad}");
+    assert_eq!(bad["failure_class"], "permanent", "{bad}");
+    assert!(
+        bad["error"]
+            .as_str()
+            .unwrap()
+            .contains("declared permanent"),
+        "{bad}"
+    );
+    assert_eq!(flaky["attempts"], 3, "{flaky}");
+    assert_eq!(flaky["failure_class"], "retryable", "{flaky}");
+}
+
+#[test]
+fn an_impossible_permanent_exit_code_is_a_definition_error() {
+    let p = Project::new(&[(
+        "assets/a.yaml",
+        "key: odd\nkind: command\ncommand: [echo]\npermanent_exit_codes: [0]\n",
+    )]);
+    let r = p.run(&["check"]);
+    r.code(2);
+    assert!(
+        r.stderr.contains("E0206") && r.stderr.contains("permanent_exit_codes: 0"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// A command parks itself (`{"type": "wait"}`): nothing is committed, its downstream waits and the run
+/// ends `waiting`; `assets signal` then `assets execute` run it again with the payload in
+/// `SPINE_SIGNAL`, and the rest of the run follows.
+#[test]
+fn a_command_parks_until_signalled_and_resumes_with_the_payload() {
+    let gate = r#"import os, json
+sig = os.environ.get("SPINE_SIGNAL", "")
+if not sig:
+    print(json.dumps({"type": "wait", "reason": "needs approval"}))
+    open(os.path.join(os.environ["SPINE_OUTPUT_DIR"], "ignored.jsonl"), "w").write("{}\n")
+else:
+    by = json.loads(sig)["by"]
+    open(os.path.join(os.environ["SPINE_OUTPUT_DIR"], "a.jsonl"), "w").write(json.dumps({"approved_by": by}) + "\n")
+"#;
+    let p = Project::new(&[
+        ("assets/gate.py", gate),
+        (
+            "assets/a.yaml",
+            "key: gate\nkind: command\ncommand: [python3, gate.py]\n",
+        ),
+        (
+            "assets/b.yaml",
+            "key: after\nkind: sql\nquery: SELECT approved_by FROM gate\n",
+        ),
+    ]);
+    let v = p.run(&["materialize", "--json"]).json();
+    assert_eq!(v["status"], "waiting", "{v}");
+    assert_eq!(status_of(&v, "gate"), "waiting");
+    assert_eq!(status_of(&v, "after"), "pending");
+    assert!(
+        !p.path().join("warehouse/gate/_delta_log").exists(),
+        "nothing committed"
+    );
+    let run = v["run_id"].as_str().unwrap().to_string();
+    // Signalling a step that does not wait, or with a payload that is not JSON, is bad input.
+    let r = p.run(&["signal", &run, "after"]);
+    r.code(2);
+    assert!(r.stderr.contains("E0408"), "{}", r.stderr);
+    let r = p.run(&["signal", &run, "gate", "--payload", "{by: ana}"]);
+    r.code(2);
+    assert!(r.stderr.contains("E0409"), "{}", r.stderr);
+    p.run(&["signal", &run, "gate", "--payload", r#"{"by": "ana"}"#])
+        .code(0);
+    let v = p.run(&["execute", &run, "--json"]).json();
+    assert_eq!(v["status"], "succeeded", "{v}");
+    assert_eq!(status_of(&v, "gate"), "succeeded");
+    assert_eq!(status_of(&v, "after"), "succeeded");
+    let q = p
+        .run(&["sql", "--json", "SELECT approved_by FROM after"])
+        .json();
+    assert_eq!(q[0]["approved_by"], "ana", "{q}");
+}

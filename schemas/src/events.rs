@@ -299,6 +299,13 @@ pub enum CommandMessage {
         #[serde(default)]
         message: Option<String>,
     },
+    /// `{"type":"wait","reason":"needs approval"}`: park the step until it is signalled (`assets
+    /// signal`); its output files are ignored and nothing is committed. Resumed, the program runs
+    /// again with the payload in `SPINE_SIGNAL`.
+    Wait {
+        /// Why it waits (shown in `assets run`).
+        reason: String,
+    },
 }
 
 fn default_level() -> String {

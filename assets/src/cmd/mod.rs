@@ -49,6 +49,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             concurrency,
             no_wait,
         } => materialize::execute(&root, run.as_deref(), concurrency, no_wait, json).await,
+        Command::Signal { run, step, payload } => {
+            runs::signal(&root, &run, &step, payload.as_deref(), json).await
+        }
         Command::Doctor { select, repair } => {
             doctor::run(&root, select.expression().as_deref(), repair, json).await
         }

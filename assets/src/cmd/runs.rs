@@ -212,3 +212,35 @@ fn print_event(
     );
     Ok(())
 }
+
+/// `assets signal RUN STEP [--payload JSON]`: resumes a parked step with a payload on the next
+/// `assets execute RUN`.
+pub async fn signal(
+    root: &Path,
+    run: &str,
+    step: &str,
+    payload: Option<&str>,
+    json: bool,
+) -> anyhow::Result<u8> {
+    let payload: serde_json::Value = match payload {
+        None => serde_json::json!({}),
+        Some(p) => serde_json::from_str(p).map_err(|e| {
+            spine_engine::DefinitionError::new("E0409", format!("--payload is not JSON: {e}"))
+                .hint("quote it for the shell, e.g. --payload '{\"approved\": true}'")
+        })?,
+    };
+    let engine = super::engine(root, None).await?;
+    let run_id = engine.store().get_run(run).await?.run_id;
+    let result = engine.signal(&run_id, step, payload).await;
+    let short = crate::output::short_run(engine.store().as_ref(), &run_id).await;
+    engine.store().close().await;
+    result?;
+    if json {
+        crate::output::json(
+            &serde_json::json!({"run_id": run_id, "step": step, "signalled": true}),
+        )?;
+    } else {
+        println!("signalled {step} of run {short}; resume it with: assets execute {short}");
+    }
+    Ok(0)
+}

@@ -323,10 +323,11 @@ impl Engine {
             .filter(|s| s.status != StepStatus::Pending)
             .map(|s| (s.step_key(), s.status))
             .collect();
-        let signals = if done.is_empty() {
-            HashMap::new()
-        } else {
+        // Only a run that parked steps before (it is `waiting`) has signals to hand them.
+        let signals = if run.status == RunStatus::Waiting {
             self.signals(run_id).await?
+        } else {
+            HashMap::new()
         };
         if let Some(gone) = order
             .iter()

@@ -51,6 +51,8 @@ struct CommandFields {
     env: BTreeMap<String, String>,
     output_format: Option<Format>,
     input_format: Option<Format>,
+    #[serde(default)]
+    permanent_exit_codes: Vec<i64>,
 }
 
 /// A validated `command` definition, with `${var:…}` substituted.
@@ -66,6 +68,9 @@ pub struct CommandConfig {
     pub output_format: Option<Format>,
     /// Format upstreams are also exported to, if any.
     pub input_format: Option<Format>,
+    /// Exit codes that mean "retrying will not help" (bad input, bad configuration): the step fails
+    /// without retries. Any other non-zero exit is retryable.
+    pub permanent_exit_codes: Vec<i32>,
 }
 
 /// Parses a `command` definition (see the module docs).
@@ -94,6 +99,22 @@ pub fn configure(def: &KindDefinition<'_>) -> Result<KindConfig, DefinitionError
         .iter()
         .map(|(k, v)| def.render(v).map(|v| (k.clone(), v)))
         .collect::<Result<BTreeMap<_, _>, _>>()?;
+    let mut permanent_exit_codes = Vec::new();
+    for &c in &fields.permanent_exit_codes {
+        match i32::try_from(c) {
+            Ok(c) if (1..=255).contains(&c) => permanent_exit_codes.push(c),
+            _ => {
+                return Err(def
+                    .error(
+                        "E0206",
+                        format!(
+                            "permanent_exit_codes: {c} is not an exit code a program can return"
+                        ),
+                    )
+                    .hint("list codes from 1 to 255, e.g. permanent_exit_codes: [2, 78]"))
+            }
+        }
+    }
     let mut h = Vec::new();
     for a in &argv {
         h.extend_from_slice(a.as_bytes());
@@ -114,6 +135,7 @@ pub fn configure(def: &KindDefinition<'_>) -> Result<KindConfig, DefinitionError
         cwd: def.dir.to_path_buf(),
         output_format: fields.output_format,
         input_format: fields.input_format,
+        permanent_exit_codes,
     };
     Ok(KindConfig::new(
         AssetBody::Kind(Arc::new(config)),

@@ -131,6 +131,7 @@ async fn run_command(ctx: &StepContext) -> Result<StepOutput, StepError> {
         cwd,
         output_format,
         input_format,
+        permanent_exit_codes,
     }) = ctx.spec.body.config::<CommandConfig>()
     else {
         return Err(StepError::permanent(
@@ -165,6 +166,13 @@ async fn run_command(ctx: &StepContext) -> Result<StepOutput, StepError> {
                 .unwrap_or_default(),
         )
         .env("SPINE_ATTEMPT", ctx.attempt.to_string())
+        .env(
+            "SPINE_SIGNAL",
+            ctx.signal
+                .as_ref()
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
+        )
         .env("SPINE_PROJECT_DIR", &ctx.project_root)
         .env("SPINE_OUTPUT_DIR", &out_dir);
     process::isolate(&mut cmd);
@@ -251,20 +259,27 @@ async fn run_command(ctx: &StepContext) -> Result<StepOutput, StepError> {
                 tail.into_iter().collect::<Vec<_>>().join("\n")
             )
         };
-        return Err(StepError::retryable(format!(
-            "command {:?} exited with {code}{detail}",
-            argv
-        )));
+        let message = format!("command {:?} exited with {code}{detail}", argv);
+        // A declared permanent exit code fails the step without retries; anything else may pass.
+        return Err(match status.code() {
+            Some(c) if permanent_exit_codes.contains(&c) => {
+                StepError::permanent(format!("{message} (declared permanent: not retried)"))
+            }
+            _ => StepError::retryable(message),
+        });
     }
-    output.data = collect_outputs(&out_dir, output_format.map(Format::as_str))?;
+    // A program that asked to wait parks the step; whatever it wrote is not committed.
+    if !matches!(output.data, StepData::Waiting { .. }) {
+        output.data = collect_outputs(&out_dir, output_format.map(Format::as_str))?;
+    }
     Ok(output)
 }
 
 /// The protocol's message types; a JSON line whose `type` is one of these must match the schema exactly.
-const PROTOCOL_TYPES: [&str; 3] = ["log", "metadata", "check"];
+const PROTOCOL_TYPES: [&str; 4] = ["log", "metadata", "check", "wait"];
 
 /// Records one stdout line. A line that claims to be a protocol message (a JSON object whose `type` is
-/// `log`, `metadata` or `check`) but does not match the schema in `spine_schemas::events::CommandMessage`
+/// `log`, `metadata`, `check` or `wait`) but does not match the schema in `spine_schemas::events::CommandMessage`
 /// (an unknown severity, `"passed": 0`, a missing field) is a protocol error: the step fails, naming the
 /// line, so a failed check can never be lost. Other lines, JSON or not, are info logs.
 async fn handle_line(
@@ -310,6 +325,7 @@ async fn handle_line(
                 message,
             });
         }
+        CommandMessage::Wait { reason } => output.data = StepData::Waiting { reason },
     }
     Ok(())
 }
