@@ -117,6 +117,10 @@ pub enum Command {
         /// Only record the run as queued and print its id; `assets execute` runs it.
         #[arg(long, conflicts_with = "dry_run")]
         queue: bool,
+        /// Partitions of the selected partitioned assets: keys (repeat or comma-separate) or one
+        /// FROM..TO range (default: every partition that exists).
+        #[arg(long = "partition", value_name = "KEY|FROM..TO")]
+        partitions: Vec<String>,
     },
     /// Execute a queued run in this process (default: the oldest queued run).
     Execute {

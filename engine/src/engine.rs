@@ -38,8 +38,24 @@ pub struct AssetStatus {
     pub upstream_outdated: bool,
     /// The nearest stale or missing ancestor that makes this one `upstream_stale`.
     pub outdated_upstream: Option<AssetKey>,
-    /// Latest materialization.
+    /// Latest materialization (of the whole asset; the latest of any partition for a partitioned one).
     pub latest: Option<Materialization>,
+    /// For a partitioned asset: how many of its partitions are in each state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<PartitionCounts>,
+}
+
+/// How many partitions of a partitioned asset are in each state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PartitionCounts {
+    /// Partitions that exist now.
+    pub total: usize,
+    /// Up to date.
+    pub fresh: usize,
+    /// Materialized but stale.
+    pub stale: usize,
+    /// Never materialized.
+    pub missing: usize,
 }
 
 impl Engine {
@@ -123,7 +139,10 @@ impl Engine {
         for key in order {
             let spec = &self.project.assets[key];
             let step = crate::key::StepKey::whole(key.clone());
-            let f = freshness(spec, &step, &latest);
+            let (f, partitions) = match &spec.partitions {
+                None => (freshness(&self.project, spec, &step, &latest), None),
+                Some(def) => self.partition_freshness(spec, def, &latest),
+            };
             let up = spec.deps.iter().find_map(|d| outdated_by.get(d).copied());
             if f != Freshness::Fresh {
                 outdated_by.insert(key, key);
@@ -141,10 +160,60 @@ impl Engine {
                     freshness: f,
                     upstream_outdated: up.is_some(),
                     outdated_upstream: up.cloned(),
-                    latest: latest.get(&step).cloned(),
+                    latest: match &spec.partitions {
+                        None => latest.get(&step).cloned(),
+                        Some(_) => latest
+                            .values()
+                            .filter(|m| &m.m.asset_key == key)
+                            .max_by_key(|m| m.id)
+                            .cloned(),
+                    },
+                    partitions,
                 });
             }
         }
         Ok(out)
+    }
+
+    /// A partitioned asset's freshness over its partitions that exist now: missing when none was
+    /// materialized, fresh when all are fresh, else stale with counts (and the first stale reason).
+    fn partition_freshness(
+        &self,
+        spec: &crate::project::AssetSpec,
+        def: &crate::partitions::PartitionsDef,
+        latest: &HashMap<crate::key::StepKey, Materialization>,
+    ) -> (Freshness, Option<PartitionCounts>) {
+        let mut counts = PartitionCounts::default();
+        let mut first_reason: Option<String> = None;
+        for p in def.keys(self.clock.now()) {
+            counts.total += 1;
+            let step = crate::key::StepKey {
+                asset: spec.key.clone(),
+                partition: Some(p.clone()),
+            };
+            match freshness(&self.project, spec, &step, latest) {
+                Freshness::Fresh => counts.fresh += 1,
+                Freshness::Missing => counts.missing += 1,
+                Freshness::Stale(r) => {
+                    counts.stale += 1;
+                    if first_reason.is_none() {
+                        first_reason = r.first().map(|r| format!("[{p}] {r}"));
+                    }
+                }
+            }
+        }
+        let f = if counts.fresh == counts.total {
+            Freshness::Fresh
+        } else if counts.missing == counts.total {
+            Freshness::Missing
+        } else {
+            let mut reasons = vec![format!(
+                "{} of {} partitions stale, {} missing",
+                counts.stale, counts.total, counts.missing
+            )];
+            reasons.extend(first_reason);
+            Freshness::Stale(reasons)
+        };
+        (f, Some(counts))
     }
 }

@@ -22,6 +22,7 @@ pub mod hash;
 pub mod key;
 pub mod kinds;
 mod materialize;
+pub mod partitions;
 mod plan;
 pub mod project;
 pub mod query;

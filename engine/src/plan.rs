@@ -8,7 +8,8 @@
 use crate::engine::Engine;
 use crate::error::{DefinitionError, EngineError};
 use crate::key::{AssetKey, PartitionKey, StepKey};
-use crate::project::{AssetSpec, Project};
+use crate::partitions::{PartitionSelection, Upstream};
+use crate::project::Project;
 use crate::selection::select;
 use crate::staleness::{freshness, short, Freshness};
 use std::collections::{BTreeSet, HashSet};
@@ -46,31 +47,48 @@ pub fn select_some(
     Ok(selected)
 }
 
-/// The steps of a run over `selected`, in dependency order: one per asset today (the step key without a
-/// partition); partitioned assets will contribute one step per selected partition.
+/// The steps of a run over `selected`, in dependency order: the whole-asset step of each unpartitioned
+/// asset, and one step per covered partition (`partitions`, at `now`) of each partitioned one. E0411
+/// when a partition does not exist for an asset, E0412 when partitions are named but no selected asset
+/// is partitioned.
 pub(crate) fn steps_in_order(
     project: &Project,
     selected: &BTreeSet<AssetKey>,
+    partitions: &PartitionSelection,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<StepKey>, EngineError> {
-    Ok(project
+    let order = project
         .graph
         .topological_order()
-        .ok_or_else(|| EngineError::Internal("validated graph has a cycle".into()))?
-        .into_iter()
-        .filter(|k| selected.contains(*k))
-        .map(|k| StepKey::whole(k.clone()))
-        .collect())
-}
-
-/// The step keys step `step` of `spec` reads: every upstream asset whole. This is the one place a
-/// partition mapping (same partition, a window of partitions, all of them) decides which partitions
-/// of an upstream a partition depends on.
-pub(crate) fn upstream_steps(spec: &AssetSpec, step: &StepKey) -> Vec<StepKey> {
-    debug_assert_eq!(spec.key, step.asset);
-    spec.deps
-        .iter()
-        .map(|d| StepKey::whole(d.clone()))
-        .collect()
+        .ok_or_else(|| EngineError::Internal("validated graph has a cycle".into()))?;
+    let mut steps = Vec::new();
+    let mut partitioned = false;
+    for key in order.into_iter().filter(|k| selected.contains(*k)) {
+        let spec = &project.assets[key];
+        if spec.partitions.is_none() {
+            steps.push(StepKey::whole(key.clone()));
+            continue;
+        }
+        partitioned = true;
+        let keys = partitions.resolve(spec, now).map_err(|m| {
+            DefinitionError::new("E0411", m).hint("`assets partitions ASSET` lists them")
+        })?;
+        steps.extend(keys.into_iter().map(|p| StepKey {
+            asset: key.clone(),
+            partition: Some(p),
+        }));
+    }
+    if !partitioned && *partitions != PartitionSelection::All {
+        return Err(DefinitionError::new(
+            "E0412",
+            "--partition was given, but no selected asset is partitioned",
+        )
+        .hint(
+            "select a partitioned asset (`assets list` shows partitions), or leave out --partition",
+        )
+        .into());
+    }
+    Ok(steps)
 }
 
 impl Engine {
@@ -79,17 +97,28 @@ impl Engine {
         &self,
         selection: Option<&str>,
         force: bool,
+        partitions: &PartitionSelection,
     ) -> Result<Vec<PlannedStep>, EngineError> {
         let selected = select_some(&self.project, selection)?;
         let latest = self.store.latest_materializations().await?;
         let mut runs: HashSet<StepKey> = HashSet::new();
         let mut plan = Vec::new();
-        for step in steps_in_order(&self.project, &selected)? {
+        let steps = steps_in_order(&self.project, &selected, partitions, self.clock.now())?;
+        let mut runs_of: HashSet<&AssetKey> = HashSet::new();
+        for step in steps {
             let spec = &self.project.assets[&step.asset];
-            let upstream_runs = upstream_steps(spec, &step)
+            let upstream_runs = crate::partitions::upstreams(&self.project, spec, &step)
                 .into_iter()
-                .find(|u| runs.contains(u));
-            let (run, reason) = match (force, freshness(spec, &step, &latest), upstream_runs) {
+                .find(|u| match u {
+                    Upstream::Step(s) => runs.contains(s),
+                    Upstream::All(a) => runs_of.contains(a),
+                })
+                .map(|u| match u {
+                    Upstream::Step(s) => s.to_string(),
+                    Upstream::All(a) => a.to_string(),
+                });
+            let fresh = freshness(&self.project, spec, &step, &latest);
+            let (run, reason) = match (force, fresh, upstream_runs) {
                 (true, _, _) => (true, "forced (--force)".to_string()),
                 (_, Freshness::Missing, _) => (true, "never materialized".to_string()),
                 (_, Freshness::Stale(r), _) => (true, r.join("; ")),
@@ -112,6 +141,7 @@ impl Engine {
                 reason,
             });
             if run {
+                runs_of.insert(&spec.key);
                 runs.insert(step);
             }
         }

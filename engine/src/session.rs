@@ -28,6 +28,36 @@ pub(crate) fn bounded(config: &ProjectConfig, session: SessionConfig) -> Session
     }
 }
 
+/// A new session with `run`'s configuration and runtime (the same memory pool) but an empty catalog:
+/// a step that reads partitions registers its own view of each upstream without touching the run's.
+pub(crate) fn sibling(run: &SessionContext) -> SessionContext {
+    let state = datafusion::execution::SessionStateBuilder::new()
+        .with_config(run.copied_config())
+        .with_runtime_env(run.runtime_env())
+        .with_default_features()
+        .build();
+    SessionContext::new_with_state(state)
+}
+
+/// Registers under `key` the rows of `provider` whose `column` is partition `p`.
+pub(crate) fn register_partition(
+    session: &SessionContext,
+    key: &crate::key::AssetKey,
+    provider: Arc<dyn datafusion::catalog::TableProvider>,
+    column: &str,
+    p: &crate::key::PartitionKey,
+) -> datafusion::error::Result<()> {
+    use datafusion::prelude::{ident, lit};
+    let rows = session
+        .read_table(provider)?
+        .filter(ident(column).eq(lit(p.as_str())))?;
+    session.register_table(
+        datafusion::common::TableReference::bare(key.as_str()),
+        rows.into_view(),
+    )?;
+    Ok(())
+}
+
 /// A human version of a byte count, for messages.
 pub(crate) fn bytes(n: usize) -> String {
     match n {

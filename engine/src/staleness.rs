@@ -1,8 +1,9 @@
 //! Staleness: an asset is missing (never materialized), fresh, or stale because its code version changed
 //! or an upstream has a newer materialization than the one it read.
 
-use crate::key::StepKey;
-use crate::project::AssetSpec;
+use crate::key::{AssetKey, StepKey};
+use crate::partitions::{upstreams, Upstream};
+use crate::project::{AssetSpec, Project};
 use crate::store::Materialization;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -31,8 +32,10 @@ impl Freshness {
 }
 
 /// Freshness of step `step` of `spec` (the whole asset, or one partition) given the latest
-/// materialization of every step key.
+/// materialization of every step key. Which upstream step keys it is compared with is the partition
+/// mapping's ([`upstreams`]).
 pub fn freshness(
+    project: &Project,
     spec: &AssetSpec,
     step: &StepKey,
     latest: &HashMap<StepKey, Materialization>,
@@ -47,25 +50,10 @@ pub fn freshness(
             m.m.code_version, spec.code_version
         ));
     }
-    for up in crate::plan::upstream_steps(spec, step) {
-        let read =
-            m.m.upstream
-                .iter()
-                .find(|u| u.key == up.asset && u.partition == up.partition);
-        match (latest.get(&up), read) {
-            (None, _) => reasons.push(format!("upstream '{up}' has no materialization")),
-            (Some(u), Some(r)) if r.materialization_id == Some(u.id) => {}
-            (Some(u), Some(r)) => reasons.push(format!(
-                "upstream '{up}' has a newer materialization (#{} in run {}; this read #{})",
-                u.id,
-                short(u.m.run_id.as_str()),
-                r.materialization_id
-                    .map(|i| i.to_string())
-                    .unwrap_or_else(|| "?".into())
-            )),
-            (Some(_), None) => reasons.push(format!(
-                "upstream '{up}' was added since the last materialization"
-            )),
+    for up in upstreams(project, spec, step) {
+        match up {
+            Upstream::Step(up) => compare(&mut reasons, m, &up, latest.get(&up)),
+            Upstream::All(asset) => all_partitions(&mut reasons, m, &asset, latest),
         }
     }
     for u in &m.m.upstream {
@@ -80,6 +68,75 @@ pub fn freshness(
         Freshness::Fresh
     } else {
         Freshness::Stale(reasons)
+    }
+}
+
+/// Whether materialization `m` read `up`'s latest materialization.
+fn compare(
+    reasons: &mut Vec<String>,
+    m: &Materialization,
+    up: &StepKey,
+    newest: Option<&Materialization>,
+) {
+    let read =
+        m.m.upstream
+            .iter()
+            .find(|u| u.key == up.asset && u.partition == up.partition);
+    match (newest, read) {
+        (None, _) => reasons.push(format!("upstream '{up}' has no materialization")),
+        (Some(u), Some(r)) if r.materialization_id == Some(u.id) => {}
+        (Some(u), Some(r)) => reasons.push(format!(
+            "upstream '{up}' has a newer materialization (#{} in run {}; this read #{})",
+            u.id,
+            short(u.m.run_id.as_str()),
+            r.materialization_id
+                .map(|i| i.to_string())
+                .unwrap_or_else(|| "?".into())
+        )),
+        (Some(_), None) => reasons.push(format!(
+            "upstream '{up}' was added since the last materialization"
+        )),
+    }
+}
+
+/// Whether materialization `m` read the latest materialization of every partition of `asset`.
+fn all_partitions(
+    reasons: &mut Vec<String>,
+    m: &Materialization,
+    asset: &AssetKey,
+    latest: &HashMap<StepKey, Materialization>,
+) {
+    let (mut seen, mut newer, mut added) = (0usize, Vec::new(), Vec::new());
+    for (k, u) in latest.iter().filter(|(k, _)| &k.asset == asset) {
+        seen += 1;
+        let read =
+            m.m.upstream
+                .iter()
+                .find(|r| &r.key == asset && r.partition == k.partition);
+        match read {
+            Some(r) if r.materialization_id == Some(u.id) => {}
+            Some(_) => newer.push(k.to_string()),
+            None => added.push(k.to_string()),
+        }
+    }
+    if seen == 0 {
+        reasons.push(format!("upstream '{asset}' has no materialization"));
+    }
+    for (list, what) in [
+        (&mut newer, "has a newer materialization"),
+        (&mut added, "was added since the last materialization"),
+    ] {
+        list.sort();
+        match list.len() {
+            0 => {}
+            1 => reasons.push(format!("upstream '{}' {what}", list[0])),
+            n => reasons.push(format!(
+                "{n} partitions of upstream '{asset}' (first '{}') {}",
+                list[0],
+                what.replace("has a", "have a")
+                    .replace("was added", "were added")
+            )),
+        }
     }
 }
 

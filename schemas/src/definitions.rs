@@ -122,6 +122,9 @@ pub struct AssetDef {
     /// What to do when a new materialization's schema differs from the table's (default `fail` for
     /// dropped columns and changed types).
     pub on_schema_change: Option<OnSchemaChange>,
+    /// How the asset is partitioned (`{daily: {start: 2026-01-01}}`, `{static: [eu, us]}`, …); validated
+    /// by the engine's partitions module.
+    pub partitions: Option<serde_json::Value>,
 }
 
 /// What to do when a materialization's schema differs from the asset table's current schema (as dbt's

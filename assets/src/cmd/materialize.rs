@@ -2,6 +2,7 @@
 
 use crate::output::millis;
 use indicatif::{ProgressBar, ProgressStyle};
+use spine_engine::partitions::PartitionSelection;
 use spine_engine::store::SHORT_ID_LEN;
 use spine_engine::store::{RunStatus, StepStatus};
 use spine_engine::{CancellationToken, ExecuteOptions, RunId, RunObserver, StepKey, StepReport};
@@ -92,6 +93,8 @@ pub struct Options {
     pub no_wait: bool,
     /// Only record the run as queued (`--queue`).
     pub queue: bool,
+    /// Which partitions (`--partition`).
+    pub partitions: PartitionSelection,
 }
 
 /// `assets materialize`: submit a run of the selection, then execute it here (or, with `--queue`,
@@ -103,7 +106,9 @@ pub async fn run(
     json: bool,
 ) -> anyhow::Result<u8> {
     let engine = super::engine(root, selection.as_deref()).await?;
-    let run_id = engine.submit(selection.as_deref(), opts.force).await?;
+    let run_id = engine
+        .submit_partitions(selection.as_deref(), opts.force, &opts.partitions)
+        .await?;
     if opts.queue {
         let short = crate::output::short_run(engine.store().as_ref(), &run_id).await;
         let steps = engine.store().steps(&run_id).await?.len();
@@ -236,10 +241,13 @@ pub async fn dry_run(
     root: &Path,
     selection: Option<String>,
     force: bool,
+    partitions: &PartitionSelection,
     json: bool,
 ) -> anyhow::Result<u8> {
     let engine = super::engine(root, selection.as_deref()).await?;
-    let plan = engine.dry_run(selection.as_deref(), force).await?;
+    let plan = engine
+        .dry_run(selection.as_deref(), force, partitions)
+        .await?;
     engine.store().close().await;
     if json {
         crate::output::json(&plan)?;
@@ -249,7 +257,10 @@ pub async fn dry_run(
         .iter()
         .map(|s| {
             vec![
-                s.key.to_string(),
+                match &s.partition {
+                    Some(p) => format!("{}[{p}]", s.key),
+                    None => s.key.to_string(),
+                },
                 if s.run { "run" } else { "skip" }.to_string(),
                 s.reason.clone(),
             ]

@@ -13,6 +13,7 @@ mod status;
 pub mod telemetry;
 
 use crate::{Cli, Command};
+use spine_engine::partitions::PartitionSelection;
 use spine_engine::{Engine, EngineError};
 
 /// Runs the command; returns the exit code on completion.
@@ -30,16 +31,21 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             dry_run,
             no_wait,
             queue,
+            partitions,
         } => {
             let selection = select.expression();
+            let partitions = PartitionSelection::parse(&partitions).map_err(|m| {
+                spine_engine::DefinitionError::new("E0411", format!("--partition: {m}"))
+            })?;
             if dry_run {
-                materialize::dry_run(&root, selection, force, json).await
+                materialize::dry_run(&root, selection, force, &partitions, json).await
             } else {
                 let opts = materialize::Options {
                     force,
                     concurrency,
                     no_wait,
                     queue,
+                    partitions,
                 };
                 materialize::run(&root, selection, opts, json).await
             }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 /// The fields of an asset definition that every kind shares; the loader reads them, kinds never see
 /// them.
-pub const COMMON_FIELDS: [&str; 12] = [
+pub const COMMON_FIELDS: [&str; 13] = [
     "key",
     "kind",
     "deps",
@@ -26,6 +26,7 @@ pub const COMMON_FIELDS: [&str; 12] = [
     "retry_delay",
     "timeout",
     "on_schema_change",
+    "partitions",
 ];
 
 /// One asset's definition as its kind sees it.

@@ -3,7 +3,7 @@
 
 mod definition;
 mod rust;
-mod sql;
+pub(crate) mod sql;
 
 pub use definition::{KindConfig, KindDefinition, COMMON_FIELDS};
 pub use rust::RustKind;

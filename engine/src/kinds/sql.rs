@@ -12,6 +12,71 @@ use futures::future::BoxFuture;
 /// The `sql` kind.
 pub struct SqlKind;
 
+/// Partition placeholders a query may use, and the marker each stands for until the step runs (markers
+/// survive parsing and the rewrite of table names inside string literals and as identifiers).
+const PLACEHOLDERS: [(&str, &str); 3] = [
+    ("partition_key", "__spine_partition_key__"),
+    ("partition_start", "__spine_partition_start__"),
+    ("partition_end", "__spine_partition_end__"),
+];
+
+/// Whether a query uses partition placeholders (its asset must be partitioned).
+pub fn uses_partition(rewritten: &str) -> bool {
+    PLACEHOLDERS.iter().any(|(_, m)| rewritten.contains(m))
+}
+
+/// Replaces `{{ partition_key }}`, `{{ partition_start }}` and `{{ partition_end }}` with markers;
+/// any other `{{ … }}` is an error.
+fn to_markers(query: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(query.len());
+    let mut rest = query;
+    while let Some(i) = rest.find("{{") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let j = after.find("}}").ok_or("a `{{` is not closed by `}}`")?;
+        let name = after[..j].trim();
+        let (_, marker) = PLACEHOLDERS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .ok_or_else(|| {
+                format!("unknown placeholder '{{{{ {name} }}}}'; a query can use {{{{ partition_key }}}}, {{{{ partition_start }}}} and {{{{ partition_end }}}}")
+            })?;
+        out.push_str(marker);
+        rest = &after[j + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The query with this step's partition values in place of the markers.
+fn fill_markers(rewritten: &str, ctx: &StepContext) -> Result<String, StepError> {
+    if !uses_partition(rewritten) {
+        return Ok(rewritten.to_string());
+    }
+    let Some(p) = &ctx.partition else {
+        return Err(StepError::permanent(
+            "the query uses partition placeholders but this step has no partition",
+        ));
+    };
+    let window = ctx.spec.partitions.as_ref().and_then(|d| d.window(p));
+    let mut sql = rewritten.replace(PLACEHOLDERS[0].1, &p.as_str().replace('\'', "''"));
+    for (i, value) in [
+        (1, window.as_ref().map(|w| w.start)),
+        (2, window.as_ref().map(|w| w.end)),
+    ] {
+        if sql.contains(PLACEHOLDERS[i].1) {
+            let v = value.ok_or_else(|| {
+                StepError::permanent(format!(
+                    "{{{{ {} }}}} needs time-window partitions; '{p}' has no window",
+                    PLACEHOLDERS[i].0
+                ))
+            })?;
+            sql = sql.replace(PLACEHOLDERS[i].1, &v.to_rfc3339());
+        }
+    }
+    Ok(sql)
+}
+
 /// The `sql` kind's fields.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,7 +123,8 @@ impl AssetKind for SqlKind {
             None => e,
         };
         let query = def.render(&raw).map_err(at)?;
-        let analyzed = analyze(&query).map_err(|e| {
+        let templated = to_markers(&query).map_err(|m| at(def.error("E0301", m)))?;
+        let analyzed = analyze(&templated).map_err(|e| {
             let what = match e {
                 SqlError::Parse(m) => format!("SQL does not parse: {m}"),
                 SqlError::Shape(m) => m,
@@ -97,9 +163,10 @@ impl AssetKind for SqlKind {
                     "internal: sql kind got a non-SQL body",
                 ));
             };
+            let sql = fill_markers(rewritten, ctx)?;
             let df = ctx
                 .session
-                .sql(rewritten)
+                .sql(&sql)
                 .await
                 .map_err(|e| StepError::datafusion("SQL error", &e))?;
             let stream = df

@@ -208,7 +208,8 @@ impl Engine {
                 return Ok(None);
             }
             latest.insert(key.clone(), m.clone());
-            (freshness(spec, key, &latest) == Freshness::Fresh).then(|| m.m.run_id.clone())
+            (freshness(&self.project, spec, key, &latest) == Freshness::Fresh)
+                .then(|| m.m.run_id.clone())
         };
         match by {
             Some(run) => {

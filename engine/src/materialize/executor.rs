@@ -19,11 +19,25 @@ impl Engine {
         // The step graph of this plan: which planned steps each step waits for, and the reverse.
         let mut downstream: HashMap<StepKey, Vec<&StepKey>> = HashMap::new();
         let mut upstream: HashMap<&StepKey, Vec<StepKey>> = HashMap::new();
+        let mut planned_of: HashMap<&AssetKey, Vec<&StepKey>> = HashMap::new();
         for k in order {
-            let ups: Vec<StepKey> = crate::plan::upstream_steps(&self.project.assets[&k.asset], k)
-                .into_iter()
-                .filter(|u| in_plan.contains(u))
-                .collect();
+            planned_of.entry(&k.asset).or_default().push(k);
+        }
+        for k in order {
+            let mut ups: Vec<StepKey> = Vec::new();
+            for u in upstreams(&self.project, &self.project.assets[&k.asset], k) {
+                match u {
+                    Upstream::Step(s) if in_plan.contains(&s) => ups.push(s),
+                    Upstream::Step(_) => {}
+                    Upstream::All(a) => ups.extend(
+                        planned_of
+                            .get(&a)
+                            .into_iter()
+                            .flatten()
+                            .map(|s| (*s).clone()),
+                    ),
+                }
+            }
             for u in &ups {
                 downstream.entry(u.clone()).or_default().push(k);
             }

@@ -4,56 +4,100 @@
 use super::*;
 
 impl Engine {
-    /// Registers each upstream step key of `step` in the run's session at its latest recorded
-    /// version (the table under the asset's key).
+    /// Registers what step `step` reads of each upstream (the partition mapping's [`upstreams`]) at
+    /// its latest recorded version, and returns the session the step runs in: the run's shared session
+    /// when neither the step nor what it reads is partitioned (each upstream is registered there once
+    /// per version), otherwise a session of the step's own, in which a partitioned upstream is the rows
+    /// of the partitions this step reads.
     pub(super) async fn register_upstreams(
         &self,
         state: &RunState,
         spec: &crate::project::AssetSpec,
         step: &StepKey,
-    ) -> Result<(Vec<UpstreamInput>, Vec<UpstreamRead>), StepError> {
+    ) -> Result<(SessionContext, Vec<UpstreamInput>, Vec<UpstreamRead>), StepError> {
+        let ups = upstreams(&self.project, spec, step);
+        let own = step.partition.is_some()
+            || ups
+                .iter()
+                .any(|u| !matches!(u, Upstream::Step(s) if s.partition.is_none()));
+        let session = if own {
+            crate::session::sibling(&state.session)
+        } else {
+            state.session.clone()
+        };
         let mut inputs = Vec::new();
         let mut reads = Vec::new();
-        for up in crate::plan::upstream_steps(spec, step) {
-            let dep = &up.asset;
-            let latest = state.latest.lock().expect("latest lock").get(&up).cloned();
-            let Some(m) = latest else {
+        for up in ups {
+            let dep = up.asset().clone();
+            // The materializations read: one, or the latest of every partition.
+            let read: Vec<Materialization> = {
+                let latest = state.latest.lock().expect("latest lock");
+                match &up {
+                    Upstream::Step(s) => latest.get(s).cloned().into_iter().collect(),
+                    Upstream::All(a) => latest
+                        .iter()
+                        .filter(|(k, _)| &k.asset == a && k.partition.is_some())
+                        .map(|(_, m)| m.clone())
+                        .collect(),
+                }
+            };
+            if read.is_empty() {
+                let what = match &up {
+                    Upstream::Step(s) => format!("upstream '{s}' has never been materialized"),
+                    Upstream::All(a) => format!("upstream '{a}' has no materialized partition"),
+                };
                 return Err(StepError::permanent(format!(
-                    "upstream '{dep}' has never been materialized; include it in the selection (e.g. '+{}')",
+                    "{what}; include it in the selection (e.g. '+{}')",
                     spec.key
                 )));
+            }
+            // A table's latest commit holds every partition's latest files.
+            let version = read.iter().map(|m| m.m.delta_version).max().unwrap_or(0);
+            let partition = match &up {
+                Upstream::Step(s) => s.partition.clone(),
+                Upstream::All(_) => None,
             };
-            let version = m.m.delta_version;
-            let already =
-                state.registered.lock().expect("registered lock").get(dep) == Some(&version);
+            let already = !own
+                && state.registered.lock().expect("registered lock").get(&dep) == Some(&version);
             if !already {
                 let (provider, v) = self
                     .warehouse
-                    .provider(dep, Some(version), &state.session)
+                    .provider(&dep, Some(version), &session)
                     .await
                     .map_err(|e| StepError::retryable(format!("cannot read upstream '{dep}': {e}")))?
-                    .ok_or_else(|| StepError::permanent(format!("upstream '{dep}' is recorded as materialized but its Delta table is missing at {}", self.warehouse.table_url(dep).map(|u| u.to_string()).unwrap_or_default())))?;
-                state
-                    .register(dep, provider, v)
-                    .map_err(|e| StepError::datafusion("cannot register upstream", &e))?;
+                    .ok_or_else(|| StepError::permanent(format!("upstream '{dep}' is recorded as materialized but its Delta table is missing at {}", self.warehouse.table_url(&dep).map(|u| u.to_string()).unwrap_or_default())))?;
+                let registered = match (&partition, own) {
+                    (Some(p), _) => {
+                        let column = self.project.assets[&dep]
+                            .partitions
+                            .as_ref()
+                            .map_or(crate::partitions::DEFAULT_COLUMN, |d| d.column.as_str());
+                        crate::session::register_partition(&session, &dep, provider, column, p)
+                    }
+                    (None, true) => session
+                        .register_table(TableReference::bare(dep.as_str()), provider)
+                        .map(|_| ()),
+                    (None, false) => state.register(&dep, provider, v),
+                };
+                registered.map_err(|e| StepError::datafusion("cannot register upstream", &e))?;
             }
             inputs.push(UpstreamInput {
                 key: dep.clone(),
-                partition: up.partition.clone(),
+                partition: partition.clone(),
                 table_url: self
                     .warehouse
-                    .table_url(dep)
+                    .table_url(&dep)
                     .map_err(StepError::permanent)?,
                 delta_version: version,
             });
-            reads.push(UpstreamRead {
+            reads.extend(read.into_iter().map(|m| UpstreamRead {
                 key: dep.clone(),
-                partition: up.partition.clone(),
+                partition: m.m.partition_key.clone(),
                 materialization_id: Some(m.id),
                 delta_version: Some(version),
-            });
+            }));
         }
-        Ok((inputs, reads))
+        Ok((session, inputs, reads))
     }
 
     pub(super) async fn to_stream(

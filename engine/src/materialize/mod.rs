@@ -24,6 +24,7 @@ use crate::error::EngineError;
 use crate::hash::short_hash;
 use crate::key::{AssetKey, PartitionKey, RunId, StepKey};
 use crate::kinds::{FailureClass, StepContext, StepData, StepError, StepOutput, UpstreamInput};
+use crate::partitions::{upstreams, PartitionSelection, Upstream};
 use crate::staleness::{freshness, short, Freshness};
 use crate::store::{
     Materialization, NewEvent, NewMaterialization, RunRecord, RunStatus, StepOutcome, StepRecord,
@@ -61,6 +62,8 @@ pub struct MaterializeRequest {
     /// When another live run is materializing a step this run needs, skip it (with that reason)
     /// instead of waiting for it.
     pub no_wait: bool,
+    /// Which partitions of the selected partitioned assets to materialize (default: all that exist).
+    pub partitions: PartitionSelection,
 }
 
 /// Progress callbacks (the CLI draws its progress bar from these).
@@ -211,7 +214,9 @@ impl Engine {
     /// Plans and executes a selection: [`submit`](Engine::submit), then [`execute`](Engine::execute) in
     /// this process. Returns the report; the run's outcome is in `status`.
     pub async fn materialize(&self, req: MaterializeRequest) -> Result<RunReport, EngineError> {
-        let run_id = self.submit(req.selection.as_deref(), req.force).await?;
+        let run_id = self
+            .submit_partitions(req.selection.as_deref(), req.force, &req.partitions)
+            .await?;
         let opts = ExecuteOptions {
             concurrency: req.concurrency,
             cancel: req.cancel,
@@ -225,8 +230,21 @@ impl Engine {
     /// order, and returns its id. Nothing runs: any process on this project can
     /// [`execute`](Engine::execute) it. A selection that matches nothing is E0403.
     pub async fn submit(&self, selection: Option<&str>, force: bool) -> Result<RunId, EngineError> {
+        self.submit_partitions(selection, force, &PartitionSelection::All)
+            .await
+    }
+
+    /// [`submit`](Engine::submit) covering only `partitions` of the selected partitioned assets (E0411
+    /// for a partition an asset does not have).
+    pub async fn submit_partitions(
+        &self,
+        selection: Option<&str>,
+        force: bool,
+        partitions: &PartitionSelection,
+    ) -> Result<RunId, EngineError> {
         let selected = crate::plan::select_some(&self.project, selection)?;
-        let order = crate::plan::steps_in_order(&self.project, &selected)?;
+        let order =
+            crate::plan::steps_in_order(&self.project, &selected, partitions, self.clock.now())?;
         let run_id = RunId::new();
         let record = RunRecord {
             run_id: run_id.clone(),

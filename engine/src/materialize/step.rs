@@ -40,7 +40,7 @@ impl Engine {
         if !state.force {
             let fresh_in = {
                 let latest = state.latest.lock().expect("latest lock");
-                (freshness(&spec, key, &latest) == Freshness::Fresh).then(|| {
+                (freshness(&self.project, &spec, key, &latest) == Freshness::Fresh).then(|| {
                     latest
                         .get(key)
                         .map(|m| short(m.m.run_id.as_str()).to_string())
@@ -192,12 +192,20 @@ impl Engine {
     ) -> Result<NewMaterialization, AttemptError> {
         let key = &spec.key;
         let step_id = step.to_string();
+        // A partition of a partitioned asset replaces only its own rows.
+        let scope = match (&spec.partitions, &step.partition) {
+            (Some(def), Some(p)) => WriteScope::Partition {
+                column: def.column.clone(),
+                value: p.clone(),
+            },
+            _ => WriteScope::Table,
+        };
         let scratch = self.run_scratch(&state.run_id).join(format!(
             "{}-{attempt}",
             step_id.replace(['/', '[', ']', '|'], "__")
         ));
         let compute = async {
-            let (upstream, reads) = self.register_upstreams(state, spec, step).await?;
+            let (session, upstream, reads) = self.register_upstreams(state, spec, step).await?;
             let ctx = StepContext {
                 run_id: state.run_id.clone(),
                 step_id: step_id.clone(),
@@ -205,7 +213,7 @@ impl Engine {
                 spec: spec.clone(),
                 partition: step.partition.clone(),
                 project_root: self.project.config.root.clone(),
-                session: state.session.clone(),
+                session,
                 upstream,
                 scratch: scratch.clone(),
                 events: crate::kinds::EventSink::new(
@@ -258,7 +266,7 @@ impl Engine {
             let stream = self.to_stream(data).await?;
             let staged = self
                 .warehouse
-                .stage(key, stream)
+                .stage(key, stream, &scope)
                 .await
                 .map_err(|e| match e {
                     // The data stream failed while it was written: class it by its cause.
@@ -337,10 +345,7 @@ impl Engine {
                     app_id: step_id.clone(),
                     seq,
                     info,
-                    scope: match &step.partition {
-                        None => WriteScope::Table,
-                        Some(p) => WriteScope::Partition(p.clone()),
-                    },
+                    scope,
                 },
             )
             .await

@@ -1,6 +1,6 @@
 //! Reading asset YAML files into [`AssetSpec`]s.
 
-use super::{default_group, AssetSpec, Project, ProjectConfig};
+use super::{default_group, AssetBody, AssetSpec, Project, ProjectConfig};
 use crate::duration::parse_duration;
 use crate::error::{DefinitionError, DefinitionErrors, Location};
 use crate::key::AssetKey;
@@ -287,6 +287,23 @@ fn to_spec(
         retry_delay: dur("retry_delay", &def.retry_delay)?.unwrap_or(s.retry_delay),
         timeout: dur("timeout", &def.timeout)?.or(s.timeout),
         on_schema_change: def.on_schema_change.unwrap_or_default(),
+        partitions: match def.partitions.as_ref() {
+            Some(p) => Some(
+                crate::partitions::PartitionsDef::parse(p)
+                    .map_err(|m| err("E0210", format!("partitions: {m}")))?,
+            ),
+            None => {
+                if matches!(&body, AssetBody::Sql { rewritten, .. } if crate::kinds::sql::uses_partition(rewritten))
+                {
+                    return Err(err(
+                        "E0210",
+                        "the query uses {{ partition_key }} (or another partition placeholder), but the asset has no `partitions:`".into(),
+                    )
+                    .hint("add e.g. `partitions: {daily: {start: 2026-01-01}}`"));
+                }
+                None
+            }
+        },
         body,
         source: Some(loc),
         unread_deps: unread,

@@ -107,6 +107,8 @@ pub struct AssetSpec {
     pub timeout: Option<Duration>,
     /// What a schema change of the asset's table may be.
     pub on_schema_change: spine_schemas::definitions::OnSchemaChange,
+    /// How it is partitioned (none: one whole table per materialization).
+    pub partitions: Option<crate::partitions::PartitionsDef>,
     /// How it is computed.
     pub body: AssetBody,
     /// Where it is defined.
@@ -181,10 +183,17 @@ impl AssetSpec {
             retry_delay: Duration::from_secs(1),
             timeout: None,
             on_schema_change: Default::default(),
+            partitions: None,
             body,
             source: None,
             unread_deps: Vec::new(),
         }
+    }
+
+    /// Partitions the asset by `def`.
+    pub fn with_partitions(mut self, def: crate::partitions::PartitionsDef) -> Self {
+        self.partitions = Some(def);
+        self
     }
 
     /// Sets the group.

@@ -35,6 +35,7 @@ use std::sync::Arc;
 use url::Url;
 
 mod cast;
+mod write;
 
 pub use cast::delta_compatible;
 use cast::{cast_batch, next_rows};
@@ -68,9 +69,14 @@ pub struct CommitMeta {
 pub enum WriteScope {
     /// The whole table: the staged files become its only live files (an unpartitioned asset).
     Table,
-    /// The rows of one partition: its live files are replaced, other partitions' files stay. Partition
-    /// writes arrive with partitioned assets; until then `commit` refuses them.
-    Partition(PartitionKey),
+    /// The rows of one partition: its live files are replaced, other partitions' files stay. The
+    /// table is a Delta table partitioned by `column`.
+    Partition {
+        /// The Delta partition column.
+        column: String,
+        /// This partition's key, the column's value.
+        value: PartitionKey,
+    },
 }
 
 /// Data files written for one materialization but not yet committed (invisible to readers).
@@ -347,227 +353,6 @@ impl Warehouse {
             ),
             None => Box::new(BufWriter::new(store.clone(), path.clone())),
         })
-    }
-
-    /// Streams `input` into a new Parquet file in the table folder, hashing as it goes. Nothing is
-    /// visible until [`Warehouse::commit`]; an abandoned file is unreferenced and removed by vacuum.
-    ///
-    /// Results up to [`KEEP_IN_MEMORY_BYTES`] are hashed and encoded in line and kept for downstream
-    /// steps. Larger ones are encoded with one task per column ([`ParallelParquetWriter`]) while a
-    /// separate task hashes, so writing keeps up with a query running on several cores.
-    pub async fn stage(
-        &self,
-        key: &AssetKey,
-        mut input: SendableRecordBatchStream,
-    ) -> Result<Staged, WarehouseError> {
-        let table = self.table_handle(key)?;
-        let store = table.log_store().object_store(None);
-        let (schema, needs_cast) = delta_compatible(&input.schema());
-        let file_name = format!("part-00000-{}-c000.snappy.parquet", uuid::Uuid::now_v7());
-        let path = ObjPath::from(file_name.as_str());
-        let props = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
-            .build();
-        let prepare = |batch: RecordBatch| -> Result<RecordBatch, WarehouseError> {
-            if needs_cast {
-                cast_batch(&batch, &schema)
-            } else {
-                Ok(batch)
-            }
-        };
-        let mut rows: i64 = 0;
-        let mut kept: Vec<RecordBatch> = Vec::new();
-        let mut kept_bytes = 0usize;
-        let mut overflow: Option<RecordBatch> = None;
-        while let Some(batch) = next_rows(&mut input, &prepare).await? {
-            rows += batch.num_rows() as i64;
-            kept_bytes += batch.get_array_memory_size();
-            if kept_bytes > KEEP_IN_MEMORY_BYTES {
-                overflow = Some(batch);
-                break;
-            }
-            kept.push(batch);
-        }
-        let (batches, data_version, wrote) = match overflow {
-            None => {
-                let mut hasher = DataHasher::new(schema.clone());
-                for batch in &kept {
-                    hasher.update(batch)?;
-                }
-                if rows > 0 {
-                    let out = self.data_file_writer(key, &store, &path, &file_name)?;
-                    let mut writer = AsyncArrowWriter::try_new(out, schema.clone(), Some(props))?;
-                    for batch in &kept {
-                        writer.write(batch).await?;
-                    }
-                    writer.close().await?;
-                }
-                (Some(kept), hasher.finish(), rows > 0)
-            }
-            Some(first_over) => {
-                let (hash_tx, mut hash_rx) = tokio::sync::mpsc::channel::<RecordBatch>(4);
-                let hash_schema = schema.clone();
-                let hashing = tokio::spawn(async move {
-                    let mut hasher = DataHasher::new(hash_schema);
-                    while let Some(batch) = hash_rx.recv().await {
-                        hasher.update(&batch)?;
-                    }
-                    Ok::<_, arrow::error::ArrowError>(hasher.finish())
-                });
-                let out = self.data_file_writer(key, &store, &path, &file_name)?;
-                let mut writer = ParallelParquetWriter::try_new(out, schema.clone(), props)?;
-                let mut pending = kept.into_iter().chain(std::iter::once(first_over));
-                loop {
-                    let batch = match pending.next() {
-                        Some(batch) => batch,
-                        None => match next_rows(&mut input, &prepare).await? {
-                            Some(batch) => {
-                                rows += batch.num_rows() as i64;
-                                batch
-                            }
-                            None => break,
-                        },
-                    };
-                    // A closed channel means the hashing task failed; its error is reported below.
-                    let _ = hash_tx.send(batch.clone()).await;
-                    writer.write(&batch).await?;
-                }
-                drop(hash_tx);
-                writer.close().await?;
-                let version = hashing.await.map_err(|e| {
-                    WarehouseError::BadOutput(format!("hashing {key} failed: {e}"))
-                })??;
-                (None, version, true)
-            }
-        };
-        let mut actions = Vec::new();
-        if wrote {
-            let size = match self.local_dir(key) {
-                Some(dir) => std::fs::metadata(dir.join(&file_name))
-                    .map_err(|e| {
-                        WarehouseError::BadOutput(format!("cannot stat {file_name}: {e}"))
-                    })?
-                    .len(),
-                None => store.head(&path).await?.size,
-            };
-            actions.push(Action::Add(Add {
-                path: file_name,
-                partition_values: HashMap::new(),
-                size: size as i64,
-                modification_time: chrono::Utc::now().timestamp_millis(),
-                data_change: true,
-                stats: Some(serde_json::json!({ "numRecords": rows }).to_string()),
-                tags: None,
-                deletion_vector: None,
-                base_row_id: None,
-                default_row_commit_version: None,
-                clustering_provider: None,
-            }));
-        }
-        Ok(Staged {
-            actions,
-            batches,
-            row_count: rows,
-            data_version,
-            schema,
-        })
-    }
-
-    /// Commits staged files as the new content of `meta.scope` (today: the whole table), in one Delta
-    /// transaction carrying the step's `txn` and commit info. Returns the Delta version produced.
-    pub async fn commit(
-        &self,
-        key: &AssetKey,
-        staged: Staged,
-        meta: CommitMeta,
-    ) -> Result<i64, WarehouseError> {
-        if let WriteScope::Partition(p) = &meta.scope {
-            return Err(WarehouseError::Unsupported(format!(
-                "{key}[{p}]: partition writes are not supported yet (partitioned assets arrive with partitions and backfills)"
-            )));
-        }
-        let table = self.table_handle(key)?;
-        let columns: StructType = staged.schema.as_ref().try_into_kernel()?;
-        if !self.is_table(key, &table).await? {
-            match self
-                .commit_new_table(key, &table, &columns, &staged, &meta)
-                .await
-            {
-                Ok(()) => {
-                    self.sync_commit(key, 0).await?;
-                    return Ok(0);
-                }
-                // Another writer created the table meanwhile: fall through to replace it.
-                Err(WarehouseError::Delta(deltalake::DeltaTableError::VersionAlreadyExists(_))) => {
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        let props = CommitProperties::default()
-            .with_metadata([("spine".to_string(), meta.info)])
-            .with_application_transaction(Transaction::new(&meta.app_id, meta.seq));
-        // Create-or-replace in one commit: new schema, the new file, and removes of every live file.
-        let committed = table
-            .create()
-            .with_save_mode(SaveMode::Overwrite)
-            .with_table_name(key.name())
-            .with_columns(columns.fields().cloned())
-            .with_actions(staged.actions)
-            .with_commit_properties(props)
-            .await?;
-        let version = committed.version().map(|v| v as i64).unwrap_or(0);
-        self.sync_commit(key, version).await?;
-        Ok(version)
-    }
-}
-
-impl Warehouse {
-    /// Creates a table with its first data in one commit (version 0): the same actions delta-rs writes
-    /// for CREATE TABLE, serialized by delta-rs, written with the log store's atomic put-if-absent,
-    /// without the snapshot reloads of the general path.
-    async fn commit_new_table(
-        &self,
-        key: &AssetKey,
-        table: &DeltaTable,
-        columns: &StructType,
-        staged: &Staged,
-        meta: &CommitMeta,
-    ) -> Result<(), WarehouseError> {
-        let log_store = table.log_store();
-        let metadata = deltalake::kernel::new_metadata(
-            columns,
-            Vec::<String>::new(),
-            Vec::<(String, String)>::new(),
-        )?
-        .with_name(key.name().to_string())?;
-        let protocol = match serde_json::from_value::<Action>(
-            serde_json::json!({"protocol": {"minReaderVersion": 1, "minWriterVersion": 2}}),
-        ) {
-            Ok(Action::Protocol(p)) => p,
-            _ => {
-                return Err(WarehouseError::BadOutput(
-                    "internal: cannot build a Delta protocol action".into(),
-                ))
-            }
-        };
-        let operation = DeltaOperation::Create {
-            mode: SaveMode::ErrorIfExists,
-            location: self.table_url(key)?,
-            protocol: protocol.clone(),
-            metadata: metadata.clone(),
-        };
-        let mut actions = vec![Action::Protocol(protocol), Action::Metadata(metadata)];
-        actions.extend(staged.actions.iter().cloned());
-        let app = HashMap::from([("spine".to_string(), meta.info.clone())]);
-        let txn = vec![Transaction::new(&meta.app_id, meta.seq)];
-        let bytes = CommitData::new(actions, operation, app, txn)
-            .get_bytes()
-            .map_err(|e| WarehouseError::Delta(e.into()))?;
-        log_store
-            .write_commit_entry(0, CommitOrBytes::LogBytes(bytes), uuid::Uuid::new_v4())
-            .await
-            .map_err(|e| WarehouseError::Delta(e.into()))?;
-        Ok(())
     }
 }
 

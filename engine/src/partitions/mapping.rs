@@ -1,0 +1,109 @@
+//! Which partitions a run covers, and which upstream partitions a step reads (partition mappings).
+
+use crate::key::{AssetKey, PartitionKey, StepKey};
+use crate::project::{AssetSpec, Project};
+use chrono::{DateTime, Utc};
+
+/// Which partitions of the selected partitioned assets a run covers (`materialize --partition`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum PartitionSelection {
+    /// Every partition that exists now.
+    #[default]
+    All,
+    /// These keys.
+    Keys(Vec<PartitionKey>),
+    /// From the first to the second, both included.
+    Range(PartitionKey, PartitionKey),
+}
+
+impl PartitionSelection {
+    /// Parses `--partition` values: keys, or one `FROM..TO` range. The error is a sentence for E0411.
+    pub fn parse(values: &[String]) -> Result<Self, String> {
+        if values.is_empty() {
+            return Ok(PartitionSelection::All);
+        }
+        let ranges: Vec<&String> = values.iter().filter(|v| v.contains("..")).collect();
+        match (ranges.as_slice(), values.len()) {
+            ([], _) => {
+                let mut keys = Vec::new();
+                for v in values.iter().flat_map(|v| v.split(',')) {
+                    super::validate_key(v.trim())?;
+                    keys.push(PartitionKey(v.trim().to_string()));
+                }
+                Ok(PartitionSelection::Keys(keys))
+            }
+            ([r], 1) => {
+                let (a, b) = r.split_once("..").unwrap_or_default();
+                super::validate_key(a.trim())?;
+                super::validate_key(b.trim())?;
+                Ok(PartitionSelection::Range(
+                    PartitionKey(a.trim().into()),
+                    PartitionKey(b.trim().into()),
+                ))
+            }
+            _ => Err("give either partition keys or one FROM..TO range, not both".into()),
+        }
+    }
+
+    /// The partitions of `spec` this selection covers at `now`; the error names the asset.
+    pub fn resolve(
+        &self,
+        spec: &AssetSpec,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<PartitionKey>, String> {
+        let Some(def) = &spec.partitions else {
+            return Ok(Vec::new());
+        };
+        let bad = |e: String| format!("asset '{}': {e}", spec.key);
+        match self {
+            PartitionSelection::All => Ok(def.keys(now)),
+            PartitionSelection::Keys(keys) => {
+                for k in keys {
+                    def.check(k, now).map_err(bad)?;
+                }
+                Ok(keys.clone())
+            }
+            PartitionSelection::Range(a, b) => def.range(a, b, now).map_err(bad),
+        }
+    }
+}
+
+/// What a step reads of one upstream asset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upstream {
+    /// One step key: the whole upstream, or the one partition mapped to the step's.
+    Step(StepKey),
+    /// Every materialized partition of a partitioned upstream (the whole table).
+    All(AssetKey),
+}
+
+impl Upstream {
+    /// The upstream asset.
+    pub fn asset(&self) -> &AssetKey {
+        match self {
+            Upstream::Step(s) => &s.asset,
+            Upstream::All(a) => a,
+        }
+    }
+}
+
+/// What step `step` of `spec` reads of each upstream. The mappings: an unpartitioned upstream is read
+/// whole; a partitioned upstream with the same partitions as the step's asset is read at the step's
+/// partition (identity); any other partitioned upstream is read whole, all its partitions (an
+/// unpartitioned rollup of a daily asset).
+pub fn upstreams(project: &Project, spec: &AssetSpec, step: &StepKey) -> Vec<Upstream> {
+    spec.deps
+        .iter()
+        .map(|d| {
+            let up = project.assets.get(d).and_then(|u| u.partitions.as_ref());
+            match (up, &spec.partitions, &step.partition) {
+                (None, _, _) => Upstream::Step(StepKey::whole(d.clone())),
+                (Some(u), Some(s), Some(p)) if u.kind == s.kind => Upstream::Step(StepKey {
+                    asset: d.clone(),
+                    partition: Some(p.clone()),
+                }),
+                (Some(_), _, _) => Upstream::All(d.clone()),
+            }
+        })
+        .collect()
+}

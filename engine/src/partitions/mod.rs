@@ -1,0 +1,203 @@
+//! Partition definitions: how an asset is split into partitions (asset YAML `partitions:`), which
+//! partitions exist at a given time, and what a partition's window is.
+//!
+//! ```yaml
+//! partitions:
+//!   daily: { start: 2026-01-01, end: 2027-01-01, timezone: Europe/Berlin }   # or hourly / weekly / monthly
+//!   column: day                 # the Delta partition column (default: partition_key)
+//! ---
+//! partitions:
+//!   static: [eu, us, apac]
+//! ```
+//!
+//! A time-window definition has one partition per window from `start` (inclusive) in steps of an hour,
+//! a day, a week or a calendar month, in `timezone` (default UTC), keyed by `format` (strftime; default
+//! `%Y-%m-%d`, hourly `%Y-%m-%d-%H:%M`, as Dagster). A window exists once it has ended (as Dagster:
+//! today's partition appears tomorrow) and before `end` (exclusive), if given.
+
+mod mapping;
+mod time;
+
+pub use mapping::{upstreams, PartitionSelection, Upstream};
+pub use time::{Cadence, TimeWindows};
+
+use crate::key::PartitionKey;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+/// The Delta partition column when a definition names none.
+pub const DEFAULT_COLUMN: &str = "partition_key";
+
+/// How an asset is partitioned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartitionsDef {
+    /// The partitions.
+    pub kind: PartitionsKind,
+    /// The table's Delta partition column holding the partition key.
+    pub column: String,
+}
+
+/// The kinds of partition definitions.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PartitionsKind {
+    /// A fixed list.
+    Static(Vec<PartitionKey>),
+    /// Consecutive time windows.
+    Time(TimeWindows),
+}
+
+/// A partition's time window, rendered for SQL (RFC 3339 with the definition's UTC offset).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    /// Inclusive start.
+    pub start: DateTime<chrono::FixedOffset>,
+    /// Exclusive end.
+    pub end: DateTime<chrono::FixedOffset>,
+}
+
+/// `partitions:` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDef {
+    #[serde(rename = "static")]
+    static_keys: Option<Vec<String>>,
+    hourly: Option<time::RawWindows>,
+    daily: Option<time::RawWindows>,
+    weekly: Option<time::RawWindows>,
+    monthly: Option<time::RawWindows>,
+    column: Option<String>,
+}
+
+impl PartitionsDef {
+    /// Parses and validates a `partitions:` value. The error is a sentence for E0210.
+    pub fn parse(value: &serde_json::Value) -> Result<Self, String> {
+        let raw: RawDef = serde_json::from_value(value.clone()).map_err(|e| {
+            format!("{e} (write e.g. `partitions: {{daily: {{start: 2026-01-01}}}}` or `partitions: {{static: [eu, us]}}`)")
+        })?;
+        let column = raw.column.unwrap_or_else(|| DEFAULT_COLUMN.to_string());
+        let valid_column = column
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && column
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid_column {
+            return Err(format!(
+                "column '{column}' is not a plain column name (letters, digits and '_')"
+            ));
+        }
+        let mut kinds = Vec::new();
+        if let Some(keys) = raw.static_keys {
+            kinds.push(PartitionsKind::Static(static_keys(keys)?));
+        }
+        for (cadence, w) in [
+            (Cadence::Hourly, raw.hourly),
+            (Cadence::Daily, raw.daily),
+            (Cadence::Weekly, raw.weekly),
+            (Cadence::Monthly, raw.monthly),
+        ] {
+            if let Some(w) = w {
+                kinds.push(PartitionsKind::Time(TimeWindows::new(cadence, w)?));
+            }
+        }
+        match kinds.len() {
+            1 => Ok(PartitionsDef {
+                kind: kinds.remove(0),
+                column,
+            }),
+            0 => Err("name the partitions: one of `static`, `hourly`, `daily`, `weekly`, `monthly`".into()),
+            _ => Err("give exactly one of `static`, `hourly`, `daily`, `weekly`, `monthly` (multi-dimensional partitions are not supported yet)".into()),
+        }
+    }
+
+    /// Every partition that exists at `now`, in order.
+    pub fn keys(&self, now: DateTime<Utc>) -> Vec<PartitionKey> {
+        match &self.kind {
+            PartitionsKind::Static(keys) => keys.clone(),
+            PartitionsKind::Time(t) => t.keys(now),
+        }
+    }
+
+    /// Whether `key` is a partition of this definition at `now`; the error says why not.
+    pub fn check(&self, key: &PartitionKey, now: DateTime<Utc>) -> Result<(), String> {
+        match &self.kind {
+            PartitionsKind::Static(keys) if keys.contains(key) => Ok(()),
+            PartitionsKind::Static(keys) => Err(format!(
+                "'{key}' is not one of its partitions ({})",
+                keys.iter()
+                    .map(|k| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            PartitionsKind::Time(t) => t.check(key, now),
+        }
+    }
+
+    /// The partitions from `from` to `to` (both inclusive) that exist at `now`.
+    pub fn range(
+        &self,
+        from: &PartitionKey,
+        to: &PartitionKey,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<PartitionKey>, String> {
+        self.check(from, now)?;
+        self.check(to, now)?;
+        let all = self.keys(now);
+        let pos = |k: &PartitionKey| all.iter().position(|x| x == k);
+        match (pos(from), pos(to)) {
+            (Some(a), Some(b)) if a <= b => Ok(all[a..=b].to_vec()),
+            (Some(_), Some(_)) => Err(format!(
+                "the range {from}..{to} is empty: '{from}' comes after '{to}'"
+            )),
+            _ => Err(format!(
+                "{from}..{to} is not a range of existing partitions"
+            )),
+        }
+    }
+
+    /// The time window of `key`, for time-window partitions.
+    pub fn window(&self, key: &PartitionKey) -> Option<Window> {
+        match &self.kind {
+            PartitionsKind::Static(_) => None,
+            PartitionsKind::Time(t) => t.window(key),
+        }
+    }
+}
+
+/// Validates a static list: non-empty keys, unique, of characters that are safe in paths, SQL string
+/// literals and the `asset[partition]` form.
+fn static_keys(keys: Vec<String>) -> Result<Vec<PartitionKey>, String> {
+    if keys.is_empty() {
+        return Err("`static` lists no partitions".into());
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(keys.len());
+    for k in keys {
+        validate_key(&k)?;
+        if !seen.insert(k.clone()) {
+            return Err(format!("partition '{k}' is listed twice"));
+        }
+        out.push(PartitionKey(k));
+    }
+    Ok(out)
+}
+
+/// A partition key is non-empty and made of letters, digits and `-_.:|+`.
+pub fn validate_key(k: &str) -> Result<(), String> {
+    if k.is_empty() {
+        return Err("a partition key is empty".into());
+    }
+    if let Some(c) = k
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "-_.:|+".contains(*c)))
+    {
+        return Err(format!(
+            "partition key '{k}' contains '{c}'; use letters, digits and - _ . : | +"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

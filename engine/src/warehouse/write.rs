@@ -1,0 +1,361 @@
+//! Writing a materialization: staging its rows as Parquet files nobody references yet, then one Delta
+//! commit that makes them the table's (or one partition's) content.
+
+use super::*;
+
+impl Warehouse {
+    /// Streams `input` into a new Parquet file in the table folder, hashing as it goes. Nothing is
+    /// visible until [`Warehouse::commit`]; an abandoned file is unreferenced and removed by vacuum.
+    ///
+    /// Results up to [`KEEP_IN_MEMORY_BYTES`] are hashed and encoded in line and kept for downstream
+    /// steps. Larger ones are encoded with one task per column ([`ParallelParquetWriter`]) while a
+    /// separate task hashes, so writing keeps up with a query running on several cores.
+    ///
+    /// For a write of one partition (`scope` is [`WriteScope::Partition`]) the partition column is not
+    /// stored in the file (Delta keeps it in the log): rows that carry it must all hold the partition's
+    /// key, and the staged schema ends with it.
+    pub async fn stage(
+        &self,
+        key: &AssetKey,
+        mut input: SendableRecordBatchStream,
+        scope: &WriteScope,
+    ) -> Result<Staged, WarehouseError> {
+        let table = self.table_handle(key)?;
+        let store = table.log_store().object_store(None);
+        let (full, needs_cast) = delta_compatible(&input.schema());
+        let partition = match scope {
+            WriteScope::Table => None,
+            WriteScope::Partition { column, value } => Some((column.as_str(), value)),
+        };
+        let schema = match partition {
+            Some((column, _)) => without_column(&full, column),
+            None => full.clone(),
+        };
+        let file_name = format!("part-00000-{}-c000.snappy.parquet", uuid::Uuid::now_v7());
+        let path = ObjPath::from(file_name.as_str());
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .build();
+        let prepare = |batch: RecordBatch| -> Result<RecordBatch, WarehouseError> {
+            let batch = if needs_cast {
+                cast_batch(&batch, &full)?
+            } else {
+                batch
+            };
+            match partition {
+                Some((column, value)) => split_partition(key, batch, column, value),
+                None => Ok(batch),
+            }
+        };
+        let mut rows: i64 = 0;
+        let mut kept: Vec<RecordBatch> = Vec::new();
+        let mut kept_bytes = 0usize;
+        let mut overflow: Option<RecordBatch> = None;
+        while let Some(batch) = next_rows(&mut input, &prepare).await? {
+            rows += batch.num_rows() as i64;
+            kept_bytes += batch.get_array_memory_size();
+            if kept_bytes > KEEP_IN_MEMORY_BYTES {
+                overflow = Some(batch);
+                break;
+            }
+            kept.push(batch);
+        }
+        let (batches, data_version, wrote) = match overflow {
+            None => {
+                let mut hasher = DataHasher::new(schema.clone());
+                for batch in &kept {
+                    hasher.update(batch)?;
+                }
+                if rows > 0 {
+                    let out = self.data_file_writer(key, &store, &path, &file_name)?;
+                    let mut writer = AsyncArrowWriter::try_new(out, schema.clone(), Some(props))?;
+                    for batch in &kept {
+                        writer.write(batch).await?;
+                    }
+                    writer.close().await?;
+                }
+                (Some(kept), hasher.finish(), rows > 0)
+            }
+            Some(first_over) => {
+                let (hash_tx, mut hash_rx) = tokio::sync::mpsc::channel::<RecordBatch>(4);
+                let hash_schema = schema.clone();
+                let hashing = tokio::spawn(async move {
+                    let mut hasher = DataHasher::new(hash_schema);
+                    while let Some(batch) = hash_rx.recv().await {
+                        hasher.update(&batch)?;
+                    }
+                    Ok::<_, arrow::error::ArrowError>(hasher.finish())
+                });
+                let out = self.data_file_writer(key, &store, &path, &file_name)?;
+                let mut writer = ParallelParquetWriter::try_new(out, schema.clone(), props)?;
+                let mut pending = kept.into_iter().chain(std::iter::once(first_over));
+                loop {
+                    let batch = match pending.next() {
+                        Some(batch) => batch,
+                        None => match next_rows(&mut input, &prepare).await? {
+                            Some(batch) => {
+                                rows += batch.num_rows() as i64;
+                                batch
+                            }
+                            None => break,
+                        },
+                    };
+                    // A closed channel means the hashing task failed; its error is reported below.
+                    let _ = hash_tx.send(batch.clone()).await;
+                    writer.write(&batch).await?;
+                }
+                drop(hash_tx);
+                writer.close().await?;
+                let version = hashing.await.map_err(|e| {
+                    WarehouseError::BadOutput(format!("hashing {key} failed: {e}"))
+                })??;
+                (None, version, true)
+            }
+        };
+        let mut actions = Vec::new();
+        if wrote {
+            let size = match self.local_dir(key) {
+                Some(dir) => std::fs::metadata(dir.join(&file_name))
+                    .map_err(|e| {
+                        WarehouseError::BadOutput(format!("cannot stat {file_name}: {e}"))
+                    })?
+                    .len(),
+                None => store.head(&path).await?.size,
+            };
+            actions.push(Action::Add(Add {
+                path: file_name,
+                partition_values: partition
+                    .map(|(c, v)| HashMap::from([(c.to_string(), Some(v.0.clone()))]))
+                    .unwrap_or_default(),
+                size: size as i64,
+                modification_time: chrono::Utc::now().timestamp_millis(),
+                data_change: true,
+                stats: Some(serde_json::json!({ "numRecords": rows }).to_string()),
+                tags: None,
+                deletion_vector: None,
+                base_row_id: None,
+                default_row_commit_version: None,
+                clustering_provider: None,
+            }));
+        }
+        // The table's schema: the partition column (a string in the log) comes last.
+        let schema = match partition {
+            Some((column, _)) => {
+                let mut fields: Vec<Field> =
+                    schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+                fields.push(Field::new(column, DataType::Utf8, true));
+                Arc::new(Schema::new(fields))
+            }
+            None => schema,
+        };
+        Ok(Staged {
+            actions,
+            batches,
+            row_count: rows,
+            data_version,
+            schema,
+        })
+    }
+
+    /// Commits staged files as the new content of `meta.scope` (today: the whole table), in one Delta
+    /// transaction carrying the step's `txn` and commit info. Returns the Delta version produced.
+    pub async fn commit(
+        &self,
+        key: &AssetKey,
+        staged: Staged,
+        meta: CommitMeta,
+    ) -> Result<i64, WarehouseError> {
+        let mut table = self.table_handle(key)?;
+        let columns: StructType = staged.schema.as_ref().try_into_kernel()?;
+        let partition_columns: Vec<String> = match &meta.scope {
+            WriteScope::Table => Vec::new(),
+            WriteScope::Partition { column, .. } => vec![column.clone()],
+        };
+        if !self.is_table(key, &table).await? {
+            match self
+                .commit_new_table(key, &table, &columns, &partition_columns, &staged, &meta)
+                .await
+            {
+                Ok(()) => {
+                    self.sync_commit(key, 0).await?;
+                    return Ok(0);
+                }
+                // Another writer created the table meanwhile: fall through to replace it.
+                Err(WarehouseError::Delta(deltalake::DeltaTableError::VersionAlreadyExists(_))) => {
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if let WriteScope::Partition { column, value } = &meta.scope {
+            table.load().await?;
+            let version = self
+                .commit_partition(key, &table, &columns, column, value, staged, &meta)
+                .await?;
+            self.sync_commit(key, version).await?;
+            return Ok(version);
+        }
+        let props = CommitProperties::default()
+            .with_metadata([("spine".to_string(), meta.info)])
+            .with_application_transaction(Transaction::new(&meta.app_id, meta.seq));
+        // Create-or-replace in one commit: new schema, the new file, and removes of every live file.
+        let committed = table
+            .create()
+            .with_save_mode(SaveMode::Overwrite)
+            .with_table_name(key.name())
+            .with_columns(columns.fields().cloned())
+            .with_actions(staged.actions)
+            .with_commit_properties(props)
+            .await?;
+        let version = committed.version().map(|v| v as i64).unwrap_or(0);
+        self.sync_commit(key, version).await?;
+        Ok(version)
+    }
+}
+
+impl Warehouse {
+    /// Creates a table with its first data in one commit (version 0): the same actions delta-rs writes
+    /// for CREATE TABLE, serialized by delta-rs, written with the log store's atomic put-if-absent,
+    /// without the snapshot reloads of the general path.
+    async fn commit_new_table(
+        &self,
+        key: &AssetKey,
+        table: &DeltaTable,
+        columns: &StructType,
+        partition_columns: &[String],
+        staged: &Staged,
+        meta: &CommitMeta,
+    ) -> Result<(), WarehouseError> {
+        let log_store = table.log_store();
+        let metadata = deltalake::kernel::new_metadata(
+            columns,
+            partition_columns.to_vec(),
+            Vec::<(String, String)>::new(),
+        )?
+        .with_name(key.name().to_string())?;
+        let protocol = match serde_json::from_value::<Action>(
+            serde_json::json!({"protocol": {"minReaderVersion": 1, "minWriterVersion": 2}}),
+        ) {
+            Ok(Action::Protocol(p)) => p,
+            _ => {
+                return Err(WarehouseError::BadOutput(
+                    "internal: cannot build a Delta protocol action".into(),
+                ))
+            }
+        };
+        let operation = DeltaOperation::Create {
+            mode: SaveMode::ErrorIfExists,
+            location: self.table_url(key)?,
+            protocol: protocol.clone(),
+            metadata: metadata.clone(),
+        };
+        let mut actions = vec![Action::Protocol(protocol), Action::Metadata(metadata)];
+        actions.extend(staged.actions.iter().cloned());
+        let app = HashMap::from([("spine".to_string(), meta.info.clone())]);
+        let txn = vec![Transaction::new(&meta.app_id, meta.seq)];
+        let bytes = CommitData::new(actions, operation, app, txn)
+            .get_bytes()
+            .map_err(|e| WarehouseError::Delta(e.into()))?;
+        log_store
+            .write_commit_entry(0, CommitOrBytes::LogBytes(bytes), uuid::Uuid::new_v4())
+            .await
+            .map_err(|e| WarehouseError::Delta(e.into()))?;
+        Ok(())
+    }
+
+    /// Replaces one partition's files with the staged ones in one commit: a `remove` for each live
+    /// file of the partition, the new `add`s, the step's `txn`, and a new schema if it changed. Other
+    /// partitions' files stay; a concurrent commit to another partition is not a conflict (delta-rs
+    /// retries on the new version).
+    #[allow(clippy::too_many_arguments)]
+    async fn commit_partition(
+        &self,
+        key: &AssetKey,
+        table: &DeltaTable,
+        columns: &StructType,
+        column: &str,
+        value: &PartitionKey,
+        staged: Staged,
+        meta: &CommitMeta,
+    ) -> Result<i64, WarehouseError> {
+        let snapshot = table.snapshot()?;
+        let current = snapshot.metadata();
+        let partitioned_by: Vec<String> = current.partition_columns().to_vec();
+        if partitioned_by != [column.to_string()] {
+            return Err(WarehouseError::Unsupported(format!(
+                "the table of {key} is partitioned by [{}], not by '{column}' as its definition says; \
+                 a table keeps its partition column: move the table's folder aside and materialize the \
+                 partitions again",
+                partitioned_by.join(", ")
+            )));
+        }
+        let mut actions = Vec::new();
+        if snapshot.schema().as_ref() != columns {
+            actions.push(Action::Metadata(current.clone().with_schema(columns)?));
+        }
+        let mut files = table.get_active_add_actions_by_predicate(None);
+        while let Some(file) = files.next().await {
+            let file = file?;
+            if file.partition_values_map().get(column) == Some(&Some(value.0.clone())) {
+                actions.push(Action::Remove(file.remove_action(true)));
+            }
+        }
+        drop(files);
+        actions.extend(staged.actions);
+        let props = CommitProperties::default()
+            .with_metadata([("spine".to_string(), meta.info.clone())])
+            .with_application_transaction(Transaction::new(&meta.app_id, meta.seq));
+        let operation = DeltaOperation::Write {
+            mode: SaveMode::Overwrite,
+            partition_by: Some(vec![column.to_string()]),
+            predicate: Some(format!("{column} = '{value}'")),
+        };
+        let done = deltalake::kernel::transaction::CommitBuilder::from(props)
+            .with_actions(actions)
+            .build(Some(snapshot), table.log_store(), operation)
+            .await?;
+        Ok(done.version() as i64)
+    }
+}
+
+/// `schema` without `column`.
+fn without_column(schema: &SchemaRef, column: &str) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .filter(|f| f.name() != column)
+        .map(|f| f.as_ref().clone())
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// Drops the partition column from a batch of one partition's rows, after checking that every row
+/// holds the partition's key (a row of another partition would be written into the wrong one).
+fn split_partition(
+    key: &AssetKey,
+    batch: RecordBatch,
+    column: &str,
+    value: &PartitionKey,
+) -> Result<RecordBatch, WarehouseError> {
+    let Ok(i) = batch.schema().index_of(column) else {
+        return Ok(batch);
+    };
+    let values = arrow::compute::cast(batch.column(i), &DataType::Utf8)?;
+    let values = values.as_string::<i32>();
+    use arrow::array::Array;
+    for r in 0..values.len() {
+        if values.is_null(r) || values.value(r) != value.as_str() {
+            let got = if values.is_null(r) {
+                "NULL".to_string()
+            } else {
+                format!("'{}'", values.value(r))
+            };
+            return Err(WarehouseError::BadOutput(format!(
+                "{key}[{value}]: row {r} has {column} = {got}, not the partition's key '{value}'; \
+                 a partition's rows must all belong to it (or leave the column out: Spine sets it)"
+            )));
+        }
+    }
+    let mut batch = batch;
+    batch.remove_column(i);
+    Ok(batch)
+}
