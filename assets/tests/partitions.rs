@@ -1,0 +1,233 @@
+//! Partitioned assets end to end through the CLI: each partition is its own step, written into its
+//! Delta table's partition column and replaced atomically; a partitioned downstream reads only its own
+//! upstream partition; an unpartitioned one reads them all; staleness is per partition. An independent
+//! reader (Python `deltalake`) checks the tables.
+
+mod common;
+use common::*;
+
+const EVENTS: &str = "key: events
+kind: sql
+partitions:
+  daily: {start: 2026-01-01, end: 2026-01-04, timezone: Europe/Berlin}
+  column: day
+query: >
+  SELECT n, TIMESTAMP '{{ partition_start }}' AS starts
+  FROM (VALUES (10), (20)) AS t(n)
+";
+
+const DAILY_TOTAL: &str = "key: daily_total
+kind: sql
+partitions:
+  daily: {start: 2026-01-01, end: 2026-01-04, timezone: Europe/Berlin}
+query: SELECT SUM(n) AS total, COUNT(*) AS rows, MIN(day) AS day FROM events
+";
+
+const OVERALL: &str = "key: overall
+kind: sql
+query: SELECT COUNT(*) AS rows, COUNT(DISTINCT day) AS days FROM events
+";
+
+const READER: &str = r#"
+import json, os, sys
+from deltalake import DeltaTable
+out = {}
+for key in sys.argv[2:]:
+    dt = DeltaTable(sys.argv[1] + "/" + key)
+    rows = dt.to_pyarrow_table().to_pylist()
+    out[key] = {"rows": rows, "partition_columns": dt.metadata().partition_columns,
+                "files": len(dt.file_uris())}
+sys.stdout.write(json.dumps(out, default=str))
+sys.stdout.flush()
+os._exit(0)
+"#;
+
+fn read(p: &Project, keys: &[&str]) -> serde_json::Value {
+    let mut args = vec![p.path().join("warehouse").display().to_string()];
+    args.extend(keys.iter().map(|k| k.to_string()));
+    python_json(READER, &args)
+}
+
+fn statuses(v: &serde_json::Value) -> Vec<(String, String)> {
+    v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let key = match s["partition"].as_str() {
+                Some(p) => format!("{}[{p}]", s["key"].as_str().unwrap()),
+                None => s["key"].as_str().unwrap().to_string(),
+            };
+            (key, s["status"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn partitions_are_steps_written_and_replaced_one_at_a_time() {
+    let p = Project::new(&[
+        ("assets/events.yaml", EVENTS),
+        ("assets/daily_total.yaml", DAILY_TOTAL),
+        ("assets/overall.yaml", OVERALL),
+    ]);
+    let v = p.run(&["materialize", "--json"]).json();
+    assert_eq!(v["status"], "succeeded", "{v}");
+    let steps = statuses(&v);
+    assert_eq!(steps.len(), 7, "3 + 3 partitions and the rollup: {steps:?}");
+    assert!(steps.iter().all(|(_, s)| s == "succeeded"), "{steps:?}");
+    assert_eq!(steps[0].0, "events[2026-01-01]");
+    let pos = |k: &str| steps.iter().position(|(s, _)| s == k).unwrap();
+    assert!(pos("overall") > pos("events[2026-01-03]"), "{steps:?}");
+
+    let t = read(&p, &["events", "daily_total", "overall"]);
+    assert_eq!(t["events"]["partition_columns"], serde_json::json!(["day"]));
+    let events = t["events"]["rows"].as_array().unwrap();
+    assert_eq!(events.len(), 6, "{events:?}");
+    // {{ partition_start }} is the window's start in its timezone: midnight in Berlin, 23:00 UTC.
+    for (day, starts) in [
+        ("2026-01-01", "2025-12-31 23:00:00"),
+        ("2026-01-02", "2026-01-01 23:00:00"),
+        ("2026-01-03", "2026-01-02 23:00:00"),
+    ] {
+        let of_day: Vec<_> = events.iter().filter(|r| r["day"] == day).collect();
+        assert_eq!(of_day.len(), 2, "{day}: {events:?}");
+        assert!(
+            of_day
+                .iter()
+                .all(|r| r["starts"].as_str().unwrap().starts_with(starts)),
+            "{of_day:?}"
+        );
+    }
+    // Each daily total read only its own day of events.
+    let totals = t["daily_total"]["rows"].as_array().unwrap();
+    assert_eq!(totals.len(), 3, "{totals:?}");
+    for r in totals {
+        assert_eq!(r["total"], 30, "{r}");
+        assert_eq!(r["rows"], 2, "{r}");
+        assert_eq!(r["day"], r["partition_key"], "{r}");
+    }
+    assert_eq!(t["overall"]["rows"][0]["rows"], 6);
+    assert_eq!(t["overall"]["rows"][0]["days"], 3);
+
+    // A second run has nothing to do.
+    let v = p.run(&["materialize", "--json"]).json();
+    assert!(statuses(&v).iter().all(|(_, s)| s == "up_to_date"), "{v}");
+
+    // Re-running one partition replaces exactly its rows: no duplicates, other days untouched.
+    let v = p
+        .run(&[
+            "materialize",
+            "events",
+            "--partition",
+            "2026-01-02",
+            "--force",
+            "--json",
+        ])
+        .json();
+    assert_eq!(
+        statuses(&v),
+        [("events[2026-01-02]".to_string(), "succeeded".to_string())]
+    );
+    let t = read(&p, &["events"]);
+    assert_eq!(t["events"]["rows"].as_array().unwrap().len(), 6, "{t}");
+    assert_eq!(t["events"]["files"], 3, "one live file per day");
+
+    // Staleness is per partition: only the mapped downstream partition and the rollup are stale.
+    let st = p.run(&["status", "--json"]).json();
+    let daily = st
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == "daily_total")
+        .unwrap();
+    assert_eq!(
+        daily["partitions"],
+        serde_json::json!({"total": 3, "fresh": 2, "stale": 1, "missing": 0}),
+        "{daily}"
+    );
+    let v = p.run(&["materialize", "--json"]).json();
+    let mut ran: Vec<String> = statuses(&v)
+        .into_iter()
+        .filter(|(_, s)| s == "succeeded")
+        .map(|(k, _)| k)
+        .collect();
+    ran.sort();
+    assert_eq!(ran, ["daily_total[2026-01-02]", "overall"], "{v}");
+}
+
+#[test]
+fn bad_partitions_are_clear_errors() {
+    let p = Project::new(&[
+        ("assets/events.yaml", EVENTS),
+        (
+            "assets/plain.yaml",
+            "key: plain\nkind: sql\nquery: SELECT 1 AS x\n",
+        ),
+    ]);
+    for (args, code) in [
+        (
+            vec!["materialize", "events", "--partition", "2026-01-09"],
+            "E0411",
+        ),
+        (
+            vec!["materialize", "events", "--partition", "2026/01/02"],
+            "E0411",
+        ),
+        (
+            vec![
+                "materialize",
+                "events",
+                "--partition",
+                "2026-01-03..2026-01-01",
+            ],
+            "E0411",
+        ),
+        (
+            vec!["materialize", "plain", "--partition", "2026-01-01"],
+            "E0412",
+        ),
+    ] {
+        let r = p.run(&args);
+        r.code(2);
+        assert!(r.stderr.contains(code), "{args:?}: {}", r.stderr);
+    }
+    assert!(!p
+        .path()
+        .join("warehouse/events")
+        .join("_delta_log")
+        .exists());
+    for (yaml, why) in [
+        ("key: x\nkind: sql\npartitions: {daily: {start: 2026-01-01, timezone: Mars/Base}}\nquery: SELECT 1 AS a\n", "unknown timezone"),
+        ("key: x\nkind: sql\npartitions: {weekly: {start: soon}}\nquery: SELECT 1 AS a\n", "is not a date"),
+        ("key: x\nkind: sql\nquery: SELECT '{{ partition_key }}' AS a\n", "has no `partitions:`"),
+        ("key: x\nkind: sql\npartitions: {static: [a]}\nquery: SELECT '{{ partition_day }}' AS a\n", "unknown placeholder"),
+    ] {
+        let q = Project::new(&[("assets/x.yaml", yaml)]);
+        let r = q.run(&["check"]);
+        r.code(2);
+        assert!(r.stderr.contains(why), "{yaml}: {}", r.stderr);
+    }
+}
+
+#[test]
+fn rows_of_another_partition_fail_the_step() {
+    let p = Project::new(&[(
+        "assets/regions.yaml",
+        "key: regions\nkind: sql\npartitions: {static: [eu, us]}\nquery: SELECT 'eu' AS partition_key, 1 AS n\n",
+    )]);
+    let v = p.run(&["materialize", "--json"]).json();
+    let steps = statuses(&v);
+    assert_eq!(
+        steps[0],
+        ("regions[eu]".to_string(), "succeeded".to_string())
+    );
+    assert_eq!(steps[1], ("regions[us]".to_string(), "failed".to_string()));
+    let err = v["steps"][1]["error"].as_str().unwrap();
+    assert!(err.contains("not the partition's key 'us'"), "{err}");
+    let t = read(&p, &["regions"]);
+    assert_eq!(
+        t["regions"]["rows"].as_array().unwrap().len(),
+        1,
+        "only eu was committed: {t}"
+    );
+}
