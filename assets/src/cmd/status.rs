@@ -39,9 +39,19 @@ pub async fn run(root: &Path, selection: Option<&str>, json: bool) -> anyhow::Re
                 ),
                 None => ("-".into(), "-".into(), "-".into()),
             };
+            // A partitioned asset shows its partitions' states; rows are the latest partition's.
+            let state = match &s.partitions {
+                Some(c) => format!(
+                    "{} ({}/{} fresh)",
+                    s.state.replace('_', "-"),
+                    c.fresh,
+                    c.total
+                ),
+                None => s.state.replace('_', "-"),
+            };
             vec![
                 s.key.to_string(),
-                s.state.replace('_', "-"),
+                state,
                 rows,
                 run,
                 at,
