@@ -119,3 +119,67 @@ fn kill_9_mid_step_leaves_consistent_tables_and_the_next_run_resumes() {
         .join(killed["run_id"].as_str().unwrap());
     assert!(!scratch.exists(), "{} left behind", scratch.display());
 }
+
+/// Whether a process is gone (or a zombie nobody reaped yet: it runs no more).
+fn gone(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
+
+/// A command's own children outlive a `kill -9` of Spine (only the command dies with it); settling the
+/// killed run ends every process still carrying the run's id.
+#[test]
+fn settling_a_killed_run_ends_its_commands_children() {
+    let spawn = "import os, subprocess, time\n\
+p = subprocess.Popen(['sleep', '300'])\n\
+open(os.path.join(os.environ['SPINE_PROJECT_DIR'], 'grandchild.pid'), 'w').write(str(p.pid))\n\
+time.sleep(300)\n";
+    let p = Project::new(&[
+        ("assets/spawn.py", spawn),
+        (
+            "assets/a.yaml",
+            "key: spawner\nkind: command\ncommand: [python3, spawn.py]\n",
+        ),
+    ]);
+    let mut child = bin()
+        .args(["materialize"])
+        .current_dir(p.path())
+        .spawn()
+        .unwrap();
+    let pid_file = p.path().join("grandchild.pid");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !pid_file.exists() || std::fs::read_to_string(&pid_file).unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command never started its child"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        !gone(&pid),
+        "the grandchild outlived Spine (what this test is about)"
+    );
+    // The next run settles the killed one (the asset no longer starts anything).
+    p.write(
+        "assets/a.yaml",
+        "key: spawner\nkind: sql\nquery: SELECT 1 AS v\n",
+    );
+    p.run(&["materialize"]).ok();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !gone(&pid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "process {pid} started by the killed run's command is still running"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -185,6 +185,11 @@ impl Engine {
         tracing::warn!(run_id = %run.run_id, "{msg}");
         // Its step claims would otherwise hold other runs back until their leases expire.
         self.store.release_run_claims(&run.run_id).await?;
+        // A command's own children outlive a `kill -9` of Spine (only the command itself dies with it).
+        let ended = end_leftover_processes(&run.run_id);
+        if ended > 0 {
+            tracing::warn!(run_id = %run.run_id, "ended {ended} process(es) the interrupted run's commands had started");
+        }
         // Whatever the dead process staged there is unreferenced.
         let scratch = self.run_scratch(&run.run_id);
         if scratch.exists() {
@@ -213,4 +218,38 @@ fn executor_gone(run: &RunRecord, now_ms: i64) -> String {
         ),
         _ => format!("process {pid} on {host} died"),
     }
+}
+
+/// Ends (SIGKILL) every process of this user that still carries `run_id` in its environment: each
+/// command runs with `SPINE_RUN_ID`, and the programs it starts inherit it. Linux only (it reads
+/// `/proc`); elsewhere nothing is done. Returns how many were signalled.
+fn end_leftover_processes(run_id: &RunId) -> usize {
+    if !cfg!(target_os = "linux") {
+        return 0;
+    }
+    let needle = format!("SPINE_RUN_ID={}", run_id.as_str());
+    let me = std::process::id() as i32;
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut ended = 0;
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid == me || pid <= 1 {
+            continue;
+        }
+        // Unreadable for other users' processes, which are not ours to end.
+        let Ok(env) = std::fs::read(e.path().join("environ")) else {
+            continue;
+        };
+        if env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
+            // SAFETY: kill(2) has no memory effects; a pid that exited meanwhile just fails (ESRCH).
+            if unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
+                ended += 1;
+            }
+        }
+    }
+    ended
 }

@@ -1,6 +1,7 @@
 //! `assets bench`: measures the engine on generated projects and prints a table (medians over runs).
 //!
-//! Workloads: a chain of N one-row SQL assets; a fan-out 1 → N → 1; and load + validate + select + plan
+//! Workloads: a chain of N one-row SQL assets; a fan-out 1 → N → 1; 365 daily partitions of one asset
+//! and a rollup over them (a year's backfill in one run); and load + validate + select + plan
 //! of a generated graph of `plan_n` assets. Each materialization is cold (new state and warehouse) and
 //! complete: durable run-store writes and Delta commits included.
 
@@ -77,6 +78,24 @@ fn fanout(n: usize) -> Vec<(String, String)> {
     v
 }
 
+/// One asset with `days` daily partitions (from 2024-01-01) and an unpartitioned rollup over them: a
+/// backfill of every partition in one run.
+fn write_partitioned(dir: &Path, days: usize) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir.join("assets"))?;
+    std::fs::write(
+        dir.join("spine.toml"),
+        "[project]\nname = \"bench\"\n[defaults]\nconcurrency = 2\n",
+    )?;
+    let end = chrono::NaiveDate::from_ymd_opt(2024, 1, 1)
+        .and_then(|d| d.checked_add_days(chrono::Days::new(days as u64)))
+        .ok_or_else(|| anyhow::anyhow!("{days} days is out of range"))?;
+    let yaml = format!(
+        "assets:\n  - key: events\n    kind: sql\n    partitions: {{daily: {{start: 2024-01-01, end: {end}}}}}\n    query: \"SELECT '{{{{ partition_key }}}}' AS day, 1 AS v\"\n  - key: total\n    kind: sql\n    query: SELECT COUNT(*) AS days FROM events\n"
+    );
+    std::fs::write(dir.join("assets").join("events.yaml"), yaml)?;
+    Ok(())
+}
+
 /// A layered graph: each asset reads its predecessor and one asset about half-way back.
 fn big_graph(n: usize) -> Vec<(String, String)> {
     (0..n)
@@ -103,22 +122,43 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// Materializes a fresh project; returns wall seconds, peak MiB, and the folder (kept until the bench
 /// ends: deleting thousands of files between runs slows the next run's file creation on ext4).
 async fn materialize_once(
-    assets: &[(String, String)],
+    assets: &Workload,
     fsync: bool,
 ) -> anyhow::Result<(f64, f64, tempfile::TempDir)> {
     let dir = tempfile::tempdir()?;
-    write_project(dir.path(), assets, 1000, fsync)?;
+    match assets {
+        Workload::Assets(assets) => write_project(dir.path(), assets, 1000, fsync)?,
+        Workload::DailyPartitions(days) => write_partitioned(dir.path(), *days)?,
+    }
     reset_peak();
     let t = Instant::now();
     let engine = Engine::load(dir.path(), spine_jobs::all_kinds()).await?;
     let report = engine.materialize(MaterializeRequest::default()).await?;
     let secs = t.elapsed().as_secs_f64();
     anyhow::ensure!(
-        report.status == RunStatus::Succeeded,
-        "bench run failed: {:?}",
+        report.status == RunStatus::Succeeded && report.steps.len() == assets.steps(),
+        "bench run failed or planned {} steps: {:?}",
+        report.steps.len(),
         report.steps.iter().find(|s| s.error.is_some())
     );
     Ok((secs, peak_mib().unwrap_or(f64::NAN), dir))
+}
+
+/// What a materialization workload materializes.
+enum Workload {
+    /// Unpartitioned SQL assets (key, query).
+    Assets(Vec<(String, String)>),
+    /// One asset with this many daily partitions, and a rollup.
+    DailyPartitions(usize),
+}
+
+impl Workload {
+    fn steps(&self) -> usize {
+        match self {
+            Workload::Assets(a) => a.len(),
+            Workload::DailyPartitions(days) => days + 1,
+        }
+    }
 }
 
 pub async fn run(n: usize, plan_n: usize, runs: usize) -> anyhow::Result<u8> {
@@ -126,12 +166,25 @@ pub async fn run(n: usize, plan_n: usize, runs: usize) -> anyhow::Result<u8> {
     let mut rows: Vec<Vec<String>> = Vec::new();
     let mut keep = Vec::new();
     let workloads = [
-        (format!("chain of {n} SQL assets"), chain(n), true),
-        (format!("fan-out 1 → {n} → 1"), fanout(n), true),
+        (
+            format!("chain of {n} SQL assets"),
+            Workload::Assets(chain(n)),
+            true,
+        ),
+        (
+            format!("fan-out 1 → {n} → 1"),
+            Workload::Assets(fanout(n)),
+            true,
+        ),
         (
             format!("chain of {n}, warehouse fsync off"),
-            chain(n),
+            Workload::Assets(chain(n)),
             false,
+        ),
+        (
+            "365 daily partitions + rollup, one run".to_string(),
+            Workload::DailyPartitions(365),
+            true,
         ),
     ];
     for (name, assets, fsync) in workloads {
@@ -146,9 +199,9 @@ pub async fn run(n: usize, plan_n: usize, runs: usize) -> anyhow::Result<u8> {
         let t = median(times);
         rows.push(vec![
             name,
-            assets.len().to_string(),
+            assets.steps().to_string(),
             format!("{t:.3} s"),
-            format!("{:.2} ms", t * 1000.0 / assets.len() as f64),
+            format!("{:.2} ms", t * 1000.0 / assets.steps() as f64),
             format!("{:.0} MiB", median(peaks)),
         ]);
     }
