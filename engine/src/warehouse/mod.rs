@@ -35,6 +35,7 @@ use std::sync::Arc;
 use url::Url;
 
 mod cast;
+mod partitioned;
 mod write;
 
 pub use cast::delta_compatible;
@@ -49,6 +50,9 @@ pub struct Warehouse {
     root: Url,
     options: HashMap<String, String>,
     fsync: bool,
+    /// The state of each partitioned table after this process's last commit to it (see
+    /// `write::commit`), shared by clones.
+    states: partitioned::TableStates,
 }
 
 /// What a commit records besides the data.
@@ -103,6 +107,7 @@ impl Warehouse {
             root,
             options,
             fsync: true,
+            states: Default::default(),
         })
     }
 

@@ -165,7 +165,7 @@ impl Warehouse {
         staged: Staged,
         meta: CommitMeta,
     ) -> Result<i64, WarehouseError> {
-        let mut table = self.table_handle(key)?;
+        let table = self.table_handle(key)?;
         let columns: StructType = staged.schema.as_ref().try_into_kernel()?;
         let partition_columns: Vec<String> = match &meta.scope {
             WriteScope::Table => Vec::new(),
@@ -187,9 +187,8 @@ impl Warehouse {
             }
         }
         if let WriteScope::Partition { column, value } = &meta.scope {
-            table.load().await?;
             let version = self
-                .commit_partition(key, &table, &columns, column, value, staged, &meta)
+                .commit_partition(key, table, &columns, column, value, staged, &meta)
                 .await?;
             self.sync_commit(key, version).await?;
             return Ok(version);
@@ -260,60 +259,6 @@ impl Warehouse {
             .await
             .map_err(|e| WarehouseError::Delta(e.into()))?;
         Ok(())
-    }
-
-    /// Replaces one partition's files with the staged ones in one commit: a `remove` for each live
-    /// file of the partition, the new `add`s, the step's `txn`, and a new schema if it changed. Other
-    /// partitions' files stay; a concurrent commit to another partition is not a conflict (delta-rs
-    /// retries on the new version).
-    #[allow(clippy::too_many_arguments)]
-    async fn commit_partition(
-        &self,
-        key: &AssetKey,
-        table: &DeltaTable,
-        columns: &StructType,
-        column: &str,
-        value: &PartitionKey,
-        staged: Staged,
-        meta: &CommitMeta,
-    ) -> Result<i64, WarehouseError> {
-        let snapshot = table.snapshot()?;
-        let current = snapshot.metadata();
-        let partitioned_by: Vec<String> = current.partition_columns().to_vec();
-        if partitioned_by != [column.to_string()] {
-            return Err(WarehouseError::Unsupported(format!(
-                "the table of {key} is partitioned by [{}], not by '{column}' as its definition says; \
-                 a table keeps its partition column: move the table's folder aside and materialize the \
-                 partitions again",
-                partitioned_by.join(", ")
-            )));
-        }
-        let mut actions = Vec::new();
-        if snapshot.schema().as_ref() != columns {
-            actions.push(Action::Metadata(current.clone().with_schema(columns)?));
-        }
-        let mut files = table.get_active_add_actions_by_predicate(None);
-        while let Some(file) = files.next().await {
-            let file = file?;
-            if file.partition_values_map().get(column) == Some(&Some(value.0.clone())) {
-                actions.push(Action::Remove(file.remove_action(true)));
-            }
-        }
-        drop(files);
-        actions.extend(staged.actions);
-        let props = CommitProperties::default()
-            .with_metadata([("spine".to_string(), meta.info.clone())])
-            .with_application_transaction(Transaction::new(&meta.app_id, meta.seq));
-        let operation = DeltaOperation::Write {
-            mode: SaveMode::Overwrite,
-            partition_by: Some(vec![column.to_string()]),
-            predicate: Some(format!("{column} = '{value}'")),
-        };
-        let done = deltalake::kernel::transaction::CommitBuilder::from(props)
-            .with_actions(actions)
-            .build(Some(snapshot), table.log_store(), operation)
-            .await?;
-        Ok(done.version() as i64)
     }
 }
 
