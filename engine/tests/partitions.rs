@@ -2,12 +2,12 @@
 //! engine remembers the table after its own commits, so the other's commits make its next version
 //! taken; it must then commit after them without losing or duplicating a partition's rows.
 
+use arrow::array::Array;
 use spine_engine::kinds::KindRegistry;
 use spine_engine::partitions::{PartitionSelection, PartitionsDef};
 use spine_engine::project::{AssetSpec, Project, ProjectConfig};
 use spine_engine::store::RunStatus;
 use spine_engine::{AssetKey, Engine, MaterializeRequest, PartitionKey};
-use arrow::array::Array;
 use std::path::Path;
 
 async fn engine(dir: &Path) -> Engine {
