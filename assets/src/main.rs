@@ -158,6 +158,11 @@ pub enum Command {
         #[command(flatten)]
         select: SelectArgs,
     },
+    /// Show the state of each partition of a partitioned asset, as ranges (fresh / stale / missing).
+    Partitions {
+        /// The partitioned asset.
+        key: String,
+    },
     /// Show an asset's upstream and/or downstream lineage, or the whole graph (--all).
     Lineage {
         /// Asset key (omit with --all).

@@ -145,6 +145,48 @@ fn partitions_are_steps_written_and_replaced_one_at_a_time() {
         serde_json::json!({"total": 3, "fresh": 2, "stale": 1, "missing": 0}),
         "{daily}"
     );
+    let ranges = p.run(&["partitions", "daily_total", "--json"]).json();
+    let short: Vec<(String, String, String, u64)> = ranges
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["first"].as_str().unwrap().to_string(),
+                r["last"].as_str().unwrap().to_string(),
+                r["state"].as_str().unwrap().to_string(),
+                r["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let range = |a: &str, b: &str, s: &str, n| (a.to_string(), b.to_string(), s.to_string(), n);
+    assert_eq!(
+        short,
+        [
+            range("2026-01-01", "2026-01-01", "fresh", 1),
+            range("2026-01-02", "2026-01-02", "stale", 1),
+            range("2026-01-03", "2026-01-03", "fresh", 1)
+        ]
+    );
+    assert!(
+        ranges[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("events[2026-01-02]"),
+        "{ranges}"
+    );
+    let text = p.run(&["partitions", "events"]);
+    assert!(
+        text.stdout.contains("2026-01-01..2026-01-03  fresh"),
+        "{}",
+        text.stdout
+    );
+    let r = p.run(&["partitions", "overall"]);
+    r.code(2);
+    assert!(r.stderr.contains("E0413"), "{}", r.stderr);
+    let r = p.run(&["partitions", "event"]);
+    r.code(2);
+    assert!(r.stderr.contains("did you mean 'events'"), "{}", r.stderr);
     let v = p.run(&["materialize", "--json"]).json();
     let mut ran: Vec<String> = statuses(&v)
         .into_iter()

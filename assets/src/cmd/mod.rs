@@ -55,6 +55,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             concurrency,
             no_wait,
         } => materialize::execute(&root, run.as_deref(), concurrency, no_wait, json).await,
+        Command::Partitions { key } => status::partitions(&root, &key, json).await,
         Command::Signal { run, step, payload } => {
             runs::signal(&root, &run, &step, payload.as_deref(), json).await
         }

@@ -65,3 +65,40 @@ pub async fn run(root: &Path, selection: Option<&str>, json: bool) -> anyhow::Re
     );
     Ok(0)
 }
+
+/// `assets partitions ASSET`: ranges of partitions in one state, e.g.
+/// `2026-01-01..2026-03-31  fresh  90`.
+pub async fn partitions(root: &Path, key: &str, json: bool) -> anyhow::Result<u8> {
+    let engine = super::engine(root, None).await?;
+    let ranges = engine.partition_ranges(key).await;
+    engine.store().close().await;
+    let ranges = ranges?;
+    if json {
+        crate::output::json(&ranges)?;
+        return Ok(0);
+    }
+    let rows: Vec<Vec<String>> = ranges
+        .iter()
+        .map(|r| {
+            vec![
+                if r.count == 1 {
+                    r.first.to_string()
+                } else {
+                    format!("{}..{}", r.first, r.last)
+                },
+                r.state.to_string(),
+                r.count.to_string(),
+                r.reason.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    crate::output::table(&["partitions", "state", "count", "why"], &rows);
+    let total: usize = ranges.iter().map(|r| r.count).sum();
+    let fresh: usize = ranges
+        .iter()
+        .filter(|r| r.state == "fresh")
+        .map(|r| r.count)
+        .sum();
+    println!("{key}: {fresh} of {total} partition(s) fresh");
+    Ok(0)
+}

@@ -16,9 +16,11 @@
 //! today's partition appears tomorrow) and before `end` (exclusive), if given.
 
 mod mapping;
+mod status;
 mod time;
 
 pub use mapping::{upstreams, PartitionSelection, Upstream};
+pub use status::{compress, PartitionRange};
 pub use time::{Cadence, TimeWindows};
 
 use crate::key::PartitionKey;

@@ -1,0 +1,110 @@
+//! `assets partitions ASSET`: the state of each partition of a partitioned asset, compressed into
+//! ranges of consecutive partitions in the same state.
+
+use crate::engine::Engine;
+use crate::error::{DefinitionError, EngineError};
+use crate::key::{AssetKey, PartitionKey, StepKey};
+use crate::staleness::{freshness, Freshness};
+
+/// Consecutive partitions (in the definition's order) in one state.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PartitionRange {
+    /// First partition.
+    pub first: PartitionKey,
+    /// Last partition (the first, for a single one).
+    pub last: PartitionKey,
+    /// How many.
+    pub count: usize,
+    /// `fresh`, `stale` or `missing`.
+    pub state: &'static str,
+    /// Why the first of them is stale.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Collapses `(key, state, reason)` in order into ranges; a stale partition whose reason differs from
+/// the previous one's starts a new range.
+pub fn compress(
+    states: impl IntoIterator<Item = (PartitionKey, &'static str, Option<String>)>,
+) -> Vec<PartitionRange> {
+    let mut out: Vec<PartitionRange> = Vec::new();
+    for (key, state, reason) in states {
+        match out.last_mut() {
+            Some(r) if r.state == state && r.reason == reason => {
+                r.last = key;
+                r.count += 1;
+            }
+            _ => out.push(PartitionRange {
+                first: key.clone(),
+                last: key,
+                count: 1,
+                state,
+                reason,
+            }),
+        }
+    }
+    out
+}
+
+impl Engine {
+    /// The state of every partition of `key` that exists now, as ranges. E0402 for an unknown asset,
+    /// E0413 for an unpartitioned one.
+    pub async fn partition_ranges(&self, key: &str) -> Result<Vec<PartitionRange>, EngineError> {
+        crate::selection::select(&self.project, Some(key))?;
+        let key = AssetKey::parse(key).map_err(|e| DefinitionError::new("E0402", e.to_string()))?;
+        let spec = &self.project.assets[&key];
+        let Some(def) = &spec.partitions else {
+            return Err(
+                DefinitionError::new("E0413", format!("asset '{key}' is not partitioned"))
+                    .hint("`assets status` shows it; `partitions:` in its YAML partitions it")
+                    .into(),
+            );
+        };
+        let latest = self.store.latest_materializations().await?;
+        let states = def.keys(self.clock.now()).into_iter().map(|p| {
+            let step = StepKey {
+                asset: key.clone(),
+                partition: Some(p.clone()),
+            };
+            match freshness(&self.project, spec, &step, &latest) {
+                Freshness::Fresh => (p, "fresh", None),
+                Freshness::Missing => (p, "missing", None),
+                Freshness::Stale(r) => (p, "stale", r.into_iter().next()),
+            }
+        });
+        Ok(compress(states))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consecutive_partitions_in_one_state_are_one_range() {
+        let k = |s: &str| PartitionKey(s.into());
+        let states = [
+            (k("d1"), "fresh", None),
+            (k("d2"), "fresh", None),
+            (k("d3"), "stale", Some("code changed".to_string())),
+            (k("d4"), "stale", Some("code changed".to_string())),
+            (k("d5"), "stale", Some("upstream newer".to_string())),
+            (k("d6"), "missing", None),
+        ];
+        let r = compress(states);
+        let short: Vec<(&str, &str, usize, &str)> = r
+            .iter()
+            .map(|r| (r.first.as_str(), r.last.as_str(), r.count, r.state))
+            .collect();
+        assert_eq!(
+            short,
+            [
+                ("d1", "d2", 2, "fresh"),
+                ("d3", "d4", 2, "stale"),
+                ("d5", "d5", 1, "stale"),
+                ("d6", "d6", 1, "missing")
+            ]
+        );
+        assert!(compress(Vec::new()).is_empty());
+    }
+}
