@@ -44,7 +44,8 @@ impl Project {
         run_in(self.path(), args)
     }
 
-    /// Every file under .spine/ and warehouse/ with its size and content hash.
+    /// Every file under .spine/ and warehouse/ with its size and content hash (SQLite's `-shm` index,
+    /// which readers write to, left out).
     pub fn snapshot(&self) -> Vec<(PathBuf, u64, u64)> {
         let mut out = Vec::new();
         for d in [".spine", "warehouse"] {
@@ -63,6 +64,10 @@ fn walk(dir: &Path, out: &mut Vec<(PathBuf, u64, u64)>) {
         let p = e.path();
         if p.is_dir() {
             walk(&p, out);
+        } else if p.to_string_lossy().ends_with("-shm") {
+            // SQLite's shared-memory WAL index is not stored data: readers update their read marks in
+            // it, so merely reading the store may change it.
+            continue;
         } else {
             let bytes = std::fs::read(&p).unwrap_or_default();
             let mut h: u64 = 1469598103934665603;

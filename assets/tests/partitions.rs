@@ -23,6 +23,14 @@ partitions:
 query: SELECT SUM(n) AS total, COUNT(*) AS rows, MIN(day) AS day FROM events
 ";
 
+/// A weekly rollup of the daily events: each week reads the days its window overlaps.
+const WEEKLY: &str = "key: weekly_total
+kind: sql
+partitions:
+  weekly: {start: 2025-12-29, end: 2026-01-05, timezone: Europe/Berlin}
+query: SELECT SUM(n) AS total, COUNT(DISTINCT day) AS days FROM events
+";
+
 const OVERALL: &str = "key: overall
 kind: sql
 query: SELECT COUNT(*) AS rows, COUNT(DISTINCT day) AS days FROM events
@@ -69,17 +77,30 @@ fn partitions_are_steps_written_and_replaced_one_at_a_time() {
         ("assets/events.yaml", EVENTS),
         ("assets/daily_total.yaml", DAILY_TOTAL),
         ("assets/overall.yaml", OVERALL),
+        ("assets/weekly.yaml", WEEKLY),
     ]);
     let v = p.run(&["materialize", "--json"]).json();
     assert_eq!(v["status"], "succeeded", "{v}");
     let steps = statuses(&v);
-    assert_eq!(steps.len(), 7, "3 + 3 partitions and the rollup: {steps:?}");
+    assert_eq!(
+        steps.len(),
+        8,
+        "3 + 3 partitions, a week and the rollup: {steps:?}"
+    );
     assert!(steps.iter().all(|(_, s)| s == "succeeded"), "{steps:?}");
     assert_eq!(steps[0].0, "events[2026-01-01]");
     let pos = |k: &str| steps.iter().position(|(s, _)| s == k).unwrap();
     assert!(pos("overall") > pos("events[2026-01-03]"), "{steps:?}");
 
-    let t = read(&p, &["events", "daily_total", "overall"]);
+    let t = read(&p, &["events", "daily_total", "overall", "weekly_total"]);
+    // The week of 2025-12-29 overlaps the three days that exist.
+    let week = &t["weekly_total"]["rows"][0];
+    assert_eq!(
+        (&week["total"], &week["days"]),
+        (&serde_json::json!(90), &serde_json::json!(3)),
+        "{week}"
+    );
+    assert_eq!(week["partition_key"], "2025-12-29");
     assert_eq!(t["events"]["partition_columns"], serde_json::json!(["day"]));
     let events = t["events"]["rows"].as_array().unwrap();
     assert_eq!(events.len(), 6, "{events:?}");
@@ -194,7 +215,15 @@ fn partitions_are_steps_written_and_replaced_one_at_a_time() {
         .map(|(k, _)| k)
         .collect();
     ran.sort();
-    assert_eq!(ran, ["daily_total[2026-01-02]", "overall"], "{v}");
+    assert_eq!(
+        ran,
+        [
+            "daily_total[2026-01-02]",
+            "overall",
+            "weekly_total[2025-12-29]"
+        ],
+        "{v}"
+    );
 }
 
 #[test]

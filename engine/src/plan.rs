@@ -8,7 +8,7 @@
 use crate::engine::Engine;
 use crate::error::{DefinitionError, EngineError};
 use crate::key::{AssetKey, PartitionKey, StepKey};
-use crate::partitions::{PartitionSelection, Upstream};
+use crate::partitions::PartitionSelection;
 use crate::project::Project;
 use crate::selection::select;
 use crate::staleness::{freshness, short, Freshness};
@@ -109,13 +109,12 @@ impl Engine {
             let spec = &self.project.assets[&step.asset];
             let upstream_runs = crate::partitions::upstreams(&self.project, spec, &step)
                 .into_iter()
-                .find(|u| match u {
-                    Upstream::Step(s) => runs.contains(s),
-                    Upstream::All(a) => runs_of.contains(a),
-                })
-                .map(|u| match u {
-                    Upstream::Step(s) => s.to_string(),
-                    Upstream::All(a) => a.to_string(),
+                .find_map(|u| match u.steps() {
+                    Some(steps) => steps
+                        .into_iter()
+                        .find(|s| runs.contains(s))
+                        .map(|s| s.to_string()),
+                    None => runs_of.contains(u.asset()).then(|| u.asset().to_string()),
                 });
             let fresh = freshness(&self.project, spec, &step, &latest);
             let (run, reason) = match (force, fresh, upstream_runs) {

@@ -39,18 +39,20 @@ pub(crate) fn sibling(run: &SessionContext) -> SessionContext {
     SessionContext::new_with_state(state)
 }
 
-/// Registers under `key` the rows of `provider` whose `column` is partition `p`.
-pub(crate) fn register_partition(
+/// Registers under `key` the rows of `provider` whose `column` is one of `partitions`.
+pub(crate) fn register_partitions(
     session: &SessionContext,
     key: &crate::key::AssetKey,
     provider: Arc<dyn datafusion::catalog::TableProvider>,
     column: &str,
-    p: &crate::key::PartitionKey,
+    partitions: &[crate::key::PartitionKey],
 ) -> datafusion::error::Result<()> {
     use datafusion::prelude::{ident, lit};
-    let rows = session
-        .read_table(provider)?
-        .filter(ident(column).eq(lit(p.as_str())))?;
+    let filter = match partitions {
+        [p] => ident(column).eq(lit(p.as_str())),
+        many => ident(column).in_list(many.iter().map(|p| lit(p.as_str())).collect(), false),
+    };
+    let rows = session.read_table(provider)?.filter(filter)?;
     session.register_table(
         datafusion::common::TableReference::bare(key.as_str()),
         rows.into_view(),

@@ -53,6 +53,11 @@ pub fn freshness(
     for up in upstreams(project, spec, step) {
         match up {
             Upstream::Step(up) => compare(&mut reasons, m, &up, latest.get(&up)),
+            Upstream::Window(..) => {
+                for up in up.steps().unwrap_or_default() {
+                    compare(&mut reasons, m, &up, latest.get(&up));
+                }
+            }
             Upstream::All(asset) => all_partitions(&mut reasons, m, &asset, latest),
         }
     }

@@ -27,8 +27,12 @@ impl Engine {
             let mut ups: Vec<StepKey> = Vec::new();
             for u in upstreams(&self.project, &self.project.assets[&k.asset], k) {
                 match u {
-                    Upstream::Step(s) if in_plan.contains(&s) => ups.push(s),
-                    Upstream::Step(_) => {}
+                    Upstream::Step(_) | Upstream::Window(..) => ups.extend(
+                        u.steps()
+                            .unwrap_or_default()
+                            .into_iter()
+                            .filter(|s| in_plan.contains(s)),
+                    ),
                     Upstream::All(a) => ups.extend(
                         planned_of
                             .get(&a)

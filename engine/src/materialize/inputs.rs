@@ -34,6 +34,21 @@ impl Engine {
                 let latest = state.latest.lock().expect("latest lock");
                 match &up {
                     Upstream::Step(s) => latest.get(s).cloned().into_iter().collect(),
+                    Upstream::Window(..) => {
+                        let mut read = Vec::new();
+                        for s in up.steps().unwrap_or_default() {
+                            match latest.get(&s) {
+                                Some(m) => read.push(m.clone()),
+                                None => {
+                                    return Err(StepError::permanent(format!(
+                                        "upstream '{s}' has never been materialized; include it in the selection (e.g. '+{}')",
+                                        spec.key
+                                    )))
+                                }
+                            }
+                        }
+                        read
+                    }
                     Upstream::All(a) => latest
                         .iter()
                         .filter(|(k, _)| &k.asset == a && k.partition.is_some())
@@ -44,6 +59,9 @@ impl Engine {
             if read.is_empty() {
                 let what = match &up {
                     Upstream::Step(s) => format!("upstream '{s}' has never been materialized"),
+                    Upstream::Window(a, _) => {
+                        format!("upstream '{a}' has no partition in this step's window")
+                    }
                     Upstream::All(a) => format!("upstream '{a}' has no materialized partition"),
                 };
                 return Err(StepError::permanent(format!(
@@ -53,9 +71,15 @@ impl Engine {
             }
             // A table's latest commit holds every partition's latest files.
             let version = read.iter().map(|m| m.m.delta_version).max().unwrap_or(0);
+            // The partitions this step sees of the upstream (none: all of it).
+            let partitions: Vec<PartitionKey> = match &up {
+                Upstream::Step(s) => s.partition.clone().into_iter().collect(),
+                Upstream::Window(_, parts) => parts.clone(),
+                Upstream::All(_) => Vec::new(),
+            };
             let partition = match &up {
                 Upstream::Step(s) => s.partition.clone(),
-                Upstream::All(_) => None,
+                _ => None,
             };
             let already = !own
                 && state.registered.lock().expect("registered lock").get(&dep) == Some(&version);
@@ -66,18 +90,24 @@ impl Engine {
                     .await
                     .map_err(|e| StepError::retryable(format!("cannot read upstream '{dep}': {e}")))?
                     .ok_or_else(|| StepError::permanent(format!("upstream '{dep}' is recorded as materialized but its Delta table is missing at {}", self.warehouse.table_url(&dep).map(|u| u.to_string()).unwrap_or_default())))?;
-                let registered = match (&partition, own) {
-                    (Some(p), _) => {
+                let registered = match (partitions.is_empty(), own) {
+                    (false, _) => {
                         let column = self.project.assets[&dep]
                             .partitions
                             .as_ref()
                             .map_or(crate::partitions::DEFAULT_COLUMN, |d| d.column.as_str());
-                        crate::session::register_partition(&session, &dep, provider, column, p)
+                        crate::session::register_partitions(
+                            &session,
+                            &dep,
+                            provider,
+                            column,
+                            &partitions,
+                        )
                     }
-                    (None, true) => session
+                    (true, true) => session
                         .register_table(TableReference::bare(dep.as_str()), provider)
                         .map(|_| ()),
-                    (None, false) => state.register(&dep, provider, v),
+                    (true, false) => state.register(&dep, provider, v),
                 };
                 registered.map_err(|e| StepError::datafusion("cannot register upstream", &e))?;
             }

@@ -73,6 +73,9 @@ impl PartitionSelection {
 pub enum Upstream {
     /// One step key: the whole upstream, or the one partition mapped to the step's.
     Step(StepKey),
+    /// Several partitions of a time-partitioned upstream: those whose windows overlap the step's
+    /// window (the days of a week).
+    Window(AssetKey, Vec<PartitionKey>),
     /// Every materialized partition of a partitioned upstream (the whole table).
     All(AssetKey),
 }
@@ -82,15 +85,33 @@ impl Upstream {
     pub fn asset(&self) -> &AssetKey {
         match self {
             Upstream::Step(s) => &s.asset,
-            Upstream::All(a) => a,
+            Upstream::Window(a, _) | Upstream::All(a) => a,
+        }
+    }
+
+    /// The step keys read, unless it is all partitions.
+    pub fn steps(&self) -> Option<Vec<StepKey>> {
+        match self {
+            Upstream::Step(s) => Some(vec![s.clone()]),
+            Upstream::Window(a, parts) => Some(
+                parts
+                    .iter()
+                    .map(|p| StepKey {
+                        asset: a.clone(),
+                        partition: Some(p.clone()),
+                    })
+                    .collect(),
+            ),
+            Upstream::All(_) => None,
         }
     }
 }
 
 /// What step `step` of `spec` reads of each upstream. The mappings: an unpartitioned upstream is read
 /// whole; a partitioned upstream with the same partitions as the step's asset is read at the step's
-/// partition (identity); any other partitioned upstream is read whole, all its partitions (an
-/// unpartitioned rollup of a daily asset).
+/// partition (identity); a time-partitioned upstream of a time-partitioned asset with other windows is
+/// read at the partitions whose windows overlap the step's (the days of a week); any other partitioned
+/// upstream is read whole, all its partitions (an unpartitioned rollup of a daily asset).
 pub fn upstreams(project: &Project, spec: &AssetSpec, step: &StepKey) -> Vec<Upstream> {
     spec.deps
         .iter()
@@ -102,6 +123,12 @@ pub fn upstreams(project: &Project, spec: &AssetSpec, step: &StepKey) -> Vec<Ups
                     asset: d.clone(),
                     partition: Some(p.clone()),
                 }),
+                (Some(u), Some(s), Some(p)) => match s.window(p) {
+                    Some(w) if matches!(u.kind, super::PartitionsKind::Time(_)) => {
+                        Upstream::Window(d.clone(), u.overlapping(&w))
+                    }
+                    _ => Upstream::All(d.clone()),
+                },
                 (Some(_), _, _) => Upstream::All(d.clone()),
             }
         })

@@ -158,6 +158,17 @@ impl PartitionsDef {
         }
     }
 
+    /// The partitions whose time windows overlap `window` (none for static partitions).
+    pub fn overlapping(&self, window: &Window) -> Vec<PartitionKey> {
+        match &self.kind {
+            PartitionsKind::Static(_) => Vec::new(),
+            PartitionsKind::Time(t) => t.overlapping(
+                window.start.with_timezone(&Utc),
+                window.end.with_timezone(&Utc),
+            ),
+        }
+    }
+
     /// The time window of `key`, for time-window partitions.
     pub fn window(&self, key: &PartitionKey) -> Option<Window> {
         match &self.kind {

@@ -148,3 +148,35 @@ fn bad_definitions_say_what_to_write() {
         assert!(e.contains(why), "{yaml}: {e}");
     }
 }
+
+#[test]
+fn a_weekly_window_overlaps_its_days() {
+    let daily = def("daily: {start: 2026-01-01, timezone: Europe/Berlin}").unwrap();
+    let weekly = def("weekly: {start: 2026-01-05, timezone: Europe/Berlin}").unwrap();
+    let w = weekly.window(&pk("2026-01-12")).unwrap();
+    let days: Vec<String> = daily.overlapping(&w).into_iter().map(|k| k.0).collect();
+    assert_eq!(
+        days,
+        [
+            "2026-01-12",
+            "2026-01-13",
+            "2026-01-14",
+            "2026-01-15",
+            "2026-01-16",
+            "2026-01-17",
+            "2026-01-18"
+        ]
+    );
+    // A week before the days start overlaps none; a month overlaps its days.
+    let early = def("weekly: {start: 2025-12-01}").unwrap();
+    assert!(daily
+        .overlapping(&early.window(&pk("2025-12-01")).unwrap())
+        .is_empty());
+    let monthly = def("monthly: {start: 2026-01-01, timezone: Europe/Berlin}").unwrap();
+    assert_eq!(
+        daily
+            .overlapping(&monthly.window(&pk("2026-02-01")).unwrap())
+            .len(),
+        28
+    );
+}

@@ -244,6 +244,53 @@ impl TimeWindows {
         }
     }
 
+    /// The instant window `i` starts (the next existing wall-clock start, in a DST gap).
+    fn start_instant(&self, i: i64) -> Option<DateTime<Utc>> {
+        (0..4).find_map(|k| {
+            self.local_start(i + k)
+                .and_then(|t| self.instant(t))
+                .map(|t| t.with_timezone(&Utc))
+        })
+    }
+
+    /// The partitions whose windows overlap `[start, end)` and exist at `end` (a daily partition's
+    /// days, for a weekly or monthly window), in order.
+    pub fn overlapping(&self, start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<PartitionKey> {
+        // Window ends grow with i: find the first window that ends after `start`.
+        let ends_after = |i: i64| self.start_instant(i + 1).is_some_and(|e| e > start);
+        let mut hi = 1i64;
+        while !ends_after(hi) {
+            if self.local_start(hi).is_none() || hi > (1 << 40) {
+                return Vec::new();
+            }
+            hi *= 2;
+        }
+        let mut lo = 0i64;
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if ends_after(mid) {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        let mut out = Vec::new();
+        let mut i = lo;
+        while self.start_instant(i).is_some_and(|s| s < end) {
+            match self.exists(i, end) {
+                Some(true) => {
+                    if let Some(t) = self.local_start(i) {
+                        out.push(PartitionKey(self.key_at(t)));
+                    }
+                }
+                Some(false) => {}
+                None => break,
+            }
+            i += 1;
+        }
+        out
+    }
+
     /// The window of `key` as instants with their UTC offset.
     pub fn window(&self, key: &PartitionKey) -> Option<Window> {
         let t = self.parse_key(key.as_str())?;
