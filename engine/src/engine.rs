@@ -207,10 +207,14 @@ impl Engine {
         } else if counts.missing == counts.total {
             Freshness::Missing
         } else {
-            let mut reasons = vec![format!(
-                "{} of {} partitions stale, {} missing",
-                counts.stale, counts.total, counts.missing
-            )];
+            let mut reasons = vec![match (counts.stale, counts.missing) {
+                (0, m) => format!("{m} of {} partitions never materialized", counts.total),
+                (st, 0) => format!("{st} of {} partitions stale", counts.total),
+                (st, m) => format!(
+                    "{st} of {} partitions stale, {m} never materialized",
+                    counts.total
+                ),
+            }];
             reasons.extend(first_reason);
             Freshness::Stale(reasons)
         };
