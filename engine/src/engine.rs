@@ -185,13 +185,9 @@ impl Engine {
     ) -> (Freshness, Option<PartitionCounts>) {
         let mut counts = PartitionCounts::default();
         let mut first_reason: Option<String> = None;
-        for p in def.keys(self.clock.now()) {
+        for (p, f) in self.each_partition(spec, def, latest) {
             counts.total += 1;
-            let step = crate::key::StepKey {
-                asset: spec.key.clone(),
-                partition: Some(p.clone()),
-            };
-            match freshness(&self.project, spec, &step, latest) {
+            match f {
                 Freshness::Fresh => counts.fresh += 1,
                 Freshness::Missing => counts.missing += 1,
                 Freshness::Stale(r) => {

@@ -91,6 +91,16 @@ pub(crate) fn steps_in_order(
     Ok(steps)
 }
 
+impl PlannedStep {
+    /// The step key (asset and partition).
+    pub fn step(&self) -> StepKey {
+        StepKey {
+            asset: self.key.clone(),
+            partition: self.partition.clone(),
+        }
+    }
+}
+
 impl Engine {
     /// The plan `materialize` would execute for `selection`, without running or recording anything.
     pub async fn dry_run(

@@ -257,10 +257,7 @@ pub async fn dry_run(
         .iter()
         .map(|s| {
             vec![
-                match &s.partition {
-                    Some(p) => format!("{}[{p}]", s.key),
-                    None => s.key.to_string(),
-                },
+                s.step().to_string(),
                 if s.run { "run" } else { "skip" }.to_string(),
                 s.reason.clone(),
             ]

@@ -4,7 +4,11 @@
 use crate::engine::Engine;
 use crate::error::{DefinitionError, EngineError};
 use crate::key::{AssetKey, PartitionKey, StepKey};
+use crate::partitions::PartitionsDef;
+use crate::project::AssetSpec;
 use crate::staleness::{freshness, Freshness};
+use crate::store::Materialization;
+use std::collections::HashMap;
 
 /// Consecutive partitions (in the definition's order) in one state.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -61,18 +65,31 @@ impl Engine {
             );
         };
         let latest = self.store.latest_materializations().await?;
-        let states = def.keys(self.clock.now()).into_iter().map(|p| {
-            let step = StepKey {
-                asset: key.clone(),
-                partition: Some(p.clone()),
-            };
-            match freshness(&self.project, spec, &step, &latest) {
+        let states = self
+            .each_partition(spec, def, &latest)
+            .map(|(p, f)| match f {
                 Freshness::Fresh => (p, "fresh", None),
                 Freshness::Missing => (p, "missing", None),
                 Freshness::Stale(r) => (p, "stale", r.into_iter().next()),
-            }
-        });
+            });
         Ok(compress(states))
+    }
+
+    /// Each partition of `spec` that exists now, in the definition's order, with its freshness.
+    pub(crate) fn each_partition<'a>(
+        &'a self,
+        spec: &'a AssetSpec,
+        def: &PartitionsDef,
+        latest: &'a HashMap<StepKey, Materialization>,
+    ) -> impl Iterator<Item = (PartitionKey, Freshness)> + 'a {
+        def.keys(self.clock.now()).into_iter().map(move |p| {
+            let step = StepKey {
+                asset: spec.key.clone(),
+                partition: Some(p.clone()),
+            };
+            let f = freshness(&self.project, spec, &step, latest);
+            (p, f)
+        })
     }
 }
 
