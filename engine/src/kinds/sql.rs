@@ -49,9 +49,12 @@ fn to_markers(query: &str) -> Result<String, String> {
 }
 
 /// The query with this step's partition values in place of the markers.
-fn fill_markers(rewritten: &str, ctx: &StepContext) -> Result<String, StepError> {
+fn fill_markers<'a>(
+    rewritten: &'a str,
+    ctx: &StepContext,
+) -> Result<std::borrow::Cow<'a, str>, StepError> {
     if !uses_partition(rewritten) {
-        return Ok(rewritten.to_string());
+        return Ok(std::borrow::Cow::Borrowed(rewritten));
     }
     let Some(p) = &ctx.partition else {
         return Err(StepError::permanent(
@@ -74,7 +77,7 @@ fn fill_markers(rewritten: &str, ctx: &StepContext) -> Result<String, StepError>
             sql = sql.replace(PLACEHOLDERS[i].1, &v.to_rfc3339());
         }
     }
-    Ok(sql)
+    Ok(std::borrow::Cow::Owned(sql))
 }
 
 /// The `sql` kind's fields.
