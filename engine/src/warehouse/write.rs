@@ -14,14 +14,41 @@ impl Warehouse {
     /// For a write of one partition (`scope` is [`WriteScope::Partition`]) the partition column is not
     /// stored in the file (Delta keeps it in the log): rows that carry it must all hold the partition's
     /// key, and the staged schema ends with it.
+    ///
+    /// A write that fails (a full disk, a query error mid-stream) removes the file it began, so a full
+    /// disk has room again for the run store to record the failure.
     pub async fn stage(
         &self,
         key: &AssetKey,
-        mut input: SendableRecordBatchStream,
+        input: SendableRecordBatchStream,
         scope: &WriteScope,
     ) -> Result<Staged, WarehouseError> {
         let table = self.table_handle(key)?;
         let store = table.log_store().object_store(None);
+        let file_name = format!("part-00000-{}-c000.snappy.parquet", uuid::Uuid::now_v7());
+        let staged = self
+            .stage_file(key, input, scope, &store, file_name.clone())
+            .await;
+        if staged.is_err() {
+            if let Err(e) = store.delete(&ObjPath::from(file_name.as_str())).await {
+                if !matches!(e, object_store::Error::NotFound { .. }) {
+                    tracing::warn!(
+                        "cannot remove the unfinished data file {file_name} of {key}: {e}"
+                    );
+                }
+            }
+        }
+        staged
+    }
+
+    async fn stage_file(
+        &self,
+        key: &AssetKey,
+        mut input: SendableRecordBatchStream,
+        scope: &WriteScope,
+        store: &Arc<dyn object_store::ObjectStore>,
+        file_name: String,
+    ) -> Result<Staged, WarehouseError> {
         let (full, needs_cast) = delta_compatible(&input.schema());
         let partition = match scope {
             WriteScope::Table => None,
@@ -31,7 +58,6 @@ impl Warehouse {
             Some((column, _)) => without_column(&full, column),
             None => full.clone(),
         };
-        let file_name = format!("part-00000-{}-c000.snappy.parquet", uuid::Uuid::now_v7());
         let path = ObjPath::from(file_name.as_str());
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
@@ -67,7 +93,7 @@ impl Warehouse {
                     hasher.update(batch)?;
                 }
                 if rows > 0 {
-                    let out = self.data_file_writer(key, &store, &path, &file_name)?;
+                    let out = self.data_file_writer(key, store, &path, &file_name)?;
                     let mut writer = AsyncArrowWriter::try_new(out, schema.clone(), Some(props))?;
                     for batch in &kept {
                         writer.write(batch).await?;
@@ -86,7 +112,7 @@ impl Warehouse {
                     }
                     Ok::<_, arrow::error::ArrowError>(hasher.finish())
                 });
-                let out = self.data_file_writer(key, &store, &path, &file_name)?;
+                let out = self.data_file_writer(key, store, &path, &file_name)?;
                 let mut writer = ParallelParquetWriter::try_new(out, schema.clone(), props)?;
                 let mut pending = kept.into_iter().chain(std::iter::once(first_over));
                 loop {
