@@ -122,6 +122,21 @@ pub enum Command {
         #[arg(long = "partition", value_name = "KEY|FROM..TO")]
         partitions: Vec<String>,
     },
+    /// Backfill partitions: record a durable backfill of the selected partitioned assets over a range
+    /// of partitions, chunked into runs, and run it (`status`, `cancel`, `resume` manage one).
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Backfill {
+        #[command(subcommand)]
+        action: Option<BackfillAction>,
+        #[command(flatten)]
+        args: BackfillArgs,
+    },
+    /// List backfills with their state and progress.
+    Backfills {
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
     /// Execute a queued run in this process (default: the oldest queued run).
     Execute {
         /// Run id or a unique prefix.
@@ -223,11 +238,69 @@ pub enum Command {
         /// Repetitions per workload (the median is reported).
         #[arg(long, default_value_t = 3)]
         runs: usize,
+        /// Daily partitions in the large backfill workload.
+        #[arg(long, default_value_t = 10_000)]
+        backfill: usize,
     },
     /// Print a shell completion script (e.g. `assets completions bash > ~/.local/share/bash-completion/completions/assets`).
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+}
+
+/// `assets backfill SELECTION …`: what to backfill and how.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct BackfillArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// First partition (inclusive); with --to.
+    #[arg(long, requires = "to", conflicts_with = "partitions")]
+    pub from: Option<String>,
+    /// Last partition (inclusive); with --from.
+    #[arg(long, requires = "from")]
+    pub to: Option<String>,
+    /// These partitions (comma-separated or repeated) instead of a range.
+    #[arg(long, value_name = "KEY,KEY")]
+    pub partitions: Vec<String>,
+    /// Only partitions never materialized.
+    #[arg(long, conflicts_with = "failed")]
+    pub missing: bool,
+    /// Only partitions whose latest step failed (or was skipped because its upstream failed).
+    #[arg(long)]
+    pub failed: bool,
+    /// Partitions per run (default: all in one run).
+    #[arg(long, value_name = "N")]
+    pub per_run: Option<usize>,
+    /// Steps to run at once within a run (default: the project's `concurrency`).
+    #[arg(long, short = 'c')]
+    pub concurrency: Option<usize>,
+    /// Only record the backfill and print its id; `assets backfill resume ID` runs it.
+    #[arg(long)]
+    pub queue: bool,
+}
+
+/// Managing one backfill.
+#[derive(Subcommand, Debug)]
+pub enum BackfillAction {
+    /// Show a backfill's state, progress per chunk and failures.
+    Status {
+        /// Backfill id or a unique prefix.
+        id: String,
+    },
+    /// Stop a backfill: its queued runs are cancelled, a running one stops before its next commit.
+    Cancel {
+        /// Backfill id or a unique prefix.
+        id: String,
+    },
+    /// Continue a backfill after a crash, a failure or a cancel: exactly the partitions not yet
+    /// committed run again.
+    Resume {
+        /// Backfill id or a unique prefix.
+        id: String,
+        /// Steps to run at once within a run (default: the backfill's, else the project's).
+        #[arg(long, short = 'c')]
+        concurrency: Option<usize>,
     },
 }
 

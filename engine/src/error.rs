@@ -163,8 +163,23 @@ impl EngineError {
 impl StoreError {
     /// True when the cause is the user's input, such as a run id that matches no run (exit code 2).
     pub fn is_user_error(&self) -> bool {
-        matches!(self, StoreError::UnknownRun { .. })
+        matches!(
+            self,
+            StoreError::UnknownRun { .. } | StoreError::UnknownBackfill { .. }
+        )
     }
+}
+
+fn unknown_backfill(prefix: &str, candidates: &[String]) -> String {
+    if candidates.is_empty() {
+        return format!(
+            "no backfill has the id or prefix '{prefix}' (`assets backfills` lists them)"
+        );
+    }
+    format!(
+        "the prefix '{prefix}' matches several backfills; give more of the id:\n  {}",
+        candidates.join("\n  ")
+    )
 }
 
 fn unknown_run(prefix: &str, candidates: &[String]) -> String {
@@ -210,6 +225,14 @@ pub enum StoreError {
         /// What the user typed.
         prefix: String,
         /// Matching runs (id, status, created), at most 11.
+        candidates: Vec<String>,
+    },
+    /// No backfill, or more than one, matches the id or prefix the user gave.
+    #[error("{}", unknown_backfill(prefix, candidates))]
+    UnknownBackfill {
+        /// What the user typed.
+        prefix: String,
+        /// Matching backfills (id, created), at most 11.
         candidates: Vec<String>,
     },
     /// Stored data could not be decoded.

@@ -126,6 +126,33 @@ impl fmt::Display for RunId {
     }
 }
 
+/// Identifies one backfill. Time-ordered (UUID v7), like [`RunId`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BackfillId(pub String);
+
+impl BackfillId {
+    /// A fresh, time-ordered id.
+    pub fn new() -> Self {
+        BackfillId(uuid::Uuid::now_v7().simple().to_string())
+    }
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for BackfillId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for BackfillId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Identifies a step inside a run: the asset key (and, once partitions exist, the partition).
 pub type StepId = String;
 

@@ -10,6 +10,7 @@
 //!
 //! Everything else (the executor's parts, encoding, SQL analysis) is private to the crate.
 
+mod backfill;
 pub mod check;
 pub mod clock;
 mod doctor;
@@ -34,10 +35,11 @@ mod staleness;
 pub mod store;
 pub mod warehouse;
 
+pub use backfill::{BackfillFilter, BackfillRequest, BackfillState, BackfillStatus, ChunkStatus};
 pub use doctor::Diagnosis;
 pub use engine::{AssetStatus, Engine};
 pub use error::{DefinitionError, DefinitionErrors, EngineError};
-pub use key::{AssetKey, PartitionKey, RunId, StepKey};
+pub use key::{AssetKey, BackfillId, PartitionKey, RunId, StepKey};
 pub use materialize::{ExecuteOptions, MaterializeRequest, RunObserver, RunReport, StepReport};
 pub use plan::PlannedStep;
 pub use project::{AssetSpec, Project, ProjectConfig};

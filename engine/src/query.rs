@@ -1,5 +1,5 @@
 //! `assets sql`: ad-hoc SQL over the run store (`spine.runs`, `spine.steps`, `spine.events`,
-//! `spine.materializations`, `spine.lineage`) and over any asset table (by key, as in asset SQL).
+//! `spine.materializations`, `spine.lineage`, `spine.backfills`, `spine.backfill_runs`) and over any asset table (by key, as in asset SQL).
 
 use crate::engine::Engine;
 use crate::error::EngineError;
@@ -87,6 +87,29 @@ const STORE_TABLES: &[(&str, &[(&str, bool)])] = &[
             ("upstream_key", false),
             ("upstream_materialization_id", true),
             ("upstream_delta_version", true),
+        ],
+    ),
+    (
+        "backfills",
+        &[
+            ("backfill_id", false),
+            ("selection", false),
+            ("partitions", false),
+            ("filter", false),
+            ("per_run", true),
+            ("concurrency", true),
+            ("steps", true),
+            ("created_at", false),
+            ("cancelled_at", false),
+        ],
+    ),
+    (
+        "backfill_runs",
+        &[
+            ("backfill_id", false),
+            ("chunk", true),
+            ("attempt", true),
+            ("run_id", false),
         ],
     ),
 ];

@@ -8,7 +8,7 @@
 use spine_engine::project::load_project;
 use spine_engine::selection::select;
 use spine_engine::store::RunStatus;
-use spine_engine::{Engine, MaterializeRequest};
+use spine_engine::{BackfillRequest, BackfillState, Engine, MaterializeRequest};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
@@ -78,19 +78,22 @@ fn fanout(n: usize) -> Vec<(String, String)> {
     v
 }
 
-/// One asset with `days` daily partitions (from 2024-01-01) and an unpartitioned rollup over them: a
-/// backfill of every partition in one run.
+/// One asset with `days` daily partitions (from 2024-01-01, or earlier when that many days have not
+/// ended by 2026-01-01) and an unpartitioned rollup over them.
 fn write_partitioned(dir: &Path, days: usize) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir.join("assets"))?;
     std::fs::write(
         dir.join("spine.toml"),
         "[project]\nname = \"bench\"\n[defaults]\nconcurrency = 2\n",
     )?;
-    let end = chrono::NaiveDate::from_ymd_opt(2024, 1, 1)
-        .and_then(|d| d.checked_add_days(chrono::Days::new(days as u64)))
+    let start = chrono::NaiveDate::from_ymd_opt(2024, 1, 1)
+        .and_then(|d| d.checked_sub_days(chrono::Days::new(days.saturating_sub(730) as u64)))
+        .ok_or_else(|| anyhow::anyhow!("{days} days is out of range"))?;
+    let end = start
+        .checked_add_days(chrono::Days::new(days as u64))
         .ok_or_else(|| anyhow::anyhow!("{days} days is out of range"))?;
     let yaml = format!(
-        "assets:\n  - key: events\n    kind: sql\n    partitions: {{daily: {{start: 2024-01-01, end: {end}}}}}\n    query: \"SELECT '{{{{ partition_key }}}}' AS day, 1 AS v\"\n  - key: total\n    kind: sql\n    query: SELECT COUNT(*) AS days FROM events\n"
+        "assets:\n  - key: events\n    kind: sql\n    partitions: {{daily: {{start: {start}, end: {end}}}}}\n    query: \"SELECT '{{{{ partition_key }}}}' AS day, 1 AS v\"\n  - key: total\n    kind: sql\n    query: SELECT COUNT(*) AS days FROM events\n"
     );
     std::fs::write(dir.join("assets").join("events.yaml"), yaml)?;
     Ok(())
@@ -128,11 +131,34 @@ async fn materialize_once(
     let dir = tempfile::tempdir()?;
     match assets {
         Workload::Assets(assets) => write_project(dir.path(), assets, 1000, fsync)?,
-        Workload::DailyPartitions(days) => write_partitioned(dir.path(), *days)?,
+        Workload::DailyPartitions(days) | Workload::Backfill { days, .. } => {
+            write_partitioned(dir.path(), *days)?
+        }
     }
     reset_peak();
     let t = Instant::now();
     let engine = Engine::load(dir.path(), spine_jobs::all_kinds()).await?;
+    if let Workload::Backfill { days, per_run } = assets {
+        let req = BackfillRequest {
+            selection: Some("events".into()),
+            per_run: *per_run,
+            ..Default::default()
+        };
+        let id = engine
+            .create_backfill(&req)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the backfill planned nothing"))?;
+        let status = engine.run_backfill(id.as_str(), Default::default()).await?;
+        let secs = t.elapsed().as_secs_f64();
+        anyhow::ensure!(
+            status.state == BackfillState::Succeeded && status.done == *days,
+            "bench backfill ended {} with {} of {days} done: {:?}",
+            status.state,
+            status.done,
+            status.failures.first()
+        );
+        return Ok((secs, peak_mib().unwrap_or(f64::NAN), dir));
+    }
     let report = engine.materialize(MaterializeRequest::default()).await?;
     let secs = t.elapsed().as_secs_f64();
     anyhow::ensure!(
@@ -150,6 +176,8 @@ enum Workload {
     Assets(Vec<(String, String)>),
     /// One asset with this many daily partitions, and a rollup.
     DailyPartitions(usize),
+    /// A backfill of every daily partition of one asset (this many), this many partitions per run.
+    Backfill { days: usize, per_run: Option<usize> },
 }
 
 impl Workload {
@@ -157,11 +185,12 @@ impl Workload {
         match self {
             Workload::Assets(a) => a.len(),
             Workload::DailyPartitions(days) => days + 1,
+            Workload::Backfill { days, .. } => *days,
         }
     }
 }
 
-pub async fn run(n: usize, plan_n: usize, runs: usize) -> anyhow::Result<u8> {
+pub async fn run(n: usize, plan_n: usize, runs: usize, backfill: usize) -> anyhow::Result<u8> {
     let runs = runs.max(1);
     let mut rows: Vec<Vec<String>> = Vec::new();
     let mut keep = Vec::new();
@@ -184,6 +213,30 @@ pub async fn run(n: usize, plan_n: usize, runs: usize) -> anyhow::Result<u8> {
         (
             "365 daily partitions + rollup, one run".to_string(),
             Workload::DailyPartitions(365),
+            true,
+        ),
+        (
+            "backfill of 365 daily partitions, one run".to_string(),
+            Workload::Backfill {
+                days: 365,
+                per_run: None,
+            },
+            true,
+        ),
+        (
+            "backfill of 365 daily partitions, a run each".to_string(),
+            Workload::Backfill {
+                days: 365,
+                per_run: Some(1),
+            },
+            true,
+        ),
+        (
+            format!("backfill of {backfill} daily partitions, one run"),
+            Workload::Backfill {
+                days: backfill,
+                per_run: None,
+            },
             true,
         ),
     ];

@@ -10,9 +10,58 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Arc;
 
-struct Progress {
+/// Draws a run's (or a backfill's) progress: a bar on a terminal, a line per step otherwise.
+pub(super) struct Progress {
     bar: Option<ProgressBar>,
     lines: bool,
+    /// The bar counts a whole backfill (its length is set once, not per run).
+    whole: bool,
+}
+
+impl Progress {
+    /// A bar on a terminal (unless `json`), plain lines otherwise; `total` fixes the bar's length (a
+    /// backfill's steps) instead of taking each run's.
+    pub(super) fn new(json: bool, total: Option<u64>) -> Arc<Self> {
+        let tty = std::io::stderr().is_terminal() && !json;
+        let bar = tty.then(|| {
+            let b = ProgressBar::new(total.unwrap_or(0));
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            b
+        });
+        Arc::new(Progress {
+            bar,
+            lines: !tty && !json,
+            whole: total.is_some(),
+        })
+    }
+
+    /// Clears the bar.
+    pub(super) fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// A token that Ctrl-C cancels (a second Ctrl-C exits at once).
+pub(super) fn ctrl_c_token(what: &'static str) -> CancellationToken {
+    let cancel = CancellationToken::new();
+    let c2 = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ninterrupted: cancelling the {what} (press Ctrl-C again to abort at once)");
+            c2.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    cancel
 }
 
 fn symbol(s: StepStatus) -> &'static str {
@@ -56,7 +105,9 @@ fn describe(r: &StepReport) -> String {
 impl RunObserver for Progress {
     fn planned(&self, run_id: &RunId, steps: &[StepKey]) {
         if let Some(b) = &self.bar {
-            b.set_length(steps.len() as u64);
+            if !self.whole {
+                b.set_length(steps.len() as u64);
+            }
             b.set_message(format!("run {}", &run_id.as_str()[..SHORT_ID_LEN]));
         } else if self.lines {
             println!("run {run_id}: {} step(s)", steps.len());
@@ -165,42 +216,16 @@ async fn drive(
     no_wait: bool,
     json: bool,
 ) -> anyhow::Result<u8> {
-    let cancel = CancellationToken::new();
-    let c2 = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\ninterrupted: cancelling the run (press Ctrl-C again to abort at once)");
-            c2.cancel();
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
-            }
-        }
-    });
-    let tty = std::io::stderr().is_terminal() && !json;
-    let bar = tty.then(|| {
-        let b = ProgressBar::new(0);
-        b.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        b
-    });
-    let progress = Arc::new(Progress {
-        bar: bar.clone(),
-        lines: !tty && !json,
-    });
+    let cancel = ctrl_c_token("run");
+    let progress = Progress::new(json, None);
     let opts = ExecuteOptions {
         concurrency,
         cancel,
-        observer: Some(progress),
+        observer: Some(progress.clone()),
         no_wait,
     };
     let report = engine.execute(run_id, opts).await;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+    progress.finish();
     // Programs of abandoned steps get their grace period and SIGKILL before this process exits.
     let _ = tokio::task::spawn_blocking(spine_jobs::command::wait_for_abandoned_groups).await;
     let report = report?;

@@ -1,5 +1,6 @@
 //! One module per CLI verb. Each loads what it needs from the engine and prints.
 
+mod backfill;
 pub mod bench;
 mod check;
 mod doctor;
@@ -55,6 +56,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             concurrency,
             no_wait,
         } => materialize::execute(&root, run.as_deref(), concurrency, no_wait, json).await,
+        Command::Backfill { action, args } => backfill_command(&root, action, args, json).await,
+        Command::Backfills { limit } => backfill::list(&root, limit, json).await,
         Command::Partitions { key } => status::partitions(&root, &key, json).await,
         Command::Signal { run, step, payload } => {
             runs::signal(&root, &run, &step, payload.as_deref(), json).await
@@ -95,11 +98,58 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             runs::logs(&root, &run, step.as_deref(), follow, json).await
         }
         Command::Sql { query } => sql::run(&root, &query, json).await,
-        Command::Bench { n, plan_n, runs } => bench::run(n, plan_n, runs).await,
+        Command::Bench {
+            n,
+            plan_n,
+            runs,
+            backfill,
+        } => bench::run(n, plan_n, runs, backfill).await,
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "assets", &mut std::io::stdout());
             Ok(0)
+        }
+    }
+}
+
+async fn backfill_command(
+    root: &std::path::Path,
+    action: Option<crate::BackfillAction>,
+    args: crate::BackfillArgs,
+    json: bool,
+) -> anyhow::Result<u8> {
+    use crate::BackfillAction as A;
+    match action {
+        Some(A::Status { id }) => backfill::show(root, &id, json).await,
+        Some(A::Cancel { id }) => backfill::cancel(root, &id, json).await,
+        Some(A::Resume { id, concurrency }) => {
+            backfill::resume(root, &id, backfill::RunArgs { concurrency, json }).await
+        }
+        None => {
+            let partitions = match (&args.from, &args.to) {
+                (Some(a), Some(b)) => vec![format!("{a}..{b}")],
+                _ => args.partitions.clone(),
+            };
+            let partitions = PartitionSelection::parse(&partitions).map_err(|m| {
+                spine_engine::DefinitionError::new("E0411", format!("backfill partitions: {m}"))
+            })?;
+            let filter = match (args.missing, args.failed) {
+                (true, _) => spine_engine::BackfillFilter::Missing,
+                (_, true) => spine_engine::BackfillFilter::Failed,
+                _ => spine_engine::BackfillFilter::All,
+            };
+            let req = spine_engine::BackfillRequest {
+                selection: args.select.expression(),
+                partitions,
+                filter,
+                per_run: args.per_run,
+                concurrency: args.concurrency,
+            };
+            let run = backfill::RunArgs {
+                concurrency: args.concurrency,
+                json,
+            };
+            backfill::create(root, req, args.queue, run).await
         }
     }
 }

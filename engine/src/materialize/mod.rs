@@ -245,8 +245,21 @@ impl Engine {
         let selected = crate::plan::select_some(&self.project, selection)?;
         let order =
             crate::plan::steps_in_order(&self.project, &selected, partitions, self.clock.now())?;
+        let planned = self.planned_run(selection, force, &order);
+        self.store.create_run(&planned.run, &planned.steps).await?;
+        Ok(planned.run.run_id)
+    }
+
+    /// A queued run of exactly `steps`, in their order, all pending, with no owner until an executor
+    /// takes it (`start_run`).
+    pub(crate) fn planned_run(
+        &self,
+        selection: Option<&str>,
+        force: bool,
+        steps: &[StepKey],
+    ) -> crate::store::PlannedRun {
         let run_id = RunId::new();
-        let record = RunRecord {
+        let run = RunRecord {
             run_id: run_id.clone(),
             status: RunStatus::Queued,
             selection: selection.map(str::to_string),
@@ -255,12 +268,11 @@ impl Engine {
             started_at: None,
             finished_at: None,
             error: None,
-            // No owner until an executor takes it (`start_run`).
             pid: None,
             host: None,
             lease_until_ms: None,
         };
-        let steps: Vec<StepRecord> = order
+        let steps = steps
             .iter()
             .enumerate()
             .map(|(i, k)| StepRecord {
@@ -278,8 +290,7 @@ impl Engine {
                 reason: None,
             })
             .collect();
-        self.store.create_run(&record, &steps).await?;
-        Ok(run_id)
+        crate::store::PlannedRun { run, steps }
     }
 
     /// Signals a parked step of a `waiting` run with `payload` (an approval, a workflow's result); the

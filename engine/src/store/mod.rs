@@ -5,7 +5,10 @@
 //! durability protocol in docs/architecture.md), so a Postgres store and many workers fit behind the same
 //! trait.
 
+pub mod backfills;
 pub mod sqlite;
+
+pub use backfills::{BackfillRecord, BackfillStep, BackfillStore, PlannedRun};
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::StoreError;
@@ -347,7 +350,7 @@ pub struct StepOutcome {
 
 /// Durable state of runs and assets.
 #[async_trait]
-pub trait RunStore: Send + Sync {
+pub trait RunStore: BackfillStore + Send + Sync {
     /// The same store stamping its records with `clock`'s time.
     fn with_clock(&self, clock: Arc<dyn Clock>) -> Arc<dyn RunStore>;
     /// Records a new run with its planned steps (all pending) and a `run_queued` event.
@@ -438,7 +441,8 @@ pub trait RunStore: Send + Sync {
         key: &AssetKey,
         limit: i64,
     ) -> StoreResult<Vec<Materialization>>;
-    /// Every row of a store table (`runs`, `steps`, `events`, `materializations`, `lineage`) as JSON
+    /// Every row of a store table (`runs`, `steps`, `events`, `materializations`, `lineage`,
+    /// `backfills`, `backfill_runs`) as JSON
     /// objects, for `assets sql`.
     async fn dump_table(
         &self,

@@ -9,6 +9,7 @@ use sqlx::{Row, SqlitePool};
 use std::str::FromStr;
 use std::time::Duration;
 
+mod backfills;
 mod claims;
 mod rows;
 mod txn;
@@ -85,28 +86,7 @@ impl RunStore for SqliteStore {
 
     async fn create_run(&self, run: &RunRecord, steps: &[StepRecord]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO runs (run_id, status, selection, force, created_at, pid, host) VALUES (?, ?, ?, ?, ?, ?, ?)")
-            .bind(run.run_id.as_str())
-            .bind(run.status.as_str())
-            .bind(&run.selection)
-            .bind(run.force as i64)
-            .bind(&run.created_at)
-            .bind(run.pid)
-            .bind(&run.host)
-            .execute(&mut *tx)
-            .await?;
-        insert_steps(&mut tx, &run.run_id, steps).await?;
-        let ev = NewEvent::of(
-            &run.run_id,
-            None,
-            format!("run queued with {} steps", steps.len()),
-            &Event::RunQueued {
-                selection: run.selection.clone(),
-                force: run.force,
-                steps: steps.len(),
-            },
-        );
-        insert_events(&mut tx, &self.clock.stamp(), &[ev]).await?;
+        insert_run(&mut tx, &self.clock.stamp(), run, steps).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -462,6 +442,8 @@ impl RunStore for SqliteStore {
             "events" => "SELECT * FROM events",
             "materializations" => "SELECT * FROM materializations",
             "lineage" => "SELECT * FROM lineage",
+            "backfills" => "SELECT * FROM backfills",
+            "backfill_runs" => "SELECT * FROM backfill_runs",
             other => return Err(StoreError::NotFound(format!("store table '{other}'"))),
         };
         let rows = sqlx::query(q).fetch_all(&self.pool).await?;

@@ -5,6 +5,37 @@ use super::*;
 
 pub(super) type Tx<'a> = sqlx::Transaction<'a, sqlx::Sqlite>;
 
+/// Records a new run with its planned steps and a `run_queued` event.
+pub(super) async fn insert_run(
+    tx: &mut Tx<'_>,
+    ts: &str,
+    run: &RunRecord,
+    steps: &[StepRecord],
+) -> StoreResult<()> {
+    sqlx::query("INSERT INTO runs (run_id, status, selection, force, created_at, pid, host) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        .bind(run.run_id.as_str())
+        .bind(run.status.as_str())
+        .bind(&run.selection)
+        .bind(run.force as i64)
+        .bind(&run.created_at)
+        .bind(run.pid)
+        .bind(&run.host)
+        .execute(&mut **tx)
+        .await?;
+    insert_steps(tx, &run.run_id, steps).await?;
+    let ev = NewEvent::of(
+        &run.run_id,
+        None,
+        format!("run queued with {} steps", steps.len()),
+        &Event::RunQueued {
+            selection: run.selection.clone(),
+            force: run.force,
+            steps: steps.len(),
+        },
+    );
+    insert_events(tx, ts, &[ev]).await
+}
+
 /// Allocates the step's materialization sequence number (one past the asset partition's last; the
 /// `steps_sequence` trigger records it as the last) and marks the step running, with its event.
 pub(super) async fn start_in(

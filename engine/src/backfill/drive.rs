@@ -1,0 +1,147 @@
+//! Executing a backfill: its queued runs one after the other in chunk order, stopping when it is
+//! cancelled (from any process) or this process is interrupted; resuming it after a crash, a failure or
+//! a cancel.
+
+use super::BackfillStatus;
+use crate::engine::Engine;
+use crate::error::{DefinitionError, EngineError};
+use crate::materialize::ExecuteOptions;
+use crate::store::RunStatus;
+use std::time::Duration;
+
+/// How often a running backfill looks for a cancel asked by another process.
+const CANCEL_POLL: Duration = Duration::from_millis(500);
+
+impl Engine {
+    /// Executes a backfill's queued runs in chunk order in this process (`opts` applies to each run;
+    /// the backfill's own concurrency when `opts` names none) and returns its status afterwards. Stops
+    /// after the current run when the backfill is cancelled or `opts.cancel` fires. E0415 when another
+    /// live process is running it.
+    pub async fn run_backfill(
+        &self,
+        id: &str,
+        opts: ExecuteOptions,
+    ) -> Result<BackfillStatus, EngineError> {
+        let record = self.store.get_backfill(id).await?;
+        let id = record.backfill_id.clone();
+        loop {
+            if opts.cancel.is_cancelled()
+                || self
+                    .store
+                    .get_backfill(id.as_str())
+                    .await?
+                    .cancelled_at
+                    .is_some()
+            {
+                break;
+            }
+            let runs = self.store.backfill_runs(&id).await?;
+            // The latest run of each chunk, in chunk order.
+            let mut latest: Vec<&crate::store::RunRecord> = Vec::new();
+            for (i, (chunk, _, run)) in runs.iter().enumerate() {
+                if runs.get(i + 1).is_none_or(|(next, _, _)| next != chunk) {
+                    latest.push(run);
+                }
+            }
+            let now = self.clock.now_ms();
+            if let Some(r) = latest.iter().find(|r| {
+                r.status == RunStatus::Running && !crate::recovery::is_interrupted(r, now)
+            }) {
+                return Err(DefinitionError::new(
+                    "E0415",
+                    format!(
+                        "backfill {id} is being run by process {} on {} (run {})",
+                        r.pid.unwrap_or_default(),
+                        r.host.as_deref().unwrap_or("?"),
+                        r.run_id
+                    ),
+                )
+                .hint(
+                    "`assets backfill status ID` follows it; `assets backfill cancel ID` stops it",
+                )
+                .into());
+            }
+            let Some(next) = latest.iter().find(|r| r.status == RunStatus::Queued) else {
+                break;
+            };
+            let run_opts = ExecuteOptions {
+                concurrency: opts
+                    .concurrency
+                    .or(record.concurrency.map(|c| c.max(1) as usize)),
+                cancel: opts.cancel.child_token(),
+                observer: opts.observer.clone(),
+                no_wait: opts.no_wait,
+            };
+            let watcher = self.watch_for_cancel(&id, run_opts.cancel.clone());
+            let result = self.execute(&next.run_id, run_opts).await;
+            watcher.abort();
+            result?;
+        }
+        self.backfill_status(id.as_str()).await
+    }
+
+    /// Cancels `token` once the backfill is cancelled in the store.
+    fn watch_for_cancel(
+        &self,
+        id: &crate::key::BackfillId,
+        token: tokio_util::sync::CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let store = self.store.clone();
+        let id = id.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(CANCEL_POLL).await;
+                match store.get_backfill(id.as_str()).await {
+                    Ok(b) if b.cancelled_at.is_some() => {
+                        token.cancel();
+                        return;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::debug!("cannot read backfill {id}: {e}"),
+                }
+            }
+        })
+    }
+
+    /// Makes a backfill runnable again: clears a cancel, settles runs whose process died (recording
+    /// what they committed), and gives each chunk whose latest run ended without finishing a new queued
+    /// run of exactly the step keys the chunk has not committed. Then [`run_backfill`](Self::run_backfill)
+    /// carries on.
+    pub async fn prepare_resume(&self, id: &str) -> Result<BackfillStatus, EngineError> {
+        let record = self.store.get_backfill(id).await?;
+        self.store.uncancel_backfill(&record.backfill_id).await?;
+        for r in self.recover_interrupted_runs().await? {
+            tracing::warn!(run_id = %r.run_id, recorded = ?r.recorded, abandoned = ?r.abandoned, "settled an interrupted run");
+        }
+        for (chunk, c) in self.chunk_steps_of(&record).await? {
+            let Some(latest) = c.runs.last() else {
+                continue;
+            };
+            if !latest.status.is_terminal() {
+                continue;
+            }
+            let todo: Vec<_> = c
+                .steps
+                .iter()
+                .filter(|s| !s.1)
+                .map(|s| s.0.clone())
+                .collect();
+            if todo.is_empty() {
+                continue;
+            }
+            let planned = self.planned_run(record.selection.as_deref(), true, &todo);
+            self.store
+                .add_backfill_run(&record.backfill_id, chunk, &planned)
+                .await?;
+        }
+        self.backfill_status(record.backfill_id.as_str()).await
+    }
+
+    /// Asks a backfill to stop: its queued runs are cancelled at once; a running one cancels its steps before
+    /// their commits (its process watches for the cancel). Returns the status afterwards.
+    pub async fn cancel_backfill(&self, id: &str) -> Result<BackfillStatus, EngineError> {
+        let record = self.store.get_backfill(id).await?;
+        self.store.cancel_backfill(&record.backfill_id).await?;
+        self.backfill_status(record.backfill_id.as_str()).await
+    }
+}
