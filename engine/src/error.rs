@@ -170,6 +170,58 @@ impl StoreError {
     }
 }
 
+/// The database's error, with what to do when it means the disk is full or cannot be written.
+fn database_error(e: &sqlx::Error) -> String {
+    if disk_full(e) {
+        format!(
+            "{e} — the disk holding the run store is full or cannot be written: free space and run \
+             again (a run this leaves unfinished is recorded as failed by the next run)"
+        )
+    } else {
+        e.to_string()
+    }
+}
+
+/// Set once any store statement of this process failed on a full disk (see [`disk_full_seen`]).
+static DISK_FULL_SEEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether a store statement of this process has failed on a full disk. A SQLite transaction that
+/// fails so may stay open on its pooled connection, and statements there would then never commit
+/// (seen: the next write on it reported success and was gone): the pool ends such transactions
+/// before it hands a connection out again.
+pub(crate) fn disk_full_seen() -> bool {
+    DISK_FULL_SEEN.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if disk_full(&e) {
+            DISK_FULL_SEEN.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        StoreError::Database(e)
+    }
+}
+
+/// SQLite's SQLITE_FULL (13) or SQLITE_IOERR (10, any extended code), or an OS error ENOSPC.
+pub(crate) fn disk_full(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|c| c.parse::<i64>().ok())
+            .is_some_and(|c| matches!(c & 0xff, 10 | 13)),
+        sqlx::Error::Io(io) => io.raw_os_error() == Some(28),
+        _ => false,
+    }
+}
+
+impl StoreError {
+    /// True when the store failed because its disk is full or cannot be written (retrying may help
+    /// once space is freed; waiting for a lock will not).
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StoreError::Database(e) if disk_full(e))
+    }
+}
+
 fn unknown_backfill(prefix: &str, candidates: &[String]) -> String {
     if candidates.is_empty() {
         return format!(
@@ -208,8 +260,8 @@ impl From<DefinitionError> for EngineError {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database failed.
-    #[error("{0}")]
-    Database(#[from] sqlx::Error),
+    #[error("{}", database_error(.0))]
+    Database(sqlx::Error),
     /// Schema migration failed.
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

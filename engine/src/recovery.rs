@@ -62,12 +62,18 @@ impl Engine {
             if !is_interrupted(&run, self.clock.now_ms()) {
                 continue;
             }
-            out.push(self.recover_run(&run).await?);
+            out.push(self.recover_run(&run, None).await?);
         }
         Ok(out)
     }
 
-    async fn recover_run(&self, run: &RunRecord) -> Result<Recovered, EngineError> {
+    /// Settles `run`: each unfinished step is recorded from its Delta commit if it landed, else failed;
+    /// the run ends failed, `why` (default: its executor is gone) saying why it was not finished.
+    pub(crate) async fn recover_run(
+        &self,
+        run: &RunRecord,
+        why: Option<String>,
+    ) -> Result<Recovered, EngineError> {
         let mut rec = Recovered {
             run_id: run.run_id.clone(),
             recorded: Vec::new(),
@@ -178,7 +184,7 @@ impl Engine {
         }
         let msg = format!(
             "interrupted: {}; {} committed step(s) recorded, {} step(s) abandoned",
-            executor_gone(run, self.clock.now_ms()),
+            why.unwrap_or_else(|| executor_gone(run, self.clock.now_ms())),
             rec.recorded.len(),
             rec.abandoned.len()
         );

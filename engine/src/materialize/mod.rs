@@ -16,6 +16,7 @@ mod executor;
 mod inputs;
 mod schema_change;
 mod step;
+mod submit;
 
 pub use inputs::schema_json;
 
@@ -226,111 +227,6 @@ impl Engine {
         self.execute(&run_id, opts).await
     }
 
-    /// Records a run of `selection` as `queued`, with its planned steps (all pending) in dependency
-    /// order, and returns its id. Nothing runs: any process on this project can
-    /// [`execute`](Engine::execute) it. A selection that matches nothing is E0403.
-    pub async fn submit(&self, selection: Option<&str>, force: bool) -> Result<RunId, EngineError> {
-        self.submit_partitions(selection, force, &PartitionSelection::All)
-            .await
-    }
-
-    /// [`submit`](Engine::submit) covering only `partitions` of the selected partitioned assets (E0411
-    /// for a partition an asset does not have).
-    pub async fn submit_partitions(
-        &self,
-        selection: Option<&str>,
-        force: bool,
-        partitions: &PartitionSelection,
-    ) -> Result<RunId, EngineError> {
-        let selected = crate::plan::select_some(&self.project, selection)?;
-        let order =
-            crate::plan::steps_in_order(&self.project, &selected, partitions, self.clock.now())?;
-        let planned = self.planned_run(selection, force, &order);
-        self.store.create_run(&planned.run, &planned.steps).await?;
-        Ok(planned.run.run_id)
-    }
-
-    /// A queued run of exactly `steps`, in their order, all pending, with no owner until an executor
-    /// takes it (`start_run`).
-    pub(crate) fn planned_run(
-        &self,
-        selection: Option<&str>,
-        force: bool,
-        steps: &[StepKey],
-    ) -> crate::store::PlannedRun {
-        let run_id = RunId::new();
-        let run = RunRecord {
-            run_id: run_id.clone(),
-            status: RunStatus::Queued,
-            selection: selection.map(str::to_string),
-            force,
-            created_at: self.clock.stamp(),
-            started_at: None,
-            finished_at: None,
-            error: None,
-            pid: None,
-            host: None,
-            lease_until_ms: None,
-        };
-        let steps = steps
-            .iter()
-            .enumerate()
-            .map(|(i, k)| StepRecord {
-                run_id: run_id.clone(),
-                step_id: k.to_string(),
-                asset_key: k.asset.clone(),
-                partition_key: k.partition.clone(),
-                position: i as i64,
-                status: StepStatus::Pending,
-                attempt: 0,
-                seq: None,
-                started_at: None,
-                finished_at: None,
-                error: None,
-                reason: None,
-            })
-            .collect();
-        crate::store::PlannedRun { run, steps }
-    }
-
-    /// Signals a parked step of a `waiting` run with `payload` (an approval, a workflow's result); the
-    /// next [`execute`](Engine::execute) of the run runs the step again with it. E0408 when the step is
-    /// not parked.
-    pub async fn signal(
-        &self,
-        run_id: &RunId,
-        step: &str,
-        payload: serde_json::Value,
-    ) -> Result<(), EngineError> {
-        let event = Event::StepSignalled { payload };
-        let ev = NewEvent::of(run_id, Some(step), format!("{step} signalled"), &event);
-        if !self.store.signal_step(run_id, step, ev).await? {
-            return Err(crate::error::DefinitionError::new(
-                "E0408",
-                format!("step '{step}' of run {run_id} is not waiting for a signal"),
-            )
-            .hint("`assets run ID` shows which steps wait")
-            .into());
-        }
-        Ok(())
-    }
-
-    /// The latest signal payload of each signalled step of a run.
-    async fn signals(
-        &self,
-        run_id: &RunId,
-    ) -> Result<HashMap<String, serde_json::Value>, EngineError> {
-        let mut out = HashMap::new();
-        for r in self.store.events(run_id, 0).await? {
-            if let (Some(step), Some(Event::StepSignalled { payload })) =
-                (r.event.step_id.clone(), r.event.event())
-            {
-                out.insert(step, payload);
-            }
-        }
-        Ok(out)
-    }
-
     /// Executes a queued run in this process: takes it (`queued` → `running`, atomically, so two
     /// executors never both run it), runs its planned steps, and records how it ended.
     pub async fn execute(
@@ -430,6 +326,7 @@ impl Engine {
             Err(e) => {
                 // Never leave the run `running` because this process failed (a full disk, a store
                 // error): record why, as far as the store still lets us; the next run settles the rest.
+                let _ = std::fs::remove_dir_all(self.run_scratch(run_id));
                 let error = format!("the executor failed: {e}");
                 let ev = NewEvent::of(
                     run_id,
@@ -440,8 +337,7 @@ impl Engine {
                     },
                 );
                 if let Err(e2) = self
-                    .store
-                    .set_run_status(run_id, RunStatus::Failed, Some(&error), ev)
+                    .record_run_end(run_id, RunStatus::Failed, Some(&error), ev)
                     .await
                 {
                     tracing::error!("cannot record that run {run_id} failed: {e2}");
@@ -486,14 +382,13 @@ impl Engine {
                 "run succeeded",
             )
         };
-        self.store
-            .set_run_status(
-                run_id,
-                status,
-                error.as_deref(),
-                NewEvent::of(run_id, None, msg, &event),
-            )
-            .await?;
+        self.record_run_end(
+            run_id,
+            status,
+            error.as_deref(),
+            NewEvent::of(run_id, None, msg, &event),
+        )
+        .await?;
         tracing::info!(parent: &run_span, status = %status, "{msg}");
         // Steps behind a parked one have not run: they are reported pending.
         let steps = order

@@ -47,7 +47,8 @@ impl SqliteStore {
         let pool = loop {
             match Self::connect_and_migrate(opts.clone()).await {
                 Ok(pool) => break pool,
-                Err(e) if attempt < 20 => {
+                // A full or unwritable disk does not get better by waiting.
+                Err(e) if attempt < 20 && !e.is_disk_full() => {
                     attempt += 1;
                     tracing::debug!(
                         "opening the run store, attempt {attempt} failed ({e}); retrying"
@@ -68,6 +69,16 @@ impl SqliteStore {
     async fn connect_and_migrate(opts: SqliteConnectOptions) -> StoreResult<SqlitePool> {
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            .before_acquire(|conn, _| {
+                Box::pin(async move {
+                    if crate::error::disk_full_seen() {
+                        // An idle connection is never inside a transaction, unless one failed on a
+                        // full disk and stayed open: end it, or what follows on it never commits.
+                        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(opts)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;

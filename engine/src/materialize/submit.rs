@@ -1,0 +1,159 @@
+//! Recording runs before anything runs: [`Engine::submit`] plans a selection into a queued run with its
+//! steps; signals hand a parked step its payload; [`Engine::record_run_end`] writes how a run ended.
+
+use super::*;
+
+impl Engine {
+    /// Records a run of `selection` as `queued`, with its planned steps (all pending) in dependency
+    /// order, and returns its id. Nothing runs: any process on this project can
+    /// [`execute`](Engine::execute) it. A selection that matches nothing is E0403.
+    pub async fn submit(&self, selection: Option<&str>, force: bool) -> Result<RunId, EngineError> {
+        self.submit_partitions(selection, force, &PartitionSelection::All)
+            .await
+    }
+
+    /// [`submit`](Engine::submit) covering only `partitions` of the selected partitioned assets (E0411
+    /// for a partition an asset does not have).
+    pub async fn submit_partitions(
+        &self,
+        selection: Option<&str>,
+        force: bool,
+        partitions: &PartitionSelection,
+    ) -> Result<RunId, EngineError> {
+        let selected = crate::plan::select_some(&self.project, selection)?;
+        let order =
+            crate::plan::steps_in_order(&self.project, &selected, partitions, self.clock.now())?;
+        let planned = self.planned_run(selection, force, &order);
+        self.store.create_run(&planned.run, &planned.steps).await?;
+        Ok(planned.run.run_id)
+    }
+
+    /// A queued run of exactly `steps`, in their order, all pending, with no owner until an executor
+    /// takes it (`start_run`).
+    pub(crate) fn planned_run(
+        &self,
+        selection: Option<&str>,
+        force: bool,
+        steps: &[StepKey],
+    ) -> crate::store::PlannedRun {
+        let run_id = RunId::new();
+        let run = RunRecord {
+            run_id: run_id.clone(),
+            status: RunStatus::Queued,
+            selection: selection.map(str::to_string),
+            force,
+            created_at: self.clock.stamp(),
+            started_at: None,
+            finished_at: None,
+            error: None,
+            pid: None,
+            host: None,
+            lease_until_ms: None,
+        };
+        let steps = steps
+            .iter()
+            .enumerate()
+            .map(|(i, k)| StepRecord {
+                run_id: run_id.clone(),
+                step_id: k.to_string(),
+                asset_key: k.asset.clone(),
+                partition_key: k.partition.clone(),
+                position: i as i64,
+                status: StepStatus::Pending,
+                attempt: 0,
+                seq: None,
+                started_at: None,
+                finished_at: None,
+                error: None,
+                reason: None,
+            })
+            .collect();
+        crate::store::PlannedRun { run, steps }
+    }
+
+    /// Signals a parked step of a `waiting` run with `payload` (an approval, a workflow's result); the
+    /// next [`execute`](Engine::execute) of the run runs the step again with it. E0408 when the step is
+    /// not parked.
+    pub async fn signal(
+        &self,
+        run_id: &RunId,
+        step: &str,
+        payload: serde_json::Value,
+    ) -> Result<(), EngineError> {
+        let event = Event::StepSignalled { payload };
+        let ev = NewEvent::of(run_id, Some(step), format!("{step} signalled"), &event);
+        if !self.store.signal_step(run_id, step, ev).await? {
+            return Err(crate::error::DefinitionError::new(
+                "E0408",
+                format!("step '{step}' of run {run_id} is not waiting for a signal"),
+            )
+            .hint("`assets run ID` shows which steps wait")
+            .into());
+        }
+        Ok(())
+    }
+
+    /// The latest signal payload of each signalled step of a run.
+    pub(super) async fn signals(
+        &self,
+        run_id: &RunId,
+    ) -> Result<HashMap<String, serde_json::Value>, EngineError> {
+        let mut out = HashMap::new();
+        for r in self.store.events(run_id, 0).await? {
+            if let (Some(step), Some(Event::StepSignalled { payload })) =
+                (r.event.step_id.clone(), r.event.event())
+            {
+                out.insert(step, payload);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records how a run ended. When the store refuses (a full disk), the run is settled instead, as
+    /// recovery would settle it (each unfinished step recorded from its Delta commit if that landed,
+    /// else failed; the run failed with the cause), through a new connection (a connection whose
+    /// transaction failed on a full disk may go on to lose later writes), retried 100 ms, 300 ms and
+    /// 900 ms apart: the run's scratch files are gone by then and may have made room. When that too
+    /// fails, the run stays `running` in the store and the next run settles it.
+    pub(super) async fn record_run_end(
+        &self,
+        run_id: &RunId,
+        status: RunStatus,
+        error: Option<&str>,
+        event: NewEvent,
+    ) -> Result<(), EngineError> {
+        let Err(first) = self
+            .store
+            .set_run_status(run_id, status, error, event)
+            .await
+        else {
+            return Ok(());
+        };
+        let why = format!("the run store could not record how the run ended: {first}");
+        tracing::warn!("{why}; settling run {run_id}");
+        let mut delay = Duration::from_millis(100);
+        for attempt in 1..=3 {
+            tokio::time::sleep(delay).await;
+            delay *= 3;
+            match self.settle_on_new_connection(run_id, &why).await {
+                Ok(()) => return Ok(()),
+                Err(e) => tracing::warn!("settling run {run_id} failed (attempt {attempt}): {e}"),
+            }
+        }
+        Err(first.into())
+    }
+
+    async fn settle_on_new_connection(&self, run_id: &RunId, why: &str) -> Result<(), EngineError> {
+        let store = crate::store::open_store(&self.project.config.state_url)
+            .await?
+            .with_clock(self.clock.clone());
+        let run = store.get_run(run_id.as_str()).await?;
+        let engine = Engine {
+            store: store.clone(),
+            ..self.clone()
+        };
+        let settled = engine.recover_run(&run, Some(why.to_string())).await;
+        store.close().await;
+        settled.map(|_| ())
+    }
+}
