@@ -5,6 +5,7 @@
 //!   the store records the step and the run as failed; what was stored before is intact.
 //! - A disk filled by something else, so the store itself cannot write: the run fails at once with a
 //!   clear "free space" message (no 30 s lock wait), and once space is freed the next run settles it.
+//! - A disk full only for a moment: the run whose step end was lost is settled once there is room.
 //! - A disk already full before a run: a clear error, quickly, and nothing stored changes.
 
 mod common;
@@ -69,6 +70,9 @@ const ASSETS: &str = "assets:
   - key: hog
     kind: command
     command: [sh, -c, \"dd if=/dev/zero of=$SPINE_PROJECT_DIR/../hog bs=1M count=64 2>/dev/null; exit 0\"]
+  - key: brief_hog
+    kind: command
+    command: [sh, -c, \"dd if=/dev/zero of=$SPINE_PROJECT_DIR/../hog bs=1M count=64 2>/dev/null; (sleep 0.3; rm -f $SPINE_PROJECT_DIR/../hog) >/dev/null 2>&1 & exit 0\"]
 ";
 
 fn project_on(disk: &SmallDisk) -> PathBuf {
@@ -168,6 +172,38 @@ fn a_store_that_cannot_write_fails_fast_and_the_next_run_settles_it() {
     let settled = run_in(&root, &["run", &id, "--json"]).ok().json();
     assert_eq!(settled["run"]["status"], "failed", "{settled}");
     assert_eq!(settled["steps"][0]["status"], "failed", "{settled}");
+}
+
+/// The disk is full only for a moment: the step's end cannot be written, but the run is settled with
+/// the space freed, honestly (no write reported done that was lost), and nothing is left `running`.
+#[test]
+fn a_run_whose_step_end_was_not_written_is_settled_once_there_is_room() {
+    let Some(disk) = SmallDisk::mount(12) else {
+        return;
+    };
+    let root = project_on(&disk);
+    run_in(&root, &["materialize", "small"]).ok();
+    let r = run_in(&root, &["materialize", "brief_hog"]);
+    r.code(1);
+    let latest = runs(&root)[0].clone();
+    assert_eq!(latest["status"], "failed", "{latest}\n{}", r.stderr);
+    assert!(
+        latest["error"]
+            .as_str()
+            .unwrap()
+            .contains("the run store could not record how some steps ended"),
+        "{latest}"
+    );
+    let id = latest["run_id"].as_str().unwrap();
+    let steps = run_in(&root, &["run", id, "--json"]).ok().json();
+    assert_eq!(steps["steps"][0]["status"], "failed", "{steps}");
+    assert!(
+        steps["steps"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("the run store failed before this step committed"),
+        "{steps}"
+    );
 }
 
 #[test]

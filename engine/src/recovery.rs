@@ -146,22 +146,25 @@ impl Engine {
                     }
                 }
                 None => {
+                    // Settled by its own executor (the store failed), or after its process died.
+                    let ended = match &why {
+                        Some(_) => "the run store failed",
+                        None => "interrupted: the process died",
+                    };
                     let (status, msg) = if step.status == StepStatus::Running {
                         rec.abandoned.push(step.step_id.clone());
-                        (
-                            StepStatus::Failed,
-                            "interrupted: the process died before this step committed",
-                        )
+                        let msg = format!("{ended} before this step committed");
+                        (StepStatus::Failed, msg)
                     } else {
-                        (
-                            StepStatus::Cancelled,
-                            "interrupted: the process died before this step started",
-                        )
+                        let msg = format!("{ended} before this step started");
+                        (StepStatus::Cancelled, msg)
                     };
                     let event = if status == StepStatus::Failed {
-                        Event::StepFailed { error: msg.into() }
+                        Event::StepFailed { error: msg.clone() }
                     } else {
-                        Event::StepCancelled { reason: msg.into() }
+                        Event::StepCancelled {
+                            reason: msg.clone(),
+                        }
                     };
                     let ev = NewEvent::of(
                         &run.run_id,
@@ -171,8 +174,8 @@ impl Engine {
                     );
                     StepOutcome {
                         status,
-                        error: (status == StepStatus::Failed).then(|| msg.to_string()),
-                        reason: Some(msg.into()),
+                        error: (status == StepStatus::Failed).then(|| msg.clone()),
+                        reason: Some(msg),
                         materialization: None,
                         events: vec![ev],
                     }

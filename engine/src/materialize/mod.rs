@@ -168,6 +168,9 @@ struct RunState {
     no_wait: bool,
     /// Signals that resumed parked steps, by step id.
     signals: HashMap<String, serde_json::Value>,
+    /// A step's end could not be written (a full disk): the store may not know how steps ended, so
+    /// the run is settled as recovery would settle it rather than just given its end state.
+    store_failed: std::sync::atomic::AtomicBool,
 }
 
 impl RunState {
@@ -315,6 +318,7 @@ impl Engine {
             no_wait: opts.no_wait,
             signals,
             claims: Arc::default(),
+            store_failed: Default::default(),
         });
         let heartbeat = self.heartbeat(state.owner.clone(), state.claims.clone());
         let reports = match self
@@ -382,13 +386,21 @@ impl Engine {
                 "run succeeded",
             )
         };
-        self.record_run_end(
-            run_id,
-            status,
-            error.as_deref(),
-            NewEvent::of(run_id, None, msg, &event),
-        )
-        .await?;
+        if state
+            .store_failed
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            let why = "the run store could not record how some steps ended".to_string();
+            self.settle_run_end(run_id, why, None).await?;
+        } else {
+            self.record_run_end(
+                run_id,
+                status,
+                error.as_deref(),
+                NewEvent::of(run_id, None, msg, &event),
+            )
+            .await?;
+        }
         tracing::info!(parent: &run_span, status = %status, "{msg}");
         // Steps behind a parked one have not run: they are reported pending.
         let steps = order

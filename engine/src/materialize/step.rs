@@ -16,9 +16,15 @@ impl Engine {
                 let mut report = StepReport::new(&key);
                 report.status = StepStatus::Failed;
                 report.error = Some(msg.clone());
-                let _ = self
+                if let Err(e) = self
                     .finish(state, &key, StepStatus::Failed, Some(msg), None, None)
-                    .await;
+                    .await
+                {
+                    tracing::error!("cannot record that step {key} failed: {e}");
+                    state
+                        .store_failed
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
                 report
             }
         };

@@ -109,12 +109,8 @@ impl Engine {
         Ok(out)
     }
 
-    /// Records how a run ended. When the store refuses (a full disk), the run is settled instead, as
-    /// recovery would settle it (each unfinished step recorded from its Delta commit if that landed,
-    /// else failed; the run failed with the cause), through a new connection (a connection whose
-    /// transaction failed on a full disk may go on to lose later writes), retried 100 ms, 300 ms and
-    /// 900 ms apart: the run's scratch files are gone by then and may have made room. When that too
-    /// fails, the run stays `running` in the store and the next run settles it.
+    /// Records how a run ended. When the store refuses (a full disk), the run is settled instead
+    /// ([`settle_run_end`](Self::settle_run_end)).
     pub(super) async fn record_run_end(
         &self,
         run_id: &RunId,
@@ -130,17 +126,38 @@ impl Engine {
             return Ok(());
         };
         let why = format!("the run store could not record how the run ended: {first}");
+        self.settle_run_end(run_id, why, Some(first.into())).await
+    }
+
+    /// Settles a run whose end the store may not fully know, as recovery would (each unfinished step
+    /// recorded from its Delta commit if that landed, else failed; the run failed with `why`), through
+    /// a new connection (a connection whose transaction failed on a full disk is not trusted), tried 3
+    /// times 100 ms, 300 ms and 900 ms apart: the run's scratch files are gone by then and may have
+    /// made room. When it still fails, the run stays `running` in the store and the next run settles
+    /// it; the error returned is `cause` (the first failure), else the last.
+    pub(super) async fn settle_run_end(
+        &self,
+        run_id: &RunId,
+        why: String,
+        cause: Option<EngineError>,
+    ) -> Result<(), EngineError> {
         tracing::warn!("{why}; settling run {run_id}");
         let mut delay = Duration::from_millis(100);
+        let mut last = None;
         for attempt in 1..=3 {
             tokio::time::sleep(delay).await;
             delay *= 3;
             match self.settle_on_new_connection(run_id, &why).await {
                 Ok(()) => return Ok(()),
-                Err(e) => tracing::warn!("settling run {run_id} failed (attempt {attempt}): {e}"),
+                Err(e) => {
+                    tracing::warn!("settling run {run_id} failed (attempt {attempt}): {e}");
+                    last = Some(e);
+                }
             }
         }
-        Err(first.into())
+        Err(cause
+            .or(last)
+            .unwrap_or_else(|| EngineError::Internal(format!("settling run {run_id} failed"))))
     }
 
     async fn settle_on_new_connection(&self, run_id: &RunId, why: &str) -> Result<(), EngineError> {
