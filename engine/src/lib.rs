@@ -13,6 +13,7 @@
 mod backfill;
 pub mod check;
 pub mod clock;
+mod daemon;
 mod doctor;
 mod duration;
 mod encode;
@@ -28,6 +29,7 @@ mod plan;
 pub mod project;
 pub mod query;
 mod recovery;
+pub mod schedule;
 pub mod selection;
 mod session;
 mod sql;
@@ -36,6 +38,7 @@ pub mod store;
 pub mod warehouse;
 
 pub use backfill::{BackfillFilter, BackfillRequest, BackfillState, BackfillStatus, ChunkStatus};
+pub use daemon::{DaemonPass, DAEMON_LEASE};
 pub use doctor::Diagnosis;
 pub use engine::{AssetStatus, Engine};
 pub use error::{DefinitionError, DefinitionErrors, EngineError};

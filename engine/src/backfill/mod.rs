@@ -73,6 +73,7 @@ impl PartitionSelection {
                 .collect::<Vec<_>>()
                 .join(","),
             PartitionSelection::Range(a, b) => format!("{a}..{b}"),
+            PartitionSelection::Latest => "latest".into(),
         }
     }
 }

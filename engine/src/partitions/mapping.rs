@@ -14,6 +14,8 @@ pub enum PartitionSelection {
     Keys(Vec<PartitionKey>),
     /// From the first to the second, both included.
     Range(PartitionKey, PartitionKey),
+    /// Each asset's latest partition that exists (a schedule's `partition: latest`).
+    Latest,
 }
 
 impl PartitionSelection {
@@ -64,6 +66,10 @@ impl PartitionSelection {
                 Ok(keys.clone())
             }
             PartitionSelection::Range(a, b) => def.range(a, b, now).map_err(bad),
+            PartitionSelection::Latest => match def.keys(now).pop() {
+                Some(k) => Ok(vec![k]),
+                None => Err(bad(format!("no partition exists yet at {now}"))),
+            },
         }
     }
 }

@@ -42,7 +42,10 @@ pub fn load_project(root: &Path, kinds: &KindRegistry) -> Result<Project, Defini
     }
     let assembled = Project::assemble(config, specs);
     match assembled {
-        Ok(p) if errors.is_empty() => Ok(p),
+        Ok(mut p) if errors.is_empty() => {
+            p.schedules = crate::schedule::load_schedules(&p)?;
+            Ok(p)
+        }
         Ok(_) => Err(DefinitionErrors(errors)),
         Err(DefinitionErrors(more)) => {
             errors.extend(more);

@@ -227,6 +227,8 @@ pub struct Project {
     pub assets: BTreeMap<AssetKey, AssetSpec>,
     /// The dependency graph.
     pub graph: AssetGraph,
+    /// Schedules (`schedules/*.yaml`).
+    pub schedules: Vec<crate::schedule::ScheduleDef>,
 }
 
 impl Project {
@@ -300,6 +302,7 @@ impl Project {
                 config,
                 assets,
                 graph,
+                schedules: Vec::new(),
             })
         } else {
             Err(DefinitionErrors(errors))

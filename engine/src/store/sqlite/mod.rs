@@ -11,6 +11,7 @@ use std::time::Duration;
 
 mod backfills;
 mod claims;
+mod daemon;
 mod rows;
 mod txn;
 

@@ -1,0 +1,256 @@
+//! The daemon: one per project (a lock in the run store, renewed while it lives and taken over from a
+//! dead holder), it evaluates the schedules at the clock's time and launches each due tick as a queued
+//! run in the same transaction as the tick's record, then runs queued backfills and queued runs.
+//! Everything reads time from the engine's clock, so tests drive a simulated week without sleeping.
+//!
+//! A schedule first seen by a daemon gets a `started` row at that time: ticks from then on are owed,
+//! earlier ones are not. After downtime, `catch_up: skip` launches only the latest missed tick (its
+//! reason says how many were skipped); `catch_up: all` launches each, oldest first.
+
+use crate::engine::Engine;
+use crate::error::{DefinitionError, EngineError};
+use crate::key::RunId;
+use crate::materialize::ExecuteOptions;
+use crate::partitions::PartitionSelection;
+use crate::schedule::{CatchUp, ScheduleDef, TickPartition, MAX_CATCH_UP};
+use crate::store::{DaemonLock, RunStatus, TickRecord};
+use chrono::{DateTime, SecondsFormat, Utc};
+use std::collections::HashSet;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How long the daemon lock holds without renewal.
+pub const DAEMON_LEASE: Duration = Duration::from_secs(60);
+
+/// What one pass of the daemon did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct DaemonPass {
+    /// Ticks recorded (launched or skipped).
+    pub ticks: Vec<TickRecord>,
+    /// Runs executed, with how they ended.
+    pub runs: Vec<(RunId, RunStatus)>,
+    /// Backfills run.
+    pub backfills: Vec<String>,
+}
+
+fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+impl Engine {
+    /// Takes (or renews) the project's daemon lock for `owner`. E0416 when a live daemon holds it.
+    pub async fn take_daemon_lock(&self, owner: &str) -> Result<(), EngineError> {
+        let now = self.clock.now_ms();
+        let lock = DaemonLock {
+            owner: owner.to_string(),
+            pid: std::process::id() as i64,
+            host: crate::store::host_name(),
+            lease_until_ms: now + DAEMON_LEASE.as_millis() as i64,
+        };
+        // A holder on this host whose process is gone is dead now, whatever its lease says.
+        let dead = match self.store.daemon_lock().await? {
+            Some(h) if h.host == lock.host && !crate::recovery::process_alive(h.pid) => {
+                Some(h.owner)
+            }
+            _ => None,
+        };
+        match self
+            .store
+            .take_daemon_lock(&lock, now, dead.as_deref())
+            .await?
+        {
+            Ok(()) => Ok(()),
+            Err(holder) => Err(DefinitionError::new(
+                "E0416",
+                format!(
+                    "a daemon already runs for this project: process {} on {} (lease until {})",
+                    holder.pid,
+                    holder.host,
+                    chrono::DateTime::from_timestamp_millis(holder.lease_until_ms)
+                        .map(stamp)
+                        .unwrap_or_default()
+                ),
+            )
+            .hint("stop it first (SIGTERM); a crashed daemon's lock is taken over once its lease runs out")
+            .into()),
+        }
+    }
+
+    /// Releases the daemon lock if `owner` holds it.
+    pub async fn release_daemon_lock(&self, owner: &str) -> Result<(), EngineError> {
+        Ok(self.store.release_daemon_lock(owner).await?)
+    }
+
+    /// Evaluates every schedule at the clock's time and records its due ticks, each with its queued
+    /// run in one transaction. Returns the ticks recorded now (a tick recorded before, by this or an
+    /// earlier daemon, is not recorded again).
+    pub async fn evaluate_schedules(&self) -> Result<Vec<TickRecord>, EngineError> {
+        let now = self.clock.now();
+        let mut out = Vec::new();
+        for s in &self.project.schedules {
+            let Some(last) = self.store.last_tick(&s.name).await? else {
+                let started = TickRecord {
+                    schedule: s.name.clone(),
+                    tick_at: stamp(now),
+                    status: "started".into(),
+                    run_id: None,
+                    reason: Some("the daemon began evaluating this schedule".into()),
+                    created_at: String::new(),
+                };
+                if self.store.record_tick(&started, None).await? {
+                    out.push(started);
+                }
+                continue;
+            };
+            let last = DateTime::parse_from_rfc3339(&last)
+                .map_err(|e| EngineError::Internal(format!("bad tick time '{last}': {e}")))?
+                .with_timezone(&Utc);
+            let due = s.ticks_between(last, now, MAX_CATCH_UP + 1);
+            let (launch, skipped) = match s.catch_up {
+                CatchUp::Skip => (
+                    due.last().copied().into_iter().collect(),
+                    due.len().saturating_sub(1),
+                ),
+                CatchUp::All => (due.into_iter().take(MAX_CATCH_UP).collect::<Vec<_>>(), 0),
+            };
+            for t in launch {
+                if let Some(tick) = self.launch_tick(s, t, skipped).await? {
+                    out.push(tick);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records the tick of `s` at `at` with a queued run planned as of `at` (a `latest` partition is
+    /// the one that exists then). A selection with no partition yet records the tick as skipped.
+    async fn launch_tick(
+        &self,
+        s: &ScheduleDef,
+        at: DateTime<Utc>,
+        skipped: usize,
+    ) -> Result<Option<TickRecord>, EngineError> {
+        let partitions = match s.partition {
+            TickPartition::All => PartitionSelection::All,
+            TickPartition::Latest => PartitionSelection::Latest,
+        };
+        let selected = crate::plan::select_some(&self.project, s.selection.as_deref())?;
+        let mut tick = TickRecord {
+            schedule: s.name.clone(),
+            tick_at: stamp(at),
+            status: "launched".into(),
+            run_id: None,
+            reason: (skipped > 0)
+                .then(|| format!("{skipped} missed tick(s) skipped (catch_up: skip)")),
+            created_at: String::new(),
+        };
+        let planned = match crate::plan::steps_in_order(&self.project, &selected, &partitions, at) {
+            Ok(steps) => Some(self.planned_run(s.selection.as_deref(), false, &steps)),
+            Err(EngineError::Definition(e)) if e.0.iter().any(|d| d.code == "E0411") => {
+                tick.status = "skipped".into();
+                tick.reason = Some(e.to_string());
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        tick.run_id = planned.as_ref().map(|p| p.run.run_id.clone());
+        let recorded = self.store.record_tick(&tick, planned.as_ref()).await?;
+        Ok(recorded.then_some(tick))
+    }
+
+    /// One pass of the daemon: evaluate schedules, run queued backfills (their chunks in order), then
+    /// execute queued runs oldest first. Stops taking new work once `stop` fires.
+    pub async fn daemon_pass(
+        &self,
+        opts: &ExecuteOptions,
+        stop: &CancellationToken,
+    ) -> Result<DaemonPass, EngineError> {
+        let mut pass = DaemonPass {
+            ticks: self.evaluate_schedules().await?,
+            ..Default::default()
+        };
+        let mut of_backfills: HashSet<RunId> = HashSet::new();
+        for b in self.store.list_backfills(1000).await? {
+            for (_, _, r) in self.store.backfill_runs(&b.backfill_id).await? {
+                of_backfills.insert(r.run_id);
+            }
+            if stop.is_cancelled() {
+                return Ok(pass);
+            }
+            let status = self.backfill_status(b.backfill_id.as_str()).await?;
+            if status.state == crate::BackfillState::Queued {
+                self.run_backfill(b.backfill_id.as_str(), opts.clone())
+                    .await?;
+                pass.backfills.push(b.backfill_id.to_string());
+            }
+        }
+        let mut queued: Vec<RunId> = self
+            .store
+            .active_runs()
+            .await?
+            .into_iter()
+            .filter(|r| r.status == RunStatus::Queued && !of_backfills.contains(&r.run_id))
+            .map(|r| r.run_id)
+            .collect();
+        queued.sort();
+        for run_id in queued {
+            if stop.is_cancelled() {
+                break;
+            }
+            match self.execute(&run_id, opts.clone()).await {
+                Ok(report) => pass.runs.push((run_id, report.status)),
+                // Another executor took it meanwhile.
+                Err(EngineError::Definition(e)) if e.0.iter().any(|d| d.code == "E0407") => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(pass)
+    }
+
+    /// Runs the daemon until `stop` fires: holds the lock (renewed every 20 s by its own task, also
+    /// while a long run executes), runs a [`daemon_pass`](Self::daemon_pass) every `interval` of the
+    /// clock, and releases the lock on the way out. `on_pass` sees each pass.
+    pub async fn run_daemon(
+        &self,
+        interval: Duration,
+        opts: ExecuteOptions,
+        stop: CancellationToken,
+        on_pass: impl Fn(&DaemonPass),
+    ) -> Result<(), EngineError> {
+        let owner = format!(
+            "{}:{}:{}",
+            crate::store::host_name(),
+            std::process::id(),
+            self.clock.now_ms()
+        );
+        self.take_daemon_lock(&owner).await?;
+        let renew = {
+            let engine = self.clone();
+            let owner = owner.clone();
+            tokio::spawn(async move {
+                loop {
+                    engine.clock.sleep(DAEMON_LEASE / 3).await;
+                    if let Err(e) = engine.take_daemon_lock(&owner).await {
+                        tracing::error!("the daemon lost its lock: {e}");
+                        return;
+                    }
+                }
+            })
+        };
+        let result = async {
+            while !stop.is_cancelled() {
+                let pass = self.daemon_pass(&opts, &stop).await?;
+                on_pass(&pass);
+                tokio::select! {
+                    _ = self.clock.sleep(interval) => {}
+                    _ = stop.cancelled() => {}
+                }
+            }
+            Ok::<_, EngineError>(())
+        }
+        .await;
+        renew.abort();
+        self.release_daemon_lock(&owner).await?;
+        result
+    }
+}

@@ -1,0 +1,234 @@
+//! Schedules: cron-driven requests for runs, defined in YAML under `schedules/` and evaluated by the
+//! daemon (`daemon.rs`).
+//!
+//! ```yaml
+//! # schedules/nightly.yaml (one schedule, or `schedules: [...]`)
+//! name: nightly_orders
+//! cron: "0 2 * * *"            # minute hour day-of-month month day-of-week (or 6 fields with seconds)
+//! timezone: Europe/Berlin      # the cron's wall clock (default UTC)
+//! select: daily_orders+        # a selection (default: every asset)
+//! partition: latest            # each selected time-partitioned asset's latest partition at the tick
+//! catch_up: skip               # after downtime: `skip` (run only the latest missed tick) or `all`
+//! ```
+//!
+//! A tick is identified by its schedule and its scheduled time: the daemon records the tick and its
+//! queued run in one transaction keyed by both, so a tick is launched at most once however often the
+//! daemon restarts.
+
+use crate::error::{DefinitionError, DefinitionErrors};
+use crate::project::Project;
+use chrono::{DateTime, Utc};
+use std::path::Path;
+use std::str::FromStr;
+
+/// The most ticks one evaluation launches for a schedule that catches up on every missed tick.
+pub const MAX_CATCH_UP: usize = 1000;
+
+/// What a tick does after downtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CatchUp {
+    /// Launch only the latest missed tick.
+    Skip,
+    /// Launch each missed tick, oldest first (at most [`MAX_CATCH_UP`] per evaluation).
+    All,
+}
+
+/// Which partitions a tick's run covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TickPartition {
+    /// Every partition (`materialize` without `--partition`: fresh ones are skipped).
+    All,
+    /// Each selected partitioned asset's latest partition that exists at the tick's time.
+    Latest,
+}
+
+/// A validated schedule.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ScheduleDef {
+    /// Unique name.
+    pub name: String,
+    /// The cron expression as written.
+    pub cron: String,
+    /// The timezone of its wall clock.
+    pub timezone: String,
+    /// The selection its runs cover.
+    pub selection: Option<String>,
+    /// Which partitions.
+    pub partition: TickPartition,
+    /// After downtime.
+    pub catch_up: CatchUp,
+    #[serde(skip)]
+    schedule: cron::Schedule,
+    #[serde(skip)]
+    tz: chrono_tz::Tz,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    name: String,
+    cron: String,
+    timezone: Option<String>,
+    select: Option<String>,
+    partition: Option<String>,
+    catch_up: Option<String>,
+}
+
+impl ScheduleDef {
+    /// The scheduled times after `after` (exclusive) up to `until` (inclusive), oldest first, at most
+    /// `limit`.
+    pub fn ticks_between(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> Vec<DateTime<Utc>> {
+        self.schedule
+            .after(&after.with_timezone(&self.tz))
+            .map(|t| t.with_timezone(&Utc))
+            .take_while(|t| *t <= until)
+            .take(limit)
+            .collect()
+    }
+
+    /// The next scheduled time after `after`.
+    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.schedule
+            .after(&after.with_timezone(&self.tz))
+            .next()
+            .map(|t| t.with_timezone(&Utc))
+    }
+
+    fn parse(raw: RawSchedule) -> Result<Self, String> {
+        if raw.name.is_empty()
+            || !raw
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(format!(
+                "schedule name '{}' must be letters, digits, '_' or '-'",
+                raw.name
+            ));
+        }
+        let fields = raw.cron.split_whitespace().count();
+        let six = match fields {
+            5 => format!("0 {}", raw.cron.trim()),
+            6 | 7 => raw.cron.trim().to_string(),
+            n => {
+                return Err(format!(
+                    "cron '{}' has {n} fields; write 5 (minute hour day-of-month month day-of-week, e.g. \"0 2 * * *\") or 6 with seconds first",
+                    raw.cron
+                ))
+            }
+        };
+        let schedule = cron::Schedule::from_str(&six).map_err(|e| {
+            format!(
+                "cron '{}' is not valid: {e} (e.g. \"0 2 * * *\" is 02:00 every day)",
+                raw.cron
+            )
+        })?;
+        let timezone = raw.timezone.unwrap_or_else(|| "UTC".into());
+        let tz = chrono_tz::Tz::from_str(&timezone).map_err(|_| {
+            format!("unknown timezone '{timezone}' (an IANA name, e.g. Europe/Berlin or UTC)")
+        })?;
+        let partition = match raw.partition.as_deref() {
+            None | Some("all") => TickPartition::All,
+            Some("latest") => TickPartition::Latest,
+            Some(other) => return Err(format!("partition '{other}' is not `latest` or `all`")),
+        };
+        let catch_up = match raw.catch_up.as_deref() {
+            None | Some("skip") => CatchUp::Skip,
+            Some("all") => CatchUp::All,
+            Some(other) => return Err(format!("catch_up '{other}' is not `skip` or `all`")),
+        };
+        Ok(ScheduleDef {
+            name: raw.name,
+            cron: raw.cron,
+            timezone,
+            selection: raw.select,
+            partition,
+            catch_up,
+            schedule,
+            tz,
+        })
+    }
+}
+
+/// Reads `schedules/*.yaml` under the project root (none when the folder does not exist) and checks
+/// each against the project: a valid cron and timezone, a selection that names existing assets, unique
+/// names. Every problem is E0220 with the file.
+pub fn load_schedules(project: &Project) -> Result<Vec<ScheduleDef>, DefinitionErrors> {
+    let dir = project.config.root.join("schedules");
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return Ok(Vec::new());
+    };
+    let mut files: Vec<_> = rd
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    let (mut out, mut errors): (Vec<ScheduleDef>, Vec<DefinitionError>) = (Vec::new(), Vec::new());
+    for path in files {
+        let rel = path
+            .strip_prefix(&project.config.root)
+            .unwrap_or(&path)
+            .to_path_buf();
+        let bad = |m: String| {
+            DefinitionError::new("E0220", m)
+                .at(rel.clone(), None)
+                .hint("see docs/guide/schedules.md for the schedule format")
+        };
+        for parsed in read_file(&path) {
+            match parsed.and_then(ScheduleDef::parse) {
+                Err(m) => errors.push(bad(m)),
+                Ok(s) => {
+                    if let Err(e) = crate::selection::select(project, s.selection.as_deref()) {
+                        errors.push(bad(format!("schedule '{}': {e}", s.name)));
+                    } else if out.iter().any(|o| o.name == s.name) {
+                        errors.push(bad(format!("two schedules are named '{}'", s.name)));
+                    } else {
+                        out.push(s);
+                    }
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(DefinitionErrors(errors))
+    }
+}
+
+/// One schedule mapping, or `schedules: [...]`.
+fn read_file(path: &Path) -> Vec<Result<RawSchedule, String>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => return vec![Err(format!("cannot read: {e}"))],
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let value: serde_yaml::Value = match serde_yaml::from_str(text) {
+        Ok(v) => v,
+        Err(e) => return vec![Err(format!("malformed YAML: {e}"))],
+    };
+    let items = match value {
+        serde_yaml::Value::Mapping(mut m) if m.contains_key("schedules") => {
+            match m.remove("schedules") {
+                Some(serde_yaml::Value::Sequence(s)) if m.is_empty() => s,
+                _ => return vec![Err("`schedules:` must be a list, alone in its file".into())],
+            }
+        }
+        other => vec![other],
+    };
+    items
+        .into_iter()
+        .map(|v| serde_yaml::from_value(v).map_err(|e| format!("{e}")))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;
