@@ -137,6 +137,27 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
+    /// Run the daemon: evaluate schedules (launching each due tick once), run queued backfills and
+    /// queued runs; one per project. SIGTERM or Ctrl-C stops it after the current run (twice: cancels it).
+    Daemon {
+        /// Time between passes (e.g. 30s, 5m).
+        #[arg(long, default_value = "30s")]
+        interval: String,
+        /// One pass, then exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// List the project's schedules with their next and latest ticks.
+    Schedules,
+    /// List schedule ticks, newest first: when each was due, the run it launched, or why it was skipped.
+    Ticks {
+        /// Only this schedule's ticks.
+        #[arg(long)]
+        schedule: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
     /// Execute a queued run in this process (default: the oldest queued run).
     Execute {
         /// Run id or a unique prefix.

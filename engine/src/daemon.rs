@@ -207,14 +207,16 @@ impl Engine {
         Ok(pass)
     }
 
-    /// Runs the daemon until `stop` fires: holds the lock (renewed every 20 s by its own task, also
-    /// while a long run executes), runs a [`daemon_pass`](Self::daemon_pass) every `interval` of the
-    /// clock, and releases the lock on the way out. `on_pass` sees each pass.
+    /// Runs the daemon until `stop` fires (or after one pass when `once`): holds the lock (renewed
+    /// every 20 s by its own task, also while a long run executes), runs a
+    /// [`daemon_pass`](Self::daemon_pass) every `interval` of the clock, and releases the lock on the
+    /// way out. `on_pass` sees each pass.
     pub async fn run_daemon(
         &self,
         interval: Duration,
         opts: ExecuteOptions,
         stop: CancellationToken,
+        once: bool,
         on_pass: impl Fn(&DaemonPass),
     ) -> Result<(), EngineError> {
         let owner = format!(
@@ -241,6 +243,9 @@ impl Engine {
             while !stop.is_cancelled() {
                 let pass = self.daemon_pass(&opts, &stop).await?;
                 on_pass(&pass);
+                if once {
+                    break;
+                }
                 tokio::select! {
                     _ = self.clock.sleep(interval) => {}
                     _ = stop.cancelled() => {}

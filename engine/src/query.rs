@@ -1,5 +1,5 @@
 //! `assets sql`: ad-hoc SQL over the run store (`spine.runs`, `spine.steps`, `spine.events`,
-//! `spine.materializations`, `spine.lineage`, `spine.backfills`, `spine.backfill_runs`) and over any asset table (by key, as in asset SQL).
+//! `spine.materializations`, `spine.lineage`, `spine.backfills`, `spine.backfill_runs`, `spine.schedule_ticks`) and over any asset table (by key, as in asset SQL).
 
 use crate::engine::Engine;
 use crate::error::EngineError;
@@ -110,6 +110,17 @@ const STORE_TABLES: &[(&str, &[(&str, bool)])] = &[
             ("chunk", true),
             ("attempt", true),
             ("run_id", false),
+        ],
+    ),
+    (
+        "schedule_ticks",
+        &[
+            ("schedule", false),
+            ("tick_at", false),
+            ("status", false),
+            ("run_id", false),
+            ("reason", false),
+            ("created_at", false),
         ],
     ),
 ];

@@ -3,6 +3,7 @@
 mod backfill;
 pub mod bench;
 mod check;
+mod daemon;
 mod doctor;
 mod init;
 mod lineage;
@@ -57,6 +58,11 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             no_wait,
         } => materialize::execute(&root, run.as_deref(), concurrency, no_wait, json).await,
         Command::Backfill { action, args } => backfill_command(&root, action, args, json).await,
+        Command::Daemon { interval, once } => daemon::run(&root, &interval, once, json).await,
+        Command::Schedules => daemon::schedules(&root, json).await,
+        Command::Ticks { schedule, limit } => {
+            daemon::ticks(&root, schedule.as_deref(), limit, json).await
+        }
         Command::Backfills { limit } => backfill::list(&root, limit, json).await,
         Command::Partitions { key } => status::partitions(&root, &key, json).await,
         Command::Signal { run, step, payload } => {

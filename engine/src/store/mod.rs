@@ -444,7 +444,7 @@ pub trait RunStore: BackfillStore + DaemonStore + Send + Sync {
         limit: i64,
     ) -> StoreResult<Vec<Materialization>>;
     /// Every row of a store table (`runs`, `steps`, `events`, `materializations`, `lineage`,
-    /// `backfills`, `backfill_runs`) as JSON
+    /// `backfills`, `backfill_runs`, `schedule_ticks`) as JSON
     /// objects, for `assets sql`.
     async fn dump_table(
         &self,

@@ -456,6 +456,7 @@ impl RunStore for SqliteStore {
             "lineage" => "SELECT * FROM lineage",
             "backfills" => "SELECT * FROM backfills",
             "backfill_runs" => "SELECT * FROM backfill_runs",
+            "schedule_ticks" => "SELECT * FROM schedule_ticks",
             other => return Err(StoreError::NotFound(format!("store table '{other}'"))),
         };
         let rows = sqlx::query(q).fetch_all(&self.pool).await?;

@@ -1,0 +1,198 @@
+//! `assets daemon` (schedules, queued backfills and runs; SIGTERM stops it after the current run),
+//! `assets schedules`, `assets ticks`.
+
+use crate::output::table;
+use spine_engine::{CancellationToken, ExecuteOptions};
+use std::path::Path;
+use std::time::Duration;
+
+/// `assets daemon [--interval D] [--once]`.
+pub async fn run(root: &Path, interval: &str, once: bool, json: bool) -> anyhow::Result<u8> {
+    let interval = parse_interval(interval)?;
+    let engine = super::engine(root, None).await?;
+    let stop = CancellationToken::new();
+    let cancel_runs = CancellationToken::new();
+    {
+        let (stop, cancel_runs) = (stop.clone(), cancel_runs.clone());
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            eprintln!("stopping: finishing the current run (signal again to cancel it)");
+            stop.cancel();
+            shutdown_signal().await;
+            cancel_runs.cancel();
+        });
+    }
+    let opts = ExecuteOptions {
+        cancel: cancel_runs,
+        ..Default::default()
+    };
+    if !json {
+        println!(
+            "daemon for {} ({} schedule(s)), a pass every {}",
+            engine.project().config.name,
+            engine.project().schedules.len(),
+            interval_text(interval)
+        );
+    }
+    let result = engine
+        .run_daemon(interval, opts, stop, once, |pass| {
+            if json {
+                let _ = crate::output::json(pass);
+                return;
+            }
+            for t in &pass.ticks {
+                println!(
+                    "tick {} {} {}{}",
+                    t.schedule,
+                    t.tick_at,
+                    t.status,
+                    t.reason
+                        .as_deref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
+                );
+            }
+            for (run, status) in &pass.runs {
+                println!("run {run} {status}");
+            }
+            for b in &pass.backfills {
+                println!("backfill {b} ran");
+            }
+        })
+        .await;
+    let _ = tokio::task::spawn_blocking(spine_jobs::command::wait_for_abandoned_groups).await;
+    engine.store().close().await;
+    result?;
+    Ok(0)
+}
+
+/// SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn parse_interval(s: &str) -> anyhow::Result<Duration> {
+    let bad = || {
+        spine_engine::DefinitionError::new("E0417", format!("--interval '{s}' is not a duration"))
+            .hint("e.g. --interval 30s, 5m or 1h")
+    };
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "ms" => return Ok(Duration::from_millis(n.max(1))),
+        "s" | "" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(bad().into()),
+    };
+    Ok(Duration::from_secs(secs.max(1)))
+}
+
+fn interval_text(d: Duration) -> String {
+    if d.as_secs() >= 60 && d.as_secs().is_multiple_of(60) {
+        format!("{} min", d.as_secs() / 60)
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+/// `assets schedules`: each schedule with its next tick and its latest.
+pub async fn schedules(root: &Path, json: bool) -> anyhow::Result<u8> {
+    let engine = super::engine(root, None).await?;
+    let now = chrono::Utc::now();
+    let mut rows = Vec::new();
+    let mut out = Vec::new();
+    for s in &engine.project().schedules {
+        let next = s.next_after(now).map(|t| t.to_rfc3339());
+        let last = engine.store().last_tick(&s.name).await?;
+        rows.push(vec![
+            s.name.clone(),
+            s.cron.clone(),
+            s.timezone.clone(),
+            s.selection.clone().unwrap_or_else(|| "*".into()),
+            format!("{:?}", s.partition).to_lowercase(),
+            format!("{:?}", s.catch_up).to_lowercase(),
+            next.clone().unwrap_or_else(|| "-".into()),
+            last.clone().unwrap_or_else(|| "-".into()),
+        ]);
+        out.push(serde_json::json!({"schedule": s, "next_tick": next, "last_tick": last}));
+    }
+    engine.store().close().await;
+    if json {
+        crate::output::json(&out)?;
+    } else {
+        table(
+            &[
+                "schedule",
+                "cron",
+                "timezone",
+                "select",
+                "partition",
+                "catch up",
+                "next",
+                "last",
+            ],
+            &rows,
+        );
+    }
+    Ok(0)
+}
+
+/// `assets ticks [--schedule NAME] [--limit N]`.
+pub async fn ticks(
+    root: &Path,
+    schedule: Option<&str>,
+    limit: i64,
+    json: bool,
+) -> anyhow::Result<u8> {
+    let engine = super::engine(root, None).await?;
+    if let Some(name) = schedule {
+        if !engine.project().schedules.iter().any(|s| s.name == name) {
+            engine.store().close().await;
+            return Err(spine_engine::DefinitionError::new(
+                "E0220",
+                format!("no schedule is named '{name}'"),
+            )
+            .hint("`assets schedules` lists them")
+            .into());
+        }
+    }
+    let ticks = engine.store().ticks(schedule, limit).await?;
+    engine.store().close().await;
+    if json {
+        crate::output::json(&ticks)?;
+        return Ok(0);
+    }
+    let rows: Vec<Vec<String>> = ticks
+        .iter()
+        .map(|t| {
+            vec![
+                t.schedule.clone(),
+                t.tick_at.clone(),
+                t.status.clone(),
+                t.run_id.as_ref().map(|r| r.to_string()).unwrap_or_default(),
+                t.reason.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    table(&["schedule", "tick", "status", "run", "reason"], &rows);
+    Ok(0)
+}

@@ -1,0 +1,172 @@
+//! `assets daemon`, `assets schedules`, `assets ticks` through the real binary: bad schedules are
+//! refused with E0220 naming the file; one daemon per project (E0416); SIGTERM stops it cleanly and
+//! frees the lock; the daemon runs queued backfills and queued runs. (Ticks over a simulated week are
+//! tested in the engine, on a manual clock.)
+
+mod common;
+use common::*;
+use std::time::{Duration, Instant};
+
+const ORDERS: &str = "key: orders
+kind: sql
+partitions:
+  daily: {start: 2026-01-01, end: 2026-01-06}
+query: SELECT 1 AS n
+";
+
+fn project(schedule: &str) -> Project {
+    Project::new(&[
+        ("assets/orders.yaml", ORDERS),
+        ("schedules/nightly.yaml", schedule),
+    ])
+}
+
+const NIGHTLY: &str = "name: nightly\ncron: \"0 2 * * *\"\ntimezone: Europe/Berlin\nselect: orders\npartition: latest\n";
+
+#[test]
+fn bad_schedules_are_refused_naming_the_file() {
+    for (yaml, says) in [
+        ("name: n\ncron: \"0 2 * *\"\n", "has 4 fields"),
+        (
+            "name: n\ncron: \"0 2 * * *\"\ntimezone: Europe/Atlantis\n",
+            "unknown timezone 'Europe/Atlantis'",
+        ),
+        (
+            "name: n\ncron: \"0 2 * * *\"\nselect: ordrs\n",
+            "did you mean 'orders'",
+        ),
+        ("name: n\ncron: [0, 2]\n", "invalid type"),
+    ] {
+        let p = project(yaml);
+        let r = p.run(&["check"]);
+        r.code(2);
+        assert!(
+            r.stderr.contains("E0220")
+                && r.stderr.contains("schedules/nightly.yaml")
+                && r.stderr.contains(says),
+            "{yaml}: {}",
+            r.stderr
+        );
+        // Nothing was created.
+        assert!(!p.path().join(".spine").exists());
+    }
+    let p = project(NIGHTLY);
+    p.write("schedules/again.yaml", NIGHTLY);
+    let r = p.run(&["schedules"]);
+    r.code(2);
+    assert!(
+        r.stderr.contains("two schedules are named 'nightly'"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn schedules_and_ticks_are_listed() {
+    let p = project(NIGHTLY);
+    let v = p.run(&["schedules", "--json"]).ok().json();
+    assert_eq!(v[0]["schedule"]["name"], "nightly", "{v}");
+    assert_eq!(v[0]["schedule"]["partition"], "latest");
+    assert!(
+        v[0]["next_tick"].as_str().unwrap().contains("T01:00:00")
+            || v[0]["next_tick"].as_str().unwrap().contains("T00:00:00"),
+        "02:00 Berlin is 01:00 or 00:00 UTC: {v}"
+    );
+    assert!(v[0]["last_tick"].is_null());
+    p.run(&["daemon", "--once"]).ok();
+    let t = p.run(&["ticks", "--json"]).ok().json();
+    assert_eq!(t.as_array().unwrap().len(), 1, "{t}");
+    assert_eq!(t[0]["status"], "started");
+    let q = p
+        .run(&[
+            "sql",
+            "--json",
+            "SELECT schedule, status FROM spine.schedule_ticks",
+        ])
+        .ok()
+        .json();
+    assert_eq!(
+        q,
+        serde_json::json!([{"schedule": "nightly", "status": "started"}])
+    );
+    let r = p.run(&["ticks", "--schedule", "nope"]);
+    r.code(2);
+    assert!(
+        r.stderr.contains("no schedule is named 'nope'"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn the_daemon_runs_queued_backfills_and_runs() {
+    let p = project(NIGHTLY);
+    let b = p
+        .run(&["backfill", "orders", "--per-run", "2", "--queue", "--json"])
+        .ok()
+        .json();
+    let id = b["backfill_id"].as_str().unwrap().to_string();
+    p.run(&[
+        "materialize",
+        "orders",
+        "--partition",
+        "2026-01-05",
+        "--queue",
+    ])
+    .ok();
+    let out = p.run(&["daemon", "--once"]).ok().stdout.clone();
+    assert!(out.contains(&format!("backfill {id} ran")), "{out}");
+    let s = p.run(&["backfill", "status", &id, "--json"]).ok().json();
+    assert_eq!(s["state"], "succeeded", "{s}");
+    let runs = p.run(&["runs", "--json"]).ok().json();
+    assert!(
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == "succeeded"),
+        "{runs}"
+    );
+}
+
+#[test]
+fn one_daemon_per_project_and_sigterm_stops_it_and_frees_the_lock() {
+    let p = project(NIGHTLY);
+    let mut child = bin()
+        .args(["daemon", "--interval", "200ms"])
+        .current_dir(p.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn daemon");
+    // Wait until it holds the lock.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = p.run(&["ticks", "--json"]);
+        if r.code == 0 && r.json().as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the daemon never ticked");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let second = p.run(&["daemon", "--once"]);
+    second.code(2);
+    assert!(second.stderr.contains("E0416"), "{}", second.stderr);
+    // SAFETY: kill(2) on our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "SIGTERM did not stop the daemon"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    // Its lock is free: another daemon starts at once.
+    p.run(&["daemon", "--once"]).ok();
+}
