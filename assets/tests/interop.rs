@@ -63,7 +63,7 @@ fn python_deltalake_reads_what_spine_wrote() {
         &[
             "sql",
             "--json",
-            "SELECT asset_key, delta_version, row_count FROM spine.materializations",
+            "SELECT asset_key, delta_version, row_count FROM spine.materializations WHERE partition_key IS NULL",
         ],
     );
     let records = records.json();
@@ -73,10 +73,18 @@ fn python_deltalake_reads_what_spine_wrote() {
         .iter()
         .map(|r| r["asset_key"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(keys.len(), 10, "every shop asset materialized: {keys:?}");
+    assert_eq!(
+        keys.len(),
+        10,
+        "every unpartitioned shop asset materialized: {keys:?}"
+    );
 
     let mut args = vec![dir.path().join("warehouse").display().to_string()];
     args.extend(keys.iter().cloned());
+    args.extend([
+        "marts/orders_by_day".to_string(),
+        "marts/orders_by_week".to_string(),
+    ]);
     let read = python_json(READER, &args);
     for r in records.as_array().unwrap() {
         let key = r["asset_key"].as_str().unwrap();
@@ -123,4 +131,20 @@ fn python_deltalake_reads_what_spine_wrote() {
     assert_eq!(read["marts/customer_lifetime_value"]["rows"], 2000);
     assert_eq!(read["reports/region_summary"]["rows"], 5);
     assert_eq!(read["reports/region_summary"]["sums"]["customers"], 2000);
+    // The partitioned marts: the days of December hold exactly December's orders, the four weeks
+    // the orders of their 28 days.
+    let count = |from: &str, to: &str| {
+        let q = format!(
+            "SELECT COUNT(*) AS n FROM raw.orders WHERE ordered_at >= TIMESTAMP '{from}T00:00:00Z' AND ordered_at < TIMESTAMP '{to}T00:00:00Z'"
+        );
+        run_in(dir.path(), &["sql", "--json", &q]).ok().json()[0]["n"].clone()
+    };
+    assert_eq!(
+        read["marts/orders_by_day"]["sums"]["orders"],
+        count("2025-12-01", "2026-01-01")
+    );
+    assert_eq!(
+        read["marts/orders_by_week"]["sums"]["orders"],
+        count("2025-12-01", "2025-12-29")
+    );
 }
