@@ -182,6 +182,38 @@ fn a_failed_partition_is_retried_by_resume_and_nothing_else_is() {
     );
     assert_eq!(v["failures"][0][0], "regions[us]", "{v}");
     let id = v["backfill_id"].as_str().unwrap().to_string();
+    // Status and partitions say which partition failed.
+    let parts = p.run(&["partitions", "regions", "--json"]).ok().json();
+    let states: Vec<(String, String)> = parts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["first"].as_str().unwrap().into(),
+                r["state"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            ("eu".to_string(), "fresh".to_string()),
+            ("us".into(), "failed".into()),
+            ("apac".into(), "fresh".into())
+        ]
+    );
+    let st = p.run(&["status", "--json"]).ok().json();
+    assert_eq!(
+        st[0]["partitions"],
+        serde_json::json!({"total": 3, "fresh": 2, "stale": 0, "missing": 0, "failed": 1}),
+        "{st}"
+    );
+    let text = p.run(&["status"]).ok().stdout.clone();
+    assert!(
+        text.contains("(2/3 fresh, 1 failed)") && text.contains("of 3 partitions: 1 failed"),
+        "{text}"
+    );
     // `--failed` finds exactly the failed partition.
     let f = p
         .run(&["backfill", "regions", "--failed", "--queue", "--json"])

@@ -163,7 +163,7 @@ fn partitions_are_steps_written_and_replaced_one_at_a_time() {
         .unwrap();
     assert_eq!(
         daily["partitions"],
-        serde_json::json!({"total": 3, "fresh": 2, "stale": 1, "missing": 0}),
+        serde_json::json!({"total": 3, "fresh": 2, "stale": 1, "missing": 0, "failed": 0}),
         "{daily}"
     );
     let ranges = p.run(&["partitions", "daily_total", "--json"]).json();

@@ -56,6 +56,9 @@ pub struct PartitionCounts {
     pub stale: usize,
     /// Never materialized.
     pub missing: usize,
+    /// Not fresh, and its latest step failed (or was skipped because its upstream failed); counted
+    /// here instead of as stale or missing.
+    pub failed: usize,
 }
 
 impl Engine {
@@ -132,6 +135,14 @@ impl Engine {
     pub async fn status(&self, selection: Option<&str>) -> Result<Vec<AssetStatus>, EngineError> {
         let selected = select(&self.project, selection)?;
         let latest = self.store.latest_materializations().await?;
+        let outcomes = if selected
+            .iter()
+            .any(|k| self.project.assets[k].partitions.is_some())
+        {
+            self.store.latest_step_outcomes(None).await?
+        } else {
+            HashMap::new()
+        };
         let order = self.project.graph.topological_order().unwrap_or_default();
         // For each asset: the stale or missing asset (itself or an ancestor) that makes it outdated.
         let mut outdated_by: HashMap<&AssetKey, &AssetKey> = HashMap::new();
@@ -141,7 +152,7 @@ impl Engine {
             let step = crate::key::StepKey::whole(key.clone());
             let (f, partitions) = match &spec.partitions {
                 None => (freshness(&self.project, spec, &step, &latest), None),
-                Some(def) => self.partition_freshness(spec, def, &latest),
+                Some(def) => self.partition_freshness(spec, def, &latest, &outcomes),
             };
             let up = spec.deps.iter().find_map(|d| outdated_by.get(d).copied());
             if f != Freshness::Fresh {
@@ -182,6 +193,7 @@ impl Engine {
         spec: &crate::project::AssetSpec,
         def: &crate::partitions::PartitionsDef,
         latest: &HashMap<crate::key::StepKey, Materialization>,
+        outcomes: &HashMap<crate::key::StepKey, crate::store::StepStatus>,
     ) -> (Freshness, Option<PartitionCounts>) {
         let mut counts = PartitionCounts::default();
         let mut first_reason: Option<String> = None;
@@ -189,6 +201,7 @@ impl Engine {
             counts.total += 1;
             match f {
                 Freshness::Fresh => counts.fresh += 1,
+                _ if crate::partitions::failed(outcomes, &spec.key, &p) => counts.failed += 1,
                 Freshness::Missing => counts.missing += 1,
                 Freshness::Stale(r) => {
                     counts.stale += 1;
@@ -203,14 +216,20 @@ impl Engine {
         } else if counts.missing == counts.total {
             Freshness::Missing
         } else {
-            let mut reasons = vec![match (counts.stale, counts.missing) {
-                (0, m) => format!("{m} of {} partitions never materialized", counts.total),
-                (st, 0) => format!("{st} of {} partitions stale", counts.total),
-                (st, m) => format!(
-                    "{st} of {} partitions stale, {m} never materialized",
-                    counts.total
-                ),
-            }];
+            let parts: Vec<String> = [
+                (counts.stale, "stale"),
+                (counts.missing, "never materialized"),
+                (counts.failed, "failed"),
+            ]
+            .into_iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, what)| format!("{n} {what}"))
+            .collect();
+            let mut reasons = vec![format!(
+                "of {} partitions: {}",
+                counts.total,
+                parts.join(", ")
+            )];
             reasons.extend(first_reason);
             Freshness::Stale(reasons)
         };

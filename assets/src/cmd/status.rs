@@ -42,10 +42,14 @@ pub async fn run(root: &Path, selection: Option<&str>, json: bool) -> anyhow::Re
             // A partitioned asset shows its partitions' states; rows are the latest partition's.
             let state = match &s.partitions {
                 Some(c) => format!(
-                    "{} ({}/{} fresh)",
+                    "{} ({}/{} fresh{})",
                     s.state.replace('_', "-"),
                     c.fresh,
-                    c.total
+                    c.total,
+                    match c.failed {
+                        0 => String::new(),
+                        n => format!(", {n} failed"),
+                    }
                 ),
                 None => s.state.replace('_', "-"),
             };

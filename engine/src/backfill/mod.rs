@@ -162,7 +162,7 @@ impl Engine {
                 steps.retain(|s| !latest.contains_key(s));
             }
             BackfillFilter::Failed => {
-                let outcomes = self.store.latest_step_outcomes().await?;
+                let outcomes = self.store.latest_step_outcomes(None).await?;
                 steps.retain(|s| {
                     matches!(
                         outcomes.get(s),

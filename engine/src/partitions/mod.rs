@@ -20,6 +20,7 @@ mod status;
 mod time;
 
 pub use mapping::{upstreams, PartitionSelection, Upstream};
+pub(crate) use status::failed;
 pub use status::{compress, PartitionRange};
 pub use time::{Cadence, TimeWindows};
 

@@ -19,7 +19,7 @@ pub struct PartitionRange {
     pub last: PartitionKey,
     /// How many.
     pub count: usize,
-    /// `fresh`, `stale` or `missing`.
+    /// `fresh`, `stale`, `missing` or `failed` (its latest step failed, and it is not fresh).
     pub state: &'static str,
     /// Why the first of them is stale.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -50,6 +50,22 @@ pub fn compress(
     out
 }
 
+/// Whether the latest step of `asset[p]` failed (or was skipped because its upstream failed).
+pub(crate) fn failed(
+    outcomes: &HashMap<StepKey, crate::store::StepStatus>,
+    asset: &AssetKey,
+    p: &PartitionKey,
+) -> bool {
+    let step = StepKey {
+        asset: asset.clone(),
+        partition: Some(p.clone()),
+    };
+    matches!(
+        outcomes.get(&step),
+        Some(crate::store::StepStatus::Failed | crate::store::StepStatus::Skipped)
+    )
+}
+
 impl Engine {
     /// The state of every partition of `key` that exists now, as ranges. E0402 for an unknown asset,
     /// E0413 for an unpartitioned one.
@@ -65,10 +81,12 @@ impl Engine {
             );
         };
         let latest = self.store.latest_materializations().await?;
+        let outcomes = self.store.latest_step_outcomes(Some(&key)).await?;
         let states = self
             .each_partition(spec, def, &latest)
             .map(|(p, f)| match f {
                 Freshness::Fresh => (p, "fresh", None),
+                _ if failed(&outcomes, &key, &p) => (p, "failed", None),
                 Freshness::Missing => (p, "missing", None),
                 Freshness::Stale(r) => (p, "stale", r.into_iter().next()),
             });

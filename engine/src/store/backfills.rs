@@ -93,6 +93,10 @@ pub trait BackfillStore: Send + Sync {
     async fn cancel_backfill(&self, backfill_id: &BackfillId) -> StoreResult<Vec<RunId>>;
     /// Clears a backfill's cancel (a resume).
     async fn uncancel_backfill(&self, backfill_id: &BackfillId) -> StoreResult<()>;
-    /// The status of each step key's most recent ended step in any run (`assets backfill --failed`).
-    async fn latest_step_outcomes(&self) -> StoreResult<HashMap<StepKey, StepStatus>>;
+    /// The status of each step key's most recent ended step in any run (of `asset`'s step keys only,
+    /// when given): `assets backfill --failed`, and the `failed` partitions of `assets status`.
+    async fn latest_step_outcomes(
+        &self,
+        asset: Option<&crate::key::AssetKey>,
+    ) -> StoreResult<HashMap<StepKey, StepStatus>>;
 }

@@ -207,13 +207,18 @@ impl BackfillStore for SqliteStore {
         Ok(())
     }
 
-    async fn latest_step_outcomes(&self) -> StoreResult<HashMap<StepKey, StepStatus>> {
+    async fn latest_step_outcomes(
+        &self,
+        asset: Option<&AssetKey>,
+    ) -> StoreResult<HashMap<StepKey, StepStatus>> {
         // Steps that ended, oldest end first, so the last one written per key is its latest.
         let rows = sqlx::query(
             "SELECT asset_key, partition_key, status FROM steps
              WHERE status NOT IN ('pending', 'running') AND finished_at IS NOT NULL
+               AND (?1 IS NULL OR asset_key = ?1)
              ORDER BY finished_at, rowid",
         )
+        .bind(asset.map(|a| a.as_str()))
         .fetch_all(&self.pool)
         .await?;
         let mut out = HashMap::new();
