@@ -147,6 +147,11 @@ pub enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Automation conditions (`automation:` on assets), as the daemon decides them.
+    Automation {
+        #[command(subcommand)]
+        action: AutomationAction,
+    },
     /// List the project's schedules with their next and latest ticks.
     Schedules,
     /// List schedule ticks, newest first: when each was due, the run it launched, or why it was skipped.
@@ -299,6 +304,20 @@ pub struct BackfillArgs {
     /// Only record the backfill and print its id; `assets backfill resume ID` runs it.
     #[arg(long)]
     pub queue: bool,
+}
+
+/// `assets automation …`.
+#[derive(Subcommand, Debug)]
+pub enum AutomationAction {
+    /// Say why an asset (one partition of it) would or would not be materialized by the daemon now:
+    /// its condition tree, each part with its verdict and reason.
+    Explain {
+        /// The asset.
+        key: String,
+        /// The partition (default: its latest).
+        #[arg(long)]
+        partition: Option<String>,
+    },
 }
 
 /// Managing one backfill.

@@ -170,3 +170,62 @@ fn one_daemon_per_project_and_sigterm_stops_it_and_frees_the_lock() {
     // Its lock is free: another daemon starts at once.
     p.run(&["daemon", "--once"]).ok();
 }
+
+#[test]
+fn automation_explain_says_why_and_the_daemon_acts_on_it() {
+    let p = Project::new(&[
+        (
+            "assets/raw.yaml",
+            "key: raw\nkind: sql\nquery: SELECT 1 AS n\n",
+        ),
+        (
+            "assets/total.yaml",
+            "key: total\nkind: sql\nautomation: eager\nquery: SELECT SUM(n) AS s FROM raw\n",
+        ),
+    ]);
+    let out = p
+        .run(&["automation", "explain", "total"])
+        .ok()
+        .stdout
+        .clone();
+    assert!(
+        out.contains("would not materialize it now")
+            && out.contains("upstream 'raw' was never materialized"),
+        "{out}"
+    );
+    p.run(&["materialize", "raw"]).ok();
+    let v = p
+        .run(&["automation", "explain", "total", "--json"])
+        .ok()
+        .json();
+    assert_eq!(v["evaluation"]["value"], true, "{v}");
+    let d = p.run(&["daemon", "--once"]).ok().stdout.clone();
+    assert!(
+        d.contains("tick automation") && d.contains("conditions hold for total"),
+        "{d}"
+    );
+    let v = p
+        .run(&["automation", "explain", "total", "--json"])
+        .ok()
+        .json();
+    assert_eq!(
+        (&v["evaluation"]["value"], &v["evaluation"]["reason"]),
+        (&serde_json::json!(false), &serde_json::json!("fresh"))
+    );
+    let r = p.run(&["automation", "explain", "raw"]);
+    r.code(2);
+    assert!(r.stderr.contains("E0418"), "{}", r.stderr);
+    p.write(
+        "assets/bad.yaml",
+        "key: bad\nkind: sql\nautomation: {or: eager}\nquery: SELECT 1 AS n\n",
+    );
+    let r = p.run(&["check"]);
+    r.code(2);
+    assert!(
+        r.stderr.contains("E0211")
+            && r.stderr.contains("assets/bad.yaml")
+            && r.stderr.contains("non-empty list"),
+        "{}",
+        r.stderr
+    );
+}

@@ -3,6 +3,9 @@
 //! run in the same transaction as the tick's record, then runs queued backfills and queued runs.
 //! Everything reads time from the engine's clock, so tests drive a simulated week without sleeping.
 //!
+//! Automation conditions (`automation:` on assets) are decided in the same pass: the step keys whose
+//! condition holds become one queued run, recorded as a tick of the `automation` pseudo-schedule.
+//!
 //! A schedule first seen by a daemon gets a `started` row at that time: ticks from then on are owed,
 //! earlier ones are not. After downtime, `catch_up: skip` launches only the latest missed tick (its
 //! reason says how many were skipped); `catch_up: all` launches each, oldest first.
@@ -158,7 +161,34 @@ impl Engine {
         Ok(recorded.then_some(tick))
     }
 
-    /// One pass of the daemon: evaluate schedules, run queued backfills (their chunks in order), then
+    /// Requests one queued run of every step key whose automation condition holds now, recorded as a
+    /// tick of the `automation` pseudo-schedule at this time.
+    async fn launch_automation(&self) -> Result<Option<TickRecord>, EngineError> {
+        let steps = self.automation_requests().await?;
+        if steps.is_empty() {
+            return Ok(None);
+        }
+        let planned = self.planned_run(None, true, &steps);
+        let mut names: Vec<String> = steps.iter().take(5).map(|s| s.to_string()).collect();
+        if steps.len() > 5 {
+            names.push(format!("… {} more", steps.len() - 5));
+        }
+        let tick = TickRecord {
+            schedule: "automation".into(),
+            tick_at: stamp(self.clock.now()),
+            status: "launched".into(),
+            run_id: Some(planned.run.run_id.clone()),
+            reason: Some(format!("conditions hold for {}", names.join(", "))),
+            created_at: String::new(),
+        };
+        Ok(self
+            .store
+            .record_tick(&tick, Some(&planned))
+            .await?
+            .then_some(tick))
+    }
+
+    /// One pass of the daemon: evaluate schedules and automation conditions, run queued backfills (their chunks in order), then
     /// execute queued runs oldest first. Stops taking new work once `stop` fires.
     pub async fn daemon_pass(
         &self,
@@ -169,6 +199,7 @@ impl Engine {
             ticks: self.evaluate_schedules().await?,
             ..Default::default()
         };
+        pass.ticks.extend(self.launch_automation().await?);
         let mut of_backfills: HashSet<RunId> = HashSet::new();
         for b in self.store.list_backfills(1000).await? {
             for (_, _, r) in self.store.backfill_runs(&b.backfill_id).await? {

@@ -193,7 +193,7 @@ impl Engine {
         spec: &crate::project::AssetSpec,
         def: &crate::partitions::PartitionsDef,
         latest: &HashMap<crate::key::StepKey, Materialization>,
-        outcomes: &HashMap<crate::key::StepKey, crate::store::StepStatus>,
+        outcomes: &HashMap<crate::key::StepKey, crate::store::LatestOutcome>,
     ) -> (Freshness, Option<PartitionCounts>) {
         let mut counts = PartitionCounts::default();
         let mut first_reason: Option<String> = None;

@@ -10,6 +10,7 @@
 //!
 //! Everything else (the executor's parts, encoding, SQL analysis) is private to the crate.
 
+pub mod automation;
 mod backfill;
 pub mod check;
 pub mod clock;

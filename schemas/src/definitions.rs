@@ -125,6 +125,9 @@ pub struct AssetDef {
     /// How the asset is partitioned (`{daily: {start: 2026-01-01}}`, `{static: [eu, us]}`, …); validated
     /// by the engine's partitions module.
     pub partitions: Option<serde_json::Value>,
+    /// When the daemon materializes the asset by itself (`eager`, `on_missing`, `{on_cron: …}`, combined
+    /// with `{and: […]}`, `{or: […]}`, `{not: …}`); validated by the engine's automation module.
+    pub automation: Option<serde_json::Value>,
 }
 
 /// What to do when a materialization's schema differs from the asset table's current schema (as dbt's

@@ -196,3 +196,43 @@ pub async fn ticks(
     table(&["schedule", "tick", "status", "run", "reason"], &rows);
     Ok(0)
 }
+
+/// `assets automation explain ASSET [--partition K]`.
+pub async fn explain(
+    root: &Path,
+    key: &str,
+    partition: Option<&str>,
+    json: bool,
+) -> anyhow::Result<u8> {
+    let engine = super::engine(root, None).await?;
+    let (step, eval) = engine.explain_automation(key, partition).await?;
+    engine.store().close().await;
+    if json {
+        crate::output::json(&serde_json::json!({"step": step.to_string(), "evaluation": eval}))?;
+        return Ok(0);
+    }
+    println!(
+        "{step}: {}",
+        if eval.value {
+            "the daemon would materialize it now"
+        } else {
+            "the daemon would not materialize it now"
+        }
+    );
+    fn print(e: &spine_engine::automation::Evaluation, depth: usize) {
+        println!(
+            "{:indent$}{:<w$} {:<5}  {}",
+            "",
+            e.condition,
+            e.value,
+            e.reason,
+            indent = 2 + depth * 2,
+            w = 24usize.saturating_sub(depth * 2)
+        );
+        for c in &e.children {
+            print(c, depth + 1);
+        }
+    }
+    print(&eval, 0);
+    Ok(0)
+}

@@ -59,6 +59,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         } => materialize::execute(&root, run.as_deref(), concurrency, no_wait, json).await,
         Command::Backfill { action, args } => backfill_command(&root, action, args, json).await,
         Command::Daemon { interval, once } => daemon::run(&root, &interval, once, json).await,
+        Command::Automation {
+            action: crate::AutomationAction::Explain { key, partition },
+        } => daemon::explain(&root, &key, partition.as_deref(), json).await,
         Command::Schedules => daemon::schedules(&root, json).await,
         Command::Ticks { schedule, limit } => {
             daemon::ticks(&root, schedule.as_deref(), limit, json).await

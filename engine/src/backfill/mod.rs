@@ -164,10 +164,9 @@ impl Engine {
             BackfillFilter::Failed => {
                 let outcomes = self.store.latest_step_outcomes(None).await?;
                 steps.retain(|s| {
-                    matches!(
-                        outcomes.get(s),
-                        Some(StepStatus::Failed | StepStatus::Skipped)
-                    )
+                    outcomes.get(s).is_some_and(|o| {
+                        matches!(o.status, StepStatus::Failed | StepStatus::Skipped)
+                    })
                 });
             }
         }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 /// The fields of an asset definition that every kind shares; the loader reads them, kinds never see
 /// them.
-pub const COMMON_FIELDS: [&str; 13] = [
+pub const COMMON_FIELDS: [&str; 14] = [
     "key",
     "kind",
     "deps",
@@ -27,6 +27,7 @@ pub const COMMON_FIELDS: [&str; 13] = [
     "timeout",
     "on_schema_change",
     "partitions",
+    "automation",
 ];
 
 /// One asset's definition as its kind sees it.

@@ -52,7 +52,7 @@ pub fn compress(
 
 /// Whether the latest step of `asset[p]` failed (or was skipped because its upstream failed).
 pub(crate) fn failed(
-    outcomes: &HashMap<StepKey, crate::store::StepStatus>,
+    outcomes: &HashMap<StepKey, crate::store::LatestOutcome>,
     asset: &AssetKey,
     p: &PartitionKey,
 ) -> bool {
@@ -60,10 +60,12 @@ pub(crate) fn failed(
         asset: asset.clone(),
         partition: Some(p.clone()),
     };
-    matches!(
-        outcomes.get(&step),
-        Some(crate::store::StepStatus::Failed | crate::store::StepStatus::Skipped)
-    )
+    outcomes.get(&step).is_some_and(|o| {
+        matches!(
+            o.status,
+            crate::store::StepStatus::Failed | crate::store::StepStatus::Skipped
+        )
+    })
 }
 
 impl Engine {

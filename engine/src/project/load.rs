@@ -307,6 +307,13 @@ fn to_spec(
                 None
             }
         },
+        automation: match def.automation.as_ref() {
+            Some(a) => Some(
+                crate::automation::Condition::parse(a)
+                    .map_err(|m| err("E0211", format!("automation: {m}")))?,
+            ),
+            None => None,
+        },
         body,
         source: Some(loc),
         unread_deps: unread,

@@ -109,6 +109,8 @@ pub struct AssetSpec {
     pub on_schema_change: spine_schemas::definitions::OnSchemaChange,
     /// How it is partitioned (none: one whole table per materialization).
     pub partitions: Option<crate::partitions::PartitionsDef>,
+    /// When the daemon materializes it by itself (`automation:`).
+    pub automation: Option<crate::automation::Condition>,
     /// How it is computed.
     pub body: AssetBody,
     /// Where it is defined.
@@ -184,6 +186,7 @@ impl AssetSpec {
             timeout: None,
             on_schema_change: Default::default(),
             partitions: None,
+            automation: None,
             body,
             source: None,
             unread_deps: Vec::new(),

@@ -60,9 +60,61 @@ pub struct ScheduleDef {
     /// After downtime.
     pub catch_up: CatchUp,
     #[serde(skip)]
+    times: Cron,
+}
+
+/// A parsed cron expression read on a timezone's wall clock.
+#[derive(Debug, Clone)]
+pub struct Cron {
     schedule: cron::Schedule,
-    #[serde(skip)]
     tz: chrono_tz::Tz,
+}
+
+impl Cron {
+    /// Parses 5 fields (minute hour day-of-month month day-of-week) or 6 with seconds first, on
+    /// `timezone` (IANA; default UTC). The error is a sentence saying what to write.
+    pub fn parse(cron: &str, timezone: Option<&str>) -> Result<Self, String> {
+        let six = match cron.split_whitespace().count() {
+            5 => format!("0 {}", cron.trim()),
+            6 | 7 => cron.trim().to_string(),
+            n => {
+                return Err(format!(
+                    "cron '{cron}' has {n} fields; write 5 (minute hour day-of-month month day-of-week, e.g. \"0 2 * * *\") or 6 with seconds first"
+                ))
+            }
+        };
+        let schedule = cron::Schedule::from_str(&six).map_err(|e| {
+            format!("cron '{cron}' is not valid: {e} (e.g. \"0 2 * * *\" is 02:00 every day)")
+        })?;
+        let timezone = timezone.unwrap_or("UTC");
+        let tz = chrono_tz::Tz::from_str(timezone).map_err(|_| {
+            format!("unknown timezone '{timezone}' (an IANA name, e.g. Europe/Berlin or UTC)")
+        })?;
+        Ok(Cron { schedule, tz })
+    }
+
+    /// The times after `after` (exclusive) up to `until` (inclusive), oldest first, at most `limit`.
+    pub fn ticks_between(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> Vec<DateTime<Utc>> {
+        self.schedule
+            .after(&after.with_timezone(&self.tz))
+            .map(|t| t.with_timezone(&Utc))
+            .take_while(|t| *t <= until)
+            .take(limit)
+            .collect()
+    }
+
+    /// The next time after `after`.
+    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.schedule
+            .after(&after.with_timezone(&self.tz))
+            .next()
+            .map(|t| t.with_timezone(&Utc))
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -85,20 +137,12 @@ impl ScheduleDef {
         until: DateTime<Utc>,
         limit: usize,
     ) -> Vec<DateTime<Utc>> {
-        self.schedule
-            .after(&after.with_timezone(&self.tz))
-            .map(|t| t.with_timezone(&Utc))
-            .take_while(|t| *t <= until)
-            .take(limit)
-            .collect()
+        self.times.ticks_between(after, until, limit)
     }
 
     /// The next scheduled time after `after`.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.schedule
-            .after(&after.with_timezone(&self.tz))
-            .next()
-            .map(|t| t.with_timezone(&Utc))
+        self.times.next_after(after)
     }
 
     fn parse(raw: RawSchedule) -> Result<Self, String> {
@@ -113,27 +157,11 @@ impl ScheduleDef {
                 raw.name
             ));
         }
-        let fields = raw.cron.split_whitespace().count();
-        let six = match fields {
-            5 => format!("0 {}", raw.cron.trim()),
-            6 | 7 => raw.cron.trim().to_string(),
-            n => {
-                return Err(format!(
-                    "cron '{}' has {n} fields; write 5 (minute hour day-of-month month day-of-week, e.g. \"0 2 * * *\") or 6 with seconds first",
-                    raw.cron
-                ))
-            }
-        };
-        let schedule = cron::Schedule::from_str(&six).map_err(|e| {
-            format!(
-                "cron '{}' is not valid: {e} (e.g. \"0 2 * * *\" is 02:00 every day)",
-                raw.cron
-            )
-        })?;
+        if raw.name == "automation" {
+            return Err("the name 'automation' is reserved (the daemon records automation conditions' runs under it)".into());
+        }
+        let times = Cron::parse(&raw.cron, raw.timezone.as_deref())?;
         let timezone = raw.timezone.unwrap_or_else(|| "UTC".into());
-        let tz = chrono_tz::Tz::from_str(&timezone).map_err(|_| {
-            format!("unknown timezone '{timezone}' (an IANA name, e.g. Europe/Berlin or UTC)")
-        })?;
         let partition = match raw.partition.as_deref() {
             None | Some("all") => TickPartition::All,
             Some("latest") => TickPartition::Latest,
@@ -151,8 +179,7 @@ impl ScheduleDef {
             selection: raw.select,
             partition,
             catch_up,
-            schedule,
-            tz,
+            times,
         })
     }
 }

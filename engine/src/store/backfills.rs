@@ -98,5 +98,14 @@ pub trait BackfillStore: Send + Sync {
     async fn latest_step_outcomes(
         &self,
         asset: Option<&crate::key::AssetKey>,
-    ) -> StoreResult<HashMap<StepKey, StepStatus>>;
+    ) -> StoreResult<HashMap<StepKey, LatestOutcome>>;
+}
+
+/// How a step key's most recent ended step ended, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LatestOutcome {
+    /// Its end state.
+    pub status: StepStatus,
+    /// When it ended (the store's RFC 3339 stamp).
+    pub finished_at: String,
 }

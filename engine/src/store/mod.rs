@@ -9,7 +9,7 @@ pub mod backfills;
 pub mod daemon;
 pub mod sqlite;
 
-pub use backfills::{BackfillRecord, BackfillStep, BackfillStore, PlannedRun};
+pub use backfills::{BackfillRecord, BackfillStep, BackfillStore, LatestOutcome, PlannedRun};
 pub use daemon::{DaemonLock, DaemonStore, TickRecord};
 
 use crate::clock::{Clock, SystemClock};

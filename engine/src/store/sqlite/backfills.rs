@@ -2,7 +2,9 @@
 
 use super::*;
 use crate::key::BackfillId;
-use crate::store::backfills::{BackfillRecord, BackfillStep, BackfillStore, PlannedRun};
+use crate::store::backfills::{
+    BackfillRecord, BackfillStep, BackfillStore, LatestOutcome, PlannedRun,
+};
 
 fn backfill_from_row(r: &SqliteRow) -> StoreResult<BackfillRecord> {
     Ok(BackfillRecord {
@@ -210,10 +212,10 @@ impl BackfillStore for SqliteStore {
     async fn latest_step_outcomes(
         &self,
         asset: Option<&AssetKey>,
-    ) -> StoreResult<HashMap<StepKey, StepStatus>> {
+    ) -> StoreResult<HashMap<StepKey, LatestOutcome>> {
         // Steps that ended, oldest end first, so the last one written per key is its latest.
         let rows = sqlx::query(
-            "SELECT asset_key, partition_key, status FROM steps
+            "SELECT asset_key, partition_key, status, finished_at FROM steps
              WHERE status NOT IN ('pending', 'running') AND finished_at IS NOT NULL
                AND (?1 IS NULL OR asset_key = ?1)
              ORDER BY finished_at, rowid",
@@ -229,7 +231,11 @@ impl BackfillStore for SqliteStore {
                     .try_get::<Option<String>, _>("partition_key")?
                     .map(PartitionKey),
             };
-            out.insert(step, StepStatus::parse(r.try_get("status")?)?);
+            let outcome = LatestOutcome {
+                status: StepStatus::parse(r.try_get("status")?)?,
+                finished_at: r.try_get("finished_at")?,
+            };
+            out.insert(step, outcome);
         }
         Ok(out)
     }
