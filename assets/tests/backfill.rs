@@ -203,6 +203,22 @@ fn a_failed_partition_is_retried_by_resume_and_nothing_else_is() {
             ("apac".into(), "fresh".into())
         ]
     );
+    let q = p
+        .run(&[
+            "sql",
+            "--json",
+            "SELECT partition_key, state, delta_version IS NOT NULL AS stored FROM spine.partitions ORDER BY partition_key",
+        ])
+        .ok()
+        .json();
+    assert_eq!(
+        q,
+        serde_json::json!([
+            {"partition_key": "apac", "state": "fresh", "stored": true},
+            {"partition_key": "eu", "state": "fresh", "stored": true},
+            {"partition_key": "us", "state": "failed", "stored": false}
+        ])
+    );
     let st = p.run(&["status", "--json"]).ok().json();
     assert_eq!(
         st[0]["partitions"],

@@ -1,5 +1,5 @@
 //! `assets sql`: ad-hoc SQL over the run store (`spine.runs`, `spine.steps`, `spine.events`,
-//! `spine.materializations`, `spine.lineage`, `spine.backfills`, `spine.backfill_runs`, `spine.schedule_ticks`) and over any asset table (by key, as in asset SQL).
+//! `spine.materializations`, `spine.lineage`, `spine.backfills`, `spine.backfill_runs`, `spine.schedule_ticks`, and `spine.partitions`, computed) and over any asset table (by key, as in asset SQL).
 
 use crate::engine::Engine;
 use crate::error::EngineError;
@@ -125,6 +125,64 @@ const STORE_TABLES: &[(&str, &[(&str, bool)])] = &[
     ),
 ];
 
+/// Columns of `spine.partitions`: every partition of every partitioned asset that exists now, with its
+/// state and latest materialization.
+const PARTITION_COLUMNS: &[(&str, bool)] = &[
+    ("asset_key", false),
+    ("partition_key", false),
+    ("state", false),
+    ("materialization_id", true),
+    ("delta_version", true),
+    ("row_count", true),
+    ("data_version", false),
+    ("run_id", false),
+    ("materialized_at", false),
+];
+
+/// Registers `rows` (JSON objects) as the table `spine.NAME` with `cols` (name, is integer).
+fn register_rows(
+    ctx: &datafusion::prelude::SessionContext,
+    table: &str,
+    cols: &[(&str, bool)],
+    rows: &[serde_json::Map<String, serde_json::Value>],
+) -> Result<(), EngineError> {
+    let fields: Vec<Field> = cols
+        .iter()
+        .map(|(n, int)| {
+            Field::new(
+                *n,
+                if *int {
+                    DataType::Int64
+                } else {
+                    DataType::Utf8
+                },
+                true,
+            )
+        })
+        .collect();
+    let arrays: Vec<ArrayRef> = cols
+        .iter()
+        .map(|(n, int)| -> ArrayRef {
+            if *int {
+                let mut b = Int64Builder::with_capacity(rows.len());
+                rows.iter()
+                    .for_each(|r| b.append_option(r.get(*n).and_then(|v| v.as_i64())));
+                Arc::new(b.finish())
+            } else {
+                let mut b = StringBuilder::new();
+                rows.iter()
+                    .for_each(|r| b.append_option(r.get(*n).and_then(|v| v.as_str())));
+                Arc::new(b.finish())
+            }
+        })
+        .collect();
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+        .map_err(datafusion::error::DataFusionError::from)?;
+    let mem = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
+    ctx.register_table(TableReference::partial("spine", table), Arc::new(mem))?;
+    Ok(())
+}
+
 /// Runs `sql` and returns the result batches.
 pub async fn run_sql(engine: &Engine, sql: &str) -> Result<Vec<RecordBatch>, EngineError> {
     let limit = engine.project.config.memory_limit;
@@ -139,40 +197,15 @@ pub async fn run_sql(engine: &Engine, sql: &str) -> Result<Vec<RecordBatch>, Eng
             continue;
         }
         let rows = engine.store.dump_table(table).await?;
-        let fields: Vec<Field> = cols
-            .iter()
-            .map(|(n, int)| {
-                Field::new(
-                    *n,
-                    if *int {
-                        DataType::Int64
-                    } else {
-                        DataType::Utf8
-                    },
-                    true,
-                )
-            })
-            .collect();
-        let arrays: Vec<ArrayRef> = cols
-            .iter()
-            .map(|(n, int)| -> ArrayRef {
-                if *int {
-                    let mut b = Int64Builder::with_capacity(rows.len());
-                    rows.iter()
-                        .for_each(|r| b.append_option(r.get(*n).and_then(|v| v.as_i64())));
-                    Arc::new(b.finish())
-                } else {
-                    let mut b = StringBuilder::new();
-                    rows.iter()
-                        .for_each(|r| b.append_option(r.get(*n).and_then(|v| v.as_str())));
-                    Arc::new(b.finish())
-                }
-            })
-            .collect();
-        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
-            .map_err(datafusion::error::DataFusionError::from)?;
-        let mem = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
-        ctx.register_table(TableReference::partial("spine", *table), Arc::new(mem))?;
+        register_rows(&ctx, table, cols, &rows)?;
+    }
+    if lower.contains("partitions") {
+        register_rows(
+            &ctx,
+            "partitions",
+            PARTITION_COLUMNS,
+            &engine.partition_rows().await?,
+        )?;
     }
     let project = engine.project.clone();
     let known = move |k: &AssetKey| project.assets.contains_key(k);

@@ -95,6 +95,49 @@ impl Engine {
         Ok(compress(states))
     }
 
+    /// One row per partition of every partitioned asset that exists now: its state (`fresh`, `stale`,
+    /// `missing`, `failed`) and latest materialization (`spine.partitions` in `assets sql`).
+    pub(crate) async fn partition_rows(
+        &self,
+    ) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, EngineError> {
+        let latest = self.store.latest_materializations().await?;
+        let outcomes = self.store.latest_step_outcomes(None).await?;
+        let mut out = Vec::new();
+        for spec in self.project.assets.values() {
+            let Some(def) = &spec.partitions else {
+                continue;
+            };
+            for (p, f) in self.each_partition(spec, def, &latest) {
+                let state = match f {
+                    Freshness::Fresh => "fresh",
+                    _ if failed(&outcomes, &spec.key, &p) => "failed",
+                    Freshness::Missing => "missing",
+                    Freshness::Stale(_) => "stale",
+                };
+                let step = StepKey {
+                    asset: spec.key.clone(),
+                    partition: Some(p.clone()),
+                };
+                let m = latest.get(&step);
+                let row = serde_json::json!({
+                    "asset_key": spec.key.as_str(),
+                    "partition_key": p.as_str(),
+                    "state": state,
+                    "materialization_id": m.map(|m| m.id),
+                    "delta_version": m.map(|m| m.m.delta_version),
+                    "row_count": m.map(|m| m.m.row_count),
+                    "data_version": m.map(|m| m.m.data_version.clone()),
+                    "run_id": m.map(|m| m.m.run_id.to_string()),
+                    "materialized_at": m.map(|m| m.created_at.clone()),
+                });
+                if let serde_json::Value::Object(o) = row {
+                    out.push(o);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Each partition of `spec` that exists now, in the definition's order, with its freshness.
     pub(crate) fn each_partition<'a>(
         &'a self,
