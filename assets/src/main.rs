@@ -210,8 +210,12 @@ pub enum Command {
         #[arg(required_unless_present = "all")]
         key: Option<String>,
         /// The whole project's graph.
-        #[arg(long, conflicts_with_all = ["key", "upstream", "downstream", "depth"])]
+        #[arg(long, conflicts_with_all = ["key", "upstream", "downstream", "depth", "partition"])]
         all: bool,
+        /// One partition's recorded lineage: the exact upstream partitions and Delta versions its
+        /// latest materialization read, and the materializations that read it.
+        #[arg(long, value_name = "KEY")]
+        partition: Option<String>,
         /// Only upstream.
         #[arg(long, conflicts_with = "downstream")]
         upstream: bool,

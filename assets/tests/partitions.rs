@@ -302,3 +302,80 @@ fn rows_of_another_partition_fail_the_step() {
         "only eu was committed: {t}"
     );
 }
+
+#[test]
+fn lineage_of_a_partition_walks_the_recorded_materializations() {
+    let p = Project::new(&[
+        ("assets/events.yaml", EVENTS),
+        ("assets/daily_total.yaml", DAILY_TOTAL),
+        ("assets/weekly.yaml", WEEKLY),
+    ]);
+    p.run(&["materialize"]).ok();
+    let v = p
+        .run(&["lineage", "events", "--partition", "2026-01-02", "--json"])
+        .ok()
+        .json();
+    let readers: Vec<&str> = v["downstream"]["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        readers,
+        vec!["daily_total[2026-01-02]", "weekly_total[2025-12-29]"],
+        "{v}"
+    );
+    let week = p
+        .run(&[
+            "lineage",
+            "weekly_total",
+            "--partition",
+            "2025-12-29",
+            "--upstream",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let read: Vec<&str> = week["upstream"]["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(read.len(), 3, "the week's three existing days: {week}");
+    assert!(week["downstream"].is_null());
+    // A newer materialization of the day has not been read by anyone yet.
+    p.run(&[
+        "materialize",
+        "events",
+        "--partition",
+        "2026-01-02",
+        "--force",
+    ])
+    .ok();
+    let v = p
+        .run(&[
+            "lineage",
+            "events",
+            "--partition",
+            "2026-01-02",
+            "--downstream",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert!(v["downstream"]["children"].is_null(), "{v}");
+    let text = p
+        .run(&["lineage", "daily_total", "--partition", "2026-01-02"])
+        .ok()
+        .stdout
+        .clone();
+    assert!(
+        text.contains("upstream (what it read):\n└── events[2026-01-02]"),
+        "{text}"
+    );
+    let bad = p.run(&["lineage", "events", "--partition", "2027-01-01"]);
+    bad.code(2);
+    assert!(bad.stderr.contains("E0411"), "{}", bad.stderr);
+}

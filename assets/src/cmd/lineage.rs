@@ -233,3 +233,80 @@ fn graph_out(
     }
     Ok(0)
 }
+
+/// `assets lineage KEY --partition P`: the partition's recorded lineage, upstream then downstream (or
+/// one of them), as a tree or JSON.
+pub async fn partition(
+    root: &Path,
+    key: &str,
+    partition: &str,
+    (only_up, only_down): (bool, bool),
+    depth: Option<usize>,
+    json: bool,
+) -> anyhow::Result<u8> {
+    let engine = super::engine(root, None).await?;
+    let up = if only_down {
+        None
+    } else {
+        Some(
+            engine
+                .partition_lineage(key, partition, true, depth)
+                .await?,
+        )
+    };
+    let down = if only_up {
+        None
+    } else {
+        Some(
+            engine
+                .partition_lineage(key, partition, false, depth)
+                .await?,
+        )
+    };
+    engine.store().close().await;
+    if json {
+        crate::output::json(&serde_json::json!({"upstream": up, "downstream": down}))?;
+        return Ok(0);
+    }
+    let root_node = up.as_ref().or(down.as_ref()).expect("one side is shown");
+    println!("{}", describe(root_node));
+    for (label, tree) in [
+        ("upstream (what it read)", &up),
+        ("downstream (what read it)", &down),
+    ] {
+        let Some(t) = tree else { continue };
+        println!("{label}:");
+        if t.children.is_empty() {
+            println!("    (none recorded)");
+        }
+        print_nodes(&t.children, "");
+    }
+    Ok(0)
+}
+
+fn describe(n: &spine_engine::partitions::LineageNode) -> String {
+    format!(
+        "{}  #{} Delta v{} run {}{}",
+        n.step,
+        n.materialization_id.unwrap_or_default(),
+        n.delta_version.unwrap_or_default(),
+        n.run_id
+            .as_deref()
+            .map(|r| &r[..r.len().min(12)])
+            .unwrap_or("-"),
+        if n.repeated { " (*)" } else { "" }
+    )
+}
+
+fn print_nodes(nodes: &[spine_engine::partitions::LineageNode], prefix: &str) {
+    for (i, n) in nodes.iter().enumerate() {
+        let last = i + 1 == nodes.len();
+        println!(
+            "{prefix}{}{}",
+            if last { "└── " } else { "├── " },
+            describe(n)
+        );
+        let p = format!("{prefix}{}", if last { "    " } else { "│   " });
+        print_nodes(&n.children, &p);
+    }
+}

@@ -78,12 +78,25 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             status::run(&root, select.expression().as_deref(), json).await
         }
         Command::Lineage {
+            key: Some(key),
+            partition: Some(partition),
+            upstream,
+            downstream,
+            depth,
+            format,
+            ..
+        } => {
+            let json = json || format == Some(crate::LineageFormat::Json);
+            lineage::partition(&root, &key, &partition, (upstream, downstream), depth, json).await
+        }
+        Command::Lineage {
             key,
             all,
             upstream,
             downstream,
             depth,
             format,
+            partition: _,
         } => {
             let format = format.unwrap_or(if json {
                 crate::LineageFormat::Json

@@ -15,10 +15,12 @@
 //! `%Y-%m-%d`, hourly `%Y-%m-%d-%H:%M`, as Dagster). A window exists once it has ended (as Dagster:
 //! today's partition appears tomorrow) and before `end` (exclusive), if given.
 
+mod lineage;
 mod mapping;
 mod status;
 mod time;
 
+pub use lineage::LineageNode;
 pub use mapping::{upstreams, PartitionSelection, Upstream};
 pub(crate) use status::failed;
 pub use status::{compress, PartitionRange};

@@ -7,10 +7,12 @@
 
 pub mod backfills;
 pub mod daemon;
+pub mod lineage;
 pub mod sqlite;
 
 pub use backfills::{BackfillRecord, BackfillStep, BackfillStore, LatestOutcome, PlannedRun};
 pub use daemon::{DaemonLock, DaemonStore, TickRecord};
+pub use lineage::LineageStore;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::StoreError;
@@ -352,7 +354,7 @@ pub struct StepOutcome {
 
 /// Durable state of runs and assets.
 #[async_trait]
-pub trait RunStore: BackfillStore + DaemonStore + Send + Sync {
+pub trait RunStore: BackfillStore + DaemonStore + LineageStore + Send + Sync {
     /// The same store stamping its records with `clock`'s time.
     fn with_clock(&self, clock: Arc<dyn Clock>) -> Arc<dyn RunStore>;
     /// Records a new run with its planned steps (all pending) and a `run_queued` event.

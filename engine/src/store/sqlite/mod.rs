@@ -12,6 +12,7 @@ use std::time::Duration;
 mod backfills;
 mod claims;
 mod daemon;
+mod lineage;
 mod rows;
 mod txn;
 

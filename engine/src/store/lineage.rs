@@ -1,0 +1,18 @@
+//! Walking recorded lineage one materialization at a time: what a materialization read is in its
+//! `upstream` list; who read it is in the `lineage` table.
+
+use super::{Materialization, StoreResult};
+use async_trait::async_trait;
+
+/// The lineage half of the run store.
+#[async_trait]
+pub trait LineageStore: Send + Sync {
+    /// A materialization by id.
+    async fn materialization(&self, id: i64) -> StoreResult<Option<Materialization>>;
+    /// The materializations that read materialization `id` (of asset `key`), oldest first.
+    async fn readers(
+        &self,
+        key: &crate::key::AssetKey,
+        id: i64,
+    ) -> StoreResult<Vec<Materialization>>;
+}
