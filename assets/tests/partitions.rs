@@ -379,3 +379,120 @@ fn lineage_of_a_partition_walks_the_recorded_materializations() {
     bad.code(2);
     assert!(bad.stderr.contains("E0411"), "{}", bad.stderr);
 }
+
+const ROLLING: &str = "key: rolling
+kind: sql
+partitions:
+  daily: {start: 2026-01-01, end: 2026-01-04, timezone: Europe/Berlin}
+partition_mapping:
+  events: {last: 2}
+query: SELECT SUM(n) AS total, COUNT(DISTINCT day) AS days, MIN(day) AS first_day FROM events
+";
+
+const PREVIOUS: &str = "key: previous
+kind: sql
+partitions:
+  daily: {start: 2026-01-02, end: 2026-01-04, timezone: Europe/Berlin}
+partition_mapping:
+  events: {offset: -1}
+query: SELECT MIN(day) AS day, COUNT(*) AS rows FROM events
+";
+
+const COUNTRIES: &str = "key: countries
+kind: sql
+partitions:
+  static: [de, fr, us]
+query: SELECT '{{ partition_key }}' AS country, 1 AS n
+";
+
+const REGIONS: &str = "key: regions
+kind: sql
+partitions:
+  static: [emea, amer]
+partition_mapping:
+  countries: {map: {emea: [de, fr], amer: us}}
+query: SELECT SUM(n) AS countries FROM countries
+";
+
+#[test]
+fn explicit_mappings_read_exactly_their_partitions_and_make_exactly_them_stale() {
+    let p = Project::new(&[
+        ("assets/events.yaml", EVENTS),
+        ("assets/rolling.yaml", ROLLING),
+        ("assets/previous.yaml", PREVIOUS),
+        ("assets/countries.yaml", COUNTRIES),
+        ("assets/regions.yaml", REGIONS),
+    ]);
+    p.run(&["materialize"]).ok();
+    let rows = |sql: &str| p.run(&["sql", "--json", sql]).ok().json();
+    assert_eq!(
+        rows("SELECT partition_key AS p, days, first_day FROM rolling ORDER BY p"),
+        serde_json::json!([
+            {"p": "2026-01-01", "days": 1, "first_day": "2026-01-01"},
+            {"p": "2026-01-02", "days": 2, "first_day": "2026-01-01"},
+            {"p": "2026-01-03", "days": 2, "first_day": "2026-01-02"}
+        ])
+    );
+    assert_eq!(
+        rows("SELECT partition_key AS p, day, rows FROM previous ORDER BY p"),
+        serde_json::json!([
+            {"p": "2026-01-02", "day": "2026-01-01", "rows": 2},
+            {"p": "2026-01-03", "day": "2026-01-02", "rows": 2}
+        ])
+    );
+    assert_eq!(
+        rows("SELECT partition_key AS p, countries FROM regions ORDER BY p"),
+        serde_json::json!([{"p": "amer", "countries": 1}, {"p": "emea", "countries": 2}])
+    );
+    // A new 2026-01-02 of events makes stale exactly the partitions that read it.
+    p.run(&[
+        "materialize",
+        "events",
+        "--partition",
+        "2026-01-02",
+        "--force",
+    ])
+    .ok();
+    let stale = rows(
+        "SELECT asset_key || '[' || partition_key || ']' AS s FROM spine.partitions WHERE state = 'stale' ORDER BY s",
+    );
+    assert_eq!(
+        stale,
+        serde_json::json!([
+            {"s": "previous[2026-01-03]"},
+            {"s": "rolling[2026-01-02]"},
+            {"s": "rolling[2026-01-03]"}
+        ])
+    );
+}
+
+#[test]
+fn bad_partition_mappings_are_refused() {
+    for (yaml, says) in [
+        (
+            "key: x\nkind: sql\npartitions: {daily: {start: 2026-01-01}}\npartition_mapping: {countries: {offset: 1}}\nquery: SELECT 1 AS n\n",
+            "'countries' is not an upstream of this asset",
+        ),
+        (
+            "key: x\nkind: sql\npartitions: {static: [a]}\npartition_mapping: {countries: {offset: 1}}\nquery: SELECT n FROM countries\n",
+            "both assets need hourly/daily/weekly/monthly partitions",
+        ),
+        (
+            "key: x\nkind: sql\npartitions: {static: [a]}\npartition_mapping: {countries: {map: {a: [xx]}}}\nquery: SELECT n FROM countries\n",
+            "'xx', which is not one of the upstream's partitions",
+        ),
+        (
+            "key: x\nkind: sql\npartitions: {static: [a]}\npartition_mapping: {countries: {nearest: 1}}\nquery: SELECT n FROM countries\n",
+            "unknown partition mapping 'nearest'",
+        ),
+    ] {
+        let p = Project::new(&[("assets/countries.yaml", COUNTRIES), ("assets/x.yaml", yaml)]);
+        let r = p.run(&["check"]);
+        r.code(2);
+        assert!(
+            r.stderr.contains("E0212") && r.stderr.contains(says),
+            "{yaml}\n{}",
+            r.stderr
+        );
+    }
+}

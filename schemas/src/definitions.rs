@@ -128,6 +128,10 @@ pub struct AssetDef {
     /// When the daemon materializes the asset by itself (`eager`, `on_missing`, `{on_cron: …}`, combined
     /// with `{and: […]}`, `{or: […]}`, `{not: …}`); validated by the engine's automation module.
     pub automation: Option<serde_json::Value>,
+    /// Explicit partition mappings per upstream (`{events: {last: 7}}`, `{offset: -1}`,
+    /// `{map: {emea: [de, fr]}}`); validated by the engine's partitions module.
+    #[serde(default)]
+    pub partition_mapping: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// What to do when a materialization's schema differs from the asset table's current schema (as dbt's

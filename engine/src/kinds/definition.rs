@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 /// The fields of an asset definition that every kind shares; the loader reads them, kinds never see
 /// them.
-pub const COMMON_FIELDS: [&str; 14] = [
+pub const COMMON_FIELDS: [&str; 15] = [
     "key",
     "kind",
     "deps",
@@ -28,6 +28,7 @@ pub const COMMON_FIELDS: [&str; 14] = [
     "on_schema_change",
     "partitions",
     "automation",
+    "partition_mapping",
 ];
 
 /// One asset's definition as its kind sees it.

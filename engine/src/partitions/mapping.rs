@@ -74,13 +74,127 @@ impl PartitionSelection {
     }
 }
 
+/// An explicit mapping from a step's partition to an upstream's partitions (`partition_mapping:` in the
+/// asset's YAML, per upstream), instead of the default ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartitionMapping {
+    /// The upstream windows that overlap the step's, shifted by this many windows (`-1`: the
+    /// previous day of a daily upstream).
+    Offset(i64),
+    /// The last `n` upstream windows, ending with the latest one that overlaps the step's (a 7-day
+    /// rolling window).
+    Last(u32),
+    /// Static partitions: each of this asset's partitions reads these upstream partitions.
+    Map(std::collections::BTreeMap<PartitionKey, Vec<PartitionKey>>),
+}
+
+impl PartitionMapping {
+    /// Parses a mapping: `{offset: -1}`, `{last: 7}` or `{map: {emea: [de, fr], amer: [us]}}`. The error
+    /// is a sentence for E0212.
+    pub fn parse(v: &serde_json::Value) -> Result<Self, String> {
+        let hint = "write `{offset: -1}`, `{last: 7}` or `{map: {THIS_PARTITION: [UPSTREAM_PARTITION, …]}}`";
+        let Some((k, v)) = v
+            .as_object()
+            .filter(|o| o.len() == 1)
+            .and_then(|o| o.iter().next())
+        else {
+            return Err(format!("not a partition mapping: {hint}"));
+        };
+        match k.as_str() {
+            "offset" => v
+                .as_i64()
+                .map(PartitionMapping::Offset)
+                .ok_or_else(|| "`offset` takes a whole number of windows, e.g. -1".into()),
+            "last" => v
+                .as_u64()
+                .filter(|n| (1..=10_000).contains(n))
+                .map(|n| PartitionMapping::Last(n as u32))
+                .ok_or_else(|| "`last` takes a number of windows from 1 to 10000".into()),
+            "map" => {
+                let o = v
+                    .as_object()
+                    .ok_or("`map` takes {this partition: [upstream partitions]}")?;
+                let mut out = std::collections::BTreeMap::new();
+                for (from, to) in o {
+                    let to: Vec<PartitionKey> = match to {
+                        serde_json::Value::String(s) => vec![PartitionKey(s.clone())],
+                        serde_json::Value::Array(a) => a
+                            .iter()
+                            .map(|x| x.as_str().map(|s| PartitionKey(s.to_string())))
+                            .collect::<Option<_>>()
+                            .ok_or("`map` values are partition keys or lists of them")?,
+                        _ => return Err("`map` values are partition keys or lists of them".into()),
+                    };
+                    out.insert(PartitionKey(from.clone()), to);
+                }
+                Ok(PartitionMapping::Map(out))
+            }
+            other => Err(format!("unknown partition mapping '{other}': {hint}")),
+        }
+    }
+
+    /// Checks the mapping against the two definitions; the error is a sentence for E0212.
+    pub fn check(
+        &self,
+        this: &super::PartitionsDef,
+        up: &super::PartitionsDef,
+    ) -> Result<(), String> {
+        use super::PartitionsKind as K;
+        match (self, &this.kind, &up.kind) {
+            (PartitionMapping::Offset(_) | PartitionMapping::Last(_), K::Time(_), K::Time(_)) => Ok(()),
+            (PartitionMapping::Offset(_) | PartitionMapping::Last(_), _, _) => {
+                Err("`offset` and `last` map time windows: both assets need hourly/daily/weekly/monthly partitions".into())
+            }
+            (PartitionMapping::Map(m), K::Static(mine), K::Static(theirs)) => {
+                if let Some(k) = m.keys().find(|k| !mine.contains(k)) {
+                    return Err(format!("`map` names '{k}', which is not one of this asset's partitions"));
+                }
+                if let Some(k) = m.values().flatten().find(|k| !theirs.contains(k)) {
+                    return Err(format!("`map` names '{k}', which is not one of the upstream's partitions"));
+                }
+                Ok(())
+            }
+            (PartitionMapping::Map(_), _, _) => {
+                Err("`map` maps static partitions: both assets need `static:` partitions".into())
+            }
+        }
+    }
+
+    /// The upstream partitions `partition` (of `this`) reads.
+    fn apply(
+        &self,
+        this: &super::PartitionsDef,
+        up: &super::PartitionsDef,
+        partition: &PartitionKey,
+    ) -> Vec<PartitionKey> {
+        let super::PartitionsKind::Time(t) = &up.kind else {
+            return match self {
+                PartitionMapping::Map(m) => m.get(partition).cloned().unwrap_or_default(),
+                _ => Vec::new(),
+            };
+        };
+        let over = match this.window(partition) {
+            Some(w) => up.overlapping(&w),
+            None => Vec::new(),
+        };
+        match self {
+            PartitionMapping::Offset(k) => over.iter().flat_map(|p| t.shifted(p, *k, *k)).collect(),
+            PartitionMapping::Last(n) => match over.last() {
+                Some(b) => t.shifted(b, -(*n as i64 - 1), 0),
+                None => Vec::new(),
+            },
+            PartitionMapping::Map(_) => Vec::new(),
+        }
+    }
+}
+
 /// What a step reads of one upstream asset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Upstream {
     /// One step key: the whole upstream, or the one partition mapped to the step's.
     Step(StepKey),
-    /// Several partitions of a time-partitioned upstream: those whose windows overlap the step's
-    /// window (the days of a week).
+    /// Several partitions of a partitioned upstream: those whose windows overlap the step's window
+    /// (the days of a week), or those an explicit [`PartitionMapping`] names.
     Window(AssetKey, Vec<PartitionKey>),
     /// Every materialized partition of a partitioned upstream (the whole table).
     All(AssetKey),
@@ -113,7 +227,8 @@ impl Upstream {
     }
 }
 
-/// What step `step` of `spec` reads of each upstream. The mappings: an unpartitioned upstream is read
+/// What step `step` of `spec` reads of each upstream. An explicit `partition_mapping:` for the upstream
+/// decides first. Otherwise: an unpartitioned upstream is read
 /// whole; a partitioned upstream with the same partitions as the step's asset is read at the step's
 /// partition (identity); a time-partitioned upstream of a time-partitioned asset with other windows is
 /// read at the partitions whose windows overlap the step's (the days of a week); any other partitioned
@@ -125,6 +240,9 @@ pub fn upstreams(project: &Project, spec: &AssetSpec, step: &StepKey) -> Vec<Ups
             let up = project.assets.get(d).and_then(|u| u.partitions.as_ref());
             match (up, &spec.partitions, &step.partition) {
                 (None, _, _) => Upstream::Step(StepKey::whole(d.clone())),
+                (Some(u), Some(s), Some(p)) if spec.partition_mappings.contains_key(d) => {
+                    Upstream::Window(d.clone(), spec.partition_mappings[d].apply(s, u, p))
+                }
                 (Some(u), Some(s), Some(p)) if u.kind == s.kind => Upstream::Step(StepKey {
                     asset: d.clone(),
                     partition: Some(p.clone()),

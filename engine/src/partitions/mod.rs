@@ -21,7 +21,7 @@ mod status;
 mod time;
 
 pub use lineage::LineageNode;
-pub use mapping::{upstreams, PartitionSelection, Upstream};
+pub use mapping::{upstreams, PartitionMapping, PartitionSelection, Upstream};
 pub(crate) use status::failed;
 pub use status::{compress, PartitionRange};
 pub use time::{Cadence, TimeWindows};

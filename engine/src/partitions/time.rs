@@ -291,6 +291,20 @@ impl TimeWindows {
         out
     }
 
+    /// The keys of the windows `from..=to` positions away from `key`'s (negative: earlier), that start
+    /// at or after the first window and before `end`; whether they exist yet is the reader's concern.
+    pub fn shifted(&self, key: &PartitionKey, from: i64, to: i64) -> Vec<PartitionKey> {
+        let Some(i) = self.parse_key(key.as_str()).and_then(|t| self.index_of(t)) else {
+            return Vec::new();
+        };
+        (i + from..=i + to)
+            .filter(|j| *j >= 0)
+            .filter_map(|j| self.local_start(j))
+            .filter(|t| self.end.is_none_or(|e| *t < e) && self.instant(*t).is_some())
+            .map(|t| PartitionKey(self.key_at(t)))
+            .collect()
+    }
+
     /// The window of `key` as instants with their UTC offset.
     pub fn window(&self, key: &PartitionKey) -> Option<Window> {
         let t = self.parse_key(key.as_str())?;

@@ -307,6 +307,17 @@ fn to_spec(
                 None
             }
         },
+        partition_mappings: def
+            .partition_mapping
+            .iter()
+            .map(|(k, v)| {
+                let up = AssetKey::parse(k)
+                    .map_err(|e| err("E0212", format!("partition_mapping: {e}")))?;
+                let m = crate::partitions::PartitionMapping::parse(v)
+                    .map_err(|m| err("E0212", format!("partition_mapping of '{k}': {m}")))?;
+                Ok((up, m))
+            })
+            .collect::<Result<_, DefinitionError>>()?,
         automation: match def.automation.as_ref() {
             Some(a) => Some(
                 crate::automation::Condition::parse(a)

@@ -109,6 +109,8 @@ pub struct AssetSpec {
     pub on_schema_change: spine_schemas::definitions::OnSchemaChange,
     /// How it is partitioned (none: one whole table per materialization).
     pub partitions: Option<crate::partitions::PartitionsDef>,
+    /// Explicit partition mappings, by upstream (`partition_mapping:`).
+    pub partition_mappings: BTreeMap<AssetKey, crate::partitions::PartitionMapping>,
     /// When the daemon materializes it by itself (`automation:`).
     pub automation: Option<crate::automation::Condition>,
     /// How it is computed.
@@ -187,6 +189,7 @@ impl AssetSpec {
             on_schema_change: Default::default(),
             partitions: None,
             automation: None,
+            partition_mappings: BTreeMap::new(),
             body,
             source: None,
             unread_deps: Vec::new(),
@@ -287,6 +290,29 @@ impl Project {
                     None => e.hint("define that asset, or remove it from deps / the query"),
                 };
                 errors.push(e);
+            }
+        }
+        for spec in assets.values() {
+            for (up, mapping) in &spec.partition_mappings {
+                let bad = |m: String| {
+                    DefinitionError::new("E0212", format!("partition_mapping of '{up}': {m}"))
+                        .asset(spec.key.as_str())
+                        .at_opt(spec.source.clone())
+                };
+                let checked = if !spec.deps.contains(up) {
+                    Err(format!("'{up}' is not an upstream of this asset"))
+                } else {
+                    match (
+                        &spec.partitions,
+                        assets.get(up).and_then(|u| u.partitions.as_ref()),
+                    ) {
+                        (Some(this), Some(theirs)) => mapping.check(this, theirs),
+                        _ => Err("both this asset and the upstream need `partitions:`".into()),
+                    }
+                };
+                if let Err(m) = checked {
+                    errors.push(bad(m).hint("see docs/guide/partitions.md, \"Explicit mappings\""));
+                }
             }
         }
         let graph = AssetGraph::build(assets.values().map(|a| (&a.key, a.deps.as_slice())));
