@@ -413,3 +413,72 @@ fn a_backfill_killed_at_random_moments_resumes_to_each_partition_committed_once(
         }
     }
 }
+
+const FLAKY_DAYS: &str = "key: days
+kind: sql
+partitions:
+  daily: {start: 2026-01-01, end: 2026-01-08}
+query: SELECT CAST(CASE WHEN '{{ partition_key }}' = '2026-01-02' THEN 'x' ELSE '1' END AS INT) AS n
+";
+
+const WEEKS: &str = "key: weeks
+kind: sql
+partitions:
+  weekly: {start: 2025-12-29, end: 2026-01-12}
+query: SELECT SUM(n) AS total FROM days
+";
+
+#[test]
+fn a_later_chunk_skips_what_reads_a_failed_partition_and_resume_runs_it() {
+    let p = Project::new(&[
+        ("assets/days.yaml", FLAKY_DAYS),
+        ("assets/weeks.yaml", WEEKS),
+    ]);
+    let v = p
+        .run(&["backfill", "days", "weeks", "--per-run", "1", "--json"])
+        .code(1)
+        .json();
+    assert_eq!(v["state"], "failed", "{v}");
+    // The week of 2025-12-29 reads the failed 2026-01-02 (in an earlier run): skipped, not computed
+    // from the days that exist; the next week runs.
+    let steps = p
+        .run(&[
+            "sql",
+            "--json",
+            "SELECT step_id, status, reason FROM spine.steps WHERE asset_key = 'weeks' ORDER BY step_id",
+        ])
+        .ok()
+        .json();
+    assert_eq!(steps[0]["step_id"], "weeks[2025-12-29]");
+    assert_eq!(steps[0]["status"], "skipped", "{steps}");
+    assert_eq!(
+        steps[0]["reason"],
+        "upstream 'days[2026-01-02]' failed in this backfill"
+    );
+    assert_eq!(steps[1]["status"], "succeeded", "{steps}");
+    assert!(!p
+        .run(&["sql", "SELECT * FROM weeks"])
+        .ok()
+        .stdout
+        .contains("2025-12-29"));
+    p.write("assets/days.yaml", &FLAKY_DAYS.replace("'x'", "'2'"));
+    let id = v["backfill_id"].as_str().unwrap();
+    let r = p.run(&["backfill", "resume", id, "--json"]).ok().json();
+    assert_eq!(
+        (&r["state"], &r["done"]),
+        (&serde_json::json!("succeeded"), &serde_json::json!(9))
+    );
+    let total = p
+        .run(&[
+            "sql",
+            "--json",
+            "SELECT total FROM weeks WHERE partition_key = '2025-12-29'",
+        ])
+        .ok()
+        .json();
+    assert_eq!(
+        total,
+        serde_json::json!([{"total": 5}]),
+        "1 + 2 + 1 + 1 for Jan 1-4"
+    );
+}

@@ -72,12 +72,70 @@ impl Engine {
                 observer: opts.observer.clone(),
                 no_wait: opts.no_wait,
             };
+            self.skip_behind_failures(&record, &next.run_id).await?;
             let watcher = self.watch_for_cancel(&id, run_opts.cancel.clone());
             let result = self.execute(&next.run_id, run_opts).await;
             watcher.abort();
             result?;
         }
         self.backfill_status(id.as_str()).await
+    }
+
+    /// Marks skipped the pending steps of `run_id` that read a step of the backfill that failed (or was
+    /// skipped) in an earlier chunk's run and is not planned again in this one: a week is not computed
+    /// from a day that failed. Steps behind them in the same run are skipped too. Resume retries all.
+    async fn skip_behind_failures(
+        &self,
+        record: &crate::store::BackfillRecord,
+        run_id: &crate::key::RunId,
+    ) -> Result<(), EngineError> {
+        use crate::store::{NewEvent, StepOutcome, StepStatus};
+        let steps = self.store.steps(run_id).await?;
+        let planned: std::collections::HashSet<_> = steps.iter().map(|s| s.step_key()).collect();
+        let mut failed: std::collections::HashSet<crate::key::StepKey> = self
+            .chunk_steps_of(record)
+            .await?
+            .into_values()
+            .flat_map(|c| c.steps)
+            .filter(|s| !s.1 && matches!(s.2, StepStatus::Failed | StepStatus::Skipped))
+            .map(|s| s.0)
+            .filter(|k| !planned.contains(k))
+            .collect();
+        if failed.is_empty() {
+            return Ok(());
+        }
+        for s in steps.iter().filter(|s| s.status == StepStatus::Pending) {
+            let key = s.step_key();
+            let spec = &self.project.assets[&key.asset];
+            let bad = crate::partitions::upstreams(&self.project, spec, &key)
+                .iter()
+                .flat_map(|u| match u.steps() {
+                    Some(steps) => steps,
+                    None => failed
+                        .iter()
+                        .filter(|f| &f.asset == u.asset())
+                        .cloned()
+                        .collect(),
+                })
+                .find(|k| failed.contains(k));
+            let Some(bad) = bad else {
+                continue;
+            };
+            let reason = format!("upstream '{bad}' failed in this backfill");
+            let event = spine_schemas::events::Event::StepSkipped {
+                reason: reason.clone(),
+            };
+            let outcome = StepOutcome {
+                status: StepStatus::Skipped,
+                error: None,
+                reason: Some(reason.clone()),
+                materialization: None,
+                events: vec![NewEvent::of(run_id, Some(&s.step_id), reason, &event)],
+            };
+            self.store.finish_step(run_id, &s.step_id, outcome).await?;
+            failed.insert(key);
+        }
+        Ok(())
     }
 
     /// Cancels `token` once the backfill is cancelled in the store.
