@@ -199,10 +199,15 @@ pub enum Command {
         #[command(flatten)]
         select: SelectArgs,
     },
-    /// Show the state of each partition of a partitioned asset, as ranges (fresh / stale / missing).
+    /// Show the state of each partition of a partitioned asset, as ranges (fresh / stale / missing /
+    /// failed); `partitions add NAME KEY…` adds keys to a dynamic partition set.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Partitions {
+        #[command(subcommand)]
+        action: Option<PartitionsAction>,
         /// The partitioned asset.
-        key: String,
+        #[arg(required = true)]
+        key: Option<String>,
     },
     /// Show an asset's upstream and/or downstream lineage, or the whole graph (--all).
     Lineage {
@@ -308,6 +313,19 @@ pub struct BackfillArgs {
     /// Only record the backfill and print its id; `assets backfill resume ID` runs it.
     #[arg(long)]
     pub queue: bool,
+}
+
+/// `assets partitions …`.
+#[derive(Subcommand, Debug)]
+pub enum PartitionsAction {
+    /// Add keys to a dynamic partition set (`partitions: {dynamic: NAME}`); keys it has are kept.
+    Add {
+        /// The set's name.
+        name: String,
+        /// Keys to add.
+        #[arg(required = true)]
+        keys: Vec<String>,
+    },
 }
 
 /// `assets automation …`.

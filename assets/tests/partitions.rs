@@ -496,3 +496,66 @@ fn bad_partition_mappings_are_refused() {
         );
     }
 }
+
+#[test]
+fn dynamic_partitions_are_added_at_run_time() {
+    let p = Project::new(&[
+        (
+            "assets/customers.yaml",
+            "key: customers\nkind: sql\npartitions: {dynamic: tenants}\nquery: SELECT '{{ partition_key }}' AS tenant, 1 AS n\n",
+        ),
+        (
+            "assets/per_tenant.yaml",
+            "key: per_tenant\nkind: sql\npartitions: {dynamic: tenants}\nquery: SELECT SUM(n) AS n, MIN(tenant) AS tenant FROM customers\n",
+        ),
+    ]);
+    let added = p
+        .run(&["partitions", "add", "tenants", "acme", "globex", "--json"])
+        .ok()
+        .json();
+    assert_eq!(added["added"], 2);
+    let again = p
+        .run(&["partitions", "add", "tenants", "acme", "initech"])
+        .ok()
+        .stdout
+        .clone();
+    assert!(again.contains("1 added, 1 already there"), "{again}");
+    let v = p.run(&["materialize", "--json"]).ok().json();
+    let steps = statuses(&v);
+    assert_eq!(steps.len(), 6, "3 tenants of two assets: {steps:?}");
+    // Identity between assets sharing the set: each tenant's total reads only its own rows.
+    let rows = p
+        .run(&[
+            "sql",
+            "--json",
+            "SELECT partition_key AS p, tenant, n FROM per_tenant ORDER BY p",
+        ])
+        .ok()
+        .json();
+    assert_eq!(
+        rows,
+        serde_json::json!([
+            {"p": "acme", "tenant": "acme", "n": 1},
+            {"p": "globex", "tenant": "globex", "n": 1},
+            {"p": "initech", "tenant": "initech", "n": 1}
+        ])
+    );
+    p.run(&["partitions", "add", "tenants", "umbrella"]).ok();
+    let st = p.run(&["status", "--json"]).ok().json();
+    assert_eq!(st[0]["partitions"]["missing"], 1, "{st}");
+    let b = p.run(&["backfill", "--missing", "--json"]).ok().json();
+    assert_eq!(
+        (&b["state"], &b["steps"]),
+        (&serde_json::json!("succeeded"), &serde_json::json!(2))
+    );
+    let bad = p.run(&["partitions", "add", "nope", "x"]);
+    bad.code(2);
+    assert!(bad.stderr.contains("E0419"), "{}", bad.stderr);
+    let bad = p.run(&["materialize", "customers", "--partition", "hooli"]);
+    bad.code(2);
+    assert!(
+        bad.stderr.contains("assets partitions add tenants hooli"),
+        "{}",
+        bad.stderr
+    );
+}

@@ -69,8 +69,26 @@ impl Engine {
     }
 
     /// Opens the store and warehouse of an already built project.
-    pub async fn open(project: Project, kinds: KindRegistry) -> Result<Self, EngineError> {
+    pub async fn open(mut project: Project, kinds: KindRegistry) -> Result<Self, EngineError> {
         let store = open_store(&project.config.state_url).await?;
+        // Dynamic partition sets take the keys the store holds now.
+        if project.assets.values().any(|a| {
+            matches!(
+                a.partitions.as_ref().map(|p| &p.kind),
+                Some(crate::partitions::PartitionsKind::Dynamic { .. })
+            )
+        }) {
+            let sets = store.dynamic_partitions().await?;
+            for spec in project.assets.values_mut() {
+                if let Some(crate::partitions::PartitionsDef {
+                    kind: crate::partitions::PartitionsKind::Dynamic { name, keys },
+                    ..
+                }) = spec.partitions.as_mut()
+                {
+                    *keys = sets.get(name.as_str()).cloned().unwrap_or_default();
+                }
+            }
+        }
         let options = project
             .config
             .warehouse_options
@@ -86,6 +104,34 @@ impl Engine {
             kinds,
             clock: Arc::new(SystemClock),
         })
+    }
+
+    /// Adds `keys` to the dynamic partition set `name` (E0419 when no asset uses it; each key checked
+    /// as a partition key, E0411); returns how many were new. Engines opened afterwards see them.
+    pub async fn add_dynamic_partitions(
+        &self,
+        name: &str,
+        keys: &[String],
+    ) -> Result<usize, EngineError> {
+        let used = self.project.assets.values().any(|a| {
+            matches!(a.partitions.as_ref().map(|p| &p.kind),
+                Some(crate::partitions::PartitionsKind::Dynamic { name: n, .. }) if n == name)
+        });
+        if !used {
+            return Err(crate::error::DefinitionError::new(
+                "E0419",
+                format!("no asset has the dynamic partitions '{name}'"),
+            )
+            .hint("declare them on an asset: `partitions: {dynamic: NAME}`")
+            .into());
+        }
+        let mut parsed = Vec::new();
+        for k in keys {
+            crate::partitions::validate_key(k)
+                .map_err(|m| crate::error::DefinitionError::new("E0411", m))?;
+            parsed.push(crate::key::PartitionKey(k.clone()));
+        }
+        Ok(self.store.add_dynamic_partitions(name, &parsed).await?)
     }
 
     /// The project.

@@ -67,7 +67,13 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             daemon::ticks(&root, schedule.as_deref(), limit, json).await
         }
         Command::Backfills { limit } => backfill::list(&root, limit, json).await,
-        Command::Partitions { key } => status::partitions(&root, &key, json).await,
+        Command::Partitions {
+            action: Some(crate::PartitionsAction::Add { name, keys }),
+            ..
+        } => status::add_partitions(&root, &name, &keys, json).await,
+        Command::Partitions { key, .. } => {
+            status::partitions(&root, key.as_deref().unwrap_or_default(), json).await
+        }
         Command::Signal { run, step, payload } => {
             runs::signal(&root, &run, &step, payload.as_deref(), json).await
         }

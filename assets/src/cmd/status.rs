@@ -106,3 +106,26 @@ pub async fn partitions(root: &Path, key: &str, json: bool) -> anyhow::Result<u8
     println!("{key}: {fresh} of {total} partition(s) fresh");
     Ok(0)
 }
+
+/// `assets partitions add NAME KEY…`.
+pub async fn add_partitions(
+    root: &Path,
+    name: &str,
+    keys: &[String],
+    json: bool,
+) -> anyhow::Result<u8> {
+    let engine = super::engine(root, None).await?;
+    let added = engine.add_dynamic_partitions(name, keys).await?;
+    engine.store().close().await;
+    if json {
+        crate::output::json(
+            &serde_json::json!({"name": name, "added": added, "given": keys.len()}),
+        )?;
+    } else {
+        println!(
+            "dynamic partitions '{name}': {added} added, {} already there",
+            keys.len() - added
+        );
+    }
+    Ok(0)
+}

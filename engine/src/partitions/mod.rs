@@ -8,6 +8,9 @@
 //! ---
 //! partitions:
 //!   static: [eu, us, apac]
+//! ---
+//! partitions:
+//!   dynamic: customers          # keys added at run time: assets partitions add customers acme globex
 //! ```
 //!
 //! A time-window definition has one partition per window from `start` (inclusive) in steps of an hour,
@@ -49,6 +52,14 @@ pub enum PartitionsKind {
     Static(Vec<PartitionKey>),
     /// Consecutive time windows.
     Time(TimeWindows),
+    /// Keys added at run time (`assets partitions add NAME KEY…`), kept in the run store under `name`;
+    /// `keys` is what the store held when the engine opened.
+    Dynamic {
+        /// The set's name (several assets may share it).
+        name: String,
+        /// Its keys, in the order they were added.
+        keys: Vec<PartitionKey>,
+    },
 }
 
 /// A partition's time window, rendered for SQL (RFC 3339 with the definition's UTC offset).
@@ -70,6 +81,7 @@ struct RawDef {
     daily: Option<time::RawWindows>,
     weekly: Option<time::RawWindows>,
     monthly: Option<time::RawWindows>,
+    dynamic: Option<String>,
     column: Option<String>,
 }
 
@@ -96,6 +108,21 @@ impl PartitionsDef {
         if let Some(keys) = raw.static_keys {
             kinds.push(PartitionsKind::Static(static_keys(keys)?));
         }
+        if let Some(name) = raw.dynamic {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return Err(format!(
+                    "dynamic partitions name '{name}' must be letters, digits, '_' or '-'"
+                ));
+            }
+            kinds.push(PartitionsKind::Dynamic {
+                name,
+                keys: Vec::new(),
+            });
+        }
         for (cadence, w) in [
             (Cadence::Hourly, raw.hourly),
             (Cadence::Daily, raw.daily),
@@ -111,15 +138,15 @@ impl PartitionsDef {
                 kind: kinds.remove(0),
                 column,
             }),
-            0 => Err("name the partitions: one of `static`, `hourly`, `daily`, `weekly`, `monthly`".into()),
-            _ => Err("give exactly one of `static`, `hourly`, `daily`, `weekly`, `monthly` (multi-dimensional partitions are not supported yet)".into()),
+            0 => Err("name the partitions: one of `static`, `dynamic`, `hourly`, `daily`, `weekly`, `monthly`".into()),
+            _ => Err("give exactly one of `static`, `dynamic`, `hourly`, `daily`, `weekly`, `monthly` (multi-dimensional partitions are not supported yet)".into()),
         }
     }
 
     /// Every partition that exists at `now`, in order.
     pub fn keys(&self, now: DateTime<Utc>) -> Vec<PartitionKey> {
         match &self.kind {
-            PartitionsKind::Static(keys) => keys.clone(),
+            PartitionsKind::Static(keys) | PartitionsKind::Dynamic { keys, .. } => keys.clone(),
             PartitionsKind::Time(t) => t.keys(now),
         }
     }
@@ -128,6 +155,10 @@ impl PartitionsDef {
     pub fn check(&self, key: &PartitionKey, now: DateTime<Utc>) -> Result<(), String> {
         match &self.kind {
             PartitionsKind::Static(keys) if keys.contains(key) => Ok(()),
+            PartitionsKind::Dynamic { keys, .. } if keys.contains(key) => Ok(()),
+            PartitionsKind::Dynamic { name, .. } => Err(format!(
+                "'{key}' is not one of the dynamic partitions '{name}' (add it: assets partitions add {name} {key})"
+            )),
             PartitionsKind::Static(keys) => Err(format!(
                 "'{key}' is not one of its partitions ({})",
                 keys.iter()
@@ -164,7 +195,7 @@ impl PartitionsDef {
     /// The partitions whose time windows overlap `window` (none for static partitions).
     pub fn overlapping(&self, window: &Window) -> Vec<PartitionKey> {
         match &self.kind {
-            PartitionsKind::Static(_) => Vec::new(),
+            PartitionsKind::Static(_) | PartitionsKind::Dynamic { .. } => Vec::new(),
             PartitionsKind::Time(t) => t.overlapping(
                 window.start.with_timezone(&Utc),
                 window.end.with_timezone(&Utc),
@@ -175,7 +206,7 @@ impl PartitionsDef {
     /// The time window of `key`, for time-window partitions.
     pub fn window(&self, key: &PartitionKey) -> Option<Window> {
         match &self.kind {
-            PartitionsKind::Static(_) => None,
+            PartitionsKind::Static(_) | PartitionsKind::Dynamic { .. } => None,
             PartitionsKind::Time(t) => t.window(key),
         }
     }

@@ -8,11 +8,13 @@
 pub mod backfills;
 pub mod daemon;
 pub mod lineage;
+pub mod partitions;
 pub mod sqlite;
 
 pub use backfills::{BackfillRecord, BackfillStep, BackfillStore, LatestOutcome, PlannedRun};
 pub use daemon::{DaemonLock, DaemonStore, TickRecord};
 pub use lineage::LineageStore;
+pub use partitions::PartitionStore;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::StoreError;
@@ -354,7 +356,9 @@ pub struct StepOutcome {
 
 /// Durable state of runs and assets.
 #[async_trait]
-pub trait RunStore: BackfillStore + DaemonStore + LineageStore + Send + Sync {
+pub trait RunStore:
+    BackfillStore + DaemonStore + LineageStore + PartitionStore + Send + Sync
+{
     /// The same store stamping its records with `clock`'s time.
     fn with_clock(&self, clock: Arc<dyn Clock>) -> Arc<dyn RunStore>;
     /// Records a new run with its planned steps (all pending) and a `run_queued` event.

@@ -13,6 +13,7 @@ mod backfills;
 mod claims;
 mod daemon;
 mod lineage;
+mod partitions;
 mod rows;
 mod txn;
 
