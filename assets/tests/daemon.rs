@@ -129,6 +129,37 @@ fn the_daemon_runs_queued_backfills_and_runs() {
 }
 
 #[test]
+fn the_daemon_resumes_a_backfill_whose_process_died() {
+    let p = project(NIGHTLY);
+    // The backfill's process aborts right after its first commit (before recording it).
+    let r = run_in_env(
+        p.path(),
+        &["backfill", "orders", "--per-run", "2"],
+        &[("SPINE_FAULT", "crash_after_commit:orders".into())],
+    );
+    assert_ne!(r.code, 0);
+    let list = p.run(&["backfills", "--json"]).ok().json();
+    assert_eq!(list[0]["state"], "interrupted", "{list}");
+    let out = p.run(&["daemon", "--once"]).ok().stdout.clone();
+    assert!(out.contains("ran"), "{out}");
+    let list = p.run(&["backfills", "--json"]).ok().json();
+    assert_eq!(
+        (&list[0]["state"], &list[0]["done"]),
+        (&serde_json::json!("succeeded"), &serde_json::json!(5))
+    );
+    // The commit that landed before the abort was recorded, not made again: one per day.
+    let m = p
+        .run(&[
+            "sql",
+            "--json",
+            "SELECT COUNT(*) AS n, COUNT(DISTINCT step_id) AS d FROM spine.materializations",
+        ])
+        .ok()
+        .json();
+    assert_eq!(m, serde_json::json!([{"n": 5, "d": 5}]));
+}
+
+#[test]
 fn one_daemon_per_project_and_sigterm_stops_it_and_frees_the_lock() {
     let p = project(NIGHTLY);
     let mut child = bin()

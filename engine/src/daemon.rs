@@ -188,8 +188,8 @@ impl Engine {
             .then_some(tick))
     }
 
-    /// One pass of the daemon: evaluate schedules and automation conditions, run queued backfills (their chunks in order), then
-    /// execute queued runs oldest first. Stops taking new work once `stop` fires.
+    /// One pass of the daemon: evaluate schedules and automation conditions, run queued backfills (their
+    /// chunks in order; an interrupted one is resumed), then execute queued runs oldest first. Stops taking new work once `stop` fires.
     pub async fn daemon_pass(
         &self,
         opts: &ExecuteOptions,
@@ -209,11 +209,17 @@ impl Engine {
                 return Ok(pass);
             }
             let status = self.backfill_status(b.backfill_id.as_str()).await?;
-            if status.state == crate::BackfillState::Queued {
-                self.run_backfill(b.backfill_id.as_str(), opts.clone())
-                    .await?;
-                pass.backfills.push(b.backfill_id.to_string());
+            let id = b.backfill_id.as_str();
+            match status.state {
+                crate::BackfillState::Queued => {}
+                // Its process died: settle what it left and carry on, as `backfill resume` would.
+                crate::BackfillState::Interrupted => {
+                    self.prepare_resume(id).await?;
+                }
+                _ => continue,
             }
+            self.run_backfill(id, opts.clone()).await?;
+            pass.backfills.push(b.backfill_id.to_string());
         }
         let mut queued: Vec<RunId> = self
             .store
