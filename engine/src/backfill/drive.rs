@@ -24,7 +24,36 @@ impl Engine {
     ) -> Result<BackfillStatus, EngineError> {
         let record = self.store.get_backfill(id).await?;
         let id = record.backfill_id.clone();
-        loop {
+        // The latest run of each chunk, in chunk order, read once: a backfill of 10,000 one-partition
+        // runs must not read all its runs again before each one.
+        let runs = self.store.backfill_runs(&id).await?;
+        let mut latest: Vec<crate::store::RunRecord> = Vec::new();
+        for (i, (chunk, _, run)) in runs.iter().enumerate() {
+            if runs.get(i + 1).is_none_or(|(next, _, _)| next != chunk) {
+                latest.push(run.clone());
+            }
+        }
+        let now = self.clock.now_ms();
+        if let Some(r) = latest
+            .iter()
+            .find(|r| r.status == RunStatus::Running && !crate::recovery::is_interrupted(r, now))
+        {
+            return Err(DefinitionError::new(
+                "E0415",
+                format!(
+                    "backfill {id} is being run by process {} on {} (run {})",
+                    r.pid.unwrap_or_default(),
+                    r.host.as_deref().unwrap_or("?"),
+                    r.run_id
+                ),
+            )
+            .hint("`assets backfill status ID` follows it; `assets backfill cancel ID` stops it")
+            .into());
+        }
+        // Whether a step of the backfill has failed: only then are later chunks checked for steps
+        // that read a failed partition (a scan of the backfill's steps).
+        let mut failures = self.backfill_status(id.as_str()).await?.failed > 0;
+        for next in latest.iter().filter(|r| r.status == RunStatus::Queued) {
             if opts.cancel.is_cancelled()
                 || self
                     .store
@@ -35,35 +64,10 @@ impl Engine {
             {
                 break;
             }
-            let runs = self.store.backfill_runs(&id).await?;
-            // The latest run of each chunk, in chunk order.
-            let mut latest: Vec<&crate::store::RunRecord> = Vec::new();
-            for (i, (chunk, _, run)) in runs.iter().enumerate() {
-                if runs.get(i + 1).is_none_or(|(next, _, _)| next != chunk) {
-                    latest.push(run);
-                }
+            // Another process may have taken (or a cancel ended) it meanwhile.
+            if self.store.get_run(next.run_id.as_str()).await?.status != RunStatus::Queued {
+                continue;
             }
-            let now = self.clock.now_ms();
-            if let Some(r) = latest.iter().find(|r| {
-                r.status == RunStatus::Running && !crate::recovery::is_interrupted(r, now)
-            }) {
-                return Err(DefinitionError::new(
-                    "E0415",
-                    format!(
-                        "backfill {id} is being run by process {} on {} (run {})",
-                        r.pid.unwrap_or_default(),
-                        r.host.as_deref().unwrap_or("?"),
-                        r.run_id
-                    ),
-                )
-                .hint(
-                    "`assets backfill status ID` follows it; `assets backfill cancel ID` stops it",
-                )
-                .into());
-            }
-            let Some(next) = latest.iter().find(|r| r.status == RunStatus::Queued) else {
-                break;
-            };
             let run_opts = ExecuteOptions {
                 concurrency: opts
                     .concurrency
@@ -72,11 +76,15 @@ impl Engine {
                 observer: opts.observer.clone(),
                 no_wait: opts.no_wait,
             };
-            self.skip_behind_failures(&record, &next.run_id).await?;
+            if failures {
+                self.skip_behind_failures(&record, &next.run_id).await?;
+            }
             let watcher = self.watch_for_cancel(&id, run_opts.cancel.clone());
             let result = self.execute(&next.run_id, run_opts).await;
             watcher.abort();
-            result?;
+            let report = result?;
+            failures |= report.count(crate::store::StepStatus::Failed) > 0
+                || report.count(crate::store::StepStatus::Skipped) > 0;
         }
         self.backfill_status(id.as_str()).await
     }
