@@ -315,12 +315,14 @@ fn lineage_of_a_partition_walks_the_recorded_materializations() {
         .run(&["lineage", "events", "--partition", "2026-01-02", "--json"])
         .ok()
         .json();
-    let readers: Vec<&str> = v["downstream"]["children"]
+    // Readers in materialization order, which concurrent steps may swap.
+    let mut readers: Vec<&str> = v["downstream"]["children"]
         .as_array()
         .unwrap()
         .iter()
         .map(|c| c["step"].as_str().unwrap())
         .collect();
+    readers.sort();
     assert_eq!(
         readers,
         vec!["daily_total[2026-01-02]", "weekly_total[2025-12-29]"],
