@@ -202,11 +202,18 @@ impl Engine {
         pass.ticks.extend(self.launch_automation().await?);
         let mut of_backfills: HashSet<RunId> = HashSet::new();
         for b in self.store.list_backfills(1000).await? {
+            let mut active = false;
             for (_, _, r) in self.store.backfill_runs(&b.backfill_id).await? {
+                active |= r.status.is_active();
                 of_backfills.insert(r.run_id);
             }
             if stop.is_cancelled() {
                 return Ok(pass);
+            }
+            // Only a backfill with a queued or running run can be queued or interrupted: finished ones
+            // are not read again every pass.
+            if !active {
+                continue;
             }
             let status = self.backfill_status(b.backfill_id.as_str()).await?;
             let id = b.backfill_id.as_str();
