@@ -6,6 +6,9 @@
 
 use super::*;
 
+/// Steps that may wait for their commits while others compute (beyond the compute slots).
+const WAITING_TO_COMMIT: usize = 32;
+
 impl Engine {
     pub(super) async fn execute_plan(
         &self,
@@ -94,7 +97,8 @@ impl Engine {
         let mut running: JoinSet<StepReport> = JoinSet::new();
         let mut running_keys: HashMap<tokio::task::Id, StepKey> = HashMap::new();
         loop {
-            while running.len() < concurrency && !state.cancel.is_cancelled() {
+            // More tasks than compute slots: a step waiting for its commit holds no slot.
+            while running.len() < concurrency + WAITING_TO_COMMIT && !state.cancel.is_cancelled() {
                 let Some(key) = ready.pop_front() else { break };
                 let engine = self.clone();
                 let st = state.clone();

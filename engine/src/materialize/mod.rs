@@ -171,6 +171,10 @@ struct RunState {
     /// A step's end could not be written (a full disk): the store may not know how steps ended, so
     /// the run is settled as recovery would settle it rather than just given its end state.
     store_failed: std::sync::atomic::AtomicBool,
+    /// Compute slots (`concurrency` of them): a step holds one from its start until its output is
+    /// staged, not while it waits for its commit, so steps of one table that wait side by side are
+    /// committed together (see `warehouse::partitioned`).
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl RunState {
@@ -319,6 +323,7 @@ impl Engine {
             signals,
             claims: Arc::default(),
             store_failed: Default::default(),
+            slots: Arc::new(tokio::sync::Semaphore::new(concurrency)),
         });
         let heartbeat = self.heartbeat(state.owner.clone(), state.claims.clone());
         let reports = match self

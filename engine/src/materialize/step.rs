@@ -77,6 +77,14 @@ impl Engine {
                     max_attempts,
                 },
             );
+            // A compute slot, released once the output is staged (see `RunState::slots`).
+            let slot = tokio::select! {
+                s = state.slots.clone().acquire_owned() => s.map_err(|_| EngineError::Internal("compute slots closed".into()))?,
+                _ = state.cancel.cancelled() => {
+                    let reason = Some("run cancelled before the step started".to_string());
+                    return self.end_step(state, report, StepStatus::Cancelled, None, reason).await;
+                }
+            };
             let seq = match self.start_claimed(state, key, attempt, ev).await? {
                 Ok(seq) => seq,
                 Err(ended) => return Ok(ended),
@@ -91,7 +99,7 @@ impl Engine {
                 o.step_started(key, attempt);
             }
             let result = self
-                .attempt(state, &spec, key, attempt, seq, kind.as_ref())
+                .attempt(state, &spec, key, (attempt, seq), kind.as_ref(), slot)
                 .await;
             match result {
                 Ok(m) => {
@@ -192,20 +200,23 @@ impl Engine {
         state: &RunState,
         spec: &crate::project::AssetSpec,
         step: &StepKey,
-        attempt: u32,
-        seq: i64,
+        (attempt, seq): (u32, i64),
         kind: &dyn crate::kinds::AssetKind,
+        slot: tokio::sync::OwnedSemaphorePermit,
     ) -> Result<NewMaterialization, AttemptError> {
         let key = &spec.key;
         let step_id = step.to_string();
         // A partition of a partitioned asset replaces only its own rows.
         let scope = match (&spec.partitions, &step.partition) {
             (Some(def), Some(p)) => WriteScope::Partition {
-                column: def.column.clone(),
-                value: p.clone(),
+                key: p.clone(),
+                values: def.values(p),
             },
             _ => WriteScope::Table,
         };
+        // Announced before computing, so a commit of this table lingers for it (commits together).
+        let _intent =
+            matches!(scope, WriteScope::Partition { .. }).then(|| self.warehouse.intend(key));
         let scratch = self.run_scratch(&state.run_id).join(format!(
             "{}-{attempt}",
             step_id.replace(['/', '[', ']', '|'], "__")
@@ -308,6 +319,7 @@ impl Engine {
         ) = result
             .map_err(AttemptError::Failed)?
             .map_err(AttemptError::Parked)?;
+        drop(slot);
         if state.claims.lost(step) {
             return Err(AttemptError::Failed(StepError::retryable(format!(
                 "this run's claim on {step} expired and another run took it over; not committing"
@@ -341,7 +353,12 @@ impl Engine {
             "data_version": staged.data_version, "schema": schema_json, "metadata": metadata,
         });
         let (rows, data_version) = (staged.row_count, staged.data_version.clone());
-        let in_memory = staged.batches.clone().map(|b| (b, staged.schema.clone()));
+        // (Only a whole table: one partition's rows are not the table.)
+        let in_memory = staged
+            .batches
+            .clone()
+            .filter(|_| step.partition.is_none())
+            .map(|b| (b, staged.schema.clone()));
         let delta_version = self
             .warehouse
             .commit(
@@ -359,8 +376,7 @@ impl Engine {
                 AttemptError::Failed(StepError::retryable(format!("Delta commit failed: {e}")))
             })?;
         fault_point("crash_after_commit", key);
-        // (Only a whole table: one partition's rows are not the table.)
-        if let Some((batches, schema)) = in_memory.filter(|_| step.partition.is_none()) {
+        if let Some((batches, schema)) = in_memory {
             // Downstream steps of this run read the committed rows from memory instead of re-reading.
             if let Ok(mem) = MemTable::try_new(schema, vec![batches]) {
                 let _ = state.register(key, Arc::new(mem), delta_version);

@@ -203,6 +203,11 @@ impl PartitionsDef {
         }
     }
 
+    /// The Delta partition columns of a table of these partitions, with `key`'s value in each.
+    pub fn values(&self, key: &PartitionKey) -> Vec<(String, String)> {
+        vec![(self.column.clone(), key.0.clone())]
+    }
+
     /// The time window of `key`, for time-window partitions.
     pub fn window(&self, key: &PartitionKey) -> Option<Window> {
         match &self.kind {

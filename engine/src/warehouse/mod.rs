@@ -36,6 +36,7 @@ use url::Url;
 
 mod cast;
 mod partitioned;
+pub use partitioned::CommitIntent;
 mod write;
 
 pub use cast::delta_compatible;
@@ -74,12 +75,12 @@ pub enum WriteScope {
     /// The whole table: the staged files become its only live files (an unpartitioned asset).
     Table,
     /// The rows of one partition: its live files are replaced, other partitions' files stay. The
-    /// table is a Delta table partitioned by `column`.
+    /// table is a Delta table partitioned by the columns of `values`, in that order.
     Partition {
-        /// The Delta partition column.
-        column: String,
-        /// This partition's key, the column's value.
-        value: PartitionKey,
+        /// This partition's key.
+        key: PartitionKey,
+        /// Each Delta partition column with this partition's value in it (one per dimension).
+        values: Vec<(String, String)>,
     },
 }
 
@@ -327,10 +328,19 @@ impl Warehouse {
         let mut offset = 0i64;
         while let Some(info) = history.next().await {
             let info = info?;
-            if let Some(spine) = info.info.get("spine") {
-                if spine.get("seq").and_then(|v| v.as_i64()) == Some(seq) {
-                    return Ok(Some((latest - offset, spine.clone())));
-                }
+            // A commit of one step carries its info; a group commit `{"group": [info, …]}`.
+            let spine = info.info.get("spine");
+            let group = spine
+                .and_then(|s| s.get("group"))
+                .and_then(|g| g.as_array())
+                .map(|g| g.iter().collect::<Vec<_>>())
+                .unwrap_or_else(|| spine.into_iter().collect());
+            // Sequence numbers are per step key: partitions of one table share them.
+            if let Some(step) = group.into_iter().find(|s| {
+                s.get("seq").and_then(|v| v.as_i64()) == Some(seq)
+                    && s.get("step_id").and_then(|v| v.as_str()) == Some(app_id)
+            }) {
+                return Ok(Some((latest - offset, step.clone())));
             }
             offset += 1;
         }

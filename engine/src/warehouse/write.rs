@@ -50,14 +50,11 @@ impl Warehouse {
         file_name: String,
     ) -> Result<Staged, WarehouseError> {
         let (full, needs_cast) = delta_compatible(&input.schema());
-        let partition = match scope {
-            WriteScope::Table => None,
-            WriteScope::Partition { column, value } => Some((column.as_str(), value)),
+        let partition: &[(String, String)] = match scope {
+            WriteScope::Table => &[],
+            WriteScope::Partition { values, .. } => values,
         };
-        let schema = match partition {
-            Some((column, _)) => without_column(&full, column),
-            None => full.clone(),
-        };
+        let schema = without_columns(&full, partition);
         let path = ObjPath::from(file_name.as_str());
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
@@ -68,10 +65,7 @@ impl Warehouse {
             } else {
                 batch
             };
-            match partition {
-                Some((column, value)) => split_partition(key, batch, column, value),
-                None => Ok(batch),
-            }
+            split_partition(key, batch, partition)
         };
         let mut rows: i64 = 0;
         let mut kept: Vec<RecordBatch> = Vec::new();
@@ -151,8 +145,9 @@ impl Warehouse {
             actions.push(Action::Add(Add {
                 path: file_name,
                 partition_values: partition
-                    .map(|(c, v)| HashMap::from([(c.to_string(), Some(v.0.clone()))]))
-                    .unwrap_or_default(),
+                    .iter()
+                    .map(|(c, v)| (c.clone(), Some(v.clone())))
+                    .collect(),
                 size: size as i64,
                 modification_time: chrono::Utc::now().timestamp_millis(),
                 data_change: true,
@@ -164,15 +159,16 @@ impl Warehouse {
                 clustering_provider: None,
             }));
         }
-        // The table's schema: the partition column (a string in the log) comes last.
-        let schema = match partition {
-            Some((column, _)) => {
-                let mut fields: Vec<Field> =
-                    schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        // The table's schema: the partition columns (strings in the log) come last.
+        let schema = if partition.is_empty() {
+            schema
+        } else {
+            let mut fields: Vec<Field> =
+                schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+            for (column, _) in partition {
                 fields.push(Field::new(column, DataType::Utf8, true));
-                Arc::new(Schema::new(fields))
             }
-            None => schema,
+            Arc::new(Schema::new(fields))
         };
         Ok(Staged {
             actions,
@@ -195,7 +191,7 @@ impl Warehouse {
         let columns: StructType = staged.schema.as_ref().try_into_kernel()?;
         let partition_columns: Vec<String> = match &meta.scope {
             WriteScope::Table => Vec::new(),
-            WriteScope::Partition { column, .. } => vec![column.clone()],
+            WriteScope::Partition { values, .. } => values.iter().map(|(c, _)| c.clone()).collect(),
         };
         if !self.is_table(key, &table).await? {
             match self
@@ -212,12 +208,11 @@ impl Warehouse {
                 Err(e) => return Err(e),
             }
         }
-        if let WriteScope::Partition { column, value } = &meta.scope {
-            let version = self
-                .commit_partition(key, table, &columns, column, value, staged, &meta)
-                .await?;
-            self.sync_commit(key, version).await?;
-            return Ok(version);
+        if let WriteScope::Partition { .. } = &meta.scope {
+            // Durable (synced) before it returns.
+            return self
+                .commit_partition(key, table, columns, staged, meta)
+                .await;
         }
         let props = CommitProperties::default()
             .with_metadata([("spine".to_string(), meta.info)])
@@ -288,45 +283,46 @@ impl Warehouse {
     }
 }
 
-/// `schema` without `column`.
-fn without_column(schema: &SchemaRef, column: &str) -> SchemaRef {
+/// `schema` without the partition columns.
+fn without_columns(schema: &SchemaRef, partition: &[(String, String)]) -> SchemaRef {
     let fields: Vec<Field> = schema
         .fields()
         .iter()
-        .filter(|f| f.name() != column)
+        .filter(|f| !partition.iter().any(|(c, _)| c == f.name()))
         .map(|f| f.as_ref().clone())
         .collect();
     Arc::new(Schema::new(fields))
 }
 
-/// Drops the partition column from a batch of one partition's rows, after checking that every row
-/// holds the partition's key (a row of another partition would be written into the wrong one).
+/// Drops the partition columns from a batch of one partition's rows, after checking that every row
+/// holds the partition's value in each (a row of another partition would be written into the wrong
+/// one).
 fn split_partition(
     key: &AssetKey,
-    batch: RecordBatch,
-    column: &str,
-    value: &PartitionKey,
+    mut batch: RecordBatch,
+    partition: &[(String, String)],
 ) -> Result<RecordBatch, WarehouseError> {
-    let Ok(i) = batch.schema().index_of(column) else {
-        return Ok(batch);
-    };
-    let values = arrow::compute::cast(batch.column(i), &DataType::Utf8)?;
-    let values = values.as_string::<i32>();
     use arrow::array::Array;
-    for r in 0..values.len() {
-        if values.is_null(r) || values.value(r) != value.as_str() {
-            let got = if values.is_null(r) {
-                "NULL".to_string()
-            } else {
-                format!("'{}'", values.value(r))
-            };
-            return Err(WarehouseError::BadOutput(format!(
-                "{key}[{value}]: row {r} has {column} = {got}, not the partition's key '{value}'; \
-                 a partition's rows must all belong to it (or leave the column out: Spine sets it)"
-            )));
+    for (column, value) in partition {
+        let Ok(i) = batch.schema().index_of(column) else {
+            continue;
+        };
+        let values = arrow::compute::cast(batch.column(i), &DataType::Utf8)?;
+        let values = values.as_string::<i32>();
+        for r in 0..values.len() {
+            if values.is_null(r) || values.value(r) != value.as_str() {
+                let got = if values.is_null(r) {
+                    "NULL".to_string()
+                } else {
+                    format!("'{}'", values.value(r))
+                };
+                return Err(WarehouseError::BadOutput(format!(
+                    "{key}: row {r} has {column} = {got}, not the partition's key '{value}'; a \
+                     partition's rows must all belong to it (or leave the column out: Spine sets it)"
+                )));
+            }
         }
+        batch.remove_column(i);
     }
-    let mut batch = batch;
-    batch.remove_column(i);
     Ok(batch)
 }
