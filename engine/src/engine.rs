@@ -73,19 +73,14 @@ impl Engine {
         let store = open_store(&project.config.state_url).await?;
         // Dynamic partition sets take the keys the store holds now.
         if project.assets.values().any(|a| {
-            matches!(
-                a.partitions.as_ref().map(|p| &p.kind),
-                Some(crate::partitions::PartitionsKind::Dynamic { .. })
-            )
+            a.partitions
+                .as_ref()
+                .is_some_and(|p| !p.dynamic_sets().is_empty())
         }) {
             let sets = store.dynamic_partitions().await?;
             for spec in project.assets.values_mut() {
-                if let Some(crate::partitions::PartitionsDef {
-                    kind: crate::partitions::PartitionsKind::Dynamic { name, keys },
-                    ..
-                }) = spec.partitions.as_mut()
-                {
-                    *keys = sets.get(name.as_str()).cloned().unwrap_or_default();
+                if let Some(def) = spec.partitions.as_mut() {
+                    def.fill_dynamic(&sets);
                 }
             }
         }
@@ -114,8 +109,9 @@ impl Engine {
         keys: &[String],
     ) -> Result<usize, EngineError> {
         let used = self.project.assets.values().any(|a| {
-            matches!(a.partitions.as_ref().map(|p| &p.kind),
-                Some(crate::partitions::PartitionsKind::Dynamic { name: n, .. }) if n == name)
+            a.partitions
+                .as_ref()
+                .is_some_and(|p| p.dynamic_sets().contains(&name))
         });
         if !used {
             return Err(crate::error::DefinitionError::new(

@@ -44,15 +44,29 @@ pub(crate) fn register_partitions(
     session: &SessionContext,
     key: &crate::key::AssetKey,
     provider: Arc<dyn datafusion::catalog::TableProvider>,
-    column: &str,
-    partitions: &[crate::key::PartitionKey],
+    partitions: &[Vec<(String, String)>],
 ) -> datafusion::error::Result<()> {
-    use datafusion::prelude::{ident, lit};
-    let filter = match partitions {
-        [p] => ident(column).eq(lit(p.as_str())),
-        many => ident(column).in_list(many.iter().map(|p| lit(p.as_str())).collect(), false),
+    use datafusion::prelude::{ident, lit, Expr};
+    // One column: `c IN (…)`; several (multi-dimensional): `(a = … AND b = …) OR …`.
+    let one = |values: &[(String, String)]| -> Option<Expr> {
+        values
+            .iter()
+            .map(|(c, v)| ident(c).eq(lit(v.as_str())))
+            .reduce(|a, b| a.and(b))
     };
-    let rows = session.read_table(provider)?.filter(filter)?;
+    let filter = match partitions {
+        [p] => one(p),
+        many if many.iter().all(|p| p.len() == 1) => {
+            let column = &many[0][0].0;
+            Some(ident(column).in_list(many.iter().map(|p| lit(p[0].1.as_str())).collect(), false))
+        }
+        many => many.iter().filter_map(|p| one(p)).reduce(|a, b| a.or(b)),
+    };
+    let rows = session.read_table(provider)?;
+    let rows = match filter {
+        Some(f) => rows.filter(f)?,
+        None => rows,
+    };
     session.register_table(
         datafusion::common::TableReference::bare(key.as_str()),
         rows.into_view(),

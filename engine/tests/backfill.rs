@@ -28,7 +28,7 @@ fn parse_fixture(text: &str) -> (Vec<(String, String)>, Vec<Case>) {
             let body: Vec<&str> = lines.by_ref().take_while(|l| *l != "end").collect();
             files.push((name.trim().to_string(), body.join("\n") + "\n"));
         } else if let Some(case) = line.strip_prefix("case ") {
-            let parts: Vec<&str> = case.split('|').map(str::trim).collect();
+            let parts: Vec<&str> = case.split(" | ").map(str::trim).collect();
             assert_eq!(parts.len(), 3, "bad case line: {line}");
             cases.push((
                 parts[0].into(),

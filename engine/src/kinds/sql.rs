@@ -20,9 +20,32 @@ const PLACEHOLDERS: [(&str, &str); 3] = [
     ("partition_end", "__spine_partition_end__"),
 ];
 
+/// The marker of `{{ partition_key.NAME }}` (dimension NAME of a multi-dimensional key) is this prefix,
+/// NAME, then `__`.
+const DIMENSION_MARKER: &str = "__spine_partition_dim_";
+
 /// Whether a query uses partition placeholders (its asset must be partitioned).
 pub fn uses_partition(rewritten: &str) -> bool {
-    PLACEHOLDERS.iter().any(|(_, m)| rewritten.contains(m))
+    PLACEHOLDERS.iter().any(|(_, m)| rewritten.contains(m)) || rewritten.contains(DIMENSION_MARKER)
+}
+
+/// The dimensions a query names with `{{ partition_key.NAME }}`.
+pub fn dimensions_used(rewritten: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (i, _) in rewritten.match_indices(DIMENSION_MARKER) {
+        let rest = &rewritten[i + DIMENSION_MARKER.len()..];
+        // The name is plain (letters, digits, '_'); the marker ends at the last "__" of that run.
+        let run: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if let Some(name) = run.strip_suffix("__") {
+            if !out.iter().any(|n| n == name) {
+                out.push(name.to_string());
+            }
+        }
+    }
+    out
 }
 
 /// Replaces `{{ partition_key }}`, `{{ partition_start }}` and `{{ partition_end }}` with markers;
@@ -35,11 +58,21 @@ fn to_markers(query: &str) -> Result<String, String> {
         let after = &rest[i + 2..];
         let j = after.find("}}").ok_or("a `{{` is not closed by `}}`")?;
         let name = after[..j].trim();
+        if let Some(dim) = name.strip_prefix("partition_key.") {
+            let plain =
+                !dim.is_empty() && dim.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !plain {
+                return Err(format!("'{{{{ {name} }}}}' does not name a dimension: write {{{{ partition_key.DIMENSION }}}}"));
+            }
+            out.push_str(&format!("{DIMENSION_MARKER}{dim}__"));
+            rest = &after[j + 2..];
+            continue;
+        }
         let (_, marker) = PLACEHOLDERS
             .iter()
             .find(|(n, _)| *n == name)
             .ok_or_else(|| {
-                format!("unknown placeholder '{{{{ {name} }}}}'; a query can use {{{{ partition_key }}}}, {{{{ partition_start }}}} and {{{{ partition_end }}}}")
+                format!("unknown placeholder '{{{{ {name} }}}}'; a query can use {{{{ partition_key }}}}, {{{{ partition_key.DIMENSION }}}}, {{{{ partition_start }}}} and {{{{ partition_end }}}}")
             })?;
         out.push_str(marker);
         rest = &after[j + 2..];
@@ -76,6 +109,25 @@ fn fill_markers<'a>(
             })?;
             sql = sql.replace(PLACEHOLDERS[i].1, &v.to_rfc3339());
         }
+    }
+    // Longest names first: a name's marker may contain a shorter name's.
+    let mut dims = dimensions_used(&sql);
+    dims.sort_by_key(|d| std::cmp::Reverse(d.len()));
+    for dim in dims {
+        let value = ctx
+            .spec
+            .partitions
+            .as_ref()
+            .and_then(|d| d.dimension(p, &dim))
+            .ok_or_else(|| {
+                StepError::permanent(format!(
+                    "{{{{ partition_key.{dim} }}}}: '{p}' has no dimension '{dim}'"
+                ))
+            })?;
+        sql = sql.replace(
+            &format!("{DIMENSION_MARKER}{dim}__"),
+            &value.replace('\'', "''"),
+        );
     }
     Ok(std::borrow::Cow::Owned(sql))
 }

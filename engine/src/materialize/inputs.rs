@@ -92,17 +92,17 @@ impl Engine {
                     .ok_or_else(|| StepError::permanent(format!("upstream '{dep}' is recorded as materialized but its Delta table is missing at {}", self.warehouse.table_url(&dep).map(|u| u.to_string()).unwrap_or_default())))?;
                 let registered = match (partitions.is_empty(), own) {
                     (false, _) => {
-                        let column = self.project.assets[&dep]
-                            .partitions
-                            .as_ref()
-                            .map_or(crate::partitions::DEFAULT_COLUMN, |d| d.column.as_str());
-                        crate::session::register_partitions(
-                            &session,
-                            &dep,
-                            provider,
-                            column,
-                            &partitions,
-                        )
+                        let def = self.project.assets[&dep].partitions.as_ref();
+                        let values: Vec<Vec<(String, String)>> = partitions
+                            .iter()
+                            .map(|p| match def {
+                                Some(d) => d.values(p),
+                                None => {
+                                    vec![(crate::partitions::DEFAULT_COLUMN.into(), p.0.clone())]
+                                }
+                            })
+                            .collect();
+                        crate::session::register_partitions(&session, &dep, provider, &values)
                     }
                     (true, true) => session
                         .register_table(TableReference::bare(dep.as_str()), provider)

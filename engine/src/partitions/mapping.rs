@@ -60,12 +60,18 @@ impl PartitionSelection {
         match self {
             PartitionSelection::All => Ok(def.keys(now)),
             PartitionSelection::Keys(keys) => {
+                if let Some(all) = def.covering(keys, now) {
+                    return Ok(all);
+                }
                 for k in keys {
                     def.check(k, now).map_err(bad)?;
                 }
                 Ok(keys.clone())
             }
-            PartitionSelection::Range(a, b) => def.range(a, b, now).map_err(bad),
+            PartitionSelection::Range(a, b) => match def.covering_range(a, b, now) {
+                Some(all) => Ok(all),
+                None => def.range(a, b, now).map_err(bad),
+            },
             PartitionSelection::Latest => match def.keys(now).pop() {
                 Some(k) => Ok(vec![k]),
                 None => Err(bad(format!("no partition exists yet at {now}"))),
@@ -231,13 +237,22 @@ impl Upstream {
 /// decides first. Otherwise: an unpartitioned upstream is read
 /// whole; a partitioned upstream with the same partitions as the step's asset is read at the step's
 /// partition (identity); a time-partitioned upstream of a time-partitioned asset with other windows is
-/// read at the partitions whose windows overlap the step's (the days of a week); any other partitioned
-/// upstream is read whole, all its partitions (an unpartitioned rollup of a daily asset).
+/// read at the partitions whose windows overlap the step's (the days of a week); between a
+/// multi-dimensional asset and one with the partitions of exactly one of its dimensions, that dimension
+/// maps (see [`across_dimensions`]); any other partitioned upstream is read whole, all its partitions
+/// (an unpartitioned rollup of a daily asset).
 pub fn upstreams(project: &Project, spec: &AssetSpec, step: &StepKey) -> Vec<Upstream> {
     spec.deps
         .iter()
         .map(|d| {
             let up = project.assets.get(d).and_then(|u| u.partitions.as_ref());
+            if let (Some(u), Some(s), Some(p)) = (up, &spec.partitions, &step.partition) {
+                if !spec.partition_mappings.contains_key(d) {
+                    if let Some(across) = across_dimensions(d, s, u, p) {
+                        return across;
+                    }
+                }
+            }
             match (up, &spec.partitions, &step.partition) {
                 (None, _, _) => Upstream::Step(StepKey::whole(d.clone())),
                 (Some(u), Some(s), Some(p)) if spec.partition_mappings.contains_key(d) => {
@@ -257,4 +272,36 @@ pub fn upstreams(project: &Project, spec: &AssetSpec, step: &StepKey) -> Vec<Ups
             }
         })
         .collect()
+}
+
+/// Between a multi-dimensional and a one-dimensional definition that is exactly one of its dimensions
+/// (as Dagster's `MultiToSingleDimensionPartitionMapping`): a `date|region` step reads its date's
+/// partition of a daily upstream; a daily step reads every region of its date of a `date|region`
+/// upstream (when the other dimensions are not time windows). `None` when neither applies.
+fn across_dimensions(
+    dep: &AssetKey,
+    this: &super::PartitionsDef,
+    up: &super::PartitionsDef,
+    partition: &PartitionKey,
+) -> Option<Upstream> {
+    use super::multi::{matching, split, with_part};
+    use super::PartitionsKind as K;
+    match (&this.kind, &up.kind) {
+        (K::Multi(dims), other) if !matches!(other, K::Multi(_)) => {
+            let i = matching(dims, other)?;
+            let part = split(dims, partition).ok()?[i].to_string();
+            Some(Upstream::Step(StepKey {
+                asset: dep.clone(),
+                partition: Some(PartitionKey(part)),
+            }))
+        }
+        (other, K::Multi(dims)) if !matches!(other, K::Multi(_)) => {
+            let i = matching(dims, other)?;
+            Some(Upstream::Window(
+                dep.clone(),
+                with_part(dims, i, partition)?,
+            ))
+        }
+        _ => None,
+    }
 }

@@ -11,6 +11,11 @@
 //! ---
 //! partitions:
 //!   dynamic: customers          # keys added at run time: assets partitions add customers acme globex
+//! ---
+//! partitions:
+//!   multi:                      # the product of dimensions (see `multi`): keys like 2026-01-01|eu
+//!     date: { daily: { start: 2026-01-01 } }
+//!     region: { static: [eu, us] }
 //! ```
 //!
 //! A time-window definition has one partition per window from `start` (inclusive) in steps of an hour,
@@ -20,11 +25,13 @@
 
 mod lineage;
 mod mapping;
+mod multi;
 mod status;
 mod time;
 
 pub use lineage::LineageNode;
 pub use mapping::{upstreams, PartitionMapping, PartitionSelection, Upstream};
+pub use multi::Dimension;
 pub(crate) use status::failed;
 pub use status::{compress, PartitionRange};
 pub use time::{Cadence, TimeWindows};
@@ -41,7 +48,8 @@ pub const DEFAULT_COLUMN: &str = "partition_key";
 pub struct PartitionsDef {
     /// The partitions.
     pub kind: PartitionsKind,
-    /// The table's Delta partition column holding the partition key.
+    /// The table's Delta partition column holding the partition key (a multi-dimensional table has
+    /// one per dimension instead: [`PartitionsDef::columns`]).
     pub column: String,
 }
 
@@ -60,6 +68,8 @@ pub enum PartitionsKind {
         /// Its keys, in the order they were added.
         keys: Vec<PartitionKey>,
     },
+    /// The product of two to four dimensions, ordered by name.
+    Multi(Vec<Dimension>),
 }
 
 /// A partition's time window, rendered for SQL (RFC 3339 with the definition's UTC offset).
@@ -82,6 +92,7 @@ struct RawDef {
     weekly: Option<time::RawWindows>,
     monthly: Option<time::RawWindows>,
     dynamic: Option<String>,
+    multi: Option<serde_json::Map<String, serde_json::Value>>,
     column: Option<String>,
 }
 
@@ -91,20 +102,18 @@ impl PartitionsDef {
         let raw: RawDef = serde_json::from_value(value.clone()).map_err(|e| {
             format!("{e} (write e.g. `partitions: {{daily: {{start: 2026-01-01}}}}` or `partitions: {{static: [eu, us]}}`)")
         })?;
-        let column = raw.column.unwrap_or_else(|| DEFAULT_COLUMN.to_string());
-        let valid_column = column
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && column
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid_column {
-            return Err(format!(
-                "column '{column}' is not a plain column name (letters, digits and '_')"
-            ));
+        if raw.multi.is_some() && raw.column.is_some() {
+            return Err(
+                "a `multi` definition takes no `column`: each dimension's name is its column"
+                    .into(),
+            );
         }
+        let column = raw.column.unwrap_or_else(|| DEFAULT_COLUMN.to_string());
+        check_column(&column)?;
         let mut kinds = Vec::new();
+        if let Some(dims) = raw.multi {
+            kinds.push(PartitionsKind::Multi(multi::parse(&dims)?));
+        }
         if let Some(keys) = raw.static_keys {
             kinds.push(PartitionsKind::Static(static_keys(keys)?));
         }
@@ -138,8 +147,8 @@ impl PartitionsDef {
                 kind: kinds.remove(0),
                 column,
             }),
-            0 => Err("name the partitions: one of `static`, `dynamic`, `hourly`, `daily`, `weekly`, `monthly`".into()),
-            _ => Err("give exactly one of `static`, `dynamic`, `hourly`, `daily`, `weekly`, `monthly` (multi-dimensional partitions are not supported yet)".into()),
+            0 => Err("name the partitions: one of `static`, `dynamic`, `hourly`, `daily`, `weekly`, `monthly`, `multi`".into()),
+            _ => Err("give exactly one of `static`, `dynamic`, `hourly`, `daily`, `weekly`, `monthly` (several dimensions: `multi: {NAME: DEFINITION, …}`)".into()),
         }
     }
 
@@ -148,6 +157,43 @@ impl PartitionsDef {
         match &self.kind {
             PartitionsKind::Static(keys) | PartitionsKind::Dynamic { keys, .. } => keys.clone(),
             PartitionsKind::Time(t) => t.keys(now),
+            PartitionsKind::Multi(dims) => multi::keys(dims, now),
+        }
+    }
+
+    /// The Delta partition columns of a table of these partitions, in order.
+    pub fn columns(&self) -> Vec<String> {
+        match &self.kind {
+            PartitionsKind::Multi(dims) => dims.iter().map(|d| d.name.clone()).collect(),
+            _ => vec![self.column.clone()],
+        }
+    }
+
+    /// The dynamic partition sets these partitions use (one, or one per dynamic dimension).
+    pub fn dynamic_sets(&self) -> Vec<&str> {
+        match &self.kind {
+            PartitionsKind::Dynamic { name, .. } => vec![name.as_str()],
+            PartitionsKind::Multi(dims) => dims
+                .iter()
+                .filter_map(|d| match &d.kind {
+                    PartitionsKind::Dynamic { name, .. } => Some(name.as_str()),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Gives dynamic partition sets (and dynamic dimensions) the keys `sets` holds.
+    pub fn fill_dynamic(&mut self, sets: &std::collections::HashMap<String, Vec<PartitionKey>>) {
+        let fill = |kind: &mut PartitionsKind| {
+            if let PartitionsKind::Dynamic { name, keys } = kind {
+                *keys = sets.get(name.as_str()).cloned().unwrap_or_default();
+            }
+        };
+        match &mut self.kind {
+            PartitionsKind::Multi(dims) => dims.iter_mut().for_each(|d| fill(&mut d.kind)),
+            other => fill(other),
         }
     }
 
@@ -167,6 +213,7 @@ impl PartitionsDef {
                     .join(", ")
             )),
             PartitionsKind::Time(t) => t.check(key, now),
+            PartitionsKind::Multi(dims) => multi::check(dims, key, now),
         }
     }
 
@@ -192,10 +239,38 @@ impl PartitionsDef {
         }
     }
 
+    /// For multi-dimensional partitions given keys of one dimension (no `|`): every partition whose
+    /// key in that dimension is one of them; `None` otherwise.
+    pub fn covering(&self, keys: &[PartitionKey], now: DateTime<Utc>) -> Option<Vec<PartitionKey>> {
+        match &self.kind {
+            PartitionsKind::Multi(dims) if keys.iter().all(|k| !k.0.contains('|')) => {
+                multi::covering(dims, keys, now)
+            }
+            _ => None,
+        }
+    }
+
+    /// [`PartitionsDef::covering`] for a range of one dimension's keys.
+    pub fn covering_range(
+        &self,
+        from: &PartitionKey,
+        to: &PartitionKey,
+        now: DateTime<Utc>,
+    ) -> Option<Vec<PartitionKey>> {
+        match &self.kind {
+            PartitionsKind::Multi(dims) if !from.0.contains('|') && !to.0.contains('|') => {
+                multi::covering_range(dims, from, to, now)
+            }
+            _ => None,
+        }
+    }
+
     /// The partitions whose time windows overlap `window` (none for static partitions).
     pub fn overlapping(&self, window: &Window) -> Vec<PartitionKey> {
         match &self.kind {
-            PartitionsKind::Static(_) | PartitionsKind::Dynamic { .. } => Vec::new(),
+            PartitionsKind::Static(_)
+            | PartitionsKind::Dynamic { .. }
+            | PartitionsKind::Multi(_) => Vec::new(),
             PartitionsKind::Time(t) => t.overlapping(
                 window.start.with_timezone(&Utc),
                 window.end.with_timezone(&Utc),
@@ -205,15 +280,47 @@ impl PartitionsDef {
 
     /// The Delta partition columns of a table of these partitions, with `key`'s value in each.
     pub fn values(&self, key: &PartitionKey) -> Vec<(String, String)> {
-        vec![(self.column.clone(), key.0.clone())]
+        match &self.kind {
+            PartitionsKind::Multi(dims) => multi::values(dims, key),
+            _ => vec![(self.column.clone(), key.0.clone())],
+        }
     }
 
-    /// The time window of `key`, for time-window partitions.
+    /// `key`'s value of dimension `name` (`{{ partition_key.NAME }}`), for multi-dimensional partitions.
+    pub fn dimension(&self, key: &PartitionKey, name: &str) -> Option<String> {
+        self.values(key)
+            .into_iter()
+            .find(|(c, _)| c == name)
+            .filter(|_| matches!(self.kind, PartitionsKind::Multi(_)))
+            .map(|(_, v)| v)
+    }
+
+    /// The time window of `key`, for time-window partitions (and a multi-dimensional key's time
+    /// dimension).
     pub fn window(&self, key: &PartitionKey) -> Option<Window> {
         match &self.kind {
             PartitionsKind::Static(_) | PartitionsKind::Dynamic { .. } => None,
             PartitionsKind::Time(t) => t.window(key),
+            PartitionsKind::Multi(dims) => multi::window(dims, key),
         }
+    }
+}
+
+/// A Delta partition column's name is plain: letters, digits and '_', not starting with a digit.
+fn check_column(column: &str) -> Result<(), String> {
+    let valid = column
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && column
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "column '{column}' is not a plain column name (letters, digits and '_')"
+        ))
     }
 }
 

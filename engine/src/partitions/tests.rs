@@ -180,3 +180,49 @@ fn a_weekly_window_overlaps_its_days() {
         28
     );
 }
+
+#[test]
+fn multi_dimensional_keys_are_the_product_in_dimension_name_order() {
+    let d = def("{multi: {region: {static: [eu, us]}, date: {daily: {start: 2026-01-01, end: 2026-01-03}}}}").unwrap();
+    assert_eq!(d.columns(), ["date", "region"]);
+    assert_eq!(
+        keys(&d, "2026-02-01T00:00:00Z"),
+        [
+            "2026-01-01|eu",
+            "2026-01-01|us",
+            "2026-01-02|eu",
+            "2026-01-02|us"
+        ]
+    );
+    let now = at("2026-02-01T00:00:00Z");
+    assert_eq!(
+        d.values(&pk("2026-01-02|us")),
+        [
+            ("date".to_string(), "2026-01-02".to_string()),
+            ("region".to_string(), "us".to_string())
+        ]
+    );
+    assert_eq!(
+        d.window(&pk("2026-01-02|us")),
+        d.window(&pk("2026-01-02|eu"))
+    );
+    assert!(d.window(&pk("2026-01-02|us")).is_some());
+    assert_eq!(
+        d.dimension(&pk("2026-01-02|us"), "region").as_deref(),
+        Some("us")
+    );
+    assert_eq!(
+        d.covering(&[pk("us")], now).unwrap(),
+        [pk("2026-01-01|us"), pk("2026-01-02|us")]
+    );
+    assert_eq!(
+        d.covering_range(&pk("2026-01-02"), &pk("2026-01-02"), now)
+            .unwrap(),
+        [pk("2026-01-02|eu"), pk("2026-01-02|us")]
+    );
+    assert!(d
+        .check(&pk("2026-01-03|eu"), now)
+        .unwrap_err()
+        .contains("dimension 'date'"));
+    assert!(d.check(&pk("2026-01-01"), now).is_err());
+}

@@ -291,10 +291,29 @@ fn to_spec(
         timeout: dur("timeout", &def.timeout)?.or(s.timeout),
         on_schema_change: def.on_schema_change.unwrap_or_default(),
         partitions: match def.partitions.as_ref() {
-            Some(p) => Some(
-                crate::partitions::PartitionsDef::parse(p)
-                    .map_err(|m| err("E0210", format!("partitions: {m}")))?,
-            ),
+            Some(p) => {
+                let parsed = crate::partitions::PartitionsDef::parse(p)
+                    .map_err(|m| err("E0210", format!("partitions: {m}")))?;
+                if let AssetBody::Sql { rewritten, .. } = &body {
+                    let columns = parsed.columns();
+                    let multi = matches!(parsed.kind, crate::partitions::PartitionsKind::Multi(_));
+                    if let Some(d) = crate::kinds::sql::dimensions_used(rewritten)
+                        .into_iter()
+                        .find(|d| !multi || !columns.contains(d))
+                    {
+                        return Err(err(
+                            "E0210",
+                            format!("the query uses {{{{ partition_key.{d} }}}}, but the partitions have no dimension '{d}'"),
+                        )
+                        .hint(if multi {
+                            format!("its dimensions: {}", columns.join(", "))
+                        } else {
+                            "dimensions belong to `partitions: {multi: {NAME: DEFINITION, …}}`; use {{ partition_key }}".into()
+                        }));
+                    }
+                }
+                Some(parsed)
+            }
             None => {
                 if matches!(&body, AssetBody::Sql { rewritten, .. } if crate::kinds::sql::uses_partition(rewritten))
                 {
