@@ -137,7 +137,7 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
-    /// Run the daemon: evaluate schedules (launching each due tick once), run queued backfills and
+    /// Run the daemon: evaluate schedules and sensors (launching each due tick once), run queued backfills and
     /// queued runs; one per project. SIGTERM or Ctrl-C stops it after the current run (twice: cancels it).
     Daemon {
         /// Time between passes (e.g. 30s, 5m).
@@ -154,9 +154,12 @@ pub enum Command {
     },
     /// List the project's schedules with their next and latest ticks.
     Schedules,
-    /// List schedule ticks, newest first: when each was due, the run it launched, or why it was skipped.
+    /// List the project's sensors: the prefix each watches, how many objects are there and how many
+    /// are new (modified after its cursor), and its latest tick.
+    Sensors,
+    /// List schedule and sensor ticks, newest first: when each was due, the run it launched, or why it was skipped.
     Ticks {
-        /// Only this schedule's ticks.
+        /// Only this schedule's (or sensor's) ticks.
         #[arg(long)]
         schedule: Option<String>,
         /// How many.

@@ -92,7 +92,7 @@ fn schedules_and_ticks_are_listed() {
     let r = p.run(&["ticks", "--schedule", "nope"]);
     r.code(2);
     assert!(
-        r.stderr.contains("no schedule is named 'nope'"),
+        r.stderr.contains("no schedule or sensor is named 'nope'"),
         "{}",
         r.stderr
     );
@@ -256,6 +256,59 @@ fn automation_explain_says_why_and_the_daemon_acts_on_it() {
         r.stderr.contains("E0211")
             && r.stderr.contains("assets/bad.yaml")
             && r.stderr.contains("non-empty list"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// A sensor through the binary: `assets sensors` counts the new objects, `daemon --once` launches
+/// one run for them (a dynamic partition each), after which nothing is new; a bad sensor is E0221.
+#[test]
+fn a_sensor_runs_what_landed_once() {
+    let p = Project::new(&[
+        (
+            "assets/files.yaml",
+            "key: files\nkind: sql\npartitions: {dynamic: landed}\nquery: SELECT '{{ partition_key }}' AS f\n",
+        ),
+        (
+            "sensors/landed.yaml",
+            "name: landed\nobjects: landing/\npattern: \"*.json\"\nadd_partitions: landed\n",
+        ),
+        ("landing/2026-01-01.json", "{}"),
+        ("landing/2026-01-02.json", "{}"),
+        ("landing/readme.md", "-"),
+    ]);
+    let s = p.run(&["sensors", "--json"]).ok().json();
+    assert_eq!(
+        (&s[0]["objects_now"], &s[0]["new"]),
+        (&2.into(), &2.into()),
+        "{s}"
+    );
+    let out = p.run(&["daemon", "--once"]).ok().stdout.clone();
+    assert!(out.contains("tick landed"), "{out}");
+    let rows = p
+        .run(&["sql", "--json", "SELECT f FROM files ORDER BY f"])
+        .ok()
+        .json();
+    assert_eq!(
+        rows,
+        serde_json::json!([{"f": "2026-01-01"}, {"f": "2026-01-02"}])
+    );
+    let s = p.run(&["sensors", "--json"]).ok().json();
+    assert_eq!(s[0]["new"], 0, "{s}");
+    let t = p
+        .run(&["ticks", "--schedule", "landed", "--json"])
+        .ok()
+        .json();
+    assert_eq!(t.as_array().unwrap().len(), 1, "{t}");
+    p.write(
+        "sensors/landed.yaml",
+        "name: landed\nobjects: landing/\nadd_partitions: nope\n",
+    );
+    let r = p.run(&["check"]);
+    r.code(2);
+    assert!(
+        r.stderr.contains("E0221") && r.stderr.contains("sensors/landed.yaml"),
         "{}",
         r.stderr
     );

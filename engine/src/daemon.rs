@@ -5,6 +5,7 @@
 //!
 //! Automation conditions (`automation:` on assets) are decided in the same pass: the step keys whose
 //! condition holds become one queued run, recorded as a tick of the `automation` pseudo-schedule.
+//! Sensors (`sensors/*.yaml`) too: new objects under a prefix become a queued run (`sensor`).
 //!
 //! A schedule first seen by a daemon gets a `started` row at that time: ticks from then on are owed,
 //! earlier ones are not. After downtime, `catch_up: skip` launches only the latest missed tick (its
@@ -195,11 +196,24 @@ impl Engine {
         opts: &ExecuteOptions,
         stop: &CancellationToken,
     ) -> Result<DaemonPass, EngineError> {
+        // Dynamic partition keys added since the last pass (`partitions add`, sensors) count.
+        let engine = self.refreshed().await?;
         let mut pass = DaemonPass {
-            ticks: self.evaluate_schedules().await?,
+            ticks: engine.evaluate_schedules().await?,
             ..Default::default()
         };
-        pass.ticks.extend(self.launch_automation().await?);
+        pass.ticks.extend(engine.launch_automation().await?);
+        pass.ticks.extend(engine.evaluate_sensors().await?);
+        engine.refreshed().await?.run_queued(opts, stop, pass).await
+    }
+
+    /// The second half of a pass: queued backfills, then queued runs.
+    async fn run_queued(
+        &self,
+        opts: &ExecuteOptions,
+        stop: &CancellationToken,
+        mut pass: DaemonPass,
+    ) -> Result<DaemonPass, EngineError> {
         let mut of_backfills: HashSet<RunId> = HashSet::new();
         for b in self.store.list_backfills(1000).await? {
             let mut active = false;

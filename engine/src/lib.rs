@@ -32,6 +32,7 @@ pub mod query;
 mod recovery;
 pub mod schedule;
 pub mod selection;
+pub mod sensor;
 mod session;
 mod sql;
 mod staleness;

@@ -28,9 +28,10 @@ pub async fn run(root: &Path, interval: &str, once: bool, json: bool) -> anyhow:
     };
     if !json {
         println!(
-            "daemon for {} ({} schedule(s)), a pass every {}",
+            "daemon for {} ({} schedule(s), {} sensor(s)), a pass every {}",
             engine.project().config.name,
             engine.project().schedules.len(),
+            engine.project().sensors.len(),
             interval_text(interval)
         );
     }
@@ -156,6 +157,59 @@ pub async fn schedules(root: &Path, json: bool) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+/// `assets sensors`: each sensor with its prefix, objects there and new, and its latest tick.
+pub async fn sensors(root: &Path, json: bool) -> anyhow::Result<u8> {
+    let engine = super::engine(root, None).await?;
+    let mut rows = Vec::new();
+    let mut out = Vec::new();
+    for s in &engine.project().sensors {
+        let last = engine.store().last_tick(&s.name).await?;
+        let cursor = last
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+        let (objects, new, error) = match engine.sensed_objects(s).await {
+            Ok(objects) => {
+                let new = objects
+                    .iter()
+                    .filter(|o| cursor.is_none_or(|c| o.modified > c))
+                    .count();
+                (Some(objects.len()), Some(new), None)
+            }
+            Err(e) => (None, None, Some(e.to_string())),
+        };
+        let n = |v: Option<usize>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+        rows.push(vec![
+            s.name.clone(),
+            s.objects.to_string(),
+            s.pattern.clone().unwrap_or_else(|| "*".into()),
+            s.selection.clone().unwrap_or_else(|| "*".into()),
+            s.add_partitions.clone().unwrap_or_else(|| "-".into()),
+            n(objects),
+            n(new),
+            last.clone().unwrap_or_else(|| "-".into()),
+        ]);
+        out.push(
+            serde_json::json!({"sensor": s, "objects_now": objects, "new": new,
+            "last_tick": last, "error": error}),
+        );
+        if let Some(e) = error {
+            eprintln!("{e}");
+        }
+    }
+    engine.store().close().await;
+    if json {
+        crate::output::json(&out)?;
+    } else {
+        table(
+            &[
+                "sensor", "objects", "pattern", "select", "adds to", "there", "new", "last",
+            ],
+            &rows,
+        );
+    }
+    Ok(0)
+}
+
 /// `assets ticks [--schedule NAME] [--limit N]`.
 pub async fn ticks(
     root: &Path,
@@ -165,13 +219,17 @@ pub async fn ticks(
 ) -> anyhow::Result<u8> {
     let engine = super::engine(root, None).await?;
     if let Some(name) = schedule {
-        if !engine.project().schedules.iter().any(|s| s.name == name) {
+        let p = engine.project();
+        let known = p.schedules.iter().any(|s| s.name == name)
+            || p.sensors.iter().any(|s| s.name == name)
+            || name == "automation";
+        if !known {
             engine.store().close().await;
             return Err(spine_engine::DefinitionError::new(
                 "E0220",
-                format!("no schedule is named '{name}'"),
+                format!("no schedule or sensor is named '{name}'"),
             )
-            .hint("`assets schedules` lists them")
+            .hint("`assets schedules` and `assets sensors` list them")
             .into());
         }
     }

@@ -63,6 +63,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             action: crate::AutomationAction::Explain { key, partition },
         } => daemon::explain(&root, &key, partition.as_deref(), json).await,
         Command::Schedules => daemon::schedules(&root, json).await,
+        Command::Sensors => daemon::sensors(&root, json).await,
         Command::Ticks { schedule, limit } => {
             daemon::ticks(&root, schedule.as_deref(), limit, json).await
         }

@@ -44,6 +44,7 @@ pub fn load_project(root: &Path, kinds: &KindRegistry) -> Result<Project, Defini
     match assembled {
         Ok(mut p) if errors.is_empty() => {
             p.schedules = crate::schedule::load_schedules(&p)?;
+            p.sensors = crate::sensor::load_sensors(&p)?;
             Ok(p)
         }
         Ok(_) => Err(DefinitionErrors(errors)),

@@ -235,6 +235,8 @@ pub struct Project {
     pub graph: AssetGraph,
     /// Schedules (`schedules/*.yaml`).
     pub schedules: Vec<crate::schedule::ScheduleDef>,
+    /// Sensors (`sensors/*.yaml`).
+    pub sensors: Vec<crate::sensor::SensorDef>,
 }
 
 impl Project {
@@ -332,6 +334,7 @@ impl Project {
                 assets,
                 graph,
                 schedules: Vec::new(),
+                sensors: Vec::new(),
             })
         } else {
             Err(DefinitionErrors(errors))

@@ -209,7 +209,7 @@ pub fn load_schedules(project: &Project) -> Result<Vec<ScheduleDef>, DefinitionE
                 .at(rel.clone(), None)
                 .hint("see docs/guide/schedules.md for the schedule format")
         };
-        for parsed in read_file(&path) {
+        for parsed in read_items::<RawSchedule>(&path, "schedules") {
             match parsed.and_then(ScheduleDef::parse) {
                 Err(m) => errors.push(bad(m)),
                 Ok(s) => {
@@ -231,8 +231,11 @@ pub fn load_schedules(project: &Project) -> Result<Vec<ScheduleDef>, DefinitionE
     }
 }
 
-/// One schedule mapping, or `schedules: [...]`.
-fn read_file(path: &Path) -> Vec<Result<RawSchedule, String>> {
+/// One item mapping, or `LIST_KEY: [...]` (`schedules:`, `sensors:`), each deserialized.
+pub(crate) fn read_items<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    list_key: &str,
+) -> Vec<Result<T, String>> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => return vec![Err(format!("cannot read: {e}"))],
@@ -243,12 +246,14 @@ fn read_file(path: &Path) -> Vec<Result<RawSchedule, String>> {
         Err(e) => return vec![Err(format!("malformed YAML: {e}"))],
     };
     let items = match value {
-        serde_yaml::Value::Mapping(mut m) if m.contains_key("schedules") => {
-            match m.remove("schedules") {
-                Some(serde_yaml::Value::Sequence(s)) if m.is_empty() => s,
-                _ => return vec![Err("`schedules:` must be a list, alone in its file".into())],
+        serde_yaml::Value::Mapping(mut m) if m.contains_key(list_key) => match m.remove(list_key) {
+            Some(serde_yaml::Value::Sequence(s)) if m.is_empty() => s,
+            _ => {
+                return vec![Err(format!(
+                    "`{list_key}:` must be a list, alone in its file"
+                ))]
             }
-        }
+        },
         other => vec![other],
     };
     items

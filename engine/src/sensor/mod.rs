@@ -1,0 +1,233 @@
+//! Sensors: runs requested by new objects under a prefix, defined in YAML under `sensors/` and
+//! evaluated by the daemon (`eval.rs`).
+//!
+//! ```yaml
+//! # sensors/landed_orders.yaml (one sensor, or `sensors: [...]`)
+//! name: landed_orders
+//! objects: landing/orders/      # a folder (relative to the project), or a URL: file:///…, s3://bucket/prefix/
+//! pattern: "*.csv"              # optional: which object names count (`*` and `?`)
+//! select: raw_orders+           # the selection its runs cover (default: every asset)
+//! add_partitions: order_files   # optional: each new object's name (without extension) becomes a key of
+//!                               # this dynamic partition set, and the run covers those partitions
+//! ```
+//!
+//! The daemon lists the prefix on every pass. Objects modified after the sensor's cursor (the newest
+//! modification time it has launched a run for) are new: one run covers all of them, recorded as a
+//! tick keyed by the sensor and that newest time (milliseconds), in one transaction with the run. So
+//! an object is acted on once however often the daemon restarts, and an object written again later
+//! (a newer modification time) is new again. A sensor's first pass acts on every object already there.
+
+mod eval;
+pub use eval::SensedObject;
+
+use crate::error::{DefinitionError, DefinitionErrors};
+use crate::project::Project;
+use std::path::Path;
+use url::Url;
+
+/// A validated sensor.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SensorDef {
+    /// Unique name (among schedules and sensors).
+    pub name: String,
+    /// The prefix listed, as a directory URL.
+    pub objects: Url,
+    /// Which object names count.
+    pub pattern: Option<String>,
+    /// The selection its runs cover.
+    pub selection: Option<String>,
+    /// The dynamic partition set new objects' names are added to.
+    pub add_partitions: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSensor {
+    name: String,
+    objects: String,
+    pattern: Option<String>,
+    select: Option<String>,
+    add_partitions: Option<String>,
+}
+
+impl SensorDef {
+    fn parse(raw: RawSensor, root: &Path) -> Result<Self, String> {
+        let plain = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        };
+        if !plain(&raw.name) {
+            return Err(format!(
+                "sensor name '{}' must be letters, digits, '_' or '-'",
+                raw.name
+            ));
+        }
+        if raw.name == "automation" {
+            return Err("the name 'automation' is reserved (the daemon records automation conditions' runs under it)".into());
+        }
+        let objects = match Url::parse(&raw.objects) {
+            Ok(u) if u.scheme().len() > 1 => u,
+            // A path: relative to the project root.
+            _ => {
+                let path = root.join(&raw.objects);
+                Url::from_directory_path(&path).map_err(|_| {
+                    format!(
+                        "objects '{}' is neither a URL nor a folder path",
+                        raw.objects
+                    )
+                })?
+            }
+        };
+        let objects = if objects.path().ends_with('/') {
+            objects
+        } else {
+            Url::parse(&format!("{objects}/")).map_err(|e| format!("objects: {e}"))?
+        };
+        if let Some(p) = &raw.pattern {
+            if p.is_empty() || p.contains('/') {
+                return Err(format!(
+                    "pattern '{p}' matches object names (no '/'): e.g. \"*.csv\""
+                ));
+            }
+        }
+        Ok(SensorDef {
+            name: raw.name,
+            objects,
+            pattern: raw.pattern,
+            selection: raw.select,
+            add_partitions: raw.add_partitions,
+        })
+    }
+
+    /// Whether an object's name counts.
+    pub fn matches(&self, name: &str) -> bool {
+        self.pattern.as_deref().is_none_or(|p| glob(p, name))
+    }
+}
+
+/// `*` (any run of characters) and `?` (one character) against the whole of `name`.
+fn glob(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    let (mut i, mut j, mut star, mut mark) = (0, 0, None, 0);
+    while j < n.len() {
+        if i < p.len() && (p[i] == '?' || p[i] == n[j]) {
+            i += 1;
+            j += 1;
+        } else if i < p.len() && p[i] == '*' {
+            star = Some(i);
+            mark = j;
+            i += 1;
+        } else if let Some(s) = star {
+            i = s + 1;
+            mark += 1;
+            j = mark;
+        } else {
+            return false;
+        }
+    }
+    p[i..].iter().all(|c| *c == '*')
+}
+
+/// A partition key from an object's name: without its extension, characters a key cannot hold as `_`.
+pub fn key_of(name: &str) -> String {
+    let stem = match name.rsplit_once('.') {
+        Some((s, _)) if !s.is_empty() => s,
+        _ => name,
+    };
+    stem.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.:+".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Reads `sensors/*.yaml` under the project root (none when the folder does not exist) and checks each
+/// against the project: a selection of existing assets, a dynamic set some asset uses, a name no
+/// schedule or other sensor has. Every problem is E0221 with the file.
+pub fn load_sensors(project: &Project) -> Result<Vec<SensorDef>, DefinitionErrors> {
+    let dir = project.config.root.join("sensors");
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return Ok(Vec::new());
+    };
+    let mut files: Vec<_> = rd
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    let (mut out, mut errors): (Vec<SensorDef>, Vec<DefinitionError>) = (Vec::new(), Vec::new());
+    for path in files {
+        let rel = path
+            .strip_prefix(&project.config.root)
+            .unwrap_or(&path)
+            .to_path_buf();
+        let bad = |m: String| {
+            DefinitionError::new("E0221", m)
+                .at(rel.clone(), None)
+                .hint("see docs/guide/schedules.md (sensors) for the sensor format")
+        };
+        for parsed in crate::schedule::read_items::<RawSensor>(&path, "sensors") {
+            let s = match parsed.and_then(|r| SensorDef::parse(r, &project.config.root)) {
+                Err(m) => {
+                    errors.push(bad(m));
+                    continue;
+                }
+                Ok(s) => s,
+            };
+            let uses_set = |set: &str| {
+                project.assets.values().any(|a| {
+                    a.partitions
+                        .as_ref()
+                        .is_some_and(|p| p.dynamic_sets().contains(&set))
+                })
+            };
+            if let Err(e) = crate::selection::select(project, s.selection.as_deref()) {
+                errors.push(bad(format!("sensor '{}': {e}", s.name)));
+            } else if let Some(set) = s.add_partitions.as_deref().filter(|set| !uses_set(set)) {
+                errors.push(bad(format!(
+                    "sensor '{}': add_partitions '{set}' is not a dynamic partition set of any asset (declare `partitions: {{dynamic: {set}}}`)",
+                    s.name
+                )));
+            } else if out.iter().any(|o| o.name == s.name)
+                || project.schedules.iter().any(|o| o.name == s.name)
+            {
+                errors.push(bad(format!(
+                    "'{}' names another sensor or schedule: names share the ticks' history",
+                    s.name
+                )));
+            } else {
+                out.push(s);
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(DefinitionErrors(errors))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_and_keys_of_object_names() {
+        assert!(glob("*.csv", "orders-1.csv"));
+        assert!(!glob("*.csv", "orders-1.csv.tmp"));
+        assert!(glob("orders-??.*", "orders-12.json"));
+        assert!(!glob("orders-??.*", "orders-123.json"));
+        assert!(glob("*", ""));
+        assert!(glob("a*b*c", "aXXbYYc"));
+        assert!(!glob("a*b*c", "aXXbYY"));
+        assert_eq!(key_of("orders 2026-01-02.csv"), "orders_2026-01-02");
+        assert_eq!(key_of("a.b.parquet"), "a.b");
+        assert_eq!(key_of(".hidden"), ".hidden");
+        assert_eq!(key_of("x|y"), "x_y");
+    }
+}
