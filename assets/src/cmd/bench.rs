@@ -127,7 +127,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 async fn materialize_once(
     assets: &Workload,
     fsync: bool,
-) -> anyhow::Result<(f64, f64, tempfile::TempDir)> {
+) -> anyhow::Result<(f64, f64, tempfile::TempDir, Option<CommitProfile>)> {
     let dir = tempfile::tempdir()?;
     match assets {
         Workload::Assets(assets) => write_project(dir.path(), assets, 1000, fsync)?,
@@ -157,7 +157,8 @@ async fn materialize_once(
             status.done,
             status.failures.first()
         );
-        return Ok((secs, peak_mib().unwrap_or(f64::NAN), dir));
+        let profile = commit_profile(&engine)?;
+        return Ok((secs, peak_mib().unwrap_or(f64::NAN), dir, Some(profile)));
     }
     let report = engine.materialize(MaterializeRequest::default()).await?;
     let secs = t.elapsed().as_secs_f64();
@@ -167,7 +168,56 @@ async fn materialize_once(
         report.steps.len(),
         report.steps.iter().find(|s| s.error.is_some())
     );
-    Ok((secs, peak_mib().unwrap_or(f64::NAN), dir))
+    Ok((secs, peak_mib().unwrap_or(f64::NAN), dir, None))
+}
+
+/// How a backfill's partitions went into Delta commits: how many commits, and the wall time per
+/// partition over the first and the last tenth of the partitions (from the commit files' times: flat
+/// if the cost per commit does not grow with the log).
+struct CommitProfile {
+    commits: usize,
+    early_ms: f64,
+    late_ms: f64,
+}
+
+fn commit_profile(engine: &Engine) -> anyhow::Result<CommitProfile> {
+    let key = spine_engine::AssetKey::parse("events")?;
+    let mut commits: Vec<(i64, f64, usize)> = Vec::new();
+    for (version, path) in engine.warehouse().local_commit_files(&key) {
+        let text = std::fs::read_to_string(&path)?;
+        let at = std::fs::metadata(&path)?
+            .modified()?
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs_f64();
+        let partitions = text.lines().filter(|l| l.starts_with("{\"txn\"")).count();
+        commits.push((version, at, partitions));
+    }
+    commits.sort_by_key(|c| c.0);
+    let total: usize = commits.iter().map(|c| c.2).sum();
+    // The time between the commits holding partitions `from` and `to` (cumulative), per partition.
+    let at_partition = |n: usize| {
+        let mut seen = 0;
+        for c in &commits {
+            seen += c.2;
+            if seen >= n {
+                return (c.1, seen);
+            }
+        }
+        (commits.last().map_or(0.0, |c| c.1), seen)
+    };
+    let per = |from: usize, to: usize| {
+        let ((a, na), (b, nb)) = (at_partition(from.max(1)), at_partition(to));
+        if nb > na {
+            (b - a) * 1000.0 / (nb - na) as f64
+        } else {
+            f64::NAN
+        }
+    };
+    Ok(CommitProfile {
+        commits: commits.len(),
+        early_ms: per(1, total / 10),
+        late_ms: per(total - total / 10, total),
+    })
 }
 
 /// What a materialization workload materializes.
@@ -243,19 +293,32 @@ pub async fn run(n: usize, plan_n: usize, runs: usize, backfill: usize) -> anyho
     for (name, assets, fsync) in workloads {
         let mut times = Vec::new();
         let mut peaks = Vec::new();
+        let mut profiles = Vec::new();
         for _ in 0..runs {
-            let (t, p, dir) = materialize_once(&assets, fsync).await?;
+            let (t, p, dir, profile) = materialize_once(&assets, fsync).await?;
             keep.push(dir);
             times.push(t);
             peaks.push(p);
+            profiles.extend(profile);
         }
         let t = median(times);
+        let commits = if profiles.is_empty() {
+            "-".to_string()
+        } else {
+            format!(
+                "{:.0} ({:.2} → {:.2} ms/partition)",
+                median(profiles.iter().map(|p| p.commits as f64).collect()),
+                median(profiles.iter().map(|p| p.early_ms).collect()),
+                median(profiles.iter().map(|p| p.late_ms).collect()),
+            )
+        };
         rows.push(vec![
             name,
             assets.steps().to_string(),
             format!("{t:.3} s"),
             format!("{:.2} ms", t * 1000.0 / assets.steps() as f64),
             format!("{:.0} MiB", median(peaks)),
+            commits,
         ]);
     }
     // Planning a large graph: load (YAML + SQL parse), validate, select, order.
@@ -289,10 +352,18 @@ pub async fn run(n: usize, plan_n: usize, runs: usize, backfill: usize) -> anyho
         format!("{t:.3} s"),
         format!("{:.1} µs", t * 1e6 / plan_n as f64),
         format!("{:.0} MiB", median(peaks)),
+        "-".to_string(),
     ]);
     println!("assets bench: median of {runs} run(s) each; cold state and warehouse per run; build profile: {}", if cfg!(debug_assertions) { "debug" } else { "release" });
     crate::output::table(
-        &["workload", "assets", "wall", "per asset", "peak memory"],
+        &[
+            "workload",
+            "assets",
+            "wall",
+            "per asset",
+            "peak memory",
+            "Delta commits (first → last tenth)",
+        ],
         &rows,
     );
     Ok(0)

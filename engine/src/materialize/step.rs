@@ -65,6 +65,10 @@ impl Engine {
                 .end_step(state, report, StepStatus::Failed, Some(msg), None)
                 .await;
         };
+        // Announced from here (waiting for a compute slot included) until the step ends, so a commit
+        // of this table lingers for it and they share one (see `warehouse::partitioned`).
+        let _intent = (spec.partitions.is_some() && key.partition.is_some())
+            .then(|| self.warehouse.intend(&key.asset));
         let max_attempts = spec.retries + 1;
         for attempt in 1..=max_attempts {
             report.attempts = attempt;
@@ -214,9 +218,6 @@ impl Engine {
             },
             _ => WriteScope::Table,
         };
-        // Announced before computing, so a commit of this table lingers for it (commits together).
-        let _intent =
-            matches!(scope, WriteScope::Partition { .. }).then(|| self.warehouse.intend(key));
         let scratch = self.run_scratch(&state.run_id).join(format!(
             "{}-{attempt}",
             step_id.replace(['/', '[', ']', '|'], "__")

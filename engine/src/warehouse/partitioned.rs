@@ -3,8 +3,9 @@
 //!
 //! **Group commit.** Steps of one table that finish side by side are committed together: a step queues
 //! its request; whoever takes the table's lock (the leader) lingers while other steps that announced
-//! a commit to this table ([`Warehouse::intend`]) are still computing — at most [`LINGER`], at most
-//! [`MAX_GROUP`] partitions — then writes one commit replacing all their partitions, carrying one
+//! a commit to this table ([`Warehouse::intend`]: steps of a run's executor window, computing or
+//! waiting for a compute slot) have not queued theirs — at most [`LINGER`], at most [`MAX_GROUP`]
+//! partitions — then writes one commit replacing all their partitions, carrying one
 //! `txn` per step (so recovery still finds each step's commit by its app id), and answers each. A
 //! 10,000-partition backfill is hundreds of commits, not 10,000. A step alone does not wait.
 //!
