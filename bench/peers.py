@@ -8,6 +8,7 @@ Spine's (values for the chain and fan-out, row counts for the ETL, asset counts 
 
 Writes bench/results/{results.csv,results.json,wall.png} and regenerates docs/benchmarks.md.
 """
+import backfill_peers
 import argparse, csv, json, os, platform, re, shutil, statistics, subprocess, sys, tempfile, textwrap, time
 from datetime import datetime, timezone
 
@@ -24,8 +25,10 @@ WORKLOADS = {
     "etl10m": ("etl", 10_000_000),
     "coldstart": ("coldstart", 1),
     "list1000": ("list", 1000),
+    "backfill365": ("backfill", 365),
+    "backfill365each": ("backfill-each", 365),
 }
-DEFAULT_WORKLOADS = "chain100,chain1000,fanout1000,etl10m,coldstart,list1000"
+DEFAULT_WORKLOADS = "chain100,chain1000,fanout1000,etl10m,coldstart,list1000,backfill365,backfill365each"
 
 # Which systems take part in which shape. Prefect has no asset catalogue to list without a server and
 # deployments; the floors exist only for the ETL.
@@ -35,6 +38,8 @@ SYSTEMS = {
     "etl": ["spine", "dagster", "prefect", "dbt", "datafusion", "duckdb"],
     "coldstart": ["spine", "dagster", "prefect", "dbt"],
     "list": ["spine", "dagster", "dbt"],
+    "backfill": ["spine", "dagster"],
+    "backfill-each": ["spine", "dagster"],
 }
 DEFAULT_SYSTEMS = "spine,dagster,dagster-mem,prefect,dbt,datafusion,duckdb"
 
@@ -44,6 +49,8 @@ WHAT = {
     "etl": "wall time: generate N events -> filter (75% kept) -> per-user features (100,000 users), each step persisted",
     "coldstart": "time from launching the command to the first step's code running (1-asset project)",
     "list": "wall time of listing the assets of a 1,000-asset project",
+    "backfill": "wall time of backfilling N daily partitions of a one-row asset in one run (Dagster: single-run backfill policy)",
+    "backfill-each": "wall time of backfilling N daily partitions of a one-row asset, a run per partition",
 }
 
 # The ETL, identical in every system: ids 0..N, user = id*7919 mod 100000 (7919 is prime: every user
@@ -88,7 +95,7 @@ def expected(shape, n):
         return sum(1 + i for i in range(n))
     if shape == "etl":
         return etl_expected(n)
-    if shape == "list":
+    if shape in ("list", "backfill", "backfill-each"):
         return n
     return None
 
@@ -127,6 +134,8 @@ def spine_sql(spine_bin, d, query):
 
 
 def run_spine(d, shape, n, a):
+    if shape.startswith("backfill"):
+        return backfill_peers.run_spine(d, shape, n, a, measure, spine_sql)
     spine_project(d, shape, n)
     if shape == "list":
         w, c, m, out = measure([a.spine, "list"], d)
@@ -242,6 +251,8 @@ def etl_counts(folder):
 
 def run_dagster(d, shape, n, a, mem=False):
     env = dict(os.environ, DAGSTER_HOME=d, BENCH_DAGSTER="mem" if mem else "home")
+    if shape.startswith("backfill"):
+        return run_python_peer(d, backfill_peers.DAGSTER, shape, n, env)
     if shape == "list":
         defs = os.path.join(d, "defs.py")
         with open(defs, "w") as f:
@@ -594,6 +605,14 @@ def targets(rows):
         over = s["time_s"] / f["time_s"] - 1
         out.append(f"- etl10m: within 10% of the plain DataFusion program — Spine {fmt_time(s['time_s'])} vs "
                    f"{fmt_time(f['time_s'])} ({over:+.0%}) — {verdict(over <= 0.10)}")
+    for wl in ("backfill365", "backfill365each"):
+        s, d = get(wl, "spine"), get(wl, "dagster")
+        if s:
+            vs = f", Dagster {fmt_time(d['time_s'])} ({d['time_ratio']:.1f}×)" if d else ""
+            limit = " under 2 s" if wl == "backfill365" else ""
+            ok = s["time_s"] < 2 if wl == "backfill365" else True
+            out.append(f"- {wl}: 365 daily partitions backfilled{limit} — {fmt_time(s['time_s'])}{vs}"
+                       + (f" — {verdict(ok)}" if limit else ""))
     s = get("coldstart", "spine")
     if s:
         out.append(f"- cold start under 50 ms — {fmt_time(s['time_s'])} — {verdict(s['time_s'] < 0.05)}")
