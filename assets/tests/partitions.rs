@@ -561,3 +561,35 @@ fn dynamic_partitions_are_added_at_run_time() {
         bad.stderr
     );
 }
+
+/// The previous day of the first day does not exist: an `offset: -1` partition there reads the
+/// upstream's table with no rows (as Dagster's `allow_nonexistent_upstream_partitions`), in any run
+/// order, instead of failing.
+#[test]
+fn a_mapping_to_no_partition_reads_no_rows() {
+    let p = Project::new(&[
+        ("assets/events.yaml", EVENTS),
+        (
+            "assets/previous.yaml",
+            &PREVIOUS.replace("start: 2026-01-02", "start: 2026-01-01"),
+        ),
+    ]);
+    let v = p.run(&["materialize", "--json"]).ok().json();
+    assert_eq!(v["status"], "succeeded", "{v}");
+    let rows = p
+        .run(&[
+            "sql",
+            "--json",
+            "SELECT partition_key AS p, rows FROM previous ORDER BY p",
+        ])
+        .ok()
+        .json();
+    assert_eq!(
+        rows,
+        serde_json::json!([
+            {"p": "2026-01-01", "rows": 0},
+            {"p": "2026-01-02", "rows": 2},
+            {"p": "2026-01-03", "rows": 2}
+        ])
+    );
+}

@@ -55,6 +55,8 @@ pub(crate) fn register_partitions(
             .reduce(|a, b| a.and(b))
     };
     let filter = match partitions {
+        // No partition: no rows (the table's schema).
+        [] => Some(lit(false)),
         [p] => one(p),
         many if many.iter().all(|p| p.len() == 1) => {
             let column = &many[0][0].0;
@@ -62,11 +64,10 @@ pub(crate) fn register_partitions(
         }
         many => many.iter().filter_map(|p| one(p)).reduce(|a, b| a.or(b)),
     };
-    let rows = session.read_table(provider)?;
-    let rows = match filter {
-        Some(f) => rows.filter(f)?,
-        None => rows,
-    };
+    let mut rows = session.read_table(provider)?;
+    if let Some(f) = filter {
+        rows = rows.filter(f)?;
+    }
     session.register_table(
         datafusion::common::TableReference::bare(key.as_str()),
         rows.into_view(),

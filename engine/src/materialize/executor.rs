@@ -30,6 +30,14 @@ impl Engine {
             let mut ups: Vec<StepKey> = Vec::new();
             for u in upstreams(&self.project, &self.project.assets[&k.asset], k) {
                 match u {
+                    // A mapping to no partition reads the upstream's table empty: after one of its
+                    // planned partitions, so that the table exists.
+                    Upstream::Window(a, parts) if parts.is_empty() => ups.extend(
+                        planned_of
+                            .get(&a)
+                            .and_then(|p| p.first())
+                            .map(|s| (*s).clone()),
+                    ),
                     Upstream::Step(_) | Upstream::Window(..) => ups.extend(
                         u.steps()
                             .unwrap_or_default()

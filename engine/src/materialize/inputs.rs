@@ -56,6 +56,40 @@ impl Engine {
                         .collect(),
                 }
             };
+            // An explicit mapping that names no partition (the day before the first day): the step
+            // reads the upstream's table with no rows, as Dagster does with
+            // `allow_nonexistent_upstream_partitions`; nothing is recorded as read.
+            if matches!(&up, Upstream::Window(_, parts) if parts.is_empty()) {
+                let carrier = {
+                    let latest = state.latest.lock().expect("latest lock");
+                    latest
+                        .iter()
+                        .filter(|(k, _)| k.asset == dep)
+                        .map(|(_, m)| m.m.delta_version)
+                        .max()
+                };
+                if let Some(version) = carrier {
+                    let provider = self
+                        .warehouse
+                        .provider(&dep, Some(version), &session)
+                        .await
+                        .map_err(|e| StepError::retryable(format!("cannot read upstream '{dep}': {e}")))?
+                        .map(|(p, _)| p)
+                        .ok_or_else(|| StepError::permanent(format!("upstream '{dep}' is recorded as materialized but its Delta table is missing")))?;
+                    crate::session::register_partitions(&session, &dep, provider, &[])
+                        .map_err(|e| StepError::datafusion("cannot register upstream", &e))?;
+                    inputs.push(UpstreamInput {
+                        key: dep.clone(),
+                        partition: None,
+                        table_url: self
+                            .warehouse
+                            .table_url(&dep)
+                            .map_err(StepError::permanent)?,
+                        delta_version: version,
+                    });
+                    continue;
+                }
+            }
             if read.is_empty() {
                 let what = match &up {
                     Upstream::Step(s) => format!("upstream '{s}' has never been materialized"),
