@@ -197,6 +197,26 @@ pub enum Command {
         #[arg(long)]
         repair: bool,
     },
+    /// Run the selected assets' checks on their latest published materializations and record the
+    /// results (exit 1 when an `error` check fails).
+    Checks {
+        #[command(flatten)]
+        select: SelectArgs,
+    },
+    /// Publish a materialization a failed check kept unpublished: downstream assets read it from now on.
+    Publish {
+        /// Asset key.
+        key: String,
+        /// Its Delta version to publish.
+        #[arg(long)]
+        version: i64,
+        /// The partition, for a partitioned asset.
+        #[arg(long)]
+        partition: Option<String>,
+        /// Why (recorded).
+        #[arg(long)]
+        reason: String,
+    },
     /// Show missing / fresh / stale for each asset, and why.
     Status {
         #[command(flatten)]

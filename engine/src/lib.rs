@@ -13,6 +13,7 @@
 pub mod automation;
 mod backfill;
 pub mod check;
+pub mod checks;
 pub mod clock;
 mod daemon;
 mod doctor;

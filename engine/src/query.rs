@@ -1,5 +1,5 @@
 //! `assets sql`: ad-hoc SQL over the run store (`spine.runs`, `spine.steps`, `spine.events`,
-//! `spine.materializations`, `spine.lineage`, `spine.backfills`, `spine.backfill_runs`, `spine.schedule_ticks`, and `spine.partitions`, computed) and over any asset table (by key, as in asset SQL).
+//! `spine.materializations` (with `published`), `spine.check_results`, `spine.publications`, `spine.lineage`, `spine.backfills`, `spine.backfill_runs`, `spine.schedule_ticks`, and `spine.partitions`, computed) and over any asset table (by key, as in asset SQL).
 
 use crate::engine::Engine;
 use crate::error::EngineError;
@@ -77,6 +77,33 @@ const STORE_TABLES: &[(&str, &[(&str, bool)])] = &[
             ("code_version", false),
             ("upstream", false),
             ("metadata", false),
+            ("created_at", false),
+            ("published", true),
+        ],
+    ),
+    (
+        "check_results",
+        &[
+            ("materialization_id", true),
+            ("asset_key", false),
+            ("partition_key", false),
+            ("run_id", false),
+            ("check_name", false),
+            ("kind", false),
+            ("severity", false),
+            ("passed", true),
+            ("failing_rows", true),
+            ("samples", false),
+            ("error", false),
+            ("duration_ms", true),
+            ("created_at", false),
+        ],
+    ),
+    (
+        "publications",
+        &[
+            ("materialization_id", true),
+            ("reason", false),
             ("created_at", false),
         ],
     ),

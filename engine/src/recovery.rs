@@ -121,6 +121,14 @@ impl Engine {
                             .get("metadata")
                             .cloned()
                             .unwrap_or(serde_json::json!({})),
+                        // Its checks never ran: an asset with `error` checks keeps it unpublished
+                        // (the next run computes it again and checks it).
+                        published: !self.project.assets.get(&key).is_some_and(|a| {
+                            a.checks
+                                .iter()
+                                .any(|c| c.severity == spine_schemas::events::CheckSeverity::Error)
+                        }),
+                        checks: Vec::new(),
                     };
                     rec.recorded.push(step.step_id.clone());
                     let event = Event::Materialization {

@@ -42,7 +42,7 @@ pub(crate) fn sibling(run: &SessionContext) -> SessionContext {
 /// Registers under `key` the rows of `provider` whose `column` is one of `partitions`.
 pub(crate) fn register_partitions(
     session: &SessionContext,
-    key: &crate::key::AssetKey,
+    name: &str,
     provider: Arc<dyn datafusion::catalog::TableProvider>,
     partitions: &[Vec<(String, String)>],
 ) -> datafusion::error::Result<()> {
@@ -69,7 +69,7 @@ pub(crate) fn register_partitions(
         rows = rows.filter(f)?;
     }
     session.register_table(
-        datafusion::common::TableReference::bare(key.as_str()),
+        datafusion::common::TableReference::bare(name),
         rows.into_view(),
     )?;
     Ok(())

@@ -64,6 +64,8 @@ fn mat(id: &RunId, key: &AssetKey, seq: i64, version: i64) -> NewMaterialization
             delta_version: Some(3),
         }],
         metadata: serde_json::json!({"k": 1}),
+        published: true,
+        checks: Vec::new(),
     }
 }
 

@@ -132,6 +132,12 @@ pub struct AssetDef {
     /// `{map: {emea: [de, fr]}}`); validated by the engine's partitions module.
     #[serde(default)]
     pub partition_mapping: std::collections::BTreeMap<String, serde_json::Value>,
+    /// Data checks run on every new materialization (`- not_null: [id]`, `- unique: id`,
+    /// `- accepted_values: {column, values}`, `- relationships: {column, to, field}`,
+    /// `- row_count: {min, max, max_change_pct}`, `- freshness: {column, max_age}`,
+    /// `- expression: SQL`, `- sql: QUERY`; each with optional `severity` and `name`); validated by
+    /// the engine's checks module. A failed `error` check keeps the new version unpublished.
+    pub checks: Option<serde_json::Value>,
 }
 
 /// What to do when a materialization's schema differs from the asset table's current schema (as dbt's

@@ -3,6 +3,7 @@
 mod backfill;
 pub mod bench;
 mod check;
+mod checks;
 mod daemon;
 mod doctor;
 mod init;
@@ -81,6 +82,15 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Doctor { select, repair } => {
             doctor::run(&root, select.expression().as_deref(), repair, json).await
         }
+        Command::Checks { select } => {
+            checks::run(&root, select.expression().as_deref(), json).await
+        }
+        Command::Publish {
+            key,
+            version,
+            partition,
+            reason,
+        } => checks::publish(&root, &key, version, partition.as_deref(), &reason, json).await,
         Command::Status { select } => {
             status::run(&root, select.expression().as_deref(), json).await
         }

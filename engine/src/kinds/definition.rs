@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 /// The fields of an asset definition that every kind shares; the loader reads them, kinds never see
 /// them.
-pub const COMMON_FIELDS: [&str; 15] = [
+pub const COMMON_FIELDS: [&str; 16] = [
     "key",
     "kind",
     "deps",
@@ -29,6 +29,7 @@ pub const COMMON_FIELDS: [&str; 15] = [
     "partitions",
     "automation",
     "partition_mapping",
+    "checks",
 ];
 
 /// One asset's definition as its kind sees it.

@@ -267,14 +267,27 @@ impl Engine {
             (None, _) => Event::StepCancelled { reason: why },
         };
         let step_id = key.to_string();
-        let ev = NewEvent::of(&state.run_id, Some(&step_id), message, &event);
+        let mut events = vec![NewEvent::of(&state.run_id, Some(&step_id), message, &event)];
+        for c in materialization.iter().flat_map(|m| &m.checks) {
+            let check = Event::CheckResult {
+                name: c.name.clone(),
+                passed: c.passed,
+                severity: c.severity,
+            };
+            events.push(NewEvent::of(
+                &state.run_id,
+                Some(&step_id),
+                format!("check {}", c.summary()),
+                &check,
+            ));
+        }
         let outcome = StepOutcome {
             status,
             error,
             reason,
             materialization,
             // Ending the step releases this run's claim on the step key, if it holds one.
-            events: vec![ev],
+            events,
         };
         let id = self
             .store

@@ -76,7 +76,7 @@ impl Engine {
                         .map_err(|e| StepError::retryable(format!("cannot read upstream '{dep}': {e}")))?
                         .map(|(p, _)| p)
                         .ok_or_else(|| StepError::permanent(format!("upstream '{dep}' is recorded as materialized but its Delta table is missing")))?;
-                    crate::session::register_partitions(&session, &dep, provider, &[])
+                    crate::session::register_partitions(&session, dep.as_str(), provider, &[])
                         .map_err(|e| StepError::datafusion("cannot register upstream", &e))?;
                     inputs.push(UpstreamInput {
                         key: dep.clone(),
@@ -136,7 +136,12 @@ impl Engine {
                                 }
                             })
                             .collect();
-                        crate::session::register_partitions(&session, &dep, provider, &values)
+                        crate::session::register_partitions(
+                            &session,
+                            dep.as_str(),
+                            provider,
+                            &values,
+                        )
                     }
                     (true, true) => session
                         .register_table(TableReference::bare(dep.as_str()), provider)

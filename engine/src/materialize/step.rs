@@ -106,6 +106,32 @@ impl Engine {
                 .attempt(state, &spec, key, (attempt, seq), kind.as_ref(), slot)
                 .await;
             match result {
+                Ok(m) if !m.published => {
+                    let failed: Vec<String> = m
+                        .checks
+                        .iter()
+                        .filter(|c| c.blocks())
+                        .map(|c| c.summary())
+                        .collect();
+                    let msg = format!(
+                        "check failed: {}; Delta version {} is kept unpublished and downstream assets \
+                         read the last published version (after a look: assets publish {} --version {} \
+                         --reason \"…\")",
+                        failed.join("; "),
+                        m.delta_version,
+                        key.asset,
+                        m.delta_version
+                    );
+                    tracing::error!(target: "spine::outcome", "{msg}");
+                    report.rows = Some(m.row_count);
+                    report.delta_version = Some(m.delta_version);
+                    report.failure_class = Some(FailureClass::Permanent);
+                    report.status = StepStatus::Failed;
+                    report.error = Some(msg.clone());
+                    self.finish(state, key, StepStatus::Failed, Some(msg), None, Some(m))
+                        .await?;
+                    return Ok(report);
+                }
                 Ok(m) => {
                     report.rows = Some(m.row_count);
                     report.delta_version = Some(m.delta_version);
@@ -377,7 +403,33 @@ impl Engine {
                 AttemptError::Failed(StepError::retryable(format!("Delta commit failed: {e}")))
             })?;
         fault_point("crash_after_commit", key);
-        if let Some((batches, schema)) = in_memory {
+        // Audit before publishing: the checks run on the committed version; a failed `error` check
+        // keeps it unpublished (downstream keeps reading the last published version).
+        let checks = if spec.checks.is_empty() {
+            Vec::new()
+        } else {
+            let (previous, others) = {
+                let latest = state.latest.lock().expect("latest lock");
+                let others: HashMap<AssetKey, i64> = spec
+                    .checks
+                    .iter()
+                    .filter_map(|c| c.kind.reads())
+                    .filter_map(|to| {
+                        latest
+                            .iter()
+                            .filter(|(k, _)| &k.asset == to)
+                            .map(|(_, m)| m.m.delta_version)
+                            .max()
+                            .map(|v| (to.clone(), v))
+                    })
+                    .collect();
+                (latest.get(step).map(|m| m.m.row_count), others)
+            };
+            self.run_checks(&spec.checks, step, delta_version, rows, previous, &others)
+                .await
+        };
+        let published = !checks.iter().any(|c| c.blocks());
+        if let Some((batches, schema)) = in_memory.filter(|_| published) {
             // Downstream steps of this run read the committed rows from memory instead of re-reading.
             if let Ok(mem) = MemTable::try_new(schema, vec![batches]) {
                 let _ = state.register(key, Arc::new(mem), delta_version);
@@ -396,6 +448,8 @@ impl Engine {
             code_version: spec.code_version.clone(),
             upstream: reads,
             metadata: serde_json::Value::Object(metadata.into_iter().collect()),
+            published,
+            checks,
         })
     }
 }

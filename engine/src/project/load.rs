@@ -345,6 +345,12 @@ fn to_spec(
             ),
             None => None,
         },
+        checks: match def.checks.as_ref() {
+            Some(c) => {
+                crate::checks::parse_checks(c).map_err(|m| err("E0230", format!("checks: {m}")))?
+            }
+            None => Vec::new(),
+        },
         body,
         source: Some(loc),
         unread_deps: unread,

@@ -113,6 +113,8 @@ pub struct AssetSpec {
     pub partition_mappings: BTreeMap<AssetKey, crate::partitions::PartitionMapping>,
     /// When the daemon materializes it by itself (`automation:`).
     pub automation: Option<crate::automation::Condition>,
+    /// Data checks run on each new materialization before it is published (`checks:`).
+    pub checks: Vec<crate::checks::CheckDef>,
     /// How it is computed.
     pub body: AssetBody,
     /// Where it is defined.
@@ -189,6 +191,7 @@ impl AssetSpec {
             on_schema_change: Default::default(),
             partitions: None,
             automation: None,
+            checks: Vec::new(),
             partition_mappings: BTreeMap::new(),
             body,
             source: None,
@@ -295,6 +298,22 @@ impl Project {
             }
         }
         for spec in assets.values() {
+            for c in &spec.checks {
+                let Some(to) = c.kind.reads().filter(|to| !assets.contains_key(*to)) else {
+                    continue;
+                };
+                errors.push(
+                    DefinitionError::new(
+                        "E0230",
+                        format!("checks: '{}' reads '{to}', which is not an asset", c.name),
+                    )
+                    .asset(spec.key.as_str())
+                    .at_opt(spec.source.clone())
+                    .hint(
+                        "`relationships: {column, to: ASSET, field}` names an asset of the project",
+                    ),
+                );
+            }
             for (up, mapping) in &spec.partition_mappings {
                 let bad = |m: String| {
                     DefinitionError::new("E0212", format!("partition_mapping of '{up}': {m}"))

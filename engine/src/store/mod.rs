@@ -6,12 +6,14 @@
 //! trait.
 
 pub mod backfills;
+pub mod checks;
 pub mod daemon;
 pub mod lineage;
 pub mod partitions;
 pub mod sqlite;
 
 pub use backfills::{BackfillRecord, BackfillStep, BackfillStore, LatestOutcome, PlannedRun};
+pub use checks::{CheckRecord, CheckStore};
 pub use daemon::{DaemonLock, DaemonStore, TickRecord};
 pub use lineage::LineageStore;
 pub use partitions::PartitionStore;
@@ -314,6 +316,17 @@ pub struct NewMaterialization {
     pub upstream: Vec<UpstreamRead>,
     /// Metadata reported by the step.
     pub metadata: serde_json::Value,
+    /// Whether downstream assets read it: false when an `error` check failed (write-audit-publish:
+    /// the version exists but the last published one is what the asset serves).
+    #[serde(default = "published_default")]
+    pub published: bool,
+    /// The asset's checks on it, recorded with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<crate::checks::CheckOutcome>,
+}
+
+fn published_default() -> bool {
+    true
 }
 
 impl NewMaterialization {
@@ -357,7 +370,7 @@ pub struct StepOutcome {
 /// Durable state of runs and assets.
 #[async_trait]
 pub trait RunStore:
-    BackfillStore + DaemonStore + LineageStore + PartitionStore + Send + Sync
+    BackfillStore + CheckStore + DaemonStore + LineageStore + PartitionStore + Send + Sync
 {
     /// The same store stamping its records with `clock`'s time.
     fn with_clock(&self, clock: Arc<dyn Clock>) -> Arc<dyn RunStore>;

@@ -10,6 +10,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 mod backfills;
+mod checks;
 mod claims;
 mod daemon;
 mod lineage;
@@ -367,7 +368,7 @@ impl RunStore for SqliteStore {
     async fn latest_materializations(&self) -> StoreResult<HashMap<StepKey, Materialization>> {
         let rows = sqlx::query(
             "SELECT * FROM materializations WHERE id IN
-             (SELECT MAX(id) FROM materializations GROUP BY asset_key, partition_key)",
+             (SELECT MAX(id) FROM materializations WHERE published = 1 GROUP BY asset_key, partition_key)",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -378,7 +379,7 @@ impl RunStore for SqliteStore {
 
     async fn latest_materialization(&self, step: &StepKey) -> StoreResult<Option<Materialization>> {
         let row = sqlx::query(
-            "SELECT * FROM materializations WHERE asset_key = ? AND partition_key IS ?
+            "SELECT * FROM materializations WHERE asset_key = ? AND partition_key IS ? AND published = 1
              ORDER BY id DESC LIMIT 1",
         )
         .bind(step.asset.as_str())
@@ -459,6 +460,8 @@ impl RunStore for SqliteStore {
             "backfills" => "SELECT * FROM backfills",
             "backfill_runs" => "SELECT * FROM backfill_runs",
             "schedule_ticks" => "SELECT * FROM schedule_ticks",
+            "check_results" => "SELECT * FROM check_results",
+            "publications" => "SELECT * FROM publications",
             other => return Err(StoreError::NotFound(format!("store table '{other}'"))),
         };
         let rows = sqlx::query(q).fetch_all(&self.pool).await?;

@@ -121,6 +121,8 @@ pub(super) fn mat_from_row(r: &SqliteRow) -> StoreResult<Materialization> {
             code_version: r.try_get("code_version")?,
             upstream,
             metadata: json_from(r.try_get("metadata")?)?,
+            published: r.try_get::<i64, _>("published")? != 0,
+            checks: Vec::new(),
         },
     })
 }

@@ -81,8 +81,8 @@ pub(super) async fn finish_in(
             serde_json::to_string(&m.upstream).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO materializations (asset_key, partition_key, run_id, step_id, seq, delta_version, row_count,
-             schema, data_version, code_version, upstream, metadata, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             schema, data_version, code_version, upstream, metadata, created_at, published)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(m.asset_key.as_str())
         .bind(m.partition_key.as_ref().map(|p| p.0.as_str()))
@@ -97,9 +97,11 @@ pub(super) async fn finish_in(
         .bind(upstream)
         .bind(m.metadata.to_string())
         .bind(ts)
+        .bind(i64::from(m.published))
         .fetch_one(&mut **tx)
         .await?;
         insert_lineage(tx, id, &m.upstream).await?;
+        super::checks::insert_check_results(tx, id, m, ts).await?;
         mat_id = Some(id);
     }
     sqlx::query("UPDATE steps SET status = ?, finished_at = ?, error = COALESCE(?, error), reason = ? WHERE run_id = ? AND step_id = ?")

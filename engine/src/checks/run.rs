@@ -1,0 +1,301 @@
+//! Running an asset's checks on one materialization: each check's failing-rows query over `this`
+//! (the materialization's rows at its Delta version, only its partition's for a partition), counted,
+//! with a few sample rows.
+
+use super::{failing_rows_sql, CheckDef, CheckKind};
+use crate::engine::Engine;
+use crate::key::{AssetKey, StepKey};
+use datafusion::prelude::SessionContext;
+use serde::{Deserialize, Serialize};
+use spine_schemas::events::CheckSeverity;
+use std::collections::HashMap;
+use std::time::Instant;
+
+/// Failing rows kept as samples.
+const SAMPLES: usize = 5;
+
+/// How one check went on one materialization.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckOutcome {
+    /// The check's name.
+    pub name: String,
+    /// Its kind (`not_null`, …).
+    pub kind: String,
+    /// What a failure does.
+    pub severity: CheckSeverity,
+    /// No failing row and no error.
+    pub passed: bool,
+    /// Failing rows (for `row_count` and `freshness`: 1 when failing).
+    pub failing_rows: i64,
+    /// Up to five failing rows.
+    pub samples: Vec<serde_json::Value>,
+    /// How long it took.
+    pub duration_ms: i64,
+    /// Why it could not run (a missing column, a query that does not plan); counts as failing.
+    pub error: Option<String>,
+}
+
+impl CheckOutcome {
+    /// Whether this outcome keeps the materialization from being published.
+    pub fn blocks(&self) -> bool {
+        !self.passed && self.severity == CheckSeverity::Error
+    }
+
+    /// One line: `not_null_id failed: 3 failing rows`.
+    pub fn summary(&self) -> String {
+        match (&self.error, self.passed) {
+            (Some(e), _) => format!("{} could not run: {e}", self.name),
+            (None, true) => format!("{} passed", self.name),
+            (None, false) => format!("{} failed: {} failing row(s)", self.name, self.failing_rows),
+        }
+    }
+}
+
+fn to_json(batches: &[arrow::record_batch::RecordBatch]) -> Vec<serde_json::Value> {
+    let mut w = arrow::json::ArrayWriter::new(Vec::new());
+    for b in batches {
+        if w.write(b).is_err() {
+            return Vec::new();
+        }
+    }
+    if w.finish().is_err() {
+        return Vec::new();
+    }
+    serde_json::from_slice(&w.into_inner()).unwrap_or_default()
+}
+
+impl Engine {
+    /// Runs `checks` on the materialization of `step` at Delta version `version` with `rows` rows;
+    /// `previous` is the row count of the previous published materialization (`row_count`'s change),
+    /// `others` the published Delta version of each asset `relationships` reads.
+    pub async fn run_checks(
+        &self,
+        checks: &[CheckDef],
+        step: &StepKey,
+        version: i64,
+        rows: i64,
+        previous: Option<i64>,
+        others: &HashMap<AssetKey, i64>,
+    ) -> Vec<CheckOutcome> {
+        let mut out = Vec::new();
+        for c in checks {
+            let started = Instant::now();
+            let result = self
+                .run_check(c, step, (version, rows), previous, others)
+                .await;
+            let (failing_rows, samples, error) = match result {
+                Ok((n, s)) => (n, s, None),
+                Err(e) => (0, Vec::new(), Some(e)),
+            };
+            out.push(CheckOutcome {
+                name: c.name.clone(),
+                kind: c.kind.as_str().to_string(),
+                severity: c.severity,
+                passed: error.is_none() && failing_rows == 0,
+                failing_rows,
+                samples,
+                duration_ms: started.elapsed().as_millis() as i64,
+                error,
+            });
+        }
+        out
+    }
+
+    async fn run_check(
+        &self,
+        c: &CheckDef,
+        step: &StepKey,
+        (version, rows): (i64, i64),
+        previous: Option<i64>,
+        others: &HashMap<AssetKey, i64>,
+    ) -> Result<(i64, Vec<serde_json::Value>), String> {
+        if let CheckKind::RowCount {
+            min,
+            max,
+            max_change_pct,
+        } = &c.kind
+        {
+            let mut why = Vec::new();
+            if min.is_some_and(|m| rows < m) {
+                why.push(format!(
+                    "{rows} rows, fewer than {}",
+                    min.unwrap_or_default()
+                ));
+            }
+            if max.is_some_and(|m| rows > m) {
+                why.push(format!(
+                    "{rows} rows, more than {}",
+                    max.unwrap_or_default()
+                ));
+            }
+            if let (Some(pct), Some(before)) = (max_change_pct, previous) {
+                let change = if before == 0 {
+                    if rows == 0 {
+                        0.0
+                    } else {
+                        f64::INFINITY
+                    }
+                } else {
+                    (rows - before).abs() as f64 * 100.0 / before as f64
+                };
+                if change > *pct {
+                    why.push(format!(
+                        "{before} → {rows} rows, a change of {change:.1}% (at most {pct}%)"
+                    ));
+                }
+            }
+            let samples = why
+                .iter()
+                .map(|w| serde_json::json!({ "why": w }))
+                .collect::<Vec<_>>();
+            return Ok((i64::from(!why.is_empty()), samples));
+        }
+        let ctx = crate::session::bounded(&self.project.config, Default::default());
+        let spec = &self.project.assets[&step.asset];
+        let provider = self
+            .warehouse
+            .provider(&step.asset, Some(version), &ctx)
+            .await
+            .map_err(|e| e.to_string())?
+            .map(|(p, _)| p)
+            .ok_or_else(|| format!("the table of {} is missing", step.asset))?;
+        let filter: Vec<Vec<(String, String)>> = match (&spec.partitions, &step.partition) {
+            (Some(d), Some(p)) => vec![d.values(p)],
+            _ => Vec::new(),
+        };
+        let registered = if filter.is_empty() {
+            ctx.register_table("this", provider).map(|_| ())
+        } else {
+            crate::session::register_partitions(&ctx, "this", provider, &filter)
+        };
+        registered.map_err(|e| e.to_string())?;
+        if let Some(to) = c.kind.reads() {
+            let v = *others
+                .get(to)
+                .ok_or_else(|| format!("'{to}' has never been materialized (published)"))?;
+            let p = self
+                .warehouse
+                .provider(to, Some(v), &ctx)
+                .await
+                .map_err(|e| e.to_string())?
+                .map(|(p, _)| p)
+                .ok_or_else(|| format!("the table of {to} is missing"))?;
+            ctx.register_table("other", p).map_err(|e| e.to_string())?;
+        }
+        let Some(sql) = failing_rows_sql(&c.kind, self.clock.now()) else {
+            return Ok((0, Vec::new()));
+        };
+        let count = format!("SELECT COUNT(*) AS n FROM ({sql}) AS failing");
+        let n = query(&ctx, &count).await?;
+        let n = n
+            .first()
+            .and_then(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<arrow::array::Int64Array>()
+                    .map(|a| a.value(0))
+            })
+            .unwrap_or(0);
+        if n == 0 {
+            return Ok((0, Vec::new()));
+        }
+        let samples = query(
+            &ctx,
+            &format!("SELECT * FROM ({sql}) AS failing LIMIT {SAMPLES}"),
+        )
+        .await?;
+        Ok((n, to_json(&samples)))
+    }
+}
+
+async fn query(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Result<Vec<arrow::record_batch::RecordBatch>, String> {
+    let df = ctx.sql(sql).await.map_err(|e| first_line(&e.to_string()))?;
+    df.collect().await.map_err(|e| first_line(&e.to_string()))
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().to_string()
+}
+
+impl Engine {
+    /// Runs the checks of the selected assets on their latest published materializations (every
+    /// partition's) and records the outcomes: `assets checks`. Returns each step key checked with its
+    /// materialization id and outcomes, in key order.
+    pub async fn check_latest(
+        &self,
+        selection: Option<&str>,
+    ) -> Result<Vec<(StepKey, i64, Vec<CheckOutcome>)>, crate::error::EngineError> {
+        let selected = crate::plan::select_some(&self.project, selection)?;
+        let latest = self.store.latest_materializations().await?;
+        let mut steps: Vec<&StepKey> = latest
+            .keys()
+            .filter(|k| {
+                selected.contains(&k.asset) && !self.project.assets[&k.asset].checks.is_empty()
+            })
+            .collect();
+        steps.sort();
+        let mut out = Vec::new();
+        for step in steps {
+            let m = &latest[step];
+            let spec = &self.project.assets[&step.asset];
+            let others: HashMap<AssetKey, i64> = spec
+                .checks
+                .iter()
+                .filter_map(|c| c.kind.reads())
+                .filter_map(|to| {
+                    latest
+                        .iter()
+                        .filter(|(k, _)| &k.asset == to)
+                        .map(|(_, m)| m.m.delta_version)
+                        .max()
+                        .map(|v| (to.clone(), v))
+                })
+                .collect();
+            // `row_count`'s change is measured against the version before this one: not known here.
+            let outcomes = self
+                .run_checks(
+                    &spec.checks,
+                    step,
+                    m.m.delta_version,
+                    m.m.row_count,
+                    None,
+                    &others,
+                )
+                .await;
+            self.store.record_checks(m.id, &outcomes).await?;
+            out.push((step.clone(), m.id, outcomes));
+        }
+        Ok(out)
+    }
+
+    /// Publishes the materialization of `key` (partition `partition`) that wrote Delta `version`, with
+    /// `reason` recorded: downstream assets read it from now on (if it is the newest published).
+    /// E0231 when no materialization wrote that version; false when it was published already.
+    pub async fn publish(
+        &self,
+        key: &AssetKey,
+        partition: Option<&str>,
+        version: i64,
+        reason: &str,
+    ) -> Result<bool, crate::error::EngineError> {
+        let Some(m) = self
+            .store
+            .materialization_at(key, partition, version)
+            .await?
+        else {
+            return Err(crate::error::DefinitionError::new(
+                "E0231",
+                format!(
+                    "no materialization of {key}{} wrote Delta version {version}",
+                    partition.map(|p| format!("[{p}]")).unwrap_or_default()
+                ),
+            )
+            .hint("`assets sql \"SELECT delta_version, published FROM spine.materializations WHERE asset_key = 'KEY'\"` lists its versions; a partition needs --partition")
+            .into());
+        };
+        Ok(self.store.publish(m.id, reason).await?)
+    }
+}

@@ -1,0 +1,41 @@
+//! What the run store keeps of asset checks: each check's outcome per materialization (recorded with
+//! the materialization, or later by `assets checks`), and explicit publications of versions a check
+//! held back.
+
+use super::{Materialization, StoreResult};
+use crate::checks::CheckOutcome;
+use crate::key::{AssetKey, RunId};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// A recorded check outcome.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckRecord {
+    /// The materialization checked.
+    pub materialization_id: i64,
+    /// The run that ran it (none: `assets checks`).
+    pub run_id: Option<RunId>,
+    /// The outcome.
+    #[serde(flatten)]
+    pub outcome: CheckOutcome,
+    /// When.
+    pub created_at: String,
+}
+
+/// The checks half of the run store.
+#[async_trait]
+pub trait CheckStore: Send + Sync {
+    /// Records outcomes of checks run on materialization `id` outside a run.
+    async fn record_checks(&self, id: i64, outcomes: &[CheckOutcome]) -> StoreResult<()>;
+    /// The latest outcome of each check of materialization `id`.
+    async fn check_results(&self, id: i64) -> StoreResult<Vec<CheckRecord>>;
+    /// The materialization of `key` (a partition of it) that wrote Delta `version`, published or not.
+    async fn materialization_at(
+        &self,
+        key: &AssetKey,
+        partition: Option<&str>,
+        version: i64,
+    ) -> StoreResult<Option<Materialization>>;
+    /// Publishes materialization `id` with `reason` (recorded); false when it was published already.
+    async fn publish(&self, id: i64, reason: &str) -> StoreResult<bool>;
+}

@@ -1,0 +1,153 @@
+//! The SQLite implementation of [`CheckStore`], and the insert of a materialization's check outcomes
+//! in the transaction that records it.
+
+use super::*;
+use crate::checks::CheckOutcome;
+use crate::store::checks::{CheckRecord, CheckStore};
+use spine_schemas::events::CheckSeverity;
+
+async fn insert(
+    conn: &mut sqlx::SqliteConnection,
+    id: i64,
+    (asset, partition, run): (&str, Option<&str>, Option<&str>),
+    outcomes: &[CheckOutcome],
+    ts: &str,
+) -> StoreResult<()> {
+    for c in outcomes {
+        sqlx::query(
+            "INSERT INTO check_results (materialization_id, asset_key, partition_key, run_id, check_name, kind,
+             severity, passed, failing_rows, samples, error, duration_ms, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(asset)
+        .bind(partition)
+        .bind(run)
+        .bind(&c.name)
+        .bind(&c.kind)
+        .bind(c.severity.as_str())
+        .bind(i64::from(c.passed))
+        .bind(c.failing_rows)
+        .bind(serde_json::Value::Array(c.samples.clone()).to_string())
+        .bind(&c.error)
+        .bind(c.duration_ms)
+        .bind(ts)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Inserts `m`'s check outcomes as those of materialization `id`.
+pub(super) async fn insert_check_results(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    id: i64,
+    m: &NewMaterialization,
+    ts: &str,
+) -> StoreResult<()> {
+    let who = (
+        m.asset_key.as_str(),
+        m.partition_key.as_ref().map(|p| p.0.as_str()),
+        Some(m.run_id.as_str()),
+    );
+    insert(tx, id, who, &m.checks, ts).await
+}
+
+#[async_trait]
+impl CheckStore for SqliteStore {
+    async fn record_checks(&self, id: i64, outcomes: &[CheckOutcome]) -> StoreResult<()> {
+        let ts = self.clock.stamp();
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query("SELECT asset_key, partition_key FROM materializations WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("materialization {id}")))?;
+        let (asset, partition): (String, Option<String>) =
+            (row.try_get("asset_key")?, row.try_get("partition_key")?);
+        insert(
+            &mut tx,
+            id,
+            (&asset, partition.as_deref(), None),
+            outcomes,
+            &ts,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn check_results(&self, id: i64) -> StoreResult<Vec<CheckRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM check_results WHERE id IN
+             (SELECT MAX(id) FROM check_results WHERE materialization_id = ? GROUP BY check_name)
+             ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let samples = json_from(r.try_get("samples")?)?;
+                Ok(CheckRecord {
+                    materialization_id: r.try_get("materialization_id")?,
+                    run_id: r.try_get::<Option<String>, _>("run_id")?.map(RunId),
+                    created_at: r.try_get("created_at")?,
+                    outcome: CheckOutcome {
+                        name: r.try_get("check_name")?,
+                        kind: r.try_get("kind")?,
+                        severity: if r.try_get::<&str, _>("severity")? == "warn" {
+                            CheckSeverity::Warn
+                        } else {
+                            CheckSeverity::Error
+                        },
+                        passed: r.try_get::<i64, _>("passed")? != 0,
+                        failing_rows: r.try_get("failing_rows")?,
+                        samples: samples.as_array().cloned().unwrap_or_default(),
+                        duration_ms: r.try_get("duration_ms")?,
+                        error: r.try_get("error")?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn materialization_at(
+        &self,
+        key: &AssetKey,
+        partition: Option<&str>,
+        version: i64,
+    ) -> StoreResult<Option<Materialization>> {
+        let row = sqlx::query(
+            "SELECT * FROM materializations WHERE asset_key = ? AND partition_key IS ? AND delta_version = ?
+             ORDER BY id DESC LIMIT 1",
+        )
+        .bind(key.as_str())
+        .bind(partition)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(mat_from_row).transpose()
+    }
+
+    async fn publish(&self, id: i64, reason: &str) -> StoreResult<bool> {
+        let ts = self.clock.stamp();
+        let mut tx = self.pool.begin().await?;
+        let changed =
+            sqlx::query("UPDATE materializations SET published = 1 WHERE id = ? AND published = 0")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if changed > 0 {
+            sqlx::query("INSERT INTO publications (materialization_id, reason, created_at) VALUES (?, ?, ?)")
+                .bind(id)
+                .bind(reason)
+                .bind(&ts)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(changed > 0)
+    }
+}
