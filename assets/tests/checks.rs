@@ -108,6 +108,17 @@ fn a_failed_check_keeps_downstream_on_the_published_version_until_publish() {
         "{sample}"
     );
 
+    // `status` says what is held back and how to release it.
+    let st = p.run(&["status"]).ok().stdout.clone();
+    assert!(
+        st.contains("version 1 held back by failed checks (unique_id, accepted_values_status)")
+            || st.contains(
+                "version 1 held back by failed checks (accepted_values_status, unique_id)"
+            ),
+        "{st}"
+    );
+    let sj = p.run(&["status", "orders", "--json"]).ok().json();
+    assert_eq!(sj[0]["held_back"][0]["delta_version"], 1, "{sj}");
     // Later runs read the published version 0, however often the downstream is forced.
     p.run(&["materialize", "totals", "--force"]).ok();
     assert_eq!(totals_read(&p), 0);
@@ -138,6 +149,8 @@ fn a_failed_check_keeps_downstream_on_the_published_version_until_publish() {
         sql(&p, "SELECT reason FROM spine.publications"),
         serde_json::json!([{"reason": "duplicates are expected today"}])
     );
+    let sj = p.run(&["status", "orders", "--json"]).ok().json();
+    assert!(sj[0].get("held_back").is_none(), "{sj}");
     // Now downstream is stale and reads version 1; `checks` re-runs the checks and fails.
     p.run(&["materialize", "totals"]).ok();
     assert_eq!(totals_read(&p), 1);

@@ -43,6 +43,20 @@ pub struct AssetStatus {
     /// For a partitioned asset: how many of its partitions are in each state.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub partitions: Option<PartitionCounts>,
+    /// Newer versions a failed `error` check keeps unpublished (write-audit-publish).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub held_back: Vec<HeldBack>,
+}
+
+/// A version a failed check keeps unpublished.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HeldBack {
+    /// Its partition, for a partitioned asset.
+    pub partition: Option<crate::key::PartitionKey>,
+    /// Its Delta version.
+    pub delta_version: i64,
+    /// The `error` checks that failed on it.
+    pub failed_checks: Vec<String>,
 }
 
 /// How many partitions of a partitioned asset are in each state.
@@ -185,6 +199,27 @@ impl Engine {
         } else {
             HashMap::new()
         };
+        let mut held: HashMap<AssetKey, Vec<HeldBack>> = HashMap::new();
+        for m in self.store.held_back().await? {
+            if !selected.contains(&m.m.asset_key) {
+                continue;
+            }
+            let failed_checks = self
+                .store
+                .check_results(m.id)
+                .await?
+                .into_iter()
+                .filter(|c| c.outcome.blocks())
+                .map(|c| c.outcome.name)
+                .collect();
+            held.entry(m.m.asset_key.clone())
+                .or_default()
+                .push(HeldBack {
+                    partition: m.m.partition_key.clone(),
+                    delta_version: m.m.delta_version,
+                    failed_checks,
+                });
+        }
         let order = self.project.graph.topological_order().unwrap_or_default();
         // For each asset: the stale or missing asset (itself or an ancestor) that makes it outdated.
         let mut outdated_by: HashMap<&AssetKey, &AssetKey> = HashMap::new();
@@ -222,6 +257,7 @@ impl Engine {
                             .cloned(),
                     },
                     partitions,
+                    held_back: held.remove(key).unwrap_or_default(),
                 });
             }
         }

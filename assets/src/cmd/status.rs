@@ -53,6 +53,28 @@ pub async fn run(root: &Path, selection: Option<&str>, json: bool) -> anyhow::Re
                 ),
                 None => s.state.replace('_', "-"),
             };
+            // Versions a failed check holds back, after the freshness reason.
+            let held: Vec<String> = s
+                .held_back
+                .iter()
+                .map(|h| {
+                    format!(
+                        "version {}{} held back by failed checks ({}): assets publish {} --version {}{} --reason …",
+                        h.delta_version,
+                        h.partition.as_ref().map(|p| format!(" [{p}]")).unwrap_or_default(),
+                        h.failed_checks.join(", "),
+                        s.key,
+                        h.delta_version,
+                        h.partition.as_ref().map(|p| format!(" --partition {p}")).unwrap_or_default(),
+                    )
+                })
+                .collect();
+            let why = [why]
+                .into_iter()
+                .chain(held)
+                .filter(|w| !w.is_empty())
+                .collect::<Vec<_>>()
+                .join("; ");
             vec![
                 s.key.to_string(),
                 state,

@@ -36,6 +36,9 @@ pub trait CheckStore: Send + Sync {
         partition: Option<&str>,
         version: i64,
     ) -> StoreResult<Option<Materialization>>;
+    /// Materializations newer than their step key's latest published one that are not published
+    /// (held back by a failed check), oldest first.
+    async fn held_back(&self) -> StoreResult<Vec<Materialization>>;
     /// Publishes materialization `id` with `reason` (recorded); false when it was published already.
     async fn publish(&self, id: i64, reason: &str) -> StoreResult<bool>;
 }
