@@ -282,6 +282,26 @@ impl Project {
             }
             assets.insert(spec.key.clone(), spec);
         }
+        // An asset another asset's check reads (`relationships`) is materialized before it: an
+        // upstream (so a change to it makes the checked asset stale and its checks run again).
+        let check_reads: Vec<(AssetKey, AssetKey)> = assets
+            .values()
+            .flat_map(|s| {
+                s.checks
+                    .iter()
+                    .filter_map(|c| c.kind.reads())
+                    .filter(|to| assets.contains_key(*to) && **to != s.key && !s.deps.contains(*to))
+                    .map(|to| (s.key.clone(), to.clone()))
+            })
+            .collect();
+        for (key, to) in check_reads {
+            if let Some(s) = assets.get_mut(&key) {
+                if !s.deps.contains(&to) {
+                    s.deps.push(to);
+                    s.deps.sort();
+                }
+            }
+        }
         for spec in assets.values() {
             for dep in &spec.deps {
                 if assets.contains_key(dep) {
