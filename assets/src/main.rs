@@ -122,6 +122,13 @@ pub enum Command {
         #[arg(long = "partition", value_name = "KEY|FROM..TO")]
         partitions: Vec<String>,
     },
+    /// Observe the selected source assets (`kind: source`; default: all of them): record their files'
+    /// sizes and modification times as a new data version when they changed, so exactly their
+    /// dependents become stale. `materialize` observes the sources it runs too.
+    Observe {
+        #[command(flatten)]
+        select: SelectArgs,
+    },
     /// Backfill partitions: record a durable backfill of the selected partitioned assets over a range
     /// of partitions, chunked into runs, and run it (`status`, `cancel`, `resume` manage one).
     #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]

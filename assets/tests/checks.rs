@@ -215,7 +215,11 @@ fn relationships_and_freshness_checks() {
     ]);
     // The asset a `relationships` check reads is an upstream: materialized first in one run.
     p.run(&["materialize", "orders"]).code(1);
-    assert!(p.run(&["list", "+orders"]).ok().stdout.contains("customers"));
+    assert!(p
+        .run(&["list", "+orders"])
+        .ok()
+        .stdout
+        .contains("customers"));
     p.run(&["materialize", "+orders"]).ok();
     let r = sql(&p, "SELECT check_name AS c, passed AS p, failing_rows AS n FROM spine.check_results ORDER BY c");
     assert_eq!(

@@ -241,6 +241,20 @@ pub async fn run_sql(engine: &Engine, sql: &str) -> Result<Vec<RecordBatch>, Eng
             .hint("check the query syntax")
     })?;
     for key in keys {
+        // A source (not copied) is read as its files are now.
+        if let Some(source) = engine.project.assets[&key]
+            .body
+            .config::<crate::kinds::source::SourceConfig>()
+            .filter(|c| !c.snapshot)
+        {
+            let bad = |m: String| {
+                crate::error::DefinitionError::new("E0240", format!("source '{key}': {m}"))
+            };
+            let files = source.files().map_err(bad)?;
+            let table = source.table(&ctx, &files).await.map_err(bad)?;
+            ctx.register_table(TableReference::bare(key.as_str()), table)?;
+            continue;
+        }
         match engine.warehouse.provider(&key, None, &ctx).await? {
             Some((provider, _)) => {
                 ctx.register_table(TableReference::bare(key.as_str()), provider)?;

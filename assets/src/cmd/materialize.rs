@@ -77,6 +77,12 @@ fn symbol(s: StepStatus) -> &'static str {
 
 fn describe(r: &StepReport) -> String {
     match r.status {
+        // A source observed (nothing written).
+        StepStatus::Succeeded if r.delta_version.is_none() => format!(
+            "{} rows observed, {}",
+            r.rows.unwrap_or(0),
+            millis(r.duration_ms)
+        ),
         StepStatus::Succeeded => format!(
             "{} rows, Delta v{}, {}{}",
             r.rows.unwrap_or(0),

@@ -27,6 +27,20 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Init { dir } => init::run(dir.unwrap_or(root)),
         Command::Check => check::run(&root, json).await,
         Command::List { select } => list::run(&root, select.expression().as_deref(), json).await,
+        Command::Observe { select } => {
+            let selection = match select.expression() {
+                Some(e) => format!("({e}) and kind:source"),
+                None => "kind:source".to_string(),
+            };
+            let opts = materialize::Options {
+                force: false,
+                concurrency: None,
+                no_wait: false,
+                queue: false,
+                partitions: PartitionSelection::All,
+            };
+            materialize::run(&root, Some(selection), opts, json).await
+        }
         Command::Materialize {
             select,
             force,

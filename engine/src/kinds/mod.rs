@@ -3,6 +3,7 @@
 
 mod definition;
 mod rust;
+pub mod source;
 pub(crate) mod sql;
 
 pub use definition::{KindConfig, KindDefinition, COMMON_FIELDS};
@@ -297,6 +298,7 @@ impl KindRegistry {
         let mut r = KindRegistry::default();
         r.register(Arc::new(SqlKind));
         r.register(Arc::new(RustKind));
+        r.register(Arc::new(source::SourceKind));
         r
     }
 

@@ -240,6 +240,12 @@ impl Engine {
         materialization: Option<NewMaterialization>,
     ) -> Result<Option<i64>, EngineError> {
         let message = match (&materialization, &error, &reason) {
+            (Some(m), _, _) if m.delta_version < 0 => {
+                format!(
+                    "observed {key}: {} rows, data version {}",
+                    m.row_count, m.data_version
+                )
+            }
             (Some(m), _, _) => format!(
                 "materialized {key}: {} rows, Delta version {}",
                 m.row_count, m.delta_version

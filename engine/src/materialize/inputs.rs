@@ -103,6 +103,45 @@ impl Engine {
                     spec.key
                 )));
             }
+            // A source that is not copied: exactly the files its observation recorded.
+            let source = self.project.assets[&dep]
+                .body
+                .config::<crate::kinds::source::SourceConfig>()
+                .filter(|c| !c.snapshot);
+            if let (Some(config), Some(m)) = (source, read.first()) {
+                // Registrations are remembered by version; an observation's is its negated id.
+                let cache = -m.id;
+                let already = !own
+                    && state.registered.lock().expect("registered lock").get(&dep) == Some(&cache);
+                if !already {
+                    let provider = self.source_table(config, m, &session).await?;
+                    let registered = if own {
+                        session
+                            .register_table(TableReference::bare(dep.as_str()), provider)
+                            .map(|_| ())
+                    } else {
+                        state.register(&dep, provider, cache)
+                    };
+                    registered
+                        .map_err(|e| StepError::datafusion("cannot register upstream", &e))?;
+                }
+                inputs.push(UpstreamInput {
+                    key: dep.clone(),
+                    partition: None,
+                    table_url: self
+                        .warehouse
+                        .table_url(&dep)
+                        .map_err(StepError::permanent)?,
+                    delta_version: -1,
+                });
+                reads.push(UpstreamRead {
+                    key: dep.clone(),
+                    partition: None,
+                    materialization_id: Some(m.id),
+                    delta_version: None,
+                });
+                continue;
+            }
             // A table's latest commit holds every partition's latest files.
             let version = read.iter().map(|m| m.m.delta_version).max().unwrap_or(0);
             // The partitions this step sees of the upstream (none: all of it).

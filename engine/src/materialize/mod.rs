@@ -14,6 +14,7 @@
 mod claim;
 mod executor;
 mod inputs;
+mod observe;
 mod schema_change;
 mod step;
 mod submit;
@@ -171,9 +172,9 @@ struct RunState {
     /// A step's end could not be written (a full disk): the store may not know how steps ended, so
     /// the run is settled as recovery would settle it rather than just given its end state.
     store_failed: std::sync::atomic::AtomicBool,
-    /// Compute slots (`concurrency` of them): a step holds one from its start until its output is
-    /// staged, not while it waits for its commit, so steps of one table that wait side by side are
-    /// committed together (see `warehouse::partitioned`).
+    /// Compute slots (`concurrency` of them): a step holds one from its start to its end, except
+    /// that a partition's step frees it once its output is staged, so partitions of one table that
+    /// wait for their commits side by side are committed together (see `warehouse::partitioned`).
     slots: Arc<tokio::sync::Semaphore>,
 }
 

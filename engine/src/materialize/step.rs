@@ -43,6 +43,15 @@ impl Engine {
         let spec = self.project.assets[&key.asset].clone();
         let step_id = key.to_string();
         let mut report = StepReport::new(key);
+        // A source (not copied) is observed every time: whether it changed is what it finds out.
+        let observed = spec
+            .body
+            .config::<crate::kinds::source::SourceConfig>()
+            .filter(|c| !c.snapshot)
+            .cloned();
+        if let Some(config) = &observed {
+            return self.observe_step(state, &spec, key, config).await;
+        }
         if !state.force {
             let fresh_in = {
                 let latest = state.latest.lock().expect("latest lock");
@@ -346,7 +355,15 @@ impl Engine {
         ) = result
             .map_err(AttemptError::Failed)?
             .map_err(AttemptError::Parked)?;
-        drop(slot);
+        // A partition's step frees its compute slot while its commit waits to be grouped with its
+        // siblings'; a whole table's step keeps it to the end (`-c 1` runs one step at a time).
+        let _slot = match scope {
+            WriteScope::Partition { .. } => {
+                drop(slot);
+                None
+            }
+            WriteScope::Table => Some(slot),
+        };
         if state.claims.lost(step) {
             return Err(AttemptError::Failed(StepError::retryable(format!(
                 "this run's claim on {step} expired and another run took it over; not committing"

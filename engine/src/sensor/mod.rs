@@ -107,7 +107,7 @@ impl SensorDef {
 }
 
 /// `*` (any run of characters) and `?` (one character) against the whole of `name`.
-fn glob(pattern: &str, name: &str) -> bool {
+pub(crate) fn glob(pattern: &str, name: &str) -> bool {
     let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
     let (mut i, mut j, mut star, mut mark) = (0, 0, None, 0);
     while j < n.len() {

@@ -1,0 +1,233 @@
+//! Source assets through the CLI: a glob of 100 Parquet files (written by pyarrow) and CSV files read
+//! in place, never copied; `observe` records a new data version only when a file changed, so exactly
+//! the dependents of a changed source become stale; a file that drifted in schema or changed after
+//! its observation is named; `snapshot: true` copies the observation into a Delta version.
+
+mod common;
+use common::*;
+
+const WRITE_PARQUET: &str = r#"
+import json, os, sys
+import pyarrow as pa, pyarrow.parquet as pq
+d = sys.argv[1]
+os.makedirs(d, exist_ok=True)
+for i in range(100):
+    t = pa.table({"id": pa.array([i * 10 + j for j in range(10)], pa.int64()),
+                  "part": pa.array([i] * 10, pa.int64())})
+    pq.write_table(t, os.path.join(d, f"events-{i:03}.parquet"))
+sys.stdout.write(json.dumps({"files": 100}))
+sys.stdout.flush()
+os._exit(0)
+"#;
+
+fn project() -> Project {
+    let p = Project::new(&[
+        (
+            "assets/events.yaml",
+            "key: raw/events\nkind: source\npath: ../data/events/events-*.parquet\n",
+        ),
+        (
+            "assets/rates.yaml",
+            "key: raw/rates\nkind: source\npath: ../data/rates/*.csv\ncsv: {header: true, delimiter: \";\"}\n",
+        ),
+        (
+            "assets/event_count.yaml",
+            "key: event_count\nkind: sql\nquery: SELECT COUNT(*) AS n, COUNT(DISTINCT part) AS parts, SUM(id) AS ids FROM raw.events\n",
+        ),
+        (
+            "assets/avg_rate.yaml",
+            "key: avg_rate\nkind: sql\nquery: SELECT currency, AVG(rate) AS rate FROM raw.rates GROUP BY currency\n",
+        ),
+        ("data/rates/2026-01.csv", "currency;rate\nEUR;1.1\nGBP;1.3\n"),
+    ]);
+    python_json(
+        WRITE_PARQUET,
+        &[p.path().join("data/events").display().to_string()],
+    );
+    p
+}
+
+fn statuses(v: &serde_json::Value) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["key"].as_str().unwrap().to_string(),
+                s["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn sources_are_read_in_place_and_a_change_makes_exactly_their_dependents_stale() {
+    let p = project();
+    let v = p.run(&["materialize", "--json"]).ok().json();
+    assert!(statuses(&v).iter().all(|(_, s)| s == "succeeded"), "{v}");
+    assert_eq!(
+        p.run(&["sql", "--json", "SELECT n, parts, ids FROM event_count"])
+            .ok()
+            .json(),
+        serde_json::json!([{"n": 1000, "parts": 100, "ids": 499500}])
+    );
+    // Nothing was copied: no Delta table for the sources.
+    assert!(!p.path().join("warehouse/raw/events").exists());
+    assert!(!p.path().join("warehouse/raw/rates").exists());
+    let obs = p
+        .run(&["sql", "--json", "SELECT asset_key AS k, row_count AS n, delta_version AS v FROM spine.materializations WHERE asset_key LIKE 'raw/%' ORDER BY k"])
+        .ok()
+        .json();
+    assert_eq!(
+        obs,
+        serde_json::json!([{"k": "raw/events", "n": 1000, "v": -1}, {"k": "raw/rates", "n": 2, "v": -1}])
+    );
+
+    // Observing unchanged sources records nothing; everything stays fresh.
+    let again = p.run(&["observe", "--json"]).ok().json();
+    assert_eq!(
+        statuses(&again),
+        [
+            ("raw/events".to_string(), "up_to_date".to_string()),
+            ("raw/rates".to_string(), "up_to_date".to_string())
+        ]
+    );
+
+    // A new rates file: only raw/rates gets a new observation, only avg_rate goes stale.
+    p.write("data/rates/2026-02.csv", "currency;rate\nEUR;1.3\n");
+    let v = p.run(&["observe", "--json"]).ok().json();
+    assert_eq!(
+        statuses(&v),
+        [
+            ("raw/events".to_string(), "up_to_date".to_string()),
+            ("raw/rates".to_string(), "succeeded".to_string())
+        ]
+    );
+    let st = p.run(&["status", "--json"]).ok().json();
+    let state = |k: &str| {
+        st.as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["key"] == k)
+            .unwrap()["state"]
+            .clone()
+    };
+    assert_eq!(
+        (state("avg_rate"), state("event_count")),
+        ("stale".into(), "fresh".into()),
+        "{st}"
+    );
+    let v = p.run(&["materialize", "--json"]).ok().json();
+    assert!(
+        statuses(&v).contains(&("avg_rate".to_string(), "succeeded".to_string())),
+        "{v}"
+    );
+    assert!(
+        statuses(&v).contains(&("event_count".to_string(), "up_to_date".to_string())),
+        "{v}"
+    );
+    let eur = p
+        .run(&[
+            "sql",
+            "--json",
+            "SELECT rate FROM avg_rate WHERE currency = 'EUR'",
+        ])
+        .ok()
+        .json();
+    assert!(
+        (eur[0]["rate"].as_f64().unwrap() - 1.2).abs() < 1e-9,
+        "{eur}"
+    );
+}
+
+#[test]
+fn drifted_and_changed_source_files_are_named() {
+    let p = project();
+    p.run(&["materialize"]).ok();
+    // A file whose columns differ: the observation fails naming the file and the column.
+    p.write("data/rates/2026-03.csv", "currency;price\nEUR;1.0\n");
+    let r = p.run(&["observe", "--json"]);
+    r.code(1);
+    let v = r.json();
+    let err = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == "raw/rates")
+        .unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("2026-03.csv") && err.contains("column 'rate' is missing"),
+        "{err}"
+    );
+    std::fs::remove_file(p.path().join("data/rates/2026-03.csv")).unwrap();
+    // A file changed after its observation: a downstream step refuses to read what was not recorded.
+    p.write(
+        "data/rates/2026-01.csv",
+        "currency;rate\nEUR;9.9\nGBP;1.3\n",
+    );
+    let r = p.run(&["materialize", "avg_rate", "--force", "--json"]);
+    r.code(1);
+    let err = r.json()["steps"][0]["error"].as_str().unwrap().to_string();
+    assert!(
+        err.contains("2026-01.csv changed since it was observed")
+            && err.contains("assets observe raw/rates"),
+        "{err}"
+    );
+    // Bad definitions.
+    for (yaml, says) in [
+        (
+            "key: s\nkind: source\npath: data/*/x.csv\n",
+            "wildcards go in the file name only",
+        ),
+        (
+            "key: s\nkind: source\npath: data/x.txt\n",
+            "cannot tell the format",
+        ),
+        (
+            "key: s\nkind: source\npath: data/x.parquet\ncsv: {header: false}\n",
+            "`csv:` options are for `format: csv`",
+        ),
+        (
+            "key: s\nkind: source\npath: data/x.csv\nformat: xml\n",
+            "unknown variant",
+        ),
+    ] {
+        let q = Project::new(&[("assets/s.yaml", yaml)]);
+        let r = q.run(&["check"]);
+        r.code(2);
+        assert!(r.stderr.contains(says), "{yaml}: {}", r.stderr);
+    }
+}
+
+#[test]
+fn a_snapshot_source_is_copied_into_delta_versions() {
+    let p = Project::new(&[
+        (
+            "assets/rates.yaml",
+            "key: raw/rates\nkind: source\npath: ../data/*.json\nsnapshot: true\n",
+        ),
+        (
+            "data/a.json",
+            "{\"currency\": \"EUR\", \"rate\": 1.1}\n{\"currency\": \"GBP\", \"rate\": 1.3}\n",
+        ),
+    ]);
+    p.run(&["materialize"]).ok();
+    assert!(p.path().join("warehouse/raw/rates/_delta_log").exists());
+    // The copy is what later runs read, even after the file changed.
+    p.write("data/a.json", "{\"currency\": \"EUR\", \"rate\": 5.0}\n");
+    let n = p
+        .run(&[
+            "sql",
+            "--json",
+            "SELECT COUNT(*) AS n, MAX(rate) AS top FROM raw.rates",
+        ])
+        .ok()
+        .json();
+    assert_eq!(n, serde_json::json!([{"n": 2, "top": 1.3}]));
+}
