@@ -11,7 +11,12 @@ use spine_engine::{AssetKey, Engine, MaterializeRequest, PartitionKey};
 use std::path::Path;
 
 async fn engine(dir: &Path) -> Engine {
-    let parts = serde_json::json!({"static": ["p0", "p1", "p2", "p3"]});
+    engine_of(dir, &["p0", "p1", "p2", "p3"]).await
+}
+
+/// An engine over one partitioned asset `events` with these static partitions.
+async fn engine_of(dir: &Path, keys: &[&str]) -> Engine {
+    let parts = serde_json::json!({ "static": keys });
     let project = Project::builder(ProjectConfig::in_dir(dir).unwrap())
         .asset(
             AssetSpec::sql("events", "SELECT 1 AS n UNION ALL SELECT 2 AS n")
@@ -111,18 +116,8 @@ async fn a_writer_whose_version_was_taken_commits_after_the_other() {
 async fn partitions_finishing_together_share_a_commit_and_keep_their_own_txn() {
     let dir = tempfile::tempdir().unwrap();
     let keys: Vec<String> = (0..64).map(|i| format!("p{i:02}")).collect();
-    let parts = serde_json::json!({ "static": keys });
-    let project = Project::builder(ProjectConfig::in_dir(dir.path()).unwrap())
-        .asset(
-            AssetSpec::sql("events", "SELECT 1 AS n UNION ALL SELECT 2 AS n")
-                .unwrap()
-                .with_partitions(PartitionsDef::parse(&parts).unwrap()),
-        )
-        .build()
-        .unwrap();
-    let e = Engine::open(project, KindRegistry::builtin())
-        .await
-        .unwrap();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let e = engine_of(dir.path(), &keys).await;
     let report = e
         .materialize(MaterializeRequest {
             partitions: PartitionSelection::All,

@@ -22,6 +22,7 @@
 mod run;
 
 use crate::key::AssetKey;
+pub(crate) use run::read_versions;
 pub use run::CheckOutcome;
 use spine_schemas::events::CheckSeverity;
 use std::time::Duration;

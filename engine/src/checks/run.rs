@@ -51,6 +51,25 @@ impl CheckOutcome {
     }
 }
 
+/// The published Delta version (the newest of its partitions') of each asset `checks` read.
+pub(crate) fn read_versions(
+    checks: &[CheckDef],
+    latest: &HashMap<StepKey, crate::store::Materialization>,
+) -> HashMap<AssetKey, i64> {
+    checks
+        .iter()
+        .filter_map(|c| c.kind.reads())
+        .filter_map(|to| {
+            latest
+                .iter()
+                .filter(|(k, _)| &k.asset == to)
+                .map(|(_, m)| m.m.delta_version)
+                .max()
+                .map(|v| (to.clone(), v))
+        })
+        .collect()
+}
+
 fn to_json(batches: &[arrow::record_batch::RecordBatch]) -> Vec<serde_json::Value> {
     let mut w = arrow::json::ArrayWriter::new(Vec::new());
     for b in batches {
@@ -241,19 +260,7 @@ impl Engine {
         for step in steps {
             let m = &latest[step];
             let spec = &self.project.assets[&step.asset];
-            let others: HashMap<AssetKey, i64> = spec
-                .checks
-                .iter()
-                .filter_map(|c| c.kind.reads())
-                .filter_map(|to| {
-                    latest
-                        .iter()
-                        .filter(|(k, _)| &k.asset == to)
-                        .map(|(_, m)| m.m.delta_version)
-                        .max()
-                        .map(|v| (to.clone(), v))
-                })
-                .collect();
+            let others = read_versions(&spec.checks, &latest);
             // `row_count`'s change is measured against the version before this one: not known here.
             let outcomes = self
                 .run_checks(

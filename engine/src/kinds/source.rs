@@ -99,7 +99,7 @@ impl SourceConfig {
         let mut out = Vec::new();
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().to_string();
-            if !crate::sensor::glob(&self.pattern, &name) || name.starts_with('.') {
+            if !crate::selection::glob_match(&self.pattern, &name) || name.starts_with('.') {
                 continue;
             }
             let meta = e

@@ -212,6 +212,38 @@ impl Engine {
         Ok(reports)
     }
 
+    /// Records a step's success with its materialization, which becomes the run's latest of the step.
+    pub(super) async fn record_success(
+        &self,
+        state: &RunState,
+        key: &StepKey,
+        m: NewMaterialization,
+    ) -> Result<(), EngineError> {
+        let id = self
+            .finish(
+                state,
+                key,
+                StepStatus::Succeeded,
+                None,
+                None,
+                Some(m.clone()),
+            )
+            .await?;
+        if let Some(id) = id {
+            let record = Materialization {
+                id,
+                created_at: self.clock.stamp(),
+                m,
+            };
+            state
+                .latest
+                .lock()
+                .expect("latest lock")
+                .insert(key.clone(), record);
+        }
+        Ok(())
+    }
+
     /// Records how a step ended (no materialization) and returns its report filled in.
     pub(super) async fn end_step(
         &self,

@@ -78,15 +78,7 @@ impl Engine {
                         .ok_or_else(|| StepError::permanent(format!("upstream '{dep}' is recorded as materialized but its Delta table is missing")))?;
                     crate::session::register_partitions(&session, dep.as_str(), provider, &[])
                         .map_err(|e| StepError::datafusion("cannot register upstream", &e))?;
-                    inputs.push(UpstreamInput {
-                        key: dep.clone(),
-                        partition: None,
-                        table_url: self
-                            .warehouse
-                            .table_url(&dep)
-                            .map_err(StepError::permanent)?,
-                        delta_version: version,
-                    });
+                    inputs.push(self.whole_input(&dep, version)?);
                     continue;
                 }
             }
@@ -125,15 +117,7 @@ impl Engine {
                     registered
                         .map_err(|e| StepError::datafusion("cannot register upstream", &e))?;
                 }
-                inputs.push(UpstreamInput {
-                    key: dep.clone(),
-                    partition: None,
-                    table_url: self
-                        .warehouse
-                        .table_url(&dep)
-                        .map_err(StepError::permanent)?,
-                    delta_version: -1,
-                });
+                inputs.push(self.whole_input(&dep, -1)?);
                 reads.push(UpstreamRead {
                     key: dep.clone(),
                     partition: None,
@@ -206,6 +190,19 @@ impl Engine {
             }));
         }
         Ok((session, inputs, reads))
+    }
+
+    /// An upstream read whole (no partition) at `version` (-1: a source's observation).
+    fn whole_input(&self, dep: &AssetKey, version: i64) -> Result<UpstreamInput, StepError> {
+        Ok(UpstreamInput {
+            key: dep.clone(),
+            partition: None,
+            table_url: self
+                .warehouse
+                .table_url(dep)
+                .map_err(StepError::permanent)?,
+            delta_version: version,
+        })
     }
 
     pub(super) async fn to_stream(

@@ -99,28 +99,7 @@ impl Engine {
                 };
                 report.rows = Some(rows);
                 report.status = StepStatus::Succeeded;
-                let id = self
-                    .finish(
-                        state,
-                        key,
-                        StepStatus::Succeeded,
-                        None,
-                        None,
-                        Some(m.clone()),
-                    )
-                    .await?;
-                if let Some(id) = id {
-                    let record = Materialization {
-                        id,
-                        created_at: self.clock.stamp(),
-                        m,
-                    };
-                    state
-                        .latest
-                        .lock()
-                        .expect("latest lock")
-                        .insert(key.clone(), record);
-                }
+                self.record_success(state, key, m).await?;
                 Ok(report)
             }
         }

@@ -144,28 +144,7 @@ impl Engine {
                 Ok(m) => {
                     report.rows = Some(m.row_count);
                     report.delta_version = Some(m.delta_version);
-                    let id = self
-                        .finish(
-                            state,
-                            key,
-                            StepStatus::Succeeded,
-                            None,
-                            None,
-                            Some(m.clone()),
-                        )
-                        .await?;
-                    if let Some(id) = id {
-                        let record = Materialization {
-                            id,
-                            created_at: self.clock.stamp(),
-                            m,
-                        };
-                        state
-                            .latest
-                            .lock()
-                            .expect("latest lock")
-                            .insert(key.clone(), record);
-                    }
+                    self.record_success(state, key, m).await?;
                     tracing::info!(
                         rows = report.rows,
                         delta_version = report.delta_version,
@@ -427,19 +406,7 @@ impl Engine {
         } else {
             let (previous, others) = {
                 let latest = state.latest.lock().expect("latest lock");
-                let others: HashMap<AssetKey, i64> = spec
-                    .checks
-                    .iter()
-                    .filter_map(|c| c.kind.reads())
-                    .filter_map(|to| {
-                        latest
-                            .iter()
-                            .filter(|(k, _)| &k.asset == to)
-                            .map(|(_, m)| m.m.delta_version)
-                            .max()
-                            .map(|v| (to.clone(), v))
-                    })
-                    .collect();
+                let others = crate::checks::read_versions(&spec.checks, &latest);
                 (latest.get(step).map(|m| m.m.row_count), others)
             };
             self.run_checks(&spec.checks, step, delta_version, rows, previous, &others)

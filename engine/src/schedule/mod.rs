@@ -188,22 +188,8 @@ impl ScheduleDef {
 /// each against the project: a valid cron and timezone, a selection that names existing assets, unique
 /// names. Every problem is E0220 with the file.
 pub fn load_schedules(project: &Project) -> Result<Vec<ScheduleDef>, DefinitionErrors> {
-    let dir = project.config.root.join("schedules");
-    let Ok(rd) = std::fs::read_dir(&dir) else {
-        return Ok(Vec::new());
-    };
-    let mut files: Vec<_> = rd
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-        .collect();
-    files.sort();
     let (mut out, mut errors): (Vec<ScheduleDef>, Vec<DefinitionError>) = (Vec::new(), Vec::new());
-    for path in files {
-        let rel = path
-            .strip_prefix(&project.config.root)
-            .unwrap_or(&path)
-            .to_path_buf();
+    for (path, rel) in yaml_files(project, "schedules") {
         let bad = |m: String| {
             DefinitionError::new("E0220", m)
                 .at(rel.clone(), None)
@@ -229,6 +215,33 @@ pub fn load_schedules(project: &Project) -> Result<Vec<ScheduleDef>, DefinitionE
     } else {
         Err(DefinitionErrors(errors))
     }
+}
+
+/// The YAML files of `folder` under the project root, sorted, each with its path relative to the root
+/// (none when the folder does not exist).
+pub(crate) fn yaml_files(
+    project: &Project,
+    folder: &str,
+) -> Vec<(std::path::PathBuf, std::path::PathBuf)> {
+    let Ok(rd) = std::fs::read_dir(project.config.root.join(folder)) else {
+        return Vec::new();
+    };
+    let mut files: Vec<_> = rd
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let rel = p
+                .strip_prefix(&project.config.root)
+                .unwrap_or(&p)
+                .to_path_buf();
+            (p, rel)
+        })
+        .collect()
 }
 
 /// One item mapping, or `LIST_KEY: [...]` (`schedules:`, `sensors:`), each deserialized.

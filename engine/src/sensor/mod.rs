@@ -102,31 +102,10 @@ impl SensorDef {
 
     /// Whether an object's name counts.
     pub fn matches(&self, name: &str) -> bool {
-        self.pattern.as_deref().is_none_or(|p| glob(p, name))
+        self.pattern
+            .as_deref()
+            .is_none_or(|p| crate::selection::glob_match(p, name))
     }
-}
-
-/// `*` (any run of characters) and `?` (one character) against the whole of `name`.
-pub(crate) fn glob(pattern: &str, name: &str) -> bool {
-    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
-    let (mut i, mut j, mut star, mut mark) = (0, 0, None, 0);
-    while j < n.len() {
-        if i < p.len() && (p[i] == '?' || p[i] == n[j]) {
-            i += 1;
-            j += 1;
-        } else if i < p.len() && p[i] == '*' {
-            star = Some(i);
-            mark = j;
-            i += 1;
-        } else if let Some(s) = star {
-            i = s + 1;
-            mark += 1;
-            j = mark;
-        } else {
-            return false;
-        }
-    }
-    p[i..].iter().all(|c| *c == '*')
 }
 
 /// A partition key from an object's name: without its extension, characters a key cannot hold as `_`.
@@ -150,22 +129,8 @@ pub fn key_of(name: &str) -> String {
 /// against the project: a selection of existing assets, a dynamic set some asset uses, a name no
 /// schedule or other sensor has. Every problem is E0221 with the file.
 pub fn load_sensors(project: &Project) -> Result<Vec<SensorDef>, DefinitionErrors> {
-    let dir = project.config.root.join("sensors");
-    let Ok(rd) = std::fs::read_dir(&dir) else {
-        return Ok(Vec::new());
-    };
-    let mut files: Vec<_> = rd
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-        .collect();
-    files.sort();
     let (mut out, mut errors): (Vec<SensorDef>, Vec<DefinitionError>) = (Vec::new(), Vec::new());
-    for path in files {
-        let rel = path
-            .strip_prefix(&project.config.root)
-            .unwrap_or(&path)
-            .to_path_buf();
+    for (path, rel) in crate::schedule::yaml_files(project, "sensors") {
         let bad = |m: String| {
             DefinitionError::new("E0221", m)
                 .at(rel.clone(), None)
@@ -218,13 +183,11 @@ mod tests {
 
     #[test]
     fn patterns_and_keys_of_object_names() {
+        let glob = crate::selection::glob_match;
         assert!(glob("*.csv", "orders-1.csv"));
         assert!(!glob("*.csv", "orders-1.csv.tmp"));
         assert!(glob("orders-??.*", "orders-12.json"));
         assert!(!glob("orders-??.*", "orders-123.json"));
-        assert!(glob("*", ""));
-        assert!(glob("a*b*c", "aXXbYYc"));
-        assert!(!glob("a*b*c", "aXXbYY"));
         assert_eq!(key_of("orders 2026-01-02.csv"), "orders_2026-01-02");
         assert_eq!(key_of("a.b.parquet"), "a.b");
         assert_eq!(key_of(".hidden"), ".hidden");
