@@ -108,6 +108,15 @@ fn a_failed_check_keeps_downstream_on_the_published_version_until_publish() {
         "{sample}"
     );
 
+    // `assets run` lists the run's check outcomes.
+    let run_id = v["run_id"].as_str().unwrap().to_string();
+    let shown = p.run(&["run", &run_id]).ok().stdout.clone();
+    assert!(
+        shown.contains("unique_id") && shown.contains("failed"),
+        "{shown}"
+    );
+    let shown = p.run(&["run", &run_id, "--json"]).ok().json();
+    assert_eq!(shown["checks"].as_array().unwrap().len(), 5, "{shown}");
     // `status` says what is held back and how to release it.
     let st = p.run(&["status"]).ok().stdout.clone();
     assert!(

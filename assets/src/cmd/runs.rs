@@ -66,8 +66,9 @@ pub async fn show(root: &Path, id: &str, json: bool) -> anyhow::Result<u8> {
     let store = store(root).await?;
     let run = store.get_run(id).await?;
     let steps = store.steps(&run.run_id).await?;
+    let checks = store.run_check_results(&run.run_id).await?;
     if json {
-        crate::output::json(&serde_json::json!({"run": run, "steps": steps}))?;
+        crate::output::json(&serde_json::json!({"run": run, "steps": steps, "checks": checks}))?;
         return Ok(0);
     }
     println!("run       {}", run.run_id);
@@ -105,6 +106,34 @@ pub async fn show(root: &Path, id: &str, json: bool) -> anyhow::Result<u8> {
         &["step", "status", "attempts", "duration", "error / reason"],
         &rows,
     );
+    if !checks.is_empty() {
+        println!();
+        let rows: Vec<Vec<String>> = checks
+            .iter()
+            .map(|c| {
+                let o = &c.outcome;
+                vec![
+                    c.step_id.clone(),
+                    o.name.clone(),
+                    o.severity.as_str().to_string(),
+                    if o.passed { "passed" } else { "failed" }.to_string(),
+                    o.failing_rows.to_string(),
+                    o.error.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        crate::output::table(
+            &[
+                "step",
+                "check",
+                "severity",
+                "result",
+                "failing rows",
+                "error",
+            ],
+            &rows,
+        );
+    }
     // The table shows each error's first line; the whole message, with its causes, follows.
     for s in steps.iter().filter(|s| s.error.is_some()) {
         let error = s.error.as_deref().unwrap_or_default();

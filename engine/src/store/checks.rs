@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 pub struct CheckRecord {
     /// The materialization checked.
     pub materialization_id: i64,
+    /// Its step (`asset` or `asset[partition]`).
+    pub step_id: String,
     /// The run that ran it (none: `assets checks`).
     pub run_id: Option<RunId>,
     /// The outcome.
@@ -29,6 +31,8 @@ pub trait CheckStore: Send + Sync {
     async fn record_checks(&self, id: i64, outcomes: &[CheckOutcome]) -> StoreResult<()>;
     /// The latest outcome of each check of materialization `id`.
     async fn check_results(&self, id: i64) -> StoreResult<Vec<CheckRecord>>;
+    /// The outcomes recorded by run `run_id`, in order.
+    async fn run_check_results(&self, run_id: &RunId) -> StoreResult<Vec<CheckRecord>>;
     /// The materialization of `key` (a partition of it) that wrote Delta `version`, published or not.
     async fn materialization_at(
         &self,

@@ -53,6 +53,35 @@ pub(super) async fn insert_check_results(
     insert(tx, id, who, &m.checks, ts).await
 }
 
+fn record_from_row(r: &sqlx::sqlite::SqliteRow) -> StoreResult<CheckRecord> {
+    let samples = json_from(r.try_get("samples")?)?;
+    let asset: String = r.try_get("asset_key")?;
+    let step_id = match r.try_get::<Option<String>, _>("partition_key")? {
+        Some(p) => format!("{asset}[{p}]"),
+        None => asset,
+    };
+    Ok(CheckRecord {
+        materialization_id: r.try_get("materialization_id")?,
+        step_id,
+        run_id: r.try_get::<Option<String>, _>("run_id")?.map(RunId),
+        created_at: r.try_get("created_at")?,
+        outcome: CheckOutcome {
+            name: r.try_get("check_name")?,
+            kind: r.try_get("kind")?,
+            severity: if r.try_get::<&str, _>("severity")? == "warn" {
+                CheckSeverity::Warn
+            } else {
+                CheckSeverity::Error
+            },
+            passed: r.try_get::<i64, _>("passed")? != 0,
+            failing_rows: r.try_get("failing_rows")?,
+            samples: samples.as_array().cloned().unwrap_or_default(),
+            duration_ms: r.try_get("duration_ms")?,
+            error: r.try_get("error")?,
+        },
+    })
+}
+
 #[async_trait]
 impl CheckStore for SqliteStore {
     async fn record_checks(&self, id: i64, outcomes: &[CheckOutcome]) -> StoreResult<()> {
@@ -86,30 +115,15 @@ impl CheckStore for SqliteStore {
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let samples = json_from(r.try_get("samples")?)?;
-                Ok(CheckRecord {
-                    materialization_id: r.try_get("materialization_id")?,
-                    run_id: r.try_get::<Option<String>, _>("run_id")?.map(RunId),
-                    created_at: r.try_get("created_at")?,
-                    outcome: CheckOutcome {
-                        name: r.try_get("check_name")?,
-                        kind: r.try_get("kind")?,
-                        severity: if r.try_get::<&str, _>("severity")? == "warn" {
-                            CheckSeverity::Warn
-                        } else {
-                            CheckSeverity::Error
-                        },
-                        passed: r.try_get::<i64, _>("passed")? != 0,
-                        failing_rows: r.try_get("failing_rows")?,
-                        samples: samples.as_array().cloned().unwrap_or_default(),
-                        duration_ms: r.try_get("duration_ms")?,
-                        error: r.try_get("error")?,
-                    },
-                })
-            })
-            .collect()
+        rows.iter().map(record_from_row).collect()
+    }
+
+    async fn run_check_results(&self, run_id: &RunId) -> StoreResult<Vec<CheckRecord>> {
+        let rows = sqlx::query("SELECT * FROM check_results WHERE run_id = ? ORDER BY id")
+            .bind(run_id.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(record_from_row).collect()
     }
 
     async fn materialization_at(
