@@ -138,6 +138,10 @@ pub struct AssetDef {
     /// `- expression: SQL`, `- sql: QUERY`; each with optional `severity` and `name`); validated by
     /// the engine's checks module. A failed `error` check keeps the new version unpublished.
     pub checks: Option<serde_json::Value>,
+    /// Incremental materialization: `{strategy: append, watermark: COLUMN}` appends the rows the query
+    /// returns (`{{ watermark }}` in SQL: the column's maximum in the published table, NULL on the first
+    /// run) instead of replacing the table; validated by the engine.
+    pub incremental: Option<serde_json::Value>,
 }
 
 /// What to do when a materialization's schema differs from the asset table's current schema (as dbt's

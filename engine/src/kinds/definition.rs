@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 /// The fields of an asset definition that every kind shares; the loader reads them, kinds never see
 /// them.
-pub const COMMON_FIELDS: [&str; 16] = [
+pub const COMMON_FIELDS: [&str; 17] = [
     "key",
     "kind",
     "deps",
@@ -30,6 +30,7 @@ pub const COMMON_FIELDS: [&str; 16] = [
     "automation",
     "partition_mapping",
     "checks",
+    "incremental",
 ];
 
 /// One asset's definition as its kind sees it.

@@ -103,6 +103,9 @@ pub struct StepContext {
     pub events: EventSink,
     /// The payload of the signal that resumed this parked step, if it was parked and signalled.
     pub signal: Option<serde_json::Value>,
+    /// For an incremental asset: its watermark column's maximum in the published table, as a SQL
+    /// literal of the column's type (none on the first run or a rebuild: `{{ watermark }}` is NULL).
+    pub watermark: Option<String>,
     /// The warehouse, for kinds that hand upstream data to other programs (see
     /// [`Warehouse::data_files`](crate::warehouse::Warehouse::data_files)).
     pub warehouse: crate::warehouse::Warehouse,

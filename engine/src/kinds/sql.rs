@@ -14,11 +14,17 @@ pub struct SqlKind;
 
 /// Partition placeholders a query may use, and the marker each stands for until the step runs (markers
 /// survive parsing and the rewrite of table names inside string literals and as identifiers).
-const PLACEHOLDERS: [(&str, &str); 3] = [
+const PLACEHOLDERS: [(&str, &str); 4] = [
     ("partition_key", "__spine_partition_key__"),
     ("partition_start", "__spine_partition_start__"),
     ("partition_end", "__spine_partition_end__"),
+    ("watermark", "__spine_watermark__"),
 ];
+
+/// Whether a query uses `{{ watermark }}` (its asset must be incremental).
+pub fn uses_watermark(rewritten: &str) -> bool {
+    rewritten.contains(PLACEHOLDERS[3].1)
+}
 
 /// The marker of `{{ partition_key.NAME }}` (dimension NAME of a multi-dimensional key) is this prefix,
 /// NAME, then `__`.
@@ -26,7 +32,8 @@ const DIMENSION_MARKER: &str = "__spine_partition_dim_";
 
 /// Whether a query uses partition placeholders (its asset must be partitioned).
 pub fn uses_partition(rewritten: &str) -> bool {
-    PLACEHOLDERS.iter().any(|(_, m)| rewritten.contains(m)) || rewritten.contains(DIMENSION_MARKER)
+    PLACEHOLDERS[..3].iter().any(|(_, m)| rewritten.contains(m))
+        || rewritten.contains(DIMENSION_MARKER)
 }
 
 /// The dimensions a query names with `{{ partition_key.NAME }}`.
@@ -86,8 +93,17 @@ fn fill_markers<'a>(
     rewritten: &'a str,
     ctx: &StepContext,
 ) -> Result<std::borrow::Cow<'a, str>, StepError> {
-    if !uses_partition(rewritten) {
-        return Ok(std::borrow::Cow::Borrowed(rewritten));
+    // The watermark: a literal of the column's type, or NULL (the first run).
+    let rewritten: std::borrow::Cow<'a, str> = if uses_watermark(rewritten) {
+        std::borrow::Cow::Owned(rewritten.replace(
+            PLACEHOLDERS[3].1,
+            ctx.watermark.as_deref().unwrap_or("NULL"),
+        ))
+    } else {
+        std::borrow::Cow::Borrowed(rewritten)
+    };
+    if !uses_partition(&rewritten) {
+        return Ok(rewritten);
     }
     let Some(p) = &ctx.partition else {
         return Err(StepError::permanent(

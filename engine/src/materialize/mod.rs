@@ -13,6 +13,7 @@
 
 mod claim;
 mod executor;
+mod incremental;
 mod inputs;
 mod observe;
 mod schema_change;

@@ -224,12 +224,15 @@ impl Engine {
     ) -> Result<NewMaterialization, AttemptError> {
         let key = &spec.key;
         let step_id = step.to_string();
-        // A partition of a partitioned asset replaces only its own rows.
+        // A partition of a partitioned asset replaces only its own rows; an incremental asset
+        // appends to its published table.
+        let base = self.incremental_base(state, spec, step);
         let scope = match (&spec.partitions, &step.partition) {
             (Some(def), Some(p)) => WriteScope::Partition {
                 key: p.clone(),
                 values: def.values(p),
             },
+            _ if base.is_some() => WriteScope::Append,
             _ => WriteScope::Table,
         };
         let scratch = self.run_scratch(&state.run_id).join(format!(
@@ -238,6 +241,12 @@ impl Engine {
         ));
         let compute = async {
             let (session, upstream, reads) = self.register_upstreams(state, spec, step).await?;
+            let watermark = match (&spec.incremental, &base) {
+                (Some(column), Some(b)) => {
+                    Some(self.watermark(key, b.m.delta_version, column).await?)
+                }
+                _ => None,
+            };
             let ctx = StepContext {
                 run_id: state.run_id.clone(),
                 step_id: step_id.clone(),
@@ -254,6 +263,7 @@ impl Engine {
                     step_id.clone(),
                 ),
                 signal: state.signals.get(&step_id).cloned(),
+                watermark,
                 warehouse: self.warehouse.clone(),
             };
             let output = kind.execute(&ctx).await?;
@@ -327,7 +337,7 @@ impl Engine {
         if scratch.exists() {
             let _ = std::fs::remove_dir_all(&scratch);
         }
-        let (staged, reads, metadata): (
+        let (staged, reads, mut metadata): (
             Staged,
             Vec<UpstreamRead>,
             BTreeMap<String, serde_json::Value>,
@@ -341,7 +351,7 @@ impl Engine {
                 drop(slot);
                 None
             }
-            WriteScope::Table => Some(slot),
+            WriteScope::Table | WriteScope::Append => Some(slot),
         };
         if state.claims.lost(step) {
             return Err(AttemptError::Failed(StepError::retryable(format!(
@@ -368,19 +378,26 @@ impl Engine {
                 ))));
             }
         }
+        // An appended version: the table's row count and a chained data version.
+        let (rows, data_version) = match &base {
+            Some(b) => {
+                metadata.insert("inserted".into(), staged.row_count.into());
+                super::incremental::appended(b, &staged)
+            }
+            None => (staged.row_count, staged.data_version.clone()),
+        };
         // Everything needed to record the materialization travels in the commit, so recovery after a
         // crash between commit and record can record it without recomputing.
         let info = serde_json::json!({
             "run_id": state.run_id.as_str(), "step_id": step_id, "seq": seq,
-            "code_version": spec.code_version, "upstream": reads, "rows": staged.row_count,
-            "data_version": staged.data_version, "schema": schema_json, "metadata": metadata,
+            "code_version": spec.code_version, "upstream": reads, "rows": rows,
+            "data_version": data_version, "schema": schema_json, "metadata": metadata,
         });
-        let (rows, data_version) = (staged.row_count, staged.data_version.clone());
-        // (Only a whole table: one partition's rows are not the table.)
+        // (Only a whole table: one partition's rows, or appended rows, are not the table.)
         let in_memory = staged
             .batches
             .clone()
-            .filter(|_| step.partition.is_none())
+            .filter(|_| step.partition.is_none() && base.is_none())
             .map(|b| (b, staged.schema.clone()));
         let delta_version = self
             .warehouse

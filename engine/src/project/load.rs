@@ -116,6 +116,35 @@ fn yaml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// `incremental: {strategy: append, watermark: COLUMN}`; the error is a sentence for E0213.
+fn parse_incremental(v: &serde_json::Value) -> Result<String, String> {
+    let o = v
+        .as_object()
+        .ok_or("write `incremental: {strategy: append, watermark: COLUMN}`")?;
+    if let Some(k) = o.keys().find(|k| *k != "strategy" && *k != "watermark") {
+        return Err(format!(
+            "unknown field `{k}` (it takes `strategy` and `watermark`)"
+        ));
+    }
+    match o.get("strategy").and_then(|s| s.as_str()) {
+        Some("append") => {}
+        Some("merge") => {
+            return Err(
+                "`strategy: merge` is not supported yet; use `append` with a watermark".into(),
+            )
+        }
+        Some(other) => return Err(format!("unknown strategy '{other}' (`append`)")),
+        None => return Err("`strategy` is missing (`append`)".into()),
+    }
+    o.get("watermark")
+        .and_then(|w| w.as_str())
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| {
+            "`watermark` names the column whose maximum the next run starts after".into()
+        })
+}
+
 /// One asset definition as read from a file: the common fields, typed; the kind's own fields, as YAML;
 /// and the line of its `key:`.
 struct RawDefinition {
@@ -344,6 +373,19 @@ fn to_spec(
                     .map_err(|m| err("E0211", format!("automation: {m}")))?,
             ),
             None => None,
+        },
+        incremental: match def.incremental.as_ref() {
+            None => {
+                if matches!(&body, AssetBody::Sql { rewritten, .. } if crate::kinds::sql::uses_watermark(rewritten)) {
+                    return Err(err("E0213", "the query uses {{ watermark }}, but the asset is not incremental".into())
+                        .hint("add `incremental: {strategy: append, watermark: COLUMN}`"));
+                }
+                None
+            }
+            Some(_) if def.partitions.is_some() => {
+                return Err(err("E0213", "incremental: a partitioned asset replaces partitions already; drop `incremental` or `partitions`".into()))
+            }
+            Some(v) => Some(parse_incremental(v).map_err(|m| err("E0213", format!("incremental: {m}")))?),
         },
         checks: match def.checks.as_ref() {
             Some(c) => {

@@ -115,6 +115,9 @@ pub struct AssetSpec {
     pub automation: Option<crate::automation::Condition>,
     /// Data checks run on each new materialization before it is published (`checks:`).
     pub checks: Vec<crate::checks::CheckDef>,
+    /// Appends instead of replacing (`incremental: {strategy: append, watermark: COLUMN}`): the
+    /// watermark column.
+    pub incremental: Option<String>,
     /// How it is computed.
     pub body: AssetBody,
     /// Where it is defined.
@@ -192,6 +195,7 @@ impl AssetSpec {
             partitions: None,
             automation: None,
             checks: Vec::new(),
+            incremental: None,
             partition_mappings: BTreeMap::new(),
             body,
             source: None,

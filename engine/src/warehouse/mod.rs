@@ -74,6 +74,8 @@ pub struct CommitMeta {
 pub enum WriteScope {
     /// The whole table: the staged files become its only live files (an unpartitioned asset).
     Table,
+    /// Rows added to the table: its live files stay (an incremental asset's append).
+    Append,
     /// The rows of one partition: its live files are replaced, other partitions' files stay. The
     /// table is a Delta table partitioned by the columns of `values`, in that order.
     Partition {

@@ -51,7 +51,7 @@ impl Warehouse {
     ) -> Result<Staged, WarehouseError> {
         let (full, needs_cast) = delta_compatible(&input.schema());
         let partition: &[(String, String)] = match scope {
-            WriteScope::Table => &[],
+            WriteScope::Table | WriteScope::Append => &[],
             WriteScope::Partition { values, .. } => values,
         };
         let schema = without_columns(&full, partition);
@@ -190,7 +190,7 @@ impl Warehouse {
         let table = self.table_handle(key)?;
         let columns: StructType = staged.schema.as_ref().try_into_kernel()?;
         let partition_columns: Vec<String> = match &meta.scope {
-            WriteScope::Table => Vec::new(),
+            WriteScope::Table | WriteScope::Append => Vec::new(),
             WriteScope::Partition { values, .. } => values.iter().map(|(c, _)| c.clone()).collect(),
         };
         if !self.is_table(key, &table).await? {
@@ -214,6 +214,9 @@ impl Warehouse {
                 .commit_partition(key, table, columns, staged, meta)
                 .await;
         }
+        if let WriteScope::Append = &meta.scope {
+            return self.commit_append(key, table, &columns, staged, meta).await;
+        }
         let props = CommitProperties::default()
             .with_metadata([("spine".to_string(), meta.info)])
             .with_application_transaction(Transaction::new(&meta.app_id, meta.seq));
@@ -233,6 +236,42 @@ impl Warehouse {
 }
 
 impl Warehouse {
+    /// Adds the staged files to the table (its other files stay) in one commit with the step's `txn`;
+    /// a changed schema (added columns) goes in the same commit.
+    async fn commit_append(
+        &self,
+        key: &AssetKey,
+        mut table: DeltaTable,
+        columns: &StructType,
+        staged: Staged,
+        meta: CommitMeta,
+    ) -> Result<i64, WarehouseError> {
+        table.load().await?;
+        let snapshot = table.snapshot()?;
+        let mut actions = Vec::new();
+        if snapshot.schema().as_ref() != columns {
+            actions.push(Action::Metadata(
+                snapshot.metadata().clone().with_schema(columns)?,
+            ));
+        }
+        actions.extend(staged.actions);
+        let props = CommitProperties::default()
+            .with_metadata([("spine".to_string(), meta.info)])
+            .with_application_transaction(Transaction::new(&meta.app_id, meta.seq));
+        let operation = DeltaOperation::Write {
+            mode: SaveMode::Append,
+            partition_by: None,
+            predicate: None,
+        };
+        let done = deltalake::kernel::transaction::CommitBuilder::from(props)
+            .with_actions(actions)
+            .build(Some(snapshot), table.log_store(), operation)
+            .await?;
+        let version = done.version() as i64;
+        self.sync_commit(key, version).await?;
+        Ok(version)
+    }
+
     /// Creates a table with its first data in one commit (version 0): the same actions delta-rs writes
     /// for CREATE TABLE, serialized by delta-rs, written with the log store's atomic put-if-absent,
     /// without the snapshot reloads of the general path.
