@@ -51,6 +51,32 @@ impl CheckOutcome {
     }
 }
 
+impl Engine {
+    /// A session in which `this` is `step`'s rows at `version` (a partition's only).
+    async fn checked_table(&self, step: &StepKey, version: i64) -> Result<SessionContext, String> {
+        let ctx = crate::session::bounded(&self.project.config, Default::default());
+        let spec = &self.project.assets[&step.asset];
+        let provider = self
+            .warehouse
+            .provider(&step.asset, Some(version), &ctx)
+            .await
+            .map_err(|e| e.to_string())?
+            .map(|(p, _)| p)
+            .ok_or_else(|| format!("the table of {} is missing", step.asset))?;
+        let filter: Vec<Vec<(String, String)>> = match (&spec.partitions, &step.partition) {
+            (Some(d), Some(p)) => vec![d.values(p)],
+            _ => Vec::new(),
+        };
+        let registered = if filter.is_empty() {
+            ctx.register_table("this", provider).map(|_| ())
+        } else {
+            crate::session::register_partitions(&ctx, "this", provider, &filter)
+        };
+        registered.map_err(|e| e.to_string())?;
+        Ok(ctx)
+    }
+}
+
 /// The published Delta version (the newest of its partitions') of each asset `checks` read.
 pub(crate) fn read_versions(
     checks: &[CheckDef],
@@ -96,11 +122,19 @@ impl Engine {
         previous: Option<i64>,
         others: &HashMap<AssetKey, i64>,
     ) -> Vec<CheckOutcome> {
+        // One session with `this` for all the checks that query it (the table is opened once).
+        let needs_table = checks
+            .iter()
+            .any(|c| !matches!(c.kind, CheckKind::RowCount { .. }));
+        let ctx = match needs_table {
+            true => Some(self.checked_table(step, version).await),
+            false => None,
+        };
         let mut out = Vec::new();
         for c in checks {
             let started = Instant::now();
             let result = self
-                .run_check(c, step, (version, rows), previous, others)
+                .run_check(c, rows, previous, others, ctx.as_ref())
                 .await;
             let (failing_rows, samples, error) = match result {
                 Ok((n, s)) => (n, s, None),
@@ -123,10 +157,10 @@ impl Engine {
     async fn run_check(
         &self,
         c: &CheckDef,
-        step: &StepKey,
-        (version, rows): (i64, i64),
+        rows: i64,
         previous: Option<i64>,
         others: &HashMap<AssetKey, i64>,
+        ctx: Option<&Result<SessionContext, String>>,
     ) -> Result<(i64, Vec<serde_json::Value>), String> {
         if let CheckKind::RowCount {
             min,
@@ -169,32 +203,20 @@ impl Engine {
                 .collect::<Vec<_>>();
             return Ok((i64::from(!why.is_empty()), samples));
         }
-        let ctx = crate::session::bounded(&self.project.config, Default::default());
-        let spec = &self.project.assets[&step.asset];
-        let provider = self
-            .warehouse
-            .provider(&step.asset, Some(version), &ctx)
-            .await
-            .map_err(|e| e.to_string())?
-            .map(|(p, _)| p)
-            .ok_or_else(|| format!("the table of {} is missing", step.asset))?;
-        let filter: Vec<Vec<(String, String)>> = match (&spec.partitions, &step.partition) {
-            (Some(d), Some(p)) => vec![d.values(p)],
-            _ => Vec::new(),
+        let ctx = match ctx {
+            Some(Ok(ctx)) => ctx,
+            Some(Err(e)) => return Err(e.clone()),
+            None => return Err("internal: no table to check".into()),
         };
-        let registered = if filter.is_empty() {
-            ctx.register_table("this", provider).map(|_| ())
-        } else {
-            crate::session::register_partitions(&ctx, "this", provider, &filter)
-        };
-        registered.map_err(|e| e.to_string())?;
         if let Some(to) = c.kind.reads() {
+            // The previous relationships check's `other`, if any, makes way.
+            let _ = ctx.deregister_table("other");
             let v = *others
                 .get(to)
                 .ok_or_else(|| format!("'{to}' has never been materialized (published)"))?;
             let p = self
                 .warehouse
-                .provider(to, Some(v), &ctx)
+                .provider(to, Some(v), ctx)
                 .await
                 .map_err(|e| e.to_string())?
                 .map(|(p, _)| p)
@@ -205,7 +227,7 @@ impl Engine {
             return Ok((0, Vec::new()));
         };
         let count = format!("SELECT COUNT(*) AS n FROM ({sql}) AS failing");
-        let n = query(&ctx, &count).await?;
+        let n = query(ctx, &count).await?;
         let n = n
             .first()
             .and_then(|b| {
@@ -219,7 +241,7 @@ impl Engine {
             return Ok((0, Vec::new()));
         }
         let samples = query(
-            &ctx,
+            ctx,
             &format!("SELECT * FROM ({sql}) AS failing LIMIT {SAMPLES}"),
         )
         .await?;
