@@ -11,6 +11,7 @@ fn ad_hoc_sql_is_read_only() {
     p.run(&["materialize", "raw/a"]).ok();
     // A read first: the last connection to close folds SQLite's WAL into the database file, which
     // changes its bytes (not its content); seen once in CI when the materialize left its WAL behind.
+    // (An empty WAL left or removed is not counted: see `snapshot`.)
     p.run(&["sql", "SELECT 1 AS one"]).ok();
     let before = p.snapshot();
     let target = p.path().join("warehouse/raw/a/stolen.parquet");
