@@ -105,6 +105,9 @@ pub enum Command {
         /// Recompute fresh assets too.
         #[arg(long)]
         force: bool,
+        /// Incremental assets rebuild their tables instead of appending (implies --force).
+        #[arg(long)]
+        full_refresh: bool,
         /// Steps to run at once (default: the project's `concurrency`).
         #[arg(long, short = 'c')]
         concurrency: Option<usize>,

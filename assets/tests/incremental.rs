@@ -80,6 +80,14 @@ fn appending_equals_a_full_recompute_and_a_code_change_rebuilds() {
     // Nothing new: the asset is fresh; forced, it appends nothing.
     p.run(&["materialize", "events_inc", "--force"]).ok();
     assert_eq!(rows(&p, "events_inc").as_array().unwrap().len(), 6);
+    // --full-refresh rebuilds the whole table: one version with every row, nothing appended.
+    p.run(&["materialize", "events_inc", "--full-refresh"]).ok();
+    assert_eq!(rows(&p, "events_inc"), rows(&p, "events_full"));
+    let last = p
+        .run(&["sql", "--json", "SELECT row_count AS n, metadata FROM spine.materializations WHERE asset_key = 'events_inc' ORDER BY id DESC LIMIT 1"])
+        .ok()
+        .json();
+    assert_eq!(last, serde_json::json!([{"n": 6, "metadata": "{}"}]));
     // New code rebuilds the whole table (watermark NULL).
     p.write(
         "assets/inc.yaml",

@@ -18,6 +18,7 @@ fn run(id: &RunId) -> RunRecord {
         status: RunStatus::Queued,
         selection: None,
         force: false,
+        full_refresh: false,
         created_at: now(),
         started_at: None,
         finished_at: None,

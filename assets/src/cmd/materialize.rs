@@ -146,6 +146,8 @@ impl RunObserver for Progress {
 /// How `materialize` runs.
 pub struct Options {
     pub force: bool,
+    /// Incremental assets rebuild (`--full-refresh`).
+    pub full_refresh: bool,
     pub concurrency: Option<usize>,
     pub no_wait: bool,
     /// Only record the run as queued (`--queue`).
@@ -164,7 +166,12 @@ pub async fn run(
 ) -> anyhow::Result<u8> {
     let engine = super::engine(root, selection.as_deref()).await?;
     let run_id = engine
-        .submit_partitions(selection.as_deref(), opts.force, &opts.partitions)
+        .submit_with(
+            selection.as_deref(),
+            opts.force,
+            opts.full_refresh,
+            &opts.partitions,
+        )
         .await?;
     if opts.queue {
         let short = crate::output::short_run(engine.store().as_ref(), &run_id).await;

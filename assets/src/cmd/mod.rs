@@ -34,6 +34,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             };
             let opts = materialize::Options {
                 force: false,
+                full_refresh: false,
                 concurrency: None,
                 no_wait: false,
                 queue: false,
@@ -44,6 +45,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Materialize {
             select,
             force,
+            full_refresh,
             concurrency,
             dry_run,
             no_wait,
@@ -59,6 +61,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             } else {
                 let opts = materialize::Options {
                     force,
+                    full_refresh,
                     concurrency,
                     no_wait,
                     queue,

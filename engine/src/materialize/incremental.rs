@@ -18,6 +18,9 @@ impl Engine {
         step: &StepKey,
     ) -> Option<Materialization> {
         spec.incremental.as_ref()?;
+        if state.full_refresh {
+            return None;
+        }
         state
             .latest
             .lock()

@@ -67,6 +67,8 @@ pub struct MaterializeRequest {
     pub no_wait: bool,
     /// Which partitions of the selected partitioned assets to materialize (default: all that exist).
     pub partitions: PartitionSelection,
+    /// Incremental assets rebuild their tables instead of appending (implies `force`).
+    pub full_refresh: bool,
 }
 
 /// Progress callbacks (the CLI draws its progress bar from these).
@@ -157,6 +159,8 @@ impl RunReport {
 struct RunState {
     run_id: RunId,
     force: bool,
+    /// Incremental assets rebuild instead of appending.
+    full_refresh: bool,
     cancel: CancellationToken,
     observer: Option<Arc<dyn RunObserver>>,
     /// The latest materialization of every step key, as this run knows it.
@@ -225,7 +229,12 @@ impl Engine {
     /// this process. Returns the report; the run's outcome is in `status`.
     pub async fn materialize(&self, req: MaterializeRequest) -> Result<RunReport, EngineError> {
         let run_id = self
-            .submit_partitions(req.selection.as_deref(), req.force, &req.partitions)
+            .submit_with(
+                req.selection.as_deref(),
+                req.force,
+                req.full_refresh,
+                &req.partitions,
+            )
             .await?;
         let opts = ExecuteOptions {
             concurrency: req.concurrency,
@@ -315,6 +324,7 @@ impl Engine {
         let state = Arc::new(RunState {
             run_id: run_id.clone(),
             force: run.force,
+            full_refresh: run.full_refresh,
             cancel: opts.cancel.clone(),
             observer: opts.observer.clone(),
             latest: Mutex::new(self.store.latest_materializations().await?),

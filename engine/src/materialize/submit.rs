@@ -20,10 +20,23 @@ impl Engine {
         force: bool,
         partitions: &PartitionSelection,
     ) -> Result<RunId, EngineError> {
+        self.submit_with(selection, force, false, partitions).await
+    }
+
+    /// [`submit_partitions`](Engine::submit_partitions), and with `full_refresh` incremental assets
+    /// rebuild their tables instead of appending (it implies `force`).
+    pub async fn submit_with(
+        &self,
+        selection: Option<&str>,
+        force: bool,
+        full_refresh: bool,
+        partitions: &PartitionSelection,
+    ) -> Result<RunId, EngineError> {
         let selected = crate::plan::select_some(&self.project, selection)?;
         let order =
             crate::plan::steps_in_order(&self.project, &selected, partitions, self.clock.now())?;
-        let planned = self.planned_run(selection, force, &order);
+        let mut planned = self.planned_run(selection, force || full_refresh, &order);
+        planned.run.full_refresh = full_refresh;
         self.store.create_run(&planned.run, &planned.steps).await?;
         Ok(planned.run.run_id)
     }
@@ -42,6 +55,7 @@ impl Engine {
             status: RunStatus::Queued,
             selection: selection.map(str::to_string),
             force,
+            full_refresh: false,
             created_at: self.clock.stamp(),
             started_at: None,
             finished_at: None,

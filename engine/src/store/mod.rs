@@ -123,6 +123,9 @@ pub struct RunRecord {
     pub selection: Option<String>,
     /// Whether fresh assets were recomputed.
     pub force: bool,
+    /// Whether incremental assets rebuild their tables instead of appending (`--full-refresh`).
+    #[serde(default)]
+    pub full_refresh: bool,
     /// When it was created.
     pub created_at: String,
     /// When it started.

@@ -82,6 +82,7 @@ pub(super) fn run_from_row(r: &SqliteRow) -> StoreResult<RunRecord> {
         status: RunStatus::parse(r.try_get("status")?)?,
         selection: r.try_get("selection")?,
         force: r.try_get::<i64, _>("force")? != 0,
+        full_refresh: r.try_get::<i64, _>("full_refresh")? != 0,
         created_at: r.try_get("created_at")?,
         started_at: r.try_get("started_at")?,
         finished_at: r.try_get("finished_at")?,

@@ -12,7 +12,7 @@ pub(super) async fn insert_run(
     run: &RunRecord,
     steps: &[StepRecord],
 ) -> StoreResult<()> {
-    sqlx::query("INSERT INTO runs (run_id, status, selection, force, created_at, pid, host) VALUES (?, ?, ?, ?, ?, ?, ?)")
+    sqlx::query("INSERT INTO runs (run_id, status, selection, force, created_at, pid, host, full_refresh) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
         .bind(run.run_id.as_str())
         .bind(run.status.as_str())
         .bind(&run.selection)
@@ -20,6 +20,7 @@ pub(super) async fn insert_run(
         .bind(&run.created_at)
         .bind(run.pid)
         .bind(&run.host)
+        .bind(run.full_refresh as i64)
         .execute(&mut **tx)
         .await?;
     insert_steps(tx, &run.run_id, steps).await?;
