@@ -231,3 +231,40 @@ fn a_snapshot_source_is_copied_into_delta_versions() {
         .json();
     assert_eq!(n, serde_json::json!([{"n": 2, "top": 1.3}]));
 }
+
+/// A command asset gets a source's rows through `input_format` (a source read in place has no Delta
+/// files); without it, the step says what to set.
+#[test]
+fn a_command_asset_reads_a_source_through_input_format() {
+    let script = "import os\nrows = open(os.environ['SPINE_INPUT_RAW__RATES']).read().splitlines()\nopen(os.environ['SPINE_OUTPUT_DIR'] + '/n.csv', 'w').write('lines\\n%d\\n' % len(rows))\n";
+    let p = Project::new(&[
+        ("assets/rates.yaml", "key: raw/rates\nkind: source\npath: ../data/*.csv\n"),
+        (
+            "assets/count.yaml",
+            "key: counted\nkind: command\ndeps: [raw/rates]\ninput_format: csv\ncommand: [python3, count.py]\n",
+        ),
+        ("assets/count.py", script),
+        ("data/a.csv", "currency,rate\nEUR,1.1\nGBP,1.3\n"),
+    ]);
+    p.run(&["materialize"]).ok();
+    let n = p
+        .run(&["sql", "--json", "SELECT lines FROM counted"])
+        .ok()
+        .json();
+    assert_eq!(
+        n,
+        serde_json::json!([{"lines": 3}]),
+        "a header and two rows"
+    );
+    p.write(
+        "assets/count.yaml",
+        "key: counted\nkind: command\ndeps: [raw/rates]\ncommand: [python3, count.py]\n",
+    );
+    let r = p.run(&["materialize", "counted", "--force", "--json"]);
+    r.code(1);
+    let err = r.json()["steps"][0]["error"].as_str().unwrap().to_string();
+    assert!(
+        err.contains("source read in place") && err.contains("input_format"),
+        "{err}"
+    );
+}

@@ -181,7 +181,20 @@ async fn run_command(ctx: &StepContext) -> Result<StepOutput, StepError> {
         let loc = location(&u.table_url);
         let suffix = u.key.env_suffix();
         cmd.env(format!("SPINE_UPSTREAM_{suffix}"), &loc);
-        let (files, folder) = upstream_files(ctx, u, &files_dir).await?;
+        // A source read in place has no Delta files: its rows come through `input_format`.
+        let (files, folder) = if u.delta_version < 0 {
+            if input_format.is_none() {
+                return Err(StepError::permanent(format!(
+                    "upstream '{}' is a source read in place (no Delta table): set `input_format: \
+                     parquet` (or csv, jsonl) to get its rows in SPINE_INPUT_{suffix}, or \
+                     `snapshot: true` on the source",
+                    u.key
+                )));
+            }
+            (Vec::new(), None)
+        } else {
+            upstream_files(ctx, u, &files_dir).await?
+        };
         let mut entry =
             serde_json::json!({"table": loc, "delta_version": u.delta_version, "files": files});
         if let Some(folder) = folder {
