@@ -75,6 +75,27 @@ pub struct PartitionCounts {
     pub failed: usize,
 }
 
+/// Whether some asset has dynamic partitions (or a dynamic dimension).
+pub(crate) fn uses_dynamic(project: &Project) -> bool {
+    project.assets.values().any(|a| {
+        a.partitions
+            .as_ref()
+            .is_some_and(|p| !p.dynamic_sets().is_empty())
+    })
+}
+
+/// Gives every dynamic partition set of `project` the keys in `sets`.
+pub(crate) fn fill_dynamic(
+    project: &mut Project,
+    sets: &HashMap<String, Vec<crate::key::PartitionKey>>,
+) {
+    for spec in project.assets.values_mut() {
+        if let Some(def) = spec.partitions.as_mut() {
+            def.fill_dynamic(sets);
+        }
+    }
+}
+
 impl Engine {
     /// Loads the project at `root` and opens its store and warehouse.
     pub async fn load(root: &Path, kinds: KindRegistry) -> Result<Self, EngineError> {
@@ -86,17 +107,8 @@ impl Engine {
     pub async fn open(mut project: Project, kinds: KindRegistry) -> Result<Self, EngineError> {
         let store = open_store(&project.config.state_url).await?;
         // Dynamic partition sets take the keys the store holds now.
-        if project.assets.values().any(|a| {
-            a.partitions
-                .as_ref()
-                .is_some_and(|p| !p.dynamic_sets().is_empty())
-        }) {
-            let sets = store.dynamic_partitions().await?;
-            for spec in project.assets.values_mut() {
-                if let Some(def) = spec.partitions.as_mut() {
-                    def.fill_dynamic(&sets);
-                }
-            }
+        if uses_dynamic(&project) {
+            fill_dynamic(&mut project, &store.dynamic_partitions().await?);
         }
         let options = project
             .config

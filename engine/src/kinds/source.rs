@@ -91,6 +91,19 @@ struct SourceFields {
     snapshot: Option<bool>,
 }
 
+impl ObservedFile {
+    /// The size and modification time (ms) of the file at `path` now, if it is there.
+    pub fn stamp(path: &std::path::Path) -> Option<(u64, i64)> {
+        let meta = std::fs::metadata(path).ok()?;
+        let ms = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis() as i64);
+        Some((meta.len(), ms))
+    }
+}
+
 impl SourceConfig {
     /// The files that match now, sorted by path; the error says what is wrong (for E0240 or a step).
     pub fn files(&self) -> Result<Vec<ObservedFile>, String> {
@@ -102,20 +115,14 @@ impl SourceConfig {
             if !crate::selection::glob_match(&self.pattern, &name) || name.starts_with('.') {
                 continue;
             }
-            let meta = e
-                .metadata()
-                .map_err(|err| format!("cannot read {}: {err}", e.path().display()))?;
-            if !meta.is_file() {
+            if !e.path().is_file() {
                 continue;
             }
-            let modified_ms = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_millis() as i64);
+            let (size, modified_ms) = ObservedFile::stamp(&e.path())
+                .ok_or_else(|| format!("cannot read {}", e.path().display()))?;
             out.push(ObservedFile {
                 path: e.path().display().to_string(),
-                size: meta.len(),
+                size,
                 modified_ms,
             });
         }

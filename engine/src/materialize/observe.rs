@@ -126,14 +126,7 @@ impl Engine {
             ))
         })?;
         for f in &files {
-            let now = std::fs::metadata(&f.path).ok().map(|meta| {
-                let ms = meta
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_millis() as i64);
-                (meta.len(), ms)
-            });
+            let now = ObservedFile::stamp(std::path::Path::new(&f.path));
             if now != Some((f.size, f.modified_ms)) {
                 return Err(StepError::permanent(format!(
                     "source {}: {} {} since it was observed; observe it again (assets observe {}) so \

@@ -155,23 +155,25 @@ impl Engine {
     }
 
     /// This engine with its dynamic partition sets read again from the store (keys added since it
-    /// opened, by `assets partitions add` or a sensor).
+    /// opened, by `assets partitions add` or a sensor). The project is copied only when they changed.
     pub async fn refreshed(&self) -> Result<Engine, EngineError> {
-        let dynamic = self.project.assets.values().any(|a| {
-            a.partitions
-                .as_ref()
-                .is_some_and(|p| !p.dynamic_sets().is_empty())
-        });
-        if !dynamic {
+        if !crate::engine::uses_dynamic(&self.project) {
             return Ok(self.clone());
         }
         let sets = self.store.dynamic_partitions().await?;
-        let mut project = (*self.project).clone();
-        for spec in project.assets.values_mut() {
-            if let Some(def) = spec.partitions.as_mut() {
-                def.fill_dynamic(&sets);
-            }
+        let unchanged = self.project.assets.values().all(|a| {
+            let Some(def) = &a.partitions else {
+                return true;
+            };
+            let mut filled = def.clone();
+            filled.fill_dynamic(&sets);
+            &filled == def
+        });
+        if unchanged {
+            return Ok(self.clone());
         }
+        let mut project = (*self.project).clone();
+        crate::engine::fill_dynamic(&mut project, &sets);
         Ok(Engine {
             project: std::sync::Arc::new(project),
             ..self.clone()
