@@ -328,11 +328,16 @@ fn next(state: &mut u64) -> u64 {
 fn a_backfill_killed_at_random_moments_resumes_to_each_partition_committed_once() {
     const TRIALS: usize = 20;
     let args = ["backfill", "events", "daily_total", "--per-run", "3"];
-    // How long an uninterrupted backfill takes here: kill points are spread over it.
-    let probe = project();
-    let t0 = Instant::now();
-    probe.run(&args).ok();
-    let full = t0.elapsed().as_millis().max(50) as u64;
+    // How long an uninterrupted backfill takes here: kill points are spread over it. The shorter of
+    // two probes: a first, cold run can take twice as long, and kills spread over that land after
+    // the end (17 of 20 once in CI).
+    let mut full = u64::MAX;
+    for _ in 0..2 {
+        let probe = project();
+        let t0 = Instant::now();
+        probe.run(&args).ok();
+        full = full.min(t0.elapsed().as_millis().max(50) as u64);
+    }
     let mut rng = 0x9E37_79B9_7F4A_7C15u64;
     let mut projects = Vec::new();
     let mut states: BTreeMap<String, usize> = BTreeMap::new();
