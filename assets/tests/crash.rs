@@ -49,11 +49,12 @@ fn crash_between_commit_and_record_is_recovered_without_recompute() {
         .iter()
         .find(|r| r["status"] == "failed")
         .expect("the crashed run is settled");
+    // stg/b's commit at least; with `-c 1` the next step may start while the previous one's record
+    // is still being written, so marts/d (committed, its record lost with the process) can be a second.
+    let error = crashed["error"].as_str().unwrap();
     assert!(
-        crashed["error"]
-            .as_str()
-            .unwrap()
-            .contains("1 committed step(s) recorded"),
+        error.contains("1 committed step(s) recorded")
+            || error.contains("2 committed step(s) recorded"),
         "{crashed}"
     );
     // The recovered materialization carries the commit's own record: rows and upstream versions.

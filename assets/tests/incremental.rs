@@ -103,7 +103,12 @@ fn appending_equals_a_full_recompute_and_a_code_change_rebuilds() {
 fn bad_incremental_definitions_are_refused() {
     for (yaml, says) in [
         ("key: x\nkind: sql\nquery: SELECT 1 AS id WHERE {{ watermark }} IS NULL\n", "not incremental"),
-        ("key: x\nkind: sql\nincremental: {strategy: merge, watermark: id}\nquery: SELECT 1 AS id\n", "not supported yet"),
+        ("key: x\nkind: sql\nincremental: {strategy: merge, watermark: id}\nquery: SELECT 1 AS id\n", "`unique_key` is missing"),
+        ("key: x\nkind: sql\nincremental: {strategy: merge, unique_key: [id, id]}\nquery: SELECT 1 AS id\n", "names 'id' twice"),
+        ("key: x\nkind: sql\nincremental: {strategy: merge, unique_key: id, delete: \"op = \"}\nquery: SELECT 1 AS id\n", "`delete` is not a SQL predicate"),
+        ("key: x\nkind: sql\nincremental: {strategy: merge, unique_key: id, watermark: id, on: x}\nquery: SELECT 1 AS id\n", "unknown field `on`"),
+        ("key: x\nkind: sql\nincremental: {strategy: merge, unique_key: id}\nquery: SELECT 1 AS id WHERE {{ watermark }} IS NULL\n", "names no `watermark`"),
+        ("key: x\nkind: sql\nincremental: {strategy: upsert, unique_key: id}\nquery: SELECT 1 AS id\n", "unknown strategy 'upsert'"),
         ("key: x\nkind: sql\nincremental: {strategy: append}\nquery: SELECT 1 AS id\n", "`watermark` names the column"),
         ("key: x\nkind: sql\npartitions: {static: [a]}\nincremental: {strategy: append, watermark: id}\nquery: SELECT 1 AS id\n", "partitioned asset"),
     ] {

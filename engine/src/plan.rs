@@ -48,7 +48,9 @@ pub fn select_some(
 }
 
 /// The steps of a run over `selected`, in dependency order: the whole-asset step of each unpartitioned
-/// asset, and one step per covered partition (`partitions`, at `now`) of each partitioned one. E0411
+/// asset, and one step per covered partition (`partitions`, at `now`) of each partitioned one; the
+/// sources a selected asset reads are observed first, selected or not (a run reads what the source
+/// is now, and a source that did not change records nothing). E0411
 /// when a partition does not exist for an asset, E0412 when partitions are named but no selected asset
 /// is partitioned.
 pub(crate) fn steps_in_order(
@@ -63,6 +65,16 @@ pub(crate) fn steps_in_order(
         .ok_or_else(|| EngineError::Internal("validated graph has a cycle".into()))?;
     let mut steps = Vec::new();
     let mut partitioned = false;
+    let read_sources = selected
+        .iter()
+        .flat_map(|k| &project.assets[k].deps)
+        .filter(|d| {
+            project
+                .assets
+                .get(*d)
+                .is_some_and(|s| s.kind == "source" && s.partitions.is_none())
+        });
+    let selected: BTreeSet<&AssetKey> = selected.iter().chain(read_sources).collect();
     for key in order.into_iter().filter(|k| selected.contains(*k)) {
         let spec = &project.assets[key];
         if spec.partitions.is_none() {

@@ -15,6 +15,7 @@ mod claim;
 mod executor;
 mod incremental;
 mod inputs;
+mod merge;
 mod observe;
 mod schema_change;
 mod step;

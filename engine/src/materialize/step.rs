@@ -4,6 +4,16 @@
 
 use super::*;
 
+/// What an attempt computed and staged: the files, what it read, its metadata, what the commit
+/// replaces, and a merge's (inserted, updated, deleted) counts.
+type Computed = (
+    Staged,
+    Vec<UpstreamRead>,
+    BTreeMap<String, serde_json::Value>,
+    WriteScope,
+    Option<(i64, i64, i64)>,
+);
+
 impl Engine {
     /// Runs one step to its end state. Store failures end the step as failed.
     pub(super) async fn run_step(&self, state: &RunState, key: StepKey) -> StepReport {
@@ -227,7 +237,7 @@ impl Engine {
         // A partition of a partitioned asset replaces only its own rows; an incremental asset
         // appends to its published table.
         let base = self.incremental_base(state, spec, step);
-        let scope = match (&spec.partitions, &step.partition) {
+        let mut scope = match (&spec.partitions, &step.partition) {
             (Some(def), Some(p)) => WriteScope::Partition {
                 key: p.clone(),
                 values: def.values(p),
@@ -241,7 +251,7 @@ impl Engine {
         ));
         let compute = async {
             let (session, upstream, reads) = self.register_upstreams(state, spec, step).await?;
-            let watermark = match (&spec.incremental, &base) {
+            let watermark = match (spec.incremental.as_ref().and_then(|i| i.watermark()), &base) {
                 (Some(column), Some(b)) => {
                     Some(self.watermark(key, b.m.delta_version, column).await?)
                 }
@@ -305,7 +315,22 @@ impl Engine {
                         .unwrap_or_default()
                 )));
             }
-            let stream = self.to_stream(data).await?;
+            let mut stream = self.to_stream(data).await?;
+            let mut counts = None;
+            if let Some(crate::project::Incremental::Merge {
+                unique_key, delete, ..
+            }) = &spec.incremental
+            {
+                let m = self
+                    .merge(key, (unique_key, delete.as_deref()), base.as_ref(), stream)
+                    .await?;
+                stream = m.stream;
+                scope = match m.remove {
+                    Some(remove) => WriteScope::Merge { remove },
+                    None => WriteScope::Table,
+                };
+                counts = Some(m.counts);
+            }
             let staged = self
                 .warehouse
                 .stage(key, stream, &scope)
@@ -317,7 +342,7 @@ impl Engine {
                     }
                     other => StepError::retryable(other),
                 })?;
-            Ok::<_, StepError>(Ok((staged, reads, metadata)))
+            Ok::<_, StepError>(Ok((staged, reads, metadata, scope, counts)))
         };
         let timed = async {
             match spec.timeout {
@@ -337,11 +362,7 @@ impl Engine {
         if scratch.exists() {
             let _ = std::fs::remove_dir_all(&scratch);
         }
-        let (staged, reads, mut metadata): (
-            Staged,
-            Vec<UpstreamRead>,
-            BTreeMap<String, serde_json::Value>,
-        ) = result
+        let (staged, reads, mut metadata, scope, counts): Computed = result
             .map_err(AttemptError::Failed)?
             .map_err(AttemptError::Parked)?;
         // A partition's step frees its compute slot while its commit waits to be grouped with its
@@ -351,7 +372,7 @@ impl Engine {
                 drop(slot);
                 None
             }
-            WriteScope::Table | WriteScope::Append => Some(slot),
+            WriteScope::Table | WriteScope::Append | WriteScope::Merge { .. } => Some(slot),
         };
         if state.claims.lost(step) {
             return Err(AttemptError::Failed(StepError::retryable(format!(
@@ -378,13 +399,22 @@ impl Engine {
                 ))));
             }
         }
-        // An appended version: the table's row count and a chained data version.
-        let (rows, data_version) = match &base {
-            Some(b) => {
+        // An appended or merged version: the table's row count and a chained data version.
+        if let Some((inserted, updated, deleted)) = counts {
+            metadata.insert("inserted".into(), inserted.into());
+            metadata.insert("updated".into(), updated.into());
+            metadata.insert("deleted".into(), deleted.into());
+            if let Some(crate::project::Incremental::Merge { unique_key, .. }) = &spec.incremental {
+                metadata.insert("merge_key".into(), serde_json::json!(unique_key));
+            }
+        }
+        let (rows, data_version) = match (&base, counts) {
+            (Some(b), Some(counts)) => super::merge::merged(b, &staged, counts),
+            (Some(b), None) => {
                 metadata.insert("inserted".into(), staged.row_count.into());
                 super::incremental::appended(b, &staged)
             }
-            None => (staged.row_count, staged.data_version.clone()),
+            (None, _) => (staged.row_count, staged.data_version.clone()),
         };
         // Everything needed to record the materialization travels in the commit, so recovery after a
         // crash between commit and record can record it without recomputing.

@@ -116,33 +116,75 @@ fn yaml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// `incremental: {strategy: append, watermark: COLUMN}`; the error is a sentence for E0213.
-fn parse_incremental(v: &serde_json::Value) -> Result<String, String> {
-    let o = v
-        .as_object()
-        .ok_or("write `incremental: {strategy: append, watermark: COLUMN}`")?;
-    if let Some(k) = o.keys().find(|k| *k != "strategy" && *k != "watermark") {
+/// `incremental: {strategy: append, watermark: COLUMN}` or
+/// `{strategy: merge, unique_key: COLUMN | [COLUMNS], watermark?: COLUMN, delete?: PREDICATE}`; the
+/// error is a sentence for E0213.
+fn parse_incremental(v: &serde_json::Value) -> Result<super::Incremental, String> {
+    const USAGE: &str = "write `incremental: {strategy: append, watermark: COLUMN}` or `{strategy: merge, unique_key: COLUMN}`";
+    let o = v.as_object().ok_or(USAGE)?;
+    let text = |field: &str| -> Result<Option<String>, String> {
+        match o.get(field) {
+            None => Ok(None),
+            Some(serde_json::Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.clone())),
+            Some(_) => Err(format!("`{field}` is not a non-empty string")),
+        }
+    };
+    let allowed: &[&str] = match o.get("strategy").and_then(|s| s.as_str()) {
+        Some("append") => &["strategy", "watermark"],
+        Some("merge") => &["strategy", "unique_key", "watermark", "delete"],
+        Some(other) => return Err(format!("unknown strategy '{other}' (`append` or `merge`)")),
+        None => return Err("`strategy` is missing (`append` or `merge`)".into()),
+    };
+    if let Some(k) = o.keys().find(|k| !allowed.contains(&k.as_str())) {
         return Err(format!(
-            "unknown field `{k}` (it takes `strategy` and `watermark`)"
+            "unknown field `{k}` (this strategy takes {})",
+            allowed
+                .iter()
+                .map(|a| format!("`{a}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
-    match o.get("strategy").and_then(|s| s.as_str()) {
-        Some("append") => {}
-        Some("merge") => {
-            return Err(
-                "`strategy: merge` is not supported yet; use `append` with a watermark".into(),
-            )
-        }
-        Some(other) => return Err(format!("unknown strategy '{other}' (`append`)")),
-        None => return Err("`strategy` is missing (`append`)".into()),
+    if allowed.len() == 2 {
+        let watermark = text("watermark")?
+            .ok_or("`watermark` names the column whose maximum the next run starts after")?;
+        return Ok(super::Incremental::Append { watermark });
     }
-    o.get("watermark")
-        .and_then(|w| w.as_str())
-        .filter(|w| !w.is_empty())
-        .map(str::to_string)
-        .ok_or_else(|| {
-            "`watermark` names the column whose maximum the next run starts after".into()
-        })
+    let unique_key: Vec<String> =
+        match o.get("unique_key") {
+            Some(serde_json::Value::String(s)) if !s.trim().is_empty() => vec![s.clone()],
+            Some(serde_json::Value::Array(a)) if !a.is_empty() => a
+                .iter()
+                .map(|c| {
+                    c.as_str()
+                        .filter(|c| !c.trim().is_empty())
+                        .map(str::to_string)
+                })
+                .collect::<Option<Vec<_>>>()
+                .ok_or("`unique_key` lists column names")?,
+            Some(_) => return Err("`unique_key` is a column or a list of columns".into()),
+            None => return Err(
+                "`unique_key` is missing: the column (or list of columns) that identifies a row"
+                    .into(),
+            ),
+        };
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(c) = unique_key.iter().find(|c| !seen.insert(c.as_str())) {
+        return Err(format!("`unique_key` names '{c}' twice"));
+    }
+    let delete = text("delete")?;
+    if let Some(d) = &delete {
+        use datafusion::sql::sqlparser::{dialect::GenericDialect, parser::Parser};
+        Parser::new(&GenericDialect {})
+            .try_with_sql(d)
+            .and_then(|mut p| p.parse_expr())
+            .map_err(|e| format!("`delete` is not a SQL predicate: {e}"))?;
+    }
+    Ok(super::Incremental::Merge {
+        unique_key,
+        watermark: text("watermark")?,
+        delete,
+    })
 }
 
 /// One asset definition as read from a file: the common fields, typed; the kind's own fields, as YAML;
@@ -385,7 +427,14 @@ fn to_spec(
             Some(_) if def.partitions.is_some() => {
                 return Err(err("E0213", "incremental: a partitioned asset replaces partitions already; drop `incremental` or `partitions`".into()))
             }
-            Some(v) => Some(parse_incremental(v).map_err(|m| err("E0213", format!("incremental: {m}")))?),
+            Some(v) => {
+                let inc = parse_incremental(v).map_err(|m| err("E0213", format!("incremental: {m}")))?;
+                if inc.watermark().is_none() && matches!(&body, AssetBody::Sql { rewritten, .. } if crate::kinds::sql::uses_watermark(rewritten)) {
+                    return Err(err("E0213", "the query uses {{ watermark }}, but `incremental:` names no `watermark` column".into())
+                        .hint("add `watermark: COLUMN` to `incremental:`"));
+                }
+                Some(inc)
+            }
         },
         checks: match def.checks.as_ref() {
             Some(c) => {

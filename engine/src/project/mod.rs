@@ -115,9 +115,8 @@ pub struct AssetSpec {
     pub automation: Option<crate::automation::Condition>,
     /// Data checks run on each new materialization before it is published (`checks:`).
     pub checks: Vec<crate::checks::CheckDef>,
-    /// Appends instead of replacing (`incremental: {strategy: append, watermark: COLUMN}`): the
-    /// watermark column.
-    pub incremental: Option<String>,
+    /// Appends to or merges into its published table instead of replacing it (`incremental:`).
+    pub incremental: Option<Incremental>,
     /// How it is computed.
     pub body: AssetBody,
     /// Where it is defined.
@@ -411,4 +410,34 @@ pub fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Opt
         .filter(|(d, c)| *d <= (name.len().max(c.len()) / 3).max(2))
         .min_by_key(|(d, c)| (*d, c.to_string()))
         .map(|(_, c)| c)
+}
+
+/// How an incremental asset's run changes its published table (`incremental:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incremental {
+    /// `{strategy: append, watermark: COLUMN}`: the query's rows are added.
+    Append {
+        /// The column whose maximum in the table is `{{ watermark }}`.
+        watermark: String,
+    },
+    /// `{strategy: merge, unique_key: …}`: rows whose key is in the table replace it, others are
+    /// inserted, and rows matching `delete` remove it (Delta MERGE).
+    Merge {
+        /// The columns that identify a row (unique in the table and in each run's rows).
+        unique_key: Vec<String>,
+        /// Optional: the column whose maximum is `{{ watermark }}`.
+        watermark: Option<String>,
+        /// Optional SQL predicate over the new rows: a matching row deletes its key.
+        delete: Option<String>,
+    },
+}
+
+impl Incremental {
+    /// The column `{{ watermark }}` is the maximum of, if any.
+    pub fn watermark(&self) -> Option<&str> {
+        match self {
+            Incremental::Append { watermark } => Some(watermark),
+            Incremental::Merge { watermark, .. } => watermark.as_deref(),
+        }
+    }
 }

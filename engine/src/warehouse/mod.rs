@@ -76,6 +76,12 @@ pub enum WriteScope {
     Table,
     /// Rows added to the table: its live files stay (an incremental asset's append).
     Append,
+    /// A merge: the listed live files (paths relative to the table, as the file column of
+    /// [`Warehouse::provider_with_files`] names them) are replaced by the staged files; the others stay.
+    Merge {
+        /// The files whose rows the staged files carry forward (minus the matched ones).
+        remove: Vec<String>,
+    },
     /// The rows of one partition: its live files are replaced, other partitions' files stay. The
     /// table is a Delta table partitioned by the columns of `values`, in that order.
     Partition {
@@ -269,6 +275,22 @@ impl Warehouse {
         table.update_datafusion_session(&session.state())?;
         let v = table.version().map(|v| v as i64).unwrap_or(0);
         Ok(Some((table.table_provider().await?, v)))
+    }
+
+    /// A provider for `version` of an asset's table whose rows carry, in the extra column `column`,
+    /// the data file they live in (a merge rewrites only the files its matched rows are in).
+    pub async fn provider_with_files(
+        &self,
+        key: &AssetKey,
+        version: i64,
+        session: &datafusion::prelude::SessionContext,
+        column: &str,
+    ) -> Result<Option<Arc<dyn TableProvider>>, WarehouseError> {
+        let Some(table) = self.open(key, Some(version)).await? else {
+            return Ok(None);
+        };
+        table.update_datafusion_session(&session.state())?;
+        Ok(Some(table.table_provider().with_file_column(column).await?))
     }
 
     /// The data files that make up `version` of an asset's table, as URLs (`file://` for a local

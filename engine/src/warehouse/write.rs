@@ -51,7 +51,7 @@ impl Warehouse {
     ) -> Result<Staged, WarehouseError> {
         let (full, needs_cast) = delta_compatible(&input.schema());
         let partition: &[(String, String)] = match scope {
-            WriteScope::Table | WriteScope::Append => &[],
+            WriteScope::Table | WriteScope::Append | WriteScope::Merge { .. } => &[],
             WriteScope::Partition { values, .. } => values,
         };
         let schema = without_columns(&full, partition);
@@ -190,7 +190,7 @@ impl Warehouse {
         let table = self.table_handle(key)?;
         let columns: StructType = staged.schema.as_ref().try_into_kernel()?;
         let partition_columns: Vec<String> = match &meta.scope {
-            WriteScope::Table | WriteScope::Append => Vec::new(),
+            WriteScope::Table | WriteScope::Append | WriteScope::Merge { .. } => Vec::new(),
             WriteScope::Partition { values, .. } => values.iter().map(|(c, _)| c.clone()).collect(),
         };
         if !self.is_table(key, &table).await? {
@@ -214,8 +214,19 @@ impl Warehouse {
                 .commit_partition(key, table, columns, staged, meta)
                 .await;
         }
-        if let WriteScope::Append = &meta.scope {
-            return self.commit_append(key, table, &columns, staged, meta).await;
+        match &meta.scope {
+            WriteScope::Append => {
+                return self
+                    .commit_append(key, table, &columns, staged, meta, &[])
+                    .await
+            }
+            WriteScope::Merge { remove } => {
+                let remove = remove.clone();
+                return self
+                    .commit_append(key, table, &columns, staged, meta, &remove)
+                    .await;
+            }
+            _ => {}
         }
         let props = CommitProperties::default()
             .with_metadata([("spine".to_string(), meta.info)])
@@ -236,8 +247,10 @@ impl Warehouse {
 }
 
 impl Warehouse {
-    /// Adds the staged files to the table (its other files stay) in one commit with the step's `txn`;
-    /// a changed schema (added columns) goes in the same commit.
+    /// Adds the staged files to the table and removes the live files `remove` names (a merge; none for
+    /// an append), in one commit with the step's `txn`; a changed schema (added columns) goes in the
+    /// same commit. A file of `remove` that is no longer live fails the commit (another writer changed
+    /// the table since the merge read it).
     async fn commit_append(
         &self,
         key: &AssetKey,
@@ -245,24 +258,60 @@ impl Warehouse {
         columns: &StructType,
         staged: Staged,
         meta: CommitMeta,
+        remove: &[String],
     ) -> Result<i64, WarehouseError> {
         table.load().await?;
         let snapshot = table.snapshot()?;
         let mut actions = Vec::new();
+        let mut missing: std::collections::BTreeSet<&str> =
+            remove.iter().map(String::as_str).collect();
+        if !missing.is_empty() {
+            for f in snapshot.log_data().iter() {
+                let path = f.path();
+                if let Some(r) = remove.iter().find(|r| same_file(r, &path)) {
+                    missing.remove(r.as_str());
+                    actions.push(Action::Remove(f.remove_action(true)));
+                }
+            }
+        }
+        if let Some(m) = missing.first() {
+            return Err(WarehouseError::BadOutput(format!(
+                "the merge read file {m} of {key}, which is no longer in the table (another writer changed it); run again"
+            )));
+        }
         if snapshot.schema().as_ref() != columns {
             actions.push(Action::Metadata(
                 snapshot.metadata().clone().with_schema(columns)?,
             ));
         }
         actions.extend(staged.actions);
+        let operation = match &meta.scope {
+            WriteScope::Merge { .. } => DeltaOperation::Merge {
+                predicate: None,
+                merge_predicate: meta
+                    .info
+                    .pointer("/metadata/merge_key")
+                    .and_then(|k| k.as_array())
+                    .map(|k| {
+                        k.iter()
+                            .filter_map(|c| c.as_str())
+                            .map(|c| format!("target.`{c}` = source.`{c}`"))
+                            .collect::<Vec<_>>()
+                            .join(" AND ")
+                    }),
+                matched_predicates: Vec::new(),
+                not_matched_predicates: Vec::new(),
+                not_matched_by_source_predicates: Vec::new(),
+            },
+            _ => DeltaOperation::Write {
+                mode: SaveMode::Append,
+                partition_by: None,
+                predicate: None,
+            },
+        };
         let props = CommitProperties::default()
             .with_metadata([("spine".to_string(), meta.info)])
             .with_application_transaction(Transaction::new(&meta.app_id, meta.seq));
-        let operation = DeltaOperation::Write {
-            mode: SaveMode::Append,
-            partition_by: None,
-            predicate: None,
-        };
         let done = deltalake::kernel::transaction::CommitBuilder::from(props)
             .with_actions(actions)
             .build(Some(snapshot), table.log_store(), operation)
@@ -320,6 +369,11 @@ impl Warehouse {
             .map_err(|e| WarehouseError::Delta(e.into()))?;
         Ok(())
     }
+}
+
+/// Whether a file column value (a path or URL) names the table-relative `path`.
+fn same_file(value: &str, path: &str) -> bool {
+    value == path || value.ends_with(&format!("/{path}"))
 }
 
 /// `schema` without the partition columns.
