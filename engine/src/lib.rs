@@ -15,6 +15,7 @@ mod backfill;
 pub mod check;
 pub mod checks;
 pub mod clock;
+pub mod column_lineage;
 mod daemon;
 mod doctor;
 mod duration;
