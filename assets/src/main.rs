@@ -254,6 +254,10 @@ pub enum Command {
         /// latest materialization read, and the materializations that read it.
         #[arg(long, value_name = "KEY")]
         partition: Option<String>,
+        /// One column's recorded lineage: the upstream columns it comes from and the downstream
+        /// columns computed from it, with how (identity, transformed, aggregated, filter).
+        #[arg(long, value_name = "NAME", conflicts_with_all = ["all", "partition"])]
+        column: Option<String>,
         /// Only upstream.
         #[arg(long, conflicts_with = "downstream")]
         upstream: bool,

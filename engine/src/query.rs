@@ -1,5 +1,5 @@
 //! `assets sql`: ad-hoc SQL over the run store (`spine.runs`, `spine.steps`, `spine.events`,
-//! `spine.materializations` (with `published`), `spine.check_results`, `spine.publications`, `spine.lineage`, `spine.backfills`, `spine.backfill_runs`, `spine.schedule_ticks`, and `spine.partitions`, computed) and over any asset table (by key, as in asset SQL).
+//! `spine.materializations` (with `published`), `spine.check_results`, `spine.column_lineage`, `spine.publications`, `spine.lineage`, `spine.backfills`, `spine.backfill_runs`, `spine.schedule_ticks`, and `spine.partitions`, computed) and over any asset table (by key, as in asset SQL).
 
 use crate::engine::Engine;
 use crate::error::EngineError;
@@ -97,6 +97,18 @@ const STORE_TABLES: &[(&str, &[(&str, bool)])] = &[
             ("error", false),
             ("duration_ms", true),
             ("created_at", false),
+        ],
+    ),
+    (
+        "column_lineage",
+        &[
+            ("materialization_id", true),
+            ("asset_key", false),
+            ("column_name", false),
+            ("position", true),
+            ("upstream_key", false),
+            ("upstream_column", false),
+            ("how", false),
         ],
     ),
     (

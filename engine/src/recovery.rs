@@ -117,6 +117,10 @@ impl Engine {
                             .unwrap_or_default()
                             .to_string(),
                         upstream,
+                        columns: serde_json::from_value(
+                            info.get("columns").cloned().unwrap_or_default(),
+                        )
+                        .unwrap_or_default(),
                         metadata: info
                             .get("metadata")
                             .cloned()

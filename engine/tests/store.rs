@@ -67,6 +67,7 @@ fn mat(id: &RunId, key: &AssetKey, seq: i64, version: i64) -> NewMaterialization
         metadata: serde_json::json!({"k": 1}),
         published: true,
         checks: Vec::new(),
+        columns: Vec::new(),
     }
 }
 

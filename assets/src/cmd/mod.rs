@@ -4,6 +4,7 @@ mod backfill;
 pub mod bench;
 mod check;
 mod checks;
+mod column_lineage;
 mod daemon;
 mod doctor;
 mod init;
@@ -113,6 +114,22 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Lineage {
             key: Some(key),
+            column: Some(column),
+            upstream,
+            downstream,
+            depth,
+            format,
+            ..
+        } => {
+            let format = format.unwrap_or(if json {
+                crate::LineageFormat::Json
+            } else {
+                crate::LineageFormat::Tree
+            });
+            column_lineage::run(&root, &key, &column, (upstream, downstream), depth, format).await
+        }
+        Command::Lineage {
+            key: Some(key),
             partition: Some(partition),
             upstream,
             downstream,
@@ -131,6 +148,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             depth,
             format,
             partition: _,
+            column: _,
         } => {
             let format = format.unwrap_or(if json {
                 crate::LineageFormat::Json

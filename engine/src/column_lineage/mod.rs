@@ -19,6 +19,9 @@
 //! column a query reads is reported for the outputs it reaches, with the relation above.
 
 mod expr;
+mod walk;
+
+pub use walk::ColumnNode;
 
 use crate::key::AssetKey;
 use datafusion::logical_expr::{Distinct, LogicalPlan, Projection as P2};

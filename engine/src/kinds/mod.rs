@@ -155,6 +155,9 @@ pub struct StepOutput {
     pub metadata: BTreeMap<String, serde_json::Value>,
     /// Check results.
     pub checks: Vec<CheckResult>,
+    /// Column-level lineage of the output (the `sql` kind derives it from the query's plan; a Rust
+    /// asset may declare its own). Empty: unknown.
+    pub columns: crate::column_lineage::ColumnLineage,
 }
 
 impl StepOutput {
@@ -171,6 +174,7 @@ impl StepOutput {
             data,
             metadata: BTreeMap::new(),
             checks: Vec::new(),
+            columns: Vec::new(),
         }
     }
 }

@@ -240,11 +240,20 @@ impl AssetKind for SqlKind {
                 .sql(&sql)
                 .await
                 .map_err(|e| StepError::datafusion("SQL error", &e))?;
+            // Tables are registered under their asset keys; only upstreams are assets.
+            let asset = |name: &str| {
+                crate::key::AssetKey::parse(name)
+                    .ok()
+                    .filter(|k| ctx.spec.deps.contains(k))
+            };
+            let columns = crate::column_lineage::of_plan(df.logical_plan(), &asset);
             let stream = df
                 .execute_stream()
                 .await
                 .map_err(|e| StepError::datafusion("SQL error", &e))?;
-            Ok(StepOutput::data(StepData::Stream(stream)))
+            let mut out = StepOutput::data(StepData::Stream(stream));
+            out.columns = columns;
+            Ok(out)
         })
     }
 }

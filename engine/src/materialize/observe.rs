@@ -96,6 +96,7 @@ impl Engine {
                     metadata: serde_json::json!({ "observed_files": files }),
                     published: true,
                     checks: Vec::new(),
+                    columns: Vec::new(),
                 };
                 report.rows = Some(rows);
                 report.status = StepStatus::Succeeded;

@@ -9,7 +9,10 @@ use super::*;
 type Computed = (
     Staged,
     Vec<UpstreamRead>,
-    BTreeMap<String, serde_json::Value>,
+    (
+        BTreeMap<String, serde_json::Value>,
+        crate::column_lineage::ColumnLineage,
+    ),
     WriteScope,
     Option<(i64, i64, i64)>,
 );
@@ -284,6 +287,7 @@ impl Engine {
                 data,
                 metadata,
                 checks,
+                columns,
             } = output;
             for c in &checks {
                 let msg = format!(
@@ -342,7 +346,7 @@ impl Engine {
                     }
                     other => StepError::retryable(other),
                 })?;
-            Ok::<_, StepError>(Ok((staged, reads, metadata, scope, counts)))
+            Ok::<_, StepError>(Ok((staged, reads, (metadata, columns), scope, counts)))
         };
         let timed = async {
             match spec.timeout {
@@ -362,7 +366,7 @@ impl Engine {
         if scratch.exists() {
             let _ = std::fs::remove_dir_all(&scratch);
         }
-        let (staged, reads, mut metadata, scope, counts): Computed = result
+        let (staged, reads, (mut metadata, columns), scope, counts): Computed = result
             .map_err(AttemptError::Failed)?
             .map_err(AttemptError::Parked)?;
         // A partition's step frees its compute slot while its commit waits to be grouped with its
@@ -422,6 +426,7 @@ impl Engine {
             "run_id": state.run_id.as_str(), "step_id": step_id, "seq": seq,
             "code_version": spec.code_version, "upstream": reads, "rows": rows,
             "data_version": data_version, "schema": schema_json, "metadata": metadata,
+            "columns": columns,
         });
         // (Only a whole table: one partition's rows, or appended rows, are not the table.)
         let in_memory = staged
@@ -481,6 +486,7 @@ impl Engine {
             metadata: serde_json::Value::Object(metadata.into_iter().collect()),
             published,
             checks,
+            columns,
         })
     }
 }

@@ -15,4 +15,10 @@ pub trait LineageStore: Send + Sync {
         key: &crate::key::AssetKey,
         id: i64,
     ) -> StoreResult<Vec<Materialization>>;
+    /// The column lineage of each asset's latest materialization that recorded one, by asset.
+    async fn latest_column_lineage(
+        &self,
+    ) -> StoreResult<
+        std::collections::BTreeMap<crate::key::AssetKey, crate::column_lineage::ColumnLineage>,
+    >;
 }

@@ -326,6 +326,9 @@ pub struct NewMaterialization {
     /// The asset's checks on it, recorded with it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<crate::checks::CheckOutcome>,
+    /// Column-level lineage of its columns (SQL assets; empty when unknown), recorded with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: crate::column_lineage::ColumnLineage,
 }
 
 fn published_default() -> bool {

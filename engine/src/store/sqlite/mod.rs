@@ -462,6 +462,7 @@ impl RunStore for SqliteStore {
             "schedule_ticks" => "SELECT * FROM schedule_ticks",
             "check_results" => "SELECT * FROM check_results",
             "publications" => "SELECT * FROM publications",
+            "column_lineage" => "SELECT * FROM column_lineage",
             other => return Err(StoreError::NotFound(format!("store table '{other}'"))),
         };
         let rows = sqlx::query(q).fetch_all(&self.pool).await?;

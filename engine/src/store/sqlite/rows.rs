@@ -124,6 +124,7 @@ pub(super) fn mat_from_row(r: &SqliteRow) -> StoreResult<Materialization> {
             metadata: json_from(r.try_get("metadata")?)?,
             published: r.try_get::<i64, _>("published")? != 0,
             checks: Vec::new(),
+            columns: Vec::new(),
         },
     })
 }

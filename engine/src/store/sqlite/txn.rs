@@ -103,6 +103,7 @@ pub(super) async fn finish_in(
         .await?;
         insert_lineage(tx, id, &m.upstream).await?;
         super::checks::insert_check_results(tx, id, m, ts).await?;
+        insert_column_lineage(tx, id, m).await?;
         mat_id = Some(id);
     }
     sqlx::query("UPDATE steps SET status = ?, finished_at = ?, error = COALESCE(?, error), reason = ? WHERE run_id = ? AND step_id = ?")
@@ -179,4 +180,36 @@ pub(super) async fn claim_holder(
         })
     })
     .transpose()
+}
+
+/// The column lineage of materialization `id` (one row per output column and upstream column).
+async fn insert_column_lineage(
+    tx: &mut Tx<'_>,
+    id: i64,
+    m: &crate::store::NewMaterialization,
+) -> StoreResult<()> {
+    for (position, c) in m.columns.iter().enumerate() {
+        let none = [None];
+        let sources: Vec<Option<&crate::column_lineage::ColumnSource>> = if c.sources.is_empty() {
+            none.to_vec()
+        } else {
+            c.sources.iter().map(Some).collect()
+        };
+        for s in sources {
+            sqlx::query(
+                "INSERT INTO column_lineage (materialization_id, asset_key, column_name, position,
+                 upstream_key, upstream_column, how) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(id)
+            .bind(m.asset_key.as_str())
+            .bind(&c.column)
+            .bind(position as i64)
+            .bind(s.map(|s| s.asset.as_str()))
+            .bind(s.map(|s| s.column.as_str()))
+            .bind(s.map(|s| s.how.as_str()))
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    Ok(())
 }
