@@ -87,3 +87,49 @@ fn getting_started_runs_as_written() {
     ));
     run_blocks("getting started", &blocks);
 }
+
+/// Every code `E0nnn` the sources emit has a row in the error reference, and every row's code is
+/// still emitted somewhere: the reference cannot drift from the code.
+#[test]
+fn the_error_reference_lists_exactly_the_codes_in_the_sources() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    fn codes(text: &str, out: &mut std::collections::BTreeSet<String>) {
+        let b = text.as_bytes();
+        for i in 0..b.len().saturating_sub(4) {
+            if b[i] == b'E'
+                && b[i + 1] == b'0'
+                && b[i + 2..i + 5].iter().all(u8::is_ascii_digit)
+                && b.get(i + 5).is_none_or(|c| !c.is_ascii_digit())
+                && (i == 0 || !b[i - 1].is_ascii_alphanumeric())
+            {
+                out.insert(text[i..i + 5].to_string());
+            }
+        }
+    }
+    fn walk(dir: &Path, out: &mut std::collections::BTreeSet<String>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                codes(&std::fs::read_to_string(&p).unwrap(), out);
+            }
+        }
+    }
+    let mut emitted = std::collections::BTreeSet::new();
+    for krate in ["engine/src", "assets/src", "jobs/src"] {
+        walk(&root.join(krate), &mut emitted);
+    }
+    let reference = std::fs::read_to_string(root.join("docs/reference/errors.md")).unwrap();
+    let documented: std::collections::BTreeSet<String> = reference
+        .lines()
+        .filter_map(|l| l.strip_prefix("| E0"))
+        .map(|l| format!("E0{}", &l[..3]))
+        .collect();
+    let undocumented: Vec<_> = emitted.difference(&documented).collect();
+    let stale: Vec<_> = documented.difference(&emitted).collect();
+    assert!(
+        undocumented.is_empty() && stale.is_empty(),
+        "docs/reference/errors.md is missing {undocumented:?} and lists codes no source emits: {stale:?}"
+    );
+}

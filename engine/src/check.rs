@@ -1,8 +1,12 @@
 //! Deep validation for `assets check`: plans every `sql` asset with DataFusion against the schemas of its
-//! upstreams (planned SQL output schemas, or the schema of an existing table), without running anything.
+//! upstreams, without running anything. An upstream's schema is, in order: its planned SQL output; its
+//! declared `schema:`; what its kind tells without computing it (a source's file footers, the Postgres
+//! query's description); the schema of its existing table. A SQL asset with a declared `schema:` must
+//! plan to it (E0251).
 
 use crate::error::DefinitionError;
 use crate::key::AssetKey;
+use crate::kinds::{KindRegistry, SchemaProbe};
 use crate::project::{AssetBody, Project};
 use crate::warehouse::Warehouse;
 use arrow::datatypes::SchemaRef;
@@ -24,9 +28,15 @@ pub struct CheckReport {
 }
 
 /// Plans every SQL asset in dependency order.
-pub async fn check_sql(project: &Project, warehouse: &Warehouse) -> CheckReport {
+pub async fn check_sql(
+    project: &Project,
+    warehouse: &Warehouse,
+    kinds: &KindRegistry,
+) -> CheckReport {
     let mut report = CheckReport::default();
     let mut schemas: HashMap<AssetKey, Option<SchemaRef>> = HashMap::new();
+    // Why an upstream's schema is not known, when its kind said.
+    let mut unknown: HashMap<AssetKey, String> = HashMap::new();
     let Some(order) = project.graph.topological_order() else {
         return report;
     };
@@ -56,16 +66,30 @@ pub async fn check_sql(project: &Project, warehouse: &Warehouse) -> CheckReport 
                     }
                 }
                 if let Some(dep) = missing {
-                    report.unplanned.push((
-                        key.clone(),
-                        format!("upstream '{dep}' has no known schema yet (materialize it first)"),
-                    ));
+                    let why = match unknown.get(&dep) {
+                        Some(why) => format!("upstream '{dep}' has no known schema yet: {why}"),
+                        None => format!("upstream '{dep}' has no known schema yet (declare its `schema:`, or materialize it first)"),
+                    };
+                    report.unplanned.push((key.clone(), why));
                     None
                 } else {
                     match ctx.sql(rewritten).await {
                         Ok(df) => {
                             report.planned += 1;
-                            Some(Arc::new(df.schema().as_arrow().clone()))
+                            let planned: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+                            if let Some(declared) = &spec.declared_schema {
+                                if let Some(m) =
+                                    crate::project::declared_schema::mismatch(declared, &planned)
+                                {
+                                    report.errors.push(
+                                        DefinitionError::new("E0251", format!("the query does not produce its declared schema: {m}"))
+                                            .asset(key.as_str())
+                                            .at_opt(spec.source.clone())
+                                            .hint("change the query (a CAST) or its `schema:`"),
+                                    );
+                                }
+                            }
+                            Some(planned)
                         }
                         Err(e) => {
                             let loc = file.clone().map(|f| {
@@ -86,9 +110,29 @@ pub async fn check_sql(project: &Project, warehouse: &Warehouse) -> CheckReport 
                     }
                 }
             }
-            _ => match warehouse.provider(key, None, &probe).await {
-                Ok(Some((p, _))) => Some(p.schema()),
-                _ => None,
+            _ => match &spec.declared_schema {
+                Some(declared) => Some(declared.clone()),
+                None => match kinds.get(&spec.kind) {
+                    Some(kind) => match kind.schema(spec).await {
+                        SchemaProbe::Known(s) => Some(s),
+                        SchemaProbe::Invalid(e) => {
+                            report.errors.push(e);
+                            None
+                        }
+                        SchemaProbe::Unknown(why) => {
+                            match warehouse.provider(key, None, &probe).await {
+                                Ok(Some((p, _))) => Some(p.schema()),
+                                _ => {
+                                    if !why.is_empty() {
+                                        unknown.insert(key.clone(), why);
+                                    }
+                                    None
+                                }
+                            }
+                        }
+                    },
+                    None => None,
+                },
             },
         };
         schemas.insert(key.clone(), schema);

@@ -262,8 +262,8 @@ pub async fn run_sql(engine: &Engine, sql: &str) -> Result<Vec<RecordBatch>, Eng
             let bad = |m: String| {
                 crate::error::DefinitionError::new("E0240", format!("source '{key}': {m}"))
             };
-            let files = source.files().map_err(bad)?;
-            let table = source.table(&ctx, &files).await.map_err(bad)?;
+            let (_, observed) = source.look().await.map_err(bad)?;
+            let table = source.table(&ctx, &observed).await.map_err(bad)?;
             ctx.register_table(TableReference::bare(key.as_str()), table)?;
             continue;
         }

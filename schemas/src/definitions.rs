@@ -142,6 +142,10 @@ pub struct AssetDef {
     /// returns (`{{ watermark }}` in SQL: the column's maximum in the published table, NULL on the first
     /// run) instead of replacing the table; validated by the engine.
     pub incremental: Option<serde_json::Value>,
+    /// The columns the asset produces (`- COLUMN: TYPE`, …), known without running it: `assets check`
+    /// plans downstream SQL with it, and a materialization whose output differs is refused; a CSV or
+    /// JSON source reads its files with it. Validated by the engine (E0250).
+    pub schema: Option<serde_json::Value>,
 }
 
 /// What to do when a materialization's schema differs from the asset table's current schema (as dbt's

@@ -7,7 +7,8 @@ use spine_engine::{DefinitionErrors, EngineError};
 use std::path::Path;
 
 pub async fn run(root: &Path, json: bool) -> anyhow::Result<u8> {
-    let project = load_project(root, &spine_jobs::all_kinds()).map_err(EngineError::from)?;
+    let kinds = spine_jobs::all_kinds();
+    let project = load_project(root, &kinds).map_err(EngineError::from)?;
     let options = project
         .config
         .warehouse_options
@@ -16,7 +17,7 @@ pub async fn run(root: &Path, json: bool) -> anyhow::Result<u8> {
         .collect();
     let warehouse =
         Warehouse::new(project.config.warehouse_url.clone(), options).map_err(EngineError::from)?;
-    let report = check_sql(&project, &warehouse).await;
+    let report = check_sql(&project, &warehouse, &kinds).await;
     if !report.errors.is_empty() {
         return Err(EngineError::from(DefinitionErrors(report.errors)).into());
     }
@@ -32,7 +33,7 @@ pub async fn run(root: &Path, json: bool) -> anyhow::Result<u8> {
         } else {
             format!(
                 "; {skipped} not planned because an upstream's schema is unknown until it is materialized \
-                 (e.g. a command asset): run `assets materialize` once and check again"
+                 (e.g. a command asset without `schema:`): declare it, or run `assets materialize` once and check again"
             )
         };
         println!(

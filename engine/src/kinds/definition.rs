@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 /// The fields of an asset definition that every kind shares; the loader reads them, kinds never see
 /// them.
-pub const COMMON_FIELDS: [&str; 17] = [
+pub const COMMON_FIELDS: [&str; 18] = [
     "key",
     "kind",
     "deps",
@@ -31,6 +31,7 @@ pub const COMMON_FIELDS: [&str; 17] = [
     "partition_mapping",
     "checks",
     "incremental",
+    "schema",
 ];
 
 /// One asset's definition as its kind sees it.
@@ -45,6 +46,8 @@ pub struct KindDefinition<'a> {
     pub deps: &'a [AssetKey],
     /// The folder of the YAML file (relative paths in a definition resolve against it).
     pub dir: &'a Path,
+    /// The declared output schema (`schema:`), if any.
+    pub schema: Option<arrow::datatypes::SchemaRef>,
     pub(crate) config: &'a ProjectConfig,
     pub(crate) location: Location,
     /// The file's text, to find the line of a field.

@@ -291,6 +291,24 @@ pub trait AssetKind: Send + Sync {
     }
     /// Computes the asset.
     fn execute<'a>(&'a self, ctx: &'a StepContext) -> BoxFuture<'a, Result<StepOutput, StepError>>;
+    /// The schema of the asset's output when the kind can tell it without computing the asset (a
+    /// source's file footers or its query's description), for `assets check`. The default: unknown
+    /// (a declared `schema:` or the existing table is used instead).
+    fn schema<'a>(&'a self, spec: &'a AssetSpec) -> BoxFuture<'a, SchemaProbe> {
+        let _ = spec;
+        Box::pin(async { SchemaProbe::Unknown(String::new()) })
+    }
+}
+
+/// What a kind can tell of an asset's schema without computing it ([`AssetKind::schema`]).
+#[derive(Debug, Clone)]
+pub enum SchemaProbe {
+    /// The schema.
+    Known(arrow::datatypes::SchemaRef),
+    /// Not known now, and why (empty: the kind cannot tell); not an error (files not there yet).
+    Unknown(String),
+    /// The definition is wrong: what it says is an error (a drifted file, a query that does not plan).
+    Invalid(DefinitionError),
 }
 
 /// The kinds an engine can execute.

@@ -5,7 +5,7 @@
 //! ([`Engine::source_table`]).
 
 use super::*;
-use crate::kinds::source::{observation_version, ObservedFile, SourceConfig};
+use crate::kinds::source::SourceConfig;
 
 impl Engine {
     pub(super) async fn observe_step(
@@ -42,15 +42,14 @@ impl Engine {
             )
         });
         let observed = async {
-            let files = config.files()?;
-            let version = observation_version(&files);
+            let (version, observed) = config.look().await?;
             if let Some((v, code, run)) = &previous {
                 if *v == version && *code == spec.code_version {
                     return Ok(Err(run.clone()));
                 }
             }
             let ctx = crate::session::sibling(&state.session);
-            let table = config.table(&ctx, &files).await?;
+            let table = config.table(&ctx, &observed).await?;
             let schema = table.schema();
             let rows = ctx
                 .read_table(table)
@@ -63,7 +62,7 @@ impl Engine {
                         e.to_string().lines().next().unwrap_or_default()
                     )
                 })?;
-            Ok::<_, String>(Ok((files, version, schema, rows as i64)))
+            Ok::<_, String>(Ok((observed, version, schema, rows as i64)))
         }
         .await;
         match observed {
@@ -74,13 +73,13 @@ impl Engine {
             }
             Ok(Err(run)) => {
                 let reason = format!(
-                    "unchanged: the same files, sizes and modification times as observed in run {}",
+                    "unchanged: the same data version (files, sizes and modification times, or query rows) as observed in run {}",
                     short(run.as_str())
                 );
                 self.end_step(state, report, StepStatus::UpToDate, None, Some(reason))
                     .await
             }
-            Ok(Ok((files, version, schema, rows))) => {
+            Ok(Ok((observed, version, schema, rows))) => {
                 let m = NewMaterialization {
                     asset_key: key.asset.clone(),
                     partition_key: None,
@@ -93,7 +92,7 @@ impl Engine {
                     data_version: version,
                     code_version: spec.code_version.clone(),
                     upstream: Vec::new(),
-                    metadata: serde_json::json!({ "observed_files": files }),
+                    metadata: SourceConfig::metadata(&observed),
                     published: true,
                     checks: Vec::new(),
                     columns: Vec::new(),
@@ -106,42 +105,23 @@ impl Engine {
         }
     }
 
-    /// The files of a source's observation `m`, as a table; a file that changed since (size or
-    /// modification time) or went away fails the read, naming it.
+    /// What a source's observation `m` recorded, as a table; a file that changed since (size or
+    /// modification time) or went away, or a query whose rows changed, fails the read, naming it.
     pub(super) async fn source_table(
         &self,
         config: &SourceConfig,
         m: &Materialization,
         ctx: &SessionContext,
     ) -> Result<Arc<dyn datafusion::catalog::TableProvider>, StepError> {
-        let files: Vec<ObservedFile> = serde_json::from_value(
-            m.m.metadata
-                .get("observed_files")
-                .cloned()
-                .unwrap_or_default(),
-        )
-        .map_err(|e| {
-            StepError::permanent(format!(
-                "the observation of {} is unreadable: {e}",
-                m.m.asset_key
-            ))
-        })?;
-        for f in &files {
-            let now = ObservedFile::stamp(std::path::Path::new(&f.path));
-            if now != Some((f.size, f.modified_ms)) {
-                return Err(StepError::permanent(format!(
-                    "source {}: {} {} since it was observed; observe it again (assets observe {}) so \
-                     that what is read is what was recorded",
-                    m.m.asset_key,
-                    f.path,
-                    if now.is_none() { "is gone" } else { "changed" },
-                    m.m.asset_key
-                )));
-            }
-        }
+        let key = &m.m.asset_key;
         config
-            .table(ctx, &files)
+            .recorded(ctx, &m.m.metadata, &m.m.data_version)
             .await
-            .map_err(StepError::permanent)
+            .map_err(|e| {
+                StepError::permanent(format!(
+                    "source {key}: {e}; observe it again (assets observe {key}) so that what is read \
+                     is what was recorded"
+                ))
+            })
     }
 }

@@ -320,6 +320,17 @@ impl Engine {
                 )));
             }
             let mut stream = self.to_stream(data).await?;
+            if let Some(declared) = &spec.declared_schema {
+                if let Some(m) =
+                    crate::project::declared_schema::mismatch(declared, &stream.schema())
+                {
+                    return Err(StepError::permanent(format!(
+                        "E0251 the output does not match the declared schema: {m}; nothing was \
+                         committed — fix the {} asset or its `schema:`",
+                        spec.kind
+                    )));
+                }
+            }
             let mut counts = None;
             if let Some(crate::project::Incremental::Merge {
                 unique_key, delete, ..

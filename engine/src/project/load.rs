@@ -325,12 +325,20 @@ fn to_spec(
         deps.push(AssetKey::parse(d).map_err(|e| err("E0201", format!("bad upstream key: {e}")))?);
     }
     let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let declared_schema = match def.schema.as_ref() {
+        Some(v) => Some(super::declared_schema::parse(v).map_err(|m| {
+            err("E0250", format!("schema: {m}"))
+                .hint("e.g. `schema: [{id: int64}, {name: string}]`")
+        })?),
+        None => None,
+    };
     let configured = kind.configure(&KindDefinition {
         key: &key,
         kind: &def.kind,
         fields,
         deps: &deps,
         dir: &dir,
+        schema: declared_schema.clone(),
         config,
         location: loc.clone(),
         text,
@@ -442,6 +450,7 @@ fn to_spec(
             }
             None => Vec::new(),
         },
+        declared_schema,
         body,
         source: Some(loc),
         unread_deps: unread,

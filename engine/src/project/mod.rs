@@ -4,6 +4,7 @@
 //! Projects can also be built in code with [`ProjectBuilder`].
 
 mod config;
+pub mod declared_schema;
 mod load;
 
 pub use config::{strip_bom, ProjectConfig, Settings};
@@ -117,6 +118,8 @@ pub struct AssetSpec {
     pub checks: Vec<crate::checks::CheckDef>,
     /// Appends to or merges into its published table instead of replacing it (`incremental:`).
     pub incremental: Option<Incremental>,
+    /// The columns it produces, declared (`schema:`): planned with by `check`, enforced on its output.
+    pub declared_schema: Option<arrow::datatypes::SchemaRef>,
     /// How it is computed.
     pub body: AssetBody,
     /// Where it is defined.
@@ -195,6 +198,7 @@ impl AssetSpec {
             automation: None,
             checks: Vec::new(),
             incremental: None,
+            declared_schema: None,
             partition_mappings: BTreeMap::new(),
             body,
             source: None,
@@ -211,6 +215,13 @@ impl AssetSpec {
     /// Sets the group.
     pub fn with_group(mut self, group: &str) -> Self {
         self.group = group.to_string();
+        self
+    }
+
+    /// Declares the columns it produces (as `schema:` in YAML): `assets check` plans downstream SQL with
+    /// them, and an output that differs is refused (E0251).
+    pub fn with_schema(mut self, schema: arrow::datatypes::SchemaRef) -> Self {
+        self.declared_schema = Some(schema);
         self
     }
 }

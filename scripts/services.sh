@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Installs and starts the real services the tests need, on 127.0.0.1 only, idempotently: a service
+# already listening is left alone. Called by .ci/run; run it yourself before `cargo test` to get the
+# same. Prints `export NAME=VALUE` lines for the URLs (eval them, or read them from the env file).
+#
+#   scripts/services.sh [postgres] ...   (default: every service)
+#   scripts/services.sh stop             (stops what this script started, by pid)
+#
+# State lives in $SPINE_SERVICES_DIR (default $HOME/.cache/spine-services), outside the checkout; the
+# Postgres cluster in $SPINE_PG_DIR (as root: /var/lib/spine-services/pg, which the postgres user can reach).
+set -euo pipefail
+D="${SPINE_SERVICES_DIR:-$HOME/.cache/spine-services}"
+mkdir -p "$D"
+env_file="$D/env"
+touch "$env_file"
+
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+as_postgres() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+
+postgres() {
+  local port="${SPINE_PG_PORT:-5432}" url
+  url="postgresql://postgres@127.0.0.1:${port}/postgres"
+  if ! listening "$port"; then
+    if [ -z "$(pg_bin)" ]; then
+      # Debian's package (SERVICES.md); needs root.
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    fi
+    # The postgres user must reach the cluster's folder: outside root's home when run as root.
+    local bin pgd="${SPINE_PG_DIR:-$D/pg}"
+    if [ "$(id -u)" = 0 ] && [ -z "${SPINE_PG_DIR:-}" ]; then pgd=/var/lib/spine-services/pg; fi
+    local data="$pgd/data"
+    bin="$(pg_bin)"
+    mkdir -p "$pgd"
+    if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$pgd"; fi
+    if ! [ -f "$data/PG_VERSION" ]; then
+      as_postgres "$bin/initdb" -D "$data" -U postgres -A trust -E UTF8 --no-sync >/dev/null
+    fi
+    as_postgres "$bin/pg_ctl" -D "$data" -l "$pgd/log" -w -t 60 \
+      -o "-p $port -k $pgd -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
+    echo "postgres $data $bin" >> "$D/started"
+  fi
+  grep -v '^export SPINE_TEST_POSTGRES_URL=' "$env_file" > "$env_file.tmp" || true
+  echo "export SPINE_TEST_POSTGRES_URL=$url" >> "$env_file.tmp"
+  mv "$env_file.tmp" "$env_file"
+  echo "export SPINE_TEST_POSTGRES_URL=$url"
+}
+
+stop() {
+  [ -f "$D/started" ] || return 0
+  while read -r name data bin; do
+    case "$name" in
+      postgres) as_postgres "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true ;;
+    esac
+  done < "$D/started"
+  rm -f "$D/started"
+}
+
+if [ $# -eq 0 ]; then set -- postgres; fi
+for s in "$@"; do
+  case "$s" in
+    postgres) postgres ;;
+    stop) stop ;;
+    *) echo "unknown service '$s' (postgres, stop)" >&2; exit 2 ;;
+  esac
+done
