@@ -176,6 +176,21 @@ pub fn status_of(v: &serde_json::Value, key: &str) -> String {
         .unwrap_or_else(|| panic!("no step {key} in {v}"))
 }
 
+/// The freshness state (`fresh`, `stale`, `missing`, …) of each of `keys` in the project's
+/// `assets status --json`, run with `envs`.
+pub fn states(dir: &Path, envs: &[(&str, String)], keys: &[&str]) -> Vec<String> {
+    let st = run_in_env(dir, &["status", "--json"], envs).ok().json();
+    keys.iter()
+        .map(|k| {
+            st.as_array()
+                .and_then(|a| a.iter().find(|a| a["key"] == *k))
+                .and_then(|a| a["state"].as_str())
+                .unwrap_or_else(|| panic!("no asset {k} in {st}"))
+                .to_string()
+        })
+        .collect()
+}
+
 /// Polls the run store until `step` is running (or panics after a minute).
 pub fn wait_until_running(p: &Project, step: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);

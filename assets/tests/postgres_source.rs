@@ -152,18 +152,9 @@ fn a_postgres_query_is_a_source_and_its_changes_make_exactly_its_dependents_stal
         step_statuses(&v),
         [("raw/accounts".to_string(), "succeeded".to_string())]
     );
-    let st = run(&["status", "--json"]).ok().json();
-    let state = |k: &str| {
-        st.as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["key"] == k)
-            .unwrap()["state"]
-            .clone()
-    };
     assert_eq!(
-        (state("marts/totals"), state("marts/other")),
-        ("stale".into(), "fresh".into())
+        states(p.path(), &env, &["marts/totals", "marts/other"]),
+        ["stale", "fresh"]
     );
     run(&["materialize"]).ok();
     assert_eq!(

@@ -106,19 +106,9 @@ fn sources_are_read_in_place_and_a_change_makes_exactly_their_dependents_stale()
             ("raw/rates".to_string(), "succeeded".to_string())
         ]
     );
-    let st = p.run(&["status", "--json"]).ok().json();
-    let state = |k: &str| {
-        st.as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["key"] == k)
-            .unwrap()["state"]
-            .clone()
-    };
     assert_eq!(
-        (state("avg_rate"), state("event_count")),
-        ("stale".into(), "fresh".into()),
-        "{st}"
+        states(p.path(), &[], &["avg_rate", "event_count"]),
+        ["stale", "fresh"]
     );
     let v = p.run(&["materialize", "--json"]).ok().json();
     assert!(
