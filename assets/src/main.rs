@@ -217,9 +217,9 @@ pub enum Command {
     Publish {
         /// Asset key.
         key: String,
-        /// Its Delta version to publish.
+        /// Its Delta version to publish (a source read in place: omit it, its newest observation).
         #[arg(long)]
-        version: i64,
+        version: Option<i64>,
         /// The partition, for a partitioned asset.
         #[arg(long)]
         partition: Option<String>,

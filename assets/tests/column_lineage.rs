@@ -204,3 +204,66 @@ fn a_recovered_materialization_keeps_its_column_lineage() {
         ])
     );
 }
+
+/// A command asset declares where its columns come from (`schema:` … `from:`); the walk crosses it
+/// from a SQL asset below to the SQL asset above, and a `from` naming a non-upstream is E0250.
+#[test]
+fn a_command_assets_declared_lineage_is_walked_through() {
+    let p = project();
+    p.write(
+        "assets/cmd.yaml",
+        "key: reports/scaled\nkind: command\ndeps: [marts/by_customer]\ncommand: [python3, -c, \"import os; open(os.environ['SPINE_OUTPUT_DIR']+'/r.jsonl','w').write('{\\\"customer\\\": 1, \\\"scaled\\\": 2.5}\\\\n')\"]\nschema:\n  - {name: customer, type: int64, from: marts/by_customer.customer, how: identity}\n  - {name: scaled, type: float64, from: [marts/by_customer.revenue, marts/by_customer.n]}\n",
+    );
+    p.write(
+        "assets/top_scaled.yaml",
+        "key: reports/top_scaled\nkind: sql\nquery: SELECT MAX(scaled) AS best FROM reports.scaled\n",
+    );
+    p.run(&["materialize"]).ok();
+    let v = p
+        .run(&[
+            "lineage",
+            "reports/top_scaled",
+            "--column",
+            "best",
+            "--upstream",
+            "--depth",
+            "2",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let edges: Vec<String> = v["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} -> {} {}",
+                e["from"].as_str().unwrap(),
+                e["to"].as_str().unwrap(),
+                e["how"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        edges,
+        [
+            "reports/scaled.scaled -> reports/top_scaled.best aggregated",
+            "marts/by_customer.n -> reports/scaled.scaled transformed",
+            "marts/by_customer.revenue -> reports/scaled.scaled transformed",
+        ]
+    );
+    p.write(
+        "assets/cmd.yaml",
+        "key: reports/scaled\nkind: command\ncommand: [python3, -c, \"pass\"]\nschema:\n  - {name: customer, type: int64, from: raw/orders.customer}\n",
+    );
+    let r = p.run(&["check"]);
+    r.code(2);
+    assert!(
+        r.stderr.contains("E0250")
+            && r.stderr
+                .contains("'raw/orders' is not an upstream of this asset"),
+        "{}",
+        r.stderr
+    );
+}

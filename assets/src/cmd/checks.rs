@@ -59,13 +59,36 @@ pub async fn run(root: &Path, selection: Option<&str>, json: bool) -> anyhow::Re
 pub async fn publish(
     root: &Path,
     key: &str,
-    version: i64,
+    version: Option<i64>,
     partition: Option<&str>,
     reason: &str,
     json: bool,
 ) -> anyhow::Result<u8> {
     let engine = super::engine(root, Some(key)).await?;
     let key = AssetKey::parse(key)?;
+    // A source read in place has no Delta versions: its observations are recorded as version -1.
+    let observed = engine
+        .project()
+        .asset(&key)
+        .and_then(|a| a.body.config::<spine_engine::kinds::source::SourceConfig>())
+        .is_some_and(|c| !c.snapshot);
+    let version = match (version, observed) {
+        (Some(v), _) => v,
+        (None, true) => -1,
+        (None, false) => {
+            engine.store().close().await;
+            return Err(
+                spine_engine::EngineError::from(spine_engine::DefinitionErrors(vec![
+                    spine_engine::error::DefinitionError::new(
+                        "E0231",
+                        format!("publish {key} needs --version N"),
+                    )
+                    .hint("`assets run ID` of the run that failed the check names the version"),
+                ]))
+                .into(),
+            );
+        }
+    };
     let result = engine.publish(&key, partition, version, reason).await;
     engine.store().close().await;
     let changed = result?;
@@ -73,10 +96,17 @@ pub async fn publish(
         crate::output::json(
             &serde_json::json!({"key": key, "version": version, "published": changed}),
         )?;
-    } else if changed {
-        println!("published {key} version {version}: downstream assets read it from now on");
     } else {
-        println!("{key} version {version} was published already");
+        let what = if version < 0 {
+            format!("{key}'s newest observation")
+        } else {
+            format!("{key} version {version}")
+        };
+        if changed {
+            println!("published {what}: downstream assets read it from now on");
+        } else {
+            println!("{what} was published already");
+        }
     }
     Ok(0)
 }

@@ -58,6 +58,14 @@ pub async fn run(root: &Path, selection: Option<&str>, json: bool) -> anyhow::Re
                 .held_back
                 .iter()
                 .map(|h| {
+                    // A source read in place: an observation, no Delta version.
+                    if h.delta_version < 0 {
+                        return format!(
+                            "an observation held back by failed checks ({}): assets publish {} --reason …",
+                            h.failed_checks.join(", "),
+                            s.key,
+                        );
+                    }
                     format!(
                         "version {}{} held back by failed checks ({}): assets publish {} --version {}{} --reason …",
                         h.delta_version,

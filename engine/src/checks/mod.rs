@@ -23,7 +23,7 @@ mod run;
 
 use crate::key::AssetKey;
 pub(crate) use run::read_versions;
-pub use run::CheckOutcome;
+pub use run::{CheckOutcome, Checked};
 use spine_schemas::events::CheckSeverity;
 use std::time::Duration;
 

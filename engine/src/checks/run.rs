@@ -53,16 +53,23 @@ impl CheckOutcome {
 
 impl Engine {
     /// A session in which `this` is `step`'s rows at `version` (a partition's only).
-    async fn checked_table(&self, step: &StepKey, version: i64) -> Result<SessionContext, String> {
+    async fn checked_table(
+        &self,
+        step: &StepKey,
+        target: &Checked,
+    ) -> Result<SessionContext, String> {
         let ctx = crate::session::bounded(&self.project.config, Default::default());
         let spec = &self.project.assets[&step.asset];
-        let provider = self
-            .warehouse
-            .provider(&step.asset, Some(version), &ctx)
-            .await
-            .map_err(|e| e.to_string())?
-            .map(|(p, _)| p)
-            .ok_or_else(|| format!("the table of {} is missing", step.asset))?;
+        let provider = match target {
+            Checked::Table(t) => t.clone(),
+            Checked::Version(version) => self
+                .warehouse
+                .provider(&step.asset, Some(*version), &ctx)
+                .await
+                .map_err(|e| e.to_string())?
+                .map(|(p, _)| p)
+                .ok_or_else(|| format!("the table of {} is missing", step.asset))?,
+        };
         let filter: Vec<Vec<(String, String)>> = match (&spec.partitions, &step.partition) {
             (Some(d), Some(p)) => vec![d.values(p)],
             _ => Vec::new(),
@@ -109,15 +116,26 @@ fn to_json(batches: &[arrow::record_batch::RecordBatch]) -> Vec<serde_json::Valu
     serde_json::from_slice(&w.into_inner()).unwrap_or_default()
 }
 
+/// What checks run on: a Delta version of the asset's table, or (a source read in place) a table
+/// over exactly what an observation recorded.
+#[derive(Clone)]
+pub enum Checked {
+    /// The asset's table at this Delta version.
+    Version(i64),
+    /// This table.
+    Table(std::sync::Arc<dyn datafusion::catalog::TableProvider>),
+}
+
 impl Engine {
-    /// Runs `checks` on the materialization of `step` at Delta version `version` with `rows` rows;
+    /// Runs `checks` on the materialization of `step` (`target`: its Delta version, or the observed
+    /// table of a source) with `rows` rows;
     /// `previous` is the row count of the previous published materialization (`row_count`'s change),
     /// `others` the published Delta version of each asset `relationships` reads.
     pub async fn run_checks(
         &self,
         checks: &[CheckDef],
         step: &StepKey,
-        version: i64,
+        target: Checked,
         rows: i64,
         previous: Option<i64>,
         others: &HashMap<AssetKey, i64>,
@@ -127,7 +145,7 @@ impl Engine {
             .iter()
             .any(|c| !matches!(c.kind, CheckKind::RowCount { .. }));
         let ctx = match needs_table {
-            true => Some(self.checked_table(step, version).await),
+            true => Some(self.checked_table(step, &target).await),
             false => None,
         };
         let mut out = Vec::new();
@@ -283,16 +301,30 @@ impl Engine {
             let m = &latest[step];
             let spec = &self.project.assets[&step.asset];
             let others = read_versions(&spec.checks, &latest);
+            // A source read in place: the checks read exactly what its observation recorded.
+            let target = match spec.body.config::<crate::kinds::source::SourceConfig>() {
+                Some(config) if !config.snapshot => {
+                    let ctx = crate::session::bounded(&self.project.config, Default::default());
+                    match config
+                        .recorded(&ctx, &m.m.metadata, &m.m.data_version)
+                        .await
+                    {
+                        Ok(t) => Checked::Table(t),
+                        Err(e) => {
+                            return Err(crate::error::DefinitionError::new(
+                                "E0240",
+                                format!("source {}: {e}", step.asset),
+                            )
+                            .hint("observe it again (assets observe KEY), then check")
+                            .into())
+                        }
+                    }
+                }
+                _ => Checked::Version(m.m.delta_version),
+            };
             // `row_count`'s change is measured against the version before this one: not known here.
             let outcomes = self
-                .run_checks(
-                    &spec.checks,
-                    step,
-                    m.m.delta_version,
-                    m.m.row_count,
-                    None,
-                    &others,
-                )
+                .run_checks(&spec.checks, step, target, m.m.row_count, None, &others)
                 .await;
             self.store.record_checks(m.id, &outcomes).await?;
             out.push((step.clone(), m.id, outcomes));

@@ -52,7 +52,7 @@ impl Engine {
             let table = config.table(&ctx, &observed).await?;
             let schema = table.schema();
             let rows = ctx
-                .read_table(table)
+                .read_table(table.clone())
                 .map_err(|e| e.to_string())?
                 .count()
                 .await
@@ -62,7 +62,7 @@ impl Engine {
                         e.to_string().lines().next().unwrap_or_default()
                     )
                 })?;
-            Ok::<_, String>(Ok((observed, version, schema, rows as i64)))
+            Ok::<_, String>(Ok((observed, version, schema, rows as i64, table)))
         }
         .await;
         match observed {
@@ -79,7 +79,27 @@ impl Engine {
                 self.end_step(state, report, StepStatus::UpToDate, None, Some(reason))
                     .await
             }
-            Ok(Ok((observed, version, schema, rows))) => {
+            Ok(Ok((observed, version, schema, rows, table))) => {
+                // Audit before publishing, as for any asset: the checks read exactly what was observed.
+                let checks = if spec.checks.is_empty() {
+                    Vec::new()
+                } else {
+                    let (previous, others) = {
+                        let latest = state.latest.lock().expect("latest lock");
+                        let others = crate::checks::read_versions(&spec.checks, &latest);
+                        (latest.get(key).map(|m| m.m.row_count), others)
+                    };
+                    self.run_checks(
+                        &spec.checks,
+                        key,
+                        crate::checks::Checked::Table(table),
+                        rows,
+                        previous,
+                        &others,
+                    )
+                    .await
+                };
+                let published = !checks.iter().any(|c| c.blocks());
                 let m = NewMaterialization {
                     asset_key: key.asset.clone(),
                     partition_key: None,
@@ -93,10 +113,13 @@ impl Engine {
                     code_version: spec.code_version.clone(),
                     upstream: Vec::new(),
                     metadata: SourceConfig::metadata(&observed),
-                    published: true,
-                    checks: Vec::new(),
+                    published,
+                    checks,
                     columns: Vec::new(),
                 };
+                if !published {
+                    return self.end_unpublished(state, key, report, m).await;
+                }
                 report.rows = Some(rows);
                 report.status = StepStatus::Succeeded;
                 self.record_success(state, key, m).await?;

@@ -129,30 +129,7 @@ impl Engine {
                 .await;
             match result {
                 Ok(m) if !m.published => {
-                    let failed: Vec<String> = m
-                        .checks
-                        .iter()
-                        .filter(|c| c.blocks())
-                        .map(|c| c.summary())
-                        .collect();
-                    let msg = format!(
-                        "check failed: {}; Delta version {} is kept unpublished and downstream assets \
-                         read the last published version (after a look: assets publish {} --version {} \
-                         --reason \"…\")",
-                        failed.join("; "),
-                        m.delta_version,
-                        key.asset,
-                        m.delta_version
-                    );
-                    tracing::error!(target: "spine::outcome", "{msg}");
-                    report.rows = Some(m.row_count);
-                    report.delta_version = Some(m.delta_version);
-                    report.failure_class = Some(FailureClass::Permanent);
-                    report.status = StepStatus::Failed;
-                    report.error = Some(msg.clone());
-                    self.finish(state, key, StepStatus::Failed, Some(msg), None, Some(m))
-                        .await?;
-                    return Ok(report);
+                    return self.end_unpublished(state, key, report, m).await;
                 }
                 Ok(m) => {
                     report.rows = Some(m.row_count);
@@ -287,8 +264,11 @@ impl Engine {
                 data,
                 metadata,
                 checks,
-                columns,
+                mut columns,
             } = output;
+            if columns.is_empty() {
+                columns = spec.declared_columns.clone();
+            }
             for c in &checks {
                 let msg = format!(
                     "check {} {}{}",
@@ -472,8 +452,15 @@ impl Engine {
                 let others = crate::checks::read_versions(&spec.checks, &latest);
                 (latest.get(step).map(|m| m.m.row_count), others)
             };
-            self.run_checks(&spec.checks, step, delta_version, rows, previous, &others)
-                .await
+            self.run_checks(
+                &spec.checks,
+                step,
+                crate::checks::Checked::Version(delta_version),
+                rows,
+                previous,
+                &others,
+            )
+            .await
         };
         let published = !checks.iter().any(|c| c.blocks());
         if let Some((batches, schema)) = in_memory.filter(|_| published) {
@@ -499,6 +486,48 @@ impl Engine {
             checks,
             columns,
         })
+    }
+}
+
+impl Engine {
+    /// Ends a step whose new materialization failed an `error` check: it is recorded unpublished
+    /// (downstream keeps reading the last published one) and the step fails, saying how to publish it.
+    pub(super) async fn end_unpublished(
+        &self,
+        state: &RunState,
+        key: &StepKey,
+        mut report: StepReport,
+        m: NewMaterialization,
+    ) -> Result<StepReport, crate::error::EngineError> {
+        let failed: Vec<String> = m
+            .checks
+            .iter()
+            .filter(|c| c.blocks())
+            .map(|c| c.summary())
+            .collect();
+        let (what, flag) = if m.delta_version < 0 {
+            ("the observation".to_string(), String::new())
+        } else {
+            (
+                format!("Delta version {}", m.delta_version),
+                format!(" --version {}", m.delta_version),
+            )
+        };
+        let msg = format!(
+            "check failed: {}; {what} is kept unpublished and downstream assets read the last \
+             published one (after a look: assets publish {}{flag} --reason \"…\")",
+            failed.join("; "),
+            key.asset,
+        );
+        tracing::error!(target: "spine::outcome", "{msg}");
+        report.rows = Some(m.row_count);
+        report.delta_version = (m.delta_version >= 0).then_some(m.delta_version);
+        report.failure_class = Some(FailureClass::Permanent);
+        report.status = StepStatus::Failed;
+        report.error = Some(msg.clone());
+        self.finish(state, key, StepStatus::Failed, Some(msg), None, Some(m))
+            .await?;
+        Ok(report)
     }
 }
 

@@ -7,7 +7,12 @@
 //!   - order_id: int64
 //!   - amount: float64
 //!   - {name: currency, type: string}
+//!   - {name: total, type: float64, from: [stg/orders.amount], how: aggregated}
 //! ```
+//!
+//! `from:` declares a column's lineage where Spine cannot derive it (command and Rust assets): the
+//! upstream `ASSET.COLUMN`s it comes from, `how` one of `identity`, `transformed` (default),
+//! `aggregated`, `filter`. It is recorded with each materialization like a SQL asset's derived lineage.
 //!
 //! Type names: `bool`, `int8`…`int64`, `uint8`…`uint64`, `float32`/`float64` (`float`, `double`),
 //! `string` (`text`, `utf8`), `large_string`, `binary`, `date`, `timestamp` (microseconds, no zone),
@@ -19,7 +24,8 @@ use std::sync::Arc;
 
 /// Parses a `schema:` value; the error is a sentence for E0250.
 pub fn parse(v: &serde_json::Value) -> Result<SchemaRef, String> {
-    const USAGE: &str = "write a list of `- COLUMN: TYPE` (or `- {name: COLUMN, type: TYPE}`)";
+    const USAGE: &str =
+        "write a list of `- COLUMN: TYPE` (or `- {name: COLUMN, type: TYPE, from: [ASSET.COLUMN]}`)";
     let items = v
         .as_array()
         .ok_or_else(|| format!("`schema:` is not a list; {USAGE}"))?;
@@ -39,9 +45,9 @@ pub fn parse(v: &serde_json::Value) -> Result<SchemaRef, String> {
             (name.clone(), ty.to_string())
         } else {
             for k in obj.keys() {
-                if !["name", "type"].contains(&k.as_str()) {
+                if !["name", "type", "from", "how"].contains(&k.as_str()) {
                     return Err(format!(
-                        "column {}: unknown field '{k}' (name, type)",
+                        "column {}: unknown field '{k}' (name, type, from, how)",
                         i + 1
                     ));
                 }
@@ -61,6 +67,85 @@ pub fn parse(v: &serde_json::Value) -> Result<SchemaRef, String> {
         fields.push(Field::new(name, dt, true));
     }
     Ok(Arc::new(Schema::new(fields)))
+}
+
+/// The column lineage declared with `from:` (and `how:`) in a `schema:` already [`parse`]d; every
+/// `from` asset must be in `upstreams`. The error is a sentence for E0250.
+pub fn lineage(
+    v: &serde_json::Value,
+    upstreams: &[crate::key::AssetKey],
+) -> Result<crate::column_lineage::ColumnLineage, String> {
+    use crate::column_lineage::{ColumnSource, How, OutputColumn};
+    let mut out = Vec::new();
+    for item in v.as_array().into_iter().flatten() {
+        let Some(obj) = item.as_object() else {
+            continue;
+        };
+        let (Some(name), Some(from)) = (obj.get("name").and_then(|n| n.as_str()), obj.get("from"))
+        else {
+            if obj.contains_key("how") {
+                return Err("`how:` goes with `from:`".into());
+            }
+            continue;
+        };
+        let how = match obj.get("how").map(|h| h.as_str()) {
+            None => How::Transformed,
+            Some(Some("identity")) => How::Identity,
+            Some(Some("transformed")) => How::Transformed,
+            Some(Some("aggregated")) => How::Aggregated,
+            Some(Some("filter")) => How::Filter,
+            Some(other) => {
+                return Err(format!(
+                    "column '{name}': how {} is not identity, transformed, aggregated or filter",
+                    other.unwrap_or("(not a string)")
+                ))
+            }
+        };
+        let refs: Vec<&str> = match from {
+            serde_json::Value::String(s) => vec![s.as_str()],
+            serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str()).collect(),
+            _ => Vec::new(),
+        };
+        if refs.is_empty() {
+            return Err(format!(
+                "column '{name}': `from:` is a list of ASSET.COLUMN (e.g. [stg/orders.amount])"
+            ));
+        }
+        let mut sources = Vec::new();
+        for r in refs {
+            let (asset, column) = r.split_once('.').ok_or_else(|| {
+                format!("column '{name}': from '{r}' is not ASSET.COLUMN (e.g. stg/orders.amount)")
+            })?;
+            let key = crate::key::AssetKey::parse(asset)
+                .map_err(|e| format!("column '{name}': from '{r}': {e}"))?;
+            if !upstreams.contains(&key) {
+                return Err(format!(
+                    "column '{name}': from '{r}': '{key}' is not an upstream of this asset (add it to `deps`)"
+                ));
+            }
+            if column.is_empty() {
+                return Err(format!("column '{name}': from '{r}' names no column"));
+            }
+            sources.push(ColumnSource {
+                asset: key,
+                column: column.to_string(),
+                how,
+            });
+        }
+        // As derived lineage lists them: direct sources first, then filters, each by asset and column.
+        sources.sort_by(|a, b| {
+            (a.how == How::Filter, &a.asset, &a.column).cmp(&(
+                b.how == How::Filter,
+                &b.asset,
+                &b.column,
+            ))
+        });
+        out.push(OutputColumn {
+            column: name.to_string(),
+            sources,
+        });
+    }
+    Ok(out)
 }
 
 /// A type name as Arrow's data type.
@@ -193,6 +278,58 @@ mod tests {
             (json!([{"p": "decimal(40,2)"}]), "decimal(P,S)"),
         ] {
             let e = parse(&v).unwrap_err();
+            assert!(e.contains(says), "{v}: {e}");
+        }
+    }
+
+    #[test]
+    fn lineage_is_declared_with_from_and_how() {
+        use crate::column_lineage::How;
+        use crate::key::AssetKey;
+        let ups = [AssetKey::parse("stg/orders").unwrap()];
+        let v = json!([{"id": "int64"}, {"name": "total", "type": "float64", "from": ["stg/orders.amount", "stg/orders.fx"], "how": "aggregated"}, {"name": "k", "type": "string", "from": "stg/orders.k"}]);
+        parse(&v).unwrap();
+        let l = lineage(&v, &ups).unwrap();
+        let got: Vec<_> = l
+            .iter()
+            .flat_map(|c| {
+                c.sources.iter().map(move |s| {
+                    (
+                        c.column.as_str(),
+                        s.asset.as_str(),
+                        s.column.as_str(),
+                        s.how,
+                    )
+                })
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("total", "stg/orders", "amount", How::Aggregated),
+                ("total", "stg/orders", "fx", How::Aggregated),
+                ("k", "stg/orders", "k", How::Transformed),
+            ]
+        );
+        for (v, says) in [
+            (
+                json!([{"name": "a", "type": "int64", "from": ["raw/x.a"]}]),
+                "not an upstream",
+            ),
+            (
+                json!([{"name": "a", "type": "int64", "from": ["stg/orders"]}]),
+                "not ASSET.COLUMN",
+            ),
+            (
+                json!([{"name": "a", "type": "int64", "from": ["stg/orders.a"], "how": "copied"}]),
+                "how copied",
+            ),
+            (
+                json!([{"name": "a", "type": "int64", "from": []}]),
+                "a list of ASSET.COLUMN",
+            ),
+        ] {
+            let e = lineage(&v, &ups).unwrap_err();
             assert!(e.contains(says), "{v}: {e}");
         }
     }

@@ -344,6 +344,17 @@ fn to_spec(
         text,
     })?;
     deps.extend(configured.upstreams);
+    let declared_columns = match def.schema.as_ref() {
+        Some(v) => super::declared_schema::lineage(v, &deps)
+            .map_err(|m| err("E0250", format!("schema: {m}")))?,
+        None => Vec::new(),
+    };
+    if !declared_columns.is_empty() && matches!(configured.body, AssetBody::Sql { .. }) {
+        return Err(err(
+            "E0250",
+            "schema: a SQL asset's column lineage is derived from its query; drop `from:`".into(),
+        ));
+    }
     let (body, auto_version, unread) = (
         configured.body,
         configured.code_version,
@@ -451,6 +462,7 @@ fn to_spec(
             None => Vec::new(),
         },
         declared_schema,
+        declared_columns,
         body,
         source: Some(loc),
         unread_deps: unread,

@@ -120,6 +120,9 @@ pub struct AssetSpec {
     pub incremental: Option<Incremental>,
     /// The columns it produces, declared (`schema:`): planned with by `check`, enforced on its output.
     pub declared_schema: Option<arrow::datatypes::SchemaRef>,
+    /// Column lineage declared with `schema:` … `from:` (command and Rust assets; a SQL asset's is
+    /// derived from its query), recorded with each materialization.
+    pub declared_columns: crate::column_lineage::ColumnLineage,
     /// How it is computed.
     pub body: AssetBody,
     /// Where it is defined.
@@ -199,6 +202,7 @@ impl AssetSpec {
             checks: Vec::new(),
             incremental: None,
             declared_schema: None,
+            declared_columns: Vec::new(),
             partition_mappings: BTreeMap::new(),
             body,
             source: None,
@@ -222,6 +226,13 @@ impl AssetSpec {
     /// them, and an output that differs is refused (E0251).
     pub fn with_schema(mut self, schema: arrow::datatypes::SchemaRef) -> Self {
         self.declared_schema = Some(schema);
+        self
+    }
+
+    /// Declares where its columns come from (as `from:` in a YAML `schema:`), recorded with each
+    /// materialization; for assets whose lineage Spine cannot derive (Rust functions).
+    pub fn with_column_lineage(mut self, lineage: crate::column_lineage::ColumnLineage) -> Self {
+        self.declared_columns = lineage;
         self
     }
 }
