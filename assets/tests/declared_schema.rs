@@ -230,3 +230,25 @@ fn bad_schema_declarations_are_refused() {
         );
     }
 }
+
+/// examples/shop on a fresh checkout (no state, no warehouse): `check` plans every SQL query, through
+/// the CSV source, the declared command asset and the partitioned marts, and writes nothing.
+#[test]
+fn the_shop_example_checks_completely_before_anything_ran() {
+    let shop = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/shop");
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("shop");
+    let cp = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(&shop)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    let _ = std::fs::remove_dir_all(copy.join(".spine"));
+    let _ = std::fs::remove_dir_all(copy.join("warehouse"));
+    let v = run_in(&copy, &["check", "--json"]).ok().json();
+    assert_eq!(v["unplanned"], serde_json::json!([]), "{v}");
+    assert_eq!(v["sql_planned"], 12, "{v}");
+    assert!(!copy.join("warehouse").exists() && !copy.join(".spine").exists());
+}

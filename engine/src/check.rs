@@ -89,7 +89,7 @@ pub async fn check_sql(
                                     );
                                 }
                             }
-                            Some(planned)
+                            Some(with_partition_columns(planned, spec))
                         }
                         Err(e) => {
                             let loc = file.clone().map(|f| {
@@ -138,4 +138,23 @@ pub async fn check_sql(
         schemas.insert(key.clone(), schema);
     }
     report
+}
+
+/// The table's schema from a query's planned output: a partitioned asset's table also has its
+/// partition columns (strings), which Spine sets when the query leaves them out.
+fn with_partition_columns(planned: SchemaRef, spec: &crate::project::AssetSpec) -> SchemaRef {
+    let Some(def) = &spec.partitions else {
+        return planned;
+    };
+    let mut fields: Vec<arrow::datatypes::FieldRef> = planned.fields().iter().cloned().collect();
+    for c in def.columns() {
+        if planned.field_with_name(&c).is_err() {
+            fields.push(Arc::new(arrow::datatypes::Field::new(
+                c,
+                arrow::datatypes::DataType::Utf8,
+                true,
+            )));
+        }
+    }
+    Arc::new(arrow::datatypes::Schema::new(fields))
 }
