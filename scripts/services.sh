@@ -3,7 +3,7 @@
 # already listening is left alone. Called by .ci/run; run it yourself before `cargo test` to get the
 # same. Prints `export NAME=VALUE` lines for the URLs (eval them, or read them from the env file).
 #
-#   scripts/services.sh [postgres] ...   (default: every service)
+#   scripts/services.sh [postgres] [s3] ...   (default: every service)
 #   scripts/services.sh stop             (stops what this script started, by pid)
 #
 # State lives in $SPINE_SERVICES_DIR (default $HOME/.cache/spine-services), outside the checkout; the
@@ -50,21 +50,43 @@ postgres() {
   echo "export SPINE_TEST_POSTGRES_URL=$url"
 }
 
+# An S3-compatible server: moto's, from PyPI, in its own virtual environment (SERVICES.md: its
+# conditional put is atomic, which Delta commits on S3 rely on). In memory: a restart empties it.
+s3() {
+  local port="${SPINE_S3_PORT:-5055}" venv="$D/venv"
+  if ! listening "$port"; then
+    if ! [ -x "$venv/bin/moto_server" ]; then
+      python3 -m venv "$venv" >/dev/null
+      "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check 'moto[server]==5.2.5' >/dev/null
+    fi
+    nohup "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" > "$D/moto.log" 2>&1 &
+    echo "s3 $! -" >> "$D/started"
+    for _ in $(seq 1 100); do listening "$port" && break; sleep 0.1; done
+    listening "$port" || { echo "moto_server did not start; see $D/moto.log" >&2; exit 1; }
+  fi
+  grep -v '^export SPINE_TEST_S3_ENDPOINT=' "$env_file" > "$env_file.tmp" || true
+  echo "export SPINE_TEST_S3_ENDPOINT=http://127.0.0.1:${port}" >> "$env_file.tmp"
+  mv "$env_file.tmp" "$env_file"
+  echo "export SPINE_TEST_S3_ENDPOINT=http://127.0.0.1:${port}"
+}
+
 stop() {
   [ -f "$D/started" ] || return 0
   while read -r name data bin; do
     case "$name" in
       postgres) as_postgres "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true ;;
+      s3) kill "$data" 2>/dev/null || true ;;
     esac
   done < "$D/started"
   rm -f "$D/started"
 }
 
-if [ $# -eq 0 ]; then set -- postgres; fi
+if [ $# -eq 0 ]; then set -- postgres s3; fi
 for s in "$@"; do
   case "$s" in
     postgres) postgres ;;
+    s3) s3 ;;
     stop) stop ;;
-    *) echo "unknown service '$s' (postgres, stop)" >&2; exit 2 ;;
+    *) echo "unknown service '$s' (postgres, s3, stop)" >&2; exit 2 ;;
   esac
 done

@@ -181,14 +181,14 @@ fn cancel_and_timeout_end_the_commands_children() {
     });
 }
 
-/// An `s3://` warehouse (not supported yet) is bad usage at load time, from spine.toml or the
+/// A `gs://` warehouse (not supported yet) is bad usage at load time, from spine.toml or the
 /// environment, and nothing is created.
 #[test]
 fn unsupported_warehouse_urls_are_rejected_up_front() {
     let p = Project::new(&[
         (
             "spine.toml",
-            "[project]\nname = \"t\"\n[warehouse]\nurl = \"s3://bucket/prefix\"\n",
+            "[project]\nname = \"t\"\n[warehouse]\nurl = \"gs://bucket/prefix\"\n",
         ),
         ("assets/a.yaml", "key: a\nkind: sql\nquery: SELECT 1 AS v\n"),
     ]);
@@ -196,7 +196,7 @@ fn unsupported_warehouse_urls_are_rejected_up_front() {
         let r = p.run(cmd);
         r.code(2);
         assert!(
-            r.stderr.contains("E0108") && r.stderr.contains("s3"),
+            r.stderr.contains("E0108") && r.stderr.contains("gs"),
             "{}",
             r.stderr
         );
@@ -206,7 +206,7 @@ fn unsupported_warehouse_urls_are_rejected_up_front() {
     let r = run_in_env(
         q.path(),
         &["materialize"],
-        &[("SPINE_WAREHOUSE_URL", "s3://bucket/x".into())],
+        &[("SPINE_WAREHOUSE_URL", "gs://bucket/x".into())],
     );
     r.code(2);
     assert!(r.stderr.contains("E0108"), "{}", r.stderr);

@@ -54,7 +54,8 @@ pub struct StateSection {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WarehouseSection {
-    /// Warehouse root: a relative or absolute path or `file:///…` (`s3://bucket/prefix` is planned).
+    /// Warehouse root: a relative or absolute path, `file:///…`, or `s3://bucket/prefix` (with
+    /// `options`: `aws_endpoint`, `aws_region`, credentials; or the standard AWS variables).
     pub url: Option<String>,
     /// Object-store options (e.g. `aws_endpoint`, `aws_region`); values may use `${env:NAME}`.
     #[serde(default)]

@@ -216,7 +216,7 @@ fn resolve_warehouse_url(root: &Path, url: Option<&str>) -> Result<Url, Definiti
             )
         })?
     };
-    if u.scheme() != "file" {
+    if !matches!(u.scheme(), "file" | "s3" | "s3a") {
         return Err(DefinitionError::new(
             "E0108",
             format!(
@@ -224,7 +224,7 @@ fn resolve_warehouse_url(root: &Path, url: Option<&str>) -> Result<Url, Definiti
                 u.scheme()
             ),
         )
-        .hint("use a local path or file:///abs/path (object stores such as s3:// arrive with the S3 warehouse)")
+        .hint("use a local path, file:///abs/path or s3://bucket/prefix")
         .into());
     }
     if !u.path().ends_with('/') {
