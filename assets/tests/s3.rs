@@ -132,6 +132,24 @@ fn tables_and_partitions_live_in_the_bucket_and_other_tools_read_them() {
     assert_eq!(read["rows"], 3000, "{read}");
     // `doctor` checks the tables in the bucket against the run store.
     run(&["doctor"]).ok();
+    // Another project, with a local warehouse, reads one of these tables as a Delta source on S3.
+    let q = Project::new(&[
+        (
+            "assets/orders.yaml",
+            &format!(
+                "key: ext/orders\nkind: source\ndelta: s3://{b}/wh/raw/orders\nstorage_options: {{aws_endpoint: \"{endpoint}\", aws_region: us-east-1, aws_access_key_id: test, aws_secret_access_key: test, aws_allow_http: \"true\"}}\n"
+            ),
+        ),
+        (
+            "assets/n.yaml",
+            "key: n\nkind: sql\nquery: SELECT COUNT(*) AS n FROM ext.orders\n",
+        ),
+    ]);
+    let v = q.run(&["check", "--json"]).ok().json();
+    assert_eq!(v["unplanned"], serde_json::json!([]), "{v}");
+    q.run(&["materialize"]).ok();
+    let rows = q.run(&["sql", "--json", "SELECT n FROM n"]).ok().json();
+    assert_eq!(rows, serde_json::json!([{"n": 3000}]));
 }
 
 /// Two projects (two run stores) write the same table in one bucket at once, several times: each
@@ -210,4 +228,115 @@ fn racing_writers_on_one_table_never_fork_the_log() {
         .json();
         assert_eq!(r, serde_json::json!([{"n": 2000, "w": 1}]));
     }
+}
+
+/// `curl -X PUT` of `body` as object `key` in `bucket` (moto accepts unsigned path-style requests; a
+/// form content type, curl's default for `--data-binary`, would store an empty object).
+fn put(endpoint: &str, bucket: &str, key: &str, body: &str) {
+    let mut c = Command::new("curl")
+        .args([
+            "-sf",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/octet-stream",
+            "--data-binary",
+            "@-",
+            &format!("{endpoint}/{bucket}/{key}"),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("curl");
+    use std::io::Write;
+    c.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    assert!(c.wait().unwrap().success(), "PUT {key}");
+}
+
+/// A source over objects in the bucket (`path: s3://…/*.csv`): observed by size, time and ETag, read in
+/// place, re-observed when an object changes, which makes exactly its dependents stale.
+#[test]
+fn a_source_over_objects_in_a_bucket_tracks_their_etags() {
+    let Some(endpoint) = server() else { return };
+    let b = bucket(&endpoint);
+    put(
+        &endpoint,
+        &b,
+        "landing/rates/2026-01.csv",
+        "currency,rate\nEUR,1.0\nGBP,2.0\n",
+    );
+    put(&endpoint, &b, "landing/rates/notes.txt", "not a rate\n");
+    put(
+        &endpoint,
+        &b,
+        "landing/rates/old/2025-12.csv",
+        "currency,rate\nEUR,9.0\n",
+    );
+    let p = Project::new(&[
+        ("spine.toml", &toml(&b)),
+        (
+            "assets/rates.yaml",
+            &format!("key: raw/rates\nkind: source\npath: s3://{b}/landing/rates/*.csv\n"),
+        ),
+        (
+            "assets/avg.yaml",
+            "key: avg_rate\nkind: sql\nquery: SELECT COUNT(*) AS n, AVG(rate) AS rate FROM raw.rates\n",
+        ),
+        ("assets/one.yaml", "key: one\nkind: sql\nquery: SELECT 1 AS one\n"),
+    ]);
+    let env = [("SPINE_TEST_S3_ENDPOINT", endpoint.clone())];
+    let run = |args: &[&str]| run_in_env(p.path(), args, &env);
+    let v = run(&["check", "--json"]).ok().json();
+    assert_eq!(v["unplanned"], serde_json::json!([]), "{v}");
+    run(&["materialize"]).ok();
+    let avg = || {
+        run(&["sql", "--json", "SELECT n, rate FROM avg_rate"])
+            .ok()
+            .json()
+    };
+    assert_eq!(avg(), serde_json::json!([{"n": 2, "rate": 1.5}]));
+    let meta = run(&[
+        "sql",
+        "--json",
+        "SELECT metadata FROM spine.materializations WHERE asset_key = 'raw/rates'",
+    ])
+    .ok()
+    .json();
+    let meta: serde_json::Value =
+        serde_json::from_str(meta[0]["metadata"].as_str().unwrap()).unwrap();
+    let files = meta["observed_files"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "{meta}");
+    assert!(files[0]["etag"].is_string(), "{meta}");
+    let v = run(&["observe", "--json"]).ok().json();
+    assert_eq!(
+        step_statuses(&v),
+        [("raw/rates".to_string(), "up_to_date".to_string())]
+    );
+    // Another object lands: a new observation, exactly the dependent stale.
+    put(
+        &endpoint,
+        &b,
+        "landing/rates/2026-02.csv",
+        "currency,rate\nJPY,6.0\n",
+    );
+    let v = run(&["observe", "--json"]).ok().json();
+    assert_eq!(
+        step_statuses(&v),
+        [("raw/rates".to_string(), "succeeded".to_string())]
+    );
+    assert_eq!(
+        states(p.path(), &env, &["avg_rate", "one"]),
+        ["stale", "fresh"]
+    );
+    run(&["materialize"]).ok();
+    assert_eq!(avg(), serde_json::json!([{"n": 3, "rate": 3.0}]));
+    // No object matches: the observation fails, naming the pattern; what was stored stays.
+    p.write(
+        "assets/rates.yaml",
+        &format!("key: raw/rates\nkind: source\npath: s3://{b}/landing/none/*.csv\n"),
+    );
+    let r = run(&["observe", "--json"]);
+    r.code(1);
+    assert!(r.stdout.contains("no object matches"), "{}", r.stdout);
+    assert_eq!(avg(), serde_json::json!([{"n": 3, "rate": 3.0}]));
 }

@@ -48,6 +48,7 @@ struct SourceFields {
     path: Option<String>,
     postgres: Option<PgFields>,
     delta: Option<String>,
+    storage_options: Option<std::collections::BTreeMap<String, String>>,
     format: Option<SourceFormat>,
     csv: Option<CsvFields>,
     snapshot: Option<bool>,
@@ -56,6 +57,14 @@ struct SourceFields {
 pub(super) fn configure(def: &KindDefinition<'_>) -> Result<KindConfig, DefinitionError> {
     let fields: SourceFields = def.parse()?;
     let snapshot = fields.snapshot.unwrap_or(false);
+    let storage_options = fields.storage_options;
+    let remote_path = |p: &Option<String>| p.as_deref().is_some_and(|p| p.contains("://"));
+    if storage_options.is_some() && !remote_path(&fields.path) && !remote_path(&fields.delta) {
+        return Err(def.error(
+            "E0240",
+            "`storage_options:` are for an object-store `path:` or `delta:` (s3://…)",
+        ));
+    }
     let given = [
         fields.path.is_some(),
         fields.postgres.is_some(),
@@ -71,18 +80,30 @@ pub(super) fn configure(def: &KindDefinition<'_>) -> Result<KindConfig, Definiti
         if fields.format.is_some() || fields.csv.is_some() {
             return Err(def.error("E0240", "`format:` and `csv:` are for files, not `delta:`"));
         }
-        if delta.contains("://") {
-            return Err(def
-                .error(
-                    "E0240",
-                    format!("delta: '{delta}': only a local folder for now"),
-                )
-                .hint("object-store tables (s3://) come with the S3 warehouse"));
-        }
-        let dir = def.dir.join(&delta);
+        let remote = if delta.contains("://") {
+            let url = url::Url::parse(&format!("{}/", delta.trim_end_matches('/')))
+                .ok()
+                .filter(|u| matches!(u.scheme(), "s3" | "s3a"))
+                .ok_or_else(|| {
+                    def.error(
+                        "E0240",
+                        format!("delta: '{delta}': an s3:// URL or a local folder"),
+                    )
+                })?;
+            let options = storage_options
+                .clone()
+                .unwrap_or_else(|| def.config.warehouse_options.clone());
+            Some((url, options.into_iter().collect()))
+        } else {
+            None
+        };
+        let dir = match &remote {
+            Some(_) => std::path::PathBuf::from(&delta),
+            None => def.dir.join(&delta),
+        };
         let code = format!("delta|{delta}|{snapshot}{}", declared_text(def));
         let config = SourceConfig {
-            origin: Origin::Delta(DeltaSource { dir }),
+            origin: Origin::Delta(DeltaSource { dir, remote }),
             snapshot,
             declared: def.schema.clone(),
         };
@@ -139,10 +160,20 @@ pub(super) fn configure(def: &KindDefinition<'_>) -> Result<KindConfig, Definiti
         format: fields.format,
         csv: fields.csv,
     };
-    let full = def.dir.join(&fields.path);
-    let (dir, pattern) = match (full.parent(), full.file_name()) {
-        (Some(d), Some(n)) => (d.to_path_buf(), n.to_string_lossy().to_string()),
-        _ => return Err(def.error("E0240", format!("path '{}' names no file", fields.path))),
+    let (dir, pattern) = if fields.path.contains("://") {
+        // An object store: `s3://bucket/prefix/*.parquet`.
+        match fields.path.rsplit_once('/') {
+            Some((d, n)) if !n.is_empty() && d.matches('/').count() >= 2 => {
+                (std::path::PathBuf::from(d), n.to_string())
+            }
+            _ => return Err(def.error("E0240", format!("path '{}' names no file", fields.path))),
+        }
+    } else {
+        let full = def.dir.join(&fields.path);
+        match (full.parent(), full.file_name()) {
+            (Some(d), Some(n)) => (d.to_path_buf(), n.to_string_lossy().to_string()),
+            _ => return Err(def.error("E0240", format!("path '{}' names no file", fields.path))),
+        }
     };
     if dir.to_string_lossy().contains(['*', '?']) {
         return Err(def
@@ -189,6 +220,17 @@ pub(super) fn configure(def: &KindDefinition<'_>) -> Result<KindConfig, Definiti
         }
         None => (true, b','),
     };
+    let remote = if fields.path.contains("://") {
+        let url = url::Url::parse(&format!("{}/", dir.display()))
+            .map_err(|e| def.error("E0240", format!("path '{}': {e}", fields.path)))?;
+        let options = storage_options.unwrap_or_else(|| def.config.warehouse_options.clone());
+        Some(
+            super::remote::Remote::new(&url, &options)
+                .map_err(|m| def.error("E0240", format!("path {m}")))?,
+        )
+    } else {
+        None
+    };
     let config = SourceConfig {
         origin: Origin::Files(FileSource {
             dir,
@@ -196,6 +238,7 @@ pub(super) fn configure(def: &KindDefinition<'_>) -> Result<KindConfig, Definiti
             format,
             header,
             delimiter,
+            remote,
         }),
         snapshot,
         declared: def.schema.clone(),

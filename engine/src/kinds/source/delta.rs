@@ -6,6 +6,8 @@
 //! delta: ../../finance/warehouse/ledger     # a folder with _delta_log/, relative to this file
 //! ```
 //!
+//! or `delta: s3://bucket/tables/ledger` (options: the source's `storage_options`, else the warehouse's).
+//!
 //! Its data version is the table's Delta version: an observation reads only the log (the latest version
 //! and its schema), a dependent step reads exactly the observed version, so a writer committing in
 //! between changes nothing a result records. A version vacuumed away since fails the read, naming it.
@@ -17,12 +19,17 @@ use std::sync::Arc;
 /// A Delta-table source, validated.
 #[derive(Debug, Clone)]
 pub struct DeltaSource {
-    /// The table's folder.
+    /// The table's folder (for an object store, its URL, for messages).
     pub dir: PathBuf,
+    /// On an object store: the table's URL and the store's options.
+    pub remote: Option<(url::Url, std::collections::HashMap<String, String>)>,
 }
 
 impl DeltaSource {
     fn url(&self) -> Result<url::Url, String> {
+        if let Some((url, _)) = &self.remote {
+            return Ok(url.clone());
+        }
         let dir =
             std::path::absolute(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
         url::Url::from_directory_path(&dir)
@@ -31,13 +38,19 @@ impl DeltaSource {
 
     /// The table at `version` (latest when `None`); the error names the folder and the version.
     pub async fn open(&self, version: Option<i64>) -> Result<DeltaTable, String> {
-        if !self.dir.join("_delta_log").is_dir() {
+        if self.remote.is_none() && !self.dir.join("_delta_log").is_dir() {
             return Err(format!(
                 "{} is not a Delta table (no _delta_log folder)",
                 self.dir.display()
             ));
         }
+        let options = self
+            .remote
+            .as_ref()
+            .map(|(_, o)| o.clone())
+            .unwrap_or_default();
         let mut table = DeltaTableBuilder::from_url(self.url()?)
+            .map(|b| b.with_storage_options(options))
             .and_then(|b| b.build())
             .map_err(|e| format!("{}: {}", self.dir.display(), first_line(&e.to_string())))?;
         let loaded = match version {

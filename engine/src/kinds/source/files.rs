@@ -14,7 +14,10 @@ use std::sync::Arc;
 
 impl FileSource {
     /// The files that match now, sorted by path; the error says what is wrong (for E0240 or a step).
-    pub fn files(&self) -> Result<Vec<ObservedFile>, String> {
+    pub async fn files(&self) -> Result<Vec<ObservedFile>, String> {
+        if let Some(r) = &self.remote {
+            return r.list(&self.pattern).await;
+        }
         let rd = std::fs::read_dir(&self.dir)
             .map_err(|e| format!("cannot list {}: {e}", self.dir.display()))?;
         let mut out = Vec::new();
@@ -32,6 +35,7 @@ impl FileSource {
                 path: e.path().display().to_string(),
                 size,
                 modified_ms,
+                etag: None,
             });
         }
         out.sort_by(|a, b| a.path.cmp(&b.path));
@@ -69,6 +73,9 @@ impl FileSource {
         files: &[ObservedFile],
         declared: Option<&arrow::datatypes::SchemaRef>,
     ) -> Result<Arc<dyn TableProvider>, String> {
+        if let Some(r) = &self.remote {
+            r.register(ctx);
+        }
         let state = ctx.state();
         let options = self.options();
         let mut schema: Option<(String, arrow::datatypes::SchemaRef)> = None;
@@ -165,7 +172,7 @@ impl FileSource {
         &self,
         declared: Option<&arrow::datatypes::SchemaRef>,
     ) -> Result<Option<arrow::datatypes::SchemaRef>, String> {
-        let Ok(files) = self.files() else {
+        let Ok(files) = self.files().await else {
             return Ok(None);
         };
         let ctx = SessionContext::new();

@@ -33,6 +33,7 @@ mod configure;
 pub mod delta;
 mod files;
 pub mod postgres;
+pub mod remote;
 use postgres::PgSource;
 
 /// The `source` kind.
@@ -97,6 +98,8 @@ pub struct FileSource {
     pub header: bool,
     /// CSV: the delimiter.
     pub delimiter: u8,
+    /// The folder is on an object store (`dir` then holds its URL, for messages).
+    pub remote: Option<remote::Remote>,
 }
 
 /// One file of an observation.
@@ -108,6 +111,9 @@ pub struct ObservedFile {
     pub size: u64,
     /// Last modified, milliseconds since the Unix epoch.
     pub modified_ms: i64,
+    /// An object store's ETag (local files have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
 }
 
 impl ObservedFile {
@@ -129,7 +135,7 @@ impl SourceConfig {
     pub async fn look(&self) -> Result<(String, Observed), String> {
         match &self.origin {
             Origin::Files(f) => {
-                let files = f.files()?;
+                let files = f.files().await?;
                 Ok((observation_version(&files), Observed::Files(files)))
             }
             Origin::Postgres(p) => {
@@ -211,9 +217,19 @@ impl SourceConfig {
                     metadata.get("observed_files").cloned().unwrap_or_default(),
                 )
                 .map_err(|e| format!("its observation is unreadable: {e}"))?;
+                let remote = match &self.origin {
+                    Origin::Files(FileSource {
+                        remote: Some(r), ..
+                    }) => Some(r),
+                    _ => None,
+                };
                 for f in &files {
-                    let now = ObservedFile::stamp(std::path::Path::new(&f.path));
-                    if now != Some((f.size, f.modified_ms)) {
+                    let now = match remote {
+                        Some(r) => r.stamp(&f.path).await,
+                        None => ObservedFile::stamp(std::path::Path::new(&f.path))
+                            .map(|(s, m)| (s, m, None)),
+                    };
+                    if now != Some((f.size, f.modified_ms, f.etag.clone())) {
                         return Err(format!(
                             "{} {} since it was observed",
                             f.path,
@@ -242,11 +258,14 @@ impl SourceConfig {
     }
 }
 
-/// A data version of an observation: its files' paths, sizes and modification times.
+/// A data version of an observation: its files' paths, sizes and modification times (and ETags).
 pub fn observation_version(files: &[ObservedFile]) -> String {
     let text: String = files
         .iter()
-        .map(|f| format!("{}\t{}\t{}\n", f.path, f.size, f.modified_ms))
+        .map(|f| match &f.etag {
+            None => format!("{}\t{}\t{}\n", f.path, f.size, f.modified_ms),
+            Some(e) => format!("{}\t{}\t{}\t{e}\n", f.path, f.size, f.modified_ms),
+        })
         .collect();
     crate::hash::short_hash(text.as_bytes())
 }
@@ -294,7 +313,7 @@ impl AssetKind for SourceKind {
                             Ok(t) => SchemaProbe::Known(t.schema()),
                             Err(m) => invalid(m),
                         },
-                        Err(m) if !d.dir.exists() => SchemaProbe::Unknown(format!(
+                        Err(m) if d.remote.is_some() || !d.dir.exists() => SchemaProbe::Unknown(format!(
                             "{m}; declare its `schema:` to check before the table exists"
                         )),
                         Err(m) => invalid(m),
