@@ -207,6 +207,14 @@ pub enum Command {
         #[arg(long)]
         repair: bool,
     },
+    /// An asset's Delta commits, newest first: version, time, operation, run, rows, published.
+    History {
+        /// Asset key.
+        key: String,
+        /// How many commits (newest first).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
     /// Run the selected assets' checks on their latest published materializations and record the
     /// results (exit 1 when an `error` check fails).
     Checks {

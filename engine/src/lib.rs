@@ -24,6 +24,7 @@ mod engine;
 pub mod error;
 pub mod graph;
 pub mod hash;
+pub mod history;
 pub mod key;
 pub mod kinds;
 mod materialize;

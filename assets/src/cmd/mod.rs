@@ -7,6 +7,7 @@ mod checks;
 mod column_lineage;
 mod daemon;
 mod doctor;
+mod history;
 mod init;
 mod lineage;
 mod list;
@@ -100,6 +101,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Doctor { select, repair } => {
             doctor::run(&root, select.expression().as_deref(), repair, json).await
         }
+        Command::History { key, limit } => history::run(&root, &key, limit, json).await,
         Command::Checks { select } => {
             checks::run(&root, select.expression().as_deref(), json).await
         }
