@@ -306,6 +306,10 @@ pub enum Command {
     Sql {
         /// The query.
         query: String,
+        /// Read an asset's table at a past Delta version (time travel): `--at marts/orders=3`;
+        /// repeatable.
+        #[arg(long, value_name = "KEY=VERSION")]
+        at: Vec<String>,
     },
     /// Measure the engine on generated projects and print a table.
     Bench {

@@ -65,6 +65,32 @@ fn history_lists_commits_with_runs_rows_and_publication() {
         3,
         "--limit 2: a header and two commits:\n{text}"
     );
+    // Time travel: version 0 has the first run's rows, the latest the appended one too.
+    let count = |at: &[&str]| {
+        let mut args = vec!["sql", "--json"];
+        for a in at {
+            args.extend(["--at", a]);
+        }
+        args.push("SELECT COUNT(*) AS n FROM t");
+        p.run(&args).ok().json()[0]["n"].clone()
+    };
+    assert_eq!(
+        (count(&["t=0"]), count(&["t=1"]), count(&[])),
+        (3.into(), 5.into(), 6.into())
+    );
+    for (at, says) in [
+        ("t=7", "has no Delta version 7 (its versions are 0 to 2)"),
+        ("t", "is not KEY=VERSION"),
+        ("other=1", "which the query does not read"),
+    ] {
+        let r = p.run(&["sql", "--at", at, "SELECT COUNT(*) FROM t"]);
+        r.code(2);
+        assert!(
+            r.stderr.contains("E0307") && r.stderr.contains(says),
+            "{at}: {}",
+            r.stderr
+        );
+    }
     // An asset without a table, and an unknown key.
     let q = Project::new(&[(
         "assets/a.yaml",

@@ -224,6 +224,17 @@ fn register_rows(
 
 /// Runs `sql` and returns the result batches.
 pub async fn run_sql(engine: &Engine, sql: &str) -> Result<Vec<RecordBatch>, EngineError> {
+    run_sql_at(engine, sql, &std::collections::BTreeMap::new()).await
+}
+
+/// Runs `sql` reading the tables in `at` at those Delta versions (time travel) and every other asset
+/// table at its latest version. E0307 for a version the table does not have, or an asset the query
+/// does not read.
+pub async fn run_sql_at(
+    engine: &Engine,
+    sql: &str,
+    at: &std::collections::BTreeMap<AssetKey, i64>,
+) -> Result<Vec<RecordBatch>, EngineError> {
     let limit = engine.project.config.memory_limit;
     let ctx = crate::session::bounded(&engine.project.config, Default::default());
     let schema = Arc::new(MemorySchemaProvider::new());
@@ -252,8 +263,29 @@ pub async fn run_sql(engine: &Engine, sql: &str) -> Result<Vec<RecordBatch>, Eng
         crate::error::DefinitionError::new("E0301", format!("SQL does not parse: {e}"))
             .hint("check the query syntax")
     })?;
+    if let Some(k) = at.keys().find(|k| !keys.contains(k)) {
+        return Err(crate::error::DefinitionError::new(
+            "E0307",
+            format!("--at names '{k}', which the query does not read"),
+        )
+        .hint("pin only the assets the query reads")
+        .into());
+    }
     for key in keys {
         // A source (not copied) is read as its files are now.
+        if at.contains_key(&key)
+            && engine.project.assets[&key]
+                .body
+                .config::<crate::kinds::source::SourceConfig>()
+                .is_some_and(|c| !c.snapshot)
+        {
+            return Err(crate::error::DefinitionError::new(
+                "E0307",
+                format!("--at: source '{key}' is read in place and has no Delta versions"),
+            )
+            .hint("time travel needs a table: `snapshot: true` copies a source into Delta")
+            .into());
+        }
         if let Some(source) = engine.project.assets[&key]
             .body
             .config::<crate::kinds::source::SourceConfig>()
@@ -267,7 +299,30 @@ pub async fn run_sql(engine: &Engine, sql: &str) -> Result<Vec<RecordBatch>, Eng
             ctx.register_table(TableReference::bare(key.as_str()), table)?;
             continue;
         }
-        match engine.warehouse.provider(&key, None, &ctx).await? {
+        let pinned = at.get(&key).copied();
+        let latest = match pinned {
+            Some(_) => engine
+                .warehouse
+                .provider(&key, None, &ctx)
+                .await?
+                .map(|(_, v)| v),
+            None => None,
+        };
+        if let (Some(v), Some(l)) = (pinned, latest) {
+            if v < 0 || v > l {
+                return Err(crate::error::DefinitionError::new(
+                    "E0307",
+                    format!("asset '{key}' has no Delta version {v} (its versions are 0 to {l})"),
+                )
+                .hint(format!("`assets history {key}` lists them"))
+                .into());
+            }
+        }
+        let opened = match (pinned, latest) {
+            (Some(_), None) => None,
+            _ => engine.warehouse.provider(&key, pinned, &ctx).await?,
+        };
+        match opened {
             Some((provider, _)) => {
                 ctx.register_table(TableReference::bare(key.as_str()), provider)?;
             }

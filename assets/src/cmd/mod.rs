@@ -173,7 +173,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Logs { run, step, follow } => {
             runs::logs(&root, &run, step.as_deref(), follow, json).await
         }
-        Command::Sql { query } => sql::run(&root, &query, json).await,
+        Command::Sql { query, at } => sql::run(&root, &query, &at, json).await,
         Command::Bench {
             n,
             plan_n,
