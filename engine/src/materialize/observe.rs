@@ -81,24 +81,9 @@ impl Engine {
             }
             Ok(Ok((observed, version, schema, rows, table))) => {
                 // Audit before publishing, as for any asset: the checks read exactly what was observed.
-                let checks = if spec.checks.is_empty() {
-                    Vec::new()
-                } else {
-                    let (previous, others) = {
-                        let latest = state.latest.lock().expect("latest lock");
-                        let others = crate::checks::read_versions(&spec.checks, &latest);
-                        (latest.get(key).map(|m| m.m.row_count), others)
-                    };
-                    self.run_checks(
-                        &spec.checks,
-                        key,
-                        crate::checks::Checked::Table(table),
-                        rows,
-                        previous,
-                        &others,
-                    )
-                    .await
-                };
+                let checks = self
+                    .audit(state, spec, key, crate::checks::Checked::Table(table), rows)
+                    .await;
                 let published = !checks.iter().any(|c| c.blocks());
                 let m = NewMaterialization {
                     asset_key: key.asset.clone(),

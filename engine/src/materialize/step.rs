@@ -444,24 +444,15 @@ impl Engine {
         fault_point("crash_after_commit", key);
         // Audit before publishing: the checks run on the committed version; a failed `error` check
         // keeps it unpublished (downstream keeps reading the last published version).
-        let checks = if spec.checks.is_empty() {
-            Vec::new()
-        } else {
-            let (previous, others) = {
-                let latest = state.latest.lock().expect("latest lock");
-                let others = crate::checks::read_versions(&spec.checks, &latest);
-                (latest.get(step).map(|m| m.m.row_count), others)
-            };
-            self.run_checks(
-                &spec.checks,
+        let checks = self
+            .audit(
+                state,
+                spec,
                 step,
                 crate::checks::Checked::Version(delta_version),
                 rows,
-                previous,
-                &others,
             )
-            .await
-        };
+            .await;
         let published = !checks.iter().any(|c| c.blocks());
         if let Some((batches, schema)) = in_memory.filter(|_| published) {
             // Downstream steps of this run read the committed rows from memory instead of re-reading.
@@ -490,6 +481,29 @@ impl Engine {
 }
 
 impl Engine {
+    /// Runs `spec`'s checks on a new materialization of `step` (`target`, `rows` rows) before it is
+    /// published: `row_count`'s change against the step's last published one, `relationships`
+    /// against the published versions of the assets they read.
+    pub(super) async fn audit(
+        &self,
+        state: &RunState,
+        spec: &crate::project::AssetSpec,
+        step: &StepKey,
+        target: crate::checks::Checked,
+        rows: i64,
+    ) -> Vec<crate::checks::CheckOutcome> {
+        if spec.checks.is_empty() {
+            return Vec::new();
+        }
+        let (previous, others) = {
+            let latest = state.latest.lock().expect("latest lock");
+            let others = crate::checks::read_versions(&spec.checks, &latest);
+            (latest.get(step).map(|m| m.m.row_count), others)
+        };
+        self.run_checks(&spec.checks, step, target, rows, previous, &others)
+            .await
+    }
+
     /// Ends a step whose new materialization failed an `error` check: it is recorded unpublished
     /// (downstream keeps reading the last published one) and the step fails, saying how to publish it.
     pub(super) async fn end_unpublished(
