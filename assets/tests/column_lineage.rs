@@ -6,6 +6,23 @@
 mod common;
 use common::*;
 
+/// The edges of `assets lineage --column --json` output, as `from -> to how`.
+fn edges(v: &serde_json::Value) -> Vec<String> {
+    v["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} -> {} {}",
+                e["from"].as_str().unwrap(),
+                e["to"].as_str().unwrap(),
+                e["how"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
 fn project() -> Project {
     Project::new(&[
         (
@@ -53,19 +70,7 @@ fn lineage_is_recorded_and_walked_across_assets() {
         ])
         .ok()
         .json();
-    let edges: Vec<String> = v["edges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            format!(
-                "{} -> {} {}",
-                e["from"].as_str().unwrap(),
-                e["to"].as_str().unwrap(),
-                e["how"].as_str().unwrap()
-            )
-        })
-        .collect();
+    let edges = edges(&v);
     assert_eq!(
         edges,
         [
@@ -232,19 +237,7 @@ fn a_command_assets_declared_lineage_is_walked_through() {
         ])
         .ok()
         .json();
-    let edges: Vec<String> = v["edges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            format!(
-                "{} -> {} {}",
-                e["from"].as_str().unwrap(),
-                e["to"].as_str().unwrap(),
-                e["how"].as_str().unwrap()
-            )
-        })
-        .collect();
+    let edges = edges(&v);
     assert_eq!(
         edges,
         [

@@ -335,3 +335,9 @@ pub enum WarehouseError {
 }
 
 impl std::error::Error for DefinitionError {}
+
+/// The first line of a message (a library error's detail without its backtrace or cause chain), for
+/// errors that name a file, table or query and then say what went wrong in one line.
+pub(crate) fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().to_string()
+}

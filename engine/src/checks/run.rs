@@ -4,6 +4,7 @@
 
 use super::{failing_rows_sql, CheckDef, CheckKind};
 use crate::engine::Engine;
+use crate::error::first_line;
 use crate::key::{AssetKey, StepKey};
 use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
@@ -273,10 +274,6 @@ async fn query(
 ) -> Result<Vec<arrow::record_batch::RecordBatch>, String> {
     let df = ctx.sql(sql).await.map_err(|e| first_line(&e.to_string()))?;
     df.collect().await.map_err(|e| first_line(&e.to_string()))
-}
-
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or_default().to_string()
 }
 
 impl Engine {

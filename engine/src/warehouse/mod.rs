@@ -7,6 +7,7 @@
 //! step, code version, upstream versions), so a crashed step can later tell whether its commit landed.
 
 use crate::encode::{blocking, LocalFileWriter, ParallelParquetWriter};
+use crate::error::first_line;
 use crate::error::WarehouseError;
 use crate::hash::DataHasher;
 use crate::key::{AssetKey, PartitionKey};
@@ -393,8 +394,4 @@ impl Warehouse {
             None => Box::new(BufWriter::new(store.clone(), path.clone())),
         })
     }
-}
-
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or_default().to_string()
 }

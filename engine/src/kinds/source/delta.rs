@@ -12,6 +12,7 @@
 //! and its schema), a dependent step reads exactly the observed version, so a writer committing in
 //! between changes nothing a result records. A version vacuumed away since fails the read, naming it.
 
+use crate::error::first_line;
 use deltalake::{DeltaTable, DeltaTableBuilder};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -97,8 +98,4 @@ impl DeltaSource {
     pub fn data_version(&self, version: i64) -> String {
         crate::hash::short_hash(format!("delta|{}|{version}", self.dir.display()).as_bytes())
     }
-}
-
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or_default().to_string()
 }

@@ -2,6 +2,7 @@
 //! file's schema against the first file's or the declared one.
 
 use super::{FileSource, ObservedFile, SourceFormat};
+use crate::error::first_line;
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::file_format::{
     csv::CsvFormat, json::JsonFormat, parquet::ParquetFormat, FileFormat,
@@ -201,8 +202,4 @@ fn drift(first: &arrow::datatypes::Schema, other: &arrow::datatypes::Schema) -> 
         .iter()
         .find(|o| first.field_with_name(o.name()).is_err())
         .map(|o| format!("column '{}' is not in the first file", o.name()))
-}
-
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or_default().to_string()
 }

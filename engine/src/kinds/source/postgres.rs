@@ -14,6 +14,7 @@
 //! (order-independent), so a dependent goes stale exactly when the result changed; a dependent step
 //! reads the query again and refuses a result whose hash is not the observed one.
 
+use crate::error::first_line;
 use arrow::array::{
     ArrayRef, BooleanBuilder, Date32Builder, Float32Builder, Float64Builder, Int16Builder,
     Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
@@ -222,8 +223,4 @@ fn column(rows: &[PgRow], i: usize, d: Decode) -> Result<ArrayRef, sqlx::Error> 
             Arc::new(b.finish())
         }
     })
-}
-
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or_default().to_string()
 }

@@ -5,6 +5,7 @@
 //! ETag changed since.
 
 use super::ObservedFile;
+use crate::error::first_line;
 use futures::TryStreamExt;
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -101,8 +102,4 @@ impl Remote {
     fn url_of(&self, location: &ObjPath) -> String {
         format!("{}{}", self.root, location)
     }
-}
-
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or_default().to_string()
 }
