@@ -215,6 +215,32 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// Compact an asset's table into fewer, larger files (one commit that changes no rows; readers
+    /// of its materializations read the compacted files).
+    Optimize {
+        /// Asset key.
+        key: String,
+        /// Sort the files by a Z-order curve over these columns (comma-separated), so that filters on
+        /// any of them skip more files.
+        #[arg(long, value_delimiter = ',')]
+        z_order: Vec<String>,
+    },
+    /// Remove data files that no version within the retention window needs (nor any version the
+    /// published materializations are read at).
+    Vacuum {
+        /// Asset key.
+        key: String,
+        /// Keep files removed less than this many hours ago (default: the table's
+        /// delta.deletedFileRetentionDuration, 168 hours).
+        #[arg(long)]
+        retain_hours: Option<u64>,
+        /// Allow a retention shorter than the table's (time travel to older versions fails after).
+        #[arg(long)]
+        force: bool,
+        /// List the files without removing them.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Run the selected assets' checks on their latest published materializations and record the
     /// results (exit 1 when an `error` check fails).
     Checks {
@@ -234,6 +260,21 @@ pub enum Command {
         /// Why (recorded).
         #[arg(long)]
         reason: String,
+    },
+    /// Recompute a past materialization with every upstream read at the Delta version it read then,
+    /// into a scratch table, and say whether the rows are identical (else how they differ).
+    Reproduce {
+        /// Asset key.
+        key: String,
+        /// The materialization of this run (an id or its first characters).
+        #[arg(long, conflicts_with = "version")]
+        run: Option<String>,
+        /// The materialization that wrote this Delta version.
+        #[arg(long)]
+        version: Option<i64>,
+        /// The partition, for a partitioned asset.
+        #[arg(long)]
+        partition: Option<String>,
     },
     /// Show missing / fresh / stale for each asset, and why.
     Status {
@@ -416,13 +457,24 @@ pub enum BackfillAction {
 }
 
 fn main() -> ExitCode {
-    // Behave like other Unix tools when the reader goes away (`assets runs | head`): exit quietly
-    // instead of panicking on a broken pipe.
-    #[cfg(unix)]
-    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    // Behave like other Unix tools when the reader of stdout goes away (`assets runs | head`): exit
+    // quietly (status 141, as SIGPIPE would) instead of panicking. SIGPIPE itself stays ignored (Rust's
+    // default): with its default disposition a write to a connection the peer reset (an S3 server
+    // going away mid-upload: hyper's vectored writes carry no MSG_NOSIGNAL) would kill the process
+    // in the middle of a run, with nothing recorded.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default_hook(info);
+    }));
     let cli = Cli::parse();
     cmd::telemetry::init(cli.log_format, cli.verbose);
     // Deep SQL plans (thousands of UNION ALL terms) recurse in DataFusion's planner and optimizer:

@@ -420,3 +420,27 @@ fn doctor_finds_and_repairs_corruption() {
     let again = p.run(&["materialize", "--json"]).json();
     assert_eq!(status_of(&again, "marts/c"), "succeeded");
 }
+
+/// A reader of stdout that goes away (`assets … | head`) ends the command quietly with status 141,
+/// as SIGPIPE would, without a panic message; SIGPIPE itself stays ignored, so a network peer that
+/// resets a connection cannot kill a run (tests/s3_faults.rs).
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let p = diamond();
+    let bin = env!("CARGO_BIN_EXE_assets");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "'{bin}' sql --json 'SELECT value FROM generate_series(1, 300000)' 2>err.txt | head -c 5; \
+             echo; cat err.txt"
+        ))
+        .current_dir(p.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with('['), "{text}");
+    assert!(
+        !text.contains("panicked") && !text.contains("Broken pipe"),
+        "{text}"
+    );
+}

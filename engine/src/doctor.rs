@@ -56,7 +56,8 @@ impl Engine {
     }
 
     async fn diagnose(&self, key: &AssetKey, m: &Materialization) -> Diagnosis {
-        let recorded = m.m.delta_version;
+        // The version its rows are read at: a compaction of the recorded one after `assets optimize`.
+        let recorded = self.read_version(key, m.m.delta_version).await;
         let mut problems = Vec::new();
         let mut unreadable = false;
         // Empty or unparsable commit files, named with their version.
@@ -88,7 +89,9 @@ impl Engine {
                     problems.push(format!(
                         "the table's latest version is {latest}, older than the recorded version {recorded}"
                     ));
-                } else if latest > recorded {
+                } else if latest > recorded
+                    && !self.only_maintenance(&table, latest - recorded).await
+                {
                     problems.push(format!(
                         "the table has versions after the recorded one ({recorded} → {latest}) that the run store does not know"
                     ));
@@ -123,6 +126,23 @@ impl Engine {
             problems,
             unreadable,
         }
+    }
+
+    /// Whether the table's latest `n` commits are all table maintenance (vacuum), which changes no
+    /// rows.
+    async fn only_maintenance(&self, table: &deltalake::DeltaTable, n: i64) -> bool {
+        use futures::StreamExt;
+        let mut commits = table.history(Some(n.max(0) as usize));
+        let mut seen = 0;
+        while let Some(c) = commits.next().await {
+            let Ok(c) = c else { return false };
+            seen += 1;
+            let op = c.operation.as_deref().unwrap_or_default();
+            if !matches!(op, "VACUUM START" | "VACUUM END" | "OPTIMIZE") {
+                return false;
+            }
+        }
+        seen as i64 == n
     }
 
     /// Repairs what `diagnoses` found broken: unreadable tables are moved into `.spine/quarantine/`, then

@@ -27,6 +27,7 @@ pub mod hash;
 pub mod history;
 pub mod key;
 pub mod kinds;
+pub mod maintenance;
 mod materialize;
 pub mod partitions;
 mod plan;
@@ -48,7 +49,10 @@ pub use doctor::Diagnosis;
 pub use engine::{AssetStatus, Engine, HeldBack};
 pub use error::{DefinitionError, DefinitionErrors, EngineError};
 pub use key::{AssetKey, BackfillId, PartitionKey, RunId, StepKey};
-pub use materialize::{ExecuteOptions, MaterializeRequest, RunObserver, RunReport, StepReport};
+pub use materialize::{
+    Diff, ExecuteOptions, MaterializeRequest, Reproduction, RunObserver, RunReport, StepReport,
+    Target,
+};
 pub use plan::PlannedStep;
 pub use project::{AssetSpec, Project, ProjectConfig};
 pub use recovery::{is_interrupted, Recovered};

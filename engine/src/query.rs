@@ -273,12 +273,7 @@ pub async fn run_sql_at(
     }
     for key in keys {
         // A source (not copied) is read as its files are now.
-        if at.contains_key(&key)
-            && engine.project.assets[&key]
-                .body
-                .config::<crate::kinds::source::SourceConfig>()
-                .is_some_and(|c| !c.snapshot)
-        {
+        if at.contains_key(&key) && engine.project.assets[&key].read_in_place() {
             return Err(crate::error::DefinitionError::new(
                 "E0307",
                 format!("--at: source '{key}' is read in place and has no Delta versions"),

@@ -83,3 +83,20 @@ pub(crate) fn bytes(n: usize) -> String {
         n => format!("{n} bytes"),
     }
 }
+
+/// The `i`th column of the first row of `batches` as an i64 (a count).
+pub(crate) fn first_i64(batches: &[arrow::record_batch::RecordBatch], i: usize) -> i64 {
+    use arrow::array::Array;
+    batches
+        .first()
+        .filter(|b| b.num_rows() > 0)
+        .and_then(|b| {
+            let c = arrow::compute::cast(b.column(i), &arrow::datatypes::DataType::Int64).ok()?;
+            let c = c
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()?
+                .clone();
+            (!c.is_null(0)).then(|| c.value(0))
+        })
+        .unwrap_or(0)
+}

@@ -11,7 +11,9 @@ mod history;
 mod init;
 mod lineage;
 mod list;
+mod maintenance;
 mod materialize;
+mod reproduce;
 mod runs;
 mod sql;
 mod status;
@@ -102,6 +104,21 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             doctor::run(&root, select.expression().as_deref(), repair, json).await
         }
         Command::History { key, limit } => history::run(&root, &key, limit, json).await,
+        Command::Reproduce {
+            key,
+            run,
+            version,
+            partition,
+        } => reproduce::run(&root, &key, run, version, partition, json).await,
+        Command::Optimize { key, z_order } => {
+            maintenance::optimize(&root, &key, &z_order, json).await
+        }
+        Command::Vacuum {
+            key,
+            retain_hours,
+            force,
+            dry_run,
+        } => maintenance::vacuum(&root, &key, retain_hours, force, dry_run, json).await,
         Command::Checks { select } => {
             checks::run(&root, select.expression().as_deref(), json).await
         }

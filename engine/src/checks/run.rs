@@ -65,7 +65,11 @@ impl Engine {
             Checked::Table(t) => t.clone(),
             Checked::Version(version) => self
                 .warehouse
-                .provider(&step.asset, Some(*version), &ctx)
+                .provider(
+                    &step.asset,
+                    Some(self.read_version(&step.asset, *version).await),
+                    &ctx,
+                )
                 .await
                 .map_err(|e| e.to_string())?
                 .map(|(p, _)| p)
@@ -233,6 +237,7 @@ impl Engine {
             let v = *others
                 .get(to)
                 .ok_or_else(|| format!("'{to}' has never been materialized (published)"))?;
+            let v = self.read_version(to, v).await;
             let p = self
                 .warehouse
                 .provider(to, Some(v), ctx)
@@ -246,16 +251,7 @@ impl Engine {
             return Ok((0, Vec::new()));
         };
         let count = format!("SELECT COUNT(*) AS n FROM ({sql}) AS failing");
-        let n = query(ctx, &count).await?;
-        let n = n
-            .first()
-            .and_then(|b| {
-                b.column(0)
-                    .as_any()
-                    .downcast_ref::<arrow::array::Int64Array>()
-                    .map(|a| a.value(0))
-            })
-            .unwrap_or(0);
+        let n = crate::session::first_i64(&query(ctx, &count).await?, 0);
         if n == 0 {
             return Ok((0, Vec::new()));
         }

@@ -39,6 +39,7 @@ impl Engine {
         column: &str,
     ) -> Result<String, StepError> {
         let ctx = crate::session::bounded(&self.project.config, Default::default());
+        let version = self.read_version(key, version).await;
         let (provider, _) = self
             .warehouse
             .provider(key, Some(version), &ctx)

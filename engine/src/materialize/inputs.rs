@@ -69,6 +69,7 @@ impl Engine {
                         .max()
                 };
                 if let Some(version) = carrier {
+                    let version = self.read_version(&dep, version).await;
                     let provider = self
                         .warehouse
                         .provider(&dep, Some(version), &session)
@@ -126,8 +127,10 @@ impl Engine {
                 });
                 continue;
             }
-            // A table's latest commit holds every partition's latest files.
+            // A table's latest commit holds every partition's latest files (a compaction of it, when
+            // `assets optimize` rewrote it).
             let version = read.iter().map(|m| m.m.delta_version).max().unwrap_or(0);
+            let version = self.read_version(&dep, version).await;
             // The partitions this step sees of the upstream (none: all of it).
             let partitions: Vec<PartitionKey> = match &up {
                 Upstream::Step(s) => s.partition.clone().into_iter().collect(),

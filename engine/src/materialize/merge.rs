@@ -36,23 +36,6 @@ fn df(what: &str) -> impl Fn(datafusion::error::DataFusionError) -> StepError + 
     move |e| StepError::datafusion(what, &e)
 }
 
-/// The `i`th column of the first row of `batches` as an i64 (a count).
-fn first_i64(batches: &[arrow::record_batch::RecordBatch], i: usize) -> i64 {
-    use arrow::array::Array;
-    batches
-        .first()
-        .filter(|b| b.num_rows() > 0)
-        .and_then(|b| {
-            let c = arrow::compute::cast(b.column(i), &arrow::datatypes::DataType::Int64).ok()?;
-            let c = c
-                .as_any()
-                .downcast_ref::<arrow::array::Int64Array>()?
-                .clone();
-            (!c.is_null(0)).then(|| c.value(0))
-        })
-        .unwrap_or(0)
-}
-
 impl Engine {
     /// Merges the rows of `stream` into `base` (the published version; None rebuilds the table from
     /// them) on `unique_key`.
@@ -104,7 +87,7 @@ impl Engine {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let kept = first_i64(
+        let kept = crate::session::first_i64(
             &run(format!("SELECT count(*) FROM ({select_new}) AS kept")).await?,
             0,
         );
@@ -122,9 +105,10 @@ impl Engine {
                 counts: (kept, 0, 0),
             });
         };
+        let version = self.read_version(key, base.m.delta_version).await;
         let provider = self
             .warehouse
-            .provider_with_files(key, base.m.delta_version, &ctx, FILE_COLUMN)
+            .provider_with_files(key, version, &ctx, FILE_COLUMN)
             .await
             .map_err(StepError::retryable)?
             .ok_or_else(|| StepError::permanent(format!("the table of {key} is missing")))?;
@@ -229,7 +213,7 @@ impl Engine {
             .map(|k| format!("{k} IS NULL"))
             .collect::<Vec<_>>()
             .join(" OR ");
-        let n = first_i64(
+        let n = crate::session::first_i64(
             &run(format!("SELECT count(*) FROM new WHERE {nulls}")).await?,
             0,
         );

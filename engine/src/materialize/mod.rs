@@ -17,6 +17,8 @@ mod incremental;
 mod inputs;
 mod merge;
 mod observe;
+mod reproduce;
+pub use reproduce::{Diff, Reproduction, Target};
 mod schema_change;
 mod step;
 mod submit;
@@ -34,7 +36,7 @@ use crate::store::{
     Materialization, NewEvent, NewMaterialization, RunRecord, RunStatus, StepOutcome, StepRecord,
     StepStatus, UpstreamRead,
 };
-use crate::warehouse::{CommitMeta, Staged, WriteScope};
+use crate::warehouse::{CommitMeta, Staged, TableMeta, WriteScope};
 use datafusion::common::TableReference;
 use datafusion::datasource::MemTable;
 use datafusion::execution::SendableRecordBatchStream;

@@ -417,7 +417,7 @@ impl Engine {
             "run_id": state.run_id.as_str(), "step_id": step_id, "seq": seq,
             "code_version": spec.code_version, "upstream": reads, "rows": rows,
             "data_version": data_version, "schema": schema_json, "metadata": metadata,
-            "columns": columns,
+            "columns": columns, "description": spec.description, "owners": spec.owners,
         });
         // (Only a whole table: one partition's rows, or appended rows, are not the table.)
         let in_memory = staged
@@ -435,6 +435,12 @@ impl Engine {
                     seq,
                     info,
                     scope,
+                    table: TableMeta::of(
+                        key,
+                        spec.description.as_deref(),
+                        &spec.owners,
+                        &spec.code_version,
+                    ),
                 },
             )
             .await

@@ -133,6 +133,13 @@ pub struct AssetSpec {
 }
 
 impl AssetSpec {
+    /// Whether it is a source read in place (not copied into a Delta table: no versions of its own).
+    pub fn read_in_place(&self) -> bool {
+        self.body
+            .config::<crate::kinds::source::SourceConfig>()
+            .is_some_and(|c| !c.snapshot)
+    }
+
     /// A `rust` asset computed by `f`, with explicit `deps` and `code_version`.
     pub fn rust<F, Fut>(
         key: &str,

@@ -11,12 +11,14 @@ pub mod daemon;
 pub mod lineage;
 pub mod partitions;
 pub mod sqlite;
+pub mod tables;
 
 pub use backfills::{BackfillRecord, BackfillStep, BackfillStore, LatestOutcome, PlannedRun};
 pub use checks::{CheckRecord, CheckStore};
 pub use daemon::{DaemonLock, DaemonStore, TickRecord};
 pub use lineage::LineageStore;
 pub use partitions::PartitionStore;
+pub use tables::TableStore;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::StoreError;
@@ -376,7 +378,7 @@ pub struct StepOutcome {
 /// Durable state of runs and assets.
 #[async_trait]
 pub trait RunStore:
-    BackfillStore + CheckStore + DaemonStore + LineageStore + PartitionStore + Send + Sync
+    BackfillStore + CheckStore + DaemonStore + LineageStore + PartitionStore + TableStore + Send + Sync
 {
     /// The same store stamping its records with `clock`'s time.
     fn with_clock(&self, clock: Arc<dyn Clock>) -> Arc<dyn RunStore>;

@@ -19,7 +19,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::{CommitData, CommitProperties};
 use deltalake::kernel::MetadataExt;
-use deltalake::kernel::{Action, Add, StructType, Transaction};
+use deltalake::kernel::{Action, Add, Metadata, StructType, Transaction};
 use deltalake::logstore::CommitOrBytes;
 use deltalake::protocol::DeltaOperation;
 use deltalake::protocol::SaveMode;
@@ -29,7 +29,7 @@ use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjPath;
 use object_store::ObjectStoreExt;
 use parquet::arrow::async_writer::{AsyncArrowWriter, AsyncFileWriter};
-use parquet::basic::Compression;
+use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,10 +38,22 @@ use url::Url;
 mod cast;
 mod partitioned;
 pub use partitioned::CommitIntent;
+mod stats;
+use stats::FileStats;
 mod write;
 
 pub use cast::delta_compatible;
 use cast::{cast_batch, next_rows};
+
+/// Parquet settings of every data file Spine writes: zstd at level 1 (files smaller than snappy's at
+/// about its encoding speed; every Delta reader decodes it), row groups of up to 1M rows, page
+/// statistics (parquet's default).
+pub(crate) fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_max_row_group_row_count(Some(1024 * 1024))
+        .build()
+}
 
 /// Outputs up to this size stay in memory for downstream steps of the same run (no re-read).
 const KEEP_IN_MEMORY_BYTES: usize = 8 * 1024 * 1024;
@@ -68,6 +80,67 @@ pub struct CommitMeta {
     pub info: serde_json::Value,
     /// What the commit replaces.
     pub scope: WriteScope,
+    /// What the table says about its asset (written when it changes).
+    pub table: TableMeta,
+}
+
+/// What a table says about its asset, for every Delta reader: the description in Delta's own
+/// `description` field, and `spine.*` table properties (asset key, owners, code version).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableMeta {
+    /// The asset's description.
+    pub description: Option<String>,
+    /// Table properties, each key starting with `spine.`.
+    pub properties: std::collections::BTreeMap<String, String>,
+}
+
+impl TableMeta {
+    /// The table metadata of an asset.
+    pub fn of(key: &AssetKey, description: Option<&str>, owners: &[String], code: &str) -> Self {
+        let mut properties = std::collections::BTreeMap::new();
+        properties.insert("spine.asset".to_string(), key.to_string());
+        if !owners.is_empty() {
+            properties.insert("spine.owners".to_string(), owners.join(","));
+        }
+        if !code.is_empty() {
+            properties.insert("spine.codeVersion".to_string(), code.to_string());
+        }
+        TableMeta {
+            description: description.map(str::to_string),
+            properties,
+        }
+    }
+
+    /// `metadata` carrying this description and these properties (other tools' properties stay;
+    /// `spine.*` ones this lacks go), or `None` when it already does.
+    fn apply(&self, metadata: &Metadata) -> Result<Option<Metadata>, WarehouseError> {
+        let config = metadata.configuration();
+        let stale: Vec<&String> = config
+            .keys()
+            .filter(|k| k.starts_with("spine.") && !self.properties.contains_key(*k))
+            .collect();
+        let same = metadata.description() == self.description.as_deref()
+            && stale.is_empty()
+            && self
+                .properties
+                .iter()
+                .all(|(k, v)| config.get(k) == Some(v));
+        if same {
+            return Ok(None);
+        }
+        let stale: Vec<String> = stale.into_iter().cloned().collect();
+        let mut m = metadata.clone();
+        if metadata.description() != self.description.as_deref() {
+            m = m.with_description(self.description.clone().unwrap_or_default())?;
+        }
+        for k in &stale {
+            m = m.remove_config_key(k)?;
+        }
+        for (k, v) in &self.properties {
+            m = m.add_config_key(k.clone(), v.clone())?;
+        }
+        Ok(Some(m))
+    }
 }
 
 /// What a materialization's commit replaces in its table.
@@ -109,9 +182,18 @@ pub struct Staged {
 
 impl Warehouse {
     /// A warehouse rooted at `root` (a directory URL ending in `/`).
-    pub fn new(root: Url, options: HashMap<String, String>) -> Result<Self, WarehouseError> {
+    pub fn new(root: Url, mut options: HashMap<String, String>) -> Result<Self, WarehouseError> {
         if root.scheme() == "file" && root.to_file_path().is_err() {
             return Err(WarehouseError::BadUrl(root.to_string()));
+        }
+        if root.scheme() != "file" {
+            // Retries of transient failures (5xx, throttling, refused or reset connections) start at
+            // half a second instead of object_store's 100 ms, so that its 10 retries span an outage of
+            // tens of seconds rather than about two (still bounded by its 3-minute retry timeout).
+            // Either key in [warehouse.options] overrides this.
+            options
+                .entry("backoff_config.init_backoff".to_string())
+                .or_insert_with(|| "500ms".to_string());
         }
         Ok(Warehouse {
             root,
@@ -161,7 +243,11 @@ impl Warehouse {
     }
 
     /// Makes a commit durable on a local disk: the commit file, the log folder and the table folder.
-    async fn sync_commit(&self, key: &AssetKey, version: i64) -> Result<(), WarehouseError> {
+    pub(crate) async fn sync_commit(
+        &self,
+        key: &AssetKey,
+        version: i64,
+    ) -> Result<(), WarehouseError> {
         let Some(dir) = self.local_dir(key) else {
             return Ok(());
         };

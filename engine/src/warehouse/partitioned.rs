@@ -284,10 +284,24 @@ impl Warehouse {
         }
         let now_ms = chrono::Utc::now().timestamp_millis();
         let mut actions = Vec::new();
-        let new_metadata = if known.schema != columns {
-            let m = known.metadata.clone().with_schema(&columns)?;
-            actions.push(Action::Metadata(m.clone()));
-            Some(m)
+        let mut metadata = known.metadata.clone();
+        let mut changed = false;
+        if known.schema != columns {
+            metadata = metadata.with_schema(&columns)?;
+            changed = true;
+        }
+        if let Some(m) = group
+            .first()
+            .map(|(_, _, _, meta)| meta.table.apply(&metadata))
+            .transpose()?
+            .flatten()
+        {
+            metadata = m;
+            changed = true;
+        }
+        let new_metadata = if changed {
+            actions.push(Action::Metadata(metadata.clone()));
+            Some(metadata)
         } else {
             None
         };

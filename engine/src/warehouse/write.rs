@@ -25,7 +25,7 @@ impl Warehouse {
     ) -> Result<Staged, WarehouseError> {
         let table = self.table_handle(key)?;
         let store = table.log_store().object_store(None);
-        let file_name = format!("part-00000-{}-c000.snappy.parquet", uuid::Uuid::now_v7());
+        let file_name = format!("part-00000-{}-c000.zstd.parquet", uuid::Uuid::now_v7());
         let staged = self
             .stage_file(key, input, scope, &store, file_name.clone())
             .await;
@@ -56,9 +56,7 @@ impl Warehouse {
         };
         let schema = without_columns(&full, partition);
         let path = ObjPath::from(file_name.as_str());
-        let props = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
-            .build();
+        let props = writer_properties();
         let prepare = |batch: RecordBatch| -> Result<RecordBatch, WarehouseError> {
             let batch = if needs_cast {
                 cast_batch(&batch, &full)?
@@ -80,11 +78,13 @@ impl Warehouse {
             }
             kept.push(batch);
         }
-        let (batches, data_version, wrote) = match overflow {
+        let (batches, (data_version, file_stats), wrote) = match overflow {
             None => {
                 let mut hasher = DataHasher::new(schema.clone());
+                let mut file_stats = FileStats::new(schema.clone());
                 for batch in &kept {
                     hasher.update(batch)?;
+                    file_stats.update(batch);
                 }
                 if rows > 0 {
                     let out = self.data_file_writer(key, store, &path, &file_name)?;
@@ -94,17 +94,20 @@ impl Warehouse {
                     }
                     writer.close().await?;
                 }
-                (Some(kept), hasher.finish(), rows > 0)
+                (Some(kept), (hasher.finish(), file_stats.finish()), rows > 0)
             }
             Some(first_over) => {
                 let (hash_tx, mut hash_rx) = tokio::sync::mpsc::channel::<RecordBatch>(4);
                 let hash_schema = schema.clone();
+                // One task hashes and gathers the column statistics while the writer encodes.
                 let hashing = tokio::spawn(async move {
-                    let mut hasher = DataHasher::new(hash_schema);
+                    let mut hasher = DataHasher::new(hash_schema.clone());
+                    let mut file_stats = FileStats::new(hash_schema);
                     while let Some(batch) = hash_rx.recv().await {
                         hasher.update(&batch)?;
+                        file_stats.update(&batch);
                     }
-                    Ok::<_, arrow::error::ArrowError>(hasher.finish())
+                    Ok::<_, arrow::error::ArrowError>((hasher.finish(), file_stats.finish()))
                 });
                 let out = self.data_file_writer(key, store, &path, &file_name)?;
                 let mut writer = ParallelParquetWriter::try_new(out, schema.clone(), props)?;
@@ -151,7 +154,7 @@ impl Warehouse {
                 size: size as i64,
                 modification_time: chrono::Utc::now().timestamp_millis(),
                 data_change: true,
-                stats: Some(serde_json::json!({ "numRecords": rows }).to_string()),
+                stats: Some(file_stats.to_string()),
                 tags: None,
                 deletion_vector: None,
                 base_row_id: None,
@@ -232,10 +235,16 @@ impl Warehouse {
             .with_metadata([("spine".to_string(), meta.info)])
             .with_application_transaction(Transaction::new(&meta.app_id, meta.seq));
         // Create-or-replace in one commit: new schema, the new file, and removes of every live file.
-        let committed = table
+        let mut create = table
             .create()
             .with_save_mode(SaveMode::Overwrite)
             .with_table_name(key.name())
+            .with_raise_if_key_not_exists(false)
+            .with_configuration(meta.table.properties.iter().map(|(k, v)| (k, Some(v))));
+        if let Some(d) = &meta.table.description {
+            create = create.with_comment(d);
+        }
+        let committed = create
             .with_columns(columns.fields().cloned())
             .with_actions(staged.actions)
             .with_commit_properties(props)
@@ -279,10 +288,18 @@ impl Warehouse {
                 "the merge read file {m} of {key}, which is no longer in the table (another writer changed it); run again"
             )));
         }
+        let mut metadata = snapshot.metadata().clone();
+        let mut changed = false;
         if snapshot.schema().as_ref() != columns {
-            actions.push(Action::Metadata(
-                snapshot.metadata().clone().with_schema(columns)?,
-            ));
+            metadata = metadata.with_schema(columns)?;
+            changed = true;
+        }
+        if let Some(m) = meta.table.apply(&metadata)? {
+            metadata = m;
+            changed = true;
+        }
+        if changed {
+            actions.push(Action::Metadata(metadata));
         }
         actions.extend(staged.actions);
         let operation = match &meta.scope {
@@ -334,12 +351,15 @@ impl Warehouse {
         meta: &CommitMeta,
     ) -> Result<(), WarehouseError> {
         let log_store = table.log_store();
-        let metadata = deltalake::kernel::new_metadata(
+        let mut metadata = deltalake::kernel::new_metadata(
             columns,
             partition_columns.to_vec(),
-            Vec::<(String, String)>::new(),
+            meta.table.properties.iter(),
         )?
         .with_name(key.name().to_string())?;
+        if let Some(d) = &meta.table.description {
+            metadata = metadata.with_description(d.clone())?;
+        }
         let protocol = match serde_json::from_value::<Action>(
             serde_json::json!({"protocol": {"minReaderVersion": 1, "minWriterVersion": 2}}),
         ) {

@@ -16,6 +16,7 @@ mod daemon;
 mod lineage;
 mod partitions;
 mod rows;
+mod tables;
 mod txn;
 
 use rows::*;
