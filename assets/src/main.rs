@@ -276,6 +276,8 @@ pub enum Command {
         #[arg(long)]
         partition: Option<String>,
     },
+    /// Open the terminal UI: the catalog, lineage and runs, live (`?` lists the keys).
+    Ui,
     /// Show missing / fresh / stale for each asset, and why.
     Status {
         #[command(flatten)]

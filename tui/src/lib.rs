@@ -1,2 +1,15 @@
-//! The Spine terminal UI (ratatui): lineage graph, asset catalog, runs, live logs, backfills. Not
-//! implemented yet: this crate reserves its place in the workspace layout (see DESIGN.md).
+//! Spine's terminal UI (`assets ui`): the catalog, lineage and runs of a project, live.
+//!
+//! The state and its key handling ([`app`]), the data it shows ([`model`], read from an engine) and
+//! the drawing ([`view`], [`lineage`]) are separate from the terminal ([`run`]), so every screen is
+//! tested with ratatui's `TestBackend` and no TTY.
+
+pub mod app;
+mod detail;
+pub mod lineage;
+pub mod model;
+mod term;
+pub mod view;
+
+pub use app::{App, Effect, Tab};
+pub use term::{run, UiError};

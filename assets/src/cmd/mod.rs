@@ -104,6 +104,13 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             doctor::run(&root, select.expression().as_deref(), repair, json).await
         }
         Command::History { key, limit } => history::run(&root, &key, limit, json).await,
+        Command::Ui => {
+            let engine = engine(&root, None).await?;
+            let result = spine_tui::run(engine.clone()).await;
+            engine.store().close().await;
+            result?;
+            Ok(0)
+        }
         Command::Reproduce {
             key,
             run,

@@ -1,0 +1,123 @@
+//! The terminal side: raw mode and the alternate screen (restored on exit and on panic, by ratatui's
+//! `init`), a thread reading keys, and a loop that draws, handles keys and polls the run store —
+//! the run list every second, the catalog when a run changed, an open run's new events (by id) twice a
+//! second.
+
+use crate::app::{App, Detail, Effect};
+use crate::model::{self, AssetDetail};
+use ratatui::crossterm::event::{self, Event, KeyEventKind};
+use spine_engine::{Engine, EngineError};
+use std::time::{Duration, Instant};
+
+/// Why the UI stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum UiError {
+    /// Reading the project's store failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The terminal failed.
+    #[error("terminal: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs the UI on the current terminal until the user quits.
+pub async fn run(engine: Engine) -> Result<(), UiError> {
+    let snapshot = model::load(&engine, 200).await?;
+    let mut app = App::new(snapshot);
+    let (tx, mut keys) = tokio::sync::mpsc::unbounded_channel();
+    // crossterm's reads block: a thread of their own feeds the loop.
+    std::thread::spawn(move || loop {
+        match event::poll(Duration::from_millis(200)) {
+            Ok(true) => match event::read() {
+                Ok(ev) => {
+                    if tx.send(ev).is_err() {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            },
+            Ok(false) => {
+                if tx.is_closed() {
+                    return;
+                }
+            }
+            Err(_) => return,
+        }
+    });
+    let mut terminal = ratatui::init();
+    let result = event_loop(&engine, &mut app, &mut terminal, &mut keys).await;
+    ratatui::restore();
+    result
+}
+
+async fn event_loop(
+    engine: &Engine,
+    app: &mut App,
+    terminal: &mut ratatui::DefaultTerminal,
+    keys: &mut tokio::sync::mpsc::UnboundedReceiver<Event>,
+) -> Result<(), UiError> {
+    let mut last_runs = Instant::now();
+    let mut last_run = Instant::now();
+    let mut seen: Vec<(String, String, Option<String>)> = Vec::new();
+    loop {
+        terminal.draw(|f| crate::view::draw(f, app))?;
+        let tick = tokio::time::sleep(Duration::from_millis(100));
+        let event = tokio::select! {
+            e = keys.recv() => e,
+            _ = tick => None,
+        };
+        if let Some(Event::Key(k)) = event {
+            if k.kind != KeyEventKind::Release {
+                match app.on_key(k) {
+                    Some(Effect::Quit) => return Ok(()),
+                    Some(Effect::LoadRun(id)) => load_run(engine, app, &id).await,
+                    Some(Effect::LoadAsset(key)) => match AssetDetail::load(engine, &key, 50).await
+                    {
+                        Ok(d) => app.set_asset(d),
+                        Err(e) => app.message = Some(e.to_string()),
+                    },
+                    None => {}
+                }
+            }
+        }
+        if last_runs.elapsed() >= Duration::from_secs(1) {
+            last_runs = Instant::now();
+            match engine.store().list_runs(200).await {
+                Ok(runs) => {
+                    let runs: Vec<_> = runs.iter().map(model_run).collect();
+                    if runs != seen {
+                        // A run changed: the catalog's freshness may have too.
+                        match model::load(engine, 200).await {
+                            Ok(s) => app.set_snapshot(s),
+                            Err(e) => app.message = Some(e.to_string()),
+                        }
+                        seen = runs;
+                    }
+                }
+                Err(e) => app.message = Some(e.to_string()),
+            }
+        }
+        if last_run.elapsed() >= Duration::from_millis(500) {
+            last_run = Instant::now();
+            if let Some(Detail::Run(id)) = app.detail.clone() {
+                load_run(engine, app, &id).await;
+            }
+        }
+    }
+}
+
+fn model_run(r: &spine_engine::store::RunRecord) -> (String, String, Option<String>) {
+    (
+        r.run_id.as_str().to_string(),
+        r.status.as_str().to_string(),
+        r.finished_at.clone(),
+    )
+}
+
+async fn load_run(engine: &Engine, app: &mut App, id: &str) {
+    let mut detail = std::mem::take(&mut app.run);
+    if let Err(e) = detail.load(engine, id).await {
+        app.message = Some(e.to_string());
+    }
+    app.set_run(detail);
+}

@@ -1,0 +1,359 @@
+//! Drawing the [`App`] into a ratatui frame: a tab bar, the current view (or its drill-down), the
+//! key hints or input line, and the help overlay. Pure: the same state draws the same screen.
+
+use crate::app::{App, Detail, Input, Tab, KEYS};
+use crate::model::AssetRow;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Tabs};
+use ratatui::Frame;
+
+/// The colour of a state (fresh, stale, running, failed, …).
+pub fn state_style(state: &str) -> Style {
+    let c = match state {
+        "fresh" | "succeeded" | "up_to_date" => Color::Green,
+        "stale" | "upstream-stale" | "waiting" | "queued" | "pending" => Color::Yellow,
+        "failed" | "cancelled" => Color::Red,
+        "running" => Color::Cyan,
+        _ => Color::Gray,
+    };
+    Style::default().fg(c)
+}
+
+/// `2026-12-03T15:30:45.123Z` → `2026-12-03 15:30:45`.
+pub fn short_time(ts: &str) -> String {
+    ts.get(..19).unwrap_or(ts).replace('T', " ")
+}
+
+pub(crate) fn seconds(ts: &str) -> Option<f64> {
+    chrono::DateTime::parse_from_rfc3339(ts)
+        .ok()
+        .map(|t| t.timestamp_millis() as f64 / 1000.0)
+}
+
+/// `1.2s`, `3m04s`, `2h05m`.
+pub fn duration(secs: f64) -> String {
+    if secs < 60.0 {
+        format!("{secs:.1}s")
+    } else if secs < 3600.0 {
+        format!("{}m{:02}s", (secs / 60.0) as u64, (secs % 60.0) as u64)
+    } else {
+        format!(
+            "{}h{:02}m",
+            (secs / 3600.0) as u64,
+            ((secs % 3600.0) / 60.0) as u64
+        )
+    }
+}
+
+/// Draws the whole screen.
+pub fn draw(frame: &mut Frame, app: &App) {
+    let [top, body, bottom] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(3),
+        Constraint::Length(1),
+    ])
+    .areas(frame.area());
+    draw_tabs(frame, app, top);
+    match &app.detail {
+        Some(Detail::Asset(_)) => crate::detail::draw_asset(frame, app, body),
+        Some(Detail::Run(_)) => crate::detail::draw_run(frame, app, body),
+        None => match app.tab {
+            Tab::Assets => draw_assets(frame, app, body),
+            Tab::Lineage => crate::lineage::draw(frame, app, body),
+            Tab::Runs => draw_runs(frame, app, body),
+        },
+    }
+    draw_bottom(frame, app, bottom);
+    if app.help {
+        draw_help(frame, frame.area());
+    }
+}
+
+fn draw_tabs(frame: &mut Frame, app: &App, area: Rect) {
+    let selected = Tab::ALL.iter().position(|t| *t == app.tab).unwrap_or(0);
+    let titles: Vec<Line> = Tab::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Line::from(format!("{} {}", i + 1, t.title())))
+        .collect();
+    let name = format!(" spine · {} ", app.snapshot.project);
+    let tabs_width: u16 = titles.iter().map(|t| t.width() as u16 + 3).sum::<u16>() + 1;
+    let name_width = Span::raw(name.as_str()).width() as u16;
+    let room = area.width.saturating_sub(name_width + tabs_width);
+    let summary = summary(app, room);
+    let [n, t, _, right] = Layout::horizontal([
+        Constraint::Length(name_width),
+        Constraint::Length(tabs_width),
+        Constraint::Min(0),
+        Constraint::Length(summary_width(&summary)),
+    ])
+    .areas(area);
+    frame.render_widget(
+        Paragraph::new(name).style(Style::default().add_modifier(Modifier::BOLD)),
+        n,
+    );
+    frame.render_widget(
+        Tabs::new(titles)
+            .select(selected)
+            .highlight_style(Style::default().add_modifier(Modifier::REVERSED)),
+        t,
+    );
+    frame.render_widget(Paragraph::new(Line::from(summary)), right);
+}
+
+fn summary_width(spans: &[Span]) -> u16 {
+    spans.iter().map(|s| s.width() as u16).sum()
+}
+
+/// How many assets are in each state, in the longest form that fits in `room` columns: every state,
+/// then only the ones that need attention, then short labels, then nothing.
+fn summary(app: &App, room: u16) -> Vec<Span<'static>> {
+    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+    for a in &app.snapshot.assets {
+        *counts.entry(a.state.as_str()).or_default() += 1;
+    }
+    let states = ["fresh", "stale", "upstream-stale", "missing", "failed"];
+    fn short(s: &'static str) -> &'static str {
+        match s {
+            "upstream-stale" => "up-stale",
+            "missing" => "miss",
+            s => s,
+        }
+    }
+    let forms: [(bool, bool); 3] = [(true, false), (false, false), (false, true)];
+    for (with_fresh, shorten) in forms {
+        let spans: Vec<Span<'static>> = states
+            .iter()
+            .filter(|s| with_fresh || **s != "fresh")
+            .filter_map(|s| counts.get(s).map(|n| (*s, *n)))
+            .flat_map(|(s, n)| {
+                let label = if shorten { short(s) } else { s };
+                [
+                    Span::styled(format!("{n} {label}"), state_style(s)),
+                    Span::raw("  "),
+                ]
+            })
+            .collect();
+        if summary_width(&spans) <= room {
+            return spans;
+        }
+    }
+    Vec::new()
+}
+
+/// `1234567` → `1,234,567`.
+pub fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        out.insert(0, '-');
+    }
+    out
+}
+
+fn draw_assets(frame: &mut Frame, app: &App, area: Rect) {
+    let rows = app.visible_assets();
+    let wide = area.width >= 100;
+    let mut header = vec!["KEY", "KIND", "STATUS", "LAST MATERIALIZED", "ROWS"];
+    let mut widths = vec![
+        Constraint::Min(20),
+        Constraint::Length(8),
+        Constraint::Length(15),
+        Constraint::Length(19),
+        Constraint::Length(10),
+    ];
+    if wide {
+        header.insert(2, "GROUP");
+        widths.insert(2, Constraint::Length(12));
+        header.push("PARTS");
+        widths.push(Constraint::Length(9));
+    }
+    let body: Vec<Row> = rows.iter().map(|a| asset_cells(a, wide)).collect();
+    let title = format!(
+        " assets ({}{}) · sorted by {}{} ",
+        rows.len(),
+        if app.filter.is_empty() {
+            String::new()
+        } else {
+            format!(" of {}, filter '{}'", app.snapshot.assets.len(), app.filter)
+        },
+        app.sort.label(),
+        if app.descending { ", reversed" } else { "" }
+    );
+    let table = Table::new(body, widths)
+        .header(Row::new(header).style(Style::default().add_modifier(Modifier::BOLD)))
+        .block(Block::default().borders(Borders::ALL).title(title))
+        .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
+        .highlight_symbol("▶ ");
+    let mut state = ratatui::widgets::TableState::default()
+        .with_selected((!rows.is_empty()).then_some(app.asset_row));
+    frame.render_stateful_widget(table, area, &mut state);
+}
+
+fn asset_cells(a: &AssetRow, wide: bool) -> Row<'static> {
+    let mut cells = vec![
+        Cell::from(a.key.clone()),
+        Cell::from(a.kind.clone()),
+        Cell::from(Span::styled(a.state.clone(), state_style(&a.state))),
+        Cell::from(
+            a.last
+                .as_deref()
+                .map(short_time)
+                .unwrap_or_else(|| "-".into()),
+        ),
+        Cell::from(a.rows.map(thousands).unwrap_or_else(|| "-".into())),
+    ];
+    if wide {
+        cells.insert(2, Cell::from(a.group.clone()));
+        cells.push(Cell::from(a.partitions.clone().unwrap_or_default()));
+    }
+    Row::new(cells)
+}
+
+fn draw_runs(frame: &mut Frame, app: &App, area: Rect) {
+    let rows: Vec<Row> = app
+        .snapshot
+        .runs
+        .iter()
+        .map(|r| {
+            let took = match (
+                r.started_at.as_deref().and_then(seconds),
+                r.finished_at.as_deref().and_then(seconds),
+            ) {
+                (Some(a), Some(b)) => duration(b - a),
+                (Some(_), None) => "…".into(),
+                _ => "-".into(),
+            };
+            Row::new(vec![
+                Cell::from(r.id.chars().take(12).collect::<String>()),
+                Cell::from(Span::styled(r.status.clone(), state_style(&r.status))),
+                Cell::from(short_time(&r.created_at)),
+                Cell::from(took),
+                Cell::from(r.selection.clone().unwrap_or_else(|| "(all)".into())),
+            ])
+        })
+        .collect();
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(12),
+            Constraint::Length(10),
+            Constraint::Length(19),
+            Constraint::Length(8),
+            Constraint::Min(10),
+        ],
+    )
+    .header(
+        Row::new(["RUN", "STATUS", "CREATED", "TOOK", "SELECTION"])
+            .style(Style::default().add_modifier(Modifier::BOLD)),
+    )
+    .block(
+        Block::default()
+            .borders(Borders::ALL)
+            .title(format!(" runs ({}) ", app.snapshot.runs.len())),
+    )
+    .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
+    .highlight_symbol("▶ ");
+    let mut state = ratatui::widgets::TableState::default()
+        .with_selected((!app.snapshot.runs.is_empty()).then_some(app.run_row));
+    frame.render_stateful_widget(table, area, &mut state);
+}
+
+fn draw_bottom(frame: &mut Frame, app: &App, area: Rect) {
+    let line = match &app.input {
+        Input::Filter => Line::from(vec![
+            Span::styled("/", Style::default().fg(Color::Yellow)),
+            Span::raw(app.filter.clone()),
+            Span::raw("▏"),
+        ]),
+        Input::Command(t) => Line::from(vec![
+            Span::styled(":", Style::default().fg(Color::Yellow)),
+            Span::raw(t.clone()),
+            Span::raw("▏"),
+        ]),
+        Input::None => match &app.message {
+            Some(m) => Line::from(Span::styled(m.clone(), Style::default().fg(Color::Red))),
+            None => {
+                let hints: &[(&str, &str)] = match (&app.detail, app.tab) {
+                    (Some(_), _) => &[
+                        ("esc", "back"),
+                        ("1-3", "views"),
+                        ("?", "help"),
+                        ("q", "quit"),
+                    ],
+                    (None, Tab::Assets) => &[
+                        ("enter", "open"),
+                        ("/", "filter"),
+                        ("s", "sort"),
+                        (":", "jump"),
+                        ("?", "help"),
+                        ("q", "quit"),
+                    ],
+                    (None, Tab::Lineage) => &[
+                        ("arrows", "move along edges"),
+                        ("enter", "center"),
+                        ("+ -", "depth"),
+                        (":", "jump"),
+                        ("?", "help"),
+                    ],
+                    (None, Tab::Runs) => &[
+                        ("enter", "open run"),
+                        ("j k", "move"),
+                        (":", "jump"),
+                        ("?", "help"),
+                        ("q", "quit"),
+                    ],
+                };
+                Line::from(
+                    hints
+                        .iter()
+                        .flat_map(|(k, v)| {
+                            [
+                                Span::styled(format!("<{k}>"), Style::default().fg(Color::Cyan)),
+                                Span::raw(format!(" {v}  ")),
+                            ]
+                        })
+                        .collect::<Vec<_>>(),
+                )
+            }
+        },
+    };
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+fn draw_help(frame: &mut Frame, area: Rect) {
+    let w = area.width.min(72);
+    let h = (KEYS.len() as u16 + 4).min(area.height);
+    let r = Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    };
+    let lines: Vec<Line> = KEYS
+        .iter()
+        .map(|(k, v)| {
+            Line::from(vec![
+                Span::styled(format!("{k:<12}"), Style::default().fg(Color::Cyan)),
+                Span::raw(*v),
+            ])
+        })
+        .collect();
+    frame.render_widget(Clear, r);
+    frame.render_widget(
+        Paragraph::new(lines).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(" keys (any key closes) "),
+        ),
+        r,
+    );
+}
