@@ -130,12 +130,15 @@ pub struct App {
     pub message: Option<String>,
     /// Where the Lineage view is.
     pub lineage: crate::lineage::LineageState,
+    /// The index of the snapshot's graph.
+    pub graph: crate::lineage::Graph,
 }
 
 impl App {
     /// A UI over `snapshot`, on the Assets tab.
     pub fn new(snapshot: Snapshot) -> Self {
         App {
+            graph: crate::lineage::Graph::of(&snapshot),
             snapshot,
             tab: Tab::Assets,
             detail: None,
@@ -157,6 +160,7 @@ impl App {
     pub fn set_snapshot(&mut self, snapshot: Snapshot) {
         let asset = self.selected_asset().map(|a| a.key.clone());
         let run = self.selected_run().map(|r| r.id.clone());
+        self.graph = crate::lineage::Graph::of(&snapshot);
         self.snapshot = snapshot;
         if let Some(k) = asset {
             if let Some(i) = self.visible_assets().iter().position(|a| a.key == k) {

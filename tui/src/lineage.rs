@@ -15,6 +15,27 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 /// At most this many assets are listed per layer (the rest are counted).
 const PER_LAYER: usize = 500;
 
+/// The graph's index, rebuilt with each snapshot: where each asset is, and who reads it.
+#[derive(Debug, Clone, Default)]
+pub struct Graph {
+    index: HashMap<String, usize>,
+    down: HashMap<String, Vec<String>>,
+}
+
+impl Graph {
+    /// The index of `snapshot`'s assets.
+    pub fn of(snapshot: &crate::model::Snapshot) -> Self {
+        let mut g = Graph::default();
+        for (i, a) in snapshot.assets.iter().enumerate() {
+            g.index.insert(a.key.clone(), i);
+            for d in &a.deps {
+                g.down.entry(d.clone()).or_default().push(a.key.clone());
+            }
+        }
+        g
+    }
+}
+
 /// Where the Lineage view is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineageState {
@@ -41,18 +62,7 @@ impl Default for LineageState {
 
 /// The layers around `center`: `(distance, keys)` from `-depth` to `depth`, empty ones left out.
 pub fn layers(app: &App, center: &str, depth: usize) -> Vec<(i32, Vec<String>)> {
-    let deps: HashMap<&str, &Vec<String>> = app
-        .snapshot
-        .assets
-        .iter()
-        .map(|a| (a.key.as_str(), &a.deps))
-        .collect();
-    let mut down: HashMap<&str, Vec<&str>> = HashMap::new();
-    for a in &app.snapshot.assets {
-        for d in &a.deps {
-            down.entry(d.as_str()).or_default().push(a.key.as_str());
-        }
-    }
+    let asset = |k: &str| app.graph.index.get(k).map(|i| &app.snapshot.assets[*i]);
     let walk = |next: &dyn Fn(&str) -> Vec<String>| -> Vec<Vec<String>> {
         let mut seen = BTreeSet::from([center.to_string()]);
         let mut out = vec![Vec::new(); depth];
@@ -73,12 +83,8 @@ pub fn layers(app: &App, center: &str, depth: usize) -> Vec<(i32, Vec<String>)> 
         }
         out
     };
-    let up = walk(&|k| deps.get(k).map(|v| v.to_vec()).unwrap_or_default());
-    let downs = walk(&|k| {
-        down.get(k)
-            .map(|v| v.iter().map(|s| s.to_string()).collect())
-            .unwrap_or_default()
-    });
+    let up = walk(&|k| asset(k).map(|a| a.deps.clone()).unwrap_or_default());
+    let downs = walk(&|k| app.graph.down.get(k).cloned().unwrap_or_default());
     let mut out = Vec::new();
     for (i, l) in up.into_iter().enumerate().rev() {
         out.push((-(i as i32) - 1, l));
@@ -170,11 +176,10 @@ impl App {
     /// Whether `a` and `b` are joined by an edge (either way).
     fn linked(&self, a: &str, b: &str) -> bool {
         let deps = |k: &str| {
-            self.snapshot
-                .assets
-                .iter()
-                .find(|x| x.key == k)
-                .map(|x| &x.deps)
+            self.graph
+                .index
+                .get(k)
+                .map(|i| &self.snapshot.assets[*i].deps)
         };
         deps(a).is_some_and(|d| d.iter().any(|x| x == b))
             || deps(b).is_some_and(|d| d.iter().any(|x| x == a))
@@ -193,11 +198,10 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let layers = layers(app, &center, app.lineage.depth);
     let selected = app.lineage_selected();
     let state = |k: &str| {
-        app.snapshot
-            .assets
-            .iter()
-            .find(|a| a.key == k)
-            .map(|a| a.state.clone())
+        app.graph
+            .index
+            .get(k)
+            .map(|i| app.snapshot.assets[*i].state.clone())
             .unwrap_or_default()
     };
     let columns = Layout::horizontal(vec![

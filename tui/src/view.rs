@@ -176,7 +176,16 @@ fn draw_assets(frame: &mut Frame, app: &App, area: Rect) {
         header.push("PARTS");
         widths.push(Constraint::Length(9));
     }
-    let body: Vec<Row> = rows.iter().map(|a| asset_cells(a, wide)).collect();
+    // Only the rows that fit are built (a 10,000-asset catalog costs a screenful per frame); the
+    // window scrolls to keep the selection on screen.
+    let height = area.height.saturating_sub(3).max(1) as usize;
+    let offset = app.asset_row.saturating_sub(height - 1);
+    let body: Vec<Row> = rows
+        .iter()
+        .skip(offset)
+        .take(height)
+        .map(|a| asset_cells(a, wide))
+        .collect();
     let title = format!(
         " assets ({}{}) · sorted by {}{} ",
         rows.len(),
@@ -194,7 +203,7 @@ fn draw_assets(frame: &mut Frame, app: &App, area: Rect) {
         .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
         .highlight_symbol("▶ ");
     let mut state = ratatui::widgets::TableState::default()
-        .with_selected((!rows.is_empty()).then_some(app.asset_row));
+        .with_selected((!rows.is_empty()).then_some(app.asset_row - offset));
     frame.render_stateful_widget(table, area, &mut state);
 }
 
