@@ -347,7 +347,10 @@ fn backfills_appends_and_merges_on_s3_match_the_local_warehouse() {
         "SELECT partition_key, n, amount FROM marts.daily ORDER BY partition_key",
         "SELECT id, v FROM appended ORDER BY id",
         "SELECT k, id, v, op FROM merged ORDER BY k",
-        "SELECT asset_key, partition_key, row_count, delta_version FROM spine.materializations ORDER BY asset_key, partition_key, id",
+        "SELECT asset_key, partition_key, row_count FROM spine.materializations ORDER BY asset_key, partition_key, id",
+        // Partitions of one chunk commit side by side (alone or grouped, as timing has it), so only
+        // the unpartitioned tables' versions are compared.
+        "SELECT asset_key, delta_version FROM spine.materializations WHERE partition_key IS NULL ORDER BY asset_key, id",
     ] {
         let on = |p: &Project| run_in_env(p.path(), &["sql", "--json", q], &env).ok().json();
         let (l, r) = (on(&local), on(&remote));
