@@ -115,6 +115,35 @@ fn run_row(r: &spine_engine::store::RunRecord) -> RunRow {
     }
 }
 
+/// The catalog as the project defines it, before the store is read (every state `…`): what the
+/// first frame shows while [`load`] works out freshness.
+pub fn skeleton(engine: &Engine) -> Snapshot {
+    let project = engine.project();
+    let order = project.graph.topological_order().unwrap_or_default();
+    Snapshot {
+        project: project.config.name.clone(),
+        assets: order
+            .into_iter()
+            .filter_map(|k| project.assets.get(k))
+            .map(|spec| AssetRow {
+                key: spec.key.to_string(),
+                kind: spec.kind.clone(),
+                group: spec.group.clone(),
+                state: "…".into(),
+                reason: None,
+                last: None,
+                rows: None,
+                partitions: None,
+                deps: spec.deps.iter().map(AssetKey::to_string).collect(),
+                description: spec.description.clone(),
+                owners: spec.owners.clone(),
+                code_version: spec.code_version.clone(),
+            })
+            .collect(),
+        runs: Vec::new(),
+    }
+}
+
 /// Reads the catalog (with freshness) and the latest `runs` runs.
 pub async fn load(engine: &Engine, runs: i64) -> Result<Snapshot, EngineError> {
     let project = engine.project();

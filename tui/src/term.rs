@@ -22,8 +22,8 @@ pub enum UiError {
 
 /// Runs the UI on the current terminal until the user quits.
 pub async fn run(engine: Engine) -> Result<(), UiError> {
-    let snapshot = model::load(&engine, 200).await?;
-    let mut app = App::new(snapshot);
+    // The first frame shows the project's assets at once; freshness and runs follow.
+    let mut app = App::new(model::skeleton(&engine));
     let (tx, mut keys) = tokio::sync::mpsc::unbounded_channel();
     // crossterm's reads block: a thread of their own feeds the loop.
     std::thread::spawn(move || loop {
@@ -45,6 +45,11 @@ pub async fn run(engine: Engine) -> Result<(), UiError> {
         }
     });
     let mut terminal = ratatui::init();
+    terminal.draw(|f| crate::view::draw(f, &app))?;
+    match model::load(&engine, 200).await {
+        Ok(s) => app.set_snapshot(s),
+        Err(e) => app.message = Some(e.to_string()),
+    }
     let result = event_loop(&engine, &mut app, &mut terminal, &mut keys).await;
     ratatui::restore();
     result
