@@ -128,8 +128,8 @@ impl Engine {
         }
     }
 
-    /// Whether the table's latest `n` commits are all table maintenance (vacuum), which changes no
-    /// rows.
+    /// Whether the table's latest `n` commits are all table maintenance (OPTIMIZE, VACUUM), which
+    /// changes no rows.
     async fn only_maintenance(&self, table: &deltalake::DeltaTable, n: i64) -> bool {
         use futures::StreamExt;
         let mut commits = table.history(Some(n.max(0) as usize));

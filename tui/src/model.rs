@@ -104,7 +104,7 @@ pub struct RunDetail {
     pub log: Vec<LogLine>,
 }
 
-fn run_row(r: &spine_engine::store::RunRecord) -> RunRow {
+pub(crate) fn run_row(r: &spine_engine::store::RunRecord) -> RunRow {
     RunRow {
         id: r.run_id.as_str().to_string(),
         status: r.status.as_str().to_string(),

@@ -63,7 +63,7 @@ async fn event_loop(
 ) -> Result<(), UiError> {
     let mut last_runs = Instant::now();
     let mut last_run = Instant::now();
-    let mut seen: Vec<(String, String, Option<String>)> = Vec::new();
+    let mut seen: Vec<model::RunRow> = Vec::new();
     loop {
         terminal.draw(|f| crate::view::draw(f, app))?;
         let tick = tokio::time::sleep(Duration::from_millis(100));
@@ -89,7 +89,7 @@ async fn event_loop(
             last_runs = Instant::now();
             match engine.store().list_runs(200).await {
                 Ok(runs) => {
-                    let runs: Vec<_> = runs.iter().map(model_run).collect();
+                    let runs: Vec<_> = runs.iter().map(model::run_row).collect();
                     if runs != seen {
                         // A run changed: the catalog's freshness may have too.
                         match model::load(engine, 200).await {
@@ -109,14 +109,6 @@ async fn event_loop(
             }
         }
     }
-}
-
-fn model_run(r: &spine_engine::store::RunRecord) -> (String, String, Option<String>) {
-    (
-        r.run_id.as_str().to_string(),
-        r.status.as_str().to_string(),
-        r.finished_at.clone(),
-    )
 }
 
 async fn load_run(engine: &Engine, app: &mut App, id: &str) {

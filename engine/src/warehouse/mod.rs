@@ -111,6 +111,24 @@ impl TableMeta {
         }
     }
 
+    /// The metadata action a commit needs: `metadata` with `schema` (when it differs from
+    /// `current_schema`) and with this description and these properties; `None` when nothing changes.
+    fn next_metadata(
+        &self,
+        metadata: &Metadata,
+        current_schema: &StructType,
+        schema: &StructType,
+    ) -> Result<Option<Metadata>, WarehouseError> {
+        let evolved = (current_schema != schema)
+            .then(|| metadata.clone().with_schema(schema))
+            .transpose()?;
+        let base = evolved.as_ref().unwrap_or(metadata);
+        Ok(match self.apply(base)? {
+            Some(m) => Some(m),
+            None => evolved,
+        })
+    }
+
     /// `metadata` carrying this description and these properties (other tools' properties stay;
     /// `spine.*` ones this lacks go), or `None` when it already does.
     fn apply(&self, metadata: &Metadata) -> Result<Option<Metadata>, WarehouseError> {

@@ -284,27 +284,17 @@ impl Warehouse {
         }
         let now_ms = chrono::Utc::now().timestamp_millis();
         let mut actions = Vec::new();
-        let mut metadata = known.metadata.clone();
-        let mut changed = false;
-        if known.schema != columns {
-            metadata = metadata.with_schema(&columns)?;
-            changed = true;
-        }
-        if let Some(m) = group
+        let new_metadata = group
             .first()
-            .map(|(_, _, _, meta)| meta.table.apply(&metadata))
+            .map(|(_, _, _, meta)| {
+                meta.table
+                    .next_metadata(&known.metadata, &known.schema, &columns)
+            })
             .transpose()?
-            .flatten()
-        {
-            metadata = m;
-            changed = true;
+            .flatten();
+        if let Some(m) = &new_metadata {
+            actions.push(Action::Metadata(m.clone()));
         }
-        let new_metadata = if changed {
-            actions.push(Action::Metadata(metadata.clone()));
-            Some(metadata)
-        } else {
-            None
-        };
         let mut ids = Vec::new();
         let mut added: Vec<(String, Vec<Remove>)> = Vec::new();
         let mut infos = Vec::new();

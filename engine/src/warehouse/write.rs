@@ -288,18 +288,11 @@ impl Warehouse {
                 "the merge read file {m} of {key}, which is no longer in the table (another writer changed it); run again"
             )));
         }
-        let mut metadata = snapshot.metadata().clone();
-        let mut changed = false;
-        if snapshot.schema().as_ref() != columns {
-            metadata = metadata.with_schema(columns)?;
-            changed = true;
-        }
-        if let Some(m) = meta.table.apply(&metadata)? {
-            metadata = m;
-            changed = true;
-        }
-        if changed {
-            actions.push(Action::Metadata(metadata));
+        if let Some(m) =
+            meta.table
+                .next_metadata(snapshot.metadata(), snapshot.schema().as_ref(), columns)?
+        {
+            actions.push(Action::Metadata(m));
         }
         actions.extend(staged.actions);
         let operation = match &meta.scope {
