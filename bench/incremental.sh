@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/spine-target}"
-cargo build --release --locked -q -p assets
+bench/build.sh
 A="$CARGO_TARGET_DIR/release/assets"
 PY="${PYTHON:-bench/.venv/bin/python}"
 runs="${1:-3}"

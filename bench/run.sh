@@ -10,7 +10,7 @@ for v in .venv:requirements.txt .venv-dbt:requirements-dbt.txt; do
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
 done
-# One invocation for both binaries, so they share one feature resolution (no second DataFusion build).
-cargo build --release --locked -q -p assets -p spine-bench-floor
+# One build for every benchmark (bench/build.sh), so they share one feature resolution.
+bench/build.sh
 exec bench/.venv/bin/python bench/peers.py --spine "$CARGO_TARGET_DIR/release/assets" \
   --floor "$CARGO_TARGET_DIR/release/etl-floor" --dbt bench/.venv-dbt/bin/dbt "$@"

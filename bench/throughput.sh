@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/spine-target}"
-cargo build --release --locked -q -p assets -p spine-bench-floor
+bench/build.sh
 A="$CARGO_TARGET_DIR/release/assets"
 F="$CARGO_TARGET_DIR/release/etl-floor"
 runs="${1:-3}"

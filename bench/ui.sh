@@ -11,7 +11,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/spine-target}"
 n="${1:-10000}"; events="${2:-100000}"; profile="${3:-debug}"
 if [ -z "${SPINE_BENCH_NO_BUILD:-}" ]; then
   if [ "$profile" = release ]; then
-    cargo build --release --locked -q -p assets -p spine-tui --examples
+    bench/build.sh
   else
     cargo build --workspace --all-targets --locked -q
   fi

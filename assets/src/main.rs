@@ -187,6 +187,26 @@ pub enum Command {
         #[arg(long)]
         no_wait: bool,
     },
+    /// Cancel a run: a queued or parked one at once; a running one stops every step that has not
+    /// committed (its executor polls for the request).
+    Cancel {
+        /// Run id or a unique prefix.
+        run: String,
+    },
+    /// Re-run an ended run from its failure (its failed, skipped and cancelled steps) as a new run.
+    Rerun {
+        /// Run id or a unique prefix.
+        run: String,
+        /// Every step of the run, not only those that did not succeed.
+        #[arg(long)]
+        all: bool,
+        /// Only record the new run as queued and print its id; `assets execute` runs it.
+        #[arg(long)]
+        queue: bool,
+        /// Steps to run at once (default: the project's `concurrency`).
+        #[arg(long, short = 'c')]
+        concurrency: Option<usize>,
+    },
     /// Signal a parked (waiting) step of a run: an approval, a workflow's result. `assets execute RUN`
     /// then runs the step again with the payload.
     Signal {

@@ -1,6 +1,7 @@
 //! `assets ui` end to end: the real binary in a tmux pseudo-terminal; keys open the lineage of an
-//! asset and a run's timeline, a run started from another terminal shows up live, and `q` quits,
-//! leaving the shell's screen.
+//! asset and a run's timeline, a run started from another terminal shows up live, `m` then `d`
+//! materializes an asset with its downstream in a process of its own, and `q` quits, leaving the
+//! shell's screen.
 
 mod common;
 use common::*;
@@ -77,7 +78,7 @@ fn the_ui_shows_lineage_and_a_live_run_in_a_terminal() {
     keys(&session, &["Down", "2"]);
     let s = screen_with(&session, &["selected", "upstream 1", "downstream 1"]);
     assert!(
-        s.contains("▶ ■ stg/b") && s.contains("raw/a") && s.contains("marts/c"),
+        s.contains("■ stg/b") && s.contains("raw/a") && s.contains("marts/c") && s.contains('╔'),
         "{s}"
     );
     assert!(
@@ -92,6 +93,19 @@ fn the_ui_shows_lineage_and_a_live_run_in_a_terminal() {
     keys(&session, &["Enter"]);
     let s = screen_with(&session, &["TIMELINE", "log ("]);
     assert!(s.contains("marts/c") && s.contains("succeeded"), "{s}");
+    // From Lineage, `m` asks; `d` materializes stg/b and its downstream in a process of its own, and
+    // the UI opens the new run.
+    keys(&session, &["Escape", "2", "m"]);
+    screen_with(&session, &["Materialize stg/b?", "and its 1 downstream"]);
+    keys(&session, &["d"]);
+    let s = screen_with(
+        &session,
+        &["materializing stg/b+", "TIMELINE", "run succeeded"],
+    );
+    assert!(s.contains("marts/c"), "{s}");
+    let runs = p.run(&["runs", "--json"]).ok().json();
+    assert_eq!(runs[0]["selection"], "stg/b+", "{runs}");
+    assert_eq!(runs[0]["status"], "succeeded", "{runs}");
     // Esc goes back, ? shows the keys, q quits with status 0.
     keys(&session, &["Escape", "?"]);
     screen_with(&session, &["keys (any key closes)"]);

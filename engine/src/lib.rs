@@ -50,8 +50,8 @@ pub use engine::{AssetStatus, Engine, HeldBack};
 pub use error::{DefinitionError, DefinitionErrors, EngineError};
 pub use key::{AssetKey, BackfillId, PartitionKey, RunId, StepKey};
 pub use materialize::{
-    Diff, ExecuteOptions, MaterializeRequest, Reproduction, RunObserver, RunReport, StepReport,
-    Target,
+    Diff, ExecuteOptions, MaterializeRequest, Reproduction, Rerun, RunObserver, RunReport,
+    StepReport, Target,
 };
 pub use plan::PlannedStep;
 pub use project::{AssetSpec, Project, ProjectConfig};

@@ -14,11 +14,13 @@ pub enum Tab {
     Lineage,
     /// Recent runs.
     Runs,
+    /// Backfills and schedules.
+    Backfills,
 }
 
 impl Tab {
     /// Every tab, in order.
-    pub const ALL: [Tab; 3] = [Tab::Assets, Tab::Lineage, Tab::Runs];
+    pub const ALL: [Tab; 4] = [Tab::Assets, Tab::Lineage, Tab::Runs, Tab::Backfills];
 
     /// Its title.
     pub fn title(self) -> &'static str {
@@ -26,6 +28,7 @@ impl Tab {
             Tab::Assets => "Assets",
             Tab::Lineage => "Lineage",
             Tab::Runs => "Runs",
+            Tab::Backfills => "Backfills",
         }
     }
 }
@@ -46,6 +49,12 @@ pub enum Effect {
     LoadRun(String),
     /// Load an asset's detail.
     LoadAsset(String),
+    /// Record a run of this selection (forced) and start executing it.
+    Materialize(String),
+    /// Record a re-execution of this run from its failure and start executing it.
+    Rerun(String),
+    /// Cancel this run.
+    Cancel(String),
     /// Leave.
     Quit,
 }
@@ -132,6 +141,8 @@ pub struct App {
     pub lineage: crate::lineage::LineageState,
     /// The index of the snapshot's graph.
     pub graph: crate::lineage::Graph,
+    /// An action waiting for a yes.
+    pub confirm: Option<crate::actions::Confirm>,
 }
 
 impl App {
@@ -153,6 +164,7 @@ impl App {
             help: false,
             message: None,
             lineage: Default::default(),
+            confirm: None,
         }
     }
 
@@ -231,6 +243,7 @@ impl App {
     fn move_by(&mut self, delta: isize) {
         let (row, len) = match self.tab {
             Tab::Runs => (&mut self.run_row, self.snapshot.runs.len()),
+            Tab::Backfills => return,
             _ => {
                 let len = self.visible_assets().len();
                 (&mut self.asset_row, len)
@@ -285,12 +298,18 @@ impl App {
             }
             Input::None => {}
         }
+        if self.confirm.is_some() {
+            return self.confirm_key(key.code);
+        }
         if self.help {
             // Any key closes the help; `q` still quits.
             self.help = false;
             return (key.code == KeyCode::Char('q')).then_some(Effect::Quit);
         }
         if self.tab == Tab::Lineage && self.detail.is_none() && self.lineage_key(key.code) {
+            return None;
+        }
+        if self.action_key(key.code) {
             return None;
         }
         match key.code {
@@ -303,6 +322,7 @@ impl App {
             KeyCode::Char('1') => self.switch(Tab::Assets),
             KeyCode::Char('2') => self.switch(Tab::Lineage),
             KeyCode::Char('3') => self.switch(Tab::Runs),
+            KeyCode::Char('4') => self.switch(Tab::Backfills),
             KeyCode::Tab => {
                 let i = Tab::ALL.iter().position(|t| *t == self.tab).unwrap_or(0);
                 self.switch(Tab::ALL[(i + 1) % Tab::ALL.len()]);
@@ -337,6 +357,7 @@ impl App {
     /// Enter on the current row: an asset's or a run's detail.
     fn open(&mut self) -> Option<Effect> {
         match self.tab {
+            Tab::Backfills => None,
             Tab::Runs => {
                 let id = self.selected_run()?.id.clone();
                 self.detail = Some(Detail::Run(id.clone()));
@@ -375,6 +396,10 @@ impl App {
                 self.switch(Tab::Runs);
                 None
             }
+            "b" | "backfills" | "schedules" => {
+                self.switch(Tab::Backfills);
+                None
+            }
             key => match self.snapshot.assets.iter().position(|a| a.key == key) {
                 Some(_) => {
                     self.filter.clear();
@@ -387,7 +412,7 @@ impl App {
                 }
                 None => {
                     self.message = Some(format!(
-                        "no view or asset '{key}' (try :assets, :runs, :lineage)"
+                        "no view or asset '{key}' (try :assets, :lineage, :runs, :backfills)"
                     ));
                     None
                 }
@@ -398,10 +423,13 @@ impl App {
 
 /// Every key, for the help overlay (and the README).
 pub const KEYS: &[(&str, &str)] = &[
-    ("1 2 3, tab", "switch view: Assets, Lineage, Runs"),
+    (
+        "1 2 3 4, tab",
+        "switch view: Assets, Lineage, Runs, Backfills",
+    ),
     (
         ":",
-        "jump: :assets :lineage :runs, or an asset key; :q quits",
+        "jump: :assets :lineage :runs :backfills, or an asset key; :q quits",
     ),
     (
         "/",
@@ -416,6 +444,15 @@ pub const KEYS: &[(&str, &str)] = &[
     ("enter", "open the selected asset or run"),
     ("esc", "back (close the detail, clear the filter)"),
     ("s S", "sort assets by the next column; reverse"),
+    (
+        "m",
+        "materialize the selected asset (asks; d: with downstream)",
+    ),
+    (
+        "r",
+        "re-run the selected failed or cancelled run from its failure",
+    ),
+    ("c", "cancel the selected queued or running run"),
     ("?", "this help"),
     ("q, ctrl-c", "quit"),
 ];

@@ -4,12 +4,15 @@
 //! the drawing ([`view`], [`lineage`]) are separate from the terminal ([`run`]), so every screen is
 //! tested with ratatui's `TestBackend` and no TTY.
 
+pub mod actions;
 pub mod app;
 mod detail;
+mod edges;
 pub mod lineage;
 pub mod model;
+mod ops;
 mod term;
 pub mod view;
 
 pub use app::{App, Effect, Tab};
-pub use term::{run, UiError};
+pub use term::{run, Launcher, UiError};

@@ -1,19 +1,17 @@
 //! The Lineage view: the neighbourhood of one asset in layers, upstream to the left and downstream to
 //! the right (each asset in the layer of its shortest distance), `depth` layers each way. Only the
 //! neighbourhood is computed and drawn, so a 10,000-asset project costs what its neighbourhood costs.
-//! The selected asset's direct neighbours are marked with arrows: moving left or right follows an edge.
+//! Each asset is a box in its state's colour; edges run between adjacent columns (see `edges`), the
+//! selected asset's highlighted, and moving left or right follows one.
 
 use crate::app::App;
 use crate::view::state_style;
-use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Modifier, Style};
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph};
+use ratatui::widgets::{Block, BorderType, Borders, Paragraph, Widget};
 use ratatui::Frame;
 use std::collections::{BTreeSet, HashMap, VecDeque};
-
-/// At most this many assets are listed per layer (the rest are counted).
-const PER_LAYER: usize = 500;
 
 /// The graph's index, rebuilt with each snapshot: where each asset is, and who reads it.
 #[derive(Debug, Clone, Default)]
@@ -33,6 +31,13 @@ impl Graph {
             }
         }
         g
+    }
+}
+
+impl Graph {
+    /// The assets that read `key` directly.
+    pub fn readers(&self, key: &str) -> &[String] {
+        self.down.get(key).map(Vec::as_slice).unwrap_or(&[])
     }
 }
 
@@ -186,7 +191,22 @@ impl App {
     }
 }
 
-/// Draws the Lineage view.
+/// Rows one asset's box takes.
+const BOX_H: u16 = 3;
+/// The narrowest column drawn; layers farthest from the selected one are left out to keep this.
+const MIN_W: u16 = 12;
+
+fn clip(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let keep: String = text.chars().take(width.saturating_sub(1)).collect();
+    format!("{keep}…")
+}
+
+/// Draws the Lineage view: a column per layer, each asset a box in its state's colour (the
+/// selected one double-lined, its direct neighbours thick), and the edges between adjacent columns
+/// in the gaps, the selected asset's highlighted.
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let Some(center) = app.lineage_center() else {
         frame.render_widget(
@@ -195,76 +215,125 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         );
         return;
     };
-    let layers = layers(app, &center, app.lineage.depth);
+    let mut layers = layers(app, &center, app.lineage.depth);
     let selected = app.lineage_selected();
-    let state = |k: &str| {
-        app.graph
-            .index
-            .get(k)
-            .map(|i| app.snapshot.assets[*i].state.clone())
-            .unwrap_or_default()
-    };
-    let columns = Layout::horizontal(vec![
-        Constraint::Ratio(1, layers.len() as u32);
-        layers.len()
-    ])
-    .split(area);
-    for ((d, keys), col) in layers.iter().zip(columns.iter()) {
-        let title = match d {
-            0 => " selected ".to_string(),
-            d if *d < 0 => format!(" upstream {} ", -d),
-            d => format!(" downstream {d} "),
-        };
-        let height = col.height.saturating_sub(2) as usize;
-        let row = if *d == app.lineage.layer {
+    let gap_w: u16 = if area.width >= 140 { 6 } else { 4 };
+    let fits = |n: u16| n <= 1 || area.width.saturating_sub(gap_w * (n - 1)) / n >= MIN_W;
+    while !fits(layers.len() as u16) {
+        let far = |l: Option<&(i32, Vec<String>)>| l.map_or(0, |l| (l.0 - app.lineage.layer).abs());
+        if far(layers.first()) >= far(layers.last()) {
+            layers.remove(0);
+        } else {
+            layers.pop();
+        }
+    }
+    let n = layers.len().max(1) as u16;
+    let col_w = area.width.saturating_sub(gap_w * (n - 1)) / n;
+    let slots = (area.height.saturating_sub(1) / BOX_H).max(1) as usize;
+    let asset = |k: &str| app.graph.index.get(k).map(|i| &app.snapshot.assets[*i]);
+    let buf = frame.buffer_mut();
+    // Where each drawn box is: (column, slot).
+    let mut drawn: HashMap<&str, (usize, usize)> = HashMap::new();
+    for (c, (d, keys)) in layers.iter().enumerate() {
+        let x = area.x + c as u16 * (col_w + gap_w);
+        // The selected layer keeps its selection in view; another, the selection's first neighbour.
+        let focus = if *d == app.lineage.layer {
             app.lineage.row
         } else {
-            0
+            selected
+                .as_ref()
+                .and_then(|s| keys.iter().position(|k| app.linked(s, k)))
+                .unwrap_or(0)
         };
-        let skip = row.saturating_sub(height.saturating_sub(1));
-        let mut lines: Vec<Line> = keys
-            .iter()
-            .take(PER_LAYER)
-            .skip(skip)
-            .take(height)
-            .map(|k| {
-                let st = state(k);
-                // The selected asset's direct neighbours: ← feeds it, → reads it.
-                let mark = match &selected {
-                    Some(s) if s == k => "▶ ",
-                    Some(s) if app.linked(s, k) => {
-                        if *d < app.lineage.layer {
-                            "← "
-                        } else {
-                            "→ "
-                        }
-                    }
-                    _ => "  ",
-                };
-                let mut style = state_style(&st);
-                if selected.as_deref() == Some(k.as_str()) {
-                    style = style.add_modifier(Modifier::REVERSED);
-                }
-                let width = col.width.saturating_sub(6) as usize;
-                let shown = if k.chars().count() > width {
-                    let keep: String = k.chars().take(width.saturating_sub(1)).collect();
-                    format!("{keep}…")
-                } else {
-                    k.clone()
-                };
-                Line::from(vec![
-                    Span::raw(mark),
-                    Span::styled(format!("■ {shown}"), style),
-                ])
-            })
-            .collect();
-        if keys.len() > PER_LAYER {
-            lines.push(Line::from(format!("  … {} more", keys.len() - PER_LAYER)));
-        }
-        let mut block = Block::default().borders(Borders::ALL).title(title);
+        let offset = focus.saturating_sub(slots - 1);
+        let name = match d {
+            0 => "selected".to_string(),
+            d if *d < 0 => format!("upstream {}", -d),
+            d => format!("downstream {d}"),
+        };
+        let title = if keys.len() > slots {
+            let last = (offset + slots).min(keys.len());
+            format!("{name} · {}–{last} of {}", offset + 1, keys.len())
+        } else {
+            name
+        };
+        let mut style = Style::default().fg(Color::Gray);
         if *d == app.lineage.layer {
-            block = block.border_style(Style::default().add_modifier(Modifier::BOLD));
+            style = Style::default().add_modifier(Modifier::BOLD);
         }
-        frame.render_widget(Paragraph::new(lines).block(block), *col);
+        buf.set_string(x, area.y, clip(&title, col_w as usize), style);
+        for (slot, k) in keys.iter().skip(offset).take(slots).enumerate() {
+            drawn.insert(k.as_str(), (c, slot));
+            let state = asset(k).map(|a| a.state.as_str()).unwrap_or_default();
+            let is_sel = selected.as_deref() == Some(k.as_str());
+            let kind = if is_sel {
+                BorderType::Double
+            } else if selected.as_ref().is_some_and(|s| app.linked(s, k)) {
+                BorderType::Thick
+            } else {
+                BorderType::Plain
+            };
+            let mut name_style = Style::default();
+            if is_sel {
+                name_style = name_style.add_modifier(Modifier::REVERSED | Modifier::BOLD);
+            }
+            let inner = col_w.saturating_sub(4) as usize;
+            let line = Line::from(vec![
+                Span::styled("■ ", state_style(state)),
+                Span::styled(clip(k, inner), name_style),
+            ]);
+            let r = Rect {
+                x,
+                y: area.y + 1 + slot as u16 * BOX_H,
+                width: col_w,
+                height: BOX_H,
+            };
+            Paragraph::new(line)
+                .block(
+                    Block::default()
+                        .borders(Borders::ALL)
+                        .border_type(kind)
+                        .border_style(state_style(state)),
+                )
+                .render(r, buf);
+        }
+    }
+    // Edges: a reader in column c + 1 of an asset in column c, both drawn.
+    for c in 0..layers.len().saturating_sub(1) {
+        let mut gap = crate::edges::Gap::new(gap_w, area.height.saturating_sub(1));
+        let mut sources: Vec<&str> = Vec::new();
+        for reader in layers[c + 1].1.iter() {
+            let Some(&(_, to)) = drawn.get(reader.as_str()) else {
+                continue;
+            };
+            for dep in asset(reader).map(|a| a.deps.as_slice()).unwrap_or_default() {
+                let Some(&(dc, from)) = drawn.get(dep.as_str()) else {
+                    continue;
+                };
+                if dc != c {
+                    continue;
+                }
+                let i = match sources.iter().position(|s| *s == dep) {
+                    Some(i) => i,
+                    None => {
+                        sources.push(dep);
+                        sources.len() - 1
+                    }
+                };
+                let turn = 1 + i % (gap_w as usize - 2);
+                let lit = selected
+                    .as_deref()
+                    .is_some_and(|s| s == dep || s == reader.as_str());
+                let mid = |slot: usize| slot * BOX_H as usize + 1;
+                gap.edge(mid(from), mid(to), turn, lit);
+            }
+        }
+        let at = Rect {
+            x: area.x + c as u16 * (col_w + gap_w) + col_w,
+            y: area.y + 1,
+            width: gap_w,
+            height: area.height.saturating_sub(1),
+        };
+        gap.render(at, buf);
     }
 }

@@ -52,7 +52,45 @@ pub struct RunRow {
     pub finished_at: Option<String>,
 }
 
-/// The catalog and the recent runs.
+/// One backfill with its progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackfillRow {
+    /// Id.
+    pub id: String,
+    /// Its selection (`*`: every asset).
+    pub selection: String,
+    /// The partitions asked for (`FROM..TO`, keys, `all`).
+    pub partitions: String,
+    /// `queued`, `running`, `succeeded`, `failed`, `cancelled`, …
+    pub state: String,
+    /// Step keys committed.
+    pub done: usize,
+    /// Step keys whose latest attempt failed.
+    pub failed: usize,
+    /// Step keys it covers.
+    pub total: usize,
+    /// Runs (chunks) it has.
+    pub runs: usize,
+    /// Created (RFC 3339).
+    pub created_at: String,
+}
+
+/// One schedule with its ticks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleRow {
+    /// Name.
+    pub name: String,
+    /// Cron expression and timezone.
+    pub cron: String,
+    /// Its selection (`*`: every asset).
+    pub selection: String,
+    /// The next tick (RFC 3339), if the cron has one.
+    pub next: Option<String>,
+    /// The latest recorded tick.
+    pub last: Option<String>,
+}
+
+/// The catalog and the recent runs, backfills and schedules.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
     /// Project name.
@@ -61,6 +99,10 @@ pub struct Snapshot {
     pub assets: Vec<AssetRow>,
     /// Recent runs, newest first.
     pub runs: Vec<RunRow>,
+    /// Recent backfills, newest first.
+    pub backfills: Vec<BackfillRow>,
+    /// The project's schedules.
+    pub schedules: Vec<ScheduleRow>,
 }
 
 /// One step of a run.
@@ -140,7 +182,7 @@ pub fn skeleton(engine: &Engine) -> Snapshot {
                 code_version: spec.code_version.clone(),
             })
             .collect(),
-        runs: Vec::new(),
+        ..Default::default()
     }
 }
 
@@ -194,10 +236,39 @@ pub async fn load(engine: &Engine, runs: i64) -> Result<Snapshot, EngineError> {
         .iter()
         .map(run_row)
         .collect();
+    let backfills = engine
+        .backfills(20)
+        .await?
+        .into_iter()
+        .map(|b| BackfillRow {
+            id: b.record.backfill_id.as_str().to_string(),
+            selection: b.record.selection.clone().unwrap_or_else(|| "*".into()),
+            partitions: b.record.partitions.clone(),
+            state: b.state.as_str().to_string(),
+            done: b.done,
+            failed: b.failed,
+            total: b.record.steps.max(0) as usize,
+            runs: b.chunks.len(),
+            created_at: b.record.created_at.clone(),
+        })
+        .collect();
+    let now = chrono::Utc::now();
+    let mut schedules = Vec::new();
+    for s in &project.schedules {
+        schedules.push(ScheduleRow {
+            name: s.name.clone(),
+            cron: format!("{} ({})", s.cron, s.timezone),
+            selection: s.selection.clone().unwrap_or_else(|| "*".into()),
+            next: s.next_after(now).map(|t| t.to_rfc3339()),
+            last: engine.store().last_tick(&s.name).await?,
+        });
+    }
     Ok(Snapshot {
         project: project.config.name.clone(),
         assets,
         runs,
+        backfills,
+        schedules,
     })
 }
 

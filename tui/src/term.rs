@@ -6,8 +6,14 @@
 use crate::app::{App, Detail, Effect};
 use crate::model::{self, AssetDetail};
 use ratatui::crossterm::event::{self, Event, KeyEventKind};
-use spine_engine::{Engine, EngineError};
+use spine_engine::store::CancelOutcome;
+use spine_engine::{Engine, EngineError, RunId};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Starts executing a queued run outside the UI, so that it outlives the UI (the `assets` binary
+/// spawns `assets execute RUN`); the error is a sentence for the bottom line.
+pub type Launcher = Arc<dyn Fn(&RunId) -> Result<(), String> + Send + Sync>;
 
 /// Why the UI stopped.
 #[derive(Debug, thiserror::Error)]
@@ -21,7 +27,7 @@ pub enum UiError {
 }
 
 /// Runs the UI on the current terminal until the user quits.
-pub async fn run(engine: Engine) -> Result<(), UiError> {
+pub async fn run(engine: Engine, launch: Launcher) -> Result<(), UiError> {
     // The first frame shows the project's assets at once; freshness and runs follow.
     let mut app = App::new(model::skeleton(&engine));
     let (tx, mut keys) = tokio::sync::mpsc::unbounded_channel();
@@ -50,13 +56,14 @@ pub async fn run(engine: Engine) -> Result<(), UiError> {
         Ok(s) => app.set_snapshot(s),
         Err(e) => app.message = Some(e.to_string()),
     }
-    let result = event_loop(&engine, &mut app, &mut terminal, &mut keys).await;
+    let result = event_loop(&engine, &launch, &mut app, &mut terminal, &mut keys).await;
     ratatui::restore();
     result
 }
 
 async fn event_loop(
     engine: &Engine,
+    launch: &Launcher,
     app: &mut App,
     terminal: &mut ratatui::DefaultTerminal,
     keys: &mut tokio::sync::mpsc::UnboundedReceiver<Event>,
@@ -73,15 +80,17 @@ async fn event_loop(
         };
         if let Some(Event::Key(k)) = event {
             if k.kind != KeyEventKind::Release {
-                match app.on_key(k) {
-                    Some(Effect::Quit) => return Ok(()),
-                    Some(Effect::LoadRun(id)) => load_run(engine, app, &id).await,
-                    Some(Effect::LoadAsset(key)) => match AssetDetail::load(engine, &key, 50).await
-                    {
-                        Ok(d) => app.set_asset(d),
-                        Err(e) => app.message = Some(e.to_string()),
-                    },
-                    None => {}
+                let mut next = app.on_key(k);
+                while let Some(effect) = next.take() {
+                    match effect {
+                        Effect::Quit => return Ok(()),
+                        Effect::LoadRun(id) => load_run(engine, app, &id).await,
+                        Effect::LoadAsset(key) => match AssetDetail::load(engine, &key, 50).await {
+                            Ok(d) => app.set_asset(d),
+                            Err(e) => app.message = Some(e.to_string()),
+                        },
+                        action => next = act(engine, launch, app, action).await,
+                    }
                 }
             }
         }
@@ -109,6 +118,54 @@ async fn event_loop(
             }
         }
     }
+}
+
+/// Does a confirmed action; a run it started is then shown (the effect that loads it is returned).
+async fn act(engine: &Engine, launch: &Launcher, app: &mut App, action: Effect) -> Option<Effect> {
+    let started = match action {
+        Effect::Materialize(selection) => engine
+            .submit(Some(&selection), true)
+            .await
+            .map(|id| (id, format!("materializing {selection}"))),
+        Effect::Rerun(run) => engine
+            .rerun(&run, true)
+            .await
+            .map(|r| (r.run_id, format!("re-running {} step(s)", r.steps.len()))),
+        Effect::Cancel(run) => {
+            let short: String = run.chars().take(12).collect();
+            app.message = Some(match engine.cancel_run(&run).await {
+                Ok(CancelOutcome::Cancelled) => format!("cancelled run {short}"),
+                Ok(CancelOutcome::Requested) => {
+                    format!(
+                        "asked run {short} to stop: steps that have not committed are cancelled"
+                    )
+                }
+                Ok(CancelOutcome::Ended(s)) => format!("run {short} had ended ({s})"),
+                Err(e) => e.to_string(),
+            });
+            return None;
+        }
+        _ => return None,
+    };
+    let (id, what) = match started {
+        Ok(s) => s,
+        Err(e) => {
+            app.message = Some(e.to_string());
+            return None;
+        }
+    };
+    let short: String = id.as_str().chars().take(12).collect();
+    app.message = Some(match launch(&id) {
+        Ok(()) => format!("{what}: run {short}"),
+        Err(e) => {
+            format!("run {short} is queued but did not start ({e}): `assets execute {short}`")
+        }
+    });
+    match model::load(engine, 200).await {
+        Ok(s) => app.set_snapshot(s),
+        Err(e) => app.message = Some(e.to_string()),
+    }
+    Some(app.open_run(id.as_str()))
 }
 
 async fn load_run(engine: &Engine, app: &mut App, id: &str) {

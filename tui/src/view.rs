@@ -63,11 +63,15 @@ pub fn draw(frame: &mut Frame, app: &App) {
             Tab::Assets => draw_assets(frame, app, body),
             Tab::Lineage => crate::lineage::draw(frame, app, body),
             Tab::Runs => draw_runs(frame, app, body),
+            Tab::Backfills => crate::ops::draw_backfills(frame, app, body),
         },
     }
     draw_bottom(frame, app, bottom);
     if app.help {
         draw_help(frame, frame.area());
+    }
+    if let Some(c) = &app.confirm {
+        crate::ops::draw_confirm(frame, c, frame.area());
     }
 }
 
@@ -289,33 +293,49 @@ fn draw_bottom(frame: &mut Frame, app: &App, area: Rect) {
             Span::raw("▏"),
         ]),
         Input::None => match &app.message {
-            Some(m) => Line::from(Span::styled(m.clone(), Style::default().fg(Color::Red))),
+            Some(m) => Line::from(Span::styled(m.clone(), Style::default().fg(Color::Yellow))),
             None => {
                 let hints: &[(&str, &str)] = match (&app.detail, app.tab) {
-                    (Some(_), _) => &[
+                    (Some(Detail::Asset(_)), _) => &[
                         ("esc", "back"),
-                        ("1-3", "views"),
+                        ("m", "materialize"),
+                        ("1-4", "views"),
+                        ("?", "help"),
+                        ("q", "quit"),
+                    ],
+                    (Some(Detail::Run(_)), _) => &[
+                        ("esc", "back"),
+                        ("r", "re-run failed"),
+                        ("c", "cancel"),
+                        ("1-4", "views"),
                         ("?", "help"),
                         ("q", "quit"),
                     ],
                     (None, Tab::Assets) => &[
                         ("enter", "open"),
+                        ("m", "materialize"),
                         ("/", "filter"),
                         ("s", "sort"),
-                        (":", "jump"),
                         ("?", "help"),
                         ("q", "quit"),
                     ],
                     (None, Tab::Lineage) => &[
-                        ("arrows", "move along edges"),
+                        ("arrows", "follow edges"),
                         ("enter", "center"),
                         ("+ -", "depth"),
-                        (":", "jump"),
+                        ("m", "materialize"),
                         ("?", "help"),
                     ],
                     (None, Tab::Runs) => &[
                         ("enter", "open run"),
-                        ("j k", "move"),
+                        ("r", "re-run failed"),
+                        ("c", "cancel"),
+                        (":", "jump"),
+                        ("?", "help"),
+                        ("q", "quit"),
+                    ],
+                    (None, Tab::Backfills) => &[
+                        ("1-4", "views"),
                         (":", "jump"),
                         ("?", "help"),
                         ("q", "quit"),

@@ -222,7 +222,7 @@ pub async fn execute(
 }
 
 /// Executes a recorded run with a progress bar (or lines), Ctrl-C cancelling it, and prints the report.
-async fn drive(
+pub(super) async fn drive(
     engine: &spine_engine::Engine,
     run_id: &spine_engine::RunId,
     concurrency: Option<usize>,

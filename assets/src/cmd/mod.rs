@@ -5,6 +5,7 @@ pub mod bench;
 mod check;
 mod checks;
 mod column_lineage;
+mod control;
 mod daemon;
 mod doctor;
 mod history;
@@ -97,6 +98,13 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Partitions { key, .. } => {
             status::partitions(&root, key.as_deref().unwrap_or_default(), json).await
         }
+        Command::Cancel { run } => control::cancel(&root, &run, json).await,
+        Command::Rerun {
+            run,
+            all,
+            queue,
+            concurrency,
+        } => control::rerun(&root, &run, all, queue, concurrency, json).await,
         Command::Signal { run, step, payload } => {
             runs::signal(&root, &run, &step, payload.as_deref(), json).await
         }
@@ -106,7 +114,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::History { key, limit } => history::run(&root, &key, limit, json).await,
         Command::Ui => {
             let engine = engine(&root, None).await?;
-            let result = spine_tui::run(engine.clone()).await;
+            let result = spine_tui::run(engine.clone(), launcher(&root)).await;
             engine.store().close().await;
             result?;
             Ok(0)
@@ -297,4 +305,27 @@ pub fn render_error(e: &anyhow::Error) -> String {
         }
     }
     format!("error: {msg}")
+}
+
+/// How the UI starts the runs it records: `assets execute RUN` as a process of its own (in its own
+/// process group, its output discarded: the run's events are in the store), so a run outlives the
+/// UI and a terminal's signals do not reach it.
+fn launcher(root: &std::path::Path) -> spine_tui::Launcher {
+    let root = root.to_path_buf();
+    std::sync::Arc::new(move |run: &spine_engine::RunId| {
+        use std::os::unix::process::CommandExt;
+        let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+        let mut child = std::process::Command::new(exe)
+            .args(["execute", run.as_str()])
+            .current_dir(&root)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot start `assets execute`: {e}"))?;
+        // Reap it when it ends (the UI may quit first; then init does).
+        std::thread::spawn(move || child.wait());
+        Ok(())
+    })
 }

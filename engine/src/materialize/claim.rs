@@ -71,6 +71,13 @@ impl HeldClaims {
 /// task per execution, not per step.
 pub(super) struct Heartbeat(tokio::task::JoinHandle<()>);
 
+impl Heartbeat {
+    /// Aborts `task` when dropped.
+    pub(super) fn of(task: tokio::task::JoinHandle<()>) -> Self {
+        Heartbeat(task)
+    }
+}
+
 impl Drop for Heartbeat {
     fn drop(&mut self) {
         self.0.abort();

@@ -12,6 +12,8 @@
 //! upstreams for a step and decodes what a kind returned into a stream of batches.
 
 mod claim;
+mod control;
+pub use control::Rerun;
 mod executor;
 mod incremental;
 mod inputs;
@@ -324,11 +326,14 @@ impl Engine {
             .max(1);
         tracing::info!(parent: &run_span, steps = order.len(), concurrency, "run started");
         let config = SessionConfig::new().with_target_partitions(concurrency.clamp(1, 4));
+        // The caller's token (Ctrl-C) or a request in the store (`assets cancel`, the UI) cancels.
+        let cancel = opts.cancel.child_token();
+        let _cancel_watch = self.watch_run_cancel(run_id, cancel.clone());
         let state = Arc::new(RunState {
             run_id: run_id.clone(),
             force: run.force,
             full_refresh: run.full_refresh,
-            cancel: opts.cancel.clone(),
+            cancel: cancel.clone(),
             observer: opts.observer.clone(),
             latest: Mutex::new(self.store.latest_materializations().await?),
             registered: Mutex::new(HashMap::new()),
@@ -372,8 +377,8 @@ impl Engine {
         drop(heartbeat);
         let _ = std::fs::remove_dir_all(self.run_scratch(run_id));
         let failed = reports.values().any(|r| r.status == StepStatus::Failed);
-        let cancelled = opts.cancel.is_cancelled()
-            || reports.values().any(|r| r.status == StepStatus::Cancelled);
+        let cancelled =
+            cancel.is_cancelled() || reports.values().any(|r| r.status == StepStatus::Cancelled);
         let error = failed.then(|| {
             let n = reports
                 .values()

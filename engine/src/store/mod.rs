@@ -7,6 +7,7 @@
 
 pub mod backfills;
 pub mod checks;
+pub mod control;
 pub mod daemon;
 pub mod lineage;
 pub mod partitions;
@@ -15,6 +16,7 @@ pub mod tables;
 
 pub use backfills::{BackfillRecord, BackfillStep, BackfillStore, LatestOutcome, PlannedRun};
 pub use checks::{CheckRecord, CheckStore};
+pub use control::{CancelOutcome, ControlStore};
 pub use daemon::{DaemonLock, DaemonStore, TickRecord};
 pub use lineage::LineageStore;
 pub use partitions::PartitionStore;
@@ -378,7 +380,15 @@ pub struct StepOutcome {
 /// Durable state of runs and assets.
 #[async_trait]
 pub trait RunStore:
-    BackfillStore + CheckStore + DaemonStore + LineageStore + PartitionStore + TableStore + Send + Sync
+    BackfillStore
+    + CheckStore
+    + ControlStore
+    + DaemonStore
+    + LineageStore
+    + PartitionStore
+    + TableStore
+    + Send
+    + Sync
 {
     /// The same store stamping its records with `clock`'s time.
     fn with_clock(&self, clock: Arc<dyn Clock>) -> Arc<dyn RunStore>;

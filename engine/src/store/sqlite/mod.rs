@@ -12,6 +12,7 @@ use std::time::Duration;
 mod backfills;
 mod checks;
 mod claims;
+mod control;
 mod daemon;
 mod lineage;
 mod partitions;

@@ -1,0 +1,80 @@
+//! The SQLite implementation of [`ControlStore`].
+
+use super::*;
+use crate::store::control::{CancelOutcome, ControlStore};
+
+#[async_trait]
+impl ControlStore for SqliteStore {
+    async fn cancel_run(&self, run_id: &RunId, why: &str) -> StoreResult<CancelOutcome> {
+        let ts = self.clock.stamp();
+        let mut tx = self.pool.begin().await?;
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM runs WHERE run_id = ?")
+            .bind(run_id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let status = RunStatus::parse(
+            &status.ok_or_else(|| StoreError::NotFound(format!("run {run_id}")))?,
+        )?;
+        let outcome = match status {
+            RunStatus::Queued | RunStatus::Waiting => {
+                // No process holds it (`start_run` only takes queued or waiting runs, in its own
+                // transaction): cancel it and its unstarted steps here.
+                sqlx::query(
+                    "UPDATE runs SET status = 'cancelled', finished_at = ?, error = ?,
+                       cancel_requested_at = COALESCE(cancel_requested_at, ?)
+                     WHERE run_id = ?",
+                )
+                .bind(&ts)
+                .bind(why)
+                .bind(&ts)
+                .bind(run_id.as_str())
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE steps SET status = 'cancelled', finished_at = ?, reason = ?
+                     WHERE run_id = ? AND status IN ('pending', 'waiting')",
+                )
+                .bind(&ts)
+                .bind(format!("{why} before the step started"))
+                .bind(run_id.as_str())
+                .execute(&mut *tx)
+                .await?;
+                let ev = NewEvent::of(run_id, None, why, &Event::RunCancelled {});
+                insert_events(&mut tx, &ts, &[ev]).await?;
+                CancelOutcome::Cancelled
+            }
+            RunStatus::Running => {
+                sqlx::query(
+                    "UPDATE runs SET cancel_requested_at = COALESCE(cancel_requested_at, ?)
+                     WHERE run_id = ?",
+                )
+                .bind(&ts)
+                .bind(run_id.as_str())
+                .execute(&mut *tx)
+                .await?;
+                let ev = NewEvent::of(
+                    run_id,
+                    None,
+                    format!("{why}: cancel requested"),
+                    &Event::Log {
+                        level: "warn".into(),
+                    },
+                );
+                insert_events(&mut tx, &ts, &[ev]).await?;
+                CancelOutcome::Requested
+            }
+            ended => CancelOutcome::Ended(ended),
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn cancel_requested(&self, run_id: &RunId) -> StoreResult<bool> {
+        let at: Option<Option<String>> =
+            sqlx::query_scalar("SELECT cancel_requested_at FROM runs WHERE run_id = ?")
+                .bind(run_id.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(matches!(at, Some(Some(_))))
+    }
+}
