@@ -2,7 +2,8 @@
 # The terminal UI on a large project: 10,000 SQL assets in 100 layers (each reading one asset of the
 # layer before, and depending on a second), materialized until the event log holds at least 100,000
 # events; then `ui_bench` (tui/examples/ui_bench.rs) times opening the engine and drawing the first
-# frame, and each view's frame time (median and worst of 200, off-screen 200x50).
+# frame, and each view's frame time (median and worst of 200, off-screen 200x50); then, while a run of
+# 300 assets executes in another process, the open run's frame and poll times (as `assets ui` polls).
 # Usage: bench/ui.sh [ASSETS] [EVENTS] [PROFILE]   (PROFILE: debug (default) or release; SPINE_BENCH_ASSETS
 # names another `assets` binary to materialize with, SPINE_BENCH_NO_BUILD=1 skips the build)
 set -euo pipefail
@@ -43,4 +44,4 @@ while [ "$(count)" -lt "$events" ]; do
   "$A" --project "$d" materialize --force -c 2 > /dev/null
 done
 echo "project: $n assets, $(count) events (materialized in $(( $(date +%s) - start )) s, $profile build)"
-"$B" "$d" 200
+"$B" "$d" 200 "$A"

@@ -133,10 +133,10 @@ impl App {
                 Some((run, status)) if status == "failed" || status == "cancelled" => {
                     self.confirm = Some(Confirm::Rerun { run, status })
                 }
-                Some((run, status)) => self.message = Some(format!(
-                    "run {} is {status}: only a failed or cancelled run is re-run from its failure",
-                    short(&run)
-                )),
+                Some((run, status)) => {
+                    let why = "only a failed or cancelled run is re-run from its failure";
+                    self.message = Some(format!("run {} is {status}: {why}", short(&run)))
+                }
                 None => self.message = Some("select a run to re-run".into()),
             },
             KeyCode::Char('c') => match self.action_run() {
