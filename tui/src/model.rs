@@ -50,6 +50,8 @@ pub struct RunRow {
     pub started_at: Option<String>,
     /// Ended.
     pub finished_at: Option<String>,
+    /// For a queued, running or parked run: (steps that ended, steps).
+    pub progress: Option<(usize, usize)>,
 }
 
 /// One backfill with its progress.
@@ -154,7 +156,31 @@ pub(crate) fn run_row(r: &spine_engine::store::RunRecord) -> RunRow {
         created_at: r.created_at.clone(),
         started_at: r.started_at.clone(),
         finished_at: r.finished_at.clone(),
+        progress: None,
     }
+}
+
+/// The latest `limit` runs, newest first, with the progress of the active ones (one query for all
+/// of them; ended runs are not counted, so a long history costs nothing per poll).
+pub async fn runs(engine: &Engine, limit: i64) -> Result<Vec<RunRow>, EngineError> {
+    let records = engine.store().list_runs(limit).await?;
+    let active: Vec<RunId> = records
+        .iter()
+        .filter(|r| !r.status.is_terminal())
+        .map(|r| r.run_id.clone())
+        .collect();
+    let progress = if active.is_empty() {
+        HashMap::new()
+    } else {
+        engine.store().run_progress(&active).await?
+    };
+    Ok(records
+        .iter()
+        .map(|r| RunRow {
+            progress: progress.get(&r.run_id).copied(),
+            ..run_row(r)
+        })
+        .collect())
 }
 
 /// The catalog as the project defines it, before the store is read (every state `…`): what the
@@ -229,13 +255,7 @@ pub async fn load(engine: &Engine, runs: i64) -> Result<Snapshot, EngineError> {
             code_version: spec.code_version.clone(),
         });
     }
-    let runs = engine
-        .store()
-        .list_runs(runs)
-        .await?
-        .iter()
-        .map(run_row)
-        .collect();
+    let runs = self::runs(engine, runs).await?;
     let backfills = engine
         .backfills(20)
         .await?

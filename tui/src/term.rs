@@ -96,16 +96,25 @@ async fn event_loop(
         }
         if last_runs.elapsed() >= Duration::from_secs(1) {
             last_runs = Instant::now();
-            match engine.store().list_runs(200).await {
+            match model::runs(engine, 200).await {
                 Ok(runs) => {
-                    let runs: Vec<_> = runs.iter().map(model::run_row).collect();
-                    if runs != seen {
-                        // A run changed: the catalog's freshness may have too.
+                    let states: Vec<_> = runs
+                        .iter()
+                        .map(|r| model::RunRow {
+                            progress: None,
+                            ..r.clone()
+                        })
+                        .collect();
+                    if states != seen {
+                        // A run started or ended: the catalog's freshness may have changed too.
                         match model::load(engine, 200).await {
                             Ok(s) => app.set_snapshot(s),
                             Err(e) => app.message = Some(e.to_string()),
                         }
-                        seen = runs;
+                        seen = states;
+                    } else if runs != app.snapshot.runs {
+                        // Only steps progressed.
+                        app.snapshot.runs = runs;
                     }
                 }
                 Err(e) => app.message = Some(e.to_string()),

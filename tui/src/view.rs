@@ -245,11 +245,23 @@ fn draw_runs(frame: &mut Frame, app: &App, area: Rect) {
                 (Some(_), None) => "…".into(),
                 _ => "-".into(),
             };
+            let progress = match r.progress {
+                Some((done, total)) => {
+                    let filled = (done * 5).checked_div(total).unwrap_or(0).min(5);
+                    format!(
+                        "{}{} {done}/{total}",
+                        "▰".repeat(filled),
+                        "▱".repeat(5 - filled)
+                    )
+                }
+                None => String::new(),
+            };
             Row::new(vec![
                 Cell::from(r.id.chars().take(12).collect::<String>()),
                 Cell::from(Span::styled(r.status.clone(), state_style(&r.status))),
                 Cell::from(short_time(&r.created_at)),
                 Cell::from(took),
+                Cell::from(Span::styled(progress, state_style(&r.status))),
                 Cell::from(r.selection.clone().unwrap_or_else(|| "(all)".into())),
             ])
         })
@@ -260,12 +272,13 @@ fn draw_runs(frame: &mut Frame, app: &App, area: Rect) {
             Constraint::Length(12),
             Constraint::Length(10),
             Constraint::Length(19),
-            Constraint::Length(8),
+            Constraint::Length(7),
+            Constraint::Length(13),
             Constraint::Min(10),
         ],
     )
     .header(
-        Row::new(["RUN", "STATUS", "CREATED", "TOOK", "SELECTION"])
+        Row::new(["RUN", "STATUS", "CREATED", "TOOK", "PROGRESS", "SELECTION"])
             .style(Style::default().add_modifier(Modifier::BOLD)),
     )
     .block(

@@ -1,6 +1,6 @@
 //! The UI's data read from a real run store: after a materialization and a code change, the catalog
 //! says what is fresh and stale with its rows, the run list has the run, and a run's detail has its
-//! steps and events, fetched again only after the last event seen.
+//! steps and events, fetched again only after the last event seen; an active run has its progress.
 
 use spine_engine::kinds::KindRegistry;
 use spine_engine::project::{AssetSpec, Project, ProjectConfig};
@@ -70,5 +70,19 @@ async fn the_catalog_runs_and_a_run_come_from_the_store() {
     assert_eq!(a.history.len(), 1);
     assert_eq!(a.history[0].reads, ["raw/n@0"]);
     assert_eq!(a.history[0].rows, 1);
+
+    // A queued run shows its progress (no step ended of two); an ended one none. Cancelled, it
+    // has ended.
+    let queued = e.submit(None, true).await.unwrap();
+    let s = model::load(&e, 10).await.unwrap();
+    assert_eq!(s.runs[0].id, queued.as_str());
+    assert_eq!(s.runs[0].progress, Some((0, 2)));
+    assert_eq!(s.runs[1].progress, None);
+    e.cancel_run(queued.as_str()).await.unwrap();
+    let runs = model::runs(&e, 10).await.unwrap();
+    assert_eq!(
+        (runs[0].status.as_str(), runs[0].progress),
+        ("cancelled", None)
+    );
     e.store().close().await;
 }

@@ -201,6 +201,12 @@ impl RunState {
         // register it concurrently, and an unguarded deregister/register pair lets the second
         // `register_table` fail with "table already exists".
         let mut registered = self.registered.lock().expect("registered lock");
+        // Two readers of one upstream that start together both find it unregistered; the second must
+        // not replace the first's registration: between its deregister and register the first may be
+        // planning its query, and would not find the table.
+        if registered.get(key) == Some(&version) {
+            return Ok(());
+        }
         let name = TableReference::bare(key.as_str());
         let _ = self.session.deregister_table(name.clone());
         self.session.register_table(name, provider)?;

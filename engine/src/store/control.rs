@@ -4,6 +4,7 @@
 use super::{RunStatus, StoreResult};
 use crate::key::RunId;
 use async_trait::async_trait;
+use std::collections::HashMap;
 
 /// What a cancel did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,4 +24,6 @@ pub trait ControlStore: Send + Sync {
     async fn cancel_run(&self, run_id: &RunId, why: &str) -> StoreResult<CancelOutcome>;
     /// Whether a cancel of the run was requested.
     async fn cancel_requested(&self, run_id: &RunId) -> StoreResult<bool>;
+    /// For each of `runs` that has steps: (steps that ended, steps), in one query.
+    async fn run_progress(&self, runs: &[RunId]) -> StoreResult<HashMap<RunId, (usize, usize)>>;
 }

@@ -66,6 +66,7 @@ pub fn fixture() -> App {
         created_at: created.into(),
         started_at: Some(created.into()),
         finished_at: took.map(str::to_string),
+        progress: (status == "running").then_some((3, 7)),
     };
     let runs = vec![
         run(
@@ -112,6 +113,7 @@ pub fn run_detail() -> RunDetail {
             created_at: "2026-12-03T09:15:00.000Z".into(),
             started_at: Some("2026-12-03T09:15:00.000Z".into()),
             finished_at: Some("2026-12-03T09:15:04.000Z".into()),
+            progress: None,
         }),
         steps: vec![
             step(

@@ -69,6 +69,32 @@ impl ControlStore for SqliteStore {
         Ok(outcome)
     }
 
+    async fn run_progress(&self, runs: &[RunId]) -> StoreResult<HashMap<RunId, (usize, usize)>> {
+        let mut out = HashMap::new();
+        for chunk in runs.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let sql = format!(
+                "SELECT run_id, COUNT(*) AS total,
+                   SUM(CASE WHEN status IN ('pending', 'running') THEN 0 ELSE 1 END) AS ended
+                 FROM steps WHERE run_id IN ({marks}) GROUP BY run_id"
+            );
+            // Only `?` placeholders are spliced in; the ids are bound.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for r in chunk {
+                q = q.bind(r.as_str());
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                let total: i64 = row.try_get("total")?;
+                let ended: i64 = row.try_get("ended")?;
+                out.insert(
+                    RunId(row.try_get("run_id")?),
+                    (ended.max(0) as usize, total.max(0) as usize),
+                );
+            }
+        }
+        Ok(out)
+    }
+
     async fn cancel_requested(&self, run_id: &RunId) -> StoreResult<bool> {
         let at: Option<Option<String>> =
             sqlx::query_scalar("SELECT cancel_requested_at FROM runs WHERE run_id = ?")
