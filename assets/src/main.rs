@@ -520,6 +520,15 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(code) => ExitCode::from(code),
+        // A streamed listing whose reader went away (`assets logs RUN | head`): as above.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::from(141)
+        }
         Err(e) => {
             let code = cmd::exit_code(&e);
             eprintln!("{}", cmd::render_error(&e));

@@ -222,7 +222,7 @@ fn a_failed_partition_is_retried_by_resume_and_nothing_else_is() {
     let st = p.run(&["status", "--json"]).ok().json();
     assert_eq!(
         st[0]["partitions"],
-        serde_json::json!({"total": 3, "fresh": 2, "stale": 0, "missing": 0, "failed": 1}),
+        serde_json::json!({"total": 3, "fresh": 2, "stale": 0, "missing": 0, "failed": 1, "rows": 2}),
         "{st}"
     );
     let text = p.run(&["status"]).ok().stdout.clone();
@@ -486,4 +486,155 @@ fn a_later_chunk_skips_what_reads_a_failed_partition_and_resume_runs_it() {
         serde_json::json!([{"total": 5}]),
         "1 + 2 + 1 + 1 for Jan 1-4"
     );
+}
+
+/// Ctrl-C (SIGINT) during a backfill cancels the backfill, not only its current run: it ends
+/// `cancelled`, and a daemon pass afterwards runs none of its queued runs (issue 27, defect 3).
+#[test]
+fn ctrl_c_cancels_the_backfill_and_a_daemon_does_not_finish_it() {
+    let p = Project::new(&[(
+        "assets/slow.yaml",
+        "key: slow
+kind: command
+partitions:
+  daily: {start: 2026-01-01, end: 2026-01-09}
+command: [sh, -c, 'sleep 1; printf \"n\\n1\\n\" > \"$SPINE_OUTPUT_DIR/o.csv\"']
+",
+    )]);
+    let child = bin()
+        .args(["backfill", "slow", "--per-run", "2"])
+        .current_dir(p.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until_running(&p, "slow[2026-01-01]");
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("interrupted: cancelling the backfill"),
+        "{stderr}"
+    );
+    let (id, state) = backfill_id(&p).expect("recorded");
+    assert_eq!(state, "cancelled");
+    let done = |p: &Project| {
+        p.run(&[
+            "sql",
+            "--json",
+            "SELECT COUNT(*) AS n FROM spine.materializations",
+        ])
+        .ok()
+        .json()[0]["n"]
+            .as_i64()
+            .unwrap()
+    };
+    let before = done(&p);
+    assert!(
+        before < DAYS as i64,
+        "{before} partitions done before the cancel landed"
+    );
+    p.run(&["daemon", "--once"]).ok();
+    assert_eq!(
+        done(&p),
+        before,
+        "the daemon ran the cancelled backfill's runs"
+    );
+    assert_eq!(backfill_id(&p).unwrap().1, "cancelled");
+    // Resuming is deliberate, and finishes it.
+    let r = p.run(&["backfill", "resume", &id, "--json"]).ok().json();
+    assert_eq!(r["state"], "succeeded", "{r}");
+}
+
+/// A backfill killed between a partition's commit and its check results, then resumed: recovery runs
+/// the checks of each landed commit, so every version is either published with passing checks or
+/// held back naming the checks that failed — never "held back by failed checks ()" and fresh
+/// (issue 27, defect 4). 20 trials, each killed at the first commit of a random chunk.
+#[test]
+fn a_kill_between_commit_and_checks_leaves_no_unchecked_version() {
+    let checked = "key: checked
+kind: sql
+partitions:
+  daily: {start: 2026-01-01, end: 2026-01-09}
+query: >
+  SELECT n FROM (VALUES (1), (2), (3)) AS t(n)
+  WHERE n < 3 OR '{{ partition_key }}' >= '2026-01-05'
+checks:
+  - expression: n < 3
+";
+    let mut seed: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("seed {seed}");
+    for trial in 0..20 {
+        let p = Project::new(&[("assets/checked.yaml", checked)]);
+        // Partitions before the kill point succeed, one chunk at a time.
+        let skip = next(&mut seed) % 4;
+        if skip > 0 {
+            let to = format!("2026-01-0{}", skip * 2);
+            p.run(&[
+                "backfill",
+                "checked",
+                "--from",
+                "2026-01-01",
+                "--to",
+                &to,
+                "--per-run",
+                "2",
+            ]);
+        }
+        let crashed = run_in_env(
+            p.path(),
+            &["backfill", "checked", "--per-run", "2", "-c", "2"],
+            &[("SPINE_FAULT", "crash_after_commit:checked".into())],
+        );
+        assert_ne!(crashed.code, 0, "trial {trial}: the fault did not fire");
+        let (id, _) = backfill_id_of_last(&p);
+        p.run(&["backfill", "resume", &id]);
+        let rows = p
+            .run(&[
+                "sql",
+                "--json",
+                "SELECT m.partition_key AS p, m.published AS published, \
+                 COUNT(c.check_name) AS checks, SUM(CASE WHEN c.passed THEN 0 ELSE 1 END) AS failed \
+                 FROM spine.materializations m LEFT JOIN spine.check_results c \
+                 ON c.materialization_id = m.id GROUP BY m.id, m.partition_key, m.published",
+            ])
+            .ok()
+            .json();
+        for r in rows.as_array().unwrap() {
+            let day = r["p"].as_str().unwrap();
+            let bad_day = day >= "2026-01-05";
+            assert_eq!(
+                r["checks"], 1,
+                "trial {trial}: {day} has no check result: {rows}"
+            );
+            assert_eq!(
+                (r["published"].as_bool(), r["failed"].as_i64()),
+                (Some(!bad_day), Some(i64::from(bad_day))),
+                "trial {trial}: {day}: {rows}"
+            );
+        }
+        let status = p.run(&["status"]).stdout;
+        assert!(
+            !status.contains("failed checks ()"),
+            "trial {trial}: {status}"
+        );
+    }
+}
+
+/// The newest backfill: (id, state).
+fn backfill_id_of_last(p: &Project) -> (String, String) {
+    let v = p.run(&["backfills", "--json"]).ok().json();
+    let b = &v.as_array().expect("a list")[0];
+    (
+        b["backfill_id"].as_str().unwrap().to_string(),
+        b["state"].as_str().unwrap().to_string(),
+    )
 }

@@ -93,6 +93,128 @@ fn duplicate_keys_name_both_places() {
     );
 }
 
+/// A key inside another's folder would put its table inside the other's (where `vacuum` of the outer
+/// one reached it), and keys equal up to case share a folder on some disks and a name in SQL.
+#[test]
+fn keys_nested_in_another_or_equal_up_to_case_are_refused() {
+    assert_rejected(
+        &|p| {
+            p.write(
+                "assets/nested.yaml",
+                "key: raw/a/more\nkind: sql\nquery: SELECT 1 AS v\n",
+            )
+        },
+        &["materialize"],
+        &[
+            "E0207",
+            "asset key 'raw/a/more' would keep its table inside the table folder of 'raw/a'",
+            "assets/nested.yaml:1",
+            "'raw/a' is defined at assets/a.yaml:1",
+        ],
+    );
+    assert_rejected(
+        &|p| {
+            p.write(
+                "assets/case.yaml",
+                "key: Raw/A\nkind: sql\nquery: SELECT 1 AS v\n",
+            )
+        },
+        &["check"],
+        &[
+            "E0207",
+            "asset keys 'Raw/A' and 'raw/a' differ only in case",
+        ],
+    );
+}
+
+/// A tab in YAML indentation is named as such; brackets nested 100,000 deep are refused at once
+/// before the parser sees them (it took 21 s on them), naming the line.
+#[test]
+fn tabs_and_deep_nesting_in_yaml_get_clear_errors() {
+    assert_rejected(
+        &|p| p.write("assets/t.yaml", "key: t\n\tkind: sql\n"),
+        &["check"],
+        &[
+            "E0107",
+            "tabs are not allowed in YAML",
+            "use spaces",
+            "assets/t.yaml:2",
+        ],
+    );
+    assert_rejected(
+        &|p| {
+            p.write(
+                "assets/deep.yaml",
+                &format!("key: t\nx: {}", "[".repeat(100_000)),
+            )
+        },
+        &["check"],
+        &["E0107", "nested more than 128 deep", "assets/deep.yaml:2"],
+    );
+}
+
+/// `assets sql` naming a table that does not exist: a code, the closest key, exit 2 (issue 27).
+#[test]
+fn sql_on_an_unknown_table_names_the_closest_asset() {
+    assert_rejected(
+        &|_| {},
+        &["sql", "SELECT * FROM stg.bb"],
+        &[
+            "E0310",
+            "no asset or spine.* table named 'stg.bb'",
+            "did you mean 'stg/b'?",
+        ],
+    );
+}
+
+/// `[project] confine = true`: sources outside the project (by `..`, an absolute path or a symbolic
+/// link) and an assets folder outside it are refused; without it they are the user's business.
+#[test]
+fn a_confined_project_reads_nothing_outside_itself() {
+    let confined = "[project]\nname = \"t\"\nconfine = true\n";
+    for (path, shown) in [
+        ("/etc/passwd", "/etc/passwd"),
+        ("../../outside.csv", "outside.csv"),
+    ] {
+        assert_rejected(
+            &|p| {
+                p.write("spine.toml", confined);
+                p.write(
+                    "assets/s.yaml",
+                    &format!("key: s\nkind: source\npath: {path}\nformat: csv\n"),
+                );
+            },
+            &["check"],
+            &["E0240", shown, "confine = true"],
+        );
+    }
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("x.csv"), "a\n1\n").unwrap();
+    let target = outside.path().to_path_buf();
+    assert_rejected(
+        &|p| {
+            p.write("spine.toml", confined);
+            std::os::unix::fs::symlink(&target, p.path().join("assets/linked")).unwrap();
+            p.write(
+                "assets/s.yaml",
+                "key: s\nkind: source\npath: linked/x.csv\n",
+            );
+        },
+        &["check"],
+        &["E0240", "confine = true"],
+    );
+    assert_rejected(
+        &|p| {
+            p.write(
+                "spine.toml",
+                "[project]\nname = \"t\"\nconfine = true\nassets = \"../x\"\n",
+            )
+        },
+        &["check"],
+        &["E0110", "outside the project"],
+    );
+}
+
 #[test]
 fn malformed_yaml_has_file_and_line() {
     assert_rejected(

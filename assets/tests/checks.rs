@@ -51,7 +51,7 @@ fn a_failed_check_keeps_downstream_on_the_published_version_until_publish() {
     p.run(&["materialize"]).ok();
     let passed = sql(
         &p,
-        "SELECT COUNT(*) AS n FROM spine.check_results WHERE passed = 1",
+        "SELECT COUNT(*) AS n FROM spine.check_results WHERE passed",
     );
     assert_eq!(passed, serde_json::json!([{"n": 5}]));
     assert_eq!(totals_read(&p), 0);
@@ -81,12 +81,12 @@ fn a_failed_check_keeps_downstream_on_the_published_version_until_publish() {
     assert_eq!(step("totals")["status"], "skipped", "{v}");
     assert_eq!(
         sql(&p, "SELECT delta_version AS v, published AS p FROM spine.materializations WHERE asset_key = 'orders' ORDER BY id"),
-        serde_json::json!([{"v": 0, "p": 1}, {"v": 1, "p": 0}])
+        serde_json::json!([{"v": 0, "p": true}, {"v": 1, "p": false}])
     );
     // The failing rows are kept as samples; the warn check failed without blocking.
     let failed = sql(
         &p,
-        "SELECT check_name AS c, failing_rows AS n, severity AS s FROM spine.check_results WHERE passed = 0 ORDER BY c",
+        "SELECT check_name AS c, failing_rows AS n, severity AS s FROM spine.check_results WHERE NOT passed ORDER BY c",
     );
     assert_eq!(
         failed,
@@ -98,7 +98,7 @@ fn a_failed_check_keeps_downstream_on_the_published_version_until_publish() {
     );
     let sample = sql(
         &p,
-        "SELECT samples FROM spine.check_results WHERE check_name = 'unique_id' AND passed = 0",
+        "SELECT samples FROM spine.check_results WHERE check_name = 'unique_id' AND NOT passed",
     );
     assert!(
         sample[0]["samples"]
@@ -188,7 +188,7 @@ fn checks_on_missing_columns_and_bad_checks_are_clear() {
     );
     assert_eq!(
         sql(&p, "SELECT published FROM spine.materializations"),
-        serde_json::json!([{"published": 0}])
+        serde_json::json!([{"published": false}])
     );
     for (yaml, says) in [
         ("checks:\n  - nul: [id]\n", "unknown check 'nul'"),
@@ -234,9 +234,9 @@ fn relationships_and_freshness_checks() {
     assert_eq!(
         r,
         serde_json::json!([
-            {"c": "freshness_at", "p": 1, "n": 0},
-            {"c": "relationships_customer_id", "p": 0, "n": 1},
-            {"c": "too_old", "p": 0, "n": 1}
+            {"c": "freshness_at", "p": true, "n": 0},
+            {"c": "relationships_customer_id", "p": false, "n": 1},
+            {"c": "too_old", "p": false, "n": 1}
         ])
     );
 }
@@ -251,6 +251,6 @@ fn a_partitions_checks_see_its_rows_only() {
     p.run(&["materialize"]).ok();
     assert_eq!(
         sql(&p, "SELECT partition_key AS p, COUNT(*) AS n, MIN(passed) AS ok FROM spine.check_results GROUP BY 1 ORDER BY 1"),
-        serde_json::json!([{"p": "a", "n": 2, "ok": 1}, {"p": "b", "n": 2, "ok": 1}])
+        serde_json::json!([{"p": "a", "n": 2, "ok": true}, {"p": "b", "n": 2, "ok": true}])
     );
 }

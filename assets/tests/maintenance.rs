@@ -224,3 +224,99 @@ fn data_files_are_zstd_with_column_statistics_and_the_table_says_what_it_is() {
     );
     assert_eq!(got["description"], "Every event, appended once");
 }
+
+/// Vacuum removes only the table's own data files: a file a crashed attempt left and the files of
+/// replaced versions go; a notes file, another Delta table copied into the folder and a folder
+/// linked from outside stay, with every byte (issue 26, defect 1).
+#[test]
+fn vacuum_removes_only_the_tables_own_data_files() {
+    let p = Project::new(&[
+        ("assets/w.yaml", "key: w\nkind: sql\nquery: SELECT 1 AS v\n"),
+        (
+            "assets/x.yaml",
+            "key: x\nkind: sql\nquery: SELECT value AS id FROM generate_series(1, 10)\n",
+        ),
+    ]);
+    p.run(&["materialize"]).ok();
+    p.run(&["materialize", "x", "--force"]).ok();
+    let wh = p.path().join("warehouse");
+    let x = wh.join("x");
+    let data_files = |dir: &std::path::Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".parquet"))
+            .collect();
+        v.sort();
+        v
+    };
+    let replaced = data_files(&x);
+    assert_eq!(replaced.len(), 2, "{replaced:?}");
+
+    // What does not belong to x's table: a notes file, a Delta table copied in, a linked folder.
+    std::fs::write(x.join("notes.txt"), "keep me").unwrap();
+    std::fs::create_dir_all(x.join("z/_delta_log")).unwrap();
+    for f in std::fs::read_dir(wh.join("w/_delta_log")).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), x.join("z/_delta_log").join(f.file_name())).unwrap();
+    }
+    for f in data_files(&wh.join("w")) {
+        std::fs::copy(wh.join("w").join(&f), x.join("z").join(&f)).unwrap();
+    }
+    let outside = tempfile::tempdir().unwrap();
+    let linked = outside
+        .path()
+        .join("part-00000-elsewhere-c000.zstd.parquet");
+    std::fs::write(&linked, "not x's").unwrap();
+    std::os::unix::fs::symlink(outside.path(), x.join("linked")).unwrap();
+    // A data file a crashed attempt left behind (never committed) is x's own.
+    let leftover = "part-00000-leftover-c000.zstd.parquet";
+    std::fs::write(x.join(leftover), "half a file").unwrap();
+    let foreign = |p: &std::path::Path| -> Vec<(String, u64)> {
+        let mut v = Vec::new();
+        for d in [p.join("z"), p.join("z/_delta_log")] {
+            for e in std::fs::read_dir(d).unwrap() {
+                let e = e.unwrap();
+                if e.path().is_file() {
+                    v.push((e.path().display().to_string(), e.metadata().unwrap().len()));
+                }
+            }
+        }
+        v.sort();
+        v
+    };
+    let nested_before = foreign(&x);
+    assert!(nested_before.len() >= 2, "{nested_before:?}");
+
+    let report = p
+        .run(&["vacuum", "x", "--retain-hours", "0", "--force", "--json"])
+        .ok()
+        .json();
+    let removed: Vec<String> = report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().to_string())
+        .collect();
+    let live = data_files(&x);
+    assert_eq!(live.len(), 1, "{live:?}");
+    let mut expected: Vec<String> = replaced
+        .iter()
+        .filter(|f| **f != live[0])
+        .cloned()
+        .chain([leftover.to_string()])
+        .collect();
+    expected.sort();
+    assert_eq!(removed, expected, "{report}");
+    assert_eq!(
+        std::fs::read_to_string(x.join("notes.txt")).unwrap(),
+        "keep me"
+    );
+    assert_eq!(foreign(&x), nested_before, "the nested table lost files");
+    assert_eq!(std::fs::read_to_string(&linked).unwrap(), "not x's");
+    let rows = p
+        .run(&["sql", "--json", "SELECT COUNT(*) AS n FROM x"])
+        .ok()
+        .json();
+    assert_eq!(rows[0]["n"], 10, "{rows}");
+}

@@ -219,7 +219,14 @@ fn init_creates_a_project_that_materializes() {
     let dir = tempfile::tempdir().unwrap();
     run_in(dir.path(), &["init", "demo"]).ok();
     let root = dir.path().join("demo");
-    run_in(&root, &["check"]).ok();
+    let toml = std::fs::read_to_string(root.join("spine.toml")).unwrap();
+    assert!(
+        toml.contains("name = \"demo\""),
+        "named after its folder:\n{toml}"
+    );
+    // Every query plans before anything ran: the command asset declares its columns.
+    let check = run_in(&root, &["check", "--json"]).ok().json();
+    assert_eq!(check["unplanned"], serde_json::json!([]), "{check}");
     let r = run_in(&root, &["materialize", "--json"]);
     r.ok();
     let v = r.json();

@@ -163,7 +163,7 @@ fn partitions_are_steps_written_and_replaced_one_at_a_time() {
         .unwrap();
     assert_eq!(
         daily["partitions"],
-        serde_json::json!({"total": 3, "fresh": 2, "stale": 1, "missing": 0, "failed": 0}),
+        serde_json::json!({"total": 3, "fresh": 2, "stale": 1, "missing": 0, "failed": 0, "rows": 3}),
         "{daily}"
     );
     let ranges = p.run(&["partitions", "daily_total", "--json"]).json();
@@ -592,4 +592,29 @@ fn a_mapping_to_no_partition_reads_no_rows() {
             {"p": "2026-01-03", "rows": 2}
         ])
     );
+}
+
+/// `logs RUN --step ASSET` on a partitioned asset shows the logs of its partition steps (issue 27).
+#[test]
+fn logs_of_a_partitioned_asset_cover_its_partition_steps() {
+    let p = Project::new(&[("assets/events.yaml", EVENTS)]);
+    let v = p.run(&["materialize", "--json"]).ok().json();
+    let run = v["run_id"].as_str().unwrap();
+    let logs = p
+        .run(&["logs", run, "--step", "events"])
+        .ok()
+        .stdout
+        .clone();
+    for day in ["2026-01-01", "2026-01-02", "2026-01-03"] {
+        assert!(logs.contains(&format!("[events[{day}]]")), "{day}:\n{logs}");
+    }
+    let r = p.run(&["logs", run, "--step", "event"]);
+    r.code(2);
+    assert!(r.stderr.contains("E0404"), "{}", r.stderr);
+    // The table's rows are every partition's (two each), not the latest partition's.
+    let parts = v["steps"].as_array().unwrap().len() as i64;
+    let st = p.run(&["status", "--json"]).ok().json();
+    assert_eq!(st[0]["partitions"]["rows"], 2 * parts, "{st}");
+    let text = p.run(&["status"]).ok().stdout.clone();
+    assert!(text.contains(&format!(" {} ", 2 * parts)), "{text}");
 }

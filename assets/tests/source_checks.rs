@@ -53,14 +53,14 @@ fn a_source_observation_that_fails_a_check_is_not_read_downstream_until_publishe
         "{err}"
     );
     let results = p
-        .run(&["sql", "--json", "SELECT c.check_name AS name, c.passed, c.failing_rows FROM spine.check_results c JOIN spine.materializations m ON m.id = c.materialization_id WHERE m.asset_key = 'raw/rates' AND m.published = 0 ORDER BY c.check_name"])
+        .run(&["sql", "--json", "SELECT c.check_name AS name, c.passed, c.failing_rows FROM spine.check_results c JOIN spine.materializations m ON m.id = c.materialization_id WHERE m.asset_key = 'raw/rates' AND NOT m.published ORDER BY c.check_name"])
         .ok()
         .json();
     assert_eq!(
         results,
         serde_json::json!([
-            {"name": "accepted_values_currency", "passed": 0, "failing_rows": 1},
-            {"name": "not_null_rate", "passed": 1, "failing_rows": 0},
+            {"name": "accepted_values_currency", "passed": false, "failing_rows": 1},
+            {"name": "not_null_rate", "passed": true, "failing_rows": 0},
         ])
     );
     // Later runs observe it again, fail the same way and still never let it reach the downstream.

@@ -73,7 +73,7 @@ pub async fn check_sql(
                     report.unplanned.push((key.clone(), why));
                     None
                 } else {
-                    match ctx.sql(rewritten).await {
+                    match ctx.sql(&crate::kinds::sql::for_planning(rewritten)).await {
                         Ok(df) => {
                             report.planned += 1;
                             let planned: SchemaRef = Arc::new(df.schema().as_arrow().clone());

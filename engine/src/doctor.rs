@@ -15,7 +15,7 @@ use crate::store::Materialization;
 pub struct Diagnosis {
     /// The asset.
     pub key: AssetKey,
-    /// `ok`, `broken`, or `not_materialized`.
+    /// `ok`, `broken`, `not_materialized`, or `read_in_place` (a source Spine keeps no table of).
     pub state: &'static str,
     /// The Delta version the run store records.
     pub recorded_version: Option<i64>,
@@ -24,6 +24,18 @@ pub struct Diagnosis {
     /// Whether the table's log cannot be read (repair moves the table aside).
     #[serde(skip)]
     unreadable: bool,
+}
+
+impl Diagnosis {
+    fn of(key: &AssetKey, state: &'static str, recorded_version: Option<i64>) -> Self {
+        Diagnosis {
+            key: key.clone(),
+            state,
+            recorded_version,
+            problems: Vec::new(),
+            unreadable: false,
+        }
+    }
 }
 
 impl Engine {
@@ -40,22 +52,48 @@ impl Engine {
             .into_iter()
             .filter(|k| selected.contains(*k))
         {
-            // The table's latest commit is its whole asset's (partitions share one table).
-            out.push(match latest.get(&crate::key::StepKey::whole(key.clone())) {
-                Some(m) => self.diagnose(key, m).await,
-                None => Diagnosis {
-                    key: key.clone(),
-                    state: "not_materialized",
-                    recorded_version: None,
-                    problems: Vec::new(),
-                    unreadable: false,
-                },
-            });
+            let diagnosis = if self.project.assets[key].read_in_place() {
+                // A source read in place has no table of Spine's to check.
+                Diagnosis::of(key, "read_in_place", None)
+            } else {
+                // The table's latest recorded commit: the whole asset's, or the newest of its
+                // partitions' (they share one table).
+                let recorded = latest
+                    .iter()
+                    .filter(|(step, _)| step.asset == *key)
+                    .map(|(_, m)| m)
+                    .max_by_key(|m| m.m.delta_version);
+                // Its newest record, published or held back by a failed check.
+                let newest_record = self.store.materializations(key, 1).await?;
+                let newest = newest_record.first().map_or(-1, |m| m.m.delta_version);
+                match recorded.or(newest_record.first()) {
+                    Some(m) => self.diagnose(key, m, newest).await,
+                    None => self.unrecorded(key).await,
+                }
+            };
+            out.push(diagnosis);
         }
         Ok(out)
     }
 
-    async fn diagnose(&self, key: &AssetKey, m: &Materialization) -> Diagnosis {
+    /// An asset the run store records nothing of: `not_materialized`, or `broken` when its table
+    /// exists all the same (a run store that was lost or restored from an older copy).
+    async fn unrecorded(&self, key: &AssetKey) -> Diagnosis {
+        let mut d = Diagnosis::of(key, "not_materialized", None);
+        if let Ok(Some(table)) = self.warehouse.open(key, None).await {
+            let latest = table.version().map(|v| v as i64).unwrap_or(-1);
+            if latest >= 0 {
+                d.state = "broken";
+                d.problems.push(format!(
+                    "the table has versions 0 to {latest} but the run store records no \
+                     materialization of it (was the run store lost or restored from an older copy?)"
+                ));
+            }
+        }
+        d
+    }
+
+    async fn diagnose(&self, key: &AssetKey, m: &Materialization, newest: i64) -> Diagnosis {
         // The version its rows are read at: a compaction of the recorded one after `assets optimize`.
         let recorded = self.read_version(key, m.m.delta_version).await;
         let mut problems = Vec::new();
@@ -89,11 +127,14 @@ impl Engine {
                     problems.push(format!(
                         "the table's latest version is {latest}, older than the recorded version {recorded}"
                     ));
-                } else if latest > recorded
-                    && !self.only_maintenance(&table, latest - recorded).await
+                } else if latest > recorded.max(newest)
+                    && !self
+                        .only_maintenance(&table, latest - recorded.max(newest))
+                        .await
                 {
                     problems.push(format!(
-                        "the table has versions after the recorded one ({recorded} → {latest}) that the run store does not know"
+                        "the table has versions after the recorded one ({} → {latest}) that the run store does not know",
+                        recorded.max(newest)
                     ));
                 }
             }

@@ -70,9 +70,11 @@ pub struct PartitionCounts {
     pub stale: usize,
     /// Never materialized.
     pub missing: usize,
-    /// Not fresh, and its latest step failed (or was skipped because its upstream failed); counted
-    /// here instead of as stale or missing.
+    /// Not fresh, and its latest step failed; counted here instead of as stale or missing (a step
+    /// skipped because its upstream failed leaves its partition stale or missing).
     pub failed: usize,
+    /// Rows of the table: the row counts of the partitions' latest published materializations.
+    pub rows: i64,
 }
 
 /// Whether some asset has dynamic partitions (or a dynamic dimension).
@@ -199,6 +201,26 @@ impl Engine {
             .join(run_id.as_str())
     }
 
+    /// Where the log lines of a step attempt that the run store does not keep are written (see
+    /// [`EventSink`](crate::kinds::EventSink)): `.spine/logs/RUN/STEP-ATTEMPT.log`.
+    pub fn step_log_file(
+        &self,
+        run_id: &crate::key::RunId,
+        step_id: &str,
+        attempt: u32,
+    ) -> std::path::PathBuf {
+        self.project
+            .config
+            .root
+            .join(".spine")
+            .join("logs")
+            .join(run_id.as_str())
+            .join(format!(
+                "{}-{attempt}.log",
+                step_id.replace(['/', '[', ']', '|'], "__")
+            ))
+    }
+
     /// Status of the selected assets, in dependency order.
     pub async fn status(&self, selection: Option<&str>) -> Result<Vec<AssetStatus>, EngineError> {
         let selected = select(&self.project, selection)?;
@@ -289,6 +311,11 @@ impl Engine {
         let mut first_reason: Option<String> = None;
         for (p, f) in self.each_partition(spec, def, latest) {
             counts.total += 1;
+            let step = crate::key::StepKey {
+                asset: spec.key.clone(),
+                partition: Some(p.clone()),
+            };
+            counts.rows += latest.get(&step).map_or(0, |m| m.m.row_count);
             match f {
                 Freshness::Fresh => counts.fresh += 1,
                 _ if crate::partitions::failed(outcomes, &spec.key, &p) => counts.failed += 1,

@@ -334,6 +334,24 @@ pub enum WarehouseError {
     Unsupported(String),
 }
 
+impl WarehouseError {
+    /// Whether the table itself is damaged, so another attempt would fail the same way: a commit
+    /// file that is not valid JSON (truncated, overwritten), a file its log names that is gone. A
+    /// store that cannot be reached is not (that may pass).
+    pub fn is_damage(&self) -> bool {
+        const DAMAGE: [&str; 6] = [
+            "Json error",
+            "Truncated record",
+            "EOF while parsing",
+            "expected value at line",
+            "No such file or directory",
+            "Object at location",
+        ];
+        let text = self.to_string();
+        DAMAGE.iter().any(|m| text.contains(m))
+    }
+}
+
 impl std::error::Error for DefinitionError {}
 
 /// The first line of a message (a library error's detail without its backtrace or cause chain), for

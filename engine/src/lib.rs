@@ -34,6 +34,7 @@ mod plan;
 pub mod project;
 pub mod query;
 mod recovery;
+pub mod redact;
 pub mod schedule;
 pub mod selection;
 pub mod sensor;

@@ -21,6 +21,7 @@ use deltalake::kernel::transaction::CommitProperties;
 use deltalake::operations::optimize::OptimizeType;
 use deltalake::operations::vacuum::VacuumMode;
 use deltalake::table::config::TablePropertiesExt;
+use object_store::ObjectStoreExt;
 use serde::Serialize;
 use std::collections::BTreeSet;
 
@@ -214,30 +215,41 @@ impl Engine {
         }
         let kept: Vec<i64> = kept.into_iter().collect();
         let keep: Vec<u64> = kept.iter().map(|v| *v as u64).collect();
-        let info = serde_json::json!({"operation": "vacuum"});
-        let (_, metrics) = table
+        // Delta's full vacuum lists every file under the table's folder that no kept version
+        // references; only the table's own data files among them are removed (see `own_data_file`).
+        let partition_columns = snapshot.metadata().partition_columns().to_vec();
+        let local_root = self.warehouse.local_dir(key);
+        let (table, metrics) = table
             .vacuum()
             .with_mode(VacuumMode::Full)
             .with_retention_period(chrono::Duration::hours(retention as i64))
             .with_enforce_retention_duration(false)
             .with_keep_versions(&keep)
-            .with_dry_run(dry_run)
-            .with_commit_properties(
-                CommitProperties::default().with_metadata([("spine".to_string(), info)]),
-            )
+            .with_dry_run(true)
             .await
             .map_err(WarehouseError::from)?;
-        let root = self.warehouse.table_url(key)?.to_string();
         let mut files: Vec<String> = metrics
             .files_deleted
-            .iter()
-            .map(|f| {
-                f.strip_prefix(&root)
-                    .unwrap_or(f)
-                    .trim_start_matches('/')
-                    .to_string()
-            })
+            .into_iter()
+            .filter(|f| own_data_file(f, &partition_columns, local_root.as_deref()))
             .collect();
+        if !dry_run {
+            let store = table.log_store().object_store(None);
+            for f in &files {
+                match store
+                    .delete(&object_store::path::Path::from(f.as_str()))
+                    .await
+                {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => {
+                        return Err(WarehouseError::BadOutput(format!(
+                            "vacuum of {key} could not remove {f}: {e}"
+                        ))
+                        .into())
+                    }
+                }
+            }
+        }
         files.sort();
         Ok(VacuumReport {
             key: key.clone(),
@@ -246,5 +258,72 @@ impl Engine {
             kept_versions: kept,
             files,
         })
+    }
+}
+
+/// Whether `path` (relative to the table's folder) is one of the table's own data files, which
+/// vacuum may remove: a `part-*.parquet` file at the table's root or in its own partition folders
+/// (`COLUMN=VALUE/`, for the table's partition columns), reached through no symbolic link. Anything
+/// else under the folder (another tool's files, a notes file, a folder linked from elsewhere) is
+/// left alone; so would be another table nested in the folder, which project keys no longer allow
+/// (E0207).
+fn own_data_file(
+    path: &str,
+    partition_columns: &[String],
+    local_root: Option<&std::path::Path>,
+) -> bool {
+    let parts: Vec<&str> = path.split('/').collect();
+    let Some((name, folders)) = parts.split_last() else {
+        return false;
+    };
+    if !(name.starts_with("part-") && name.ends_with(".parquet")) {
+        return false;
+    }
+    let in_partition_folder = |folder: &&str| {
+        folder
+            .split_once('=')
+            .is_some_and(|(column, _)| partition_columns.iter().any(|c| c == column))
+    };
+    if folders.len() > partition_columns.len() || !folders.iter().all(in_partition_folder) {
+        return false;
+    }
+    let Some(root) = local_root else {
+        return true;
+    };
+    // On a local disk, a folder or file that is a symbolic link leads out of the table.
+    let mut at = root.to_path_buf();
+    parts.iter().all(|p| {
+        at.push(p);
+        std::fs::symlink_metadata(&at).is_ok_and(|m| !m.file_type().is_symlink())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::own_data_file;
+
+    #[test]
+    fn only_the_tables_own_data_files_are_removable() {
+        let cols = vec!["day".to_string()];
+        assert!(own_data_file(
+            "part-00000-abc-c000.zstd.parquet",
+            &cols,
+            None
+        ));
+        assert!(own_data_file(
+            "day=2026-01-01/part-0-x.parquet",
+            &cols,
+            None
+        ));
+        for other in [
+            "notes.txt",
+            "z/part-00000-abc-c000.zstd.parquet",
+            "z/_delta_log/00000000000000000000.json",
+            "region=eu/part-0-x.parquet",
+            "day=1/day=2/part-0-x.parquet",
+            "_delta_log/00000000000000000000.json",
+        ] {
+            assert!(!own_data_file(other, &cols, None), "{other}");
+        }
     }
 }

@@ -4,7 +4,7 @@
 use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::key::AssetKey;
-use arrow::array::{ArrayRef, Int64Builder, StringBuilder};
+use arrow::array::{ArrayRef, BooleanBuilder, Int64Builder, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use datafusion::catalog::MemorySchemaProvider;
@@ -14,204 +14,223 @@ use datafusion::execution::context::SQLOptions;
 use futures::StreamExt;
 use std::sync::Arc;
 
-/// Columns of each store table: (name, is integer).
-const STORE_TABLES: &[(&str, &[(&str, bool)])] = &[
+/// The type of a store table's column as SQL sees it.
+#[derive(Clone, Copy)]
+enum Col {
+    Int,
+    Text,
+    /// Stored as 0/1, shown as a boolean (`WHERE passed`, `WHERE NOT published`).
+    Bool,
+}
+
+/// Columns of each store table: (name, type).
+const STORE_TABLES: &[(&str, &[(&str, Col)])] = &[
     (
         "runs",
         &[
-            ("run_id", false),
-            ("status", false),
-            ("selection", false),
-            ("force", true),
-            ("created_at", false),
-            ("started_at", false),
-            ("finished_at", false),
-            ("error", false),
-            ("pid", true),
-            ("host", false),
+            ("run_id", Col::Text),
+            ("status", Col::Text),
+            ("selection", Col::Text),
+            ("force", Col::Bool),
+            ("created_at", Col::Text),
+            ("started_at", Col::Text),
+            ("finished_at", Col::Text),
+            ("error", Col::Text),
+            ("pid", Col::Int),
+            ("host", Col::Text),
         ],
     ),
     (
         "steps",
         &[
-            ("run_id", false),
-            ("step_id", false),
-            ("asset_key", false),
-            ("partition_key", false),
-            ("position", true),
-            ("status", false),
-            ("attempt", true),
-            ("seq", true),
-            ("started_at", false),
-            ("finished_at", false),
-            ("error", false),
-            ("reason", false),
+            ("run_id", Col::Text),
+            ("step_id", Col::Text),
+            ("asset_key", Col::Text),
+            ("partition_key", Col::Text),
+            ("position", Col::Int),
+            ("status", Col::Text),
+            ("attempt", Col::Int),
+            ("seq", Col::Int),
+            ("started_at", Col::Text),
+            ("finished_at", Col::Text),
+            ("error", Col::Text),
+            ("reason", Col::Text),
         ],
     ),
     (
         "events",
         &[
-            ("id", true),
-            ("run_id", false),
-            ("step_id", false),
-            ("ts", false),
-            ("kind", false),
-            ("level", false),
-            ("message", false),
-            ("data", false),
+            ("id", Col::Int),
+            ("run_id", Col::Text),
+            ("step_id", Col::Text),
+            ("ts", Col::Text),
+            ("kind", Col::Text),
+            ("level", Col::Text),
+            ("message", Col::Text),
+            ("data", Col::Text),
         ],
     ),
     (
         "materializations",
         &[
-            ("id", true),
-            ("asset_key", false),
-            ("partition_key", false),
-            ("run_id", false),
-            ("step_id", false),
-            ("seq", true),
-            ("delta_version", true),
-            ("row_count", true),
-            ("schema", false),
-            ("data_version", false),
-            ("code_version", false),
-            ("upstream", false),
-            ("metadata", false),
-            ("created_at", false),
-            ("published", true),
+            ("id", Col::Int),
+            ("asset_key", Col::Text),
+            ("partition_key", Col::Text),
+            ("run_id", Col::Text),
+            ("step_id", Col::Text),
+            ("seq", Col::Int),
+            ("delta_version", Col::Int),
+            ("row_count", Col::Int),
+            ("schema", Col::Text),
+            ("data_version", Col::Text),
+            ("code_version", Col::Text),
+            ("upstream", Col::Text),
+            ("metadata", Col::Text),
+            ("created_at", Col::Text),
+            ("published", Col::Bool),
         ],
     ),
     (
         "check_results",
         &[
-            ("materialization_id", true),
-            ("asset_key", false),
-            ("partition_key", false),
-            ("run_id", false),
-            ("check_name", false),
-            ("kind", false),
-            ("severity", false),
-            ("passed", true),
-            ("failing_rows", true),
-            ("samples", false),
-            ("error", false),
-            ("duration_ms", true),
-            ("created_at", false),
+            ("materialization_id", Col::Int),
+            ("asset_key", Col::Text),
+            ("partition_key", Col::Text),
+            ("run_id", Col::Text),
+            ("check_name", Col::Text),
+            ("kind", Col::Text),
+            ("severity", Col::Text),
+            ("passed", Col::Bool),
+            ("failing_rows", Col::Int),
+            ("samples", Col::Text),
+            ("error", Col::Text),
+            ("duration_ms", Col::Int),
+            ("created_at", Col::Text),
         ],
     ),
     (
         "column_lineage",
         &[
-            ("materialization_id", true),
-            ("asset_key", false),
-            ("column_name", false),
-            ("position", true),
-            ("upstream_key", false),
-            ("upstream_column", false),
-            ("how", false),
+            ("materialization_id", Col::Int),
+            ("asset_key", Col::Text),
+            ("column_name", Col::Text),
+            ("position", Col::Int),
+            ("upstream_key", Col::Text),
+            ("upstream_column", Col::Text),
+            ("how", Col::Text),
         ],
     ),
     (
         "publications",
         &[
-            ("materialization_id", true),
-            ("reason", false),
-            ("created_at", false),
+            ("materialization_id", Col::Int),
+            ("reason", Col::Text),
+            ("created_at", Col::Text),
         ],
     ),
     (
         "lineage",
         &[
-            ("materialization_id", true),
-            ("upstream_key", false),
-            ("upstream_materialization_id", true),
-            ("upstream_delta_version", true),
+            ("materialization_id", Col::Int),
+            ("upstream_key", Col::Text),
+            ("upstream_materialization_id", Col::Int),
+            ("upstream_delta_version", Col::Int),
         ],
     ),
     (
         "backfills",
         &[
-            ("backfill_id", false),
-            ("selection", false),
-            ("partitions", false),
-            ("filter", false),
-            ("per_run", true),
-            ("concurrency", true),
-            ("steps", true),
-            ("created_at", false),
-            ("cancelled_at", false),
+            ("backfill_id", Col::Text),
+            ("selection", Col::Text),
+            ("partitions", Col::Text),
+            ("filter", Col::Text),
+            ("per_run", Col::Int),
+            ("concurrency", Col::Int),
+            ("steps", Col::Int),
+            ("created_at", Col::Text),
+            ("cancelled_at", Col::Text),
         ],
     ),
     (
         "backfill_runs",
         &[
-            ("backfill_id", false),
-            ("chunk", true),
-            ("attempt", true),
-            ("run_id", false),
+            ("backfill_id", Col::Text),
+            ("chunk", Col::Int),
+            ("attempt", Col::Int),
+            ("run_id", Col::Text),
         ],
     ),
     (
         "schedule_ticks",
         &[
-            ("schedule", false),
-            ("tick_at", false),
-            ("status", false),
-            ("run_id", false),
-            ("reason", false),
-            ("created_at", false),
+            ("schedule", Col::Text),
+            ("tick_at", Col::Text),
+            ("status", Col::Text),
+            ("run_id", Col::Text),
+            ("reason", Col::Text),
+            ("created_at", Col::Text),
         ],
     ),
 ];
 
 /// Columns of `spine.partitions`: every partition of every partitioned asset that exists now, with its
 /// state and latest materialization.
-const PARTITION_COLUMNS: &[(&str, bool)] = &[
-    ("asset_key", false),
-    ("partition_key", false),
-    ("state", false),
-    ("materialization_id", true),
-    ("delta_version", true),
-    ("row_count", true),
-    ("data_version", false),
-    ("run_id", false),
-    ("materialized_at", false),
+const PARTITION_COLUMNS: &[(&str, Col)] = &[
+    ("asset_key", Col::Text),
+    ("partition_key", Col::Text),
+    ("state", Col::Text),
+    ("materialization_id", Col::Int),
+    ("delta_version", Col::Int),
+    ("row_count", Col::Int),
+    ("data_version", Col::Text),
+    ("run_id", Col::Text),
+    ("materialized_at", Col::Text),
 ];
 
-/// Registers `rows` (JSON objects) as the table `spine.NAME` with `cols` (name, is integer).
+/// Registers `rows` (JSON objects) as the table `spine.NAME` with `cols` (name, type).
 fn register_rows(
     ctx: &datafusion::prelude::SessionContext,
     table: &str,
-    cols: &[(&str, bool)],
+    cols: &[(&str, Col)],
     rows: &[serde_json::Map<String, serde_json::Value>],
 ) -> Result<(), EngineError> {
     let fields: Vec<Field> = cols
         .iter()
-        .map(|(n, int)| {
-            Field::new(
-                *n,
-                if *int {
-                    DataType::Int64
-                } else {
-                    DataType::Utf8
-                },
-                true,
-            )
+        .map(|(n, col)| {
+            let t = match col {
+                Col::Int => DataType::Int64,
+                Col::Text => DataType::Utf8,
+                Col::Bool => DataType::Boolean,
+            };
+            Field::new(*n, t, true)
         })
         .collect();
     let arrays: Vec<ArrayRef> = cols
         .iter()
-        .map(|(n, int)| -> ArrayRef {
-            if *int {
-                let mut b = Int64Builder::with_capacity(rows.len());
-                rows.iter()
-                    .for_each(|r| b.append_option(r.get(*n).and_then(|v| v.as_i64())));
-                Arc::new(b.finish())
-            } else {
-                let mut b = StringBuilder::new();
-                rows.iter()
-                    .for_each(|r| b.append_option(r.get(*n).and_then(|v| v.as_str())));
-                Arc::new(b.finish())
+        .map(|(n, col)| -> ArrayRef {
+            let value = |r: &serde_json::Map<String, serde_json::Value>| r.get(*n).cloned();
+            match col {
+                Col::Int => {
+                    let mut b = Int64Builder::with_capacity(rows.len());
+                    rows.iter()
+                        .for_each(|r| b.append_option(value(r).and_then(|v| v.as_i64())));
+                    Arc::new(b.finish())
+                }
+                Col::Text => {
+                    let mut b = StringBuilder::new();
+                    rows.iter()
+                        .for_each(|r| b.append_option(r.get(*n).and_then(|v| v.as_str())));
+                    Arc::new(b.finish())
+                }
+                Col::Bool => {
+                    let mut b = BooleanBuilder::with_capacity(rows.len());
+                    rows.iter().for_each(|r| {
+                        b.append_option(
+                            value(r).and_then(|v| v.as_bool().or(v.as_i64().map(|i| i != 0))),
+                        )
+                    });
+                    Arc::new(b.finish())
+                }
             }
         })
         .collect();
@@ -294,8 +313,11 @@ pub async fn run_sql_at(
             ctx.register_table(TableReference::bare(key.as_str()), table)?;
             continue;
         }
-        let pinned = at.get(&key).copied();
-        let latest = match pinned {
+        let pinned = match at.get(&key) {
+            Some(v) => Some(*v),
+            None => published_version(engine, &key).await?,
+        };
+        let latest = match at.get(&key) {
             Some(_) => engine
                 .warehouse
                 .provider(&key, None, &ctx)
@@ -303,7 +325,7 @@ pub async fn run_sql_at(
                 .map(|(_, v)| v),
             None => None,
         };
-        if let (Some(v), Some(l)) = (pinned, latest) {
+        if let (Some(v), Some(l)) = (at.get(&key).copied(), latest) {
             if v < 0 || v > l {
                 return Err(crate::error::DefinitionError::new(
                     "E0307",
@@ -313,7 +335,7 @@ pub async fn run_sql_at(
                 .into());
             }
         }
-        let opened = match (pinned, latest) {
+        let opened = match (at.get(&key), latest) {
             (Some(_), None) => None,
             _ => engine.warehouse.provider(&key, pinned, &ctx).await?,
         };
@@ -333,7 +355,10 @@ pub async fn run_sql_at(
     }
     // Read-only by construction: only queries are planned. INSERT, COPY, CREATE, SET and the like would
     // change tables behind the run store's back (or write files anywhere).
-    let plan = ctx.state().create_logical_plan(&rewritten).await?;
+    let plan = match ctx.state().create_logical_plan(&rewritten).await {
+        Ok(plan) => plan,
+        Err(e) => return Err(unknown_table(engine, &e).unwrap_or_else(|| e.into())),
+    };
     let read_only = SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
@@ -365,6 +390,61 @@ pub async fn run_sql_at(
         batches.push(batch);
     }
     Ok(batches)
+}
+
+/// The Delta version `assets sql` reads of an unpartitioned asset when no `--at` pins it: its last
+/// published materialization's (a version held back by a failed check is not what the asset serves;
+/// `--at` reads it). `None` (read the latest) for a partitioned asset, whose partitions are published
+/// one by one, and for a table the run store has no record of. E0305 when every materialization of
+/// the asset is held back.
+async fn published_version(engine: &Engine, key: &AssetKey) -> Result<Option<i64>, EngineError> {
+    if engine.project.assets[key].partitions.is_some() {
+        return Ok(None);
+    }
+    let whole = crate::key::StepKey::whole(key.clone());
+    if let Some(m) = engine.store.latest_materialization(&whole).await? {
+        return Ok(Some(engine.read_version(key, m.m.delta_version).await));
+    }
+    match engine.store.materializations(key, 1).await?.first() {
+        Some(held) => Err(crate::error::DefinitionError::new(
+            "E0305",
+            format!(
+                "asset '{key}' has no published version: its checks held back every \
+                 materialization (the latest is Delta version {})",
+                held.m.delta_version
+            ),
+        )
+        .hint(format!(
+            "read the held-back one with --at {key}={}, or `assets publish` it",
+            held.m.delta_version
+        ))
+        .into()),
+        None => Ok(None),
+    }
+}
+
+/// E0310 for a query naming a table that is neither an asset nor a `spine.*` table (DataFusion's
+/// "table 'datafusion.marts.nope' not found"), with the closest asset key.
+fn unknown_table(engine: &Engine, e: &datafusion::error::DataFusionError) -> Option<EngineError> {
+    let message = e.strip_backtrace();
+    let name = message
+        .split_once("table '")
+        .and_then(|(_, rest)| rest.split_once("' not found"))
+        .map(|(name, _)| name.trim_start_matches("datafusion.").to_string())?;
+    let as_key = name.replace('.', "/");
+    let mut err = crate::error::DefinitionError::new(
+        "E0310",
+        format!("`assets sql`: no asset or spine.* table named '{name}'"),
+    );
+    let keys = engine.project.assets.keys().map(|k| k.as_str());
+    err = match crate::project::closest(&as_key, keys) {
+        Some(k) => err.hint(format!(
+            "did you mean '{k}'? (write it as {} or \"{k}\")",
+            k.replace('/', ".")
+        )),
+        None => err.hint("`assets list` shows the assets; spine.runs, spine.materializations and the other store tables are in docs/reference/cli.md"),
+    };
+    Some(err.into())
 }
 
 /// A DataFusion error, as [`EngineError::MemoryLimit`] when the memory pool refused an allocation.

@@ -2,19 +2,24 @@
 //!
 //! A run is interrupted when it is still `running` in the store but its executor is gone: its lease ran
 //! out (the executor renews it with its step claims every 20 s, wherever it runs), or — sooner, on this
-//! host — its process no longer exists. For each of its steps that was `running`, the asset's Delta table
+//! host — its process no longer exists. One process settles it: the first to take it over in the store
+//! (several may find it at once). For each of its steps that was `running`, the asset's Delta table
 //! tells whether the attempt's commit landed: if the table's `txn` version for the asset equals the
-//! step's sequence number, the materialization is recorded from the commit's own info — committed work is
-//! never redone. Otherwise the step is marked failed (its staged files are unreferenced). The run ends
+//! step's sequence number and the commit carrying it names this run and step, the materialization is
+//! recorded from the commit's own info — committed work is never redone. Otherwise the step is marked failed (its staged files are unreferenced). The run ends
 //! as `failed` with an explanation; the next `materialize` recomputes only what is stale.
 
 use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::key::RunId;
 use crate::store::{
-    host_name, NewEvent, NewMaterialization, RunRecord, RunStatus, StepOutcome, StepStatus,
-    UpstreamRead,
+    host_name, NewEvent, NewMaterialization, RunLease, RunRecord, RunStatus, StepOutcome,
+    StepStatus, UpstreamRead,
 };
+
+/// How long a settling process holds an interrupted run it took over (settling takes well under a
+/// second; if the settler dies too, another takes over after this).
+const SETTLE_LEASE_MS: i64 = 60_000;
 use spine_schemas::events::Event;
 
 /// What recovery did for one interrupted run.
@@ -62,6 +67,21 @@ impl Engine {
             if !is_interrupted(&run, self.clock.now_ms()) {
                 continue;
             }
+            // Several processes may find the same dead run at once (two `materialize`, a daemon and a
+            // `backfill resume`): only the one that takes it over settles it, so its commits are
+            // recorded once.
+            let pid = std::process::id() as i64;
+            let host = host_name();
+            let lease = RunLease {
+                owner: format!("{host}:{pid}:settle:{}", run.run_id),
+                pid,
+                host,
+                lease_until_ms: self.clock.now_ms() + SETTLE_LEASE_MS,
+            };
+            if !self.store.take_over_run(&run, &lease).await? {
+                tracing::info!(run_id = %run.run_id, "another process is settling this interrupted run");
+                continue;
+            }
             out.push(self.recover_run(&run, None).await?);
         }
         Ok(out)
@@ -87,7 +107,7 @@ impl Engine {
             let committed = match step.seq {
                 Some(seq) if step.status == StepStatus::Running => self
                     .warehouse
-                    .find_commit(&key, &step.step_id, seq)
+                    .find_commit(&key, &step.step_id, seq, run.run_id.as_str())
                     .await?
                     .map(|c| (seq, c)),
                 _ => None,
@@ -125,15 +145,41 @@ impl Engine {
                             .get("metadata")
                             .cloned()
                             .unwrap_or(serde_json::json!({})),
-                        // Its checks never ran: an asset with `error` checks keeps it unpublished
-                        // (the next run computes it again and checks it).
-                        published: !self.project.assets.get(&key).is_some_and(|a| {
-                            a.checks
-                                .iter()
-                                .any(|c| c.severity == spine_schemas::events::CheckSeverity::Error)
-                        }),
+                        published: true,
                         checks: Vec::new(),
                     };
+                    // Its checks may not have run (or not all): they run now, on the landed
+                    // version, and decide whether it is published, as they would have.
+                    let m = self.audit_recovered(&step.step_key(), m).await?;
+                    if !m.published {
+                        let msg = format!(
+                            "recovered {key}: its commit (Delta version {}) landed before the process \
+                             died; check failed: {}; it is kept unpublished",
+                            m.delta_version,
+                            crate::checks::CheckOutcome::blocking(&m.checks)
+                        );
+                        rec.recorded.push(step.step_id.clone());
+                        let ev = NewEvent::of(
+                            &run.run_id,
+                            Some(&step.step_id),
+                            msg.clone(),
+                            &Event::StepFailed { error: msg.clone() },
+                        );
+                        self.store
+                            .finish_step(
+                                &run.run_id,
+                                &step.step_id,
+                                StepOutcome {
+                                    status: StepStatus::Failed,
+                                    error: Some(msg.clone()),
+                                    reason: Some(msg),
+                                    materialization: Some(m),
+                                    events: vec![ev],
+                                },
+                            )
+                            .await?;
+                        continue;
+                    }
                     rec.recorded.push(step.step_id.clone());
                     let event = Event::Materialization {
                         delta_version,
@@ -226,6 +272,39 @@ impl Engine {
             .set_run_status(&run.run_id, RunStatus::Failed, Some(&msg), ev)
             .await?;
         Ok(rec)
+    }
+}
+
+impl Engine {
+    /// Runs the asset's checks on a materialization recovery found committed but not recorded, and
+    /// sets what they decide: its check outcomes, and published unless an `error` check failed.
+    async fn audit_recovered(
+        &self,
+        step: &crate::key::StepKey,
+        mut m: NewMaterialization,
+    ) -> Result<NewMaterialization, EngineError> {
+        let Some(spec) = self.project.assets.get(&step.asset) else {
+            return Ok(m);
+        };
+        if spec.checks.is_empty() {
+            return Ok(m);
+        }
+        let latest = self.store.latest_materializations().await?;
+        let others = crate::checks::read_versions(&spec.checks, &latest);
+        let previous = latest.get(step).map(|l| l.m.row_count);
+        let outcomes = self
+            .run_checks(
+                &spec.checks,
+                step,
+                crate::checks::Checked::Version(m.delta_version),
+                m.row_count,
+                previous,
+                &others,
+            )
+            .await;
+        m.published = !outcomes.iter().any(|c| c.blocks());
+        m.checks = outcomes;
+        Ok(m)
     }
 }
 

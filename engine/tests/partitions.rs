@@ -143,7 +143,7 @@ async fn partitions_finishing_together_share_a_commit_and_keep_their_own_txn() {
         let id = step.to_string();
         let (version, info) = e
             .warehouse()
-            .find_commit(&key, &id, m.m.seq)
+            .find_commit(&key, &id, m.m.seq, m.m.run_id.as_str())
             .await
             .unwrap()
             .unwrap_or_else(|| panic!("no commit found for {id} seq {}", m.m.seq));

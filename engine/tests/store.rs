@@ -88,30 +88,33 @@ async fn conformance(store: Arc<dyn RunStore>) {
         )
         .await
         .unwrap();
-    // Sequence numbers increase per asset across attempts and runs.
-    assert_eq!(
-        store
-            .start_step(&r1, key.as_str(), &key, 1, ev(EventKind::StepStarted))
-            .await
-            .unwrap(),
-        1
+    // Sequence numbers increase per asset across attempts and runs, and start at the store clock's
+    // time in ms (a lost or restored store cannot repeat a number a table holds).
+    let before_ms = chrono::Utc::now().timestamp_millis();
+    let first = store
+        .start_step(&r1, key.as_str(), &key, 1, ev(EventKind::StepStarted))
+        .await
+        .unwrap();
+    assert_eq!(first.previous, 0);
+    assert!(
+        first.seq >= before_ms,
+        "{first:?} below the time {before_ms}"
     );
     store
         .attempt_failed(&r1, key.as_str(), "oops", ev(EventKind::StepAttemptFailed))
         .await
         .unwrap();
-    assert_eq!(
-        store
-            .start_step(&r1, key.as_str(), &key, 2, ev(EventKind::StepStarted))
-            .await
-            .unwrap(),
-        2
-    );
+    let second = store
+        .start_step(&r1, key.as_str(), &key, 2, ev(EventKind::StepStarted))
+        .await
+        .unwrap();
+    assert_eq!(second.previous, first.seq);
+    assert!(second.seq > first.seq);
     let outcome = StepOutcome {
         status: StepStatus::Succeeded,
         error: None,
         reason: None,
-        materialization: Some(mat(&r1, &key, 2, 0)),
+        materialization: Some(mat(&r1, &key, second.seq, 0)),
         events: vec![ev(EventKind::Materialization)],
     };
     let id = store
@@ -135,7 +138,7 @@ async fn conformance(store: Arc<dyn RunStore>) {
     let steps = store.steps(&r1).await.unwrap();
     assert_eq!(
         (steps[0].status, steps[0].attempt, steps[0].seq),
-        (StepStatus::Succeeded, 2, Some(2))
+        (StepStatus::Succeeded, 2, Some(second.seq))
     );
     let latest = store.latest_materializations().await.unwrap();
     let whole = StepKey::whole(key.clone());
@@ -169,13 +172,12 @@ async fn conformance(store: Arc<dyn RunStore>) {
         .create_run(&run(&r2), &[step(&r2, &key, 0)])
         .await
         .unwrap();
-    assert_eq!(
-        store
-            .start_step(&r2, key.as_str(), &key, 1, ev(EventKind::StepStarted))
-            .await
-            .unwrap(),
-        3
-    );
+    let third = store
+        .start_step(&r2, key.as_str(), &key, 1, ev(EventKind::StepStarted))
+        .await
+        .unwrap();
+    assert_eq!(third.previous, second.seq);
+    assert!(third.seq > second.seq);
     assert_eq!(store.list_runs(10).await.unwrap().len(), 2);
     assert!(store.get_run("zzzz").await.is_err());
     let lineage = store.dump_table("lineage").await.unwrap();
@@ -376,8 +378,7 @@ async fn claimed_start_is_atomic_with_the_claim() {
         .unwrap()
         .expect("released with the step's end");
     assert_eq!(
-        seq_b,
-        seq_a + 1,
+        seq_b.previous, seq_a.seq,
         "the refused start spent no sequence number"
     );
     assert_eq!(
@@ -466,7 +467,13 @@ async fn partitions_are_separate_step_keys() {
                 .expect("each partition has its own claim"),
         );
     }
-    assert_eq!(seqs, [1, 1, 2], "sequence numbers count per partition");
+    let previous: Vec<i64> = seqs.iter().map(|s| s.previous).collect();
+    assert_eq!(
+        previous,
+        [0, 0, seqs[0].seq],
+        "sequence numbers count per partition"
+    );
+    assert!(seqs[2].seq > seqs[0].seq);
     let m = |p: &str, seq| NewMaterialization {
         partition_key: Some(PartitionKey(p.into())),
         step_id: part(p).to_string(),

@@ -36,6 +36,10 @@ pub struct ProjectSection {
     /// Folder (relative to `spine.toml`) searched recursively for `*.yaml` / `*.yml` asset files.
     #[serde(default = "default_assets_dir")]
     pub assets: String,
+    /// Keep the project's files inside it: the assets folder and every local source must lie in the
+    /// project folder or the warehouse (a project is code and otherwise reads what its user can).
+    #[serde(default)]
+    pub confine: bool,
 }
 
 fn default_assets_dir() -> String {

@@ -232,6 +232,14 @@ fn asset_cells(a: &AssetRow, wide: bool) -> Row<'static> {
 }
 
 fn draw_runs(frame: &mut Frame, app: &App, area: Rect) {
+    // Each id as the shortest prefix (12 characters at least) no other run shown shares: runs a
+    // backfill creates in one millisecond differ only further on.
+    let ids: Vec<String> = app.snapshot.runs.iter().map(|r| r.id.clone()).collect();
+    let id_width = ids
+        .iter()
+        .map(|id| spine_engine::store::unique_prefix(id, &ids).len())
+        .max()
+        .unwrap_or(12) as u16;
     let rows: Vec<Row> = app
         .snapshot
         .runs
@@ -257,7 +265,7 @@ fn draw_runs(frame: &mut Frame, app: &App, area: Rect) {
                 None => String::new(),
             };
             Row::new(vec![
-                Cell::from(r.id.chars().take(12).collect::<String>()),
+                Cell::from(spine_engine::store::unique_prefix(&r.id, &ids).to_string()),
                 Cell::from(Span::styled(r.status.clone(), state_style(&r.status))),
                 Cell::from(short_time(&r.created_at)),
                 Cell::from(took),
@@ -269,7 +277,7 @@ fn draw_runs(frame: &mut Frame, app: &App, area: Rect) {
     let table = Table::new(
         rows,
         [
-            Constraint::Length(12),
+            Constraint::Length(id_width),
             Constraint::Length(10),
             Constraint::Length(19),
             Constraint::Length(7),

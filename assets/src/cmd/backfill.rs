@@ -76,13 +76,19 @@ pub async fn resume(root: &Path, id: &str, args: RunArgs) -> anyhow::Result<u8> 
 async fn drive(engine: &Engine, id: &str, remaining: usize, args: RunArgs) -> anyhow::Result<u8> {
     let started = Instant::now();
     let progress = Progress::new(args.json, Some(remaining as u64));
+    let interrupted = ctrl_c_token("backfill");
     let opts = ExecuteOptions {
         concurrency: args.concurrency,
-        cancel: ctrl_c_token("backfill"),
+        cancel: interrupted.clone(),
         observer: Some(progress.clone()),
         no_wait: false,
     };
-    let result = engine.run_backfill(id, opts).await;
+    let mut result = engine.run_backfill(id, opts).await;
+    // Ctrl-C cancels the backfill itself, not only the run at hand: its queued runs must not be
+    // picked up by a daemon afterwards (`assets backfill resume` continues it on purpose).
+    if interrupted.is_cancelled() {
+        result = engine.cancel_backfill(id).await;
+    }
     progress.finish();
     let _ = tokio::task::spawn_blocking(spine_jobs::command::wait_for_abandoned_groups).await;
     let status = result?;
@@ -91,12 +97,13 @@ async fn drive(engine: &Engine, id: &str, remaining: usize, args: RunArgs) -> an
         crate::output::json(&status)?;
     } else {
         println!(
-            "backfill {} {}: {} of {} step(s) done, {} failed, {} to do, in {}",
+            "backfill {} {}: {} of {} step(s) done, {} failed{}, {} to do, in {}",
             status.record.backfill_id,
             status.state,
             status.done,
             status.record.steps,
             status.failed,
+            skipped_text(status.skipped),
             status.remaining,
             millis(started.elapsed().as_millis())
         );
@@ -147,8 +154,12 @@ pub async fn show(root: &Path, id: &str, json: bool) -> anyhow::Result<u8> {
     );
     println!("created    {}", r.created_at);
     println!(
-        "progress   {} of {} step(s) done, {} failed, {} to do",
-        status.done, r.steps, status.failed, status.remaining
+        "progress   {} of {} step(s) done, {} failed{}, {} to do",
+        status.done,
+        r.steps,
+        status.failed,
+        skipped_text(status.skipped),
+        status.remaining
     );
     let rows: Vec<Vec<String>> = status
         .chunks
@@ -239,4 +250,13 @@ pub async fn list(root: &Path, limit: i64, json: bool) -> anyhow::Result<u8> {
         &rows,
     );
     Ok(0)
+}
+
+/// ", N skipped" when steps were skipped behind a failure (they did not fail themselves).
+fn skipped_text(skipped: usize) -> String {
+    if skipped == 0 {
+        String::new()
+    } else {
+        format!(", {skipped} skipped")
+    }
 }

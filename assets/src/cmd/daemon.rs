@@ -27,12 +27,16 @@ pub async fn run(root: &Path, interval: &str, once: bool, json: bool) -> anyhow:
         ..Default::default()
     };
     if !json {
+        let how = if once {
+            "one pass".to_string()
+        } else {
+            format!("a pass every {}", interval_text(interval))
+        };
         println!(
-            "daemon for {} ({} schedule(s), {} sensor(s)), a pass every {}",
+            "daemon for {} ({} schedule(s), {} sensor(s)), {how}",
             engine.project().config.name,
             engine.project().schedules.len(),
             engine.project().sensors.len(),
-            interval_text(interval)
         );
     }
     let result = engine

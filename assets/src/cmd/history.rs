@@ -7,6 +7,19 @@ pub async fn run(root: &Path, key: &str, limit: usize, json: bool) -> anyhow::Re
     let engine = super::engine(root, Some(key)).await?;
     let key = AssetKey::parse(key)?;
     let result = engine.history(&key, limit).await;
+    // Each run as the shortest prefix that names it alone in the store (`assets run PREFIX` works).
+    let mut short = std::collections::HashMap::new();
+    let mut runs: Vec<String> = Vec::new();
+    for c in result.iter().flatten() {
+        runs.extend(c.steps.iter().filter_map(|s| s.run_id.clone()));
+    }
+    for run in runs {
+        if !short.contains_key(&run) {
+            let id = spine_engine::RunId(run.clone());
+            let prefix = crate::output::short_run(engine.store().as_ref(), &id).await;
+            short.insert(run, prefix);
+        }
+    }
     engine.store().close().await;
     let commits = result?;
     if json {
@@ -37,8 +50,8 @@ pub async fn run(root: &Path, key: &str, limit: usize, json: bool) -> anyhow::Re
             let run = c
                 .steps
                 .first()
-                .and_then(|s| s.run_id.as_deref())
-                .map(|r| r.chars().take(8).collect())
+                .and_then(|s| s.run_id.as_ref())
+                .and_then(|r| short.get(r).cloned())
                 .unwrap_or_else(|| "-".into());
             let rows = c
                 .steps

@@ -41,6 +41,14 @@ pub fn run(dir: PathBuf) -> anyhow::Result<u8> {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("creating {}", parent.display()))?;
         }
+        let text = if *path == "spine.toml" {
+            text.replace(
+                "name = \"starter\"",
+                &format!("name = {:?}", project_name(&dir)),
+            )
+        } else {
+            text.to_string()
+        };
         std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
     }
     println!("created a Spine project in {}", dir.display());
@@ -49,4 +57,15 @@ pub fn run(dir: PathBuf) -> anyhow::Result<u8> {
         dir.display()
     );
     Ok(0)
+}
+
+/// The project's name: its folder's (`assets init demo` makes project `demo`), `starter` for `.`
+/// and names that are not plain text.
+fn project_name(dir: &std::path::Path) -> String {
+    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    dir.file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_alphanumeric() || "-_.".contains(c)))
+        .unwrap_or("starter")
+        .to_string()
 }

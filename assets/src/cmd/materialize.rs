@@ -16,6 +16,12 @@ pub(super) struct Progress {
     lines: bool,
     /// The bar counts a whole backfill (its length is set once, not per run).
     whole: bool,
+    /// Partition steps that were fresh or skipped, counted per (asset, symbol) instead of a line
+    /// each, so the one that failed is not buried (printed by [`Progress::finish`]).
+    quiet: std::sync::Mutex<std::collections::BTreeMap<(String, &'static str), usize>>,
+    /// The lines of failed steps, printed last by [`Progress::finish`], where they cannot scroll
+    /// away.
+    failures: std::sync::Mutex<Vec<String>>,
 }
 
 impl Progress {
@@ -37,11 +43,26 @@ impl Progress {
             bar,
             lines: !tty && !json,
             whole: total.is_some(),
+            quiet: Default::default(),
+            failures: Default::default(),
         })
     }
 
-    /// Clears the bar.
+    /// Prints the counts of fresh and skipped partitions per asset, and clears the bar.
     pub(super) fn finish(&self) {
+        let quiet = std::mem::take(&mut *self.quiet.lock().expect("progress lock"));
+        let summaries = quiet.into_iter().map(|((asset, what), n)| {
+            let symbol = if what == "fresh" { "=" } else { "-" };
+            format!("{symbol} {asset}  {n} partition(s) {what}")
+        });
+        let failures = std::mem::take(&mut *self.failures.lock().expect("progress lock"));
+        for line in summaries.chain(failures) {
+            match &self.bar {
+                Some(b) => b.println(line),
+                None if self.lines => println!("{line}"),
+                None => {}
+            }
+        }
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
@@ -129,7 +150,31 @@ impl RunObserver for Progress {
         }
     }
     fn step_finished(&self, r: &StepReport) {
+        let counted = match r.status {
+            StepStatus::UpToDate => Some("fresh"),
+            StepStatus::Skipped => Some("skipped"),
+            _ => None,
+        };
+        if let (Some(what), Some(_)) = (counted, &r.partition) {
+            *self
+                .quiet
+                .lock()
+                .expect("progress lock")
+                .entry((r.key.to_string(), what))
+                .or_default() += 1;
+            if let Some(b) = &self.bar {
+                b.inc(1);
+            }
+            return;
+        }
         let line = format!("{} {}  {}", symbol(r.status), r.step(), describe(r));
+        if r.status == StepStatus::Failed {
+            self.failures.lock().expect("progress lock").push(line);
+            if let Some(b) = &self.bar {
+                b.inc(1);
+            }
+            return;
+        }
         match &self.bar {
             Some(b) => {
                 b.inc(1);

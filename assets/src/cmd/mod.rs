@@ -293,6 +293,10 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
 /// The error as the user sees it: the message, then each cause its message does not already include
 /// (errors that wrap a source often repeat it in their own text).
 pub fn render_error(e: &anyhow::Error) -> String {
+    spine_engine::redact::redacted(render_unredacted(e))
+}
+
+fn render_unredacted(e: &anyhow::Error) -> String {
     if let Some(EngineError::Definition(d)) = e.downcast_ref::<EngineError>() {
         return d.to_string();
     }

@@ -21,6 +21,10 @@ pub async fn run(
     };
     let partition = partition.map(PartitionKey);
     let result = engine.reproduce(&key, partition.as_ref(), &target).await;
+    let run = match &result {
+        Ok(r) => crate::output::short_run(engine.store().as_ref(), &r.run_id).await,
+        Err(_) => String::new(),
+    };
     engine.store().close().await;
     let r = result?;
     let code = if r.identical { 0 } else { 1 };
@@ -52,7 +56,7 @@ pub async fn run(
     println!(
         "{key}{of}: materialization {} (run {}, Delta version {}) recomputed reading {}",
         r.materialization_id,
-        r.run_id.as_str().chars().take(8).collect::<String>(),
+        run,
         r.delta_version,
         if reads.is_empty() {
             "no upstream".to_string()

@@ -35,10 +35,25 @@ fn status_label(r: &spine_engine::store::RunRecord) -> String {
     }
 }
 
+/// A run as JSON: a run whose process died while the store still says it is active shows
+/// `"status": "interrupted"` (its stored status under `stored_status`) until it is settled.
+fn run_json(r: &spine_engine::store::RunRecord) -> anyhow::Result<serde_json::Value> {
+    let mut v = serde_json::to_value(r)?;
+    if spine_engine::is_interrupted(r, chrono::Utc::now().timestamp_millis()) {
+        v["stored_status"] = v["status"].clone();
+        v["status"] = "interrupted".into();
+    }
+    Ok(v)
+}
+
 pub async fn list(root: &Path, limit: i64, json: bool) -> anyhow::Result<u8> {
     let store = store(root).await?;
     let runs = store.list_runs(limit).await?;
     if json {
+        let runs = runs
+            .iter()
+            .map(run_json)
+            .collect::<anyhow::Result<Vec<_>>>()?;
         crate::output::json(&runs)?;
         return Ok(0);
     }
@@ -68,7 +83,9 @@ pub async fn show(root: &Path, id: &str, json: bool) -> anyhow::Result<u8> {
     let steps = store.steps(&run.run_id).await?;
     let checks = store.run_check_results(&run.run_id).await?;
     if json {
-        crate::output::json(&serde_json::json!({"run": run, "steps": steps, "checks": checks}))?;
+        crate::output::json(
+            &serde_json::json!({"run": run_json(&run)?, "steps": steps, "checks": checks}),
+        )?;
         return Ok(0);
     }
     println!("run       {}", run.run_id);
@@ -155,9 +172,18 @@ pub async fn logs(
 ) -> anyhow::Result<u8> {
     let store = store(root).await?;
     let run = store.get_run(id).await?;
+    // A partitioned asset's key names all its partition steps (`--step marts/orders_by_day`).
+    let mut partition_steps: Option<Vec<String>> = None;
     if let Some(step) = step {
         let steps = store.steps(&run.run_id).await?;
-        if !steps.iter().any(|s| s.step_id == step) {
+        let of_asset: Vec<String> = steps
+            .iter()
+            .filter(|s| s.partition_key.is_some() && s.asset_key.as_str() == step)
+            .map(|s| s.step_id.clone())
+            .collect();
+        if !of_asset.is_empty() {
+            partition_steps = Some(of_asset);
+        } else if !steps.iter().any(|s| s.step_id == step) {
             let known: Vec<&str> = steps.iter().map(|s| s.step_id.as_str()).collect();
             let mut e = spine_engine::DefinitionError::new(
                 "E0404",
@@ -169,24 +195,21 @@ pub async fn logs(
             return Err(spine_engine::EngineError::from(e).into());
         }
     }
+    let wanted = |e: &spine_engine::store::EventRecord| match (&partition_steps, step) {
+        (Some(steps), _) => e.event.step_id.as_ref().is_some_and(|s| steps.contains(s)),
+        (None, Some(step)) => e.event.step_id.as_deref() == Some(step),
+        (None, None) => true,
+    };
     let short = short_run(store.as_ref(), &run.run_id).await;
+    if !follow {
+        return print_all(store.as_ref(), &run.run_id, &wanted, &short, json).await;
+    }
     let mut after = 0;
-    let mut all = Vec::new();
     loop {
         let events = store.events(&run.run_id, after).await?;
         after = events.last().map(|e| e.id).unwrap_or(after);
-        let events = events
-            .into_iter()
-            .filter(|e| step.is_none() || e.event.step_id.as_deref() == step);
-        if json && !follow {
-            all.extend(events);
-        } else {
-            for e in events {
-                print_event(&e, &short, json)?;
-            }
-        }
-        if !follow {
-            break;
+        for e in events.into_iter().filter(|e| wanted(e)) {
+            print_event(&e, &short, json)?;
         }
         let now = store.get_run(run.run_id.as_str()).await?;
         if spine_engine::is_interrupted(&now, chrono::Utc::now().timestamp_millis()) {
@@ -201,7 +224,7 @@ pub async fn logs(
         if !now.status.is_active() {
             // Events written together with the final status are already in; one last read.
             for e in store.events(&run.run_id, after).await? {
-                if step.is_none() || e.event.step_id.as_deref() == step {
+                if wanted(&e) {
                     print_event(&e, &short, json)?;
                 }
             }
@@ -209,9 +232,49 @@ pub async fn logs(
         }
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
-    if json && !follow {
-        crate::output::json(&all)?;
+    Ok(0)
+}
+
+/// Events read (and printed) per page by `logs`: a run's log is streamed, never loaded whole.
+const LOG_PAGE: i64 = 5000;
+
+/// Prints every `wanted` event of a run, page by page; `json` prints one JSON array.
+async fn print_all(
+    store: &dyn spine_engine::store::RunStore,
+    run_id: &spine_engine::key::RunId,
+    wanted: &(dyn Fn(&spine_engine::store::EventRecord) -> bool + Sync),
+    short: &str,
+    json: bool,
+) -> anyhow::Result<u8> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout());
+    let mut after = 0;
+    let mut first = true;
+    if json {
+        write!(out, "[")?;
     }
+    loop {
+        let page = store.events_page(run_id, after, LOG_PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        let full = page.len() as i64 == LOG_PAGE;
+        for e in page.iter().filter(|e| wanted(e)) {
+            if json {
+                let sep = if first { "\n  " } else { ",\n  " };
+                write!(out, "{sep}{}", serde_json::to_string(e)?)?;
+                first = false;
+            } else {
+                writeln!(out, "{}", event_line(e, short))?;
+            }
+        }
+        if !full {
+            break;
+        }
+    }
+    if json {
+        writeln!(out, "{}]", if first { "" } else { "\n" })?;
+    }
+    out.flush()?;
     Ok(0)
 }
 
@@ -223,23 +286,28 @@ fn print_event(
 ) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string(e)?);
-        return Ok(());
+    } else {
+        println!("{}", event_line(e, short));
     }
+    Ok(())
+}
+
+/// An event as a text line: time, level, run, step, message.
+fn event_line(e: &spine_engine::store::EventRecord, short: &str) -> String {
     let step = e
         .event
         .step_id
         .clone()
         .map(|s| format!(" [{s}]"))
         .unwrap_or_default();
-    println!(
+    format!(
         "{} {:5} {}{} {}",
         e.ts,
         e.event.level.to_uppercase(),
         short,
         step,
         e.event.message
-    );
-    Ok(())
+    )
 }
 
 /// `assets signal RUN STEP [--payload JSON]`: resumes a parked step with a payload on the next

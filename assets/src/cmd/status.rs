@@ -33,13 +33,17 @@ pub async fn run(root: &Path, selection: Option<&str>, json: bool) -> anyhow::Re
             };
             let (rows, run, at) = match &s.latest {
                 Some(m) => (
-                    m.m.row_count.to_string(),
+                    // A partitioned asset's rows are its table's: every partition's.
+                    s.partitions
+                        .as_ref()
+                        .map_or(m.m.row_count, |c| c.rows)
+                        .to_string(),
                     shorts.get(&m.m.run_id).cloned().unwrap_or_default(),
                     m.created_at.clone(),
                 ),
                 None => ("-".into(), "-".into(), "-".into()),
             };
-            // A partitioned asset shows its partitions' states; rows are the latest partition's.
+            // A partitioned asset shows its partitions' states.
             let state = match &s.partitions {
                 Some(c) => format!(
                     "{} ({}/{} fresh{})",

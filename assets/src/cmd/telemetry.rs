@@ -1,7 +1,7 @@
 //! Logging: `tracing` to stderr, filtered by RUST_LOG (default: warnings; `-v` adds Spine's own info
 //! lines, `-vv` its debug lines, `-vvv` everyone's debug lines), as text or JSON lines. Run and step ids
 //! ride on spans, so every line inside a step carries them. Colours only on a terminal, never with
-//! `NO_COLOR` set.
+//! `NO_COLOR` set. Values from the environment are masked in every line (`spine_engine::redact`).
 
 use crate::LogFormat;
 use std::io::IsTerminal;
@@ -49,7 +49,7 @@ pub fn init(format: LogFormat, verbose: u8) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(colour_stderr())
-        .with_writer(std::io::stderr);
+        .with_writer(|| Redacting(std::io::stderr()));
     let _ = match format {
         LogFormat::Text => builder.with_target(false).try_init(),
         LogFormat::Json => builder
@@ -58,6 +58,22 @@ pub fn init(format: LogFormat, verbose: u8) {
             .with_span_list(true)
             .try_init(),
     };
+}
+
+/// Writes log lines with secrets masked (see `spine_engine::redact`): the formatter writes each line
+/// in one call.
+struct Redacting<W: std::io::Write>(W);
+
+impl<W: std::io::Write> std::io::Write for Redacting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        self.0
+            .write_all(spine_engine::redact::redact(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }
 
 #[cfg(test)]

@@ -24,35 +24,12 @@ impl Engine {
     ) -> Result<BackfillStatus, EngineError> {
         let record = self.store.get_backfill(id).await?;
         let id = record.backfill_id.clone();
-        // The latest run of each chunk, in chunk order, read once: a backfill of 10,000 one-partition
-        // runs must not read all its runs again before each one.
-        let runs = self.store.backfill_runs(&id).await?;
-        let mut latest: Vec<crate::store::RunRecord> = Vec::new();
-        for (i, (chunk, _, run)) in runs.iter().enumerate() {
-            if runs.get(i + 1).is_none_or(|(next, _, _)| next != chunk) {
-                latest.push(run.clone());
-            }
-        }
-        let now = self.clock.now_ms();
-        if let Some(r) = latest
-            .iter()
-            .find(|r| r.status == RunStatus::Running && !crate::recovery::is_interrupted(r, now))
-        {
-            return Err(DefinitionError::new(
-                "E0415",
-                format!(
-                    "backfill {id} is being run by process {} on {} (run {})",
-                    r.pid.unwrap_or_default(),
-                    r.host.as_deref().unwrap_or("?"),
-                    r.run_id
-                ),
-            )
-            .hint("`assets backfill status ID` follows it; `assets backfill cancel ID` stops it")
-            .into());
-        }
+        let latest = self.latest_chunk_runs(&id).await?;
+        self.refuse_if_running(&id, &latest)?;
         // Whether a step of the backfill has failed: only then are later chunks checked for steps
         // that read a failed partition (a scan of the backfill's steps).
-        let mut failures = self.backfill_status(id.as_str()).await?.failed > 0;
+        let status = self.backfill_status(id.as_str()).await?;
+        let mut failures = status.failed + status.skipped > 0;
         for next in latest.iter().filter(|r| r.status == RunStatus::Queued) {
             if opts.cancel.is_cancelled()
                 || self
@@ -175,6 +152,9 @@ impl Engine {
     /// carries on.
     pub async fn prepare_resume(&self, id: &str) -> Result<BackfillStatus, EngineError> {
         let record = self.store.get_backfill(id).await?;
+        // Refused before anything changes (or is announced) when a live process runs it.
+        let latest = self.latest_chunk_runs(&record.backfill_id).await?;
+        self.refuse_if_running(&record.backfill_id, &latest)?;
         self.store.uncancel_backfill(&record.backfill_id).await?;
         for r in self.recover_interrupted_runs().await? {
             tracing::warn!(run_id = %r.run_id, recorded = ?r.recorded, abandoned = ?r.abandoned, "settled an interrupted run");
@@ -195,7 +175,9 @@ impl Engine {
             if todo.is_empty() {
                 continue;
             }
-            let planned = self.planned_run(record.selection.as_deref(), true, &todo);
+            // Not forced: a partition another run materialized meanwhile and that is fresh now
+            // counts as done (up to date) instead of being computed again.
+            let planned = self.planned_run(record.selection.as_deref(), false, &todo);
             self.store
                 .add_backfill_run(&record.backfill_id, chunk, &planned)
                 .await?;
@@ -209,5 +191,47 @@ impl Engine {
         let record = self.store.get_backfill(id).await?;
         self.store.cancel_backfill(&record.backfill_id).await?;
         self.backfill_status(record.backfill_id.as_str()).await
+    }
+
+    /// The latest run of each chunk, in chunk order, read once: a backfill of 10,000 one-partition
+    /// runs must not read all its runs again before each one.
+    async fn latest_chunk_runs(
+        &self,
+        id: &crate::key::BackfillId,
+    ) -> Result<Vec<crate::store::RunRecord>, EngineError> {
+        let runs = self.store.backfill_runs(id).await?;
+        let mut latest: Vec<crate::store::RunRecord> = Vec::new();
+        for (i, (chunk, _, run)) in runs.iter().enumerate() {
+            if runs.get(i + 1).is_none_or(|(next, _, _)| next != chunk) {
+                latest.push(run.clone());
+            }
+        }
+        Ok(latest)
+    }
+
+    /// E0415 when a live process is running one of the backfill's runs.
+    fn refuse_if_running(
+        &self,
+        id: &crate::key::BackfillId,
+        latest: &[crate::store::RunRecord],
+    ) -> Result<(), EngineError> {
+        let now = self.clock.now_ms();
+        let Some(r) = latest
+            .iter()
+            .find(|r| r.status == RunStatus::Running && !crate::recovery::is_interrupted(r, now))
+        else {
+            return Ok(());
+        };
+        Err(DefinitionError::new(
+            "E0415",
+            format!(
+                "backfill {id} is being run by process {} on {} (run {})",
+                r.pid.unwrap_or_default(),
+                r.host.as_deref().unwrap_or("?"),
+                r.run_id
+            ),
+        )
+        .hint("`assets backfill status ID` follows it; `assets backfill cancel ID` stops it")
+        .into())
     }
 }

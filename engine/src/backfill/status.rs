@@ -64,8 +64,10 @@ pub struct ChunkStatus {
     pub steps: usize,
     /// Of those, materialized.
     pub done: usize,
-    /// Of those, failed (or skipped) in their latest attempt.
+    /// Of those, failed in their latest attempt.
     pub failed: usize,
+    /// Of those, skipped in their latest attempt (an upstream they read did not succeed).
+    pub skipped: usize,
     /// First partition key in it (for display).
     pub first: Option<String>,
     /// Last partition key in it.
@@ -82,8 +84,10 @@ pub struct BackfillStatus {
     pub state: BackfillState,
     /// Step keys materialized.
     pub done: usize,
-    /// Step keys whose latest attempt failed or was skipped.
+    /// Step keys whose latest attempt failed.
     pub failed: usize,
+    /// Step keys whose latest attempt was skipped (an upstream they read did not succeed).
+    pub skipped: usize,
     /// Step keys not yet materialized (failed ones included).
     pub remaining: usize,
     /// Its chunks in order.
@@ -140,6 +144,7 @@ impl Engine {
             state: BackfillState::Queued,
             done: 0,
             failed: 0,
+            skipped: 0,
             remaining: 0,
             chunks: Vec::new(),
             failures: Vec::new(),
@@ -154,8 +159,13 @@ impl Engine {
             let failed: Vec<_> = c
                 .steps
                 .iter()
-                .filter(|s| !s.1 && matches!(s.2, StepStatus::Failed | StepStatus::Skipped))
+                .filter(|s| !s.1 && s.2 == StepStatus::Failed)
                 .collect();
+            let skipped = c
+                .steps
+                .iter()
+                .filter(|s| !s.1 && s.2 == StepStatus::Skipped)
+                .count();
             for s in failed.iter().take(10 - out.failures.len().min(10)) {
                 out.failures
                     .push((s.0.to_string(), s.3.clone().unwrap_or_default()));
@@ -167,6 +177,7 @@ impl Engine {
                 .collect();
             out.done += done;
             out.failed += failed.len();
+            out.skipped += skipped;
             out.remaining += c.steps.len() - done;
             runs_in.push((latest.clone(), done == c.steps.len()));
             out.chunks.push(ChunkStatus {
@@ -177,6 +188,7 @@ impl Engine {
                 steps: c.steps.len(),
                 done,
                 failed: failed.len(),
+                skipped,
                 first: parts.iter().min().map(|s| s.to_string()),
                 last: parts.iter().max().map(|s| s.to_string()),
             });

@@ -50,6 +50,16 @@ impl CheckOutcome {
             (None, false) => format!("{} failed: {} failing row(s)", self.name, self.failing_rows),
         }
     }
+
+    /// The summaries of the outcomes that block publishing, joined with `; `.
+    pub fn blocking(outcomes: &[CheckOutcome]) -> String {
+        outcomes
+            .iter()
+            .filter(|c| c.blocks())
+            .map(|c| c.summary())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
 }
 
 impl Engine {
@@ -335,6 +345,34 @@ impl Engine {
         version: i64,
         reason: &str,
     ) -> Result<bool, crate::error::EngineError> {
+        let bad = |message: String, hint: &str| -> crate::error::EngineError {
+            crate::error::DefinitionError::new("E0231", message)
+                .asset(key.as_str())
+                .hint(hint)
+                .into()
+        };
+        if reason.trim().is_empty() {
+            return Err(bad(
+                format!("publish {key} needs a reason: --reason is empty"),
+                "say why the held-back version may be read, e.g. --reason \"null ids fixed upstream\"; it is recorded",
+            ));
+        }
+        let partitioned = self.known_asset(key)?.partitions.is_some();
+        match (partitioned, partition) {
+            (false, Some(p)) => {
+                return Err(bad(
+                    format!("{key} is not partitioned, but --partition {p} was given"),
+                    "leave out --partition",
+                ))
+            }
+            (true, None) => {
+                return Err(bad(
+                    format!("{key} is partitioned: publish needs --partition"),
+                    "`assets partitions KEY` lists its partitions and their states",
+                ))
+            }
+            _ => {}
+        }
         let Some(m) = self
             .store
             .materialization_at(key, partition, version)

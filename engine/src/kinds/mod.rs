@@ -2,23 +2,25 @@
 //! ships `sql` and `rust`, and other crates register more (`spine-jobs` adds `command`).
 
 mod definition;
+mod events;
 mod rust;
 pub mod source;
 pub(crate) mod sql;
 
 pub use definition::{KindConfig, KindDefinition, COMMON_FIELDS};
+pub use events::{EventSink, LOG_HEAD_LINES, LOG_LINE_BYTES, LOG_TAIL_LINES};
 pub use rust::RustKind;
 pub use sql::SqlKind;
 
 use crate::error::DefinitionError;
 use crate::key::{AssetKey, PartitionKey, RunId};
 use crate::project::AssetSpec;
-use crate::store::{NewEvent, RunStore};
+
 use arrow::record_batch::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::prelude::SessionContext;
 use futures::future::BoxFuture;
-use spine_schemas::events::Event;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -35,47 +37,6 @@ pub struct UpstreamInput {
     pub table_url: Url,
     /// The Delta version this step reads.
     pub delta_version: i64,
-}
-
-/// Records what a step reports while it runs (logs, metadata, check results) in the event log.
-#[derive(Clone)]
-pub struct EventSink {
-    store: Arc<dyn RunStore>,
-    run_id: RunId,
-    step_id: String,
-}
-
-impl EventSink {
-    /// A sink for one step.
-    pub fn new(store: Arc<dyn RunStore>, run_id: RunId, step_id: String) -> Self {
-        EventSink {
-            store,
-            run_id,
-            step_id,
-        }
-    }
-
-    /// Appends `event` with `message`, logging it through `tracing` at the event's level as well.
-    pub async fn emit(&self, event: Event, message: &str) {
-        match event.level() {
-            "error" => tracing::error!(target: "spine::step", "{message}"),
-            "warn" => tracing::warn!(target: "spine::step", "{message}"),
-            "debug" => tracing::debug!(target: "spine::step", "{message}"),
-            _ => tracing::info!(target: "spine::step", "{message}"),
-        }
-        let ev = NewEvent::of(&self.run_id, Some(&self.step_id), message, &event);
-        if let Err(e) = self.store.append_events(&[ev]).await {
-            tracing::warn!("could not record a step event: {e}");
-        }
-    }
-
-    /// Appends a log line at `level` (`debug`, `info`, `warn`, `error`).
-    pub async fn log(&self, level: &str, message: &str) {
-        let event = Event::Log {
-            level: level.to_string(),
-        };
-        self.emit(event, message).await
-    }
 }
 
 /// Everything a kind needs to compute one asset.
@@ -201,7 +162,8 @@ impl FailureClass {
     }
 }
 
-/// A step failure: what to tell the user, and whether retrying can help.
+/// A step failure: what to tell the user, and whether retrying can help. Its message is redacted
+/// ([`crate::redact`]) when it is made.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct StepError {
@@ -216,7 +178,7 @@ impl StepError {
     pub fn retryable(m: impl std::fmt::Display) -> Self {
         StepError {
             class: FailureClass::Retryable,
-            message: m.to_string(),
+            message: crate::redact::redacted(m.to_string()),
         }
     }
 
@@ -224,7 +186,7 @@ impl StepError {
     pub fn permanent(m: impl std::fmt::Display) -> Self {
         StepError {
             class: FailureClass::Permanent,
-            message: m.to_string(),
+            message: crate::redact::redacted(m.to_string()),
         }
     }
 
@@ -246,7 +208,7 @@ impl StepError {
         }
         StepError {
             class: datafusion_class(e),
-            message,
+            message: crate::redact::redacted(message),
         }
     }
 }

@@ -26,6 +26,16 @@ pub fn uses_watermark(rewritten: &str) -> bool {
     rewritten.contains(PLACEHOLDERS[3].1)
 }
 
+/// The query as `assets check` plans it, before any step ran: `{{ watermark }}` is NULL (as on an
+/// incremental asset's first run); partition markers sit in string literals and plan as they are.
+pub fn for_planning(rewritten: &str) -> std::borrow::Cow<'_, str> {
+    if uses_watermark(rewritten) {
+        rewritten.replace(PLACEHOLDERS[3].1, "NULL").into()
+    } else {
+        rewritten.into()
+    }
+}
+
 /// The marker of `{{ partition_key.NAME }}` (dimension NAME of a multi-dimensional key) is this prefix,
 /// NAME, then `__`.
 const DIMENSION_MARKER: &str = "__spine_partition_dim_";

@@ -11,7 +11,7 @@
 //! instead of after its lease expires.
 
 use super::*;
-use crate::store::StepClaim;
+use crate::store::{StartedAttempt, StepClaim};
 
 /// How long a claim holds without renewal.
 pub(super) const LEASE: Duration = Duration::from_secs(60);
@@ -116,7 +116,7 @@ impl Engine {
         key: &StepKey,
         attempt: u32,
         event: NewEvent,
-    ) -> Result<Result<i64, StepReport>, EngineError> {
+    ) -> Result<Result<StartedAttempt, StepReport>, EngineError> {
         let mut pause = POLL_FIRST;
         let mut announced = false;
         let mut takeover: Option<String> = None;
@@ -134,9 +134,9 @@ impl Engine {
                 )
                 .await?;
             let holder = match started {
-                Ok(seq) => {
+                Ok(started) => {
                     state.claims.hold(&claim.step);
-                    return Ok(Ok(seq));
+                    return Ok(Ok(started));
                 }
                 Err(holder) => holder,
             };
@@ -181,15 +181,15 @@ impl Engine {
 
     /// Called once the claim is held, before computing: if another run materialized `spec` since this
     /// run read the store and it is fresh now, ends the step up to date and returns its report.
-    /// `seq` is the sequence number this attempt was given: sequence numbers are allocated to every
-    /// attempt of the asset by any run, so when it directly follows the one this run already knows,
-    /// nobody else can have materialized the asset and the store is not read again.
+    /// `started` says which sequence number the asset partition had before this attempt's: numbers
+    /// are allocated to every attempt of the asset by any run, so when that is the one this run
+    /// already knows, nobody else can have materialized the asset and the store is not read again.
     pub(super) async fn done_elsewhere(
         &self,
         state: &RunState,
         spec: &crate::project::AssetSpec,
         key: &StepKey,
-        seq: i64,
+        started: StartedAttempt,
     ) -> Result<Option<StepReport>, EngineError> {
         if state.force {
             return Ok(None);
@@ -200,7 +200,7 @@ impl Engine {
             .expect("latest lock")
             .get(key)
             .map_or(0, |m| m.m.seq);
-        if seq == known_seq + 1 {
+        if started.previous == known_seq {
             return Ok(None);
         }
         let newer = self

@@ -74,7 +74,7 @@ impl Engine {
                         .warehouse
                         .provider(&dep, Some(version), &session)
                         .await
-                        .map_err(|e| StepError::retryable(format!("cannot read upstream '{dep}': {e}")))?
+                        .map_err(|e| upstream_error(&dep, e))?
                         .map(|(p, _)| p)
                         .ok_or_else(|| StepError::permanent(format!("upstream '{dep}' is recorded as materialized but its Delta table is missing")))?;
                     crate::session::register_partitions(&session, dep.as_str(), provider, &[])
@@ -148,7 +148,7 @@ impl Engine {
                     .warehouse
                     .provider(&dep, Some(version), &session)
                     .await
-                    .map_err(|e| StepError::retryable(format!("cannot read upstream '{dep}': {e}")))?
+                    .map_err(|e| upstream_error(&dep, e))?
                     .ok_or_else(|| StepError::permanent(format!("upstream '{dep}' is recorded as materialized but its Delta table is missing at {}", self.warehouse.table_url(&dep).map(|u| u.to_string()).unwrap_or_default())))?;
                 let registered = match (partitions.is_empty(), own) {
                     (false, _) => {
@@ -292,4 +292,15 @@ pub fn schema_json(schema: &arrow::datatypes::Schema) -> serde_json::Value {
             .map(|f| serde_json::json!({"name": f.name(), "type": f.data_type().to_string(), "nullable": f.is_nullable()}))
             .collect(),
     )
+}
+
+/// An upstream that cannot be read: permanent when its table is damaged (a corrupt commit, a
+/// missing file; `assets doctor` finds and repairs it), retryable otherwise.
+fn upstream_error(dep: &AssetKey, e: crate::error::WarehouseError) -> StepError {
+    let message = format!("cannot read upstream '{dep}': {e}");
+    if e.is_damage() {
+        StepError::permanent(message)
+    } else {
+        StepError::retryable(message)
+    }
 }

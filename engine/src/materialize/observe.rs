@@ -28,7 +28,7 @@ impl Engine {
             },
         );
         let seq = match self.start_claimed(state, key, 1, ev).await? {
-            Ok(seq) => seq,
+            Ok(started) => started.seq,
             Err(ended) => return Ok(ended),
         };
         if let Some(o) = &state.observer {

@@ -254,7 +254,9 @@ impl Engine {
             watermark: None,
             warehouse: self.warehouse.clone(),
         };
-        let output = kind.execute(&ctx).await.map_err(failed)?;
+        let output = kind.execute(&ctx).await;
+        ctx.events.finish().await;
+        let output = output.map_err(failed)?;
         if let StepData::Waiting { reason } = output.data {
             return Err(EngineError::Internal(format!(
                 "the step parks instead of computing ({reason}); it cannot be reproduced"

@@ -111,12 +111,13 @@ impl Engine {
                     return self.end_step(state, report, StepStatus::Cancelled, None, reason).await;
                 }
             };
-            let seq = match self.start_claimed(state, key, attempt, ev).await? {
-                Ok(seq) => seq,
+            let started = match self.start_claimed(state, key, attempt, ev).await? {
+                Ok(started) => started,
                 Err(ended) => return Ok(ended),
             };
+            let seq = started.seq;
             if attempt == 1 {
-                if let Some(ended) = self.done_elsewhere(state, &spec, key, seq).await? {
+                if let Some(ended) = self.done_elsewhere(state, &spec, key, started).await? {
                     return Ok(ended);
                 }
             }
@@ -251,12 +252,16 @@ impl Engine {
                     self.store.clone(),
                     state.run_id.clone(),
                     step_id.clone(),
-                ),
+                )
+                .with_spill(self.step_log_file(&state.run_id, &step_id, attempt)),
                 signal: state.signals.get(&step_id).cloned(),
                 watermark,
                 warehouse: self.warehouse.clone(),
             };
-            let output = kind.execute(&ctx).await?;
+            let output = kind.execute(&ctx).await;
+            // The step's last log lines are stored whether it succeeded or not.
+            ctx.events.finish().await;
+            let output = output?;
             if let StepData::Waiting { reason } = output.data {
                 return Ok(Err(reason));
             }
@@ -374,6 +379,21 @@ impl Engine {
                 "this run's claim on {step} expired and another run took it over; not committing"
             ))));
         }
+        if staged.schema.fields().is_empty() {
+            // Delta cannot scan a table without columns: nobody could read the commit.
+            return Err(AttemptError::Failed(StepError::permanent(format!(
+                "the output of '{key}' has no columns; nothing was committed — select at least one \
+                 column (a table without columns cannot be read)"
+            ))));
+        }
+        if let Some(name) = duplicate_column(&staged.schema) {
+            // Delta refuses the commit (its column names are case-insensitive): no retry mends it.
+            return Err(AttemptError::Failed(StepError::permanent(format!(
+                "the output of '{key}' has two columns named '{name}' (Delta column names ignore \
+                 case); nothing was committed — alias one of them (a `SELECT *` over a join \
+                 repeats the join key)"
+            ))));
+        }
         let schema_json = schema_json(&staged.schema);
         let previous = state
             .latest
@@ -425,6 +445,7 @@ impl Engine {
             .clone()
             .filter(|_| step.partition.is_none() && base.is_none())
             .map(|b| (b, staged.schema.clone()));
+        fault_point("crash_before_commit", key);
         let delta_version = self
             .warehouse
             .commit(
@@ -519,12 +540,6 @@ impl Engine {
         mut report: StepReport,
         m: NewMaterialization,
     ) -> Result<StepReport, crate::error::EngineError> {
-        let failed: Vec<String> = m
-            .checks
-            .iter()
-            .filter(|c| c.blocks())
-            .map(|c| c.summary())
-            .collect();
         let (what, flag) = if m.delta_version < 0 {
             ("the observation".to_string(), String::new())
         } else {
@@ -533,10 +548,19 @@ impl Engine {
                 format!(" --version {}", m.delta_version),
             )
         };
+        let flag = match &key.partition {
+            Some(p) => format!("{flag} --partition {p}"),
+            None => flag,
+        };
+        let downstream = if state.latest.lock().expect("latest lock").contains_key(key) {
+            "downstream assets read the last published one"
+        } else {
+            "no version was published before, so downstream assets have none to read"
+        };
         let msg = format!(
-            "check failed: {}; {what} is kept unpublished and downstream assets read the last \
-             published one (after a look: assets publish {}{flag} --reason \"…\")",
-            failed.join("; "),
+            "check failed: {}; {what} is kept unpublished and {downstream} (after a look: assets \
+             publish {}{flag} --reason \"…\")",
+            crate::checks::CheckOutcome::blocking(&m.checks),
             key.asset,
         );
         tracing::error!(target: "spine::outcome", "{msg}");
@@ -553,6 +577,17 @@ impl Engine {
 
 /// Fault injection for crash tests: `SPINE_FAULT=crash_after_commit:<asset key>` aborts the process right
 /// after that asset's Delta commit, before the run store records it (the window recovery must cover).
+/// A column name that occurs twice in `schema`, compared as Delta does (ignoring case).
+fn duplicate_column(schema: &arrow::datatypes::Schema) -> Option<String> {
+    let mut seen = std::collections::HashSet::new();
+    schema
+        .fields()
+        .iter()
+        .map(|f| f.name())
+        .find(|n| !seen.insert(n.to_lowercase()))
+        .cloned()
+}
+
 fn fault_point(name: &str, key: &AssetKey) {
     if let Ok(spec) = std::env::var("SPINE_FAULT") {
         if spec.split_once(':') == Some((name, key.as_str())) {

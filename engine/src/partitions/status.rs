@@ -60,12 +60,10 @@ pub(crate) fn failed(
         asset: asset.clone(),
         partition: Some(p.clone()),
     };
-    outcomes.get(&step).is_some_and(|o| {
-        matches!(
-            o.status,
-            crate::store::StepStatus::Failed | crate::store::StepStatus::Skipped
-        )
-    })
+    // A skipped step (its upstream failed) did not fail: the partition is missing or stale.
+    outcomes
+        .get(&step)
+        .is_some_and(|o| o.status == crate::store::StepStatus::Failed)
 }
 
 impl Engine {

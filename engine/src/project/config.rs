@@ -59,6 +59,9 @@ pub struct ProjectConfig {
     pub vars: BTreeMap<String, String>,
     /// Bytes of memory query execution may use (`[limits] memory`, `SPINE_MEMORY_LIMIT`).
     pub memory_limit: usize,
+    /// `[project] confine`: definitions may name local files only inside the project folder or the
+    /// warehouse (see [`ProjectConfig::outside`]).
+    pub confine: bool,
 }
 
 impl ProjectConfig {
@@ -82,8 +85,31 @@ impl ProjectConfig {
             settings: Settings::default(),
             vars: BTreeMap::new(),
             memory_limit: memory_limit(None)?,
+            confine: false,
             root,
         })
+    }
+
+    /// With `confine` set, why `path` may not be used: it lies outside the project folder and the
+    /// warehouse once `..` and symbolic links are resolved. `None` when it may (always without
+    /// `confine`).
+    pub fn outside(&self, path: &Path) -> Option<String> {
+        if !self.confine {
+            return None;
+        }
+        let resolved = resolve(path);
+        let mut allowed = vec![resolve(&self.root)];
+        if let Ok(wh) = self.warehouse_url.to_file_path() {
+            allowed.push(resolve(&wh));
+        }
+        if allowed.iter().any(|a| resolved.starts_with(a)) {
+            return None;
+        }
+        Some(format!(
+            "{} is outside the project folder {} and its warehouse ([project] confine = true)",
+            resolved.display(),
+            self.root.display()
+        ))
     }
 
     /// Reads `<root>/spine.toml`.
@@ -137,10 +163,11 @@ impl ProjectConfig {
         let mut vars = file.vars.clone();
         for (k, v) in vars.iter_mut() {
             if let Ok(e) = std::env::var(format!("SPINE_VAR_{}", k.to_ascii_uppercase())) {
+                crate::redact::register(&e);
                 *v = e;
             }
         }
-        Ok(ProjectConfig {
+        let config = ProjectConfig {
             name: file.project.name.clone(),
             assets_dir: root.join(&file.project.assets),
             state_url: resolve_state_url(&root, state.as_deref())?,
@@ -152,16 +179,56 @@ impl ProjectConfig {
             memory_limit: memory_limit(file.limits.memory.as_deref()).map_err(|e| {
                 DefinitionErrors(e.0.into_iter().map(|d| d.at(&path, None)).collect())
             })?,
+            confine: file.project.confine,
             root,
-        })
+        };
+        if let Some(why) = config.outside(&config.assets_dir) {
+            return Err(
+                DefinitionError::new("E0110", format!("[project] assets: {why}"))
+                    .at(&path, None)
+                    .hint("keep the asset files inside the project, or drop `confine`")
+                    .into(),
+            );
+        }
+        Ok(config)
     }
 
     /// The value of `${var:name}`: `SPINE_VAR_<NAME>` from the environment, else `[vars]`.
     pub fn var(&self, name: &str) -> Option<String> {
         std::env::var(format!("SPINE_VAR_{}", name.to_ascii_uppercase()))
             .ok()
+            .inspect(|v| crate::redact::register(v))
             .or_else(|| self.vars.get(name).cloned())
     }
+}
+
+/// `p` made absolute with symbolic links and `..` resolved: its longest existing ancestor is
+/// canonicalized and the rest appended, lexically normalized.
+fn resolve(p: &Path) -> PathBuf {
+    let p = absolute(p);
+    let mut existing = p.as_path();
+    let mut rest = Vec::new();
+    let base = loop {
+        if let Ok(c) = existing.canonicalize() {
+            break c;
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => break existing.to_path_buf(),
+        }
+    };
+    let mut out = base;
+    for part in rest.into_iter().rev() {
+        if part == ".." {
+            out.pop();
+        } else if part != "." {
+            out.push(part);
+        }
+    }
+    out
 }
 
 fn absolute(p: &Path) -> PathBuf {
@@ -200,7 +267,7 @@ fn resolve_warehouse_url(root: &Path, url: Option<&str>) -> Result<Url, Definiti
     let mut u = if raw.contains("://") {
         Url::parse(raw).map_err(|e| {
             DefinitionError::new("E0105", format!("invalid warehouse URL '{raw}': {e}"))
-                .hint("use a path or file:///abs/path")
+                .hint("use a path, file:///abs/path or s3://bucket/prefix")
         })?
     } else {
         let p = Path::new(raw);
@@ -319,6 +386,7 @@ fn substitute_env(text: &str) -> Result<String, (usize, String)> {
         let name = &after[..end];
         let val = std::env::var(name)
             .map_err(|_| (line, format!("environment variable '{name}' is not set")))?;
+        crate::redact::register(&val);
         out.push_str(&val);
         consumed += i + 6 + end + 1;
         rest = &after[end + 1..];

@@ -203,8 +203,33 @@ fn read_asset_file(relf: &Path, text: &str) -> Result<Vec<RawDefinition>, Defini
             .at(relf, line)
             .hint("see docs/reference/project.md for the asset format")
     };
-    let value: Value = serde_yaml::from_str(text)
-        .map_err(|e| malformed(e.to_string(), e.location().map(|l| l.line())))?;
+    if let Some((line, col, msg)) = super::yaml_text::too_deep(text) {
+        return Err(malformed(
+            format!("{msg} (line {line}, column {col})"),
+            Some(line),
+        ));
+    }
+    let value: Value = serde_yaml::from_str(text).map_err(|e| {
+        let line = e.location().map(|l| l.line());
+        match super::yaml_text::tab_indent(text) {
+            // The parser's own words ("found character that cannot start any token") do not say
+            // what is wrong.
+            Some((tab_line, col))
+                if ["cannot start any token", "tab character"]
+                    .iter()
+                    .any(|m| e.to_string().contains(m)) =>
+            {
+                malformed(
+                    format!(
+                        "tabs are not allowed in YAML indentation: line {tab_line}, column {col} \
+                     starts with a tab; use spaces"
+                    ),
+                    Some(tab_line),
+                )
+            }
+            _ => malformed(e.to_string(), line),
+        }
+    })?;
     let mappings: Vec<Mapping> = match value {
         Value::Mapping(mut m) if m.contains_key("assets") => {
             if let Some(other) = m.keys().find(|k| k.as_str() != Some("assets")) {

@@ -5,7 +5,9 @@
 
 mod config;
 pub mod declared_schema;
+mod keys;
 mod load;
+mod yaml_text;
 
 pub use config::{strip_bom, ProjectConfig, Settings};
 pub use load::load_project;
@@ -314,6 +316,7 @@ impl Project {
             }
             assets.insert(spec.key.clone(), spec);
         }
+        errors.extend(keys::layout_errors(&assets));
         // An asset another asset's check reads (`relationships`) is materialized before it: an
         // upstream (so a change to it makes the checked asset stale and its checks run again).
         let check_reads: Vec<(AssetKey, AssetKey)> = assets

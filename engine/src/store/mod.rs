@@ -227,13 +227,15 @@ impl NewEvent {
         message: impl Into<String>,
         event: &spine_schemas::events::Event,
     ) -> Self {
+        let mut data = event.payload();
+        crate::redact::redact_json(&mut data);
         NewEvent {
             run_id: run_id.0.clone(),
             step_id: step_id.map(str::to_string),
             kind: event.kind().as_str().to_string(),
             level: event.level().to_string(),
-            message: message.into(),
-            data: Some(event.payload()),
+            message: crate::redact::redacted(message.into()),
+            data: Some(data),
         }
     }
 
@@ -251,7 +253,7 @@ impl NewEvent {
             step_id: step_id.map(str::to_string),
             kind: kind.as_str().to_string(),
             level: level.to_string(),
-            message: message.into(),
+            message: crate::redact::redacted(message.into()),
             data: None,
         }
     }
@@ -361,6 +363,16 @@ pub struct Materialization {
     pub m: NewMaterialization,
 }
 
+/// A started step attempt (see [`RunStore::start_step`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartedAttempt {
+    /// The attempt's materialization sequence number (its commit's `txn` version).
+    pub seq: i64,
+    /// The asset partition's last number before it (0: none): when it is the one a run knows,
+    /// nobody else started the step key meanwhile.
+    pub previous: i64,
+}
+
 /// How a step ends.
 #[derive(Debug, Clone)]
 pub struct StepOutcome {
@@ -412,6 +424,10 @@ pub trait RunStore:
         lease: &RunLease,
         event: NewEvent,
     ) -> StoreResult<bool>;
+    /// Takes over an interrupted run for settling by `lease`'s process: atomically, and only while the
+    /// run is still as `run` shows it (status, process, host, lease). False when another process took
+    /// it first or it changed meanwhile: exactly one of several processes settling a dead run wins.
+    async fn take_over_run(&self, run: &RunRecord, lease: &RunLease) -> StoreResult<bool>;
     /// Changes a run's status (and start/finish time), with an event.
     async fn set_run_status(
         &self,
@@ -420,7 +436,9 @@ pub trait RunStore:
         error: Option<&str>,
         event: NewEvent,
     ) -> StoreResult<()>;
-    /// Records that a step attempt starts and allocates its materialization sequence number.
+    /// Records that a step attempt starts and allocates its materialization sequence number: above
+    /// every number the store allocated for the asset (partition) and at least the store clock's time
+    /// in milliseconds, so a lost or restored store never repeats a number a table holds.
     async fn start_step(
         &self,
         run_id: &RunId,
@@ -428,7 +446,7 @@ pub trait RunStore:
         asset: &AssetKey,
         attempt: i64,
         event: NewEvent,
-    ) -> StoreResult<i64>;
+    ) -> StoreResult<StartedAttempt>;
     /// [`start_step`](RunStore::start_step) under a claim, in one transaction: the claim on
     /// `claim.step` is taken as by [`claim_step`](RunStore::claim_step) and the step starts only if it was
     /// granted; otherwise nothing changes and the holder is returned.
@@ -440,7 +458,7 @@ pub trait RunStore:
         event: NewEvent,
         now_ms: i64,
         takeover_from: Option<&str>,
-    ) -> StoreResult<Result<i64, StepClaim>>;
+    ) -> StoreResult<Result<StartedAttempt, StepClaim>>;
     /// Records a failed attempt that will be retried.
     async fn attempt_failed(
         &self,
@@ -469,7 +487,16 @@ pub trait RunStore:
     /// Steps of a run in plan order.
     async fn steps(&self, run_id: &RunId) -> StoreResult<Vec<StepRecord>>;
     /// Events of a run after `after_id`.
-    async fn events(&self, run_id: &RunId, after_id: i64) -> StoreResult<Vec<EventRecord>>;
+    async fn events(&self, run_id: &RunId, after_id: i64) -> StoreResult<Vec<EventRecord>> {
+        self.events_page(run_id, after_id, i64::MAX).await
+    }
+    /// At most `limit` events of a run after `after_id`, in order (to read a long log in pages).
+    async fn events_page(
+        &self,
+        run_id: &RunId,
+        after_id: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<EventRecord>>;
     /// Latest materialization of each asset (unpartitioned).
     async fn latest_materializations(&self) -> StoreResult<HashMap<StepKey, Materialization>>;
     /// The latest materialization of one step key (an asset, or one partition of it).

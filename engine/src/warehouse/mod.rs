@@ -287,7 +287,7 @@ impl Warehouse {
     }
 
     /// The local folder of an asset's table, for `file://` warehouses.
-    fn local_dir(&self, key: &AssetKey) -> Option<std::path::PathBuf> {
+    pub(crate) fn local_dir(&self, key: &AssetKey) -> Option<std::path::PathBuf> {
         self.table_url(key)
             .ok()
             .filter(|u| u.scheme() == "file")
@@ -434,44 +434,56 @@ impl Warehouse {
             .await?)
     }
 
-    /// Finds the commit that carried sequence number `seq` for `app_id` (as its `txn`): returns its Delta
-    /// version and the `spine` commit info, or `None` when that commit never landed.
+    /// Finds the commit of run `run_id` that carried sequence number `seq` for `app_id` (as its `txn`):
+    /// returns its Delta version and the `spine` commit info, or `None` when that commit never landed.
+    /// The run is matched too: a commit with the same step and number written by another run (a run
+    /// store restored from an older copy once repeated numbers) is not this attempt's.
     pub async fn find_commit(
         &self,
         key: &AssetKey,
         app_id: &str,
         seq: i64,
+        run_id: &str,
     ) -> Result<Option<(i64, serde_json::Value)>, WarehouseError> {
         let Some(table) = self.open(key, None).await? else {
             return Ok(None);
         };
+        // `txn` versions of an app id only grow: below `seq`, the commit never landed.
         let txn = table
             .snapshot()?
             .transaction_version(table.log_store().as_ref(), app_id)
             .await?;
-        if txn != Some(seq) {
+        if txn.is_none_or(|t| t < seq) {
             return Ok(None);
         }
-        let latest = table.version().map(|v| v as i64).unwrap_or(0);
-        let mut history = table.history(Some(50));
-        let mut offset = 0i64;
-        while let Some(info) = history.next().await {
-            let info = info?;
-            // A commit of one step carries its info; a group commit `{"group": [info, …]}`.
-            let spine = info.info.get("spine");
-            let group = spine
-                .and_then(|s| s.get("group"))
-                .and_then(|g| g.as_array())
-                .map(|g| g.iter().collect::<Vec<_>>())
-                .unwrap_or_else(|| spine.into_iter().collect());
-            // Sequence numbers are per step key: partitions of one table share them.
-            if let Some(step) = group.into_iter().find(|s| {
-                s.get("seq").and_then(|v| v.as_i64()) == Some(seq)
-                    && s.get("step_id").and_then(|v| v.as_str()) == Some(app_id)
-            }) {
-                return Ok(Some((latest - offset, step.clone())));
+        // Each commit file read by its own version (newest first, from the loaded snapshot down),
+        // so a commit another writer adds meanwhile cannot shift the version found. The scan ends
+        // at the first commit of this step key with a smaller number: the one sought is newer.
+        let latest = table.version().map(|v| v as i64).unwrap_or(-1);
+        for version in (0..=latest).rev() {
+            let Some(bytes) = table.log_store().read_commit_entry(version as u64).await? else {
+                break;
+            };
+            for step in spine_infos(&bytes) {
+                if step.get("step_id").and_then(|v| v.as_str()) != Some(app_id) {
+                    continue;
+                }
+                match step.get("seq").and_then(|v| v.as_i64()) {
+                    Some(s) if s == seq => {
+                        if step.get("run_id").and_then(|v| v.as_str()) != Some(run_id) {
+                            tracing::warn!(
+                                "{key}: the commit at version {version} carries {app_id}'s sequence \
+                                 number {seq} but was written by run {}, not {run_id}",
+                                step.get("run_id").and_then(|v| v.as_str()).unwrap_or("?")
+                            );
+                            return Ok(None);
+                        }
+                        return Ok(Some((version, step)));
+                    }
+                    Some(s) if s < seq => return Ok(None),
+                    _ => {}
+                }
             }
-            offset += 1;
         }
         Ok(None)
     }
@@ -498,4 +510,27 @@ impl Warehouse {
             None => Box::new(BufWriter::new(store.clone(), path.clone())),
         })
     }
+}
+
+/// The Spine commit infos in one commit file: a step's, or each of a group commit's
+/// (`{"group": [info, …]}`); the `spine` value may be stored as an object or as JSON text.
+fn spine_infos(commit: &[u8]) -> Vec<serde_json::Value> {
+    let text = String::from_utf8_lossy(commit);
+    for line in text.lines() {
+        let Ok(action) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let Some(spine) = action.get("commitInfo").and_then(|c| c.get("spine")) else {
+            continue;
+        };
+        let spine = match spine {
+            serde_json::Value::String(s) => serde_json::from_str(s).unwrap_or_default(),
+            other => other.clone(),
+        };
+        return match spine.get("group").and_then(|g| g.as_array()) {
+            Some(group) => group.clone(),
+            None => vec![spine],
+        };
+    }
+    Vec::new()
 }

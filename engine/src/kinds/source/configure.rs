@@ -101,6 +101,9 @@ pub(super) fn configure(def: &KindDefinition<'_>) -> Result<KindConfig, Definiti
             Some(_) => std::path::PathBuf::from(&delta),
             None => def.dir.join(&delta),
         };
+        if let Some(why) = remote.is_none().then(|| def.config.outside(&dir)).flatten() {
+            return Err(def.error("E0240", format!("delta: {why}")));
+        }
         let code = format!("delta|{delta}|{snapshot}{}", declared_text(def));
         let config = SourceConfig {
             origin: Origin::Delta(DeltaSource { dir, remote }),
@@ -170,6 +173,9 @@ pub(super) fn configure(def: &KindDefinition<'_>) -> Result<KindConfig, Definiti
         }
     } else {
         let full = def.dir.join(&fields.path);
+        if let Some(why) = def.config.outside(&full) {
+            return Err(def.error("E0240", format!("path: {why}")));
+        }
         match (full.parent(), full.file_name()) {
             (Some(d), Some(n)) => (d.to_path_buf(), n.to_string_lossy().to_string()),
             _ => return Err(def.error("E0240", format!("path '{}' names no file", fields.path))),

@@ -125,7 +125,7 @@ impl RunStore for SqliteStore {
         let r = sqlx::query(q)
             .bind(status.as_str())
             .bind(&ts)
-            .bind(error)
+            .bind(error.map(crate::redact::redact))
             .bind(run_id.as_str())
             .execute(&mut *tx)
             .await?;
@@ -166,6 +166,26 @@ impl RunStore for SqliteStore {
         Ok(taken)
     }
 
+    async fn take_over_run(&self, run: &RunRecord, lease: &RunLease) -> StoreResult<bool> {
+        Ok(sqlx::query(
+            "UPDATE runs SET pid = ?, host = ?, owner = ?, lease_until = ?
+             WHERE run_id = ? AND status = ? AND pid IS ? AND host IS ? AND lease_until IS ?",
+        )
+        .bind(lease.pid)
+        .bind(&lease.host)
+        .bind(&lease.owner)
+        .bind(lease.lease_until_ms)
+        .bind(run.run_id.as_str())
+        .bind(run.status.as_str())
+        .bind(run.pid)
+        .bind(&run.host)
+        .bind(run.lease_until_ms)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
     async fn signal_step(
         &self,
         run_id: &RunId,
@@ -196,12 +216,12 @@ impl RunStore for SqliteStore {
         asset: &AssetKey,
         attempt: i64,
         event: NewEvent,
-    ) -> StoreResult<i64> {
+    ) -> StoreResult<StartedAttempt> {
         let mut tx = self.pool.begin().await?;
         let _ = asset;
         let seq = start_in(
             &mut tx,
-            &self.clock.stamp(),
+            (&self.clock.stamp(), self.clock.now_ms()),
             run_id,
             step_id,
             attempt,
@@ -220,7 +240,7 @@ impl RunStore for SqliteStore {
         event: NewEvent,
         now_ms: i64,
         takeover_from: Option<&str>,
-    ) -> StoreResult<Result<i64, StepClaim>> {
+    ) -> StoreResult<Result<StartedAttempt, StepClaim>> {
         let mut tx = self.pool.begin().await?;
         if !upsert_claim(&mut tx, claim, now_ms, takeover_from).await? {
             let holder = claim_holder(&mut tx, &claim.step).await?;
@@ -235,7 +255,7 @@ impl RunStore for SqliteStore {
         }
         let seq = start_in(
             &mut tx,
-            &self.clock.stamp(),
+            (&self.clock.stamp(), self.clock.now_ms()),
             &claim.run_id,
             step_id,
             attempt,
@@ -255,7 +275,7 @@ impl RunStore for SqliteStore {
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE steps SET error = ? WHERE run_id = ? AND step_id = ?")
-            .bind(error)
+            .bind(crate::redact::redact(error))
             .bind(run_id.as_str())
             .bind(step_id)
             .execute(&mut *tx)
@@ -342,12 +362,19 @@ impl RunStore for SqliteStore {
         rows.iter().map(step_from_row).collect()
     }
 
-    async fn events(&self, run_id: &RunId, after_id: i64) -> StoreResult<Vec<EventRecord>> {
-        let rows = sqlx::query("SELECT * FROM events WHERE run_id = ? AND id > ? ORDER BY id")
-            .bind(run_id.as_str())
-            .bind(after_id)
-            .fetch_all(&self.pool)
-            .await?;
+    async fn events_page(
+        &self,
+        run_id: &RunId,
+        after_id: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<EventRecord>> {
+        let rows =
+            sqlx::query("SELECT * FROM events WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?")
+                .bind(run_id.as_str())
+                .bind(after_id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter()
             .map(|r| {
                 let data: Option<String> = r.try_get("data")?;

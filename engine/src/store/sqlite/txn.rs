@@ -37,26 +37,42 @@ pub(super) async fn insert_run(
     insert_events(tx, ts, &[ev]).await
 }
 
-/// Allocates the step's materialization sequence number (one past the asset partition's last; the
-/// `steps_sequence` trigger records it as the last) and marks the step running, with its event.
+/// Allocates the step's materialization sequence number and marks the step running, with its event.
+///
+/// The number is one past the asset partition's last (the `steps_sequence` trigger records it as the
+/// last), and at least `floor_ms`, the store clock's time in milliseconds. The tables hold every
+/// number ever committed as their `txn` versions, and a run store that was lost (a new, empty one) or
+/// restored from an older copy no longer knows the last ones: the time floor keeps its numbers above
+/// every number allocated before, so no table gets one twice and recovery cannot take an old commit
+/// for a new attempt's (as long as the clock does not go back past the last allocation).
 pub(super) async fn start_in(
     tx: &mut Tx<'_>,
-    ts: &str,
+    (ts, floor_ms): (&str, i64),
     run_id: &RunId,
     step_id: &str,
     attempt: i64,
     event: NewEvent,
-) -> StoreResult<i64> {
+) -> StoreResult<StartedAttempt> {
+    let previous: Option<i64> = sqlx::query_scalar(
+        "SELECT s.last_seq FROM steps JOIN asset_sequences s
+           ON s.asset_key = steps.asset_key AND s.partition_key = COALESCE(steps.partition_key, '')
+         WHERE steps.run_id = ? AND steps.step_id = ?",
+    )
+    .bind(run_id.as_str())
+    .bind(step_id)
+    .fetch_optional(&mut **tx)
+    .await?;
     let seq: Option<i64> = sqlx::query_scalar(
         "UPDATE steps SET status = 'running', attempt = ?, error = NULL,
            started_at = COALESCE(started_at, ?),
-           seq = 1 + COALESCE((SELECT last_seq FROM asset_sequences s
+           seq = MAX(?, 1 + COALESCE((SELECT last_seq FROM asset_sequences s
                                WHERE s.asset_key = steps.asset_key
-                                 AND s.partition_key = COALESCE(steps.partition_key, '')), 0)
+                                 AND s.partition_key = COALESCE(steps.partition_key, '')), 0))
          WHERE run_id = ? AND step_id = ? RETURNING seq",
     )
     .bind(attempt)
     .bind(ts)
+    .bind(floor_ms)
     .bind(run_id.as_str())
     .bind(step_id)
     .fetch_optional(&mut **tx)
@@ -64,7 +80,10 @@ pub(super) async fn start_in(
     let seq =
         seq.ok_or_else(|| StoreError::NotFound(format!("step '{step_id}' of run {run_id}")))?;
     insert_events(tx, ts, &[event.with_field("seq", seq.into())]).await?;
-    Ok(seq)
+    Ok(StartedAttempt {
+        seq,
+        previous: previous.unwrap_or(0),
+    })
 }
 
 /// Records how a step ended: its materialization and lineage (if it succeeded), its status and its events.
@@ -109,7 +128,7 @@ pub(super) async fn finish_in(
     sqlx::query("UPDATE steps SET status = ?, finished_at = ?, error = COALESCE(?, error), reason = ? WHERE run_id = ? AND step_id = ?")
         .bind(outcome.status.as_str())
         .bind(ts)
-        .bind(&outcome.error)
+        .bind(outcome.error.as_deref().map(crate::redact::redact))
         .bind(&outcome.reason)
         .bind(run_id.as_str())
         .bind(step_id)

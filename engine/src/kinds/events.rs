@@ -1,0 +1,239 @@
+//! [`EventSink`]: what a step reports while it runs (logs, metadata, check results), appended to the
+//! run's event log.
+//!
+//! Logs are bounded per step, so a program that prints without end cannot grow the run store or slow
+//! the run to a crawl: the first [`LOG_HEAD_LINES`] lines are stored as they come, the last
+//! [`LOG_TAIL_LINES`] are kept in memory and stored when the step's computation ends
+//! ([`EventSink::finish`]), and the lines in between are counted, written to a spill file beside the
+//! run (when the sink has one) and summarised by one event that says how many were left out and where
+//! they are. A line longer than [`LOG_LINE_BYTES`] is cut, saying so. Other events (metadata, checks)
+//! are always stored.
+
+use crate::key::RunId;
+use crate::store::{NewEvent, RunStore};
+use spine_schemas::events::Event;
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Mutex;
+
+/// Log lines of a step stored as they come.
+pub const LOG_HEAD_LINES: usize = 1000;
+/// Log lines of a step kept for the end: the last ones, stored when its computation ends.
+pub const LOG_TAIL_LINES: usize = 1000;
+/// Longest log line stored, in bytes; longer ones are cut.
+pub const LOG_LINE_BYTES: usize = 8 * 1024;
+
+/// Records what a step reports while it runs in the event log (see the module docs).
+#[derive(Clone)]
+pub struct EventSink {
+    store: Arc<dyn RunStore>,
+    run_id: RunId,
+    step_id: String,
+    logs: Arc<Mutex<LogBudget>>,
+}
+
+/// What a step's logs used so far.
+#[derive(Default)]
+struct LogBudget {
+    /// Lines stored from the start.
+    head: usize,
+    /// The latest lines past the head, (level, message).
+    tail: VecDeque<(String, String)>,
+    /// Lines (and their bytes) that fell out of the tail: not stored.
+    dropped: u64,
+    dropped_bytes: u64,
+    /// Where the lines that are not stored go, and the open file once one was.
+    spill_path: Option<PathBuf>,
+    spill: Option<tokio::io::BufWriter<tokio::fs::File>>,
+    spill_failed: bool,
+}
+
+impl EventSink {
+    /// A sink for one step.
+    pub fn new(store: Arc<dyn RunStore>, run_id: RunId, step_id: String) -> Self {
+        EventSink {
+            store,
+            run_id,
+            step_id,
+            logs: Arc::default(),
+        }
+    }
+
+    /// The same sink writing the log lines it does not store to `path` (created when the first
+    /// such line comes).
+    pub fn with_spill(self, path: PathBuf) -> Self {
+        if let Ok(mut logs) = self.logs.try_lock() {
+            logs.spill_path = Some(path);
+        }
+        self
+    }
+
+    /// Appends `event` with `message`, logging it through `tracing` at the event's level as well.
+    pub async fn emit(&self, event: Event, message: &str) {
+        trace(event.level(), message);
+        let ev = NewEvent::of(&self.run_id, Some(&self.step_id), message, &event);
+        self.append(&[ev]).await;
+    }
+
+    async fn append(&self, events: &[NewEvent]) {
+        if let Err(e) = self.store.append_events(events).await {
+            tracing::warn!("could not record a step event: {e}");
+        }
+    }
+
+    /// Appends a log line at `level` (`debug`, `info`, `warn`, `error`), within the step's budget.
+    pub async fn log(&self, level: &str, message: &str) {
+        let message = cut(message);
+        let mut logs = self.logs.lock().await;
+        if logs.head < LOG_HEAD_LINES {
+            logs.head += 1;
+            drop(logs);
+            let event = Event::Log {
+                level: level.to_string(),
+            };
+            return self.emit(event, &message).await;
+        }
+        logs.tail
+            .push_back((level.to_string(), message.into_owned()));
+        if logs.tail.len() <= LOG_TAIL_LINES {
+            return;
+        }
+        let Some((_, line)) = logs.tail.pop_front() else {
+            return;
+        };
+        logs.dropped += 1;
+        logs.dropped_bytes += line.len() as u64 + 1;
+        logs.spill_line(&line).await;
+    }
+
+    /// Stores the kept last lines, after one event saying how many lines were left out and where
+    /// they are. Called when the step's computation ends; later lines start a new tail.
+    pub async fn finish(&self) {
+        let mut logs = self.logs.lock().await;
+        let mut events = Vec::with_capacity(logs.tail.len() + 1);
+        if logs.dropped > 0 {
+            let whole = match (&logs.spill, &logs.spill_path, logs.spill_failed) {
+                (Some(_), Some(path), false) => format!("; they are in {}", path.display()),
+                _ => String::new(),
+            };
+            let message = format!(
+                "… {} log lines ({} bytes) between the first {LOG_HEAD_LINES} and the last \
+                 {LOG_TAIL_LINES} were not stored in the run store{whole}",
+                logs.dropped, logs.dropped_bytes
+            );
+            tracing::warn!(target: "spine::step", "{message}");
+            let event = Event::Log {
+                level: "warn".into(),
+            };
+            events.push(NewEvent::of(
+                &self.run_id,
+                Some(&self.step_id),
+                &message,
+                &event,
+            ));
+        }
+        if let Some(spill) = logs.spill.as_mut() {
+            if let Err(e) = spill.flush().await {
+                tracing::warn!("cannot write the step's log file: {e}");
+            }
+        }
+        for (level, message) in logs.tail.drain(..) {
+            trace(&level, &message);
+            let event = Event::Log { level };
+            events.push(NewEvent::of(
+                &self.run_id,
+                Some(&self.step_id),
+                &message,
+                &event,
+            ));
+        }
+        logs.dropped = 0;
+        logs.dropped_bytes = 0;
+        drop(logs);
+        if !events.is_empty() {
+            self.append(&events).await;
+        }
+    }
+}
+
+impl LogBudget {
+    /// Writes a line that is not stored to the spill file, opening it first; a failure is logged
+    /// once and the lines are only counted from then on.
+    async fn spill_line(&mut self, line: &str) {
+        if self.spill_failed {
+            return;
+        }
+        let Some(path) = self.spill_path.clone() else {
+            return;
+        };
+        if self.spill.is_none() {
+            let opened = async {
+                if let Some(dir) = path.parent() {
+                    tokio::fs::create_dir_all(dir).await?;
+                }
+                tokio::fs::File::create(&path).await
+            };
+            match opened.await {
+                Ok(f) => self.spill = Some(tokio::io::BufWriter::new(f)),
+                Err(e) => {
+                    tracing::warn!("cannot create the step's log file {}: {e}", path.display());
+                    self.spill_failed = true;
+                    return;
+                }
+            }
+        }
+        if let Some(f) = self.spill.as_mut() {
+            let written = async {
+                f.write_all(line.as_bytes()).await?;
+                f.write_all(b"\n").await
+            };
+            if let Err(e) = written.await {
+                tracing::warn!("cannot write the step's log file {}: {e}", path.display());
+                self.spill_failed = true;
+            }
+        }
+    }
+}
+
+/// Mirrors a stored line to `tracing`.
+fn trace(level: &str, message: &str) {
+    match level {
+        "error" => tracing::error!(target: "spine::step", "{message}"),
+        "warn" => tracing::warn!(target: "spine::step", "{message}"),
+        "debug" => tracing::debug!(target: "spine::step", "{message}"),
+        _ => tracing::info!(target: "spine::step", "{message}"),
+    }
+}
+
+/// `message`, cut at [`LOG_LINE_BYTES`] (on a character boundary) with a note of how much was cut.
+fn cut(message: &str) -> std::borrow::Cow<'_, str> {
+    if message.len() <= LOG_LINE_BYTES {
+        return message.into();
+    }
+    let mut end = LOG_LINE_BYTES;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}… ({} more bytes of this line not stored)",
+        &message[..end],
+        message.len() - end
+    )
+    .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cut;
+
+    #[test]
+    fn long_lines_are_cut_on_a_character_boundary() {
+        assert_eq!(cut("short"), "short");
+        let long = "é".repeat(super::LOG_LINE_BYTES);
+        let c = cut(&long);
+        assert!(c.len() < long.len());
+        assert!(c.ends_with("more bytes of this line not stored)"), "{c}");
+    }
+}
