@@ -509,6 +509,12 @@ command: [sh, -c, 'sleep 1; printf \"n\\n1\\n\" > \"$SPINE_OUTPUT_DIR/o.csv\"']
         .spawn()
         .unwrap();
     wait_until_running(&p, "slow[2026-01-01]");
+    // Resuming a backfill a live process runs is refused before anything is announced or changed.
+    let (id, _) = backfill_id(&p).expect("recorded");
+    let busy = p.run(&["backfill", "resume", &id]);
+    busy.code(2);
+    assert!(busy.stderr.contains("E0415"), "{}", busy.stderr);
+    assert!(!busy.stdout.contains("resuming"), "{}", busy.stdout);
     let sent = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

@@ -112,6 +112,11 @@ fn permanent_failures_are_not_retried() {
             "{key}: {s}"
         );
     }
+    let csv = step(&v, "raw/csv");
+    assert!(
+        csv["error"].as_str().unwrap().contains("line 3"),
+        "the ragged row's line is named: {csv}"
+    );
     let j = step(&v, "j");
     assert!(
         j["error"].as_str().unwrap().contains("id"),
@@ -664,4 +669,71 @@ fn doctor_notices_tables_the_run_store_does_not_know() {
         "{}",
         r.stdout
     );
+}
+
+/// A run whose process died shows as `interrupted` in `runs --json` (its stored status kept as
+/// `stored_status`) until a command settles it (issue 26, defect 10).
+#[test]
+fn a_dead_run_is_not_shown_running() {
+    let p = chain();
+    let crashed = run_in_env(
+        p.path(),
+        &["materialize"],
+        &[("SPINE_FAULT", "crash_before_commit:stg/b".into())],
+    );
+    assert_ne!(crashed.code, 0);
+    let runs = p.run(&["runs", "--json"]).ok().json();
+    assert_eq!(
+        (&runs[0]["status"], &runs[0]["stored_status"]),
+        (&"interrupted".into(), &"running".into()),
+        "{runs}"
+    );
+    let id = runs[0]["run_id"].as_str().unwrap().to_string();
+    let one = p.run(&["run", &id, "--json"]).ok().json();
+    assert_eq!(one["run"]["status"], "interrupted", "{one}");
+    p.run(&["materialize"]).ok();
+    let runs = p.run(&["runs", "--json"]).ok().json();
+    let settled = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["run_id"] == id.as_str())
+        .unwrap();
+    assert_eq!(settled["status"], "failed", "{settled}");
+}
+
+/// Two forced runs of the starter project at once: whatever order their steps interleave in, every
+/// asset ends fresh — a step that comes after the other run's newer upstream result computes from it
+/// (issue 26, defect 5). 20 trials.
+#[test]
+fn overlapping_forced_runs_leave_everything_fresh() {
+    let dir = tempfile::tempdir().unwrap();
+    run_in(dir.path(), &["init", "demo"]).ok();
+    let root = dir.path().join("demo");
+    run_in(&root, &["materialize"]).ok();
+    for trial in 0..20 {
+        let runs: Vec<_> = (0..2)
+            .map(|_| {
+                bin()
+                    .args(["materialize", "--force"])
+                    .current_dir(&root)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for r in runs {
+            let out = r.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "trial {trial}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let status = run_in(&root, &["status", "--json"]).ok().json();
+        for a in status.as_array().unwrap() {
+            assert_eq!(a["state"], "fresh", "trial {trial}: {a}");
+        }
+    }
 }

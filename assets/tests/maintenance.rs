@@ -320,3 +320,130 @@ fn vacuum_removes_only_the_tables_own_data_files() {
         .json();
     assert_eq!(rows[0]["n"], 10, "{rows}");
 }
+
+/// The nested table's rows and the vacuumed table's rows, read by Python `deltalake`.
+const TWO_TABLES: &str = r#"
+import json, os, sys
+from deltalake import DeltaTable
+sys.stdout.write(json.dumps([DeltaTable(p).to_pyarrow_table().num_rows for p in sys.argv[1:]]))
+sys.stdout.flush()
+os._exit(0)
+"#;
+
+/// Vacuum killed at random moments (or left to finish), 20 trials, each with other things in the
+/// table's folder: what is not the table's own stays byte for byte, and both the table and a Delta
+/// table copied into its folder still read whole (issue 26, defect 1).
+#[test]
+fn vacuum_killed_at_random_moments_never_touches_what_is_not_its_own() {
+    let p = Project::new(&[
+        (
+            "assets/w.yaml",
+            "key: w\nkind: sql\nquery: SELECT value AS v FROM generate_series(1, 7)\n",
+        ),
+        (
+            "assets/x.yaml",
+            "key: x\nkind: sql\nquery: SELECT value AS id FROM generate_series(1, 10)\n",
+        ),
+    ]);
+    p.run(&["materialize"]).ok();
+    let wh = p.path().join("warehouse");
+    let x = wh.join("x");
+    // A Delta table copied into x's folder, a notes file, a linked folder, a stray subfolder.
+    std::fs::create_dir_all(x.join("copy/_delta_log")).unwrap();
+    for f in std::fs::read_dir(wh.join("w/_delta_log")).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), x.join("copy/_delta_log").join(f.file_name())).unwrap();
+    }
+    for f in std::fs::read_dir(wh.join("w")).unwrap() {
+        let f = f.unwrap();
+        if f.path().is_file() {
+            std::fs::copy(f.path(), x.join("copy").join(f.file_name())).unwrap();
+        }
+    }
+    std::fs::write(x.join("notes.txt"), "keep").unwrap();
+    std::fs::create_dir_all(x.join("stray")).unwrap();
+    std::fs::write(
+        x.join("stray/part-00000-stray-c000.zstd.parquet"),
+        "not x's",
+    )
+    .unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(
+        outside.path().join("part-00000-out-c000.zstd.parquet"),
+        "out",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(outside.path(), x.join("linked")).unwrap();
+    let foreign = || -> Vec<(String, Vec<u8>)> {
+        let mut v = Vec::new();
+        for d in [
+            x.join("copy"),
+            x.join("copy/_delta_log"),
+            x.join("stray"),
+            x.join("linked"),
+        ] {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let e = e.unwrap().path();
+                if e.is_file() {
+                    v.push((e.display().to_string(), std::fs::read(&e).unwrap()));
+                }
+            }
+        }
+        v.push(("notes".into(), std::fs::read(x.join("notes.txt")).unwrap()));
+        v.sort();
+        v
+    };
+    let before = foreign();
+    let mut seed: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("seed {seed}");
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut killed = 0;
+    for trial in 0..20 {
+        for _ in 0..(1 + next() % 3) {
+            p.run(&["materialize", "x", "--force"]).ok();
+        }
+        std::fs::write(
+            x.join(format!("part-00000-leftover{trial}-c000.zstd.parquet")),
+            "half",
+        )
+        .unwrap();
+        let mut child = bin()
+            .args(["vacuum", "x", "--retain-hours", "0", "--force"])
+            .current_dir(p.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let wait = next() % 120;
+        std::thread::sleep(std::time::Duration::from_millis(wait));
+        if child.try_wait().unwrap().is_none() {
+            let _ = child.kill();
+            killed += 1;
+        }
+        let _ = child.wait();
+        assert_eq!(foreign(), before, "trial {trial} (kill at {wait} ms)");
+        let rows = python_json(
+            TWO_TABLES,
+            &[
+                x.display().to_string(),
+                x.join("copy").display().to_string(),
+            ],
+        );
+        assert_eq!(rows, serde_json::json!([10, 7]), "trial {trial}");
+        let n = p
+            .run(&["sql", "--json", "SELECT COUNT(*) AS n FROM x"])
+            .ok()
+            .json();
+        assert_eq!(n[0]["n"], 10, "trial {trial}");
+    }
+    eprintln!("{killed} of 20 vacuums killed before they ended");
+}

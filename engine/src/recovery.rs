@@ -112,7 +112,42 @@ impl Engine {
                     .map(|c| (seq, c)),
                 _ => None,
             };
+            // A newer commit of the step key that another run recorded meanwhile supersedes this
+            // one: recording this one now would make the older version the latest.
+            let newer = match &committed {
+                Some((_, (v, _))) => self
+                    .store
+                    .latest_materialization(&step.step_key())
+                    .await?
+                    .filter(|n| n.m.delta_version > *v && n.m.run_id != run.run_id),
+                None => None,
+            };
             let outcome = match committed {
+                Some((_, (delta_version, _))) if newer.is_some() => {
+                    let by = newer
+                        .map(|n| n.m.run_id)
+                        .unwrap_or_else(|| run.run_id.clone());
+                    let msg = format!(
+                        "{key}: its commit (Delta version {delta_version}) landed before the process \
+                         died, and run {by} has recorded a newer one since; not recorded"
+                    );
+                    rec.recorded.push(step.step_id.clone());
+                    let ev = NewEvent::of(
+                        &run.run_id,
+                        Some(&step.step_id),
+                        msg.clone(),
+                        &Event::Log {
+                            level: "warn".into(),
+                        },
+                    );
+                    StepOutcome {
+                        status: StepStatus::Succeeded,
+                        error: None,
+                        reason: Some(msg),
+                        materialization: None,
+                        events: vec![ev],
+                    }
+                }
                 Some((seq, (delta_version, info))) => {
                     let upstream: Vec<UpstreamRead> =
                         serde_json::from_value(info.get("upstream").cloned().unwrap_or_default())

@@ -13,12 +13,12 @@ pub async fn run(root: &Path, key: &str, limit: usize, json: bool) -> anyhow::Re
     for c in result.iter().flatten() {
         runs.extend(c.steps.iter().filter_map(|s| s.run_id.clone()));
     }
+    runs.sort();
+    runs.dedup();
     for run in runs {
-        if !short.contains_key(&run) {
-            let id = spine_engine::RunId(run.clone());
-            let prefix = crate::output::short_run(engine.store().as_ref(), &id).await;
-            short.insert(run, prefix);
-        }
+        let id = spine_engine::RunId(run.clone());
+        let prefix = crate::output::short_run(engine.store().as_ref(), &id).await;
+        short.insert(run, prefix);
     }
     engine.store().close().await;
     let commits = result?;

@@ -151,6 +151,33 @@ impl Engine {
                     .await?));
             }
             if owner_is_dead(&holder.owner) {
+                // The dead run is settled first (here, or by the process that took it over), so
+                // its landed commit of this step key is recorded before this run commits a newer
+                // one: records keep the tables' order. Its settler releases the claim.
+                let dead = self.store.get_run(holder.run_id.as_str()).await?;
+                if dead.status.is_active() && dead.run_id != state.run_id {
+                    for r in self.recover_interrupted_runs().await? {
+                        tracing::warn!(run_id = %r.run_id, recorded = ?r.recorded, abandoned = ?r.abandoned, "settled an interrupted run");
+                    }
+                    if self
+                        .store
+                        .get_run(holder.run_id.as_str())
+                        .await?
+                        .status
+                        .is_active()
+                    {
+                        tokio::select! {
+                            _ = self.clock.sleep(pause) => {}
+                            _ = state.cancel.cancelled() => {
+                                let reason = Some("cancelled while an interrupted run was settled".to_string());
+                                let report = StepReport::new(key);
+                                return Ok(Err(self.end_step(state, report, StepStatus::Cancelled, None, reason).await?));
+                            }
+                        }
+                        pause = (pause * 2).min(POLL_MAX);
+                    }
+                    continue;
+                }
                 takeover = Some(holder.owner);
                 continue;
             }
@@ -184,6 +211,11 @@ impl Engine {
     /// `started` says which sequence number the asset partition had before this attempt's: numbers
     /// are allocated to every attempt of the asset by any run, so when that is the one this run
     /// already knows, nobody else can have materialized the asset and the store is not read again.
+    ///
+    /// Otherwise another run is (or was) at work on the same assets: this run first takes in what
+    /// the store has published since it read it, upstreams included, so the step neither skips to
+    /// nor computes from data older than what the store holds (forced runs too: a forced step that
+    /// comes after another run's newer result computes from the newer upstreams).
     pub(super) async fn done_elsewhere(
         &self,
         state: &RunState,
@@ -191,9 +223,6 @@ impl Engine {
         key: &StepKey,
         started: StartedAttempt,
     ) -> Result<Option<StepReport>, EngineError> {
-        if state.force {
-            return Ok(None);
-        }
         let known_seq = state
             .latest
             .lock()
@@ -201,6 +230,31 @@ impl Engine {
             .get(key)
             .map_or(0, |m| m.m.seq);
         if started.previous == known_seq {
+            return Ok(None);
+        }
+        // Only the step keys this step reads: they ended before it in this run, so no later step
+        // of this run relies on what it knew of them.
+        let reads = upstreams(&self.project, spec, key);
+        let read = |step: &StepKey| {
+            reads.iter().any(|u| match u {
+                Upstream::Step(k) => k == step,
+                Upstream::Window(asset, parts) => {
+                    step.asset == *asset
+                        && step.partition.as_ref().is_some_and(|p| parts.contains(p))
+                }
+                Upstream::All(asset) => step.asset == *asset,
+            })
+        };
+        let published = self.store.latest_materializations().await?;
+        {
+            let mut latest = state.latest.lock().expect("latest lock");
+            for (step, m) in published {
+                if read(&step) && latest.get(&step).is_none_or(|l| l.id < m.id) {
+                    latest.insert(step, m);
+                }
+            }
+        }
+        if state.force {
             return Ok(None);
         }
         let newer = self

@@ -83,10 +83,17 @@ impl FileSource {
         let mut urls = Vec::with_capacity(files.len());
         for f in files {
             let url = Self::url(&f.path)?;
-            let this = options
-                .infer_schema(&state, &url)
-                .await
-                .map_err(|e| format!("cannot read {}: {}", f.path, first_line(&e.to_string())))?;
+            let this = options.infer_schema(&state, &url).await.map_err(|e| {
+                // The root cause names the line (arrow: "incorrect number of fields for line
+                // 3, expected 2 got 4"); the first line of the chain only names the file.
+                let root = first_line(&e.find_root().to_string());
+                let top = first_line(&e.to_string());
+                if top.contains(&root) {
+                    format!("cannot read {}: {top}", f.path)
+                } else {
+                    format!("cannot read {}: {top}: {root}", f.path)
+                }
+            })?;
             if let Some(d) = declared {
                 if let Some(problem) = self.against_declared(d, &this) {
                     return Err(format!(
