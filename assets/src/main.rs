@@ -120,6 +120,10 @@ pub enum Command {
         /// Only record the run as queued and print its id; `assets execute` runs it.
         #[arg(long, conflicts_with = "dry_run")]
         queue: bool,
+        /// Stop at the first failed step: steps not started are cancelled, running ones stop
+        /// before their commits.
+        #[arg(long, conflicts_with = "queue")]
+        fail_fast: bool,
         /// Partitions of the selected partitioned assets: keys (repeat or comma-separate) or one
         /// FROM..TO range (default: every partition that exists).
         #[arg(long = "partition", value_name = "KEY|FROM..TO")]

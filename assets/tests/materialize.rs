@@ -237,6 +237,11 @@ fn init_creates_a_project_that_materializes() {
         2,
         "init refuses an existing project"
     );
+    // From a subfolder, the project is found as git finds its repository.
+    let st = run_in(&root.join("assets"), &["status", "--json"])
+        .ok()
+        .json();
+    assert_eq!(st.as_array().unwrap().len(), 4, "{st}");
 }
 
 #[test]
@@ -308,4 +313,29 @@ fn environment_overrides_state_and_warehouse_and_fills_env_references() {
         "{}",
         r.stderr
     );
+}
+
+/// `--fail-fast` stops the run at the first failure: an independent slow step is cancelled before
+/// its commit; without it, that step runs to the end (issue 27).
+#[test]
+fn fail_fast_stops_at_the_first_failure() {
+    let p = Project::new(&[
+        (
+            "assets/bad.yaml",
+            "key: bad\nkind: sql\nquery: SELECT CAST('x' AS INT) AS v\n",
+        ),
+        (
+            "assets/slow.yaml",
+            "key: slow\nkind: command\ncommand: [sh, -c, 'sleep 2; printf \"n\\n1\\n\" > \"$SPINE_OUTPUT_DIR/o.csv\"']\n",
+        ),
+    ]);
+    let r = p.run(&["materialize", "-c", "2", "--fail-fast", "--json"]);
+    r.code(1);
+    let v = r.json();
+    assert_eq!(status_of(&v, "bad"), "failed", "{v}");
+    assert_eq!(status_of(&v, "slow"), "cancelled", "{v}");
+    assert!(!p.path().join("warehouse/slow/_delta_log").exists());
+    let r = p.run(&["materialize", "-c", "2", "--json"]);
+    r.code(1);
+    assert_eq!(status_of(&r.json(), "slow"), "succeeded");
 }

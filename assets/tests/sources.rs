@@ -276,3 +276,43 @@ fn a_command_asset_reads_a_source_through_input_format() {
         "{err}"
     );
 }
+
+/// A source's `path:` (and a SQL asset's `sql:` file) take `${env:NAME}` and `${var:NAME}`, so a
+/// project points its sources at a data folder per environment; an unset variable is E0103 (issue
+/// 27, defect 10).
+#[test]
+fn path_like_fields_take_env_and_vars() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("customer.csv"), "id,name\n1,ann\n2,bob\n").unwrap();
+    let p = Project::new(&[
+        (
+            "spine.toml",
+            "[project]\nname = \"t\"\n[vars]\nfile = \"customer\"\n",
+        ),
+        (
+            "assets/c.yaml",
+            "key: raw/customer\nkind: source\npath: \"${env:SPINE_TEST_DATA}/${var:file}.csv\"\n",
+        ),
+        (
+            "assets/n.yaml",
+            "key: n\nkind: sql\nsql: \"${var:file}.sql\"\n",
+        ),
+        (
+            "assets/customer.sql",
+            "SELECT COUNT(*) AS n FROM raw.customer\n",
+        ),
+    ]);
+    let env = [("SPINE_TEST_DATA", data.path().display().to_string())];
+    run_in_env(p.path(), &["materialize"], &env).ok();
+    let n = run_in_env(p.path(), &["sql", "--json", "SELECT n FROM n"], &env)
+        .ok()
+        .json();
+    assert_eq!(n[0]["n"], 2);
+    let unset = p.run(&["check"]);
+    unset.code(2);
+    assert!(
+        unset.stderr.contains("E0103") && unset.stderr.contains("SPINE_TEST_DATA"),
+        "{}",
+        unset.stderr
+    );
+}

@@ -42,7 +42,7 @@ pub fn select_some(
                 selection.unwrap_or("*")
             ),
         )
-        .hint("`assets list` shows keys, groups, tags and kinds to select from"));
+        .hint("`assets list --json` shows keys, groups, tags and kinds to select from"));
     }
     Ok(selected)
 }
@@ -96,7 +96,7 @@ pub(crate) fn steps_in_order(
             "--partition was given, but no selected asset is partitioned",
         )
         .hint(
-            "select a partitioned asset (`assets list` shows partitions), or leave out --partition",
+            "select a partitioned asset (`assets partitions KEY` lists an asset's partitions), or leave out --partition",
         )
         .into());
     }

@@ -78,5 +78,5 @@ pub async fn rerun(
             rerun.run_id
         );
     }
-    super::materialize::drive(&engine, &rerun.run_id, concurrency, false, json).await
+    super::materialize::drive(&engine, &rerun.run_id, concurrency, (false, false), json).await
 }

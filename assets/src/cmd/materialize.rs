@@ -22,6 +22,8 @@ pub(super) struct Progress {
     /// The lines of failed steps, printed last by [`Progress::finish`], where they cannot scroll
     /// away.
     failures: std::sync::Mutex<Vec<String>>,
+    /// `--fail-fast`: cancelled at the first failed step.
+    stop_on_failure: std::sync::OnceLock<CancellationToken>,
 }
 
 impl Progress {
@@ -45,6 +47,7 @@ impl Progress {
             whole: total.is_some(),
             quiet: Default::default(),
             failures: Default::default(),
+            stop_on_failure: Default::default(),
         })
     }
 
@@ -169,6 +172,13 @@ impl RunObserver for Progress {
         }
         let line = format!("{} {}  {}", symbol(r.status), r.step(), describe(r));
         if r.status == StepStatus::Failed {
+            if let Some(stop) = self.stop_on_failure.get().filter(|t| !t.is_cancelled()) {
+                eprintln!(
+                    "--fail-fast: {} failed; cancelling the rest of the run",
+                    r.step()
+                );
+                stop.cancel();
+            }
             self.failures.lock().expect("progress lock").push(line);
             if let Some(b) = &self.bar {
                 b.inc(1);
@@ -199,6 +209,8 @@ pub struct Options {
     pub queue: bool,
     /// Which partitions (`--partition`).
     pub partitions: PartitionSelection,
+    /// Stop at the first failed step (`--fail-fast`).
+    pub fail_fast: bool,
 }
 
 /// `assets materialize`: submit a run of the selection, then execute it here (or, with `--queue`,
@@ -231,7 +243,8 @@ pub async fn run(
         }
         return Ok(0);
     }
-    drive(&engine, &run_id, opts.concurrency, opts.no_wait, json).await
+    let how = (opts.no_wait, opts.fail_fast);
+    drive(&engine, &run_id, opts.concurrency, how, json).await
 }
 
 /// `assets execute [RUN]`: execute a queued run (default: the oldest queued one) in this process.
@@ -263,7 +276,7 @@ pub async fn execute(
             }
         }
     };
-    drive(&engine, &run_id, concurrency, no_wait, json).await
+    drive(&engine, &run_id, concurrency, (no_wait, false), json).await
 }
 
 /// Executes a recorded run with a progress bar (or lines), Ctrl-C cancelling it, and prints the report.
@@ -271,11 +284,14 @@ pub(super) async fn drive(
     engine: &spine_engine::Engine,
     run_id: &spine_engine::RunId,
     concurrency: Option<usize>,
-    no_wait: bool,
+    (no_wait, fail_fast): (bool, bool),
     json: bool,
 ) -> anyhow::Result<u8> {
     let cancel = ctrl_c_token("run");
     let progress = Progress::new(json, None);
+    if fail_fast {
+        let _ = progress.stop_on_failure.set(cancel.clone());
+    }
     let opts = ExecuteOptions {
         concurrency,
         cancel,

@@ -24,12 +24,31 @@ use crate::{Cli, Command};
 use spine_engine::partitions::PartitionSelection;
 use spine_engine::{Engine, EngineError};
 
+/// The project folder: `root`, or — when it is the current folder (the default) and holds no
+/// `spine.toml` — the nearest parent folder that does, as git and dbt find theirs from a subfolder.
+fn find_project(root: std::path::PathBuf) -> std::path::PathBuf {
+    if root != std::path::Path::new(".") || root.join("spine.toml").exists() {
+        return root;
+    }
+    let Ok(here) = std::env::current_dir() else {
+        return root;
+    };
+    here.ancestors()
+        .find(|d| d.join("spine.toml").is_file())
+        .map(|d| d.to_path_buf())
+        .unwrap_or(root)
+}
+
 /// Runs the command; returns the exit code on completion.
 pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let json = cli.json;
     let root = cli.project.clone();
+    if let Command::Init { dir } = cli.command {
+        return init::run(dir.unwrap_or(root));
+    }
+    let root = find_project(root);
     match cli.command {
-        Command::Init { dir } => init::run(dir.unwrap_or(root)),
+        Command::Init { .. } => unreachable!("handled above"),
         Command::Check => check::run(&root, json).await,
         Command::List { select } => list::run(&root, select.expression().as_deref(), json).await,
         Command::Observe { select } => {
@@ -44,6 +63,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 no_wait: false,
                 queue: false,
                 partitions: PartitionSelection::All,
+                fail_fast: false,
             };
             materialize::run(&root, Some(selection), opts, json).await
         }
@@ -56,6 +76,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             no_wait,
             queue,
             partitions,
+            fail_fast,
         } => {
             let selection = select.expression();
             let partitions = PartitionSelection::parse(&partitions).map_err(|m| {
@@ -71,6 +92,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                     no_wait,
                     queue,
                     partitions,
+                    fail_fast,
                 };
                 materialize::run(&root, selection, opts, json).await
             }

@@ -128,6 +128,36 @@ impl KindDefinition<'_> {
         crate::sql::render_vars(text, &var).map_err(|m| self.error("E0304", m))
     }
 
+    /// A path-like field's value with `${env:NAME}` (from the environment) and `${var:NAME}` (from
+    /// `[vars]` / `SPINE_VAR_NAME`) replaced: a project points its sources at a folder per
+    /// environment. E0103 for an unset variable, E0304 for an undefined var.
+    pub fn render_path(&self, field: &str, text: &str) -> Result<String, DefinitionError> {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(i) = rest.find("${env:") {
+            out.push_str(&rest[..i]);
+            let after = &rest[i + 6..];
+            let end = after.find('}').ok_or_else(|| {
+                self.error(
+                    "E0103",
+                    format!("{field}: unterminated '${{env:' (expected '}}')"),
+                )
+            })?;
+            let name = &after[..end];
+            let value = std::env::var(name).map_err(|_| {
+                self.error(
+                    "E0103",
+                    format!("{field}: environment variable '{name}' is not set"),
+                )
+                .hint("export it, or remove the reference")
+            })?;
+            out.push_str(&value);
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        self.render(&out)
+    }
+
     /// The project folder.
     pub fn project_root(&self) -> &Path {
         &self.config.root

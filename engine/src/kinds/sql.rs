@@ -177,6 +177,7 @@ impl AssetKind for SqlKind {
         let fields: SqlFields = def.parse()?;
         let (raw, file) = match (fields.sql, fields.query) {
             (Some(f), None) => {
+                let f = def.render_path("sql", &f)?;
                 let p = def.dir.join(&f);
                 let t = std::fs::read_to_string(&p).map_err(|e| {
                     def.error("E0206", format!("cannot read SQL file '{f}': {e}"))

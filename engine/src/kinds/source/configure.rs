@@ -55,7 +55,16 @@ struct SourceFields {
 }
 
 pub(super) fn configure(def: &KindDefinition<'_>) -> Result<KindConfig, DefinitionError> {
-    let fields: SourceFields = def.parse()?;
+    let mut fields: SourceFields = def.parse()?;
+    // Path-like fields take ${env:NAME} and ${var:NAME}.
+    fields.path = fields
+        .path
+        .map(|p| def.render_path("path", &p))
+        .transpose()?;
+    fields.delta = fields
+        .delta
+        .map(|p| def.render_path("delta", &p))
+        .transpose()?;
     let snapshot = fields.snapshot.unwrap_or(false);
     let storage_options = fields.storage_options;
     let remote_path = |p: &Option<String>| p.as_deref().is_some_and(|p| p.contains("://"));
