@@ -8,7 +8,8 @@ use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::key::AssetKey;
 use crate::materialize::MaterializeRequest;
-use crate::store::Materialization;
+use crate::store::{Materialization, NewEvent, RunStatus, StepOutcome, StepStatus};
+use spine_schemas::events::Event;
 
 /// What `doctor` found for one asset.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -24,6 +25,19 @@ pub struct Diagnosis {
     /// Whether the table's log cannot be read (repair moves the table aside).
     #[serde(skip)]
     unreadable: bool,
+    /// Whether the table has Spine commits the run store does not know (a store lost or restored
+    /// from an older copy): repair re-records them from their commit info.
+    #[serde(skip)]
+    behind: bool,
+}
+
+/// What `doctor --repair` did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Repair {
+    /// Assets whose unknown commits were recorded from their commit info.
+    pub re_recorded: Vec<AssetKey>,
+    /// The run that re-materialized what was still broken.
+    pub run: Option<crate::materialize::RunReport>,
 }
 
 impl Diagnosis {
@@ -34,6 +48,7 @@ impl Diagnosis {
             recorded_version,
             problems: Vec::new(),
             unreadable: false,
+            behind: false,
         }
     }
 }
@@ -84,6 +99,7 @@ impl Engine {
             let latest = table.version().map(|v| v as i64).unwrap_or(-1);
             if latest >= 0 {
                 d.state = "broken";
+                d.behind = true;
                 d.problems.push(format!(
                     "the table has versions 0 to {latest} but the run store records no \
                      materialization of it (was the run store lost or restored from an older copy?)"
@@ -98,6 +114,7 @@ impl Engine {
         let recorded = self.read_version(key, m.m.delta_version).await;
         let mut problems = Vec::new();
         let mut unreadable = false;
+        let mut behind = false;
         // Empty or unparsable commit files, named with their version.
         for (v, file) in self.warehouse.local_commit_files(key) {
             let text = std::fs::read_to_string(&file).unwrap_or_default();
@@ -132,6 +149,7 @@ impl Engine {
                         .only_maintenance(&table, latest - recorded.max(newest))
                         .await
                 {
+                    behind = true;
                     problems.push(format!(
                         "the table has versions after the recorded one ({} → {latest}) that the run store does not know",
                         recorded.max(newest)
@@ -166,6 +184,7 @@ impl Engine {
             recorded_version: Some(recorded),
             problems,
             unreadable,
+            behind,
         }
     }
 
@@ -186,16 +205,27 @@ impl Engine {
         seen as i64 == n
     }
 
-    /// Repairs what `diagnoses` found broken: unreadable tables are moved into `.spine/quarantine/`, then
-    /// the broken assets are re-materialized (forced) in one run, whose report is returned (`None`
-    /// when nothing was broken).
-    pub async fn repair(
-        &self,
-        diagnoses: &[Diagnosis],
-    ) -> Result<Option<crate::materialize::RunReport>, EngineError> {
-        let broken: Vec<&Diagnosis> = diagnoses.iter().filter(|d| d.state == "broken").collect();
+    /// Repairs what `diagnoses` found broken: commits a readable table holds and the store does not
+    /// know are re-recorded from their own info (no recompute); unreadable tables are moved into
+    /// `.spine/quarantine/`; what is still broken is re-materialized (forced) in one run.
+    pub async fn repair(&self, diagnoses: &[Diagnosis]) -> Result<Repair, EngineError> {
+        let mut repair = Repair::default();
+        // A readable table that is only ahead of the store: its commits are recorded from their
+        // own info instead of being computed again.
+        let behind: Vec<&Diagnosis> = diagnoses
+            .iter()
+            .filter(|d| d.behind && !d.unreadable)
+            .collect();
+        let rerecorded = self.rerecord(&behind).await?;
+        repair.re_recorded = rerecorded.clone();
+        let broken: Vec<&Diagnosis> = diagnoses
+            .iter()
+            .filter(|d| {
+                d.state == "broken" && !(rerecorded.contains(&d.key) && d.problems.len() == 1)
+            })
+            .collect();
         if broken.is_empty() {
-            return Ok(None);
+            return Ok(repair);
         }
         let stamp = self.clock.now().format("%Y%m%dT%H%M%S");
         for d in broken.iter().filter(|d| d.unreadable) {
@@ -231,6 +261,105 @@ impl Engine {
                 ..Default::default()
             })
             .await?;
-        Ok(Some(report))
+        repair.run = Some(report);
+        Ok(repair)
+    }
+
+    /// Records, in one run of its own, the newest Spine commit of each step key of the `behind`
+    /// assets' tables that the run store does not know, from the commit's own info (rows, data and
+    /// code version, the upstream versions read). Upstreams first, so a downstream record points at
+    /// its upstream's new record. Returns the assets recorded.
+    async fn rerecord(&self, behind: &[&Diagnosis]) -> Result<Vec<AssetKey>, EngineError> {
+        let mut found: Vec<(crate::key::StepKey, i64, serde_json::Value)> = Vec::new();
+        for d in behind {
+            let after = d.recorded_version.unwrap_or(-1);
+            let mut seen = std::collections::HashSet::new();
+            for (version, info) in self.warehouse.commit_infos(&d.key, after).await? {
+                let Some(step) = info
+                    .get("step_id")
+                    .and_then(|s| s.as_str())
+                    .and_then(|s| s.parse::<crate::key::StepKey>().ok())
+                    .filter(|s| s.asset == d.key)
+                else {
+                    continue;
+                };
+                if seen.insert(step.clone()) {
+                    found.push((step, version, info));
+                }
+            }
+        }
+        if found.is_empty() {
+            return Ok(Vec::new());
+        }
+        let steps: Vec<crate::key::StepKey> = found.iter().map(|(s, _, _)| s.clone()).collect();
+        let mut assets: Vec<&str> = steps.iter().map(|s| s.asset.as_str()).collect();
+        assets.dedup();
+        let planned = self.planned_run(Some(&assets.join(" ")), false, &steps);
+        let run_id = planned.run.run_id.clone();
+        self.store.create_run(&planned.run, &planned.steps).await?;
+        let mut recorded: Vec<AssetKey> = Vec::new();
+        for (step, version, info) in found {
+            let seq = info.get("seq").and_then(|v| v.as_i64()).unwrap_or(0);
+            let step_id = step.to_string();
+            let mut m = crate::recovery::materialization_from_commit(
+                &step,
+                (&run_id, &step_id),
+                seq,
+                version,
+                &info,
+            );
+            // The ids in the commit are the old store's: point at this store's record of the
+            // version read, when it has one.
+            for u in &mut m.upstream {
+                u.materialization_id = match u.delta_version {
+                    Some(v) if v >= 0 => self
+                        .store
+                        .materialization_at(&u.key, u.partition.as_ref().map(|p| p.as_str()), v)
+                        .await?
+                        .map(|r| r.id),
+                    // A source read in place: its newest observation the store still has.
+                    _ => {
+                        let up = crate::key::StepKey {
+                            asset: u.key.clone(),
+                            partition: u.partition.clone(),
+                        };
+                        self.store.latest_materialization(&up).await?.map(|r| r.id)
+                    }
+                };
+            }
+            let msg = format!(
+                "re-recorded {step} from its commit (Delta version {version}): the run store did not know it"
+            );
+            let ev = NewEvent::of(
+                &run_id,
+                Some(&step_id),
+                msg.clone(),
+                &Event::Log {
+                    level: "warn".into(),
+                },
+            );
+            self.store
+                .finish_step(
+                    &run_id,
+                    &step_id,
+                    StepOutcome {
+                        status: StepStatus::Succeeded,
+                        error: None,
+                        reason: Some(msg),
+                        materialization: Some(m),
+                        events: vec![ev],
+                    },
+                )
+                .await?;
+            if !recorded.contains(&step.asset) {
+                recorded.push(step.asset.clone());
+            }
+        }
+        let msg = format!("doctor --repair re-recorded {} step(s)", steps.len());
+        let ev = NewEvent::of(&run_id, None, msg.clone(), &Event::RunSucceeded {});
+        self.store
+            .set_run_status(&run_id, RunStatus::Succeeded, None, ev)
+            .await?;
+        Ok(recorded)
     }
 }

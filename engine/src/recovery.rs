@@ -149,40 +149,13 @@ impl Engine {
                     }
                 }
                 Some((seq, (delta_version, info))) => {
-                    let upstream: Vec<UpstreamRead> =
-                        serde_json::from_value(info.get("upstream").cloned().unwrap_or_default())
-                            .unwrap_or_default();
-                    let m = NewMaterialization {
-                        asset_key: key.clone(),
-                        partition_key: step.partition_key.clone(),
-                        run_id: run.run_id.clone(),
-                        step_id: step.step_id.clone(),
+                    let m = materialization_from_commit(
+                        &step.step_key(),
+                        (&run.run_id, &step.step_id),
                         seq,
                         delta_version,
-                        row_count: info.get("rows").and_then(|v| v.as_i64()).unwrap_or(0),
-                        schema: info.get("schema").cloned().unwrap_or_default(),
-                        data_version: info
-                            .get("data_version")
-                            .and_then(|v| v.as_str())
-                            .unwrap_or_default()
-                            .to_string(),
-                        code_version: info
-                            .get("code_version")
-                            .and_then(|v| v.as_str())
-                            .unwrap_or_default()
-                            .to_string(),
-                        upstream,
-                        columns: serde_json::from_value(
-                            info.get("columns").cloned().unwrap_or_default(),
-                        )
-                        .unwrap_or_default(),
-                        metadata: info
-                            .get("metadata")
-                            .cloned()
-                            .unwrap_or(serde_json::json!({})),
-                        published: true,
-                        checks: Vec::new(),
-                    };
+                        &info,
+                    );
                     // Its checks may not have run (or not all): they run now, on the landed
                     // version, and decide whether it is published, as they would have.
                     let m = self.audit_recovered(&step.step_key(), m).await?;
@@ -340,6 +313,47 @@ impl Engine {
         m.published = !outcomes.iter().any(|c| c.blocks());
         m.checks = outcomes;
         Ok(m)
+    }
+}
+
+/// The materialization a Spine commit's info describes (written with every commit so that it can be
+/// recorded without recomputing): `step` of run `run_id` at Delta `version`, published.
+pub(crate) fn materialization_from_commit(
+    step: &crate::key::StepKey,
+    (run_id, step_id): (&RunId, &str),
+    seq: i64,
+    delta_version: i64,
+    info: &serde_json::Value,
+) -> NewMaterialization {
+    let text = |field: &str| {
+        info.get(field)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    NewMaterialization {
+        asset_key: step.asset.clone(),
+        partition_key: step.partition.clone(),
+        run_id: run_id.clone(),
+        step_id: step_id.to_string(),
+        seq,
+        delta_version,
+        row_count: info.get("rows").and_then(|v| v.as_i64()).unwrap_or(0),
+        schema: info.get("schema").cloned().unwrap_or_default(),
+        data_version: text("data_version"),
+        code_version: text("code_version"),
+        upstream: serde_json::from_value::<Vec<UpstreamRead>>(
+            info.get("upstream").cloned().unwrap_or_default(),
+        )
+        .unwrap_or_default(),
+        columns: serde_json::from_value(info.get("columns").cloned().unwrap_or_default())
+            .unwrap_or_default(),
+        metadata: info
+            .get("metadata")
+            .cloned()
+            .unwrap_or(serde_json::json!({})),
+        published: true,
+        checks: Vec::new(),
     }
 }
 

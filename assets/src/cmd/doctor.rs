@@ -11,15 +11,26 @@ pub async fn run(
 ) -> anyhow::Result<u8> {
     let engine = super::engine(root, selection).await?;
     let found = engine.doctor(selection).await?;
-    let broken = found.iter().filter(|d| d.state == "broken").count();
-    let repaired = if repair {
-        engine.repair(&found).await?
+    let repair = if repair {
+        Some(engine.repair(&found).await?)
     } else {
         None
     };
+    let re_recorded = repair
+        .as_ref()
+        .map(|r| r.re_recorded.clone())
+        .unwrap_or_default();
+    let repaired = repair.and_then(|r| r.run);
+    // Broken only for being behind the tables, and re-recorded: mended.
+    let broken = found
+        .iter()
+        .filter(|d| d.state == "broken" && !(re_recorded.contains(&d.key) && d.problems.len() == 1))
+        .count();
     engine.store().close().await;
     if json {
-        crate::output::json(&serde_json::json!({"assets": found, "repair_run": repaired}))?;
+        crate::output::json(&serde_json::json!({
+            "assets": found, "re_recorded": re_recorded, "repair_run": repaired
+        }))?;
     } else {
         let rows: Vec<Vec<String>> = found
             .iter()
@@ -35,6 +46,13 @@ pub async fn run(
             })
             .collect();
         crate::output::table(&["asset", "state", "version", "problems"], &rows);
+        if !re_recorded.is_empty() {
+            let keys: Vec<String> = re_recorded.iter().map(|k| k.to_string()).collect();
+            println!(
+                "re-recorded from the tables' commits (nothing recomputed): {}",
+                keys.join(", ")
+            );
+        }
         match (&repaired, broken) {
             (_, 0) => println!("all tables agree with the run store"),
             (None, n) => println!("{n} broken; `assets doctor --repair` re-materializes them"),

@@ -488,6 +488,27 @@ impl Warehouse {
         Ok(None)
     }
 
+    /// The Spine commit infos of `key`'s table in the versions after `after`, newest first, each with
+    /// its version (a group commit gives one per step). Empty when the table does not exist.
+    pub async fn commit_infos(
+        &self,
+        key: &AssetKey,
+        after: i64,
+    ) -> Result<Vec<(i64, serde_json::Value)>, WarehouseError> {
+        let Some(table) = self.open(key, None).await? else {
+            return Ok(Vec::new());
+        };
+        let latest = table.version().map(|v| v as i64).unwrap_or(-1);
+        let mut out = Vec::new();
+        for version in ((after + 1).max(0)..=latest).rev() {
+            let Some(bytes) = table.log_store().read_commit_entry(version as u64).await? else {
+                break;
+            };
+            out.extend(spine_infos(&bytes).into_iter().map(|i| (version, i)));
+        }
+        Ok(out)
+    }
+
     /// Where a staged data file is written: directly to the file of a local warehouse (flushed
     /// while written and fsynced when complete, unless `fsync` is off), through the object store's
     /// multipart upload elsewhere.
