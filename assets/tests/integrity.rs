@@ -783,7 +783,10 @@ fn doctor_repair_re_records_what_a_restored_or_lost_store_missed() {
         // Fresh against its upstream's re-recorded version (after a lost store, raw/a waits for its
         // source to be observed again: `upstream_stale`).
         let b = asset_state(&status, "stg/b");
-        assert!(b == "fresh" || b == "upstream_stale", "lost {lost}: {status}");
+        assert!(
+            b == "fresh" || b == "upstream_stale",
+            "lost {lost}: {status}"
+        );
         // The source's observations live in the run store only: observed again, the CSV counts
         // as changed since the store's last observation, so raw/a (and what reads it) is
         // computed once more; then everything agrees.
