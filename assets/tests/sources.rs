@@ -316,3 +316,28 @@ fn path_like_fields_take_env_and_vars() {
         unset.stderr
     );
 }
+
+/// A source whose observed file was deleted is not shown fresh (issue 27, defect 9).
+#[test]
+fn a_source_whose_files_vanished_is_not_fresh() {
+    let p = Project::new(&[
+        (
+            "assets/s.yaml",
+            "key: raw/rates\nkind: source\npath: ../data/*.csv\n",
+        ),
+        ("data/a.csv", "currency,rate\neur,1.0\n"),
+        ("data/b.csv", "currency,rate\nusd,2.0\n"),
+    ]);
+    p.run(&["materialize"]).ok();
+    let state = |p: &Project| p.run(&["status", "--json"]).ok().json()[0].clone();
+    assert_eq!(state(&p)["state"], "fresh");
+    p.remove("data/b.csv");
+    let s = state(&p);
+    assert_eq!(s["state"], "stale", "{s}");
+    assert!(
+        s.to_string().contains("is gone since it was observed"),
+        "{s}"
+    );
+    p.run(&["observe"]).ok();
+    assert_eq!(state(&p)["state"], "fresh");
+}

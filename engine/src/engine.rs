@@ -261,10 +261,24 @@ impl Engine {
         for key in order {
             let spec = &self.project.assets[key];
             let step = crate::key::StepKey::whole(key.clone());
-            let (f, partitions) = match &spec.partitions {
+            let (mut f, partitions) = match &spec.partitions {
                 None => (freshness(&self.project, spec, &step, &latest), None),
                 Some(def) => self.partition_freshness(spec, def, &latest, &outcomes),
             };
+            // A source read in place whose recorded files went away is not fresh: its readers
+            // would fail on them.
+            if let (Freshness::Fresh, Some(m), Some(config)) = (
+                &f,
+                latest.get(&step),
+                spec.body.config::<crate::kinds::source::SourceConfig>(),
+            ) {
+                if let Some(path) = config.vanished(&m.m.metadata) {
+                    f = Freshness::Stale(vec![format!(
+                        "its file {path} is gone since it was observed; `assets observe {key}` \
+                         records what is there now"
+                    )]);
+                }
+            }
             let up = spec.deps.iter().find_map(|d| outdated_by.get(d).copied());
             if f != Freshness::Fresh {
                 outdated_by.insert(key, key);

@@ -203,6 +203,20 @@ impl SourceConfig {
         }
     }
 
+    /// For an observation of local files (its `metadata`): the first file it recorded that no
+    /// longer exists. `None` for other sources, and when every file is still there.
+    pub fn vanished(&self, metadata: &serde_json::Value) -> Option<String> {
+        let Origin::Files(FileSource { remote: None, .. }) = &self.origin else {
+            return None;
+        };
+        let files: Vec<ObservedFile> =
+            serde_json::from_value(metadata.get("observed_files")?.clone()).ok()?;
+        files
+            .into_iter()
+            .find(|f| !std::path::Path::new(&f.path).exists())
+            .map(|f| f.path)
+    }
+
     /// A table over exactly what an observation recorded (its `metadata` and `data_version`): a file
     /// that changed since or went away, or a query whose rows changed, fails the read.
     pub async fn recorded(
