@@ -429,6 +429,9 @@ pub struct BackfillArgs {
     /// Only record the backfill and print its id; `assets backfill resume ID` runs it.
     #[arg(long)]
     pub queue: bool,
+    /// Stop at the first failed step: the backfill ends cancelled (resume continues it).
+    #[arg(long, conflicts_with = "queue")]
+    pub fail_fast: bool,
 }
 
 /// `assets partitions …`.
@@ -479,6 +482,9 @@ pub enum BackfillAction {
         /// Steps to run at once within a run (default: the backfill's, else the project's).
         #[arg(long, short = 'c')]
         concurrency: Option<usize>,
+        /// Stop at the first failed step: the backfill ends cancelled (resume continues it).
+        #[arg(long)]
+        fail_fast: bool,
     },
 }
 

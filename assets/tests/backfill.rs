@@ -644,3 +644,43 @@ fn backfill_id_of_last(p: &Project) -> (String, String) {
         b["state"].as_str().unwrap().to_string(),
     )
 }
+
+/// `backfill --fail-fast` stops at the first failed partition and leaves the backfill cancelled,
+/// later chunks not run; `resume` continues it (issue 27).
+#[test]
+fn fail_fast_stops_a_backfill_at_its_first_failure() {
+    let p = Project::new(&[(
+        "assets/events.yaml",
+        "key: events
+kind: sql
+partitions:
+  daily: {start: 2026-01-01, end: 2026-01-09}
+query: SELECT CAST(CASE WHEN '{{ partition_key }}' = '2026-01-01' THEN 'x' ELSE '1' END AS INT) AS n
+",
+    )]);
+    let r = p.run(&[
+        "backfill",
+        "events",
+        "--per-run",
+        "2",
+        "--fail-fast",
+        "--json",
+    ]);
+    r.code(1);
+    let (id, state) = backfill_id(&p).expect("recorded");
+    assert_eq!(state, "cancelled", "{}", r.stdout);
+    let done = p
+        .run(&[
+            "sql",
+            "--json",
+            "SELECT COUNT(*) AS n FROM spine.materializations",
+        ])
+        .ok()
+        .json()[0]["n"]
+        .as_i64()
+        .unwrap();
+    assert!(done < 7, "{done} partitions ran after the failure");
+    let again = p.run(&["backfill", "resume", &id, "--json"]);
+    again.code(1);
+    assert_eq!(again.json()["done"], 7, "{}", again.stdout);
+}

@@ -11,6 +11,8 @@ use std::time::Instant;
 pub struct RunArgs {
     pub concurrency: Option<usize>,
     pub json: bool,
+    /// Stop at the first failed step (`--fail-fast`): the backfill is cancelled.
+    pub fail_fast: bool,
 }
 
 /// `assets backfill …`: record the backfill, then run it here (or, with `queue`, only record it).
@@ -77,6 +79,9 @@ async fn drive(engine: &Engine, id: &str, remaining: usize, args: RunArgs) -> an
     let started = Instant::now();
     let progress = Progress::new(args.json, Some(remaining as u64));
     let interrupted = ctrl_c_token("backfill");
+    if args.fail_fast {
+        let _ = progress.stop_on_failure.set(interrupted.clone());
+    }
     let opts = ExecuteOptions {
         concurrency: args.concurrency,
         cancel: interrupted.clone(),

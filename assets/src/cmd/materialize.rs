@@ -23,7 +23,7 @@ pub(super) struct Progress {
     /// away.
     failures: std::sync::Mutex<Vec<String>>,
     /// `--fail-fast`: cancelled at the first failed step.
-    stop_on_failure: std::sync::OnceLock<CancellationToken>,
+    pub(super) stop_on_failure: std::sync::OnceLock<CancellationToken>,
 }
 
 impl Progress {

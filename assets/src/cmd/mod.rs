@@ -252,8 +252,17 @@ async fn backfill_command(
     match action {
         Some(A::Status { id }) => backfill::show(root, &id, json).await,
         Some(A::Cancel { id }) => backfill::cancel(root, &id, json).await,
-        Some(A::Resume { id, concurrency }) => {
-            backfill::resume(root, &id, backfill::RunArgs { concurrency, json }).await
+        Some(A::Resume {
+            id,
+            concurrency,
+            fail_fast,
+        }) => {
+            let run = backfill::RunArgs {
+                concurrency,
+                json,
+                fail_fast,
+            };
+            backfill::resume(root, &id, run).await
         }
         None => {
             let partitions = match (&args.from, &args.to) {
@@ -278,6 +287,7 @@ async fn backfill_command(
             let run = backfill::RunArgs {
                 concurrency: args.concurrency,
                 json,
+                fail_fast: args.fail_fast,
             };
             backfill::create(root, req, args.queue, run).await
         }
