@@ -528,25 +528,14 @@ command: [sh, -c, 'sleep 1; printf \"n\\n1\\n\" > \"$SPINE_OUTPUT_DIR/o.csv\"']
     );
     let (id, state) = backfill_id(&p).expect("recorded");
     assert_eq!(state, "cancelled");
-    let done = |p: &Project| {
-        p.run(&[
-            "sql",
-            "--json",
-            "SELECT COUNT(*) AS n FROM spine.materializations",
-        ])
-        .ok()
-        .json()[0]["n"]
-            .as_i64()
-            .unwrap()
-    };
-    let before = done(&p);
+    let before = materialized(&p);
     assert!(
         before < DAYS as i64,
         "{before} partitions done before the cancel landed"
     );
     p.run(&["daemon", "--once"]).ok();
     assert_eq!(
-        done(&p),
+        materialized(&p),
         before,
         "the daemon ran the cancelled backfill's runs"
     );
@@ -572,16 +561,11 @@ query: >
 checks:
   - expression: n < 3
 ";
-    let mut seed: u64 = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    eprintln!("seed {seed}");
+    let mut rng = Rng::seeded("a_kill_between_commit_and_checks_leaves_no_unchecked_version");
     for trial in 0..20 {
         let p = Project::new(&[("assets/checked.yaml", checked)]);
         // Partitions before the kill point succeed, one chunk at a time.
-        let skip = next(&mut seed) % 4;
+        let skip = rng.below(4);
         if skip > 0 {
             let to = format!("2026-01-0{}", skip * 2);
             p.run(&[
@@ -635,6 +619,19 @@ checks:
     }
 }
 
+/// How many materializations the run store holds.
+fn materialized(p: &Project) -> i64 {
+    p.run(&[
+        "sql",
+        "--json",
+        "SELECT COUNT(*) AS n FROM spine.materializations",
+    ])
+    .ok()
+    .json()[0]["n"]
+        .as_i64()
+        .unwrap()
+}
+
 /// The newest backfill: (id, state).
 fn backfill_id_of_last(p: &Project) -> (String, String) {
     let v = p.run(&["backfills", "--json"]).ok().json();
@@ -669,16 +666,7 @@ query: SELECT CAST(CASE WHEN '{{ partition_key }}' = '2026-01-01' THEN 'x' ELSE 
     r.code(1);
     let (id, state) = backfill_id(&p).expect("recorded");
     assert_eq!(state, "cancelled", "{}", r.stdout);
-    let done = p
-        .run(&[
-            "sql",
-            "--json",
-            "SELECT COUNT(*) AS n FROM spine.materializations",
-        ])
-        .ok()
-        .json()[0]["n"]
-        .as_i64()
-        .unwrap();
+    let done = materialized(&p);
     assert!(done < 7, "{done} partitions ran after the failure");
     let again = p.run(&["backfill", "resume", &id, "--json"]);
     again.code(1);

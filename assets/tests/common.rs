@@ -229,3 +229,30 @@ pub fn python_json(script: &str, args: &[String]) -> serde_json::Value {
         )
     })
 }
+
+/// A small xorshift generator; the seed is printed so a failing trial can be replayed
+/// (`SPINE_TEST_SEED`).
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn seeded(test: &str) -> Rng {
+        let seed = std::env::var("SPINE_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+                    | 1
+            });
+        eprintln!("{test}: SPINE_TEST_SEED={seed}");
+        Rng(seed)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}

@@ -394,21 +394,10 @@ fn vacuum_killed_at_random_moments_never_touches_what_is_not_its_own() {
         v
     };
     let before = foreign();
-    let mut seed: u64 = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    eprintln!("seed {seed}");
-    let mut next = || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut rng = Rng::seeded("vacuum_killed_at_random_moments_never_touches_what_is_not_its_own");
     let mut killed = 0;
     for trial in 0..20 {
-        for _ in 0..(1 + next() % 3) {
+        for _ in 0..(1 + rng.below(3)) {
             p.run(&["materialize", "x", "--force"]).ok();
         }
         std::fs::write(
@@ -423,7 +412,7 @@ fn vacuum_killed_at_random_moments_never_touches_what_is_not_its_own() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let wait = next() % 120;
+        let wait = rng.below(120);
         std::thread::sleep(std::time::Duration::from_millis(wait));
         if child.try_wait().unwrap().is_none() {
             let _ = child.kill();

@@ -11,6 +11,7 @@
 //! `step` runs one step through its attempts (retries, timeout, cancel, commit); `inputs` registers
 //! upstreams for a step and decodes what a kind returned into a stream of batches.
 
+mod audit;
 mod claim;
 mod control;
 pub use control::Rerun;

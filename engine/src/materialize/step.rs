@@ -379,20 +379,8 @@ impl Engine {
                 "this run's claim on {step} expired and another run took it over; not committing"
             ))));
         }
-        if staged.schema.fields().is_empty() {
-            // Delta cannot scan a table without columns: nobody could read the commit.
-            return Err(AttemptError::Failed(StepError::permanent(format!(
-                "the output of '{key}' has no columns; nothing was committed — select at least one \
-                 column (a table without columns cannot be read)"
-            ))));
-        }
-        if let Some(name) = duplicate_column(&staged.schema) {
-            // Delta refuses the commit (its column names are case-insensitive): no retry mends it.
-            return Err(AttemptError::Failed(StepError::permanent(format!(
-                "the output of '{key}' has two columns named '{name}' (Delta column names ignore \
-                 case); nothing was committed — alias one of them (a `SELECT *` over a join \
-                 repeats the join key)"
-            ))));
+        if let Some(refused) = super::audit::unreadable_output(key, &staged.schema) {
+            return Err(AttemptError::Failed(refused));
         }
         let schema_json = schema_json(&staged.schema);
         let previous = state
@@ -507,87 +495,9 @@ impl Engine {
     }
 }
 
-impl Engine {
-    /// Runs `spec`'s checks on a new materialization of `step` (`target`, `rows` rows) before it is
-    /// published: `row_count`'s change against the step's last published one, `relationships`
-    /// against the published versions of the assets they read.
-    pub(super) async fn audit(
-        &self,
-        state: &RunState,
-        spec: &crate::project::AssetSpec,
-        step: &StepKey,
-        target: crate::checks::Checked,
-        rows: i64,
-    ) -> Vec<crate::checks::CheckOutcome> {
-        if spec.checks.is_empty() {
-            return Vec::new();
-        }
-        let (previous, others) = {
-            let latest = state.latest.lock().expect("latest lock");
-            let others = crate::checks::read_versions(&spec.checks, &latest);
-            (latest.get(step).map(|m| m.m.row_count), others)
-        };
-        self.run_checks(&spec.checks, step, target, rows, previous, &others)
-            .await
-    }
-
-    /// Ends a step whose new materialization failed an `error` check: it is recorded unpublished
-    /// (downstream keeps reading the last published one) and the step fails, saying how to publish it.
-    pub(super) async fn end_unpublished(
-        &self,
-        state: &RunState,
-        key: &StepKey,
-        mut report: StepReport,
-        m: NewMaterialization,
-    ) -> Result<StepReport, crate::error::EngineError> {
-        let (what, flag) = if m.delta_version < 0 {
-            ("the observation".to_string(), String::new())
-        } else {
-            (
-                format!("Delta version {}", m.delta_version),
-                format!(" --version {}", m.delta_version),
-            )
-        };
-        let flag = match &key.partition {
-            Some(p) => format!("{flag} --partition {p}"),
-            None => flag,
-        };
-        let downstream = if state.latest.lock().expect("latest lock").contains_key(key) {
-            "downstream assets read the last published one"
-        } else {
-            "no version was published before, so downstream assets have none to read"
-        };
-        let msg = format!(
-            "check failed: {}; {what} is kept unpublished and {downstream} (after a look: assets \
-             publish {}{flag} --reason \"…\")",
-            crate::checks::CheckOutcome::blocking(&m.checks),
-            key.asset,
-        );
-        tracing::error!(target: "spine::outcome", "{msg}");
-        report.rows = Some(m.row_count);
-        report.delta_version = (m.delta_version >= 0).then_some(m.delta_version);
-        report.failure_class = Some(FailureClass::Permanent);
-        report.status = StepStatus::Failed;
-        report.error = Some(msg.clone());
-        self.finish(state, key, StepStatus::Failed, Some(msg), None, Some(m))
-            .await?;
-        Ok(report)
-    }
-}
-
 /// Fault injection for crash tests: `SPINE_FAULT=crash_after_commit:<asset key>` aborts the process right
-/// after that asset's Delta commit, before the run store records it (the window recovery must cover).
-/// A column name that occurs twice in `schema`, compared as Delta does (ignoring case).
-fn duplicate_column(schema: &arrow::datatypes::Schema) -> Option<String> {
-    let mut seen = std::collections::HashSet::new();
-    schema
-        .fields()
-        .iter()
-        .map(|f| f.name())
-        .find(|n| !seen.insert(n.to_lowercase()))
-        .cloned()
-}
-
+/// after that asset's Delta commit, before the run store records it (the window recovery must cover);
+/// `crash_before_commit:<asset key>` just before the commit.
 fn fault_point(name: &str, key: &AssetKey) {
     if let Ok(spec) = std::env::var("SPINE_FAULT") {
         if spec.split_once(':') == Some((name, key.as_str())) {
