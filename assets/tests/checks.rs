@@ -254,3 +254,79 @@ fn a_partitions_checks_see_its_rows_only() {
         serde_json::json!([{"p": "a", "n": 2, "ok": true}, {"p": "b", "n": 2, "ok": true}])
     );
 }
+
+/// A partitioned asset whose partition `b` was re-materialized and held back by a failed check, then
+/// whose partition `c` was published: the table's latest version holds `b`'s held-back rows beside
+/// `c`'s published ones. Downstream reads (all partitions, or a mapped window of them) and `assets sql`
+/// see `b` as published, never the held-back rows.
+#[test]
+fn held_back_partitions_stay_invisible_to_readers_of_later_versions() {
+    let events = |v: i64| {
+        format!(
+            "key: events\nkind: sql\npartitions: {{static: [a, b, c]}}\n\
+             query: SELECT {v} AS v, '{{{{ partition_key }}}}' AS src\n\
+             checks:\n  - expression: v < 100\n"
+        )
+    };
+    let p = Project::new(&[
+        ("assets/events.yaml", &events(1)),
+        (
+            "assets/total.yaml",
+            "key: total\nkind: sql\nquery: SELECT SUM(v) AS s, COUNT(*) AS n FROM events\n",
+        ),
+        (
+            "assets/window.yaml",
+            "key: window\nkind: sql\npartitions: {static: [all]}\n\
+             partition_mapping:\n  events: {map: {all: [a, b, c]}}\n\
+             query: SELECT SUM(v) AS s, COUNT(*) AS n FROM events\n",
+        ),
+    ]);
+    p.run(&["materialize"]).ok();
+    assert_eq!(
+        sql(&p, "SELECT s, n FROM total"),
+        serde_json::json!([{"s": 3, "n": 3}])
+    );
+
+    // b: 1000 fails the check and is held back; then c: 2 passes and is published after it.
+    p.write("assets/events.yaml", &events(1000));
+    p.run(&["materialize", "events", "--partition", "b"])
+        .code(1);
+    p.write("assets/events.yaml", &events(2));
+    p.run(&["materialize", "events", "--partition", "c"]).ok();
+    assert_eq!(
+        sql(&p, "SELECT partition_key AS k, published AS p FROM spine.materializations WHERE asset_key = 'events' AND partition_key = 'b' ORDER BY id"),
+        serde_json::json!([{"k": "b", "p": true}, {"k": "b", "p": false}])
+    );
+
+    // a: 1 and b: 1 (published), c: 2.
+    let want = serde_json::json!([{"s": 4, "n": 3}]);
+    assert_eq!(
+        sql(&p, "SELECT SUM(v) AS s, COUNT(*) AS n FROM events"),
+        want
+    );
+    p.run(&["materialize", "total", "window"]).ok();
+    assert_eq!(sql(&p, "SELECT s, n FROM total"), want);
+    assert_eq!(sql(&p, "SELECT s, n FROM window"), want);
+
+    // Publishing b releases its rows to every reader.
+    let held = sql(&p, "SELECT delta_version AS v FROM spine.materializations WHERE asset_key = 'events' AND NOT published")[0]["v"].to_string();
+    p.run(&[
+        "publish",
+        "events",
+        "--partition",
+        "b",
+        "--version",
+        &held,
+        "--reason",
+        "reviewed",
+    ])
+    .ok();
+    let released = serde_json::json!([{"s": 1003, "n": 3}]);
+    assert_eq!(
+        sql(&p, "SELECT SUM(v) AS s, COUNT(*) AS n FROM events"),
+        released
+    );
+    p.run(&["materialize", "total", "window"]).ok();
+    assert_eq!(sql(&p, "SELECT s, n FROM total"), released);
+    assert_eq!(sql(&p, "SELECT s, n FROM window"), released);
+}

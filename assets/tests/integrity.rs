@@ -708,6 +708,79 @@ fn overlapping_forced_runs_leave_everything_fresh() {
         for a in status.as_array().unwrap() {
             assert_eq!(a["state"], "fresh", "trial {trial}: {a}");
         }
+        assert_starter_agrees_with_tables(&root, trial);
+    }
+}
+
+/// The starter project read by Python's `deltalake`: each table's latest version is the one the
+/// store records as the asset's latest, `marts/revenue_by_region` read the versions of its upstreams
+/// that are their latest, and its rows are a recomputation from those upstreams' rows.
+const STARTER: &str = r#"
+import json, os, sys
+from collections import defaultdict
+from deltalake import DeltaTable
+root = sys.argv[1]
+keys = ["raw/orders", "raw/customers", "marts/daily_revenue", "marts/revenue_by_region"]
+tables = {k: DeltaTable(os.path.join(root, k)) for k in keys}
+region = {c["customer_id"]: c["region"] for c in tables["raw/customers"].to_pyarrow_table().to_pylist()}
+want = defaultdict(lambda: [0, 0.0])
+for o in tables["raw/orders"].to_pyarrow_table().to_pylist():
+    if o["customer_id"] in region:
+        w = want[region[o["customer_id"]]]
+        w[0] += 1
+        w[1] += o["amount"]
+stored = {r["region"]: [r["orders"], r["revenue"]] for r in tables["marts/revenue_by_region"].to_pyarrow_table().to_pylist()}
+sys.stdout.write(json.dumps({
+    "versions": {k: t.version() for k, t in tables.items()},
+    "recomputed": {k: [v[0], round(v[1], 6)] for k, v in want.items()},
+    "stored": {k: [v[0], round(v[1], 6)] for k, v in stored.items()},
+}))
+sys.stdout.flush()
+os._exit(0)
+"#;
+
+fn assert_starter_agrees_with_tables(root: &std::path::Path, trial: usize) {
+    let seen = python_json(STARTER, &[root.join("warehouse").display().to_string()]);
+    assert_eq!(seen["stored"], seen["recomputed"], "trial {trial}: {seen}");
+    let recorded = run_in(
+        root,
+        &[
+            "sql",
+            "--json",
+            "SELECT asset_key AS k, delta_version AS v FROM spine.materializations \
+             WHERE id IN (SELECT MAX(id) FROM spine.materializations GROUP BY asset_key)",
+        ],
+    )
+    .ok()
+    .json();
+    for m in recorded.as_array().unwrap() {
+        let key = m["k"].as_str().unwrap();
+        assert_eq!(
+            m["v"], seen["versions"][key],
+            "trial {trial}: {key} recorded at {} but its table is at {}",
+            m["v"], seen["versions"][key]
+        );
+    }
+    let read = run_in(
+        root,
+        &[
+            "sql",
+            "--json",
+            "SELECT upstream_key AS k, upstream_delta_version AS v FROM spine.lineage \
+             WHERE materialization_id = (SELECT MAX(id) FROM spine.materializations \
+             WHERE asset_key = 'marts/revenue_by_region')",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(read.as_array().unwrap().len(), 2, "trial {trial}: {read}");
+    for r in read.as_array().unwrap() {
+        let key = r["k"].as_str().unwrap();
+        assert_eq!(
+            r["v"], seen["versions"][key],
+            "trial {trial}: revenue_by_region read {key} at {}, not its latest",
+            r["v"]
+        );
     }
 }
 

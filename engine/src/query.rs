@@ -313,6 +313,26 @@ pub async fn run_sql_at(
             ctx.register_table(TableReference::bare(key.as_str()), table)?;
             continue;
         }
+        if !at.contains_key(&key) && engine.project.assets[&key].partitions.is_some() {
+            // Each partition as published (a held-back one from its published version).
+            let published: std::collections::HashMap<crate::key::PartitionKey, i64> = engine
+                .store
+                .latest_materializations()
+                .await?
+                .into_iter()
+                .filter(|(k, _)| k.asset == key)
+                .filter_map(|(k, m)| k.partition.map(|p| (p, m.m.delta_version)))
+                .collect();
+            if let Some(newest) = published.values().max() {
+                let base = engine.read_version(&key, *newest).await;
+                if let Some(base) = engine.warehouse.provider(&key, Some(base), &ctx).await? {
+                    engine
+                        .register_published(&ctx, &key, base, None, &published)
+                        .await?;
+                    continue;
+                }
+            }
+        }
         let pinned = match at.get(&key) {
             Some(v) => Some(*v),
             None => published_version(engine, &key).await?,
@@ -394,8 +414,9 @@ pub async fn run_sql_at(
 
 /// The Delta version `assets sql` reads of an unpartitioned asset when no `--at` pins it: its last
 /// published materialization's (a version held back by a failed check is not what the asset serves;
-/// `--at` reads it). `None` (read the latest) for a partitioned asset, whose partitions are published
-/// one by one, and for a table the run store has no record of. E0305 when every materialization of
+/// `--at` reads it). `None` (read the latest) for a partitioned asset with no published partition
+/// (one with some is read partition by partition as published), and for a table the run store has
+/// no record of. E0305 when every materialization of
 /// the asset is held back.
 async fn published_version(engine: &Engine, key: &AssetKey) -> Result<Option<i64>, EngineError> {
     if engine.project.assets[key].partitions.is_some() {

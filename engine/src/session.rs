@@ -46,33 +46,40 @@ pub(crate) fn register_partitions(
     provider: Arc<dyn datafusion::catalog::TableProvider>,
     partitions: &[Vec<(String, String)>],
 ) -> datafusion::error::Result<()> {
-    use datafusion::prelude::{ident, lit, Expr};
-    // One column: `c IN (…)`; several (multi-dimensional): `(a = … AND b = …) OR …`.
-    let one = |values: &[(String, String)]| -> Option<Expr> {
-        values
-            .iter()
-            .map(|(c, v)| ident(c).eq(lit(v.as_str())))
-            .reduce(|a, b| a.and(b))
-    };
-    let filter = match partitions {
-        // No partition: no rows (the table's schema).
-        [] => Some(lit(false)),
-        [p] => one(p),
-        many if many.iter().all(|p| p.len() == 1) => {
-            let column = &many[0][0].0;
-            Some(ident(column).in_list(many.iter().map(|p| lit(p[0].1.as_str())).collect(), false))
-        }
-        many => many.iter().filter_map(|p| one(p)).reduce(|a, b| a.or(b)),
-    };
-    let mut rows = session.read_table(provider)?;
-    if let Some(f) = filter {
-        rows = rows.filter(f)?;
-    }
+    let rows = session
+        .read_table(provider)?
+        .filter(partitions_filter(partitions))?;
     session.register_table(
         datafusion::common::TableReference::bare(name),
         rows.into_view(),
     )?;
     Ok(())
+}
+
+/// The rows of `partitions` (each the column values of one partition): one column gives `c IN (…)`,
+/// several (multi-dimensional) `(a = … AND b = …) OR …`, none `false` (no rows).
+pub(crate) fn partitions_filter(partitions: &[Vec<(String, String)>]) -> datafusion::prelude::Expr {
+    use datafusion::prelude::{ident, lit, Expr};
+    let one = |values: &[(String, String)]| -> Expr {
+        values
+            .iter()
+            .map(|(c, v)| ident(c).eq(lit(v.as_str())))
+            .reduce(|a, b| a.and(b))
+            .unwrap_or(lit(true))
+    };
+    match partitions {
+        [] => lit(false),
+        [p] => one(p),
+        many if many.iter().all(|p| p.len() == 1) => {
+            let column = &many[0][0].0;
+            ident(column).in_list(many.iter().map(|p| lit(p[0].1.as_str())).collect(), false)
+        }
+        many => many
+            .iter()
+            .map(|p| one(p))
+            .reduce(|a, b| a.or(b))
+            .unwrap_or(lit(false)),
+    }
 }
 
 /// A human version of a byte count, for messages.

@@ -150,31 +150,33 @@ impl Engine {
                     .await
                     .map_err(|e| upstream_error(&dep, e))?
                     .ok_or_else(|| StepError::permanent(format!("upstream '{dep}' is recorded as materialized but its Delta table is missing at {}", self.warehouse.table_url(&dep).map(|u| u.to_string()).unwrap_or_default())))?;
-                let registered = match (partitions.is_empty(), own) {
-                    (false, _) => {
-                        let def = self.project.assets[&dep].partitions.as_ref();
-                        let values: Vec<Vec<(String, String)>> = partitions
-                            .iter()
-                            .map(|p| match def {
-                                Some(d) => d.values(p),
-                                None => {
-                                    vec![(crate::partitions::DEFAULT_COLUMN.into(), p.0.clone())]
-                                }
-                            })
-                            .collect();
-                        crate::session::register_partitions(
-                            &session,
-                            dep.as_str(),
-                            provider,
-                            &values,
-                        )
-                    }
-                    (true, true) => session
-                        .register_table(TableReference::bare(dep.as_str()), provider)
-                        .map(|_| ()),
-                    (true, false) => state.register(&dep, provider, v),
-                };
-                registered.map_err(|e| StepError::datafusion("cannot register upstream", &e))?;
+                if !partitions.is_empty() || matches!(up, Upstream::All(_)) {
+                    // Each partition as published, even where a later version holds it held back.
+                    let published: std::collections::HashMap<PartitionKey, i64> = read
+                        .iter()
+                        .filter_map(|m| m.m.partition_key.clone().map(|p| (p, m.m.delta_version)))
+                        .collect();
+                    let wanted = (!partitions.is_empty()).then_some(partitions.as_slice());
+                    self.register_published(&session, &dep, (provider, v), wanted, &published)
+                        .await
+                        .map_err(|e| match e {
+                            published::ViewError::Warehouse(e) => upstream_error(&dep, e),
+                            published::ViewError::DataFusion(e) => {
+                                StepError::datafusion("cannot register upstream", &e)
+                            }
+                            e => StepError::retryable(format!("cannot read upstream '{dep}': {e}")),
+                        })?;
+                } else {
+                    let registered = if own {
+                        session
+                            .register_table(TableReference::bare(dep.as_str()), provider)
+                            .map(|_| ())
+                    } else {
+                        state.register(&dep, provider, v)
+                    };
+                    registered
+                        .map_err(|e| StepError::datafusion("cannot register upstream", &e))?;
+                }
             }
             inputs.push(UpstreamInput {
                 key: dep.clone(),

@@ -20,6 +20,7 @@ mod incremental;
 mod inputs;
 mod merge;
 mod observe;
+pub(crate) mod published;
 mod reproduce;
 pub use reproduce::{Diff, Reproduction, Target};
 mod schema_change;

@@ -43,6 +43,12 @@ pub trait CheckStore: Send + Sync {
     /// Materializations newer than their step key's latest published one that are not published
     /// (held back by a failed check), oldest first.
     async fn held_back(&self) -> StoreResult<Vec<Materialization>>;
+    /// [`CheckStore::held_back`] of one asset.
+    async fn held_back_of(&self, key: &AssetKey) -> StoreResult<Vec<Materialization>> {
+        let mut all = self.held_back().await?;
+        all.retain(|m| &m.m.asset_key == key);
+        Ok(all)
+    }
     /// Publishes materialization `id` with `reason` (recorded); false when it was published already.
     async fn publish(&self, id: i64, reason: &str) -> StoreResult<bool>;
 }

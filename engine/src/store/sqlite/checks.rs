@@ -156,6 +156,19 @@ impl CheckStore for SqliteStore {
         rows.iter().map(mat_from_row).collect()
     }
 
+    async fn held_back_of(&self, key: &AssetKey) -> StoreResult<Vec<Materialization>> {
+        let rows = sqlx::query(
+            "SELECT * FROM materializations m WHERE m.asset_key = ? AND m.published = 0 AND m.id > COALESCE(
+               (SELECT MAX(p.id) FROM materializations p WHERE p.asset_key = m.asset_key
+                AND p.partition_key IS m.partition_key AND p.published = 1), 0)
+             ORDER BY m.id",
+        )
+        .bind(key.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(mat_from_row).collect()
+    }
+
     async fn publish(&self, id: i64, reason: &str) -> StoreResult<bool> {
         let ts = self.clock.stamp();
         let mut tx = self.pool.begin().await?;
