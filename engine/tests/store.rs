@@ -513,3 +513,81 @@ async fn partitions_are_separate_step_keys() {
         );
     }
 }
+
+/// Records of a step key follow its sequence numbers: a dead run's commit settled after a newer
+/// attempt of the same step key was recorded is not recorded (its materialization event becomes a
+/// warning), and the newer one stays the latest. One statement, so no writer comes in between.
+async fn overtaken_records_are_not_recorded(store: Arc<dyn RunStore>) {
+    let key = AssetKey::parse("sales/orders").unwrap();
+    let (old, new) = (RunId::new(), RunId::new());
+    for r in [&old, &new] {
+        store
+            .create_run(&run(r), &[step(r, &key, 0)])
+            .await
+            .unwrap();
+    }
+    let start = |r: &RunId| {
+        let store = store.clone();
+        let (r, key) = (r.clone(), key.clone());
+        async move {
+            store
+                .start_step(
+                    &r,
+                    key.as_str(),
+                    &key,
+                    1,
+                    NewEvent::new(&r, Some(key.as_str()), EventKind::StepStarted, "info", "x"),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let finish = |r: &RunId, seq: i64, version: i64| {
+        let store = store.clone();
+        let (r, key) = (r.clone(), key.clone());
+        async move {
+            store
+                .finish_step(
+                    &r,
+                    key.as_str(),
+                    StepOutcome {
+                        status: StepStatus::Succeeded,
+                        error: None,
+                        reason: None,
+                        materialization: Some(mat(&r, &key, seq, version)),
+                        events: vec![NewEvent::new(
+                            &r,
+                            Some(key.as_str()),
+                            EventKind::Materialization,
+                            "info",
+                            "x",
+                        )],
+                    },
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let a = start(&old).await;
+    let b = start(&new).await;
+    assert!(b.seq > a.seq);
+    let newer = finish(&new, b.seq, 1).await.expect("the newer is recorded");
+    assert_eq!(finish(&old, a.seq, 0).await, None, "the overtaken one");
+    let whole = StepKey::whole(key.clone());
+    let latest = store.latest_materialization(&whole).await.unwrap().unwrap();
+    assert_eq!((latest.id, latest.m.delta_version), (newer, 1));
+    assert_eq!(store.materializations(&key, 10).await.unwrap().len(), 1);
+    let events = store.events(&old, 0).await.unwrap();
+    let last = events.last().unwrap();
+    assert_eq!(last.event.kind.as_str(), "log", "{last:?}");
+    assert_eq!(
+        store.steps(&old).await.unwrap()[0].status,
+        StepStatus::Succeeded
+    );
+}
+
+#[tokio::test]
+async fn sqlite_overtaken_records_are_not_recorded() {
+    let (_dir, store) = sqlite().await;
+    overtaken_records_are_not_recorded(store).await;
+}

@@ -99,10 +99,16 @@ pub(super) async fn finish_in(
     if let Some(m) = &outcome.materialization {
         let upstream =
             serde_json::to_string(&m.upstream).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let id: i64 = sqlx::query_scalar(
+        // Records of a step key follow its sequence numbers: one that a newer attempt's record has
+        // overtaken (a dead run's commit settled late) is not recorded, in the same statement as
+        // the check, so no other writer comes in between.
+        let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO materializations (asset_key, partition_key, run_id, step_id, seq, delta_version, row_count,
              schema, data_version, code_version, upstream, metadata, created_at, published)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14
+             WHERE NOT EXISTS (SELECT 1 FROM materializations
+                               WHERE asset_key = ?1 AND partition_key IS ?2 AND seq > ?5)
+             RETURNING id",
         )
         .bind(m.asset_key.as_str())
         .bind(m.partition_key.as_ref().map(|p| p.0.as_str()))
@@ -118,12 +124,14 @@ pub(super) async fn finish_in(
         .bind(m.metadata.to_string())
         .bind(ts)
         .bind(i64::from(m.published))
-        .fetch_one(&mut **tx)
+        .fetch_optional(&mut **tx)
         .await?;
-        insert_lineage(tx, id, &m.upstream).await?;
-        super::checks::insert_check_results(tx, id, m, ts).await?;
-        insert_column_lineage(tx, id, m).await?;
-        mat_id = Some(id);
+        if let Some(id) = id {
+            insert_lineage(tx, id, &m.upstream).await?;
+            super::checks::insert_check_results(tx, id, m, ts).await?;
+            insert_column_lineage(tx, id, m).await?;
+            mat_id = Some(id);
+        }
     }
     sqlx::query("UPDATE steps SET status = ?, finished_at = ?, error = COALESCE(?, error), reason = ? WHERE run_id = ? AND step_id = ?")
         .bind(outcome.status.as_str())
@@ -135,6 +143,28 @@ pub(super) async fn finish_in(
         .execute(&mut **tx)
         .await?;
     let mut events = outcome.events;
+    if let (None, Some(m)) = (mat_id, &outcome.materialization) {
+        // Overtaken: its materialization event becomes a warning saying so.
+        for e in events
+            .iter_mut()
+            .filter(|e| e.kind == EventKind::Materialization.as_str())
+        {
+            *e = NewEvent::of(
+                run_id,
+                Some(step_id),
+                format!(
+                    "{}: Delta version {} (sequence {}) is not recorded: a newer materialization \
+                     of this step key is recorded already",
+                    m.step_key(),
+                    m.delta_version,
+                    m.seq
+                ),
+                &spine_schemas::events::Event::Log {
+                    level: "warn".into(),
+                },
+            );
+        }
+    }
     if let (Some(id), Some(e)) = (
         mat_id,
         events
