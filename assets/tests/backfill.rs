@@ -672,3 +672,98 @@ query: SELECT CAST(CASE WHEN '{{ partition_key }}' = '2026-01-01' THEN 'x' ELSE 
     again.code(1);
     assert_eq!(again.json()["done"], 7, "{}", again.stdout);
 }
+
+/// A date range over a daily asset and its weekly rollup applies per asset (issue 27, defect 2): the
+/// days in the range, and the weeks that overlap it whose days are all planned with them. The week
+/// reaching back before the range (its other days are not in it) is left out rather than computed
+/// from one day; a range of nonsense is still E0411.
+#[test]
+fn a_date_range_applies_per_asset_across_daily_and_weekly() {
+    let p = Project::new(&[
+        (
+            "assets/days.yaml",
+            "key: days\nkind: sql\npartitions:\n  daily: {start: 2026-10-26, end: 2026-12-05}\n\
+             query: SELECT 1 AS n\n",
+        ),
+        (
+            "assets/weeks.yaml",
+            "key: weeks\nkind: sql\npartitions:\n  weekly: {start: 2026-10-26, end: 2026-12-07}\n\
+             query: SELECT SUM(n) AS total, COUNT(*) AS days FROM days\n",
+        ),
+    ]);
+    let v = p
+        .run(&[
+            "backfill",
+            "days",
+            "weeks",
+            "--from",
+            "2026-11-01",
+            "--to",
+            "2026-11-30",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(v["state"], "succeeded", "{v}");
+    let done = p
+        .run(&[
+            "sql",
+            "--json",
+            "SELECT asset_key AS k, COUNT(*) AS n, MIN(partition_key) AS first, MAX(partition_key) AS last \
+             FROM spine.materializations GROUP BY asset_key ORDER BY asset_key",
+        ])
+        .ok()
+        .json();
+    assert_eq!(
+        done,
+        serde_json::json!([
+            {"k": "days", "n": 30, "first": "2026-11-01", "last": "2026-11-30"},
+            {"k": "weeks", "n": 4, "first": "2026-11-02", "last": "2026-11-23"}
+        ])
+    );
+    // Every planned week read its seven days.
+    let weeks = p
+        .run(&["sql", "--json", "SELECT DISTINCT total, days FROM weeks"])
+        .ok()
+        .json();
+    assert_eq!(weeks, serde_json::json!([{"total": 7, "days": 7}]));
+    // Week-aligned dates plan no week whose days reach past the range either.
+    let v = p
+        .run(&[
+            "backfill",
+            "days",
+            "weeks",
+            "--from",
+            "2026-11-02",
+            "--to",
+            "2026-11-23",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(v["state"], "succeeded", "{v}");
+    let weeks = p
+        .run(&[
+            "sql",
+            "--json",
+            "SELECT COUNT(*) AS n FROM spine.materializations WHERE asset_key = 'weeks'",
+        ])
+        .ok()
+        .json();
+    assert_eq!(
+        weeks,
+        serde_json::json!([{"n": 7}]),
+        "11-02, 11-09, 11-16 again"
+    );
+    let r = p.run(&[
+        "backfill",
+        "days",
+        "weeks",
+        "--from",
+        "soon",
+        "--to",
+        "2026-11-30",
+    ]);
+    r.code(2);
+    assert!(r.stderr.contains("E0411"), "{}", r.stderr);
+}

@@ -260,3 +260,69 @@ fn a_command_assets_declared_lineage_is_walked_through() {
         r.stderr
     );
 }
+
+/// "What does this source column feed?" A source records no column lineage of its own (its columns
+/// start there), but `--downstream` from one of its columns walks what is computed from it; a
+/// column it does not have is still E0420 (issue 27, defect 6).
+#[test]
+fn downstream_lineage_starts_at_a_source_column() {
+    let p = Project::new(&[
+        ("assets/orders.yaml", "key: raw/orders\nkind: source\npath: ../data/orders.csv\n"),
+        (
+            "assets/totals.yaml",
+            "key: totals\nkind: sql\nquery: SELECT customer, SUM(amount) AS revenue FROM raw.orders GROUP BY customer\n",
+        ),
+        ("data/orders.csv", "customer,amount\na,1.5\nb,2.0\na,3.0\n"),
+    ]);
+    p.run(&["materialize"]).ok();
+    let v = p
+        .run(&[
+            "lineage",
+            "raw/orders",
+            "--column",
+            "amount",
+            "--downstream",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(
+        edges(&v),
+        ["raw/orders.amount -> totals.revenue aggregated"],
+        "{v}"
+    );
+    let tree = p
+        .run(&[
+            "lineage",
+            "raw/orders",
+            "--column",
+            "amount",
+            "--downstream",
+        ])
+        .ok()
+        .stdout
+        .clone();
+    assert!(tree.contains("totals.revenue"), "{tree}");
+    // A source column nothing reads yet: an empty walk, not an error.
+    p.write("data/orders.csv", "customer,amount,note\na,1.5,x\n");
+    p.run(&["materialize"]).ok();
+    let v = p
+        .run(&[
+            "lineage",
+            "raw/orders",
+            "--column",
+            "note",
+            "--downstream",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert!(edges(&v).is_empty(), "{v}");
+    let r = p.run(&["lineage", "raw/orders", "--column", "nope", "--downstream"]);
+    r.code(2);
+    assert!(
+        r.stderr.contains("E0420") && r.stderr.contains("customer, amount, note"),
+        "{}",
+        r.stderr
+    );
+}

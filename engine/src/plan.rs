@@ -90,6 +90,9 @@ pub(crate) fn steps_in_order(
             partition: Some(p),
         }));
     }
+    if let PartitionSelection::Range(..) = partitions {
+        steps = whole_windows(project, steps);
+    }
     if !partitioned && *partitions != PartitionSelection::All {
         return Err(DefinitionError::new(
             "E0412",
@@ -101,6 +104,45 @@ pub(crate) fn steps_in_order(
         .into());
     }
     Ok(steps)
+}
+
+/// In a range over assets of different time windows (days and their weekly rollup), a window is
+/// planned only with the upstream windows it reads: a week at the range's edge whose days are partly
+/// outside it is left out, as is anything built on it. Only the default mapping between time
+/// windows counts (an explicit `last`/`offset` reads outside the range on purpose), and only
+/// upstreams in the plan (an unselected upstream is read as it is).
+fn whole_windows(project: &Project, steps: Vec<StepKey>) -> Vec<StepKey> {
+    use crate::partitions::{upstreams, PartitionsKind, Upstream};
+    let in_plan: BTreeSet<AssetKey> = steps.iter().map(|s| s.asset.clone()).collect();
+    let mut kept: HashSet<StepKey> = HashSet::new();
+    let mut out = Vec::new();
+    for step in steps {
+        let spec = &project.assets[&step.asset];
+        let whole = step.partition.is_none()
+            || upstreams(project, spec, &step).iter().all(|u| match u {
+                Upstream::Window(dep, parts)
+                    if in_plan.contains(dep)
+                        && !spec.partition_mappings.contains_key(dep)
+                        && project.assets[dep]
+                            .partitions
+                            .as_ref()
+                            .is_some_and(|d| matches!(d.kind, PartitionsKind::Time(_))) =>
+                {
+                    parts.iter().all(|p| {
+                        kept.contains(&StepKey {
+                            asset: dep.clone(),
+                            partition: Some(p.clone()),
+                        })
+                    })
+                }
+                _ => true,
+            });
+        if whole {
+            kept.insert(step.clone());
+            out.push(step);
+        }
+    }
+    out
 }
 
 impl PlannedStep {

@@ -101,23 +101,35 @@ impl Engine {
         crate::selection::select(&self.project, Some(key))?;
         let key = AssetKey::parse(key).map_err(|e| DefinitionError::new("E0402", e.to_string()))?;
         let graph = self.store.latest_column_lineage().await?;
-        let Some(cols) = graph.get(&key) else {
+        // The asset's columns: from its recorded lineage, else (a source, a kind that records none)
+        // from its latest materialization's schema, where a downstream walk can start.
+        let recorded: Option<Vec<String>> = graph
+            .get(&key)
+            .map(|cols| cols.iter().map(|c| c.column.clone()).collect());
+        let columns = match (&recorded, upstream) {
+            (Some(cols), _) => cols.clone(),
+            (None, false) => self.schema_columns(&key).await?,
+            (None, true) => Vec::new(),
+        };
+        if columns.is_empty() {
+            let source = self.project.assets[&key].kind == "source";
             return Err(DefinitionError::new(
                 "E0420",
                 format!("asset '{key}' has no recorded column lineage"),
             )
-            .hint(format!(
-                "SQL assets record it when they are materialized: assets materialize {key}"
-            ))
+            .hint(if source && upstream {
+                format!("a source is where its columns start; what they feed: assets lineage {key} --column {column} --downstream")
+            } else {
+                format!("SQL assets record it when they are materialized: assets materialize {key}")
+            })
             .into());
-        };
-        if !cols.iter().any(|c| c.column == column) {
-            let names: Vec<&str> = cols.iter().map(|c| c.column.as_str()).collect();
+        }
+        if !columns.iter().any(|c| c == column) {
             return Err(DefinitionError::new(
                 "E0420",
                 format!("'{column}' is not a column of {key}"),
             )
-            .hint(format!("its columns: {}", names.join(", ")))
+            .hint(format!("its columns: {}", columns.join(", ")))
             .into());
         }
         let mut root = ColumnNode {
@@ -130,5 +142,28 @@ impl Engine {
         let mut seen = BTreeSet::from([(key, column.to_string())]);
         expand(&graph, &mut root, upstream, depth, 0, &mut seen);
         Ok(root)
+    }
+
+    /// The columns of `key`'s latest materialization (any partition's), from its recorded schema.
+    async fn schema_columns(&self, key: &AssetKey) -> Result<Vec<String>, EngineError> {
+        let Some(m) = self
+            .store
+            .materializations(key, 1)
+            .await?
+            .into_iter()
+            .next()
+        else {
+            return Ok(Vec::new());
+        };
+        Ok(m.m
+            .schema
+            .as_array()
+            .map(|fields| {
+                fields
+                    .iter()
+                    .filter_map(|f| f["name"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 }

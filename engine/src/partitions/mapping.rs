@@ -70,7 +70,17 @@ impl PartitionSelection {
             }
             PartitionSelection::Range(a, b) => match def.covering_range(a, b, now) {
                 Some(all) => Ok(all),
-                None => def.range(a, b, now).map_err(bad),
+                // A range of another asset's keys (days, for a weekly asset): the windows that
+                // overlap it, as Dagster applies a time range per asset.
+                None => def
+                    .range(a, b, now)
+                    .or_else(|e| match def.overlapping_range(a, b, now) {
+                        Some(keys) if !keys.is_empty() => Ok(keys),
+                        Some(_) => Err(bad(format!(
+                            "no partition of it overlaps {a}..{b} and has ended"
+                        ))),
+                        None => Err(bad(e)),
+                    }),
             },
             PartitionSelection::Latest => match def.keys(now).pop() {
                 Some(k) => Ok(vec![k]),

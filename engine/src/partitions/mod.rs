@@ -265,6 +265,24 @@ impl PartitionsDef {
         }
     }
 
+    /// For time windows, the partitions that exist at `now` and overlap the span `from..to` names,
+    /// when `from` and `to` are not both keys of these windows (another asset's keys: days for a
+    /// weekly asset). `None` for other partitions, or when the span names no time.
+    pub fn overlapping_range(
+        &self,
+        from: &PartitionKey,
+        to: &PartitionKey,
+        now: DateTime<Utc>,
+    ) -> Option<Vec<PartitionKey>> {
+        match &self.kind {
+            PartitionsKind::Time(t) => {
+                let (start, end) = t.span(from.as_str(), to.as_str())?;
+                Some(t.overlapping_at(start, end, now))
+            }
+            _ => None,
+        }
+    }
+
     /// The partitions whose time windows overlap `window` (none for static partitions).
     pub fn overlapping(&self, window: &Window) -> Vec<PartitionKey> {
         match &self.kind {

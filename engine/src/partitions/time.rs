@@ -88,6 +88,19 @@ fn parse_time(field: &str, s: &str) -> Result<NaiveDateTime, String> {
     ))
 }
 
+/// A date (its day) or a time to the minute (its hour), as written in a range of another asset's
+/// keys: `2026-11-01`, `2026-11-01-05:00` (hourly keys), `2026-11-01 05:00`, `2026-11-01T05:00`.
+fn loose_time(s: &str) -> Option<(NaiveDateTime, Duration)> {
+    let s = s.trim();
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Some((d.and_hms_opt(0, 0, 0)?, Duration::try_days(1)?));
+    }
+    ["%Y-%m-%d-%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+        .and_then(|t| Some((t, Duration::try_hours(1)?)))
+}
+
 impl TimeWindows {
     pub(super) fn new(cadence: Cadence, raw: RawWindows) -> Result<Self, String> {
         let start = parse_time("start", &raw.start)?;
@@ -256,6 +269,36 @@ impl TimeWindows {
     /// The partitions whose windows overlap `[start, end)` and exist at `end` (a daily partition's
     /// days, for a weekly or monthly window), in order.
     pub fn overlapping(&self, start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<PartitionKey> {
+        self.overlapping_at(start, end, end)
+    }
+
+    /// `from..to` as a span of time for these windows: from the start of `from` to the end of `to`,
+    /// each a key of these windows (its window) or a date or time in their timezone (a date is its
+    /// day, a time its hour). `None` when either is neither.
+    pub fn span(&self, from: &str, to: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        let own = |k: &str| self.window(&PartitionKey(k.to_string()));
+        let start = match own(from) {
+            Some(w) => w.start.with_timezone(&Utc),
+            None => self.instant(loose_time(from)?.0)?.with_timezone(&Utc),
+        };
+        let end = match own(to) {
+            Some(w) => w.end.with_timezone(&Utc),
+            None => {
+                let (t, length) = loose_time(to)?;
+                self.instant(t.checked_add_signed(length)?)?
+                    .with_timezone(&Utc)
+            }
+        };
+        (start < end).then_some((start, end))
+    }
+
+    /// The windows that overlap `[start, end)` and exist at `now`, in order.
+    pub fn overlapping_at(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Vec<PartitionKey> {
         // Window ends grow with i: find the first window that ends after `start`.
         let ends_after = |i: i64| self.start_instant(i + 1).is_some_and(|e| e > start);
         let mut hi = 1i64;
@@ -277,7 +320,7 @@ impl TimeWindows {
         let mut out = Vec::new();
         let mut i = lo;
         while self.start_instant(i).is_some_and(|s| s < end) {
-            match self.exists(i, end) {
+            match self.exists(i, now) {
                 Some(true) => {
                     if let Some(t) = self.local_start(i) {
                         out.push(PartitionKey(self.key_at(t)));
