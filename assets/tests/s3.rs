@@ -358,3 +358,61 @@ fn backfills_appends_and_merges_on_s3_match_the_local_warehouse() {
         assert_eq!(l, r, "{q}");
     }
 }
+
+/// An S3 warehouse with no credentials configured anywhere (issue 27, defect 11): `check` and every
+/// command that opens the warehouse say so before any request, and a step that meets the refusal
+/// fails permanently (no retries) with what to set, instead of retrying a metadata-service error.
+#[test]
+fn missing_s3_credentials_are_named_before_the_first_request_and_are_permanent() {
+    let Some(endpoint) = server() else { return };
+    let b = bucket(&endpoint);
+    let home = tempfile::tempdir().unwrap();
+    let toml = toml(&b)
+        .replace("aws_access_key_id = \"test\"\n", "")
+        .replace("aws_secret_access_key = \"test\"\n", "");
+    let p = Project::new(&[
+        ("spine.toml", &toml),
+        (
+            "assets/a.yaml",
+            "key: a\nkind: sql\nretries: 3\nretry_delay: 1s\nquery: SELECT 1 AS x\n",
+        ),
+    ]);
+    let run = |args: &[&str]| {
+        let out = bin()
+            .args(args)
+            .current_dir(p.path())
+            .env_remove("SPINE_STATE_URL")
+            .env_remove("SPINE_WAREHOUSE_URL")
+            .env_remove("RUST_LOG")
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_WEB_IDENTITY_TOKEN_FILE")
+            .env_remove("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+            .env_remove("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+            .env("HOME", home.path())
+            .env("SPINE_TEST_S3_ENDPOINT", &endpoint)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, _, err) = run(&["check"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("no credentials are configured") && err.contains("aws_access_key_id"),
+        "{err}"
+    );
+    let (code, out, err) = run(&["materialize", "--json"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("no credentials are configured"), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let step = &v["steps"][0];
+    assert_eq!(step["status"], "failed", "{v}");
+    assert_eq!(step["attempts"], 1, "permanent: not retried: {v}");
+    let error = step["error"].as_str().unwrap();
+    assert!(error.contains("S3 credentials"), "{error}");
+}

@@ -118,6 +118,11 @@ impl Engine {
             .clone()
             .into_iter()
             .collect();
+        if let Some(warning) =
+            crate::warehouse::missing_s3_credentials(&project.config.warehouse_url, &options)
+        {
+            tracing::warn!("{warning}");
+        }
         let warehouse = Warehouse::new(project.config.warehouse_url.clone(), options)?
             .with_fsync(project.config.warehouse_fsync);
         Ok(Engine {

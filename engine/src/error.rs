@@ -354,6 +354,26 @@ impl WarehouseError {
 
 impl std::error::Error for DefinitionError {}
 
+/// What to do when an object store's error says it has no credentials, or refused them: such a
+/// failure repeats on every attempt. `None` for other errors.
+pub fn credentials_failure(message: &str) -> Option<&'static str> {
+    if message.contains("169.254.169.254") || message.contains("NoCredentialProviders") {
+        return Some(
+            "no S3 credentials were found (the instance metadata service answered instead): set \
+             aws_access_key_id and aws_secret_access_key in [warehouse.options], or \
+             AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+        );
+    }
+    [
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
+    .then_some("the S3 credentials were refused: check the key id, secret and session token")
+}
+
 /// The first line of a message (a library error's detail without its backtrace or cause chain), for
 /// errors that name a file, table or query and then say what went wrong in one line.
 pub(crate) fn first_line(s: &str) -> String {

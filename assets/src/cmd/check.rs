@@ -15,6 +15,11 @@ pub async fn run(root: &Path, json: bool) -> anyhow::Result<u8> {
         .clone()
         .into_iter()
         .collect();
+    if let Some(warning) =
+        spine_engine::warehouse::missing_s3_credentials(&project.config.warehouse_url, &options)
+    {
+        eprintln!("warning: {warning}");
+    }
     let warehouse =
         Warehouse::new(project.config.warehouse_url.clone(), options).map_err(EngineError::from)?;
     let report = check_sql(&project, &warehouse, &kinds).await;

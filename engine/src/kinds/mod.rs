@@ -176,9 +176,17 @@ pub struct StepError {
 impl StepError {
     /// A failure another attempt may not repeat.
     pub fn retryable(m: impl std::fmt::Display) -> Self {
+        let message = m.to_string();
+        // Storage refusing who we are fails again the same way: permanent, saying what to do.
+        if let Some(hint) = crate::error::credentials_failure(&message) {
+            return StepError {
+                class: FailureClass::Permanent,
+                message: crate::redact::redacted(format!("{message} — {hint}")),
+            };
+        }
         StepError {
             class: FailureClass::Retryable,
-            message: crate::redact::redacted(m.to_string()),
+            message: crate::redact::redacted(message),
         }
     }
 
