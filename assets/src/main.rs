@@ -35,6 +35,12 @@ pub struct Cli {
     /// More logging (-v info, -vv debug); RUST_LOG overrides.
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// A named set of overrides from spine.toml's `[targets.NAME]` (state, warehouse, vars).
+    #[arg(long, global = true, env = "SPINE_TARGET")]
+    pub target: Option<String>,
+    /// Values for `${var:NAME}`, as a YAML or JSON mapping: --vars '{orders: 1000}'.
+    #[arg(long, global = true, value_name = "MAPPING")]
+    pub vars: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -508,6 +514,10 @@ fn main() -> ExitCode {
         default_hook(info);
     }));
     let cli = Cli::parse();
+    if let Err(e) = cmd::vars::apply(cli.target.as_deref(), cli.vars.as_deref()) {
+        eprintln!("{}", cmd::render_error(&e));
+        return ExitCode::from(cmd::exit_code(&e));
+    }
     cmd::telemetry::init(cli.log_format, cli.verbose);
     // Deep SQL plans (thousands of UNION ALL terms) recurse in DataFusion's planner and optimizer:
     // worker threads get 64 MiB stacks (reserved address space; only touched pages are committed).

@@ -339,3 +339,53 @@ fn fail_fast_stops_at_the_first_failure() {
     r.code(1);
     assert_eq!(status_of(&r.json(), "slow"), "succeeded");
 }
+
+/// dbt's habits (issue 27): `--target NAME` picks `[targets.NAME]` from spine.toml (its own state,
+/// warehouse and vars over the file's), `--vars '{…}'` overrides `${var:…}` for one command; an
+/// unknown target is E0111 naming the ones there are, and vars that are not a mapping E0112.
+#[test]
+fn targets_and_vars_on_the_command_line() {
+    let p = Project::new(&[
+        (
+            "spine.toml",
+            "[project]\nname = \"t\"\n[vars]\norders = \"3\"\n\
+             [targets.ci]\nstate = {url = \"sqlite://.spine/ci.db\"}\nwarehouse = {url = \"wh_ci\"}\n\
+             vars = {orders = \"5\"}\n",
+        ),
+        (
+            "assets/orders.yaml",
+            "key: orders\nkind: sql\nquery: SELECT value AS id FROM generate_series(1, ${var:orders})\n",
+        ),
+    ]);
+    let count = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["sql", "--json", "SELECT COUNT(*) AS n FROM orders"]);
+        p.run(&all).ok().json()[0]["n"].clone()
+    };
+    p.run(&["materialize"]).ok();
+    assert_eq!(count(&[]), 3);
+    p.run(&["--target", "ci", "materialize"]).ok();
+    assert_eq!(count(&["--target", "ci"]), 5);
+    assert!(p.path().join("wh_ci/orders/_delta_log").is_dir());
+    assert!(p.path().join(".spine/ci.db").is_file());
+    assert_eq!(count(&[]), 3, "the default target is untouched");
+    // --vars wins over the target's vars; the changed SQL makes it stale, no --force needed.
+    p.run(&["--target", "ci", "--vars", "{orders: 7}", "materialize"])
+        .ok();
+    assert_eq!(count(&["--target", "ci"]), 7);
+    let r = p.run(&["--vars", "{\"orders\": 2}", "materialize", "--json"]);
+    r.ok();
+    assert_eq!(count(&[]), 2);
+    let r = p.run(&["--target", "prod", "status"]);
+    r.code(2);
+    assert!(
+        r.stderr.contains("E0111") && r.stderr.contains("its targets: ci"),
+        "{}",
+        r.stderr
+    );
+    for bad in ["[1, 2]", "{orders: [1]}", "{'a-b': 1}", "{: 1"] {
+        let r = p.run(&["--vars", bad, "status"]);
+        r.code(2);
+        assert!(r.stderr.contains("E0112"), "{bad}: {}", r.stderr);
+    }
+}

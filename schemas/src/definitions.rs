@@ -25,6 +25,26 @@ pub struct ProjectFile {
     /// `[vars]`: values substituted into SQL and commands as `${var:NAME}`.
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
+    /// `[targets.NAME]`: named overrides of `[state]`, `[warehouse]` and `[vars]` (dbt's targets),
+    /// chosen with `--target NAME` or `SPINE_TARGET`.
+    #[serde(default)]
+    pub targets: BTreeMap<String, TargetSection>,
+}
+
+/// `[targets.NAME]`: what a target changes. The warehouse's `options` are merged key by key over
+/// `[warehouse.options]`, `vars` over `[vars]`; `url` and `fsync` replace.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSection {
+    /// `[targets.NAME.state]`.
+    #[serde(default)]
+    pub state: StateSection,
+    /// `[targets.NAME.warehouse]`.
+    #[serde(default)]
+    pub warehouse: WarehouseSection,
+    /// `[targets.NAME.vars]`.
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
 }
 
 /// `[project]`.

@@ -19,6 +19,7 @@ mod runs;
 mod sql;
 mod status;
 pub mod telemetry;
+pub mod vars;
 
 use crate::{Cli, Command};
 use spine_engine::partitions::PartitionSelection;

@@ -62,6 +62,8 @@ pub struct ProjectConfig {
     /// `[project] confine`: definitions may name local files only inside the project folder or the
     /// warehouse (see [`ProjectConfig::outside`]).
     pub confine: bool,
+    /// The target chosen (`--target`, `SPINE_TARGET`), if any.
+    pub target: Option<String>,
 }
 
 impl ProjectConfig {
@@ -86,6 +88,7 @@ impl ProjectConfig {
             vars: BTreeMap::new(),
             memory_limit: memory_limit(None)?,
             confine: false,
+            target: None,
             root,
         })
     }
@@ -154,6 +157,30 @@ impl ProjectConfig {
             }
             s.concurrency = c;
         }
+        // A target (`--target NAME`, `SPINE_TARGET`) overrides the file; the environment overrides both.
+        let target = std::env::var("SPINE_TARGET").ok().filter(|t| !t.is_empty());
+        let mut file = file;
+        if let Some(name) = &target {
+            let Some(t) = file.targets.get(name).cloned() else {
+                let known: Vec<&str> = file.targets.keys().map(String::as_str).collect();
+                return Err(DefinitionError::new(
+                    "E0111",
+                    format!("no target '{name}' in spine.toml"),
+                )
+                .at(&path, None)
+                .hint(if known.is_empty() {
+                    format!("define it as [targets.{name}] (state, warehouse, vars), or leave out --target / SPINE_TARGET")
+                } else {
+                    format!("its targets: {}", known.join(", "))
+                })
+                .into());
+            };
+            file.state.url = t.state.url.or(file.state.url);
+            file.warehouse.url = t.warehouse.url.or(file.warehouse.url);
+            file.warehouse.fsync = t.warehouse.fsync.or(file.warehouse.fsync);
+            file.warehouse.options.extend(t.warehouse.options);
+            file.vars.extend(t.vars);
+        }
         let state = std::env::var("SPINE_STATE_URL")
             .ok()
             .or(file.state.url.clone());
@@ -180,6 +207,7 @@ impl ProjectConfig {
                 DefinitionErrors(e.0.into_iter().map(|d| d.at(&path, None)).collect())
             })?,
             confine: file.project.confine,
+            target,
             root,
         };
         if let Some(why) = config.outside(&config.assets_dir) {
