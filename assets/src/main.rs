@@ -80,6 +80,9 @@ pub struct SelectArgs {
     /// Leave out what this selects (may repeat).
     #[arg(long, value_name = "SELECTION")]
     pub exclude: Vec<String>,
+    /// Another checkout's `assets list --json`, for `state:modified` / `state:new`.
+    #[arg(long, value_name = "MANIFEST")]
+    pub state: Option<PathBuf>,
 }
 
 impl SelectArgs {

@@ -389,3 +389,115 @@ fn targets_and_vars_on_the_command_line() {
         assert!(r.stderr.contains("E0112"), "{bad}: {}", r.stderr);
     }
 }
+
+/// Selectors by state (issue 27 habits): `status:stale|missing|failed|…` from the run store, and
+/// dbt's slim CI: `state:modified` (and `state:new`) against another checkout's
+/// `assets list --json`, with graph operators; nothing selected is "nothing to do" (exit 0); bad
+/// uses are E0401 / E0423.
+#[test]
+fn status_and_state_selectors() {
+    let p = Project::new(&[
+        ("assets/a.yaml", "key: a\nkind: sql\nquery: SELECT 1 AS x\n"),
+        (
+            "assets/b.yaml",
+            "key: b\nkind: sql\nquery: SELECT x + 1 AS x FROM a\n",
+        ),
+        (
+            "assets/c.yaml",
+            "key: c\nkind: sql\nquery: SELECT x * 2 AS x FROM b\n",
+        ),
+    ]);
+    let keys = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["list", "--json"];
+        all.extend(args);
+        p.run(&all)
+            .ok()
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["key"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let manifest = p.run(&["list", "--json"]).ok().stdout.clone();
+    p.write("manifest.json", &manifest);
+    assert_eq!(keys(&["-s", "status:missing"]), ["a", "b", "c"]);
+    p.run(&["materialize"]).ok();
+    assert!(keys(&["-s", "status:missing"]).is_empty());
+    assert_eq!(keys(&["-s", "status:fresh"]), ["a", "b", "c"]);
+    let r = p.run(&["materialize", "-s", "status:stale"]);
+    r.ok();
+    assert!(r.stdout.contains("nothing to do"), "{}", r.stdout);
+
+    // b changes: b is stale, c fresh against what it read but upstream_stale.
+    p.write(
+        "assets/b.yaml",
+        "key: b\nkind: sql\nquery: SELECT x + 10 AS x FROM a\n",
+    );
+    assert_eq!(keys(&["-s", "status:stale"]), ["b"]);
+    assert_eq!(keys(&["-s", "status:stale+"]), ["b", "c"]);
+    assert_eq!(keys(&["-s", "status:upstream_stale"]), ["c"]);
+    assert_eq!(
+        keys(&["-s", "state:modified", "--state", "manifest.json"]),
+        ["b"]
+    );
+    // Slim CI: build what the change touches, and nothing else.
+    let v = p
+        .run(&[
+            "materialize",
+            "-s",
+            "state:modified+",
+            "--state",
+            "manifest.json",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let ran: Vec<String> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["key"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ran, ["b", "c"], "{v}");
+
+    // A new asset is state:new (and state:modified); a failing one is status:failed.
+    p.write(
+        "assets/d.yaml",
+        "key: d\nkind: sql\nquery: SELECT CAST('x' AS INT) AS x FROM c\n",
+    );
+    assert_eq!(
+        keys(&["-s", "state:new", "--state", "manifest.json"]),
+        ["d"]
+    );
+    assert_eq!(
+        keys(&["-s", "state:modified", "--state", "manifest.json"]),
+        ["b", "d"]
+    );
+    p.run(&["materialize", "d"]).code(1);
+    assert_eq!(keys(&["-s", "status:failed"]), ["d"]);
+    let status = p
+        .run(&["status", "-s", "status:failed", "--json"])
+        .ok()
+        .json();
+    assert_eq!(status.as_array().unwrap().len(), 1, "{status}");
+
+    // Bad uses.
+    let r = p.run(&["list", "-s", "state:modified"]);
+    r.code(2);
+    assert!(
+        r.stderr.contains("E0423") && r.stderr.contains("--state"),
+        "{}",
+        r.stderr
+    );
+    let r = p.run(&["list", "-s", "state:modified", "--state", "nope.json"]);
+    r.code(2);
+    assert!(r.stderr.contains("E0423"), "{}", r.stderr);
+    let r = p.run(&["list", "-s", "status:bogus"]);
+    r.code(2);
+    assert!(
+        r.stderr.contains("E0401") && r.stderr.contains("missing"),
+        "{}",
+        r.stderr
+    );
+}

@@ -16,6 +16,7 @@ mod maintenance;
 mod materialize;
 mod reproduce;
 mod runs;
+mod selection;
 mod sql;
 mod status;
 pub mod telemetry;
@@ -51,9 +52,12 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Init { .. } => unreachable!("handled above"),
         Command::Check => check::run(&root, json).await,
-        Command::List { select } => list::run(&root, select.expression().as_deref(), json).await,
+        Command::List { select } => {
+            let selection = selection::expand(&root, &select).await?.expression();
+            list::run(&root, selection.as_deref(), json).await
+        }
         Command::Observe { select } => {
-            let selection = match select.expression() {
+            let selection = match selection::expand(&root, &select).await?.expression() {
                 Some(e) => format!("({e}) and kind:source"),
                 None => "kind:source".to_string(),
             };
@@ -79,7 +83,13 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             partitions,
             fail_fast,
         } => {
-            let selection = select.expression();
+            let selection = match selection::expand(&root, &select).await? {
+                selection::Selected::Nothing(expr) => {
+                    println!("nothing to do: '{expr}' selects no asset now");
+                    return Ok(0);
+                }
+                selected => selected.expression(),
+            };
             let partitions = PartitionSelection::parse(&partitions).map_err(|m| {
                 spine_engine::DefinitionError::new("E0411", format!("--partition: {m}"))
             })?;
@@ -132,7 +142,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             runs::signal(&root, &run, &step, payload.as_deref(), json).await
         }
         Command::Doctor { select, repair } => {
-            doctor::run(&root, select.expression().as_deref(), repair, json).await
+            let selection = selection::expand(&root, &select).await?.expression();
+            doctor::run(&root, selection.as_deref(), repair, json).await
         }
         Command::History { key, limit } => history::run(&root, &key, limit, json).await,
         Command::Ui => {
@@ -158,7 +169,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             dry_run,
         } => maintenance::vacuum(&root, &key, retain_hours, force, dry_run, json).await,
         Command::Checks { select } => {
-            checks::run(&root, select.expression().as_deref(), json).await
+            let selection = selection::expand(&root, &select).await?.expression();
+            checks::run(&root, selection.as_deref(), json).await
         }
         Command::Publish {
             key,
@@ -167,7 +179,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             reason,
         } => checks::publish(&root, &key, version, partition.as_deref(), &reason, json).await,
         Command::Status { select } => {
-            status::run(&root, select.expression().as_deref(), json).await
+            let selection = selection::expand(&root, &select).await?.expression();
+            status::run(&root, selection.as_deref(), json).await
         }
         Command::Lineage {
             key: Some(key),
@@ -278,8 +291,15 @@ async fn backfill_command(
                 (_, true) => spine_engine::BackfillFilter::Failed,
                 _ => spine_engine::BackfillFilter::All,
             };
+            let selection = match selection::expand(root, &args.select).await? {
+                selection::Selected::Nothing(expr) => {
+                    println!("nothing to do: '{expr}' selects no asset now");
+                    return Ok(0);
+                }
+                selected => selected.expression(),
+            };
             let req = spine_engine::BackfillRequest {
-                selection: args.select.expression(),
+                selection,
                 partitions,
                 filter,
                 per_run: args.per_run,

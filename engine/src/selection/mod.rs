@@ -7,8 +7,11 @@
 //! unary     := "not" unary | "(" union ")" | atom
 //! atom      := [N] ["+"] base ["+" [N]]          no spaces inside an atom
 //! base      := KEY | GLOB | "*" | METHOD ":" VALUE
-//! METHOD    := key | group | tag | kind | owner
+//! METHOD    := key | group | tag | kind | owner | status | state
 //! ```
+//! `status:` (fresh, stale, missing, failed, upstream_stale) and `state:` (modified, new: against a
+//! saved `assets list --json` of another checkout) depend on more than the project: they resolve
+//! only with [`Facts`] ([`Selection::resolve_in`]).
 //! `+key` selects the key and all its ancestors, `2+key` ancestors up to two hops, `key+` all descendants,
 //! `key+1` direct children. Globs use `*` (any characters, including `/`) and `?`. Whitespace is union,
 //! comma is intersection (as in dbt); `or`, `and`, `not` and parentheses are there for longer expressions.
@@ -53,7 +56,25 @@ pub enum Base {
     Kind(String),
     /// `owner:x`.
     Owner(String),
+    /// `status:fresh|stale|missing|failed|upstream_stale`.
+    Status(String),
+    /// `state:modified|new`.
+    State(String),
 }
+
+/// What `status:` and `state:` selectors need beyond the project.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    /// Each asset's states (`fresh`, `stale`, `missing`, `upstream_stale`, and `failed` when its
+    /// latest step, or a partition's, failed).
+    pub status: std::collections::HashMap<AssetKey, BTreeSet<String>>,
+    /// Against a manifest: `modified` (a different code version) or `new` (not in it); `None`
+    /// without one.
+    pub state: Option<std::collections::HashMap<AssetKey, &'static str>>,
+}
+
+/// The `status:` values.
+pub const STATUSES: [&str; 5] = ["fresh", "stale", "missing", "failed", "upstream_stale"];
 
 fn bad(msg: impl Into<String>, expr: &str) -> DefinitionError {
     DefinitionError::new("E0401", format!("bad selection '{expr}': {}", msg.into()))
@@ -304,12 +325,27 @@ fn parse_atom(w: &str, expr: &str) -> Result<Selection, DefinitionError> {
         Some(("tag", v)) => Base::Tag(v.into()),
         Some(("kind", v)) => Base::Kind(v.into()),
         Some(("owner", v)) => Base::Owner(v.into()),
+        Some(("status", v)) if STATUSES.contains(&v) => Base::Status(v.into()),
+        Some(("status", v)) => {
+            return Err(bad(
+                format!("'status:{v}': use one of {}", STATUSES.join(", ")),
+                expr,
+            ))
+        }
+        Some(("state", v)) if v == "modified" || v == "new" => Base::State(v.into()),
+        Some(("state", v)) => {
+            return Err(bad(
+                format!("'state:{v}': use state:modified (changed or new) or state:new"),
+                expr,
+            ))
+        }
         Some((m, _)) => {
-            let hint = closest(m, ["key", "group", "tag", "kind", "owner"].into_iter())
+            let methods = ["key", "group", "tag", "kind", "owner", "status", "state"];
+            let hint = closest(m, methods.into_iter())
                 .map(|s| format!(" (did you mean '{s}:'?)"))
                 .unwrap_or_default();
             return Err(bad(
-                format!("unknown method '{m}:'{hint}; use key:, group:, tag:, kind: or owner:"),
+                format!("unknown method '{m}:'{hint}; use key:, group:, tag:, kind:, owner:, status: or state:"),
                 expr,
             ));
         }
@@ -353,21 +389,45 @@ impl Selection {
     /// The assets of `project` this selection denotes. An exact key that does not exist is an error
     /// (with the closest key as a suggestion); a glob or method that matches nothing selects nothing.
     pub fn resolve(&self, project: &Project) -> Result<BTreeSet<AssetKey>, DefinitionError> {
+        self.resolve_in(project, None)
+    }
+
+    /// Whether it uses `status:` or `state:` (and so resolves only with [`Facts`]).
+    pub fn needs_facts(&self) -> (bool, bool) {
+        match self {
+            Selection::Union(a, b) | Selection::Intersect(a, b) => {
+                let (x, y) = (a.needs_facts(), b.needs_facts());
+                (x.0 || y.0, x.1 || y.1)
+            }
+            Selection::Not(a) => a.needs_facts(),
+            Selection::Atom { base, .. } => (
+                matches!(base, Base::Status(_)),
+                matches!(base, Base::State(_)),
+            ),
+        }
+    }
+
+    /// [`Selection::resolve`] with the facts `status:` and `state:` need.
+    pub fn resolve_in(
+        &self,
+        project: &Project,
+        facts: Option<&Facts>,
+    ) -> Result<BTreeSet<AssetKey>, DefinitionError> {
         Ok(match self {
             Selection::Union(a, b) => {
-                let mut s = a.resolve(project)?;
-                s.extend(b.resolve(project)?);
+                let mut s = a.resolve_in(project, facts)?;
+                s.extend(b.resolve_in(project, facts)?);
                 s
             }
             Selection::Intersect(a, b) => {
-                let b = b.resolve(project)?;
-                a.resolve(project)?
+                let b = b.resolve_in(project, facts)?;
+                a.resolve_in(project, facts)?
                     .into_iter()
                     .filter(|k| b.contains(k))
                     .collect()
             }
             Selection::Not(a) => {
-                let a = a.resolve(project)?;
+                let a = a.resolve_in(project, facts)?;
                 project
                     .assets
                     .keys()
@@ -376,7 +436,7 @@ impl Selection {
                     .collect()
             }
             Selection::Atom { up, base, down } => {
-                let base_set = resolve_base(base, project)?;
+                let base_set = resolve_base(base, project, facts)?;
                 let mut out = base_set.clone();
                 for k in &base_set {
                     if let Some(depth) = up {
@@ -404,9 +464,33 @@ impl Selection {
     }
 }
 
-fn resolve_base(base: &Base, project: &Project) -> Result<BTreeSet<AssetKey>, DefinitionError> {
+fn resolve_base(
+    base: &Base,
+    project: &Project,
+    facts: Option<&Facts>,
+) -> Result<BTreeSet<AssetKey>, DefinitionError> {
     let all = project.assets.values();
     Ok(match base {
+        Base::Status(v) => {
+            let facts = facts.ok_or_else(|| {
+                bad(format!("'status:{v}' needs the run store; `assets list`, `status`, `materialize` and `backfill` take it"), v)
+            })?;
+            all.filter(|a| facts.status.get(&a.key).is_some_and(|s| s.contains(v)))
+                .map(|a| a.key.clone())
+                .collect()
+        }
+        Base::State(v) => {
+            let Some(state) = facts.and_then(|f| f.state.as_ref()) else {
+                return Err(DefinitionError::new(
+                    "E0423",
+                    format!("'state:{v}' compares with another checkout's manifest, and none was given"),
+                )
+                .hint("save one there with `assets list --json > manifest.json`, then pass --state manifest.json"));
+            };
+            all.filter(|a| state.get(&a.key).is_some_and(|s| v == "modified" || s == v))
+                .map(|a| a.key.clone())
+                .collect()
+        }
         Base::Key(k) => {
             let key = AssetKey::parse(k).map_err(|e| bad(e.to_string(), k))?;
             if !project.assets.contains_key(&key) {
