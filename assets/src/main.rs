@@ -311,6 +311,12 @@ pub enum Command {
     },
     /// Open the terminal UI: the catalog, lineage and runs, live (`?` lists the keys).
     Ui,
+    /// Everything about one asset: definition, state and why, partitions, schema with column
+    /// lineage, checks, its last materializations and the upstream versions it read.
+    Show {
+        /// The asset.
+        key: String,
+    },
     /// Show missing / fresh / stale for each asset, and why.
     Status {
         #[command(flatten)]

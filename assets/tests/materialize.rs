@@ -501,3 +501,55 @@ fn status_and_state_selectors() {
         r.stderr
     );
 }
+
+/// `assets show KEY` (issue 27 habits): one asset's definition, state and why, schema with column
+/// lineage, checks with their latest outcome, its materializations and the versions it read.
+#[test]
+fn show_puts_one_asset_on_one_screen() {
+    let p = Project::new(&[
+        (
+            "assets/a.yaml",
+            "key: raw/a\nkind: sql\ndescription: numbers\nowners: [bo]\nquery: SELECT value AS x FROM generate_series(1, 3)\nchecks:\n  - not_null: [x]\n",
+        ),
+        ("assets/b.yaml", "key: b\nkind: sql\nquery: SELECT SUM(x) AS total FROM raw.a\n"),
+    ]);
+    let before = p.run(&["show", "b", "--json"]).ok().json();
+    assert_eq!(before["state"], "missing", "{before}");
+    p.run(&["materialize"]).ok();
+    let a = p.run(&["show", "raw/a", "--json"]).ok().json();
+    assert_eq!(a["description"], "numbers");
+    assert_eq!(a["owners"], serde_json::json!(["bo"]));
+    assert_eq!(a["downstream"], serde_json::json!(["b"]));
+    assert_eq!(a["defined_at"], "assets/a.yaml:1");
+    assert_eq!(a["checks"][0]["passed"], true, "{a}");
+    assert_eq!(a["materializations"][0]["rows"], 3);
+    let b = p.run(&["show", "b", "--json"]).ok().json();
+    assert_eq!(b["state"], "fresh");
+    assert_eq!(
+        b["schema"],
+        serde_json::json!([{"name": "total", "type": "Int64", "from": ["raw/a.x (aggregated)"]}])
+    );
+    assert_eq!(b["read"][0]["key"], "raw/a");
+    assert_eq!(b["read"][0]["delta_version"], 0);
+    // Stale, and why.
+    p.write(
+        "assets/a.yaml",
+        "key: raw/a\nkind: sql\nquery: SELECT value AS x FROM generate_series(1, 4)\n",
+    );
+    p.run(&["materialize", "raw/a"]).ok();
+    let b = p.run(&["show", "b", "--json"]).ok().json();
+    assert_eq!(b["state"], "stale");
+    assert!(b["why"][0].as_str().unwrap().contains("raw/a"), "{b}");
+    let text = p.run(&["show", "b"]).ok().stdout.clone();
+    for part in [
+        "state         stale",
+        "schema",
+        "raw/a.x (aggregated)",
+        "read by the latest",
+    ] {
+        assert!(text.contains(part), "{part}: {text}");
+    }
+    let r = p.run(&["show", "nope"]);
+    r.code(2);
+    assert!(r.stderr.contains("E0402"), "{}", r.stderr);
+}

@@ -17,6 +17,7 @@ mod materialize;
 mod reproduce;
 mod runs;
 mod selection;
+mod show;
 mod sql;
 mod status;
 pub mod telemetry;
@@ -182,6 +183,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             let selection = selection::expand(&root, &select).await?.expression();
             status::run(&root, selection.as_deref(), json).await
         }
+        Command::Show { key } => show::run(&root, &key, json).await,
         Command::Lineage {
             key: Some(key),
             column: Some(column),
