@@ -166,8 +166,11 @@ pub enum Command {
         #[command(subcommand)]
         action: AutomationAction,
     },
-    /// List the project's schedules with their next and latest ticks.
-    Schedules,
+    /// List the project's schedules with their next and latest ticks; `preview` and `fire` one.
+    Schedules {
+        #[command(subcommand)]
+        action: Option<ScheduleAction>,
+    },
     /// List the project's sensors: the prefix each watches, how many objects are there and how many
     /// are new (modified after its cursor), and its latest tick.
     Sensors,
@@ -450,6 +453,28 @@ pub enum PartitionsAction {
         /// Keys to add.
         #[arg(required = true)]
         keys: Vec<String>,
+    },
+}
+
+/// `assets schedules …`.
+#[derive(Subcommand, Debug)]
+pub enum ScheduleAction {
+    /// The schedule's next ticks, in its own timezone and in UTC, each with the steps it would run.
+    Preview {
+        /// The schedule.
+        name: String,
+        /// How many ticks.
+        #[arg(long, short = 'n', default_value_t = 5)]
+        count: usize,
+    },
+    /// A tick now, as if it were due: a run of what the schedule selects (recorded as a `fired`
+    /// tick; the schedule's own ticks still come when due), executed here unless --queue.
+    Fire {
+        /// The schedule.
+        name: String,
+        /// Only record the run; the daemon (or `assets execute`) runs it.
+        #[arg(long)]
+        queue: bool,
     },
 }
 

@@ -126,6 +126,28 @@ fn the_daemon_runs_queued_backfills_and_runs() {
             .all(|r| r["status"] == "succeeded"),
         "{runs}"
     );
+    let mut by: Vec<String> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["launched_by"].as_str().unwrap().to_string())
+        .collect();
+    by.sort();
+    let backfill = format!("backfill:{id}");
+    assert_eq!(
+        by.iter().filter(|b| **b == backfill).count(),
+        3,
+        "5 days, 2 per run: {by:?}"
+    );
+    assert!(
+        by.iter().filter(|b| b.starts_with("cli:")).count() == 1,
+        "{by:?}"
+    );
+    let table = p.run(&["runs"]).ok().stdout.clone();
+    assert!(
+        table.contains("LAUNCHED BY") && table.contains(&backfill),
+        "{table}"
+    );
 }
 
 #[test]
@@ -312,4 +334,73 @@ fn a_sensor_runs_what_landed_once() {
         "{}",
         r.stderr
     );
+}
+
+/// `schedules preview NAME` lists the next ticks on the schedule's own clock with what each would
+/// run; `schedules fire NAME` runs a tick now (or queues it), recorded as `fired` and launched by
+/// the schedule, without moving the schedule's cursor (issue 27 habits).
+#[test]
+fn a_schedule_is_previewed_and_fired() {
+    let p = project(NIGHTLY);
+    let v = p
+        .run(&["schedules", "preview", "nightly", "-n", "3", "--json"])
+        .ok()
+        .json();
+    let ticks = v.as_array().unwrap();
+    assert_eq!(ticks.len(), 3, "{v}");
+    for t in ticks {
+        let at = t["at"].as_str().unwrap();
+        assert!(at.contains("T02:00:00+0"), "02:00 on Berlin's clock: {at}");
+        assert_eq!(t["steps"], serde_json::json!(["orders[2026-01-05]"]), "{v}");
+    }
+    let text = p
+        .run(&["schedules", "preview", "nightly"])
+        .ok()
+        .stdout
+        .clone();
+    assert!(
+        text.contains("Europe/Berlin") && text.contains("orders[2026-01-05]"),
+        "{text}"
+    );
+    let r = p
+        .run(&["schedules", "fire", "nightly", "--json"])
+        .ok()
+        .json();
+    assert_eq!(r["status"], "succeeded", "{r}");
+    let q = p
+        .run(&["schedules", "fire", "nightly", "--queue", "--json"])
+        .ok()
+        .json();
+    let queued = q["run_id"].as_str().unwrap().to_string();
+    let runs = p.run(&["runs", "--json"]).ok().json();
+    for r in runs.as_array().unwrap() {
+        let by = r["launched_by"].as_str().unwrap();
+        assert!(by.starts_with("schedule:nightly fired by cli:"), "{by}");
+    }
+    let ticks = p.run(&["ticks", "--json"]).ok().json();
+    assert!(
+        ticks
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["status"] == "fired"),
+        "{ticks}"
+    );
+    // Fired ticks are not the cursor: the daemon's first pass still only starts the schedule, and
+    // runs the queued fired run.
+    p.run(&["daemon", "--once"]).ok();
+    let ticks = p.run(&["ticks", "--json"]).ok().json();
+    assert!(
+        ticks
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["status"] == "started"),
+        "{ticks}"
+    );
+    let run = p.run(&["run", &queued, "--json"]).ok().json();
+    assert_eq!(run["run"]["status"], "succeeded", "{run}");
+    let r = p.run(&["schedules", "fire", "nope"]);
+    r.code(2);
+    assert!(r.stderr.contains("E0220"), "{}", r.stderr);
 }

@@ -118,7 +118,7 @@ impl Engine {
                 CatchUp::All => (due.into_iter().take(MAX_CATCH_UP).collect::<Vec<_>>(), 0),
             };
             for t in launch {
-                if let Some(tick) = self.launch_tick(s, t, skipped).await? {
+                if let Some(tick) = self.launch_tick(s, t, skipped, None).await? {
                     out.push(tick);
                 }
             }
@@ -128,11 +128,14 @@ impl Engine {
 
     /// Records the tick of `s` at `at` with a queued run planned as of `at` (a `latest` partition is
     /// the one that exists then). A selection with no partition yet records the tick as skipped.
+    /// `fired_by`: a tick asked for now (`assets schedules fire`), recorded as `fired`, which the
+    /// daemon's cursor ignores (the schedule's own ticks still come when due).
     async fn launch_tick(
         &self,
         s: &ScheduleDef,
         at: DateTime<Utc>,
         skipped: usize,
+        fired_by: Option<&str>,
     ) -> Result<Option<TickRecord>, EngineError> {
         let partitions = match s.partition {
             TickPartition::All => PartitionSelection::All,
@@ -141,18 +144,44 @@ impl Engine {
         let selected = crate::plan::select_some(&self.project, s.selection.as_deref())?;
         let mut tick = TickRecord {
             schedule: s.name.clone(),
-            tick_at: stamp(at),
-            status: "launched".into(),
+            // A fired tick is stamped to the millisecond, so it never takes a due tick's second.
+            tick_at: match fired_by {
+                Some(_) => at.to_rfc3339_opts(SecondsFormat::Millis, true),
+                None => stamp(at),
+            },
+            status: if fired_by.is_some() {
+                "fired"
+            } else {
+                "launched"
+            }
+            .into(),
             run_id: None,
-            reason: (skipped > 0)
-                .then(|| format!("{skipped} missed tick(s) skipped (catch_up: skip)")),
+            reason: match fired_by {
+                Some(by) => Some(format!("fired by {by}")),
+                None => (skipped > 0)
+                    .then(|| format!("{skipped} missed tick(s) skipped (catch_up: skip)")),
+            },
             created_at: String::new(),
         };
         let planned = match crate::plan::steps_in_order(&self.project, &selected, &partitions, at) {
-            Ok(steps) => Some(self.planned_run(s.selection.as_deref(), false, &steps)),
+            Ok(steps) => Some(self.planned_run_by(
+                s.selection.as_deref(),
+                false,
+                &steps,
+                &match fired_by {
+                    Some(by) => format!("schedule:{} fired by {by}", s.name),
+                    None => format!("schedule:{}", s.name),
+                },
+            )),
+            // A fired tick stays `fired` (not the schedule's cursor), saying why nothing ran.
             Err(EngineError::Definition(e)) if e.0.iter().any(|d| d.code == "E0411") => {
-                tick.status = "skipped".into();
-                tick.reason = Some(e.to_string());
+                match fired_by {
+                    Some(by) => tick.reason = Some(format!("fired by {by}; skipped: {e}")),
+                    None => {
+                        tick.status = "skipped".into();
+                        tick.reason = Some(e.to_string());
+                    }
+                }
                 None
             }
             Err(e) => return Err(e),
@@ -162,6 +191,65 @@ impl Engine {
         Ok(recorded.then_some(tick))
     }
 
+    /// A tick of schedule `name` now, as if it were due (Dagster's "launch a run for this
+    /// schedule"): recorded as `fired` with a queued run launched by `schedule:NAME`, planned as the
+    /// schedule would plan it now. E0220 for an unknown schedule; the run id is in the tick.
+    pub async fn fire_schedule(&self, name: &str) -> Result<TickRecord, EngineError> {
+        let Some(s) = self.project.schedules.iter().find(|s| s.name == name) else {
+            return Err(crate::error::DefinitionError::new(
+                "E0220",
+                format!("no schedule is named '{name}'"),
+            )
+            .hint("`assets schedules` lists them")
+            .into());
+        };
+        let by = self.launcher.clone();
+        // Fired ticks are stamped to the millisecond: a second fire within one waits for the next.
+        for _ in 0..20 {
+            let at = self.clock.now();
+            if let Some(tick) = self.launch_tick(s, at, 0, Some(&by)).await? {
+                return Ok(tick);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        Err(EngineError::Internal(format!(
+            "schedule '{name}' has a tick recorded at every millisecond just now; fire it again"
+        )))
+    }
+
+    /// The next `count` ticks of schedule `name` after now, each with the steps it would run as
+    /// planned at its time (a `latest` partition is the one that exists then). E0220 for an unknown
+    /// schedule.
+    pub async fn preview_schedule(
+        &self,
+        name: &str,
+        count: usize,
+    ) -> Result<Vec<(DateTime<Utc>, Result<Vec<crate::key::StepKey>, String>)>, EngineError> {
+        let Some(s) = self.project.schedules.iter().find(|s| s.name == name) else {
+            return Err(crate::error::DefinitionError::new(
+                "E0220",
+                format!("no schedule is named '{name}'"),
+            )
+            .hint("`assets schedules` lists them")
+            .into());
+        };
+        let partitions = match s.partition {
+            TickPartition::All => PartitionSelection::All,
+            TickPartition::Latest => PartitionSelection::Latest,
+        };
+        let selected = crate::plan::select_some(&self.project, s.selection.as_deref())?;
+        let mut out = Vec::new();
+        let mut after = self.clock.now();
+        for _ in 0..count {
+            let Some(at) = s.next_after(after) else { break };
+            let steps = crate::plan::steps_in_order(&self.project, &selected, &partitions, at)
+                .map_err(|e| e.to_string());
+            out.push((at, steps));
+            after = at;
+        }
+        Ok(out)
+    }
+
     /// Requests one queued run of every step key whose automation condition holds now, recorded as a
     /// tick of the `automation` pseudo-schedule at this time.
     async fn launch_automation(&self) -> Result<Option<TickRecord>, EngineError> {
@@ -169,7 +257,7 @@ impl Engine {
         if steps.is_empty() {
             return Ok(None);
         }
-        let planned = self.planned_run(None, true, &steps);
+        let planned = self.planned_run_by(None, true, &steps, "automation");
         let mut names: Vec<String> = steps.iter().take(5).map(|s| s.to_string()).collect();
         if steps.len() > 5 {
             names.push(format!("… {} more", steps.len() - 5));

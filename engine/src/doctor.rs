@@ -294,7 +294,7 @@ impl Engine {
         let steps: Vec<crate::key::StepKey> = found.iter().map(|(s, _, _)| s.clone()).collect();
         let mut assets: Vec<&str> = steps.iter().map(|s| s.asset.as_str()).collect();
         assets.dedup();
-        let planned = self.planned_run(Some(&assets.join(" ")), false, &steps);
+        let planned = self.planned_run_by(Some(&assets.join(" ")), false, &steps, "doctor");
         let run_id = planned.run.run_id.clone();
         self.store.create_run(&planned.run, &planned.steps).await?;
         let mut recorded: Vec<AssetKey> = Vec::new();

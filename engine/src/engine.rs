@@ -22,6 +22,8 @@ pub struct Engine {
     pub(crate) warehouse: Warehouse,
     pub(crate) kinds: KindRegistry,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Who launches the runs it records (`cli:USER` unless [`Engine::launched_by`] says otherwise).
+    pub(crate) launcher: String,
 }
 
 /// One row of `assets status`.
@@ -131,6 +133,7 @@ impl Engine {
             warehouse,
             kinds,
             clock: Arc::new(SystemClock),
+            launcher: format!("cli:{}", user_name()),
         })
     }
 
@@ -161,6 +164,12 @@ impl Engine {
             parsed.push(crate::key::PartitionKey(k.clone()));
         }
         Ok(self.store.add_dynamic_partitions(name, &parsed).await?)
+    }
+
+    /// Runs this engine records are launched by `who` (`ui:USER`, …) instead of `cli:USER`.
+    pub fn launched_by(mut self, who: impl Into<String>) -> Self {
+        self.launcher = who.into();
+        self
     }
 
     /// The project.
@@ -371,4 +380,11 @@ impl Engine {
         };
         (f, Some(counts))
     }
+}
+
+/// The user running this process (`USER`, else `LOGNAME`, else `unknown`).
+pub fn user_name() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into())
 }

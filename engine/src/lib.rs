@@ -48,7 +48,7 @@ pub mod warehouse;
 pub use backfill::{BackfillFilter, BackfillRequest, BackfillState, BackfillStatus, ChunkStatus};
 pub use daemon::{DaemonPass, DAEMON_LEASE};
 pub use doctor::{Diagnosis, Repair};
-pub use engine::{AssetStatus, Engine, HeldBack};
+pub use engine::{user_name, AssetStatus, Engine, HeldBack};
 pub use error::{DefinitionError, DefinitionErrors, EngineError};
 pub use key::{AssetKey, BackfillId, PartitionKey, RunId, StepKey};
 pub use materialize::{

@@ -136,6 +136,8 @@ async fn a_simulated_week_launches_each_tick_once_through_restarts_and_an_outage
         .filter(|t| t.schedule == "nightly" && t.status == "launched")
     {
         let run = t.run_id.clone().unwrap();
+        let record = daemon.store().get_run(run.as_str()).await.unwrap();
+        assert_eq!(record.launched_by.as_deref(), Some("schedule:nightly"));
         let steps = daemon.store().steps(&run).await.unwrap();
         assert_eq!(steps.len(), 1, "{steps:?}");
         *per_day.entry(steps[0].step_id.clone()).or_default() += 1;

@@ -26,6 +26,7 @@ fn run(id: &RunId) -> RunRecord {
         pid: None,
         host: None,
         lease_until_ms: None,
+        launched_by: None,
     }
 }
 

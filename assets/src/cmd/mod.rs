@@ -16,6 +16,7 @@ mod maintenance;
 mod materialize;
 mod reproduce;
 mod runs;
+mod schedule;
 mod selection;
 mod show;
 mod sql;
@@ -119,7 +120,13 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Automation {
             action: crate::AutomationAction::Explain { key, partition },
         } => daemon::explain(&root, &key, partition.as_deref(), json).await,
-        Command::Schedules => daemon::schedules(&root, json).await,
+        Command::Schedules { action: None } => daemon::schedules(&root, json).await,
+        Command::Schedules {
+            action: Some(crate::ScheduleAction::Preview { name, count }),
+        } => schedule::preview(&root, &name, count, json).await,
+        Command::Schedules {
+            action: Some(crate::ScheduleAction::Fire { name, queue }),
+        } => schedule::fire(&root, &name, queue, json).await,
         Command::Sensors => daemon::sensors(&root, json).await,
         Command::Ticks { schedule, limit } => {
             daemon::ticks(&root, schedule.as_deref(), limit, json).await
@@ -148,7 +155,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::History { key, limit } => history::run(&root, &key, limit, json).await,
         Command::Ui => {
-            let engine = engine(&root, None).await?;
+            let engine = engine(&root, None)
+                .await?
+                .launched_by(format!("ui:{}", spine_engine::user_name()));
             let result = spine_tui::run(engine.clone(), launcher(&root)).await;
             engine.store().close().await;
             result?;

@@ -65,13 +65,22 @@ pub async fn list(root: &Path, limit: i64, json: bool) -> anyhow::Result<u8> {
                 status_label(r),
                 r.created_at.clone(),
                 elapsed(&r.started_at, &r.finished_at),
+                r.launched_by.clone().unwrap_or_else(|| "-".into()),
                 r.selection.clone().unwrap_or_else(|| "*".into()),
                 r.error.clone().unwrap_or_default(),
             ]
         })
         .collect();
     crate::output::table(
-        &["run", "status", "created", "duration", "selection", "error"],
+        &[
+            "run",
+            "status",
+            "created",
+            "duration",
+            "launched by",
+            "selection",
+            "error",
+        ],
         &rows,
     );
     Ok(0)
@@ -95,6 +104,9 @@ pub async fn show(root: &Path, id: &str, json: bool) -> anyhow::Result<u8> {
         run.selection.clone().unwrap_or_else(|| "*".into())
     );
     println!("created   {}", run.created_at);
+    if let Some(by) = &run.launched_by {
+        println!("launched  by {by}");
+    }
     println!("duration  {}", elapsed(&run.started_at, &run.finished_at));
     if let Some(e) = &run.error {
         println!("error     {e}");

@@ -177,7 +177,12 @@ impl Engine {
             }
             // Not forced: a partition another run materialized meanwhile and that is fresh now
             // counts as done (up to date) instead of being computed again.
-            let planned = self.planned_run(record.selection.as_deref(), false, &todo);
+            let planned = self.planned_run_by(
+                record.selection.as_deref(),
+                false,
+                &todo,
+                &format!("backfill:{}", record.backfill_id),
+            );
             self.store
                 .add_backfill_run(&record.backfill_id, chunk, &planned)
                 .await?;

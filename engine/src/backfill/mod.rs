@@ -181,11 +181,12 @@ impl Engine {
             .max(1);
         let per_run = req.per_run.unwrap_or(distinct).min(distinct);
         let chunks = chunk_steps(&self.project, &steps, per_run);
+        let id = BackfillId::new();
+        let by = format!("backfill:{id}");
         let runs: Vec<PlannedRun> = chunks
             .iter()
-            .map(|c| self.planned_run(req.selection.as_deref(), true, c))
+            .map(|c| self.planned_run_by(req.selection.as_deref(), true, c, &by))
             .collect();
-        let id = BackfillId::new();
         let record = BackfillRecord {
             backfill_id: id.clone(),
             selection: req.selection.clone(),

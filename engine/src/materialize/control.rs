@@ -102,7 +102,12 @@ impl Engine {
             .hint("materialize a selection instead")
             .into());
         }
-        let mut planned = self.planned_run(run.selection.as_deref(), run.force, &steps);
+        let mut planned = self.planned_run_by(
+            run.selection.as_deref(),
+            run.force,
+            &steps,
+            &format!("rerun:{}", run.run_id),
+        );
         planned.run.full_refresh = run.full_refresh;
         self.store.create_run(&planned.run, &planned.steps).await?;
         let how = if from_failure {

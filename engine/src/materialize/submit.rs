@@ -49,6 +49,17 @@ impl Engine {
         force: bool,
         steps: &[StepKey],
     ) -> crate::store::PlannedRun {
+        self.planned_run_by(selection, force, steps, &self.launcher)
+    }
+
+    /// [`planned_run`](Engine::planned_run) launched by `by` (`schedule:NAME`, `backfill:ID`, …).
+    pub(crate) fn planned_run_by(
+        &self,
+        selection: Option<&str>,
+        force: bool,
+        steps: &[StepKey],
+        by: &str,
+    ) -> crate::store::PlannedRun {
         let run_id = RunId::new();
         let run = RunRecord {
             run_id: run_id.clone(),
@@ -63,6 +74,7 @@ impl Engine {
             pid: None,
             host: None,
             lease_until_ms: None,
+            launched_by: Some(by.to_string()),
         };
         let steps = steps
             .iter()

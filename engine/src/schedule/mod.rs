@@ -145,6 +145,11 @@ impl ScheduleDef {
         self.times.next_after(after)
     }
 
+    /// `t` on the schedule's own wall clock, with its offset (`2026-12-07T02:00:00+01:00`).
+    pub fn local(&self, t: DateTime<Utc>) -> String {
+        t.with_timezone(&self.times.tz).to_rfc3339()
+    }
+
     fn parse(raw: RawSchedule) -> Result<Self, String> {
         if raw.name.is_empty()
             || !raw

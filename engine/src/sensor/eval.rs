@@ -140,7 +140,12 @@ impl Engine {
         let planned =
             match crate::plan::steps_in_order(&engine.project, &selected, &partitions, now) {
                 // Forced: what changed is outside the warehouse, where staleness cannot see it.
-                Ok(steps) => Some(engine.planned_run(s.selection.as_deref(), true, &steps)),
+                Ok(steps) => Some(engine.planned_run_by(
+                    s.selection.as_deref(),
+                    true,
+                    &steps,
+                    &format!("sensor:{}", s.name),
+                )),
                 // The cursor moves on: the same objects would fail the same way on every pass.
                 Err(EngineError::Definition(e)) if e.0.iter().any(|d| d.code == "E0411") => {
                     tick.status = "skipped".into();

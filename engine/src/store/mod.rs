@@ -149,6 +149,10 @@ pub struct RunRecord {
     /// Until when its executor's lease holds (milliseconds since the Unix epoch), while running.
     #[serde(default)]
     pub lease_until_ms: Option<i64>,
+    /// Who or what launched it: `cli:USER`, `ui:USER`, `schedule:NAME`, `sensor:NAME`,
+    /// `automation`, `backfill:ID`, `rerun:RUN`, `doctor`.
+    #[serde(default)]
+    pub launched_by: Option<String>,
 }
 
 /// Who takes a run to execute it, and until when (renewed while it works).

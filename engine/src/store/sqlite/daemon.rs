@@ -54,10 +54,13 @@ impl DaemonStore for SqliteStore {
 
     async fn last_tick(&self, schedule: &str) -> StoreResult<Option<String>> {
         Ok(
-            sqlx::query_scalar("SELECT MAX(tick_at) FROM schedule_ticks WHERE schedule = ?")
-                .bind(schedule)
-                .fetch_one(&self.pool)
-                .await?,
+            // A fired tick (`assets schedules fire`) is not the schedule's cursor.
+            sqlx::query_scalar(
+                "SELECT MAX(tick_at) FROM schedule_ticks WHERE schedule = ? AND status <> 'fired'",
+            )
+            .bind(schedule)
+            .fetch_one(&self.pool)
+            .await?,
         )
     }
 

@@ -90,6 +90,7 @@ pub(super) fn run_from_row(r: &SqliteRow) -> StoreResult<RunRecord> {
         pid: r.try_get("pid")?,
         host: r.try_get("host")?,
         lease_until_ms: r.try_get("lease_until")?,
+        launched_by: r.try_get("launched_by")?,
     })
 }
 

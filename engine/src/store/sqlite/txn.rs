@@ -12,7 +12,7 @@ pub(super) async fn insert_run(
     run: &RunRecord,
     steps: &[StepRecord],
 ) -> StoreResult<()> {
-    sqlx::query("INSERT INTO runs (run_id, status, selection, force, created_at, pid, host, full_refresh) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+    sqlx::query("INSERT INTO runs (run_id, status, selection, force, created_at, pid, host, full_refresh, launched_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
         .bind(run.run_id.as_str())
         .bind(run.status.as_str())
         .bind(&run.selection)
@@ -21,6 +21,7 @@ pub(super) async fn insert_run(
         .bind(run.pid)
         .bind(&run.host)
         .bind(run.full_refresh as i64)
+        .bind(&run.launched_by)
         .execute(&mut **tx)
         .await?;
     insert_steps(tx, &run.run_id, steps).await?;
