@@ -31,6 +31,13 @@ pub enum Confirm {
         /// Its status.
         status: String,
     },
+    /// Cancel backfill `id`.
+    CancelBackfill {
+        /// The backfill id.
+        id: String,
+        /// Its state.
+        state: String,
+    },
 }
 
 impl Confirm {
@@ -56,6 +63,14 @@ impl Confirm {
                 ),
                 vec![("y", "re-run".into()), ("n", "no".into())],
             ),
+            Confirm::CancelBackfill { id, state } => (
+                format!(
+                    "Cancel backfill {} ({state})? Its queued runs are cancelled and a running one \
+                     stops before its next commit; `assets backfill resume` continues it.",
+                    short(id)
+                ),
+                vec![("y", "cancel the backfill".into()), ("n", "no".into())],
+            ),
             Confirm::Cancel { run, status } => (
                 format!(
                     "Cancel run {} ({status})? Steps that have not committed stop.",
@@ -76,7 +91,7 @@ impl App {
     fn action_asset(&self) -> Option<String> {
         match (&self.detail, self.tab) {
             (Some(Detail::Asset(k)), _) => Some(k.clone()),
-            (Some(Detail::Run(_)), _) => None,
+            (Some(Detail::Run(_)) | Some(Detail::Backfill(_)), _) => None,
             (None, Tab::Lineage) => self.lineage_selected(),
             (None, Tab::Assets) => self.selected_asset().map(|a| a.key.clone()),
             _ => None,
@@ -139,6 +154,21 @@ impl App {
                 }
                 None => self.message = Some("select a run to re-run".into()),
             },
+            KeyCode::Char('c') if self.action_backfill().is_some() => {
+                if let Some((id, state)) = self.action_backfill() {
+                    if matches!(
+                        state.as_str(),
+                        "queued" | "running" | "interrupted" | "waiting"
+                    ) {
+                        self.confirm = Some(Confirm::CancelBackfill { id, state });
+                    } else {
+                        self.message = Some(format!(
+                            "backfill {} is {state}: nothing to cancel",
+                            short(&id)
+                        ));
+                    }
+                }
+            }
             KeyCode::Char('c') => match self.action_run() {
                 Some((run, status))
                     if matches!(status.as_str(), "queued" | "running" | "waiting") =>
@@ -170,6 +200,9 @@ impl App {
             }
             (Confirm::Rerun { run, .. }, KeyCode::Char('y')) => Some(Effect::Rerun(run.clone())),
             (Confirm::Cancel { run, .. }, KeyCode::Char('y')) => Some(Effect::Cancel(run.clone())),
+            (Confirm::CancelBackfill { id, .. }, KeyCode::Char('y')) => {
+                Some(Effect::CancelBackfill(id.clone()))
+            }
             _ => None,
         };
         if effect.is_none() {
@@ -184,6 +217,7 @@ impl App {
         if let Some(i) = self.snapshot.runs.iter().position(|r| r.id == id) {
             self.run_row = i;
         }
+        self.run_step = None;
         self.detail = Some(Detail::Run(id.to_string()));
         Effect::LoadRun(id.to_string())
     }

@@ -40,6 +40,8 @@ pub enum Detail {
     Asset(String),
     /// One run.
     Run(String),
+    /// One backfill.
+    Backfill(String),
 }
 
 /// What the UI needs from outside.
@@ -49,6 +51,10 @@ pub enum Effect {
     LoadRun(String),
     /// Load an asset's detail.
     LoadAsset(String),
+    /// Load (or refresh) a backfill's detail.
+    LoadBackfill(String),
+    /// Cancel this backfill.
+    CancelBackfill(String),
     /// Record a run of this selection (forced) and start executing it.
     Materialize(String),
     /// Record a re-execution of this run from its failure and start executing it.
@@ -143,6 +149,14 @@ pub struct App {
     pub graph: crate::lineage::Graph,
     /// An action waiting for a yes.
     pub confirm: Option<crate::actions::Confirm>,
+    /// The opened backfill's chunks and failures.
+    pub backfill: crate::backfill::BackfillDetail,
+    /// Selected row of the Backfills table.
+    pub backfill_row: usize,
+    /// Selected chunk of the opened backfill.
+    pub backfill_chunk: usize,
+    /// The step picked in the opened run (its error and log lines are shown), if any.
+    pub run_step: Option<usize>,
 }
 
 impl App {
@@ -165,6 +179,10 @@ impl App {
             message: None,
             lineage: Default::default(),
             confirm: None,
+            backfill: Default::default(),
+            backfill_row: 0,
+            backfill_chunk: 0,
+            run_step: None,
         }
     }
 
@@ -190,6 +208,14 @@ impl App {
     /// The opened run's detail, loaded.
     pub fn set_run(&mut self, run: RunDetail) {
         self.run = run;
+    }
+
+    /// The opened backfill's detail, loaded.
+    pub fn set_backfill(&mut self, backfill: crate::backfill::BackfillDetail) {
+        self.backfill_chunk = self
+            .backfill_chunk
+            .min(backfill.chunks.len().saturating_sub(1));
+        self.backfill = backfill;
     }
 
     /// The opened asset's detail, loaded.
@@ -238,12 +264,15 @@ impl App {
         let n = self.visible_assets().len();
         self.asset_row = self.asset_row.min(n.saturating_sub(1));
         self.run_row = self.run_row.min(self.snapshot.runs.len().saturating_sub(1));
+        self.backfill_row = self
+            .backfill_row
+            .min(self.snapshot.backfills.len().saturating_sub(1));
     }
 
     fn move_by(&mut self, delta: isize) {
         let (row, len) = match self.tab {
             Tab::Runs => (&mut self.run_row, self.snapshot.runs.len()),
-            Tab::Backfills => return,
+            Tab::Backfills => (&mut self.backfill_row, self.snapshot.backfills.len()),
             _ => {
                 let len = self.visible_assets().len();
                 (&mut self.asset_row, len)
@@ -284,6 +313,7 @@ impl App {
                         self.input = Input::None;
                         return self.command(text.trim());
                     }
+                    KeyCode::Tab => self.complete(text),
                     KeyCode::Backspace => {
                         text.pop();
                         self.input = Input::Command(text);
@@ -307,6 +337,12 @@ impl App {
             return (key.code == KeyCode::Char('q')).then_some(Effect::Quit);
         }
         if self.tab == Tab::Lineage && self.detail.is_none() && self.lineage_key(key.code) {
+            return None;
+        }
+        if let Some(effect) = self.backfill_key(key.code) {
+            return effect;
+        }
+        if self.step_key(key.code) {
             return None;
         }
         if self.action_key(key.code) {
@@ -349,7 +385,7 @@ impl App {
         None
     }
 
-    fn switch(&mut self, tab: Tab) {
+    pub(crate) fn switch(&mut self, tab: Tab) {
         self.tab = tab;
         self.detail = None;
     }
@@ -357,9 +393,18 @@ impl App {
     /// Enter on the current row: an asset's or a run's detail.
     fn open(&mut self) -> Option<Effect> {
         match self.tab {
-            Tab::Backfills => None,
+            Tab::Backfills => {
+                let id = self.snapshot.backfills.get(self.backfill_row)?.id.clone();
+                if self.backfill.id != id {
+                    self.backfill = Default::default();
+                    self.backfill_chunk = 0;
+                }
+                self.detail = Some(Detail::Backfill(id.clone()));
+                Some(Effect::LoadBackfill(id))
+            }
             Tab::Runs => {
                 let id = self.selected_run()?.id.clone();
+                self.run_step = None;
                 self.detail = Some(Detail::Run(id.clone()));
                 Some(Effect::LoadRun(id))
             }
@@ -368,55 +413,6 @@ impl App {
                 self.detail = Some(Detail::Asset(key.clone()));
                 Some(Effect::LoadAsset(key))
             }
-        }
-    }
-
-    /// `:assets`, `:lineage`, `:runs`, `:q`; or an asset key, which opens it.
-    fn command(&mut self, text: &str) -> Option<Effect> {
-        match text {
-            "" => None,
-            "q" | "quit" => Some(Effect::Quit),
-            "a" | "assets" => {
-                self.switch(Tab::Assets);
-                None
-            }
-            "l" | "lineage" => {
-                self.switch(Tab::Lineage);
-                None
-            }
-            _ if self.tab == Tab::Lineage && self.snapshot.assets.iter().any(|a| a.key == text) => {
-                // Jump: the asset becomes the center of the lineage.
-                self.lineage = crate::lineage::LineageState {
-                    center: Some(text.to_string()),
-                    ..Default::default()
-                };
-                None
-            }
-            "r" | "runs" => {
-                self.switch(Tab::Runs);
-                None
-            }
-            "b" | "backfills" | "schedules" => {
-                self.switch(Tab::Backfills);
-                None
-            }
-            key => match self.snapshot.assets.iter().position(|a| a.key == key) {
-                Some(_) => {
-                    self.filter.clear();
-                    self.sort = SortBy::Graph;
-                    self.descending = false;
-                    self.asset_row = self.visible_assets().iter().position(|a| a.key == key)?;
-                    self.tab = Tab::Assets;
-                    self.detail = Some(Detail::Asset(key.to_string()));
-                    Some(Effect::LoadAsset(key.to_string()))
-                }
-                None => {
-                    self.message = Some(format!(
-                        "no view or asset '{key}' (try :assets, :lineage, :runs, :backfills)"
-                    ));
-                    None
-                }
-            },
         }
     }
 }
@@ -429,7 +425,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     (
         ":",
-        "jump: :assets :lineage :runs :backfills, or an asset key; :q quits",
+        "jump: :assets :lineage :runs :backfills, or an asset key (tab completes); :q quits",
     ),
     (
         "/",
@@ -441,7 +437,11 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     ("+ -", "lineage: more or fewer layers each way"),
     ("j k, arrows", "move; g G top and bottom; PgUp PgDn"),
-    ("enter", "open the selected asset or run"),
+    ("enter", "open the selected asset, run or backfill"),
+    (
+        "j k in a run",
+        "pick a step: its error and its log lines (esc: all again)",
+    ),
     ("esc", "back (close the detail, clear the filter)"),
     ("s S", "sort assets by the next column; reverse"),
     (
@@ -452,7 +452,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "r",
         "re-run the selected failed or cancelled run from its failure",
     ),
-    ("c", "cancel the selected queued or running run"),
+    (
+        "c",
+        "cancel the selected queued or running run, or backfill",
+    ),
     ("?", "this help"),
     ("q, ctrl-c", "quit"),
 ];

@@ -4,11 +4,35 @@
 use crate::app::{App, Detail};
 use crate::model::step_counts;
 use crate::view::{duration, seconds, short_time, state_style, thousands};
+use ratatui::crossterm::event::KeyCode;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Sparkline, Table, Wrap};
 use ratatui::Frame;
+
+impl App {
+    /// Keys of the open run: `j`/`k` (arrows) pick a step, whose error and log lines the log pane
+    /// then shows; esc goes back to all of them before it closes the run. False for other keys.
+    pub(crate) fn step_key(&mut self, code: KeyCode) -> bool {
+        if !matches!(self.detail, Some(Detail::Run(_))) {
+            return false;
+        }
+        let n = self.run.steps.len();
+        match (code, self.run_step) {
+            (KeyCode::Down | KeyCode::Char('j'), None) if n > 0 => self.run_step = Some(0),
+            (KeyCode::Down | KeyCode::Char('j'), Some(i)) => {
+                self.run_step = Some((i + 1).min(n.saturating_sub(1)))
+            }
+            (KeyCode::Up | KeyCode::Char('k'), Some(i)) => {
+                self.run_step = Some(i.saturating_sub(1))
+            }
+            (KeyCode::Esc, Some(_)) => self.run_step = None,
+            _ => return false,
+        }
+        true
+    }
+}
 
 /// A run: its steps as a timeline (a bar from each step's start to its end on the run's time axis)
 /// above its log.
@@ -106,14 +130,34 @@ pub(crate) fn draw_run(frame: &mut Frame, app: &App, area: Rect) {
         Row::new(["STEP", "STATUS", "TOOK", "TIMELINE"])
             .style(Style::default().add_modifier(Modifier::BOLD)),
     )
-    .block(Block::default().borders(Borders::ALL).title(title));
-    frame.render_widget(table, steps_area);
+    .block(Block::default().borders(Borders::ALL).title(title))
+    .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
+    .highlight_symbol("▶ ");
+    let picked = app.run_step.and_then(|i| d.steps.get(i));
+    let mut state = ratatui::widgets::TableState::default().with_selected(picked.and(app.run_step));
+    frame.render_stateful_widget(table, steps_area, &mut state);
     let height = log_area.height.saturating_sub(2) as usize;
-    let lines: Vec<Line> = d
+    // A picked step: its error (or why it was skipped) first, then its own log lines.
+    let mut head: Vec<Line> = Vec::new();
+    if let Some(s) = picked {
+        if let Some(m) = &s.message {
+            let width = log_area.width.saturating_sub(2).max(10) as usize;
+            for part in crate::view::wrap(m, width) {
+                let style = state_style(&s.status);
+                head.push(Line::from(Span::styled(part, style)));
+            }
+        }
+    }
+    let own: Vec<&crate::model::LogLine> = d
         .log
         .iter()
+        .filter(|l| picked.is_none_or(|s| l.step.as_deref() == Some(s.step_id.as_str())))
+        .collect();
+    let room = height.saturating_sub(head.len());
+    let lines: Vec<Line> = own
+        .iter()
         .rev()
-        .take(height)
+        .take(room)
         .rev()
         .map(|l| {
             Line::from(vec![
@@ -126,12 +170,19 @@ pub(crate) fn draw_run(frame: &mut Frame, app: &App, area: Rect) {
             ])
         })
         .collect();
-    frame.render_widget(
-        Paragraph::new(lines).block(
-            Block::default()
-                .borders(Borders::ALL)
-                .title(format!(" log ({} events) ", d.log.len())),
+    let title = match picked {
+        Some(s) => format!(
+            " {} · {} · attempt {} · {} event(s) (esc: all) ",
+            s.step_id,
+            s.status,
+            s.attempt,
+            own.len()
         ),
+        None => format!(" log ({} events) · j k: pick a step ", d.log.len()),
+    };
+    head.extend(lines);
+    frame.render_widget(
+        Paragraph::new(head).block(Block::default().borders(Borders::ALL).title(title)),
         log_area,
     );
 }

@@ -6,8 +6,10 @@
 
 pub mod actions;
 pub mod app;
+pub mod backfill;
 mod detail;
 mod edges;
+mod jump;
 pub mod lineage;
 pub mod model;
 mod ops;

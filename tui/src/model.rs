@@ -86,9 +86,9 @@ pub struct ScheduleRow {
     pub cron: String,
     /// Its selection (`*`: every asset).
     pub selection: String,
-    /// The next tick (RFC 3339), if the cron has one.
+    /// The next tick (RFC 3339 on the schedule's own clock, with its offset), if the cron has one.
     pub next: Option<String>,
-    /// The latest recorded tick.
+    /// The latest recorded tick (on the schedule's own clock).
     pub last: Option<String>,
 }
 
@@ -279,8 +279,14 @@ pub async fn load(engine: &Engine, runs: i64) -> Result<Snapshot, EngineError> {
             name: s.name.clone(),
             cron: format!("{} ({})", s.cron, s.timezone),
             selection: s.selection.clone().unwrap_or_else(|| "*".into()),
-            next: s.next_after(now).map(|t| t.to_rfc3339()),
-            last: engine.store().last_tick(&s.name).await?,
+            // On the schedule's own clock (with its offset), as it is written.
+            next: s.next_after(now).map(|t| s.local(t)),
+            last: engine.store().last_tick(&s.name).await?.map(|t| {
+                match chrono::DateTime::parse_from_rfc3339(&t) {
+                    Ok(at) => s.local(at.with_timezone(&chrono::Utc)),
+                    Err(_) => t,
+                }
+            }),
         });
     }
     Ok(Snapshot {

@@ -27,6 +27,20 @@ fn progress(done: usize, failed: usize, total: usize, width: usize) -> Line<'sta
     ])
 }
 
+/// `2026-12-07T02:00:00+01:00` → `2026-12-07 02:00 +01:00` (a time on a schedule's clock, with its
+/// offset); `…Z` → `… UTC`.
+pub fn wall_time(ts: &str) -> String {
+    let day_time = short_time(ts);
+    let minutes = day_time.get(..16).unwrap_or(&day_time);
+    match ts.get(19..) {
+        Some("Z") | Some("+00:00") => format!("{minutes} UTC"),
+        Some(offset) if offset.len() >= 6 => {
+            format!("{minutes} {}", &offset[offset.len() - 6..])
+        }
+        _ => minutes.to_string(),
+    }
+}
+
 pub(crate) fn draw_backfills(frame: &mut Frame, app: &App, area: Rect) {
     let s = &app.snapshot;
     let sched_h = (s.schedules.len() as u16 + 3)
@@ -78,7 +92,8 @@ pub(crate) fn draw_backfills(frame: &mut Frame, app: &App, area: Rect) {
         Block::default()
             .borders(Borders::ALL)
             .title(format!(" backfills ({}) ", s.backfills.len())),
-    );
+    )
+    .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED));
     if s.backfills.is_empty() {
         frame.render_widget(
             Paragraph::new("no backfills: `assets backfill SELECTION --from A --to B` starts one")
@@ -86,7 +101,9 @@ pub(crate) fn draw_backfills(frame: &mut Frame, app: &App, area: Rect) {
             top,
         );
     } else {
-        frame.render_widget(table, top);
+        let mut state =
+            ratatui::widgets::TableState::default().with_selected(Some(app.backfill_row));
+        frame.render_stateful_widget(table, top, &mut state);
     }
     let rows: Vec<Row> = s
         .schedules
@@ -95,8 +112,8 @@ pub(crate) fn draw_backfills(frame: &mut Frame, app: &App, area: Rect) {
             Row::new(vec![
                 Cell::from(t.name.clone()),
                 Cell::from(t.cron.clone()),
-                Cell::from(t.next.as_deref().map(short_time).unwrap_or("-".into())),
-                Cell::from(t.last.as_deref().map(short_time).unwrap_or("-".into())),
+                Cell::from(t.next.as_deref().map(wall_time).unwrap_or("-".into())),
+                Cell::from(t.last.as_deref().map(wall_time).unwrap_or("-".into())),
                 Cell::from(t.selection.clone()),
             ])
         })
@@ -104,6 +121,11 @@ pub(crate) fn draw_backfills(frame: &mut Frame, app: &App, area: Rect) {
     let block = Block::default()
         .borders(Borders::ALL)
         .title(format!(" schedules ({}) ", s.schedules.len()));
+    let widest = |f: &dyn Fn(&crate::model::ScheduleRow) -> usize, min: usize, max: usize| {
+        s.schedules.iter().map(f).fold(min, usize::max).min(max) as u16
+    };
+    let name_w = widest(&|t| t.name.chars().count(), 8, 24);
+    let cron_w = widest(&|t| t.cron.chars().count(), 4, 32);
     if s.schedules.is_empty() {
         frame.render_widget(
             Paragraph::new("no schedules: declare them in schedules.yaml").block(block),
@@ -115,10 +137,10 @@ pub(crate) fn draw_backfills(frame: &mut Frame, app: &App, area: Rect) {
         Table::new(
             rows,
             [
-                Constraint::Length(16),
-                Constraint::Length(22),
-                Constraint::Length(19),
-                Constraint::Length(19),
+                Constraint::Length(name_w),
+                Constraint::Length(cron_w),
+                Constraint::Length(23),
+                Constraint::Length(23),
                 Constraint::Min(6),
             ],
         )

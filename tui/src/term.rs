@@ -85,6 +85,7 @@ async fn event_loop(
                     match effect {
                         Effect::Quit => return Ok(()),
                         Effect::LoadRun(id) => load_run(engine, app, &id).await,
+                        Effect::LoadBackfill(id) => load_backfill(engine, app, &id).await,
                         Effect::LoadAsset(key) => match AssetDetail::load(engine, &key, 50).await {
                             Ok(d) => app.set_asset(d),
                             Err(e) => app.message = Some(e.to_string()),
@@ -122,8 +123,10 @@ async fn event_loop(
         }
         if last_run.elapsed() >= Duration::from_millis(500) {
             last_run = Instant::now();
-            if let Some(Detail::Run(id)) = app.detail.clone() {
-                load_run(engine, app, &id).await;
+            match app.detail.clone() {
+                Some(Detail::Run(id)) => load_run(engine, app, &id).await,
+                Some(Detail::Backfill(id)) => load_backfill(engine, app, &id).await,
+                _ => {}
             }
         }
     }
@@ -140,6 +143,17 @@ async fn act(engine: &Engine, launch: &Launcher, app: &mut App, action: Effect) 
             .rerun(&run, true)
             .await
             .map(|r| (r.run_id, format!("re-running {} step(s)", r.steps.len()))),
+        Effect::CancelBackfill(id) => {
+            let short: String = id.chars().take(12).collect();
+            app.message = Some(match engine.cancel_backfill(&id).await {
+                Ok(b) => format!("backfill {short} is {}", b.state),
+                Err(e) => e.to_string(),
+            });
+            if let Some(Detail::Backfill(open)) = app.detail.clone() {
+                load_backfill(engine, app, &open).await;
+            }
+            return None;
+        }
         Effect::Cancel(run) => {
             let short: String = run.chars().take(12).collect();
             app.message = Some(match engine.cancel_run(&run).await {
@@ -183,4 +197,11 @@ async fn load_run(engine: &Engine, app: &mut App, id: &str) {
         app.message = Some(e.to_string());
     }
     app.set_run(detail);
+}
+
+async fn load_backfill(engine: &Engine, app: &mut App, id: &str) {
+    match crate::backfill::BackfillDetail::load(engine, id).await {
+        Ok(d) => app.set_backfill(d),
+        Err(e) => app.message = Some(e.to_string()),
+    }
 }

@@ -59,6 +59,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
     match &app.detail {
         Some(Detail::Asset(_)) => crate::detail::draw_asset(frame, app, body),
         Some(Detail::Run(_)) => crate::detail::draw_run(frame, app, body),
+        Some(Detail::Backfill(_)) => crate::backfill::draw(frame, app, body),
         None => match app.tab {
             Tab::Assets => draw_assets(frame, app, body),
             Tab::Lineage => crate::lineage::draw(frame, app, body),
@@ -166,14 +167,43 @@ pub fn thousands(n: i64) -> String {
 fn draw_assets(frame: &mut Frame, app: &App, area: Rect) {
     let rows = app.visible_assets();
     let wide = area.width >= 100;
-    let mut header = vec!["KEY", "KIND", "STATUS", "LAST MATERIALIZED", "ROWS"];
+    // Columns as wide as what they hold, so the key gets the rest (at 80 columns a long key is
+    // not cut while other columns have room); the time is shortened below 100 columns.
+    let fit = |min: usize, max: usize, cells: &mut dyn Iterator<Item = usize>| {
+        cells.fold(min, usize::max).min(max) as u16
+    };
+    let kind_w = fit(4, 10, &mut rows.iter().map(|a| a.kind.chars().count()));
+    let state_w = fit(6, 15, &mut rows.iter().map(|a| a.state.chars().count()));
+    let rows_w = fit(
+        4,
+        13,
+        &mut rows
+            .iter()
+            .map(|a| a.rows.map(thousands).unwrap_or_default().len()),
+    );
+    let time_w = if wide { 19 } else { 11 };
+    // When even then the longest key does not fit, the time goes (the asset's detail has it).
+    let key_w = rows
+        .iter()
+        .map(|a| a.key.chars().count())
+        .max()
+        .unwrap_or(0) as u16;
+    let room = area
+        .width
+        .saturating_sub(2 + 2 + kind_w + state_w + time_w + rows_w + 4);
+    let with_time = wide || key_w <= room;
+    let mut header = vec!["KEY", "KIND", "STATUS"];
     let mut widths = vec![
         Constraint::Min(20),
-        Constraint::Length(8),
-        Constraint::Length(15),
-        Constraint::Length(19),
-        Constraint::Length(10),
+        Constraint::Length(kind_w),
+        Constraint::Length(state_w),
     ];
+    if with_time {
+        header.push(if wide { "LAST MATERIALIZED" } else { "UPDATED" });
+        widths.push(Constraint::Length(time_w));
+    }
+    header.push("ROWS");
+    widths.push(Constraint::Length(rows_w));
     if wide {
         header.insert(2, "GROUP");
         widths.insert(2, Constraint::Length(12));
@@ -188,7 +218,7 @@ fn draw_assets(frame: &mut Frame, app: &App, area: Rect) {
         .iter()
         .skip(offset)
         .take(height)
-        .map(|a| asset_cells(a, wide))
+        .map(|a| asset_cells(a, wide, with_time))
         .collect();
     let title = format!(
         " assets ({}{}) · sorted by {}{} ",
@@ -211,19 +241,30 @@ fn draw_assets(frame: &mut Frame, app: &App, area: Rect) {
     frame.render_stateful_widget(table, area, &mut state);
 }
 
-fn asset_cells(a: &AssetRow, wide: bool) -> Row<'static> {
+fn asset_cells(a: &AssetRow, wide: bool, with_time: bool) -> Row<'static> {
     let mut cells = vec![
         Cell::from(a.key.clone()),
         Cell::from(a.kind.clone()),
         Cell::from(Span::styled(a.state.clone(), state_style(&a.state))),
-        Cell::from(
+    ];
+    if with_time {
+        cells.push(Cell::from(
             a.last
                 .as_deref()
-                .map(short_time)
+                .map(|t| {
+                    let t = short_time(t);
+                    match wide {
+                        true => t,
+                        // `12-03 09:15`.
+                        false => t.get(5..16).unwrap_or(&t).to_string(),
+                    }
+                })
                 .unwrap_or_else(|| "-".into()),
-        ),
-        Cell::from(a.rows.map(thousands).unwrap_or_else(|| "-".into())),
-    ];
+        ));
+    }
+    cells.push(Cell::from(
+        a.rows.map(thousands).unwrap_or_else(|| "-".into()),
+    ));
     if wide {
         cells.insert(2, Cell::from(a.group.clone()));
         cells.push(Cell::from(a.partitions.clone().unwrap_or_default()));
@@ -312,6 +353,14 @@ fn draw_bottom(frame: &mut Frame, app: &App, area: Rect) {
             Span::styled(":", Style::default().fg(Color::Yellow)),
             Span::raw(t.clone()),
             Span::raw("▏"),
+            // Tab's candidates.
+            Span::styled(
+                app.message
+                    .as_ref()
+                    .map(|m| format!("   {m}"))
+                    .unwrap_or_default(),
+                Style::default().fg(Color::DarkGray),
+            ),
         ]),
         Input::None => match &app.message {
             Some(m) => Line::from(Span::styled(m.clone(), Style::default().fg(Color::Yellow))),
@@ -324,11 +373,18 @@ fn draw_bottom(frame: &mut Frame, app: &App, area: Rect) {
                         ("?", "help"),
                         ("q", "quit"),
                     ],
+                    (Some(Detail::Backfill(_)), _) => &[
+                        ("esc", "back"),
+                        ("j k", "chunk"),
+                        ("enter", "open its run"),
+                        ("c", "cancel"),
+                        ("?", "help"),
+                    ],
                     (Some(Detail::Run(_)), _) => &[
                         ("esc", "back"),
+                        ("j k", "step"),
                         ("r", "re-run failed"),
                         ("c", "cancel"),
-                        ("1-4", "views"),
                         ("?", "help"),
                         ("q", "quit"),
                     ],
@@ -356,6 +412,8 @@ fn draw_bottom(frame: &mut Frame, app: &App, area: Rect) {
                         ("q", "quit"),
                     ],
                     (None, Tab::Backfills) => &[
+                        ("enter", "open"),
+                        ("c", "cancel"),
                         ("1-4", "views"),
                         (":", "jump"),
                         ("?", "help"),
@@ -380,23 +438,32 @@ fn draw_bottom(frame: &mut Frame, app: &App, area: Rect) {
 }
 
 fn draw_help(frame: &mut Frame, area: Rect) {
-    let w = area.width.min(72);
-    let h = (KEYS.len() as u16 + 4).min(area.height);
+    let w = area.width.min(76);
+    // Keys in a column as wide as the longest, meanings wrapped at word boundaries beside them.
+    let key_w = KEYS
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0)
+        + 2;
+    let text_w = (w as usize).saturating_sub(2 + key_w).max(10);
+    let mut lines: Vec<Line> = Vec::new();
+    for (k, v) in KEYS {
+        for (i, part) in wrap(v, text_w).into_iter().enumerate() {
+            let key = if i == 0 { *k } else { "" };
+            lines.push(Line::from(vec![
+                Span::styled(format!("{key:<key_w$}"), Style::default().fg(Color::Cyan)),
+                Span::raw(part),
+            ]));
+        }
+    }
+    let h = (lines.len() as u16 + 2).min(area.height);
     let r = Rect {
         x: area.x + (area.width - w) / 2,
         y: area.y + (area.height - h) / 2,
         width: w,
         height: h,
     };
-    let lines: Vec<Line> = KEYS
-        .iter()
-        .map(|(k, v)| {
-            Line::from(vec![
-                Span::styled(format!("{k:<12}"), Style::default().fg(Color::Cyan)),
-                Span::raw(*v),
-            ])
-        })
-        .collect();
     frame.render_widget(Clear, r);
     frame.render_widget(
         Paragraph::new(lines).block(
@@ -406,4 +473,25 @@ fn draw_help(frame: &mut Frame, area: Rect) {
         ),
         r,
     );
+}
+
+/// `text` in lines of at most `width` characters, broken between words (a word longer than a line
+/// is cut).
+pub(crate) fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let needed = line.chars().count() + usize::from(!line.is_empty()) + word.chars().count();
+        if !line.is_empty() && needed > width {
+            out.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() || out.is_empty() {
+        out.push(line);
+    }
+    out
 }

@@ -137,9 +137,9 @@ fn backfills_view_shows_progress_and_schedules() {
     ];
     snapshot.schedules = vec![ScheduleRow {
         name: "nightly".into(),
-        cron: "0 2 * * * (UTC)".into(),
+        cron: "0 2 * * * (Europe/Berlin)".into(),
         selection: "marts/*".into(),
-        next: Some("2026-12-04T02:00:00+00:00".into()),
+        next: Some("2026-12-04T02:00:00+01:00".into()),
         last: Some("2026-12-03T02:00:00+00:00".into()),
     }];
     app.set_snapshot(snapshot);
@@ -148,7 +148,7 @@ fn backfills_view_shows_progress_and_schedules() {
     let s = screen(&app, 100, 24);
     golden("backfills_100x24", &s);
     assert!(
-        s.contains("18/30") && s.contains("2026-12-04 02:00:00"),
+        s.contains("18/30") && s.contains("2026-12-04 02:00 +01:00"),
         "{s}"
     );
     let narrow = screen(&app, 80, 24);
