@@ -124,6 +124,9 @@ pub enum Command {
         /// before their commits.
         #[arg(long, conflicts_with = "queue")]
         fail_fast: bool,
+        /// A tag on the run (may repeat): --tag team=growth.
+        #[arg(long = "tag", value_name = "KEY=VALUE")]
+        tags: Vec<String>,
         /// Partitions of the selected partitioned assets: keys (repeat or comma-separate) or one
         /// FROM..TO range (default: every partition that exists).
         #[arg(long = "partition", value_name = "KEY|FROM..TO")]
@@ -441,6 +444,9 @@ pub struct BackfillArgs {
     /// Stop at the first failed step: the backfill ends cancelled (resume continues it).
     #[arg(long, conflicts_with = "queue")]
     pub fail_fast: bool,
+    /// A tag on each of its runs (may repeat): --tag ticket=OPS-12.
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    pub tags: Vec<String>,
 }
 
 /// `assets partitions …`.

@@ -404,3 +404,52 @@ fn a_schedule_is_previewed_and_fired() {
     r.code(2);
     assert!(r.stderr.contains("E0220"), "{}", r.stderr);
 }
+
+/// Runs carry the tags they were launched with (`--tag KEY=VALUE` on materialize and backfill),
+/// shown by `runs` and `run`; a tag that is not KEY=VALUE is E0113 (issue 27 habits).
+#[test]
+fn runs_carry_their_tags() {
+    let p = project(NIGHTLY);
+    p.run(&[
+        "materialize",
+        "orders",
+        "--partition",
+        "2026-01-01",
+        "--tag",
+        "team=growth",
+        "--tag",
+        "ticket=OPS-12",
+    ])
+    .ok();
+    p.run(&[
+        "backfill",
+        "orders",
+        "--per-run",
+        "5",
+        "--tag",
+        "why=restatement",
+    ])
+    .ok();
+    let runs = p.run(&["runs", "--json"]).ok().json();
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert_eq!(
+        runs[1]["tags"],
+        serde_json::json!({"team": "growth", "ticket": "OPS-12"})
+    );
+    assert_eq!(runs[0]["tags"], serde_json::json!({"why": "restatement"}));
+    let table = p.run(&["runs"]).ok().stdout.clone();
+    assert!(
+        table.contains("TAGS") && table.contains("team=growth ticket=OPS-12"),
+        "{table}"
+    );
+    let id = runs[1]["run_id"].as_str().unwrap();
+    let shown = p.run(&["run", id]).ok().stdout.clone();
+    assert!(
+        shown.contains("tags      team=growth ticket=OPS-12"),
+        "{shown}"
+    );
+    let r = p.run(&["materialize", "orders", "--tag", "oops"]);
+    r.code(2);
+    assert!(r.stderr.contains("E0113"), "{}", r.stderr);
+}

@@ -24,6 +24,8 @@ pub struct Engine {
     pub(crate) clock: Arc<dyn Clock>,
     /// Who launches the runs it records (`cli:USER` unless [`Engine::launched_by`] says otherwise).
     pub(crate) launcher: String,
+    /// Tags of the runs it records ([`Engine::with_tags`]).
+    pub(crate) tags: std::collections::BTreeMap<String, String>,
 }
 
 /// One row of `assets status`.
@@ -134,6 +136,7 @@ impl Engine {
             kinds,
             clock: Arc::new(SystemClock),
             launcher: format!("cli:{}", user_name()),
+            tags: Default::default(),
         })
     }
 
@@ -164,6 +167,12 @@ impl Engine {
             parsed.push(crate::key::PartitionKey(k.clone()));
         }
         Ok(self.store.add_dynamic_partitions(name, &parsed).await?)
+    }
+
+    /// Runs this engine records carry `tags` (`--tag KEY=VALUE`).
+    pub fn with_tags(mut self, tags: std::collections::BTreeMap<String, String>) -> Self {
+        self.tags = tags;
+        self
     }
 
     /// Runs this engine records are launched by `who` (`ui:USER`, …) instead of `cli:USER`.

@@ -27,6 +27,7 @@ fn run(id: &RunId) -> RunRecord {
         host: None,
         lease_until_ms: None,
         launched_by: None,
+        tags: Default::default(),
     }
 }
 

@@ -13,6 +13,8 @@ pub struct RunArgs {
     pub json: bool,
     /// Stop at the first failed step (`--fail-fast`): the backfill is cancelled.
     pub fail_fast: bool,
+    /// Tags on its runs (`--tag`).
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 /// `assets backfill …`: record the backfill, then run it here (or, with `queue`, only record it).
@@ -22,7 +24,9 @@ pub async fn create(
     queue: bool,
     args: RunArgs,
 ) -> anyhow::Result<u8> {
-    let engine = super::engine(root, req.selection.as_deref()).await?;
+    let engine = super::engine(root, req.selection.as_deref())
+        .await?
+        .with_tags(args.tags.clone());
     let Some(id) = engine.create_backfill(&req).await? else {
         engine.store().close().await;
         if args.json {

@@ -211,6 +211,8 @@ pub struct Options {
     pub partitions: PartitionSelection,
     /// Stop at the first failed step (`--fail-fast`).
     pub fail_fast: bool,
+    /// Tags on the run (`--tag`).
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 /// `assets materialize`: submit a run of the selection, then execute it here (or, with `--queue`,
@@ -221,7 +223,9 @@ pub async fn run(
     opts: Options,
     json: bool,
 ) -> anyhow::Result<u8> {
-    let engine = super::engine(root, selection.as_deref()).await?;
+    let engine = super::engine(root, selection.as_deref())
+        .await?
+        .with_tags(opts.tags.clone());
     let run_id = engine
         .submit_with(
             selection.as_deref(),

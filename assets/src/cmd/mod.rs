@@ -71,6 +71,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 queue: false,
                 partitions: PartitionSelection::All,
                 fail_fast: false,
+                tags: Default::default(),
             };
             materialize::run(&root, Some(selection), opts, json).await
         }
@@ -84,7 +85,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             queue,
             partitions,
             fail_fast,
+            tags,
         } => {
+            let tags = parse_tags(&tags)?;
             let selection = match selection::expand(&root, &select).await? {
                 selection::Selected::Nothing(expr) => {
                     println!("nothing to do: '{expr}' selects no asset now");
@@ -106,6 +109,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                     queue,
                     partitions,
                     fail_fast,
+                    tags,
                 };
                 materialize::run(&root, selection, opts, json).await
             }
@@ -286,6 +290,7 @@ async fn backfill_command(
                 concurrency,
                 json,
                 fail_fast,
+                tags: Default::default(),
             };
             backfill::resume(root, &id, run).await
         }
@@ -320,10 +325,34 @@ async fn backfill_command(
                 concurrency: args.concurrency,
                 json,
                 fail_fast: args.fail_fast,
+                tags: parse_tags(&args.tags)?,
             };
             backfill::create(root, req, args.queue, run).await
         }
     }
+}
+
+/// `--tag KEY=VALUE` flags as a map; E0113 for one without `=` or with an empty key.
+fn parse_tags(tags: &[String]) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let mut out = std::collections::BTreeMap::new();
+    for t in tags {
+        match t.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => {
+                out.insert(k.trim().to_string(), v.trim().to_string());
+            }
+            _ => {
+                return Err(EngineError::from(
+                    spine_engine::DefinitionError::new(
+                        "E0113",
+                        format!("--tag '{t}' is not KEY=VALUE"),
+                    )
+                    .hint("e.g. --tag team=growth (repeat for more)"),
+                )
+                .into())
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Loads the project with every kind this binary knows, checks `selection` against it, and only then

@@ -66,6 +66,11 @@ pub async fn list(root: &Path, limit: i64, json: bool) -> anyhow::Result<u8> {
                 r.created_at.clone(),
                 elapsed(&r.started_at, &r.finished_at),
                 r.launched_by.clone().unwrap_or_else(|| "-".into()),
+                r.tags
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 r.selection.clone().unwrap_or_else(|| "*".into()),
                 r.error.clone().unwrap_or_default(),
             ]
@@ -78,6 +83,7 @@ pub async fn list(root: &Path, limit: i64, json: bool) -> anyhow::Result<u8> {
             "created",
             "duration",
             "launched by",
+            "tags",
             "selection",
             "error",
         ],
@@ -106,6 +112,10 @@ pub async fn show(root: &Path, id: &str, json: bool) -> anyhow::Result<u8> {
     println!("created   {}", run.created_at);
     if let Some(by) = &run.launched_by {
         println!("launched  by {by}");
+    }
+    if !run.tags.is_empty() {
+        let tags: Vec<String> = run.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("tags      {}", tags.join(" "));
     }
     println!("duration  {}", elapsed(&run.started_at, &run.finished_at));
     if let Some(e) = &run.error {

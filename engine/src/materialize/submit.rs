@@ -75,6 +75,7 @@ impl Engine {
             host: None,
             lease_until_ms: None,
             launched_by: Some(by.to_string()),
+            tags: self.tags.clone(),
         };
         let steps = steps
             .iter()

@@ -153,6 +153,9 @@ pub struct RunRecord {
     /// `automation`, `backfill:ID`, `rerun:RUN`, `doctor`.
     #[serde(default)]
     pub launched_by: Option<String>,
+    /// Tags it was launched with (`--tag KEY=VALUE`).
+    #[serde(default)]
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 /// Who takes a run to execute it, and until when (renewed while it works).

@@ -91,6 +91,10 @@ pub(super) fn run_from_row(r: &SqliteRow) -> StoreResult<RunRecord> {
         host: r.try_get("host")?,
         lease_until_ms: r.try_get("lease_until")?,
         launched_by: r.try_get("launched_by")?,
+        tags: match r.try_get::<Option<String>, _>("tags")? {
+            Some(t) => serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            None => Default::default(),
+        },
     })
 }
 

@@ -12,7 +12,11 @@ pub(super) async fn insert_run(
     run: &RunRecord,
     steps: &[StepRecord],
 ) -> StoreResult<()> {
-    sqlx::query("INSERT INTO runs (run_id, status, selection, force, created_at, pid, host, full_refresh, launched_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+    let tags = (!run.tags.is_empty())
+        .then(|| serde_json::to_string(&run.tags))
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    sqlx::query("INSERT INTO runs (run_id, status, selection, force, created_at, pid, host, full_refresh, launched_by, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
         .bind(run.run_id.as_str())
         .bind(run.status.as_str())
         .bind(&run.selection)
@@ -22,6 +26,7 @@ pub(super) async fn insert_run(
         .bind(&run.host)
         .bind(run.full_refresh as i64)
         .bind(&run.launched_by)
+        .bind(tags)
         .execute(&mut **tx)
         .await?;
     insert_steps(tx, &run.run_id, steps).await?;
