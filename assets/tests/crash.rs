@@ -184,3 +184,74 @@ time.sleep(300)\n";
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// Exact landed-commit lookup at any table age (issue 28, item 5): a step crashes right after its
+/// commit (version 0); 300 more versions land on the table (appends by another Delta writer, Python
+/// `deltalake`); the next run still finds the crashed step's commit by its `txn`, records it, and
+/// commits nothing a second time.
+#[test]
+fn a_commit_300_versions_back_is_recovered_without_a_second_commit() {
+    let p = Project::new(&[
+        (
+            "assets/a.yaml",
+            "key: raw/a\nkind: sql\nquery: SELECT value AS x FROM generate_series(1, 3)\n",
+        ),
+        (
+            "assets/b.yaml",
+            "key: b\nkind: sql\nquery: SELECT SUM(x) AS s FROM raw.a\n",
+        ),
+    ]);
+    let out = run_in_env(
+        p.path(),
+        &["materialize"],
+        &[("SPINE_FAULT", "crash_after_commit:raw/a".into())],
+    );
+    assert_ne!(out.code, 0, "the fault should abort the process");
+    let table = p.path().join("warehouse/raw/a");
+    let seen = python_json(
+        r#"
+import json, os, sys
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
+path = sys.argv[1]
+t = pa.table({"x": pa.array([7], pa.int64())})
+for _ in range(300):
+    write_deltalake(path, t, mode="append")
+sys.stdout.write(json.dumps({"version": DeltaTable(path).version()}))
+sys.stdout.flush()
+os._exit(0)
+"#,
+        &[table.display().to_string()],
+    );
+    assert_eq!(seen["version"], 300);
+    let v = p.run(&["materialize", "--json"]).ok().json();
+    assert_eq!(status_of(&v, "raw/a"), "up_to_date", "{v}");
+    assert_eq!(status_of(&v, "b"), "succeeded", "{v}");
+    let m = p
+        .run(&[
+            "sql",
+            "--json",
+            "SELECT delta_version AS v FROM spine.materializations WHERE asset_key = 'raw/a'",
+        ])
+        .ok()
+        .json();
+    assert_eq!(m, serde_json::json!([{"v": 0}]), "recorded from version 0");
+    // One commit carries raw/a's txn: nothing was committed a second time.
+    let with_txn = std::fs::read_dir(table.join("_delta_log"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter(|e| {
+            std::fs::read_to_string(e.path())
+                .unwrap()
+                .contains("\"txn\"")
+        })
+        .count();
+    assert_eq!(with_txn, 1);
+    let s = p.run(&["sql", "--json", "SELECT s FROM b"]).ok().json();
+    assert_eq!(
+        s,
+        serde_json::json!([{"s": 6}]),
+        "b read the recorded version 0"
+    );
+}
