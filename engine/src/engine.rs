@@ -116,19 +116,10 @@ impl Engine {
         if uses_dynamic(&project) {
             fill_dynamic(&mut project, &store.dynamic_partitions().await?);
         }
-        let options = project
-            .config
-            .warehouse_options
-            .clone()
-            .into_iter()
-            .collect();
-        if let Some(warning) =
-            crate::warehouse::missing_s3_credentials(&project.config.warehouse_url, &options)
-        {
+        let (warehouse, warning) = Warehouse::for_project(&project.config)?;
+        if let Some(warning) = warning {
             tracing::warn!("{warning}");
         }
-        let warehouse = Warehouse::new(project.config.warehouse_url.clone(), options)?
-            .with_fsync(project.config.warehouse_fsync);
         Ok(Engine {
             project: Arc::new(project),
             store,

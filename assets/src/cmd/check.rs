@@ -9,19 +9,12 @@ use std::path::Path;
 pub async fn run(root: &Path, json: bool) -> anyhow::Result<u8> {
     let kinds = spine_jobs::all_kinds();
     let project = load_project(root, &kinds).map_err(EngineError::from)?;
-    let options = project
-        .config
-        .warehouse_options
-        .clone()
-        .into_iter()
-        .collect();
-    if let Some(warning) =
-        spine_engine::warehouse::missing_s3_credentials(&project.config.warehouse_url, &options)
-    {
+    // The same warehouse the engine opens (without the run store: `check` records nothing).
+    let (warehouse, warning) =
+        Warehouse::for_project(&project.config).map_err(EngineError::from)?;
+    if let Some(warning) = warning {
         eprintln!("warning: {warning}");
     }
-    let warehouse =
-        Warehouse::new(project.config.warehouse_url.clone(), options).map_err(EngineError::from)?;
     let report = check_sql(&project, &warehouse, &kinds).await;
     if !report.errors.is_empty() {
         return Err(EngineError::from(DefinitionErrors(report.errors)).into());

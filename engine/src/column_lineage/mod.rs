@@ -15,7 +15,7 @@
 //! transformed > identity > filter). Plan nodes the walk does not know (extensions, `UNNEST`) are
 //! conservative: each of their output columns is `transformed` from every column of their inputs.
 //!
-//! The invariant, proven by the golden corpus in `engine/tests/column_lineage.rs`: every upstream
+//! The invariant, proven by the golden corpus in `engine/tests/it/column_lineage.rs`: every upstream
 //! column a query reads is reported for the outputs it reaches, with the relation above.
 
 mod expr;

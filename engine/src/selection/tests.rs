@@ -1,5 +1,5 @@
 //! Unit tests of the selection parser and command-line combination (graph-level behaviour is in
-//! `engine/tests/selection.rs` with its fixture).
+//! `engine/tests/it/selection.rs` with its fixture).
 
 use super::*;
 

@@ -36,8 +36,8 @@ use std::sync::Arc;
 use url::Url;
 
 mod cast;
-mod credentials;
-pub use credentials::missing_s3_credentials;
+mod open;
+pub use open::missing_s3_credentials;
 mod partitioned;
 pub use partitioned::CommitIntent;
 mod stats;

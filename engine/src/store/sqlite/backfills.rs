@@ -111,19 +111,14 @@ impl BackfillStore for SqliteStore {
             .iter()
             .map(backfill_from_row)
             .collect::<StoreResult<Vec<_>>>()?;
-        if let Some(b) = found
-            .iter()
-            .find(|b| b.backfill_id.as_str() == id_or_prefix)
-            .or(found.first().filter(|_| found.len() == 1))
-        {
-            return Ok(b.clone());
-        }
-        Err(StoreError::UnknownBackfill {
-            prefix: id_or_prefix.to_string(),
-            candidates: found
-                .iter()
-                .map(|b| format!("{}  {}", b.backfill_id, b.created_at))
-                .collect(),
+        one_by_prefix(found, id_or_prefix, |b| b.backfill_id.as_str()).map_err(|found| {
+            StoreError::UnknownBackfill {
+                prefix: id_or_prefix.to_string(),
+                candidates: found
+                    .iter()
+                    .map(|b| format!("{}  {}", b.backfill_id, b.created_at))
+                    .collect(),
+            }
         })
     }
 

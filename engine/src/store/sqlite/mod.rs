@@ -323,22 +323,18 @@ impl RunStore for SqliteStore {
         .bind(id_or_prefix)
         .fetch_all(&self.pool)
         .await?;
-        if let [one] = rows.as_slice() {
-            return run_from_row(one);
-        }
         let runs = rows
             .iter()
             .map(run_from_row)
             .collect::<StoreResult<Vec<_>>>()?;
-        if let Some(exact) = runs.iter().find(|r| r.run_id.as_str() == id_or_prefix) {
-            return Ok(exact.clone());
-        }
-        Err(StoreError::UnknownRun {
-            prefix: id_or_prefix.to_string(),
-            candidates: runs
-                .iter()
-                .map(|r| format!("{}  {}  {}", r.run_id, r.status, r.created_at))
-                .collect(),
+        one_by_prefix(runs, id_or_prefix, |r| r.run_id.as_str()).map_err(|runs| {
+            StoreError::UnknownRun {
+                prefix: id_or_prefix.to_string(),
+                candidates: runs
+                    .iter()
+                    .map(|r| format!("{}  {}  {}", r.run_id, r.status, r.created_at))
+                    .collect(),
+            }
         })
     }
 

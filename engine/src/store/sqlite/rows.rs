@@ -152,3 +152,20 @@ pub(super) fn step_from_row(r: &SqliteRow) -> StoreResult<StepRecord> {
         reason: r.try_get("reason")?,
     })
 }
+
+/// The one record `id_or_prefix` names among `found` (the records whose id starts with it): the one
+/// with exactly that id, else the only one; `Err(found)` when none or several are left (runs and
+/// backfills are looked up by prefix alike).
+pub(super) fn one_by_prefix<T>(
+    found: Vec<T>,
+    id_or_prefix: &str,
+    id: impl Fn(&T) -> &str,
+) -> Result<T, Vec<T>> {
+    if let Some(i) = found.iter().position(|r| id(r) == id_or_prefix) {
+        return Ok(found.into_iter().nth(i).expect("the position is in range"));
+    }
+    if found.len() == 1 {
+        return Ok(found.into_iter().next().expect("one record"));
+    }
+    Err(found)
+}

@@ -1,0 +1,14 @@
+//! Every integration test of the engine in one test binary (one link instead of one per file). Golden fixtures stay in `engine/tests/fixtures/`.
+
+mod automation;
+mod backfill;
+mod column_lineage;
+mod daemon;
+mod executor;
+mod library;
+mod loader_fuzz;
+mod partitions;
+mod recovery;
+mod selection;
+mod sensors;
+mod store;
