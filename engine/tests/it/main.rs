@@ -5,6 +5,7 @@ mod backfill;
 mod column_lineage;
 mod daemon;
 mod executor;
+mod layering;
 mod library;
 mod loader_fuzz;
 mod partitions;

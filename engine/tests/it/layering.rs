@@ -1,0 +1,247 @@
+//! The engine's floors (docs/architecture.md, "Floors"): each module imports only from its own floor
+//! or below. This reads every `crate::…` path in each engine source file (comments left out), maps
+//! files to their top-level module and modules to floors, and fails on an import against the
+//! direction, or on an import cycle between modules, that is not in the lists of known ones below.
+//! Those lists are a ratchet (issue 28): they may only shrink, and the test also fails when one of
+//! their entries no longer occurs, so fixing one means deleting its line.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// Floor of each top-level module, lowest first (0 ground, 1 model, 2 records, 3 work, 4 top).
+const FLOORS: &[(&str, u8)] = &[
+    ("key", 0),
+    ("clock", 0),
+    ("error", 0),
+    ("hash", 0),
+    ("duration", 0),
+    ("redact", 0),
+    ("sql", 0),
+    ("project", 0),
+    ("graph", 1),
+    ("selection", 1),
+    ("partitions", 1),
+    ("kinds", 1),
+    ("column_lineage", 1),
+    ("session", 1),
+    ("encode", 2),
+    ("store", 2),
+    ("warehouse", 2),
+    ("staleness", 3),
+    ("plan", 3),
+    ("materialize", 3),
+    ("checks", 3),
+    ("check", 3),
+    ("recovery", 3),
+    ("backfill", 3),
+    ("schedule", 3),
+    ("sensor", 3),
+    ("automation", 3),
+    ("daemon", 3),
+    ("doctor", 3),
+    ("maintenance", 3),
+    ("history", 3),
+    ("engine", 4),
+    ("query", 4),
+    ("facts", 4),
+];
+
+/// Upward imports that exist today (issue 28 removes them): `from -> to`.
+const KNOWN_UPWARD: &[&str] = &[
+    "automation -> engine",
+    "backfill -> engine",
+    "checks -> engine",
+    "daemon -> engine",
+    "doctor -> engine",
+    "history -> engine",
+    "kinds -> store",
+    "kinds -> warehouse",
+    "maintenance -> engine",
+    "materialize -> engine",
+    "partitions -> engine",
+    "partitions -> staleness",
+    "partitions -> store",
+    "plan -> engine",
+    "project -> automation",
+    "project -> checks",
+    "project -> column_lineage",
+    "project -> graph",
+    "project -> kinds",
+    "project -> partitions",
+    "project -> schedule",
+    "project -> sensor",
+    "recovery -> engine",
+    "sensor -> engine",
+    "store -> checks",
+];
+
+/// Modules on an import cycle today, each cycle as its sorted member list.
+const KNOWN_CYCLES: &[&str] = &[
+    "automation checks column_lineage engine kinds partitions plan project schedule selection sensor session \
+     staleness store warehouse",
+];
+
+fn imports() -> BTreeMap<String, BTreeSet<String>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            if p.extension().is_none_or(|x| x != "rs") {
+                continue;
+            }
+            let rel = p.strip_prefix(&root).unwrap().to_string_lossy().to_string();
+            let module = rel
+                .split('/')
+                .next()
+                .unwrap()
+                .trim_end_matches(".rs")
+                .to_string();
+            if module == "lib" {
+                continue;
+            }
+            let text: String = std::fs::read_to_string(&p)
+                .unwrap()
+                .lines()
+                .map(|l| l.split("//").next().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("\n");
+            let mut found = BTreeSet::new();
+            for (i, _) in text.match_indices("crate::") {
+                let rest = &text[i + "crate::".len()..];
+                if let Some(group) = rest.strip_prefix('{') {
+                    // `use crate::{a::X, b}`.
+                    let inner = group.split('}').next().unwrap_or_default();
+                    for part in inner.split(',') {
+                        let name: String = part
+                            .trim()
+                            .chars()
+                            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                            .collect();
+                        found.insert(name);
+                    }
+                } else {
+                    let name: String = rest
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    found.insert(name);
+                }
+            }
+            found.retain(|m| {
+                !m.is_empty() && *m != module && m.chars().next().is_some_and(|c| c.is_lowercase())
+            });
+            out.entry(module).or_default().extend(found);
+        }
+    }
+    out
+}
+
+/// The strongly connected components with more than one module (Tarjan's algorithm).
+fn cycles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
+    struct T<'a> {
+        g: &'a BTreeMap<String, BTreeSet<String>>,
+        index: BTreeMap<&'a str, usize>,
+        low: BTreeMap<&'a str, usize>,
+        stack: Vec<&'a str>,
+        on: BTreeSet<&'a str>,
+        out: Vec<Vec<String>>,
+    }
+    fn visit<'a>(t: &mut T<'a>, v: &'a str) {
+        let i = t.index.len();
+        t.index.insert(v, i);
+        t.low.insert(v, i);
+        t.stack.push(v);
+        t.on.insert(v);
+        if let Some(next) = t.g.get(v) {
+            for w in next {
+                let w = w.as_str();
+                if !t.index.contains_key(w) {
+                    visit(t, w);
+                    let lw = t.low[w];
+                    let lv = t.low.get_mut(v).unwrap();
+                    *lv = (*lv).min(lw);
+                } else if t.on.contains(w) {
+                    let iw = t.index[w];
+                    let lv = t.low.get_mut(v).unwrap();
+                    *lv = (*lv).min(iw);
+                }
+            }
+        }
+        if t.low[v] == t.index[v] {
+            let mut scc = Vec::new();
+            while let Some(w) = t.stack.pop() {
+                t.on.remove(w);
+                scc.push(w.to_string());
+                if w == v {
+                    break;
+                }
+            }
+            if scc.len() > 1 {
+                scc.sort();
+                t.out.push(scc);
+            }
+        }
+    }
+    let mut t = T {
+        g: graph,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        on: BTreeSet::new(),
+        out: Vec::new(),
+    };
+    for v in graph.keys() {
+        if !t.index.contains_key(v.as_str()) {
+            visit(&mut t, v);
+        }
+    }
+    t.out
+}
+
+#[test]
+fn engine_modules_import_only_from_their_floor_or_below() {
+    let floors: BTreeMap<&str, u8> = FLOORS.iter().copied().collect();
+    let graph = imports();
+    let unknown: Vec<&String> = graph
+        .keys()
+        .chain(graph.values().flatten())
+        .filter(|m| !floors.contains_key(m.as_str()))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "modules without a floor: {unknown:?}; give each one in FLOORS and docs/architecture.md"
+    );
+    let mut upward = BTreeSet::new();
+    for (from, tos) in &graph {
+        for to in tos {
+            if floors[to.as_str()] > floors[from.as_str()] {
+                upward.insert(format!("{from} -> {to}"));
+            }
+        }
+    }
+    let known: BTreeSet<String> = KNOWN_UPWARD.iter().map(|s| s.to_string()).collect();
+    let new: Vec<&String> = upward.difference(&known).collect();
+    assert!(
+        new.is_empty(),
+        "imports against the floors (docs/architecture.md): {new:?}; import from your floor or \
+         below (move the shared part down, or the caller up)"
+    );
+    let gone: Vec<&String> = known.difference(&upward).collect();
+    assert!(
+        gone.is_empty(),
+        "these known upward imports are gone: delete them from KNOWN_UPWARD: {gone:?}"
+    );
+    let found: BTreeSet<String> = cycles(&graph).into_iter().map(|c| c.join(" ")).collect();
+    let known: BTreeSet<String> = KNOWN_CYCLES.iter().map(|s| s.to_string()).collect();
+    assert_eq!(
+        found, known,
+        "import cycles between engine modules changed (a new one, or a known one broken: update \
+         KNOWN_CYCLES)"
+    );
+}
