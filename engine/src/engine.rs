@@ -346,7 +346,7 @@ impl Engine {
             counts.rows += latest.get(&step).map_or(0, |m| m.m.row_count);
             match f {
                 Freshness::Fresh => counts.fresh += 1,
-                _ if crate::partitions::failed(outcomes, &spec.key, &p) => counts.failed += 1,
+                _ if crate::reads::failed(outcomes, &spec.key, &p) => counts.failed += 1,
                 Freshness::Missing => counts.missing += 1,
                 Freshness::Stale(r) => {
                     counts.stale += 1;

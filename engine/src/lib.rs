@@ -34,6 +34,7 @@ pub mod partitions;
 mod plan;
 pub mod project;
 pub mod query;
+pub mod reads;
 mod recovery;
 pub mod redact;
 pub mod schedule;

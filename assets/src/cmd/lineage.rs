@@ -284,7 +284,7 @@ pub async fn partition(
     Ok(0)
 }
 
-fn describe(n: &spine_engine::partitions::LineageNode) -> String {
+fn describe(n: &spine_engine::reads::LineageNode) -> String {
     format!(
         "{}  #{} Delta v{} run {}{}",
         n.step,
@@ -298,7 +298,7 @@ fn describe(n: &spine_engine::partitions::LineageNode) -> String {
     )
 }
 
-fn print_nodes(nodes: &[spine_engine::partitions::LineageNode], prefix: &str) {
+fn print_nodes(nodes: &[spine_engine::reads::LineageNode], prefix: &str) {
     for (i, n) in nodes.iter().enumerate() {
         let last = i + 1 == nodes.len();
         println!(

@@ -2,65 +2,16 @@
 //! (the materialization's rows at its Delta version, only its partition's for a partition), counted,
 //! with a few sample rows.
 
-use super::{failing_rows_sql, CheckDef, CheckKind};
+use super::{failing_rows_sql, CheckDef, CheckKind, CheckOutcome};
 use crate::engine::Engine;
 use crate::error::first_line;
 use crate::key::{AssetKey, StepKey};
 use datafusion::prelude::SessionContext;
-use serde::{Deserialize, Serialize};
-use spine_schemas::events::CheckSeverity;
 use std::collections::HashMap;
 use std::time::Instant;
 
 /// Failing rows kept as samples.
 const SAMPLES: usize = 5;
-
-/// How one check went on one materialization.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CheckOutcome {
-    /// The check's name.
-    pub name: String,
-    /// Its kind (`not_null`, …).
-    pub kind: String,
-    /// What a failure does.
-    pub severity: CheckSeverity,
-    /// No failing row and no error.
-    pub passed: bool,
-    /// Failing rows (for `row_count` and `freshness`: 1 when failing).
-    pub failing_rows: i64,
-    /// Up to five failing rows.
-    pub samples: Vec<serde_json::Value>,
-    /// How long it took.
-    pub duration_ms: i64,
-    /// Why it could not run (a missing column, a query that does not plan); counts as failing.
-    pub error: Option<String>,
-}
-
-impl CheckOutcome {
-    /// Whether this outcome keeps the materialization from being published.
-    pub fn blocks(&self) -> bool {
-        !self.passed && self.severity == CheckSeverity::Error
-    }
-
-    /// One line: `not_null_id failed: 3 failing rows`.
-    pub fn summary(&self) -> String {
-        match (&self.error, self.passed) {
-            (Some(e), _) => format!("{} could not run: {e}", self.name),
-            (None, true) => format!("{} passed", self.name),
-            (None, false) => format!("{} failed: {} failing row(s)", self.name, self.failing_rows),
-        }
-    }
-
-    /// The summaries of the outcomes that block publishing, joined with `; `.
-    pub fn blocking(outcomes: &[CheckOutcome]) -> String {
-        outcomes
-            .iter()
-            .filter(|c| c.blocks())
-            .map(|c| c.summary())
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-}
 
 impl Engine {
     /// A session in which `this` is `step`'s rows at `version` (a partition's only).

@@ -23,17 +23,14 @@
 //! `%Y-%m-%d`, hourly `%Y-%m-%d-%H:%M`, as Dagster). A window exists once it has ended (as Dagster:
 //! today's partition appears tomorrow) and before `end` (exclusive), if given.
 
-mod lineage;
 mod mapping;
 mod multi;
-mod status;
+mod ranges;
 mod time;
 
-pub use lineage::LineageNode;
 pub use mapping::{upstreams, PartitionMapping, PartitionSelection, Upstream};
 pub use multi::Dimension;
-pub(crate) use status::failed;
-pub use status::{compress, PartitionRange};
+pub use ranges::{compress, PartitionRange};
 pub use time::{Cadence, TimeWindows};
 
 use crate::key::PartitionKey;

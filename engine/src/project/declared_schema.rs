@@ -74,8 +74,8 @@ pub fn parse(v: &serde_json::Value) -> Result<SchemaRef, String> {
 pub fn lineage(
     v: &serde_json::Value,
     upstreams: &[crate::key::AssetKey],
-) -> Result<crate::column_lineage::ColumnLineage, String> {
-    use crate::column_lineage::{ColumnSource, How, OutputColumn};
+) -> Result<super::columns::ColumnLineage, String> {
+    use super::columns::{ColumnSource, How, OutputColumn};
     let mut out = Vec::new();
     for item in v.as_array().into_iter().flatten() {
         let Some(obj) = item.as_object() else {
@@ -284,7 +284,7 @@ mod tests {
 
     #[test]
     fn lineage_is_declared_with_from_and_how() {
-        use crate::column_lineage::How;
+        use crate::project::columns::How;
         use crate::key::AssetKey;
         let ups = [AssetKey::parse("stg/orders").unwrap()];
         let v = json!([{"id": "int64"}, {"name": "total", "type": "float64", "from": ["stg/orders.amount", "stg/orders.fx"], "how": "aggregated"}, {"name": "k", "type": "string", "from": "stg/orders.k"}]);

@@ -482,7 +482,7 @@ fn to_spec(
         },
         checks: match def.checks.as_ref() {
             Some(c) => {
-                crate::checks::parse_checks(c).map_err(|m| err("E0230", format!("checks: {m}")))?
+                super::checks::parse_checks(c).map_err(|m| err("E0230", format!("checks: {m}")))?
             }
             None => Vec::new(),
         },

@@ -3,6 +3,8 @@
 //! kinds, duplicate keys, unknown upstreams, cycles, SQL that does not parse) and reports them together.
 //! Projects can also be built in code with [`ProjectBuilder`].
 
+pub mod checks;
+pub mod columns;
 mod config;
 pub mod declared_schema;
 mod keys;
@@ -117,14 +119,14 @@ pub struct AssetSpec {
     /// When the daemon materializes it by itself (`automation:`).
     pub automation: Option<crate::automation::Condition>,
     /// Data checks run on each new materialization before it is published (`checks:`).
-    pub checks: Vec<crate::checks::CheckDef>,
+    pub checks: Vec<checks::CheckDef>,
     /// Appends to or merges into its published table instead of replacing it (`incremental:`).
     pub incremental: Option<Incremental>,
     /// The columns it produces, declared (`schema:`): planned with by `check`, enforced on its output.
     pub declared_schema: Option<arrow::datatypes::SchemaRef>,
     /// Column lineage declared with `schema:` … `from:` (command and Rust assets; a SQL asset's is
     /// derived from its query), recorded with each materialization.
-    pub declared_columns: crate::column_lineage::ColumnLineage,
+    pub declared_columns: columns::ColumnLineage,
     /// How it is computed.
     pub body: AssetBody,
     /// Where it is defined.
@@ -240,7 +242,7 @@ impl AssetSpec {
 
     /// Declares where its columns come from (as `from:` in a YAML `schema:`), recorded with each
     /// materialization; for assets whose lineage Spine cannot derive (Rust functions).
-    pub fn with_column_lineage(mut self, lineage: crate::column_lineage::ColumnLineage) -> Self {
+    pub fn with_column_lineage(mut self, lineage: columns::ColumnLineage) -> Self {
         self.declared_columns = lineage;
         self
     }

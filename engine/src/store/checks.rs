@@ -3,10 +3,10 @@
 //! held back.
 
 use super::{Materialization, StoreResult};
-use crate::checks::CheckOutcome;
 use crate::key::{AssetKey, RunId};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use spine_schemas::events::CheckSeverity;
 
 /// A recorded check outcome.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,4 +51,51 @@ pub trait CheckStore: Send + Sync {
     }
     /// Publishes materialization `id` with `reason` (recorded); false when it was published already.
     async fn publish(&self, id: i64, reason: &str) -> StoreResult<bool>;
+}
+
+/// How one check went on one materialization.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckOutcome {
+    /// The check's name.
+    pub name: String,
+    /// Its kind (`not_null`, …).
+    pub kind: String,
+    /// What a failure does.
+    pub severity: CheckSeverity,
+    /// No failing row and no error.
+    pub passed: bool,
+    /// Failing rows (for `row_count` and `freshness`: 1 when failing).
+    pub failing_rows: i64,
+    /// Up to five failing rows.
+    pub samples: Vec<serde_json::Value>,
+    /// How long it took.
+    pub duration_ms: i64,
+    /// Why it could not run (a missing column, a query that does not plan); counts as failing.
+    pub error: Option<String>,
+}
+
+impl CheckOutcome {
+    /// Whether this outcome keeps the materialization from being published.
+    pub fn blocks(&self) -> bool {
+        !self.passed && self.severity == CheckSeverity::Error
+    }
+
+    /// One line: `not_null_id failed: 3 failing rows`.
+    pub fn summary(&self) -> String {
+        match (&self.error, self.passed) {
+            (Some(e), _) => format!("{} could not run: {e}", self.name),
+            (None, true) => format!("{} passed", self.name),
+            (None, false) => format!("{} failed: {} failing row(s)", self.name, self.failing_rows),
+        }
+    }
+
+    /// The summaries of the outcomes that block publishing, joined with `; `.
+    pub fn blocking(outcomes: &[CheckOutcome]) -> String {
+        outcomes
+            .iter()
+            .filter(|c| c.blocks())
+            .map(|c| c.summary())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
 }

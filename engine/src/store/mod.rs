@@ -16,7 +16,7 @@ pub mod sqlite;
 pub mod tables;
 
 pub use backfills::{BackfillRecord, BackfillStep, BackfillStore, LatestOutcome, PlannedRun};
-pub use checks::{CheckRecord, CheckStore};
+pub use checks::{CheckOutcome, CheckRecord, CheckStore};
 pub use control::{CancelOutcome, ControlStore};
 pub use daemon::{DaemonLock, DaemonStore, TickRecord};
 pub use events::{EventRecord, NewEvent};
@@ -258,7 +258,7 @@ pub struct NewMaterialization {
     pub published: bool,
     /// The asset's checks on it, recorded with it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub checks: Vec<crate::checks::CheckOutcome>,
+    pub checks: Vec<CheckOutcome>,
     /// Column-level lineage of its columns (SQL assets; empty when unknown), recorded with it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub columns: crate::column_lineage::ColumnLineage,

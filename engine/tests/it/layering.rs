@@ -18,7 +18,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("redact", 0),
     ("sql", 0),
     ("project", 0),
-    ("graph", 1),
+    ("graph", 0),
     ("selection", 1),
     ("partitions", 1),
     ("kinds", 1),
@@ -44,6 +44,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("engine", 4),
     ("query", 4),
     ("facts", 4),
+    ("reads", 4),
 ];
 
 /// Upward imports that exist today (issue 28 removes them): `from -> to`.
@@ -58,27 +59,20 @@ const KNOWN_UPWARD: &[&str] = &[
     "kinds -> warehouse",
     "maintenance -> engine",
     "materialize -> engine",
-    "partitions -> engine",
-    "partitions -> staleness",
-    "partitions -> store",
     "plan -> engine",
     "project -> automation",
-    "project -> checks",
-    "project -> column_lineage",
-    "project -> graph",
     "project -> kinds",
     "project -> partitions",
     "project -> schedule",
     "project -> sensor",
     "recovery -> engine",
     "sensor -> engine",
-    "store -> checks",
 ];
 
 /// Modules on an import cycle today, each cycle as its sorted member list.
 const KNOWN_CYCLES: &[&str] = &[
-    "automation checks column_lineage engine kinds partitions plan project schedule selection sensor session \
-     staleness store warehouse",
+    "automation column_lineage engine kinds partitions plan project reads schedule selection sensor staleness \
+     store warehouse",
 ];
 
 fn imports() -> BTreeMap<String, BTreeSet<String>> {

@@ -2,8 +2,8 @@
 //! in the transaction that records it.
 
 use super::*;
-use crate::checks::CheckOutcome;
 use crate::store::checks::{CheckRecord, CheckStore};
+use crate::store::CheckOutcome;
 use spine_schemas::events::CheckSeverity;
 
 async fn insert(

@@ -1,0 +1,9 @@
+//! Reads: questions the CLI and the UI ask of the run store and the project that are answered over
+//! several floors (partition states, recorded lineage). On the top floor, beside `Engine`, so the
+//! modules below need not know the engine.
+
+mod partition_lineage;
+mod partition_status;
+
+pub use partition_lineage::LineageNode;
+pub(crate) use partition_status::failed;
