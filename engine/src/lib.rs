@@ -28,6 +28,7 @@ pub mod hash;
 pub mod history;
 pub mod key;
 pub mod kinds;
+pub mod loader;
 pub mod maintenance;
 mod materialize;
 pub mod partitions;

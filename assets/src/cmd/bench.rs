@@ -5,7 +5,7 @@
 //! of a generated graph of `plan_n` assets. Each materialization is cold (new state and warehouse) and
 //! complete: durable run-store writes and Delta commits included.
 
-use spine_engine::project::load_project;
+use spine_engine::loader::load_project;
 use spine_engine::selection::select;
 use spine_engine::store::RunStatus;
 use spine_engine::{BackfillRequest, BackfillState, Engine, MaterializeRequest};

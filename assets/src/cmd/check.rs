@@ -1,7 +1,7 @@
 //! `assets check`: validate definitions and plan every SQL asset.
 
 use spine_engine::check::check_sql;
-use spine_engine::project::load_project;
+use spine_engine::loader::load_project;
 use spine_engine::warehouse::Warehouse;
 use spine_engine::{DefinitionErrors, EngineError};
 use std::path::Path;

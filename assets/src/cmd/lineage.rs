@@ -4,7 +4,8 @@
 
 use crate::LineageFormat;
 use spine_engine::graph::AssetGraph;
-use spine_engine::project::{load_project, Project};
+use spine_engine::loader::load_project;
+use spine_engine::project::Project;
 use spine_engine::{AssetKey, DefinitionError, EngineError};
 use std::collections::{BTreeSet, HashSet};
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! `assets list`: the selected assets with kind, group, deps.
 
-use spine_engine::project::load_project;
+use spine_engine::loader::load_project;
 use spine_engine::selection::select;
 use spine_engine::EngineError;
 use std::path::Path;

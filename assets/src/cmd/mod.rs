@@ -362,7 +362,7 @@ pub async fn engine(
     selection: Option<&str>,
 ) -> Result<Engine, EngineError> {
     let kinds = spine_jobs::all_kinds();
-    let project = spine_engine::project::load_project(root, &kinds)?;
+    let project = spine_engine::loader::load_project(root, &kinds)?;
     spine_engine::selection::select(&project, selection)?;
     Engine::open(project, kinds).await
 }

@@ -284,8 +284,8 @@ mod tests {
 
     #[test]
     fn lineage_is_declared_with_from_and_how() {
-        use crate::project::columns::How;
         use crate::key::AssetKey;
+        use crate::project::columns::How;
         let ups = [AssetKey::parse("stg/orders").unwrap()];
         let v = json!([{"id": "int64"}, {"name": "total", "type": "float64", "from": ["stg/orders.amount", "stg/orders.fx"], "how": "aggregated"}, {"name": "k", "type": "string", "from": "stg/orders.k"}]);
         parse(&v).unwrap();

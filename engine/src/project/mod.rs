@@ -5,14 +5,11 @@
 
 pub mod checks;
 pub mod columns;
-mod config;
+pub(crate) mod config;
 pub mod declared_schema;
 mod keys;
-mod load;
-mod yaml_text;
 
 pub use config::{strip_bom, ProjectConfig, Settings};
-pub use load::load_project;
 
 use crate::error::{DefinitionError, DefinitionErrors, Location};
 use crate::graph::AssetGraph;

@@ -3,7 +3,7 @@
 //! junk), so they reach the loader's and the kinds' validation. `SPINE_FUZZ_CASES` raises the count.
 
 use spine_engine::kinds::KindRegistry;
-use spine_engine::project::load_project;
+use spine_engine::loader::load_project;
 
 fn next(state: &mut u64) -> u64 {
     *state ^= *state >> 12;

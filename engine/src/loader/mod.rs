@@ -1,10 +1,13 @@
-//! Reading asset YAML files into [`AssetSpec`]s.
+//! Reading asset YAML files into [`AssetSpec`]s (and, through the work modules that own them,
+//! schedules and sensors): the loader sits above the definitions it fills, on the work floor.
 
-use super::{default_group, AssetBody, AssetSpec, Project, ProjectConfig};
+mod yaml_text;
+
 use crate::duration::parse_duration;
 use crate::error::{DefinitionError, DefinitionErrors, Location};
 use crate::key::AssetKey;
 use crate::kinds::{KindDefinition, KindRegistry, COMMON_FIELDS};
+use crate::project::{default_group, AssetBody, AssetSpec, Project, ProjectConfig};
 use serde_yaml::{Mapping, Value};
 use spine_schemas::definitions::AssetDef;
 use std::path::{Path, PathBuf};
@@ -74,7 +77,7 @@ fn load_files(
                 continue;
             }
         };
-        let text = super::config::strip_bom(&text);
+        let text = crate::project::config::strip_bom(&text);
         match read_asset_file(&relf, text) {
             Ok(defs) => {
                 for d in defs {
@@ -119,7 +122,7 @@ fn yaml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// `incremental: {strategy: append, watermark: COLUMN}` or
 /// `{strategy: merge, unique_key: COLUMN | [COLUMNS], watermark?: COLUMN, delete?: PREDICATE}`; the
 /// error is a sentence for E0213.
-fn parse_incremental(v: &serde_json::Value) -> Result<super::Incremental, String> {
+fn parse_incremental(v: &serde_json::Value) -> Result<crate::project::Incremental, String> {
     const USAGE: &str = "write `incremental: {strategy: append, watermark: COLUMN}` or `{strategy: merge, unique_key: COLUMN}`";
     let o = v.as_object().ok_or(USAGE)?;
     let text = |field: &str| -> Result<Option<String>, String> {
@@ -148,7 +151,7 @@ fn parse_incremental(v: &serde_json::Value) -> Result<super::Incremental, String
     if allowed.len() == 2 {
         let watermark = text("watermark")?
             .ok_or("`watermark` names the column whose maximum the next run starts after")?;
-        return Ok(super::Incremental::Append { watermark });
+        return Ok(crate::project::Incremental::Append { watermark });
     }
     let unique_key: Vec<String> =
         match o.get("unique_key") {
@@ -180,7 +183,7 @@ fn parse_incremental(v: &serde_json::Value) -> Result<super::Incremental, String
             .and_then(|mut p| p.parse_expr())
             .map_err(|e| format!("`delete` is not a SQL predicate: {e}"))?;
     }
-    Ok(super::Incremental::Merge {
+    Ok(crate::project::Incremental::Merge {
         unique_key,
         watermark: text("watermark")?,
         delete,
@@ -203,7 +206,7 @@ fn read_asset_file(relf: &Path, text: &str) -> Result<Vec<RawDefinition>, Defini
             .at(relf, line)
             .hint("see docs/reference/project.md for the asset format")
     };
-    if let Some((line, col, msg)) = super::yaml_text::too_deep(text) {
+    if let Some((line, col, msg)) = yaml_text::too_deep(text) {
         return Err(malformed(
             format!("{msg} (line {line}, column {col})"),
             Some(line),
@@ -211,7 +214,7 @@ fn read_asset_file(relf: &Path, text: &str) -> Result<Vec<RawDefinition>, Defini
     }
     let value: Value = serde_yaml::from_str(text).map_err(|e| {
         let line = e.location().map(|l| l.line());
-        match super::yaml_text::tab_indent(text) {
+        match yaml_text::tab_indent(text) {
             // The parser's own words ("found character that cannot start any token") do not say
             // what is wrong.
             Some((tab_line, col))
@@ -336,7 +339,7 @@ fn to_spec(
     let Some(kind) = kinds.get(&def.kind) else {
         let names = kinds.names();
         let mut e = err("E0205", format!("unknown kind '{}'", def.kind));
-        e = match super::closest(&def.kind, names.iter().copied()) {
+        e = match crate::project::closest(&def.kind, names.iter().copied()) {
             Some(s) => e.hint(format!(
                 "did you mean '{s}'? known kinds: {}",
                 names.join(", ")
@@ -351,7 +354,7 @@ fn to_spec(
     }
     let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
     let declared_schema = match def.schema.as_ref() {
-        Some(v) => Some(super::declared_schema::parse(v).map_err(|m| {
+        Some(v) => Some(crate::project::declared_schema::parse(v).map_err(|m| {
             err("E0250", format!("schema: {m}"))
                 .hint("e.g. `schema: [{id: int64}, {name: string}]`")
         })?),
@@ -370,7 +373,7 @@ fn to_spec(
     })?;
     deps.extend(configured.upstreams);
     let declared_columns = match def.schema.as_ref() {
-        Some(v) => super::declared_schema::lineage(v, &deps)
+        Some(v) => crate::project::declared_schema::lineage(v, &deps)
             .map_err(|m| err("E0250", format!("schema: {m}")))?,
         None => Vec::new(),
     };
@@ -482,7 +485,7 @@ fn to_spec(
         },
         checks: match def.checks.as_ref() {
             Some(c) => {
-                super::checks::parse_checks(c).map_err(|m| err("E0230", format!("checks: {m}")))?
+                crate::project::checks::parse_checks(c).map_err(|m| err("E0230", format!("checks: {m}")))?
             }
             None => Vec::new(),
         },
