@@ -161,6 +161,15 @@ impl Engine {
         Ok(self.store.add_dynamic_partitions(name, &parsed).await?)
     }
 
+    /// How `spec` is read in place, when its kind reads it so (observed, never copied): the engine
+    /// asks the kind ([`crate::kinds::AssetKind::reads_in_place`]) instead of naming its type.
+    pub(crate) fn in_place<'a>(
+        &'a self,
+        spec: &'a crate::project::AssetSpec,
+    ) -> Option<&'a dyn crate::kinds::ReadsInPlace> {
+        self.kinds.get(&spec.kind)?.reads_in_place(&spec.body)
+    }
+
     /// Runs this engine records carry `tags` (`--tag KEY=VALUE`).
     pub fn with_tags(mut self, tags: std::collections::BTreeMap<String, String>) -> Self {
         self.tags = tags;
@@ -282,11 +291,9 @@ impl Engine {
             };
             // A source read in place whose recorded files went away is not fresh: its readers
             // would fail on them.
-            if let (Freshness::Fresh, Some(m), Some(config)) = (
-                &f,
-                latest.get(&step),
-                spec.body.config::<crate::kinds::source::SourceConfig>(),
-            ) {
+            if let (Freshness::Fresh, Some(m), Some(config)) =
+                (&f, latest.get(&step), self.in_place(spec))
+            {
                 if let Some(path) = config.vanished(&m.m.metadata) {
                     f = Freshness::Stale(vec![format!(
                         "its file {path} is gone since it was observed; `assets observe {key}` \

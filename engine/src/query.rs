@@ -300,16 +300,12 @@ pub async fn run_sql_at(
             .hint("time travel needs a table: `snapshot: true` copies a source into Delta")
             .into());
         }
-        if let Some(source) = engine.project.assets[&key]
-            .body
-            .config::<crate::kinds::source::SourceConfig>()
-            .filter(|c| !c.snapshot)
-        {
+        if let Some(source) = engine.in_place(&engine.project.assets[&key]) {
             let bad = |m: String| {
                 crate::error::DefinitionError::new("E0240", format!("source '{key}': {m}"))
             };
-            let (_, observed) = source.look().await.map_err(bad)?;
-            let table = source.table(&ctx, &observed).await.map_err(bad)?;
+            let look = source.look().await.map_err(bad)?;
+            let table = source.table(&ctx, &look).await.map_err(bad)?;
             ctx.register_table(TableReference::bare(key.as_str()), table)?;
             continue;
         }

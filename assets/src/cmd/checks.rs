@@ -70,8 +70,7 @@ pub async fn publish(
     let observed = engine
         .project()
         .asset(&key)
-        .and_then(|a| a.body.config::<spine_engine::kinds::source::SourceConfig>())
-        .is_some_and(|c| !c.snapshot);
+        .is_some_and(|a| a.read_in_place());
     let version = match (version, observed) {
         (Some(v), _) => v,
         (None, true) => -1,

@@ -256,8 +256,8 @@ impl Engine {
             let spec = &self.project.assets[&step.asset];
             let others = read_versions(&spec.checks, &latest);
             // A source read in place: the checks read exactly what its observation recorded.
-            let target = match spec.body.config::<crate::kinds::source::SourceConfig>() {
-                Some(config) if !config.snapshot => {
+            let target = match self.in_place(spec) {
+                Some(config) => {
                     let ctx = crate::session::bounded(&self.project.config, Default::default());
                     match config
                         .recorded(&ctx, &m.m.metadata, &m.m.data_version)

@@ -8,6 +8,8 @@ pub mod source;
 pub(crate) mod sql;
 
 pub use definition::{KindConfig, KindDefinition, COMMON_FIELDS};
+mod capability;
+pub use capability::{Look, ReadsInPlace};
 pub use events::{EventSink, LOG_HEAD_LINES, LOG_LINE_BYTES, LOG_TAIL_LINES};
 pub use rust::RustKind;
 pub use sql::SqlKind;
@@ -258,6 +260,14 @@ pub trait AssetKind: Send + Sync {
                 format!("kind '{}' cannot be defined in YAML", def.kind),
             )
             .hint("assets of this kind are registered in code through the library API"))
+    }
+    /// Whether (and how) an asset of this kind, whose definition is `body`, is read in place instead
+    /// of computed: observed, never copied into a table ([`ReadsInPlace`]). The default: it is not.
+    fn reads_in_place<'a>(
+        &self,
+        _body: &'a crate::project::AssetBody,
+    ) -> Option<&'a dyn ReadsInPlace> {
+        None
     }
     /// Computes the asset.
     fn execute<'a>(&'a self, ctx: &'a StepContext) -> BoxFuture<'a, Result<StepOutput, StepError>>;

@@ -397,7 +397,9 @@ fn to_spec(
     let s = &config.settings;
     deps.sort();
     deps.dedup();
+    let reads_in_place = kind.reads_in_place(&body).is_some();
     Ok(AssetSpec {
+        reads_in_place,
         group: def.group.clone().unwrap_or_else(|| default_group(&key)),
         kind: def.kind.clone(),
         deps,

@@ -97,10 +97,7 @@ impl Engine {
                 )));
             }
             // A source that is not copied: exactly the files its observation recorded.
-            let source = self.project.assets[&dep]
-                .body
-                .config::<crate::kinds::source::SourceConfig>()
-                .filter(|c| !c.snapshot);
+            let source = self.in_place(&self.project.assets[&dep]);
             if let (Some(config), Some(m)) = (source, read.first()) {
                 // Registrations are remembered by version; an observation's is its negated id.
                 let cache = -m.id;

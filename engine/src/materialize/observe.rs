@@ -5,7 +5,7 @@
 //! ([`Engine::source_table`]).
 
 use super::*;
-use crate::kinds::source::SourceConfig;
+use crate::kinds::ReadsInPlace;
 
 impl Engine {
     pub(super) async fn observe_step(
@@ -13,7 +13,7 @@ impl Engine {
         state: &RunState,
         spec: &crate::project::AssetSpec,
         key: &StepKey,
-        config: &SourceConfig,
+        config: &dyn ReadsInPlace,
     ) -> Result<StepReport, EngineError> {
         let step_id = key.to_string();
         let mut report = StepReport::new(key);
@@ -42,7 +42,8 @@ impl Engine {
             )
         });
         let observed = async {
-            let (version, observed) = config.look().await?;
+            let observed = config.look().await?;
+            let version = observed.data_version.clone();
             if let Some((v, code, run)) = &previous {
                 if *v == version && *code == spec.code_version {
                     return Ok(Err(run.clone()));
@@ -97,7 +98,7 @@ impl Engine {
                     data_version: version,
                     code_version: spec.code_version.clone(),
                     upstream: Vec::new(),
-                    metadata: SourceConfig::metadata(&observed),
+                    metadata: observed.metadata.clone(),
                     published,
                     checks,
                     columns: Vec::new(),
@@ -117,7 +118,7 @@ impl Engine {
     /// modification time) or went away, or a query whose rows changed, fails the read, naming it.
     pub(super) async fn source_table(
         &self,
-        config: &SourceConfig,
+        config: &dyn ReadsInPlace,
         m: &Materialization,
         ctx: &SessionContext,
     ) -> Result<Arc<dyn datafusion::catalog::TableProvider>, StepError> {

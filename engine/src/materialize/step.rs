@@ -57,12 +57,7 @@ impl Engine {
         let step_id = key.to_string();
         let mut report = StepReport::new(key);
         // A source (not copied) is observed every time: whether it changed is what it finds out.
-        let observed = spec
-            .body
-            .config::<crate::kinds::source::SourceConfig>()
-            .filter(|c| !c.snapshot)
-            .cloned();
-        if let Some(config) = &observed {
+        if let Some(config) = self.in_place(&self.project.assets[&key.asset]) {
             return self.observe_step(state, &spec, key, config).await;
         }
         if !state.force {

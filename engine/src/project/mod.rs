@@ -128,17 +128,18 @@ pub struct AssetSpec {
     pub body: AssetBody,
     /// Where it is defined.
     pub source: Option<Location>,
+    /// Its kind reads it in place (`AssetKind::reads_in_place`): observed, never copied.
+    pub reads_in_place: bool,
     /// Upstreams declared in `deps` that the SQL query does not read (kept as ordering dependencies;
     /// `assets check` mentions them).
     pub unread_deps: Vec<AssetKey>,
 }
 
 impl AssetSpec {
-    /// Whether it is a source read in place (not copied into a Delta table: no versions of its own).
+    /// Whether it is read in place (observed, not copied into a Delta table: no versions of its own),
+    /// as its kind said when it was loaded.
     pub fn read_in_place(&self) -> bool {
-        self.body
-            .config::<crate::kinds::source::SourceConfig>()
-            .is_some_and(|c| !c.snapshot)
+        self.reads_in_place
     }
 
     /// A `rust` asset computed by `f`, with explicit `deps` and `code_version`.
@@ -212,6 +213,7 @@ impl AssetSpec {
             declared_schema: None,
             declared_columns: Vec::new(),
             partition_mappings: BTreeMap::new(),
+            reads_in_place: false,
             body,
             source: None,
             unread_deps: Vec::new(),

@@ -62,7 +62,6 @@ const KNOWN_UPWARD: &[&str] = &[
     "materialize -> engine",
     "plan -> engine",
     "project -> automation",
-    "project -> kinds",
     "project -> partitions",
     "project -> schedule",
     "project -> sensor",
@@ -238,5 +237,69 @@ fn engine_modules_import_only_from_their_floor_or_below() {
         found, known,
         "import cycles between engine modules changed (a new one, or a known one broken: update \
          KNOWN_CYCLES)"
+    );
+}
+
+/// No engine file outside a kind's folder (`kinds/NAME/`) names that kind's configuration types: the
+/// engine asks kinds about their capabilities instead (issue 28, item 3).
+#[test]
+fn kind_configurations_stay_in_their_kinds_folder() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let files = |dir: &Path| -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    out.push(p);
+                }
+            }
+        }
+        out
+    };
+    let mut checked = 0;
+    for kind in std::fs::read_dir(src.join("kinds")).unwrap().flatten() {
+        if !kind.path().is_dir() {
+            continue;
+        }
+        let own = files(&kind.path());
+        let types: BTreeSet<String> = own
+            .iter()
+            .flat_map(|f| {
+                let text = std::fs::read_to_string(f).unwrap();
+                text.lines()
+                    .filter_map(|l| l.trim().strip_prefix("pub struct "))
+                    .map(|rest| {
+                        rest.chars()
+                            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                            .collect::<String>()
+                    })
+                    .filter(|name| name.ends_with("Config"))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for f in files(&src) {
+            if f.starts_with(kind.path()) {
+                continue;
+            }
+            let text = std::fs::read_to_string(&f).unwrap();
+            for t in &types {
+                checked += 1;
+                assert!(
+                    !text.contains(t.as_str()),
+                    "{} names {t}, the configuration of the kind in {}: ask the kind \
+                     (AssetKind::reads_in_place and the other capabilities) instead",
+                    f.display(),
+                    kind.path().display()
+                );
+            }
+        }
+    }
+    assert!(
+        checked > 0,
+        "no kind folder with a configuration type was found"
     );
 }

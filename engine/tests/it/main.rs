@@ -2,6 +2,7 @@
 
 mod automation;
 mod backfill;
+mod capability;
 mod column_lineage;
 mod daemon;
 mod executor;

@@ -21,7 +21,7 @@ use super::{
     StepOutput,
 };
 use crate::error::DefinitionError;
-use crate::project::AssetSpec;
+use crate::project::{AssetBody, AssetSpec};
 use datafusion::catalog::TableProvider;
 use datafusion::prelude::SessionContext;
 use futures::future::BoxFuture;
@@ -272,6 +272,43 @@ impl SourceConfig {
     }
 }
 
+#[async_trait::async_trait]
+impl super::ReadsInPlace for SourceConfig {
+    async fn look(&self) -> Result<super::Look, String> {
+        let (data_version, observed) = SourceConfig::look(self).await?;
+        Ok(super::Look {
+            data_version,
+            metadata: SourceConfig::metadata(&observed),
+            seen: Box::new(observed),
+        })
+    }
+
+    async fn table(
+        &self,
+        ctx: &SessionContext,
+        look: &super::Look,
+    ) -> Result<Arc<dyn TableProvider>, String> {
+        let observed = look
+            .seen
+            .downcast_ref::<Observed>()
+            .ok_or("internal: a look by another kind")?;
+        SourceConfig::table(self, ctx, observed).await
+    }
+
+    async fn recorded(
+        &self,
+        ctx: &SessionContext,
+        metadata: &serde_json::Value,
+        data_version: &str,
+    ) -> Result<Arc<dyn TableProvider>, String> {
+        SourceConfig::recorded(self, ctx, metadata, data_version).await
+    }
+
+    fn vanished(&self, metadata: &serde_json::Value) -> Option<String> {
+        SourceConfig::vanished(self, metadata)
+    }
+}
+
 /// A data version of an observation: its files' paths, sizes and modification times (and ETags).
 pub fn observation_version(files: &[ObservedFile]) -> String {
     let text: String = files
@@ -291,6 +328,13 @@ impl AssetKind for SourceKind {
 
     fn configure(&self, def: &KindDefinition<'_>) -> Result<KindConfig, DefinitionError> {
         configure::configure(def)
+    }
+
+    /// A source is read in place unless `snapshot: true` copies it into Delta versions.
+    fn reads_in_place<'a>(&self, body: &'a AssetBody) -> Option<&'a dyn super::ReadsInPlace> {
+        body.config::<SourceConfig>()
+            .filter(|c| !c.snapshot)
+            .map(|c| c as &dyn super::ReadsInPlace)
     }
 
     /// The schema without reading data: the declared one; else the files' footers and headers (all of

@@ -1,0 +1,48 @@
+//! Capabilities: what a kind does beyond computing a table, which the engine asks the kind about
+//! ([`AssetKind::reads_in_place`](super::AssetKind::reads_in_place)) instead of matching a kind's
+//! configuration type. Reading in place is the first: a kind whose assets are observed, not
+//! computed — each observation records what the outside data is now (files, a Delta version, a
+//! query's rows) and every reader reads exactly that, with no copy.
+
+use async_trait::async_trait;
+use datafusion::catalog::TableProvider;
+use datafusion::prelude::SessionContext;
+use std::any::Any;
+use std::sync::Arc;
+
+/// What a look at the outside data found.
+pub struct Look {
+    /// Its data version: unchanged when the data is (the observation is then not recorded again).
+    pub data_version: String,
+    /// What an observation records in its materialization's metadata, from which
+    /// [`ReadsInPlace::recorded`] reads exactly this data again.
+    pub metadata: serde_json::Value,
+    /// The kind's own view of what it saw, for [`ReadsInPlace::table`].
+    pub seen: Box<dyn Any + Send + Sync>,
+}
+
+/// An asset read in place: observed, never copied into a Delta table of its own.
+#[async_trait]
+pub trait ReadsInPlace: Send + Sync {
+    /// Looks at the outside data now. The error is a sentence for the step (a permanent failure).
+    async fn look(&self) -> Result<Look, String>;
+    /// A table over what `look` saw.
+    async fn table(
+        &self,
+        ctx: &SessionContext,
+        look: &Look,
+    ) -> Result<Arc<dyn TableProvider>, String>;
+    /// A table over exactly what an observation recorded (its `metadata` and `data_version`); data
+    /// that changed since fails the read, naming what changed.
+    async fn recorded(
+        &self,
+        ctx: &SessionContext,
+        metadata: &serde_json::Value,
+        data_version: &str,
+    ) -> Result<Arc<dyn TableProvider>, String>;
+    /// Something an observation recorded (its `metadata`) that is gone now, making the asset stale
+    /// until it is observed again. The default: nothing can go.
+    fn vanished(&self, _metadata: &serde_json::Value) -> Option<String> {
+        None
+    }
+}
