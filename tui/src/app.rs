@@ -144,13 +144,13 @@ pub struct App {
     /// A message for the bottom line (an error loading, a confirmation).
     pub message: Option<String>,
     /// Where the Lineage view is.
-    pub lineage: crate::lineage::LineageState,
+    pub lineage: crate::state::LineageState,
     /// The index of the snapshot's graph.
-    pub graph: crate::lineage::Graph,
+    pub graph: crate::state::Graph,
     /// An action waiting for a yes.
-    pub confirm: Option<crate::actions::Confirm>,
+    pub confirm: Option<crate::state::Confirm>,
     /// The opened backfill's chunks and failures.
-    pub backfill: crate::backfill::BackfillDetail,
+    pub backfill: crate::state::BackfillDetail,
     /// Selected row of the Backfills table.
     pub backfill_row: usize,
     /// Selected chunk of the opened backfill.
@@ -163,7 +163,7 @@ impl App {
     /// A UI over `snapshot`, on the Assets tab.
     pub fn new(snapshot: Snapshot) -> Self {
         App {
-            graph: crate::lineage::Graph::of(&snapshot),
+            graph: crate::state::Graph::of(&snapshot),
             snapshot,
             tab: Tab::Assets,
             detail: None,
@@ -190,7 +190,7 @@ impl App {
     pub fn set_snapshot(&mut self, snapshot: Snapshot) {
         let asset = self.selected_asset().map(|a| a.key.clone());
         let run = self.selected_run().map(|r| r.id.clone());
-        self.graph = crate::lineage::Graph::of(&snapshot);
+        self.graph = crate::state::Graph::of(&snapshot);
         self.snapshot = snapshot;
         if let Some(k) = asset {
             if let Some(i) = self.visible_assets().iter().position(|a| a.key == k) {
@@ -211,7 +211,7 @@ impl App {
     }
 
     /// The opened backfill's detail, loaded.
-    pub fn set_backfill(&mut self, backfill: crate::backfill::BackfillDetail) {
+    pub fn set_backfill(&mut self, backfill: crate::state::BackfillDetail) {
         self.backfill_chunk = self
             .backfill_chunk
             .min(backfill.chunks.len().saturating_sub(1));

@@ -3,75 +3,15 @@
 //! run, `c` asks to cancel the backfill.
 
 use crate::app::{App, Detail, Effect, Tab};
-use crate::view::{short_time, state_style};
+use crate::style::{short_time, state_style};
 use ratatui::crossterm::event::KeyCode;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
-use spine_engine::{Engine, EngineError};
 
-/// One chunk of a backfill.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChunkRow {
-    /// Its number.
-    pub chunk: i64,
-    /// Its latest run.
-    pub run_id: String,
-    /// That run's state.
-    pub run_status: String,
-    /// Runs it took.
-    pub runs: i64,
-    /// Step keys: in it, done, failed, skipped.
-    pub steps: (usize, usize, usize, usize),
-    /// Its first and last partition.
-    pub range: String,
-}
-
-/// A backfill's detail.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BackfillDetail {
-    /// Id.
-    pub id: String,
-    /// State.
-    pub state: String,
-    /// Created (RFC 3339).
-    pub created_at: String,
-    /// Its chunks in order.
-    pub chunks: Vec<ChunkRow>,
-    /// Failed step keys (up to ten) with their errors.
-    pub failures: Vec<(String, String)>,
-}
-
-impl BackfillDetail {
-    /// Reads backfill `id` (a unique prefix) from the store.
-    pub async fn load(engine: &Engine, id: &str) -> Result<Self, EngineError> {
-        let b = engine.backfill_status(id).await?;
-        Ok(BackfillDetail {
-            id: b.record.backfill_id.as_str().to_string(),
-            state: b.state.as_str().to_string(),
-            created_at: b.record.created_at.clone(),
-            chunks: b
-                .chunks
-                .iter()
-                .map(|c| ChunkRow {
-                    chunk: c.chunk,
-                    run_id: c.run_id.as_str().to_string(),
-                    run_status: c.run_status.as_str().to_string(),
-                    runs: c.runs,
-                    steps: (c.steps, c.done, c.failed, c.skipped),
-                    range: match (&c.first, &c.last) {
-                        (Some(a), Some(b)) if a != b => format!("{a}..{b}"),
-                        (Some(a), _) => a.clone(),
-                        _ => "-".into(),
-                    },
-                })
-                .collect(),
-            failures: b.failures.clone(),
-        })
-    }
-}
+pub use crate::state::{BackfillDetail, ChunkRow};
 
 impl App {
     /// The backfill an action applies to: the open one, or the Backfills table's selection, with

@@ -3,7 +3,7 @@
 
 use crate::app::{App, Detail};
 use crate::model::step_counts;
-use crate::view::{duration, seconds, short_time, state_style, thousands};
+use crate::style::{duration, seconds, short_time, state_style, thousands};
 use ratatui::crossterm::event::KeyCode;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -142,7 +142,7 @@ pub(crate) fn draw_run(frame: &mut Frame, app: &App, area: Rect) {
     if let Some(s) = picked {
         if let Some(m) = &s.message {
             let width = log_area.width.saturating_sub(2).max(10) as usize;
-            for part in crate::view::wrap(m, width) {
+            for part in crate::style::wrap(m, width) {
                 let style = state_style(&s.status);
                 head.push(Line::from(Span::styled(part, style)));
             }

@@ -13,6 +13,8 @@ mod jump;
 pub mod lineage;
 pub mod model;
 mod ops;
+pub mod state;
+mod style;
 mod term;
 pub mod view;
 

@@ -5,7 +5,7 @@
 //! selected asset's highlighted, and moving left or right follows one.
 
 use crate::app::App;
-use crate::view::state_style;
+use crate::style::state_style;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
@@ -13,57 +13,7 @@ use ratatui::widgets::{Block, BorderType, Borders, Paragraph, Widget};
 use ratatui::Frame;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
-/// The graph's index, rebuilt with each snapshot: where each asset is, and who reads it.
-#[derive(Debug, Clone, Default)]
-pub struct Graph {
-    index: HashMap<String, usize>,
-    down: HashMap<String, Vec<String>>,
-}
-
-impl Graph {
-    /// The index of `snapshot`'s assets.
-    pub fn of(snapshot: &crate::model::Snapshot) -> Self {
-        let mut g = Graph::default();
-        for (i, a) in snapshot.assets.iter().enumerate() {
-            g.index.insert(a.key.clone(), i);
-            for d in &a.deps {
-                g.down.entry(d.clone()).or_default().push(a.key.clone());
-            }
-        }
-        g
-    }
-}
-
-impl Graph {
-    /// The assets that read `key` directly.
-    pub fn readers(&self, key: &str) -> &[String] {
-        self.down.get(key).map(Vec::as_slice).unwrap_or(&[])
-    }
-}
-
-/// Where the Lineage view is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LineageState {
-    /// The asset in the middle (`None`: the Assets tab's selection).
-    pub center: Option<String>,
-    /// Layers each way (1–6).
-    pub depth: usize,
-    /// The selected layer, relative to the center (negative: upstream).
-    pub layer: i32,
-    /// The selected asset within it.
-    pub row: usize,
-}
-
-impl Default for LineageState {
-    fn default() -> Self {
-        LineageState {
-            center: None,
-            depth: 2,
-            layer: 0,
-            row: 0,
-        }
-    }
-}
+pub use crate::state::{Graph, LineageState};
 
 /// The layers around `center`: `(distance, keys)` from `-depth` to `depth`, empty ones left out.
 pub fn layers(app: &App, center: &str, depth: usize) -> Vec<(i32, Vec<String>)> {

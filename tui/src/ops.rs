@@ -4,7 +4,7 @@
 
 use crate::actions::Confirm;
 use crate::app::App;
-use crate::view::{short_time, state_style};
+use crate::style::{state_style, wall_time};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
@@ -25,20 +25,6 @@ fn progress(done: usize, failed: usize, total: usize, width: usize) -> Line<'sta
             Style::default().fg(Color::DarkGray),
         ),
     ])
-}
-
-/// `2026-12-07T02:00:00+01:00` → `2026-12-07 02:00 +01:00` (a time on a schedule's clock, with its
-/// offset); `…Z` → `… UTC`.
-pub fn wall_time(ts: &str) -> String {
-    let day_time = short_time(ts);
-    let minutes = day_time.get(..16).unwrap_or(&day_time);
-    match ts.get(19..) {
-        Some("Z") | Some("+00:00") => format!("{minutes} UTC"),
-        Some(offset) if offset.len() >= 6 => {
-            format!("{minutes} {}", &offset[offset.len() - 6..])
-        }
-        _ => minutes.to_string(),
-    }
 }
 
 pub(crate) fn draw_backfills(frame: &mut Frame, app: &App, area: Rect) {

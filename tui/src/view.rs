@@ -3,49 +3,13 @@
 
 use crate::app::{App, Detail, Input, Tab, KEYS};
 use crate::model::AssetRow;
+pub use crate::style::duration;
+use crate::style::{seconds, short_time, state_style, thousands, wrap};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Tabs};
 use ratatui::Frame;
-
-/// The colour of a state (fresh, stale, running, failed, …).
-pub fn state_style(state: &str) -> Style {
-    let c = match state {
-        "fresh" | "succeeded" | "up_to_date" => Color::Green,
-        "stale" | "upstream-stale" | "waiting" | "queued" | "pending" => Color::Yellow,
-        "failed" | "cancelled" => Color::Red,
-        "running" => Color::Cyan,
-        _ => Color::Gray,
-    };
-    Style::default().fg(c)
-}
-
-/// `2026-12-03T15:30:45.123Z` → `2026-12-03 15:30:45`.
-pub fn short_time(ts: &str) -> String {
-    ts.get(..19).unwrap_or(ts).replace('T', " ")
-}
-
-pub(crate) fn seconds(ts: &str) -> Option<f64> {
-    chrono::DateTime::parse_from_rfc3339(ts)
-        .ok()
-        .map(|t| t.timestamp_millis() as f64 / 1000.0)
-}
-
-/// `1.2s`, `3m04s`, `2h05m`.
-pub fn duration(secs: f64) -> String {
-    if secs < 60.0 {
-        format!("{secs:.1}s")
-    } else if secs < 3600.0 {
-        format!("{}m{:02}s", (secs / 60.0) as u64, (secs % 60.0) as u64)
-    } else {
-        format!(
-            "{}h{:02}m",
-            (secs / 3600.0) as u64,
-            ((secs % 3600.0) / 60.0) as u64
-        )
-    }
-}
 
 /// Draws the whole screen.
 pub fn draw(frame: &mut Frame, app: &App) {
@@ -146,22 +110,6 @@ fn summary(app: &App, room: u16) -> Vec<Span<'static>> {
         }
     }
     Vec::new()
-}
-
-/// `1234567` → `1,234,567`.
-pub fn thousands(n: i64) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if n < 0 {
-        out.insert(0, '-');
-    }
-    out
 }
 
 fn draw_assets(frame: &mut Frame, app: &App, area: Rect) {
@@ -473,25 +421,4 @@ fn draw_help(frame: &mut Frame, area: Rect) {
         ),
         r,
     );
-}
-
-/// `text` in lines of at most `width` characters, broken between words (a word longer than a line
-/// is cut).
-pub(crate) fn wrap(text: &str, width: usize) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut line = String::new();
-    for word in text.split_whitespace() {
-        let needed = line.chars().count() + usize::from(!line.is_empty()) + word.chars().count();
-        if !line.is_empty() && needed > width {
-            out.push(std::mem::take(&mut line));
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(word);
-    }
-    if !line.is_empty() || out.is_empty() {
-        out.push(line);
-    }
-    out
 }

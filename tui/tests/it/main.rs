@@ -5,4 +5,5 @@ mod support;
 mod actions;
 mod data;
 mod drill;
+mod modules;
 mod render;
