@@ -45,12 +45,13 @@ mod session;
 mod sql;
 mod staleness;
 pub mod store;
+pub mod upstream;
 pub mod warehouse;
 
 pub use backfill::{BackfillFilter, BackfillRequest, BackfillState, BackfillStatus, ChunkStatus};
-pub use daemon::{DaemonPass, DAEMON_LEASE};
+pub use daemon::{DaemonPass, Evaluation, SensedObject, DAEMON_LEASE};
 pub use doctor::{Diagnosis, Repair};
-pub use engine::{user_name, AssetStatus, Engine, HeldBack};
+pub use engine::{user_name, Engine};
 pub use error::{DefinitionError, DefinitionErrors, EngineError};
 pub use key::{AssetKey, BackfillId, PartitionKey, RunId, StepKey};
 pub use materialize::{
@@ -59,6 +60,7 @@ pub use materialize::{
 };
 pub use plan::PlannedStep;
 pub use project::{AssetSpec, Project, ProjectConfig};
+pub use reads::{AssetStatus, HeldBack, PartitionCounts};
 pub use recovery::{is_interrupted, Recovered};
 pub use staleness::Freshness;
 pub use tokio_util::sync::CancellationToken;

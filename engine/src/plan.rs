@@ -82,9 +82,11 @@ pub(crate) fn steps_in_order(
             continue;
         }
         partitioned = true;
-        let keys = partitions.resolve(spec, now).map_err(|m| {
-            DefinitionError::new("E0411", m).hint("`assets partitions ASSET` lists them")
-        })?;
+        let keys = partitions
+            .resolve(&spec.key, spec.partitions.as_ref(), now)
+            .map_err(|m| {
+                DefinitionError::new("E0411", m).hint("`assets partitions ASSET` lists them")
+            })?;
         steps.extend(keys.into_iter().map(|p| StepKey {
             asset: key.clone(),
             partition: Some(p),
@@ -112,7 +114,8 @@ pub(crate) fn steps_in_order(
 /// windows counts (an explicit `last`/`offset` reads outside the range on purpose), and only
 /// upstreams in the plan (an unselected upstream is read as it is).
 fn whole_windows(project: &Project, steps: Vec<StepKey>) -> Vec<StepKey> {
-    use crate::partitions::{upstreams, PartitionsKind, Upstream};
+    use crate::partitions::{PartitionsKind, Upstream};
+    use crate::upstream::upstreams;
     let in_plan: BTreeSet<AssetKey> = steps.iter().map(|s| s.asset.clone()).collect();
     let mut kept: HashSet<StepKey> = HashSet::new();
     let mut out = Vec::new();
@@ -171,7 +174,7 @@ impl Engine {
         let mut runs_of: HashSet<&AssetKey> = HashSet::new();
         for step in steps {
             let spec = &self.project.assets[&step.asset];
-            let upstream_runs = crate::partitions::upstreams(&self.project, spec, &step)
+            let upstream_runs = crate::upstream::upstreams(&self.project, spec, &step)
                 .into_iter()
                 .find_map(|u| match u.steps() {
                     Some(steps) => steps

@@ -2,9 +2,10 @@
 //! or an upstream has a newer materialization than the one it read.
 
 use crate::key::{AssetKey, StepKey};
-use crate::partitions::{upstreams, Upstream};
+use crate::partitions::Upstream;
 use crate::project::{AssetSpec, Project};
 use crate::store::Materialization;
+use crate::upstream::upstreams;
 use serde::Serialize;
 use std::collections::HashMap;
 

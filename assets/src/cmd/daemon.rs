@@ -281,7 +281,7 @@ pub async fn explain(
             "the daemon would not materialize it now"
         }
     );
-    fn print(e: &spine_engine::automation::Evaluation, depth: usize) {
+    fn print(e: &spine_engine::Evaluation, depth: usize) {
         println!(
             "{:indent$}{:<w$} {:<5}  {}",
             "",

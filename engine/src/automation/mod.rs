@@ -15,10 +15,6 @@
 //! latest attempt failed after the upstream data it would read; `on_cron` tries a failed step again
 //! at its next tick.
 
-mod eval;
-
-pub use eval::Evaluation;
-
 use crate::schedule::Cron;
 
 /// A parsed condition.

@@ -92,7 +92,7 @@ impl Engine {
         for s in steps.iter().filter(|s| s.status == StepStatus::Pending) {
             let key = s.step_key();
             let spec = &self.project.assets[&key.asset];
-            let bad = crate::partitions::upstreams(&self.project, spec, &key)
+            let bad = crate::upstream::upstreams(&self.project, spec, &key)
                 .iter()
                 .flat_map(|u| match u.steps() {
                     Some(steps) => steps,

@@ -21,8 +21,9 @@ pub use status::{BackfillState, BackfillStatus, ChunkStatus};
 use crate::engine::Engine;
 use crate::error::{DefinitionError, EngineError};
 use crate::key::{AssetKey, BackfillId, PartitionKey, StepKey};
-use crate::partitions::{upstreams, PartitionSelection};
+use crate::partitions::PartitionSelection;
 use crate::store::{BackfillRecord, PlannedRun, StepStatus};
+use crate::upstream::upstreams;
 use std::collections::HashMap;
 
 /// Which of the covered partitions a backfill takes.

@@ -1,6 +1,7 @@
 //! Reading asset YAML files into [`AssetSpec`]s (and, through the work modules that own them,
 //! schedules and sensors): the loader sits above the definitions it fills, on the work floor.
 
+mod definitions;
 mod yaml_text;
 
 use crate::duration::parse_duration;
@@ -46,8 +47,8 @@ pub fn load_project(root: &Path, kinds: &KindRegistry) -> Result<Project, Defini
     let assembled = Project::assemble(config, specs);
     match assembled {
         Ok(mut p) if errors.is_empty() => {
-            p.schedules = crate::schedule::load_schedules(&p)?;
-            p.sensors = crate::sensor::load_sensors(&p)?;
+            p.schedules = definitions::load_schedules(&p)?;
+            p.sensors = definitions::load_sensors(&p)?;
             Ok(p)
         }
         Ok(_) => Err(DefinitionErrors(errors)),

@@ -34,12 +34,13 @@ use crate::error::EngineError;
 use crate::hash::short_hash;
 use crate::key::{AssetKey, PartitionKey, RunId, StepKey};
 use crate::kinds::{FailureClass, StepContext, StepData, StepError, StepOutput, UpstreamInput};
-use crate::partitions::{upstreams, PartitionSelection, Upstream};
+use crate::partitions::{PartitionSelection, Upstream};
 use crate::staleness::{freshness, short, Freshness};
 use crate::store::{
     Materialization, NewEvent, NewMaterialization, RunRecord, RunStatus, StepOutcome, StepRecord,
     StepStatus, UpstreamRead,
 };
+use crate::upstream::upstreams;
 use crate::warehouse::{CommitMeta, Staged, TableMeta, WriteScope};
 use datafusion::common::TableReference;
 use datafusion::datasource::MemTable;

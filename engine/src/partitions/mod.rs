@@ -24,11 +24,11 @@
 //! today's partition appears tomorrow) and before `end` (exclusive), if given.
 
 mod mapping;
-mod multi;
+pub(crate) mod multi;
 mod ranges;
 mod time;
 
-pub use mapping::{upstreams, PartitionMapping, PartitionSelection, Upstream};
+pub use mapping::{PartitionMapping, PartitionSelection, Upstream};
 pub use multi::Dimension;
 pub use ranges::{compress, PartitionRange};
 pub use time::{Cadence, TimeWindows};

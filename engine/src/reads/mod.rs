@@ -4,6 +4,8 @@
 
 mod partition_lineage;
 mod partition_status;
+mod status;
+pub use status::{AssetStatus, HeldBack, PartitionCounts};
 
 pub use partition_lineage::LineageNode;
 pub(crate) use partition_status::failed;

@@ -15,10 +15,7 @@
 //! queued run in one transaction keyed by both, so a tick is launched at most once however often the
 //! daemon restarts.
 
-use crate::error::{DefinitionError, DefinitionErrors};
-use crate::project::Project;
 use chrono::{DateTime, Utc};
-use std::path::Path;
 use std::str::FromStr;
 
 /// The most ticks one evaluation launches for a schedule that catches up on every missed tick.
@@ -119,7 +116,7 @@ impl Cron {
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawSchedule {
+pub(crate) struct RawSchedule {
     name: String,
     cron: String,
     timezone: Option<String>,
@@ -150,7 +147,7 @@ impl ScheduleDef {
         t.with_timezone(&self.times.tz).to_rfc3339()
     }
 
-    fn parse(raw: RawSchedule) -> Result<Self, String> {
+    pub(crate) fn parse(raw: RawSchedule) -> Result<Self, String> {
         if raw.name.is_empty()
             || !raw
                 .name
@@ -187,97 +184,6 @@ impl ScheduleDef {
             times,
         })
     }
-}
-
-/// Reads `schedules/*.yaml` under the project root (none when the folder does not exist) and checks
-/// each against the project: a valid cron and timezone, a selection that names existing assets, unique
-/// names. Every problem is E0220 with the file.
-pub fn load_schedules(project: &Project) -> Result<Vec<ScheduleDef>, DefinitionErrors> {
-    let (mut out, mut errors): (Vec<ScheduleDef>, Vec<DefinitionError>) = (Vec::new(), Vec::new());
-    for (path, rel) in yaml_files(project, "schedules") {
-        let bad = |m: String| {
-            DefinitionError::new("E0220", m)
-                .at(rel.clone(), None)
-                .hint("see docs/guide/schedules.md for the schedule format")
-        };
-        for parsed in read_items::<RawSchedule>(&path, "schedules") {
-            match parsed.and_then(ScheduleDef::parse) {
-                Err(m) => errors.push(bad(m)),
-                Ok(s) => {
-                    if let Err(e) = crate::selection::select(project, s.selection.as_deref()) {
-                        errors.push(bad(format!("schedule '{}': {e}", s.name)));
-                    } else if out.iter().any(|o| o.name == s.name) {
-                        errors.push(bad(format!("two schedules are named '{}'", s.name)));
-                    } else {
-                        out.push(s);
-                    }
-                }
-            }
-        }
-    }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(DefinitionErrors(errors))
-    }
-}
-
-/// The YAML files of `folder` under the project root, sorted, each with its path relative to the root
-/// (none when the folder does not exist).
-pub(crate) fn yaml_files(
-    project: &Project,
-    folder: &str,
-) -> Vec<(std::path::PathBuf, std::path::PathBuf)> {
-    let Ok(rd) = std::fs::read_dir(project.config.root.join(folder)) else {
-        return Vec::new();
-    };
-    let mut files: Vec<_> = rd
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-        .collect();
-    files.sort();
-    files
-        .into_iter()
-        .map(|p| {
-            let rel = p
-                .strip_prefix(&project.config.root)
-                .unwrap_or(&p)
-                .to_path_buf();
-            (p, rel)
-        })
-        .collect()
-}
-
-/// One item mapping, or `LIST_KEY: [...]` (`schedules:`, `sensors:`), each deserialized.
-pub(crate) fn read_items<T: serde::de::DeserializeOwned>(
-    path: &Path,
-    list_key: &str,
-) -> Vec<Result<T, String>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) => return vec![Err(format!("cannot read: {e}"))],
-    };
-    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    let value: serde_yaml::Value = match serde_yaml::from_str(text) {
-        Ok(v) => v,
-        Err(e) => return vec![Err(format!("malformed YAML: {e}"))],
-    };
-    let items = match value {
-        serde_yaml::Value::Mapping(mut m) if m.contains_key(list_key) => match m.remove(list_key) {
-            Some(serde_yaml::Value::Sequence(s)) if m.is_empty() => s,
-            _ => {
-                return vec![Err(format!(
-                    "`{list_key}:` must be a list, alone in its file"
-                ))]
-            }
-        },
-        other => vec![other],
-    };
-    items
-        .into_iter()
-        .map(|v| serde_yaml::from_value(v).map_err(|e| format!("{e}")))
-        .collect()
 }
 
 #[cfg(test)]

@@ -362,28 +362,7 @@ fn key_or_glob(v: &str, expr: &str) -> Result<Base, DefinitionError> {
     Ok(Base::Key(v.into()))
 }
 
-/// Glob match with `*` (any run of characters) and `?` (one character).
-pub fn glob_match(pattern: &str, s: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), s.chars().collect());
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
-}
+pub use crate::key::glob_match;
 
 impl Selection {
     /// The assets of `project` this selection denotes. An exact key that does not exist is an error

@@ -17,11 +17,6 @@
 //! an object is acted on once however often the daemon restarts, and an object written again later
 //! (a newer modification time) is new again. A sensor's first pass acts on every object already there.
 
-mod eval;
-pub use eval::SensedObject;
-
-use crate::error::{DefinitionError, DefinitionErrors};
-use crate::project::Project;
 use std::path::Path;
 use url::Url;
 
@@ -42,7 +37,7 @@ pub struct SensorDef {
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawSensor {
+pub(crate) struct RawSensor {
     name: String,
     objects: String,
     pattern: Option<String>,
@@ -51,7 +46,7 @@ struct RawSensor {
 }
 
 impl SensorDef {
-    fn parse(raw: RawSensor, root: &Path) -> Result<Self, String> {
+    pub(crate) fn parse(raw: RawSensor, root: &Path) -> Result<Self, String> {
         let plain = |s: &str| {
             !s.is_empty()
                 && s.chars()
@@ -104,7 +99,7 @@ impl SensorDef {
     pub fn matches(&self, name: &str) -> bool {
         self.pattern
             .as_deref()
-            .is_none_or(|p| crate::selection::glob_match(p, name))
+            .is_none_or(|p| crate::key::glob_match(p, name))
     }
 }
 
@@ -125,65 +120,13 @@ pub fn key_of(name: &str) -> String {
         .collect()
 }
 
-/// Reads `sensors/*.yaml` under the project root (none when the folder does not exist) and checks each
-/// against the project: a selection of existing assets, a dynamic set some asset uses, a name no
-/// schedule or other sensor has. Every problem is E0221 with the file.
-pub fn load_sensors(project: &Project) -> Result<Vec<SensorDef>, DefinitionErrors> {
-    let (mut out, mut errors): (Vec<SensorDef>, Vec<DefinitionError>) = (Vec::new(), Vec::new());
-    for (path, rel) in crate::schedule::yaml_files(project, "sensors") {
-        let bad = |m: String| {
-            DefinitionError::new("E0221", m)
-                .at(rel.clone(), None)
-                .hint("see docs/guide/schedules.md (sensors) for the sensor format")
-        };
-        for parsed in crate::schedule::read_items::<RawSensor>(&path, "sensors") {
-            let s = match parsed.and_then(|r| SensorDef::parse(r, &project.config.root)) {
-                Err(m) => {
-                    errors.push(bad(m));
-                    continue;
-                }
-                Ok(s) => s,
-            };
-            let uses_set = |set: &str| {
-                project.assets.values().any(|a| {
-                    a.partitions
-                        .as_ref()
-                        .is_some_and(|p| p.dynamic_sets().contains(&set))
-                })
-            };
-            if let Err(e) = crate::selection::select(project, s.selection.as_deref()) {
-                errors.push(bad(format!("sensor '{}': {e}", s.name)));
-            } else if let Some(set) = s.add_partitions.as_deref().filter(|set| !uses_set(set)) {
-                errors.push(bad(format!(
-                    "sensor '{}': add_partitions '{set}' is not a dynamic partition set of any asset (declare `partitions: {{dynamic: {set}}}`)",
-                    s.name
-                )));
-            } else if out.iter().any(|o| o.name == s.name)
-                || project.schedules.iter().any(|o| o.name == s.name)
-            {
-                errors.push(bad(format!(
-                    "'{}' names another sensor or schedule: names share the ticks' history",
-                    s.name
-                )));
-            } else {
-                out.push(s);
-            }
-        }
-    }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(DefinitionErrors(errors))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn patterns_and_keys_of_object_names() {
-        let glob = crate::selection::glob_match;
+        let glob = crate::key::glob_match;
         assert!(glob("*.csv", "orders-1.csv"));
         assert!(!glob("*.csv", "orders-1.csv.tmp"));
         assert!(glob("orders-??.*", "orders-12.json"));

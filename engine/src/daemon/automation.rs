@@ -1,7 +1,7 @@
 //! Deciding conditions for step keys from the store's state, and the engine's entry points: the
 //! steps the daemon should request now, and why (or why not) for one step.
 
-use super::Condition;
+use crate::automation::Condition;
 use crate::engine::Engine;
 use crate::error::{DefinitionError, EngineError};
 use crate::key::{AssetKey, PartitionKey, StepKey};
@@ -51,7 +51,7 @@ impl Facts<'_> {
 
     /// The newest materialization time among the upstream steps `step` reads.
     fn newest_upstream(&self, spec: &AssetSpec, step: &StepKey) -> Option<String> {
-        crate::partitions::upstreams(self.project, spec, step)
+        crate::upstream::upstreams(self.project, spec, step)
             .iter()
             .flat_map(|u| match u.steps() {
                 Some(steps) => steps
@@ -70,7 +70,7 @@ impl Facts<'_> {
 
     /// An upstream step that is missing, or in progress, if any.
     fn upstream_not_ready(&self, spec: &AssetSpec, step: &StepKey) -> Option<String> {
-        for u in crate::partitions::upstreams(self.project, spec, step) {
+        for u in crate::upstream::upstreams(self.project, spec, step) {
             let steps = match u.steps() {
                 Some(s) => s,
                 None => {

@@ -11,6 +11,11 @@
 //! earlier ones are not. After downtime, `catch_up: skip` launches only the latest missed tick (its
 //! reason says how many were skipped); `catch_up: all` launches each, oldest first.
 
+mod automation;
+mod sensors;
+pub use automation::Evaluation;
+pub use sensors::SensedObject;
+
 use crate::engine::Engine;
 use crate::error::{DefinitionError, EngineError};
 use crate::key::RunId;

@@ -1,11 +1,11 @@
 //! Evaluating sensors: list each sensor's prefix, find the objects modified after its cursor, and
 //! record one tick with its queued run for them (see the module notes).
 
-use super::SensorDef;
 use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::key::PartitionKey;
 use crate::partitions::PartitionSelection;
+use crate::sensor::SensorDef;
 use crate::store::TickRecord;
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::StreamExt;
@@ -127,7 +127,8 @@ impl Engine {
         // tick is recorded adds nothing twice), then the run is planned over them.
         let (engine, partitions) = match &s.add_partitions {
             Some(set) => {
-                let mut keys: Vec<String> = new.iter().map(|o| super::key_of(&o.name)).collect();
+                let mut keys: Vec<String> =
+                    new.iter().map(|o| crate::sensor::key_of(&o.name)).collect();
                 keys.dedup();
                 self.add_dynamic_partitions(set, &keys).await?;
                 let keys = keys.into_iter().map(PartitionKey).collect();
