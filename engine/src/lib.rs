@@ -22,6 +22,7 @@ mod duration;
 mod encode;
 mod engine;
 pub mod error;
+pub mod events;
 mod facts;
 pub mod graph;
 pub mod hash;

@@ -9,8 +9,8 @@
 //! they are. A line longer than [`LOG_LINE_BYTES`] is cut, saying so. Other events (metadata, checks)
 //! are always stored.
 
+use crate::events::NewEvent;
 use crate::key::RunId;
-use crate::store::{NewEvent, RunStore};
 use spine_schemas::events::Event;
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -25,10 +25,17 @@ pub const LOG_TAIL_LINES: usize = 1000;
 /// Longest log line stored, in bytes; longer ones are cut.
 pub const LOG_LINE_BYTES: usize = 8 * 1024;
 
+/// Where a step's events are appended: the run store's event log (the engine hands kinds one).
+#[async_trait::async_trait]
+pub trait EventLog: Send + Sync {
+    /// Appends `events`; the error is a sentence for a warning (a step goes on without them).
+    async fn append_step_events(&self, events: &[NewEvent]) -> Result<(), String>;
+}
+
 /// Records what a step reports while it runs in the event log (see the module docs).
 #[derive(Clone)]
 pub struct EventSink {
-    store: Arc<dyn RunStore>,
+    store: Arc<dyn EventLog>,
     run_id: RunId,
     step_id: String,
     logs: Arc<Mutex<LogBudget>>,
@@ -51,8 +58,8 @@ struct LogBudget {
 }
 
 impl EventSink {
-    /// A sink for one step.
-    pub fn new(store: Arc<dyn RunStore>, run_id: RunId, step_id: String) -> Self {
+    /// A sink for one step, appending to `store`.
+    pub fn new(store: Arc<dyn EventLog>, run_id: RunId, step_id: String) -> Self {
         EventSink {
             store,
             run_id,
@@ -78,7 +85,7 @@ impl EventSink {
     }
 
     async fn append(&self, events: &[NewEvent]) {
-        if let Err(e) = self.store.append_events(events).await {
+        if let Err(e) = self.store.append_step_events(events).await {
             tracing::warn!("could not record a step event: {e}");
         }
     }

@@ -10,7 +10,7 @@ pub(crate) mod sql;
 pub use definition::{KindConfig, KindDefinition, COMMON_FIELDS};
 mod capability;
 pub use capability::{Look, ReadsInPlace};
-pub use events::{EventSink, LOG_HEAD_LINES, LOG_LINE_BYTES, LOG_TAIL_LINES};
+pub use events::{EventLog, EventSink, LOG_HEAD_LINES, LOG_LINE_BYTES, LOG_TAIL_LINES};
 pub use rust::RustKind;
 pub use sql::SqlKind;
 
@@ -69,9 +69,17 @@ pub struct StepContext {
     /// For an incremental asset: its watermark column's maximum in the published table, as a SQL
     /// literal of the column's type (none on the first run or a rebuild: `{{ watermark }}` is NULL).
     pub watermark: Option<String>,
-    /// The warehouse, for kinds that hand upstream data to other programs (see
-    /// [`Warehouse::data_files`](crate::warehouse::Warehouse::data_files)).
-    pub warehouse: crate::warehouse::Warehouse,
+    /// The warehouse's data files, for kinds that hand upstream data to other programs.
+    pub warehouse: Arc<dyn DataFiles>,
+}
+
+/// The data files that make up a version of an asset's table (the warehouse implements it): a table's
+/// folder also holds the files of earlier versions until they are vacuumed, so a program reading the
+/// folder would read old rows too; this list is exact.
+#[async_trait::async_trait]
+pub trait DataFiles: Send + Sync {
+    /// `version` of `key`'s table, as URLs (`file://` for a local warehouse).
+    async fn data_files(&self, key: &AssetKey, version: i64) -> Result<Vec<url::Url>, String>;
 }
 
 /// A check result reported by a step.

@@ -246,13 +246,13 @@ impl Engine {
             upstream,
             scratch: self.run_scratch(&state.run_id).join("reproduce"),
             events: crate::kinds::EventSink::new(
-                self.store.clone(),
+                Arc::new(crate::store::StoreEvents(self.store.clone())),
                 state.run_id.clone(),
                 step_id.clone(),
             ),
             signal: None,
             watermark: None,
-            warehouse: self.warehouse.clone(),
+            warehouse: Arc::new(self.warehouse.clone()),
         };
         let output = kind.execute(&ctx).await;
         ctx.events.finish().await;

@@ -244,14 +244,14 @@ impl Engine {
                 upstream,
                 scratch: scratch.clone(),
                 events: crate::kinds::EventSink::new(
-                    self.store.clone(),
+                    Arc::new(crate::store::StoreEvents(self.store.clone())),
                     state.run_id.clone(),
                     step_id.clone(),
                 )
                 .with_spill(self.step_log_file(&state.run_id, &step_id, attempt)),
                 signal: state.signals.get(&step_id).cloned(),
                 watermark,
-                warehouse: self.warehouse.clone(),
+                warehouse: Arc::new(self.warehouse.clone()),
             };
             let output = kind.execute(&ctx).await;
             // The step's last log lines are stored whether it succeeded or not.

@@ -9,17 +9,16 @@ pub mod backfills;
 pub mod checks;
 pub mod control;
 pub mod daemon;
-mod events;
 pub mod lineage;
 pub mod partitions;
 pub mod sqlite;
 pub mod tables;
 
+pub use crate::events::{EventRecord, NewEvent};
 pub use backfills::{BackfillRecord, BackfillStep, BackfillStore, LatestOutcome, PlannedRun};
 pub use checks::{CheckOutcome, CheckRecord, CheckStore};
 pub use control::{CancelOutcome, ControlStore};
 pub use daemon::{DaemonLock, DaemonStore, TickRecord};
-pub use events::{EventRecord, NewEvent};
 pub use lineage::LineageStore;
 pub use partitions::PartitionStore;
 pub use tables::TableStore;
@@ -469,6 +468,19 @@ pub trait RunStore:
     async fn active_runs(&self) -> StoreResult<Vec<RunRecord>>;
     /// Flushes and closes connections (SQLite checkpoints its WAL).
     async fn close(&self);
+}
+
+/// A run store as the event log a step's kind writes to ([`crate::kinds::EventLog`]).
+pub struct StoreEvents(pub Arc<dyn RunStore>);
+
+#[async_trait]
+impl crate::kinds::EventLog for StoreEvents {
+    async fn append_step_events(&self, events: &[NewEvent]) -> Result<(), String> {
+        self.0
+            .append_events(events)
+            .await
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// Opens the store at `url` (`sqlite://PATH`), creating and migrating it as needed.

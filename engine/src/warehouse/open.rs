@@ -67,3 +67,16 @@ pub fn missing_s3_credentials(root: &Url, options: &HashMap<String, String>) -> 
         )
     })
 }
+
+#[async_trait::async_trait]
+impl crate::kinds::DataFiles for Warehouse {
+    async fn data_files(
+        &self,
+        key: &crate::key::AssetKey,
+        version: i64,
+    ) -> Result<Vec<Url>, String> {
+        Warehouse::data_files(self, key, version)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
