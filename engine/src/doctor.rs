@@ -270,15 +270,15 @@ impl Engine {
     /// code version, the upstream versions read). Upstreams first, so a downstream record points at
     /// its upstream's new record. Returns the assets recorded.
     async fn rerecord(&self, behind: &[&Diagnosis]) -> Result<Vec<AssetKey>, EngineError> {
-        let mut found: Vec<(crate::key::StepKey, i64, serde_json::Value)> = Vec::new();
+        let mut found: Vec<(crate::key::StepKey, i64, crate::warehouse::CommitInfo)> = Vec::new();
         for d in behind {
             let after = d.recorded_version.unwrap_or(-1);
             let mut seen = std::collections::HashSet::new();
             for (version, info) in self.warehouse.commit_infos(&d.key, after).await? {
                 let Some(step) = info
-                    .get("step_id")
-                    .and_then(|s| s.as_str())
-                    .and_then(|s| s.parse::<crate::key::StepKey>().ok())
+                    .step_id
+                    .parse::<crate::key::StepKey>()
+                    .ok()
                     .filter(|s| s.asset == d.key)
                 else {
                     continue;
@@ -299,7 +299,7 @@ impl Engine {
         self.store.create_run(&planned.run, &planned.steps).await?;
         let mut recorded: Vec<AssetKey> = Vec::new();
         for (step, version, info) in found {
-            let seq = info.get("seq").and_then(|v| v.as_i64()).unwrap_or(0);
+            let seq = info.seq;
             let step_id = step.to_string();
             let mut m = crate::recovery::materialization_from_commit(
                 &step,

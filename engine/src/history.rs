@@ -54,12 +54,11 @@ impl Engine {
                 .map(|g| g.iter().collect())
                 .unwrap_or_else(|| spine.into_iter().collect());
             let mut steps = Vec::new();
-            for p in parts {
-                let step_id = p
-                    .get("step_id")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default()
-                    .to_string();
+            for p in parts
+                .into_iter()
+                .filter_map(crate::warehouse::CommitInfo::parse)
+            {
+                let step_id = p.step_id.clone();
                 let partition = step_id
                     .strip_prefix(key.as_str())
                     .and_then(|r| r.strip_prefix('['))
@@ -70,8 +69,8 @@ impl Engine {
                     .await?
                     .map(|m| m.m.published);
                 steps.push(CommitStep {
-                    run_id: p.get("run_id").and_then(|v| v.as_str()).map(str::to_string),
-                    rows: p.get("rows").and_then(|v| v.as_i64()),
+                    run_id: Some(p.run_id.clone()),
+                    rows: Some(p.rows),
                     published,
                     step_id,
                 });

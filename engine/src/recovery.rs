@@ -14,7 +14,7 @@ use crate::error::EngineError;
 use crate::key::RunId;
 use crate::store::{
     host_name, NewEvent, NewMaterialization, RunLease, RunRecord, RunStatus, StepOutcome,
-    StepStatus, UpstreamRead,
+    StepStatus,
 };
 
 /// How long a settling process holds an interrupted run it took over (settling takes well under a
@@ -323,14 +323,8 @@ pub(crate) fn materialization_from_commit(
     (run_id, step_id): (&RunId, &str),
     seq: i64,
     delta_version: i64,
-    info: &serde_json::Value,
+    info: &crate::warehouse::CommitInfo,
 ) -> NewMaterialization {
-    let text = |field: &str| {
-        info.get(field)
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_string()
-    };
     NewMaterialization {
         asset_key: step.asset.clone(),
         partition_key: step.partition.clone(),
@@ -338,20 +332,16 @@ pub(crate) fn materialization_from_commit(
         step_id: step_id.to_string(),
         seq,
         delta_version,
-        row_count: info.get("rows").and_then(|v| v.as_i64()).unwrap_or(0),
-        schema: info.get("schema").cloned().unwrap_or_default(),
-        data_version: text("data_version"),
-        code_version: text("code_version"),
-        upstream: serde_json::from_value::<Vec<UpstreamRead>>(
-            info.get("upstream").cloned().unwrap_or_default(),
-        )
-        .unwrap_or_default(),
-        columns: serde_json::from_value(info.get("columns").cloned().unwrap_or_default())
-            .unwrap_or_default(),
-        metadata: info
-            .get("metadata")
-            .cloned()
-            .unwrap_or(serde_json::json!({})),
+        row_count: info.rows,
+        schema: info.schema.clone(),
+        data_version: info.data_version.clone(),
+        code_version: info.code_version.clone(),
+        upstream: info.upstream.clone(),
+        columns: info.columns.clone(),
+        metadata: match &info.metadata {
+            serde_json::Value::Null => serde_json::json!({}),
+            m => m.clone(),
+        },
         published: true,
         checks: Vec::new(),
     }

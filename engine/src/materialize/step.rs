@@ -416,12 +416,22 @@ impl Engine {
         };
         // Everything needed to record the materialization travels in the commit, so recovery after a
         // crash between commit and record can record it without recomputing.
-        let info = serde_json::json!({
-            "run_id": state.run_id.as_str(), "step_id": step_id, "seq": seq,
-            "code_version": spec.code_version, "upstream": reads, "rows": rows,
-            "data_version": data_version, "schema": schema_json, "metadata": metadata,
-            "columns": columns, "description": spec.description, "owners": spec.owners,
-        });
+        let info = crate::warehouse::CommitInfo {
+            format: crate::warehouse::COMMIT_INFO_FORMAT,
+            run_id: state.run_id.as_str().to_string(),
+            step_id: step_id.clone(),
+            seq,
+            code_version: spec.code_version.clone(),
+            upstream: reads.clone(),
+            rows,
+            data_version: data_version.clone(),
+            schema: schema_json.clone(),
+            metadata: serde_json::to_value(&metadata).unwrap_or_default(),
+            columns: columns.clone(),
+            description: spec.description.clone(),
+            owners: spec.owners.clone(),
+        }
+        .to_json();
         // (Only a whole table: one partition's rows, or appended rows, are not the table.)
         let in_memory = staged
             .batches

@@ -36,6 +36,8 @@ use std::sync::Arc;
 use url::Url;
 
 mod cast;
+mod commit_info;
+pub use commit_info::{CommitInfo, COMMIT_INFO_FORMAT};
 mod open;
 pub use open::missing_s3_credentials;
 mod partitioned;
@@ -446,7 +448,7 @@ impl Warehouse {
         app_id: &str,
         seq: i64,
         run_id: &str,
-    ) -> Result<Option<(i64, serde_json::Value)>, WarehouseError> {
+    ) -> Result<Option<(i64, CommitInfo)>, WarehouseError> {
         let Some(table) = self.open(key, None).await? else {
             return Ok(None);
         };
@@ -467,22 +469,22 @@ impl Warehouse {
                 break;
             };
             for step in spine_infos(&bytes) {
-                if step.get("step_id").and_then(|v| v.as_str()) != Some(app_id) {
+                if step.step_id != app_id {
                     continue;
                 }
-                match step.get("seq").and_then(|v| v.as_i64()) {
-                    Some(s) if s == seq => {
-                        if step.get("run_id").and_then(|v| v.as_str()) != Some(run_id) {
+                match step.seq {
+                    s if s == seq => {
+                        if step.run_id != run_id {
                             tracing::warn!(
                                 "{key}: the commit at version {version} carries {app_id}'s sequence \
                                  number {seq} but was written by run {}, not {run_id}",
-                                step.get("run_id").and_then(|v| v.as_str()).unwrap_or("?")
+                                step.run_id
                             );
                             return Ok(None);
                         }
                         return Ok(Some((version, step)));
                     }
-                    Some(s) if s < seq => return Ok(None),
+                    s if s < seq => return Ok(None),
                     _ => {}
                 }
             }
@@ -496,7 +498,7 @@ impl Warehouse {
         &self,
         key: &AssetKey,
         after: i64,
-    ) -> Result<Vec<(i64, serde_json::Value)>, WarehouseError> {
+    ) -> Result<Vec<(i64, CommitInfo)>, WarehouseError> {
         let Some(table) = self.open(key, None).await? else {
             return Ok(Vec::new());
         };
@@ -536,8 +538,16 @@ impl Warehouse {
 }
 
 /// The Spine commit infos in one commit file: a step's, or each of a group commit's
-/// (`{"group": [info, …]}`); the `spine` value may be stored as an object or as JSON text.
-fn spine_infos(commit: &[u8]) -> Vec<serde_json::Value> {
+/// (`{"group": [info, …]}`); the `spine` value may be stored as an object or as JSON text. Infos
+/// that are not a step's (an `optimize`) are left out.
+fn spine_infos(commit: &[u8]) -> Vec<CommitInfo> {
+    raw_spine_infos(commit)
+        .iter()
+        .filter_map(CommitInfo::parse)
+        .collect()
+}
+
+fn raw_spine_infos(commit: &[u8]) -> Vec<serde_json::Value> {
     let text = String::from_utf8_lossy(commit);
     for line in text.lines() {
         let Ok(action) = serde_json::from_str::<serde_json::Value>(line) else {

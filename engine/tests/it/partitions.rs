@@ -148,7 +148,7 @@ async fn partitions_finishing_together_share_a_commit_and_keep_their_own_txn() {
             .unwrap()
             .unwrap_or_else(|| panic!("no commit found for {id} seq {}", m.m.seq));
         assert_eq!(version, m.m.delta_version, "{id}");
-        assert_eq!(info["step_id"], id.as_str(), "{info}");
+        assert_eq!(info.step_id, id.as_str(), "{info:?}");
         let same = latest
             .values()
             .filter(|o| o.m.delta_version == version)
