@@ -154,6 +154,7 @@ impl Engine {
     /// The same engine reading time from `clock` (tests use a [`ManualClock`](crate::clock::ManualClock)).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.store = self.store.with_clock(clock.clone());
+        self.warehouse = self.warehouse.with_clock(clock.clone());
         self.clock = clock;
         self
     }

@@ -37,6 +37,7 @@ use url::Url;
 
 mod cast;
 mod commit_info;
+mod commits;
 pub use commit_info::{CommitInfo, COMMIT_INFO_FORMAT};
 mod open;
 pub use open::missing_s3_credentials;
@@ -63,7 +64,7 @@ pub(crate) fn writer_properties() -> WriterProperties {
 const KEEP_IN_MEMORY_BYTES: usize = 8 * 1024 * 1024;
 
 /// Where the tables live and how to reach them.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Warehouse {
     root: Url,
     options: HashMap<String, String>,
@@ -71,6 +72,17 @@ pub struct Warehouse {
     /// The state of each partitioned table after this process's last commit to it (see
     /// `write::commit`), shared by clones.
     states: partitioned::TableStates,
+    /// The time written into the log (data files' modification times).
+    clock: Arc<dyn crate::clock::Clock>,
+}
+
+impl std::fmt::Debug for Warehouse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Warehouse")
+            .field("root", &self.root.as_str())
+            .field("fsync", &self.fsync)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a commit records besides the data.
@@ -222,7 +234,14 @@ impl Warehouse {
             options,
             fsync: true,
             states: Default::default(),
+            clock: Arc::new(crate::clock::SystemClock),
         })
+    }
+
+    /// Reads the time from `clock` (the engine's; tests use a manual one).
+    pub fn with_clock(mut self, clock: Arc<dyn crate::clock::Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Sets whether local writes are fsynced (default: yes).
@@ -438,81 +457,6 @@ impl Warehouse {
             .await?)
     }
 
-    /// Finds the commit of run `run_id` that carried sequence number `seq` for `app_id` (as its `txn`):
-    /// returns its Delta version and the `spine` commit info, or `None` when that commit never landed.
-    /// The run is matched too: a commit with the same step and number written by another run (a run
-    /// store restored from an older copy once repeated numbers) is not this attempt's.
-    pub async fn find_commit(
-        &self,
-        key: &AssetKey,
-        app_id: &str,
-        seq: i64,
-        run_id: &str,
-    ) -> Result<Option<(i64, CommitInfo)>, WarehouseError> {
-        let Some(table) = self.open(key, None).await? else {
-            return Ok(None);
-        };
-        // `txn` versions of an app id only grow: below `seq`, the commit never landed.
-        let txn = table
-            .snapshot()?
-            .transaction_version(table.log_store().as_ref(), app_id)
-            .await?;
-        if txn.is_none_or(|t| t < seq) {
-            return Ok(None);
-        }
-        // Each commit file read by its own version (newest first, from the loaded snapshot down),
-        // so a commit another writer adds meanwhile cannot shift the version found. The scan ends
-        // at the first commit of this step key with a smaller number: the one sought is newer.
-        let latest = table.version().map(|v| v as i64).unwrap_or(-1);
-        for version in (0..=latest).rev() {
-            let Some(bytes) = table.log_store().read_commit_entry(version as u64).await? else {
-                break;
-            };
-            for step in spine_infos(&bytes) {
-                if step.step_id != app_id {
-                    continue;
-                }
-                match step.seq {
-                    s if s == seq => {
-                        if step.run_id != run_id {
-                            tracing::warn!(
-                                "{key}: the commit at version {version} carries {app_id}'s sequence \
-                                 number {seq} but was written by run {}, not {run_id}",
-                                step.run_id
-                            );
-                            return Ok(None);
-                        }
-                        return Ok(Some((version, step)));
-                    }
-                    s if s < seq => return Ok(None),
-                    _ => {}
-                }
-            }
-        }
-        Ok(None)
-    }
-
-    /// The Spine commit infos of `key`'s table in the versions after `after`, newest first, each with
-    /// its version (a group commit gives one per step). Empty when the table does not exist.
-    pub async fn commit_infos(
-        &self,
-        key: &AssetKey,
-        after: i64,
-    ) -> Result<Vec<(i64, CommitInfo)>, WarehouseError> {
-        let Some(table) = self.open(key, None).await? else {
-            return Ok(Vec::new());
-        };
-        let latest = table.version().map(|v| v as i64).unwrap_or(-1);
-        let mut out = Vec::new();
-        for version in ((after + 1).max(0)..=latest).rev() {
-            let Some(bytes) = table.log_store().read_commit_entry(version as u64).await? else {
-                break;
-            };
-            out.extend(spine_infos(&bytes).into_iter().map(|i| (version, i)));
-        }
-        Ok(out)
-    }
-
     /// Where a staged data file is written: directly to the file of a local warehouse (flushed
     /// while written and fsynced when complete, unless `fsync` is off), through the object store's
     /// multipart upload elsewhere.
@@ -535,35 +479,4 @@ impl Warehouse {
             None => Box::new(BufWriter::new(store.clone(), path.clone())),
         })
     }
-}
-
-/// The Spine commit infos in one commit file: a step's, or each of a group commit's
-/// (`{"group": [info, …]}`); the `spine` value may be stored as an object or as JSON text. Infos
-/// that are not a step's (an `optimize`) are left out.
-fn spine_infos(commit: &[u8]) -> Vec<CommitInfo> {
-    raw_spine_infos(commit)
-        .iter()
-        .filter_map(CommitInfo::parse)
-        .collect()
-}
-
-fn raw_spine_infos(commit: &[u8]) -> Vec<serde_json::Value> {
-    let text = String::from_utf8_lossy(commit);
-    for line in text.lines() {
-        let Ok(action) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        let Some(spine) = action.get("commitInfo").and_then(|c| c.get("spine")) else {
-            continue;
-        };
-        let spine = match spine {
-            serde_json::Value::String(s) => serde_json::from_str(s).unwrap_or_default(),
-            other => other.clone(),
-        };
-        return match spine.get("group").and_then(|g| g.as_array()) {
-            Some(group) => group.clone(),
-            None => vec![spine],
-        };
-    }
-    Vec::new()
 }

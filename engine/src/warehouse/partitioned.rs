@@ -282,7 +282,7 @@ impl Warehouse {
                 wanted.join(", ")
             )));
         }
-        let now_ms = chrono::Utc::now().timestamp_millis();
+        let now_ms = self.clock.now_ms();
         let mut actions = Vec::new();
         let new_metadata = group
             .first()

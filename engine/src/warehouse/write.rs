@@ -152,7 +152,7 @@ impl Warehouse {
                     .map(|(c, v)| (c.clone(), Some(v.clone())))
                     .collect(),
                 size: size as i64,
-                modification_time: chrono::Utc::now().timestamp_millis(),
+                modification_time: self.clock.now_ms(),
                 data_change: true,
                 stats: Some(file_stats.to_string()),
                 tags: None,

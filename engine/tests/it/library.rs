@@ -109,3 +109,52 @@ async fn a_failing_rust_asset_fails_the_run_and_skips_downstream() {
         .contains("source unavailable"));
     assert_eq!(report.steps[1].status, StepStatus::Skipped);
 }
+
+/// Every time the engine writes comes from its clock (issue 28, item 4): the data files' modification
+/// times in a table's log, whole and partitioned, are the engine's (manual) clock's, not the machine's.
+#[tokio::test]
+async fn the_delta_log_takes_its_times_from_the_engines_clock() {
+    use chrono::TimeZone;
+    let dir = tempfile::tempdir().unwrap();
+    let config = ProjectConfig::in_dir(dir.path()).unwrap();
+    let daily =
+        spine_engine::partitions::PartitionsDef::parse(&serde_json::json!({"static": ["a", "b"]}))
+            .unwrap();
+    let project = Project::builder(config)
+        .asset(AssetSpec::sql("whole", "SELECT 1 AS x").unwrap())
+        .asset(
+            AssetSpec::sql("parts", "SELECT 1 AS x")
+                .unwrap()
+                .with_partitions(daily),
+        )
+        .build()
+        .unwrap();
+    let at = chrono::Utc.with_ymd_and_hms(2031, 5, 6, 7, 8, 9).unwrap();
+    let clock = Arc::new(spine_engine::clock::ManualClock::new(at));
+    let e = Engine::open(project, KindRegistry::builtin())
+        .await
+        .unwrap()
+        .with_clock(clock);
+    let report = e.materialize(MaterializeRequest::default()).await.unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
+    for table in ["whole", "parts"] {
+        let log = dir.path().join("warehouse").join(table).join("_delta_log");
+        let mut times = Vec::new();
+        for e in std::fs::read_dir(&log).unwrap().flatten() {
+            if e.path().extension().is_none_or(|x| x != "json") {
+                continue;
+            }
+            for line in std::fs::read_to_string(e.path()).unwrap().lines() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                if let Some(t) = v.pointer("/add/modificationTime") {
+                    times.push(t.as_i64().unwrap());
+                }
+            }
+        }
+        assert!(!times.is_empty(), "{table}");
+        assert!(
+            times.iter().all(|t| *t == at.timestamp_millis()),
+            "{table}: {times:?}"
+        );
+    }
+}
