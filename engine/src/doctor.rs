@@ -343,6 +343,7 @@ impl Engine {
                     &run_id,
                     &step_id,
                     StepOutcome {
+                        failure_class: None,
                         status: StepStatus::Succeeded,
                         error: None,
                         reason: Some(msg),

@@ -335,6 +335,38 @@ pub enum WarehouseError {
 }
 
 impl WarehouseError {
+    /// Whether a commit that failed with this may succeed on another attempt: it lost a race to a
+    /// concurrent writer (a version taken, a conflict), or the store failed for now. Not: a table
+    /// whose protocol, features, schema or partitioning the commit cannot satisfy, unusable output,
+    /// something unsupported, a damaged table.
+    pub fn is_transient_commit_failure(&self) -> bool {
+        use deltalake::kernel::transaction::TransactionError as T;
+        use deltalake::DeltaTableError as D;
+        match self {
+            WarehouseError::Delta(D::Transaction { source }) => matches!(
+                source,
+                T::VersionAlreadyExists(_)
+                    | T::CommitConflict(_)
+                    | T::MaxCommitAttempts(_)
+                    | T::ObjectStore { .. }
+            ),
+            WarehouseError::Delta(
+                D::VersionAlreadyExists(_)
+                | D::VersionMismatch(..)
+                | D::ObjectStore { .. }
+                | D::Io { .. },
+            ) => true,
+            WarehouseError::ObjectStore(_) => true,
+            WarehouseError::Delta(_)
+            | WarehouseError::Kernel(_)
+            | WarehouseError::Unsupported(_)
+            | WarehouseError::BadOutput(_)
+            | WarehouseError::BadUrl(_)
+            | WarehouseError::Arrow(_) => false,
+            other => !other.is_damage(),
+        }
+    }
+
     /// Whether the table itself is damaged, so another attempt would fail the same way: a commit
     /// file that is not valid JSON (truncated, overwritten), a file its log names that is gone. A
     /// store that cannot be reached is not (that may pass).

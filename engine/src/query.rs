@@ -55,6 +55,7 @@ const STORE_TABLES: &[(&str, &[(&str, Col)])] = &[
             ("finished_at", Col::Text),
             ("error", Col::Text),
             ("reason", Col::Text),
+            ("failure_class", Col::Text),
         ],
     ),
     (

@@ -141,6 +141,7 @@ impl Engine {
                         },
                     );
                     StepOutcome {
+                        failure_class: None,
                         status: StepStatus::Succeeded,
                         error: None,
                         reason: Some(msg),
@@ -171,13 +172,18 @@ impl Engine {
                             &run.run_id,
                             Some(&step.step_id),
                             msg.clone(),
-                            &Event::StepFailed { error: msg.clone() },
+                            &Event::StepFailed {
+                                error: msg.clone(),
+                                class: Some("permanent".into()),
+                            },
                         );
                         self.store
                             .finish_step(
                                 &run.run_id,
                                 &step.step_id,
                                 StepOutcome {
+                                    // A failed check fails the same way again.
+                                    failure_class: Some("permanent".into()),
                                     status: StepStatus::Failed,
                                     error: Some(msg.clone()),
                                     reason: Some(msg),
@@ -204,6 +210,7 @@ impl Engine {
                         &event,
                     );
                     StepOutcome {
+                        failure_class: None,
                         status: StepStatus::Succeeded,
                         error: None,
                         reason: Some("recovered after interruption".into()),
@@ -225,8 +232,13 @@ impl Engine {
                         let msg = format!("{ended} before this step started");
                         (StepStatus::Cancelled, msg)
                     };
+                    // The process died: another attempt may well succeed.
+                    let class = (status == StepStatus::Failed).then(|| "retryable".to_string());
                     let event = if status == StepStatus::Failed {
-                        Event::StepFailed { error: msg.clone() }
+                        Event::StepFailed {
+                            error: msg.clone(),
+                            class: class.clone(),
+                        }
                     } else {
                         Event::StepCancelled {
                             reason: msg.clone(),
@@ -239,6 +251,7 @@ impl Engine {
                         &event,
                     );
                     StepOutcome {
+                        failure_class: class,
                         status,
                         error: (status == StepStatus::Failed).then(|| msg.clone()),
                         reason: Some(msg),

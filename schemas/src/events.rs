@@ -83,6 +83,9 @@ pub enum Event {
     StepFailed {
         /// What went wrong.
         error: String,
+        /// `retryable` or `permanent` (absent in events written before it was recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        class: Option<String>,
     },
     /// A step did not run (an upstream failed, or `--no-wait`).
     StepSkipped {
@@ -371,7 +374,14 @@ mod tests {
             let back = Event::from_stored(e.kind().as_str(), &payload).unwrap();
             assert_eq!(back, e);
         }
-        assert_eq!(Event::StepFailed { error: "x".into() }.level(), "error");
+        assert_eq!(
+            Event::StepFailed {
+                error: "x".into(),
+                class: None
+            }
+            .level(),
+            "error"
+        );
         let warn = Event::CheckResult {
             name: "n".into(),
             passed: false,

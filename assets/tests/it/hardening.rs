@@ -443,3 +443,54 @@ fn a_closed_stdout_ends_the_command_quietly() {
         "{text}"
     );
 }
+
+/// A failed step keeps its failure class (issue 28, item 4): `spine.steps.failure_class` and the
+/// `step_failed` event say `permanent` for a cast error (no retry) and `retryable` for a program
+/// that exited non-zero (retried).
+#[test]
+fn a_failed_steps_class_is_stored_with_it_and_its_event() {
+    let p = Project::new(&[
+        (
+            "assets/cast.yaml",
+            "key: cast\nkind: sql\nretries: 2\nretry_delay: 10ms\nquery: SELECT CAST('x' AS INT) AS n\n",
+        ),
+        (
+            "assets/exit.yaml",
+            "key: exit\nkind: command\nretries: 1\nretry_delay: 10ms\ncommand: [sh, -c, \"exit 3\"]\n",
+        ),
+    ]);
+    p.run(&["materialize"]).code(1);
+    let steps = p
+        .run(&[
+            "sql",
+            "--json",
+            "SELECT step_id AS s, attempt AS a, failure_class AS c FROM spine.steps ORDER BY step_id",
+        ])
+        .ok()
+        .json();
+    assert_eq!(
+        steps,
+        serde_json::json!([
+            {"s": "cast", "a": 1, "c": "permanent"},
+            {"s": "exit", "a": 2, "c": "retryable"}
+        ])
+    );
+    let events = p
+        .run(&[
+            "sql",
+            "--json",
+            "SELECT step_id AS s, data FROM spine.events WHERE kind = 'step_failed' ORDER BY step_id",
+        ])
+        .ok()
+        .json();
+    let class = |i: usize| -> String {
+        let data: serde_json::Value =
+            serde_json::from_str(events[i]["data"].as_str().unwrap()).unwrap();
+        data["class"].as_str().unwrap_or_default().to_string()
+    };
+    assert_eq!(
+        (class(0), class(1)),
+        ("permanent".into(), "retryable".into()),
+        "{events}"
+    );
+}

@@ -111,6 +111,7 @@ impl Engine {
                 reason: reason.clone(),
             };
             let outcome = StepOutcome {
+                failure_class: None,
                 status: StepStatus::Skipped,
                 error: None,
                 reason: Some(reason.clone()),

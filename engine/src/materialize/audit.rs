@@ -90,8 +90,15 @@ impl Engine {
         report.failure_class = Some(FailureClass::Permanent);
         report.status = StepStatus::Failed;
         report.error = Some(msg.clone());
-        self.finish(state, key, StepStatus::Failed, Some(msg), None, Some(m))
-            .await?;
+        self.finish(
+            state,
+            key,
+            (StepStatus::Failed, Some(FailureClass::Permanent)),
+            Some(msg),
+            None,
+            Some(m),
+        )
+        .await?;
         Ok(report)
     }
 }

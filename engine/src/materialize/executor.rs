@@ -223,7 +223,7 @@ impl Engine {
             .finish(
                 state,
                 key,
-                StepStatus::Succeeded,
+                (StepStatus::Succeeded, None),
                 None,
                 None,
                 Some(m.clone()),
@@ -254,8 +254,15 @@ impl Engine {
         reason: Option<String>,
     ) -> Result<StepReport, EngineError> {
         let key = report.step();
-        self.finish(state, &key, status, error.clone(), reason.clone(), None)
-            .await?;
+        self.finish(
+            state,
+            &key,
+            (status, report.failure_class),
+            error.clone(),
+            reason.clone(),
+            None,
+        )
+        .await?;
         report.status = status;
         report.error = error;
         report.reason = reason;
@@ -266,11 +273,14 @@ impl Engine {
         &self,
         state: &RunState,
         key: &StepKey,
-        status: StepStatus,
+        (status, class): (StepStatus, Option<FailureClass>),
         error: Option<String>,
         reason: Option<String>,
         materialization: Option<NewMaterialization>,
     ) -> Result<Option<i64>, EngineError> {
+        let class = class
+            .filter(|_| status == StepStatus::Failed)
+            .map(|c| c.as_str().to_string());
         let message = match (&materialization, &error, &reason) {
             (Some(m), _, _) if m.delta_version < 0 => {
                 format!(
@@ -299,6 +309,7 @@ impl Engine {
             (None, StepStatus::UpToDate) => Event::StepUpToDate { reason: why },
             (None, StepStatus::Failed) => Event::StepFailed {
                 error: error.clone().unwrap_or_default(),
+                class: class.clone(),
             },
             (None, StepStatus::Skipped) => Event::StepSkipped { reason: why },
             (None, StepStatus::Waiting) => Event::StepParked { reason: why },
@@ -320,6 +331,7 @@ impl Engine {
             ));
         }
         let outcome = StepOutcome {
+            failure_class: class,
             status,
             error,
             reason,

@@ -30,7 +30,14 @@ impl Engine {
                 report.status = StepStatus::Failed;
                 report.error = Some(msg.clone());
                 if let Err(e) = self
-                    .finish(state, &key, StepStatus::Failed, Some(msg), None, None)
+                    .finish(
+                        state,
+                        &key,
+                        (StepStatus::Failed, None),
+                        Some(msg),
+                        None,
+                        None,
+                    )
                     .await
                 {
                     tracing::error!("cannot record that step {key} failed: {e}");
@@ -459,7 +466,12 @@ impl Engine {
             )
             .await
             .map_err(|e| {
-                AttemptError::Failed(StepError::retryable(format!("Delta commit failed: {e}")))
+                let message = format!("Delta commit failed: {e}");
+                AttemptError::Failed(if e.is_transient_commit_failure() {
+                    StepError::retryable(message)
+                } else {
+                    StepError::permanent(message)
+                })
             })?;
         fault_point("crash_after_commit", key);
         // Audit before publishing: the checks run on the committed version; a failed `error` check

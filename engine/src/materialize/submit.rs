@@ -93,6 +93,7 @@ impl Engine {
                 finished_at: None,
                 error: None,
                 reason: None,
+                failure_class: None,
             })
             .collect();
         crate::store::PlannedRun { run, steps }

@@ -198,6 +198,9 @@ pub struct StepRecord {
     pub error: Option<String>,
     /// Why it was skipped or up to date.
     pub reason: Option<String>,
+    /// For a failed step: `retryable` or `permanent`.
+    #[serde(default)]
+    pub failure_class: Option<String>,
 }
 
 impl StepRecord {
@@ -306,6 +309,8 @@ pub struct StepOutcome {
     pub status: StepStatus,
     /// Error (failed).
     pub error: Option<String>,
+    /// For a failed step: `retryable` or `permanent`.
+    pub failure_class: Option<String>,
     /// Reason (skipped, up to date).
     pub reason: Option<String>,
     /// The materialization to record with it (succeeded).

@@ -45,6 +45,7 @@ fn step(id: &RunId, key: &AssetKey, pos: i64) -> StepRecord {
         finished_at: None,
         error: None,
         reason: None,
+        failure_class: None,
     }
 }
 
@@ -113,6 +114,7 @@ async fn conformance(store: Arc<dyn RunStore>) {
     assert_eq!(second.previous, first.seq);
     assert!(second.seq > first.seq);
     let outcome = StepOutcome {
+        failure_class: None,
         status: StepStatus::Succeeded,
         error: None,
         reason: None,
@@ -367,6 +369,7 @@ async fn claimed_start_is_atomic_with_the_claim() {
         StepStatus::Pending
     );
     let outcome = StepOutcome {
+        failure_class: None,
         status: StepStatus::Failed,
         error: Some("boom".into()),
         reason: None,
@@ -483,6 +486,7 @@ async fn partitions_are_separate_step_keys() {
     };
     for (p, seq) in [("2026-01-01", 2), ("2026-01-02", 1)] {
         let outcome = StepOutcome {
+            failure_class: None,
             status: StepStatus::Succeeded,
             error: None,
             reason: None,
@@ -553,6 +557,7 @@ async fn overtaken_records_are_not_recorded(store: Arc<dyn RunStore>) {
                     &r,
                     key.as_str(),
                     StepOutcome {
+                        failure_class: None,
                         status: StepStatus::Succeeded,
                         error: None,
                         reason: None,

@@ -150,6 +150,7 @@ pub(super) fn step_from_row(r: &SqliteRow) -> StoreResult<StepRecord> {
         finished_at: r.try_get("finished_at")?,
         error: r.try_get("error")?,
         reason: r.try_get("reason")?,
+        failure_class: r.try_get("failure_class")?,
     })
 }
 

@@ -139,11 +139,12 @@ pub(super) async fn finish_in(
             mat_id = Some(id);
         }
     }
-    sqlx::query("UPDATE steps SET status = ?, finished_at = ?, error = COALESCE(?, error), reason = ? WHERE run_id = ? AND step_id = ?")
+    sqlx::query("UPDATE steps SET status = ?, finished_at = ?, error = COALESCE(?, error), reason = ?, failure_class = ? WHERE run_id = ? AND step_id = ?")
         .bind(outcome.status.as_str())
         .bind(ts)
         .bind(outcome.error.as_deref().map(crate::redact::redact))
         .bind(&outcome.reason)
+        .bind(&outcome.failure_class)
         .bind(run_id.as_str())
         .bind(step_id)
         .execute(&mut **tx)
