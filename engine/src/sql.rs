@@ -51,13 +51,7 @@ pub fn analyze(sql: &str) -> Result<AnalyzedSql, SqlError> {
                 .to_string(),
         ));
     }
-    let mut ctes = CteNames::default();
-    let _ = stmt.visit(&mut ctes);
-    let mut rw = Rewriter {
-        ctes: ctes.0,
-        tables: BTreeSet::new(),
-        invalid: Vec::new(),
-    };
+    let mut rw = Rewriter::for_statement(&stmt);
     let _ = VisitMut::visit(&mut stmt, &mut rw);
     Ok(AnalyzedSql {
         tables: rw.tables,
@@ -77,13 +71,7 @@ pub fn rewrite_known(
     let mut out = Vec::new();
     let mut keys = Vec::new();
     for mut stmt in statements {
-        let mut ctes = CteNames::default();
-        let _ = stmt.visit(&mut ctes);
-        let mut rw = Rewriter {
-            ctes: ctes.0,
-            tables: BTreeSet::new(),
-            invalid: Vec::new(),
-        };
+        let mut rw = Rewriter::for_statement(&stmt);
         let _ = VisitMut::visit(
             &mut stmt,
             &mut KnownOnly {
@@ -140,6 +128,17 @@ struct Rewriter {
 }
 
 impl Rewriter {
+    /// A rewriter for `stmt`, knowing its CTE names (which are not tables).
+    fn for_statement(stmt: &Statement) -> Self {
+        let mut ctes = CteNames::default();
+        let _ = stmt.visit(&mut ctes);
+        Rewriter {
+            ctes: ctes.0,
+            tables: BTreeSet::new(),
+            invalid: Vec::new(),
+        }
+    }
+
     fn rewrite(&mut self, tf: &mut TableFactor, known: Option<&dyn Fn(&AssetKey) -> bool>) {
         let TableFactor::Table {
             name, args: None, ..
