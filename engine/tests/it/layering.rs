@@ -43,7 +43,6 @@ const FLOORS: &[(&str, u8)] = &[
     ("daemon", 3),
     ("doctor", 3),
     ("maintenance", 3),
-    ("history", 3),
     ("engine", 4),
     ("query", 4),
     ("facts", 4),
@@ -56,10 +55,8 @@ const KNOWN_UPWARD: &[&str] = &[
     "checks -> engine",
     "daemon -> engine",
     "doctor -> engine",
-    "history -> engine",
     "maintenance -> engine",
     "materialize -> engine",
-    "plan -> engine",
     "recovery -> engine",
 ];
 
