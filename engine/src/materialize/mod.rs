@@ -16,6 +16,7 @@ mod claim;
 mod control;
 pub use control::Rerun;
 mod executor;
+mod faults;
 mod incremental;
 mod inputs;
 mod merge;

@@ -2,6 +2,7 @@
 //! jitter), per-attempt timeout and cancellation, then the Delta commit and the record of the
 //! materialization (the durability protocol).
 
+use super::faults::{backoff, fault_point};
 use super::*;
 
 /// What an attempt computed and staged: the files, what it read, its metadata, what the commit
@@ -510,30 +511,6 @@ impl Engine {
             columns,
         })
     }
-}
-
-/// Fault injection for crash tests: `SPINE_FAULT=crash_after_commit:<asset key>` aborts the process right
-/// after that asset's Delta commit, before the run store records it (the window recovery must cover);
-/// `crash_before_commit:<asset key>` just before the commit.
-fn fault_point(name: &str, key: &AssetKey) {
-    if let Ok(spec) = std::env::var("SPINE_FAULT") {
-        if spec.split_once(':') == Some((name, key.as_str())) {
-            eprintln!("SPINE_FAULT: aborting at {name} for {key}");
-            std::process::abort();
-        }
-    }
-}
-
-/// Exponential backoff with ±50% jitter: `base * 2^(attempt-1) * (0.5..1.5)`, capped at 5 minutes.
-pub fn backoff(base: Duration, attempt: u32, salt: &str) -> Duration {
-    let exp = base.saturating_mul(1u32 << (attempt - 1).min(16));
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let h = short_hash(format!("{salt}{attempt}{nanos}").as_bytes());
-    let frac = u64::from_str_radix(&h[..8], 16).unwrap_or(0) as f64 / u32::MAX as f64;
-    exp.mul_f64(0.5 + frac).min(Duration::from_secs(300))
 }
 
 fn humantime(d: Duration) -> String {

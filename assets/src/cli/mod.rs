@@ -4,6 +4,9 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+mod sub;
+pub use sub::*;
+
 /// Spine: a data-pipeline-first asset orchestrator.
 #[derive(Parser, Debug)]
 #[command(name = "assets", version, about, long_about = None)]
@@ -409,118 +412,5 @@ pub enum Command {
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
-    },
-}
-
-/// `assets backfill SELECTION …`: what to backfill and how.
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct BackfillArgs {
-    #[command(flatten)]
-    pub select: SelectArgs,
-    /// First partition (inclusive); with --to.
-    #[arg(long, requires = "to", conflicts_with = "partitions")]
-    pub from: Option<String>,
-    /// Last partition (inclusive); with --from.
-    #[arg(long, requires = "from")]
-    pub to: Option<String>,
-    /// These partitions (comma-separated or repeated) instead of a range.
-    #[arg(long, value_name = "KEY,KEY")]
-    pub partitions: Vec<String>,
-    /// Only partitions never materialized.
-    #[arg(long, conflicts_with = "failed")]
-    pub missing: bool,
-    /// Only partitions whose latest step failed (or was skipped because its upstream failed).
-    #[arg(long)]
-    pub failed: bool,
-    /// Partitions per run (default: all in one run).
-    #[arg(long, value_name = "N")]
-    pub per_run: Option<usize>,
-    /// Steps to run at once within a run (default: the project's `concurrency`).
-    #[arg(long, short = 'c')]
-    pub concurrency: Option<usize>,
-    /// Only record the backfill and print its id; `assets backfill resume ID` runs it.
-    #[arg(long)]
-    pub queue: bool,
-    /// Stop at the first failed step: the backfill ends cancelled (resume continues it).
-    #[arg(long, conflicts_with = "queue")]
-    pub fail_fast: bool,
-    /// A tag on each of its runs (may repeat): --tag ticket=OPS-12.
-    #[arg(long = "tag", value_name = "KEY=VALUE")]
-    pub tags: Vec<String>,
-}
-
-/// `assets partitions …`.
-#[derive(Subcommand, Debug)]
-pub enum PartitionsAction {
-    /// Add keys to a dynamic partition set (`partitions: {dynamic: NAME}`); keys it has are kept.
-    Add {
-        /// The set's name.
-        name: String,
-        /// Keys to add.
-        #[arg(required = true)]
-        keys: Vec<String>,
-    },
-}
-
-/// `assets schedules …`.
-#[derive(Subcommand, Debug)]
-pub enum ScheduleAction {
-    /// The schedule's next ticks, in its own timezone and in UTC, each with the steps it would run.
-    Preview {
-        /// The schedule.
-        name: String,
-        /// How many ticks.
-        #[arg(long, short = 'n', default_value_t = 5)]
-        count: usize,
-    },
-    /// A tick now, as if it were due: a run of what the schedule selects (recorded as a `fired`
-    /// tick; the schedule's own ticks still come when due), executed here unless --queue.
-    Fire {
-        /// The schedule.
-        name: String,
-        /// Only record the run; the daemon (or `assets execute`) runs it.
-        #[arg(long)]
-        queue: bool,
-    },
-}
-
-/// `assets automation …`.
-#[derive(Subcommand, Debug)]
-pub enum AutomationAction {
-    /// Say why an asset (one partition of it) would or would not be materialized by the daemon now:
-    /// its condition tree, each part with its verdict and reason.
-    Explain {
-        /// The asset.
-        key: String,
-        /// The partition (default: its latest).
-        #[arg(long)]
-        partition: Option<String>,
-    },
-}
-
-/// Managing one backfill.
-#[derive(Subcommand, Debug)]
-pub enum BackfillAction {
-    /// Show a backfill's state, progress per chunk and failures.
-    Status {
-        /// Backfill id or a unique prefix.
-        id: String,
-    },
-    /// Stop a backfill: its queued runs are cancelled, a running one stops before its next commit.
-    Cancel {
-        /// Backfill id or a unique prefix.
-        id: String,
-    },
-    /// Continue a backfill after a crash, a failure or a cancel: exactly the partitions not yet
-    /// committed run again.
-    Resume {
-        /// Backfill id or a unique prefix.
-        id: String,
-        /// Steps to run at once within a run (default: the backfill's, else the project's).
-        #[arg(long, short = 'c')]
-        concurrency: Option<usize>,
-        /// Stop at the first failed step: the backfill ends cancelled (resume continues it).
-        #[arg(long)]
-        fail_fast: bool,
     },
 }
