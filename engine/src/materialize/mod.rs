@@ -25,6 +25,7 @@ pub(crate) mod published;
 mod reproduce;
 pub use reproduce::{Diff, Reproduction, Target};
 mod schema_change;
+mod stages;
 mod step;
 mod submit;
 

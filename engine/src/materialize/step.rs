@@ -3,6 +3,7 @@
 //! materialization (the durability protocol).
 
 use super::faults::{backoff, fault_point};
+use super::stages::{declared_schema_holds, kind_checks};
 use super::*;
 
 /// What an attempt computed and staged: the files, what it read, its metadata, what the commit
@@ -277,48 +278,9 @@ impl Engine {
             if columns.is_empty() {
                 columns = spec.declared_columns.clone();
             }
-            for c in &checks {
-                let msg = format!(
-                    "check {} {}{}",
-                    c.name,
-                    if c.passed { "passed" } else { "failed" },
-                    c.message
-                        .as_ref()
-                        .map(|m| format!(": {m}"))
-                        .unwrap_or_default()
-                );
-                let event = Event::CheckResult {
-                    name: c.name.clone(),
-                    passed: c.passed,
-                    severity: c.severity,
-                };
-                ctx.events.emit(event, &msg).await;
-            }
-            if let Some(c) = checks
-                .iter()
-                .find(|c| !c.passed && c.severity == CheckSeverity::Error)
-            {
-                return Err(StepError::permanent(format!(
-                    "check '{}' failed{}; nothing was committed",
-                    c.name,
-                    c.message
-                        .as_ref()
-                        .map(|m| format!(": {m}"))
-                        .unwrap_or_default()
-                )));
-            }
+            kind_checks(&ctx.events, &checks).await?;
             let mut stream = self.to_stream(data).await?;
-            if let Some(declared) = &spec.declared_schema {
-                if let Some(m) =
-                    crate::project::declared_schema::mismatch(declared, &stream.schema())
-                {
-                    return Err(StepError::permanent(format!(
-                        "E0251 the output does not match the declared schema: {m}; nothing was \
-                         committed — fix the {} asset or its `schema:`",
-                        spec.kind
-                    )));
-                }
-            }
+            declared_schema_holds(spec, &stream.schema())?;
             let mut counts = None;
             if let Some(crate::project::Incremental::Merge {
                 unique_key, delete, ..
