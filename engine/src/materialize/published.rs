@@ -48,13 +48,19 @@ impl Engine {
         let wanted_set = wanted.map(|w| w.iter().collect::<std::collections::HashSet<_>>());
         // Held back in `base`: a materialization newer than the partition's published one, committed
         // at or before `base`, of a partition this read wants.
+        // One partition read at the very version its published materialization wrote (the identity
+        // mapping, every step of a daily backfill) cannot hold anything newer: no query.
+        let exact = matches!(wanted, Some([p]) if published.get(p) == Some(&base_version));
+        let held = match exact {
+            true => Vec::new(),
+            false => self.store.held_back_of(key).await?,
+        };
         let mut hidden: Vec<PartitionKey> = Vec::new();
-        for m in self.store.held_back_of(key).await? {
+        for m in held {
             let Some(p) = m.m.partition_key.as_ref() else {
                 continue;
             };
-            if m.m.asset_key != *key
-                || m.m.delta_version > base_version
+            if m.m.delta_version > base_version
                 || wanted_set.as_ref().is_some_and(|w| !w.contains(p))
                 || hidden.contains(p)
             {

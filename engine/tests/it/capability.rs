@@ -113,6 +113,12 @@ fn kinds() -> KindRegistry {
     k
 }
 
+/// Materializes everything; each step's status.
+async fn run(e: &Engine) -> Vec<StepStatus> {
+    let report = e.materialize(MaterializeRequest::default()).await.unwrap();
+    report.steps.iter().map(|s| s.status).collect()
+}
+
 async fn doubled(e: &Engine) -> serde_json::Value {
     let batches = spine_engine::query::run_sql(e, "SELECT d FROM doubled")
         .await
@@ -144,12 +150,9 @@ async fn a_kind_defined_outside_the_engine_is_read_in_place() {
     .unwrap();
     let e = Engine::load(root, kinds()).await.unwrap();
     assert!(e.project().assets.values().any(|a| a.read_in_place()));
-    let report = e.materialize(MaterializeRequest::default()).await.unwrap();
-    let statuses: Vec<_> = report.steps.iter().map(|s| s.status).collect();
     assert_eq!(
-        statuses,
-        [StepStatus::Succeeded, StepStatus::Succeeded],
-        "{report:?}"
+        run(&e).await,
+        [StepStatus::Succeeded, StepStatus::Succeeded]
     );
     assert_eq!(doubled(&e).await, serde_json::json!([{"d": 42}]));
     assert!(!root.join("warehouse/raw/n").exists(), "nothing copied");
@@ -165,22 +168,13 @@ async fn a_kind_defined_outside_the_engine_is_read_in_place() {
     assert_eq!(m.m.metadata, serde_json::json!({"n": 21}));
 
     // Unchanged: the observation is not recorded again, and doubled is up to date.
-    let report = e.materialize(MaterializeRequest::default()).await.unwrap();
-    let statuses: Vec<_> = report.steps.iter().map(|s| s.status).collect();
-    assert_eq!(
-        statuses,
-        [StepStatus::UpToDate, StepStatus::UpToDate],
-        "{report:?}"
-    );
+    assert_eq!(run(&e).await, [StepStatus::UpToDate, StepStatus::UpToDate]);
 
     // Changed: observed again, doubled recomputed from the new observation.
     std::fs::write(root.join("assets/n.txt"), "50\n").unwrap();
-    let report = e.materialize(MaterializeRequest::default()).await.unwrap();
-    let statuses: Vec<_> = report.steps.iter().map(|s| s.status).collect();
     assert_eq!(
-        statuses,
-        [StepStatus::Succeeded, StepStatus::Succeeded],
-        "{report:?}"
+        run(&e).await,
+        [StepStatus::Succeeded, StepStatus::Succeeded]
     );
     assert_eq!(doubled(&e).await, serde_json::json!([{"d": 100}]));
 
