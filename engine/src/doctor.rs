@@ -4,8 +4,8 @@
 //! moves an unreadable table aside (into `.spine/quarantine/`, nothing is deleted) and re-materializes
 //! what is broken.
 
-use crate::engine::Engine;
 use crate::error::EngineError;
+use crate::instance::Instance;
 use crate::key::AssetKey;
 use crate::materialize::MaterializeRequest;
 use crate::store::{Materialization, NewEvent, RunStatus, StepOutcome, StepStatus};
@@ -53,7 +53,7 @@ impl Diagnosis {
     }
 }
 
-impl Engine {
+impl Instance {
     /// Checks the tables of the selected assets (see the module docs).
     pub async fn doctor(&self, selection: Option<&str>) -> Result<Vec<Diagnosis>, EngineError> {
         let selected = crate::selection::select(&self.project, selection)?;
@@ -341,7 +341,7 @@ impl Engine {
             self.store
                 .finish_step(
                     &run_id,
-                    &step_id,
+                    &step,
                     StepOutcome {
                         failure_class: None,
                         status: StepStatus::Succeeded,

@@ -1,49 +1,27 @@
-//! [`Engine`]: a loaded project bound to its run store and warehouse, with the kinds it can execute.
-//! `materialize` (in `materialize.rs`) runs plans; this module opens engines and answers status queries.
+//! [`Engine`]: the facade. It loads a project, opens its run store and warehouse as an [`Instance`]
+//! (the work floor's handle: `materialize`, `backfill`, `daemon`, … operate on it) and hands work to
+//! it; the read layer (`reads`, `query`, `facts`) answers questions on it.
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::EngineError;
+use crate::instance::{fill_dynamic, uses_dynamic, Instance};
 use crate::kinds::KindRegistry;
 use crate::loader::load_project;
 use crate::project::Project;
-use crate::store::{open_store, RunStore};
+use crate::store::open_store;
 use crate::warehouse::Warehouse;
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-/// A project ready to run.
+/// A project ready to run: the facade that opens an [`Instance`] (loads the project, opens its run
+/// store and warehouse) and hands work to it. Every method of [`Instance`] is one of the engine's.
 #[derive(Clone)]
-pub struct Engine {
-    pub(crate) project: Arc<Project>,
-    pub(crate) store: Arc<dyn RunStore>,
-    pub(crate) warehouse: Warehouse,
-    pub(crate) kinds: KindRegistry,
-    pub(crate) clock: Arc<dyn Clock>,
-    /// Who launches the runs it records (`cli:USER` unless [`Engine::launched_by`] says otherwise).
-    pub(crate) launcher: String,
-    /// Tags of the runs it records ([`Engine::with_tags`]).
-    pub(crate) tags: std::collections::BTreeMap<String, String>,
-}
+pub struct Engine(Instance);
 
-/// Whether some asset has dynamic partitions (or a dynamic dimension).
-pub(crate) fn uses_dynamic(project: &Project) -> bool {
-    project.assets.values().any(|a| {
-        a.partitions
-            .as_ref()
-            .is_some_and(|p| !p.dynamic_sets().is_empty())
-    })
-}
-
-/// Gives every dynamic partition set of `project` the keys in `sets`.
-pub(crate) fn fill_dynamic(
-    project: &mut Project,
-    sets: &HashMap<String, Vec<crate::key::PartitionKey>>,
-) {
-    for spec in project.assets.values_mut() {
-        if let Some(def) = spec.partitions.as_mut() {
-            def.fill_dynamic(sets);
-        }
+impl std::ops::Deref for Engine {
+    type Target = Instance;
+    fn deref(&self) -> &Instance {
+        &self.0
     }
 }
 
@@ -65,7 +43,7 @@ impl Engine {
         if let Some(warning) = warning {
             tracing::warn!("{warning}");
         }
-        Ok(Engine {
+        Ok(Engine(Instance {
             project: Arc::new(project),
             store,
             warehouse,
@@ -73,121 +51,27 @@ impl Engine {
             clock: Arc::new(SystemClock),
             launcher: format!("cli:{}", user_name()),
             tags: Default::default(),
-        })
-    }
-
-    /// Adds `keys` to the dynamic partition set `name` (E0419 when no asset uses it; each key checked
-    /// as a partition key, E0411); returns how many were new. Engines opened afterwards see them.
-    pub async fn add_dynamic_partitions(
-        &self,
-        name: &str,
-        keys: &[String],
-    ) -> Result<usize, EngineError> {
-        let used = self.project.assets.values().any(|a| {
-            a.partitions
-                .as_ref()
-                .is_some_and(|p| p.dynamic_sets().contains(&name))
-        });
-        if !used {
-            return Err(crate::error::DefinitionError::new(
-                "E0419",
-                format!("no asset has the dynamic partitions '{name}'"),
-            )
-            .hint("declare them on an asset: `partitions: {dynamic: NAME}`")
-            .into());
-        }
-        let mut parsed = Vec::new();
-        for k in keys {
-            crate::partitions::validate_key(k)
-                .map_err(|m| crate::error::DefinitionError::new("E0411", m))?;
-            parsed.push(crate::key::PartitionKey(k.clone()));
-        }
-        Ok(self.store.add_dynamic_partitions(name, &parsed).await?)
-    }
-
-    /// How `spec` is read in place, when its kind reads it so (observed, never copied): the engine
-    /// asks the kind ([`crate::kinds::AssetKind::reads_in_place`]) instead of naming its type.
-    pub(crate) fn in_place<'a>(
-        &'a self,
-        spec: &'a crate::project::AssetSpec,
-    ) -> Option<&'a dyn crate::kinds::ReadsInPlace> {
-        self.kinds.get(&spec.kind)?.reads_in_place(&spec.body)
+        }))
     }
 
     /// Runs this engine records carry `tags` (`--tag KEY=VALUE`).
     pub fn with_tags(mut self, tags: std::collections::BTreeMap<String, String>) -> Self {
-        self.tags = tags;
+        self.0.tags = tags;
         self
     }
 
     /// Runs this engine records are launched by `who` (`ui:USER`, …) instead of `cli:USER`.
     pub fn launched_by(mut self, who: impl Into<String>) -> Self {
-        self.launcher = who.into();
+        self.0.launcher = who.into();
         self
-    }
-
-    /// The project.
-    pub fn project(&self) -> &Arc<Project> {
-        &self.project
-    }
-
-    /// Its run store.
-    pub fn store(&self) -> &Arc<dyn RunStore> {
-        &self.store
-    }
-
-    /// Its warehouse.
-    pub fn warehouse(&self) -> &Warehouse {
-        &self.warehouse
-    }
-
-    /// The kinds it can execute.
-    pub fn kinds(&self) -> &KindRegistry {
-        &self.kinds
-    }
-
-    /// Where its time comes from (leases, waits, retry back-off).
-    pub fn clock(&self) -> &Arc<dyn Clock> {
-        &self.clock
     }
 
     /// The same engine reading time from `clock` (tests use a [`ManualClock`](crate::clock::ManualClock)).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.store = self.store.with_clock(clock.clone());
-        self.warehouse = self.warehouse.with_clock(clock.clone());
-        self.clock = clock;
+        self.0.store = self.0.store.with_clock(clock.clone());
+        self.0.warehouse = self.0.warehouse.with_clock(clock.clone());
+        self.0.clock = clock;
         self
-    }
-
-    /// A run's scratch folder (`.spine/tmp/<run id>`): private files of its attempts, removed when the
-    /// run ends or, after a crash, when it is settled.
-    pub(crate) fn run_scratch(&self, run_id: &crate::key::RunId) -> std::path::PathBuf {
-        self.project
-            .config
-            .root
-            .join(".spine")
-            .join("tmp")
-            .join(run_id.as_str())
-    }
-
-    /// Where the log lines of a step attempt that the run store does not keep are written (see
-    /// [`EventSink`](crate::kinds::EventSink)): `.spine/logs/RUN/STEP-ATTEMPT.log`.
-    pub fn step_log_file(
-        &self,
-        run_id: &crate::key::RunId,
-        step_id: &str,
-        attempt: u32,
-    ) -> std::path::PathBuf {
-        self.project
-            .config
-            .root
-            .join(".spine")
-            .join("logs")
-            .join(run_id.as_str())
-            .join(format!(
-                "{}-{attempt}.log",
-                step_id.replace(['/', '[', ']', '|'], "__")
-            ))
     }
 }
 

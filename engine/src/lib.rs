@@ -21,6 +21,8 @@ mod doctor;
 mod duration;
 mod encode;
 mod engine;
+mod instance;
+pub use instance::Instance;
 pub mod error;
 pub mod events;
 mod facts;

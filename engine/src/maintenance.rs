@@ -3,7 +3,7 @@
 //!
 //! A compaction changes files, not rows (its commit has `dataChange = false`), so the run store records
 //! that the new version holds the rows of the one before it ([`TableStore::record_version_rewrite`]);
-//! every Spine reader of a materialization asks [`Engine::read_version`] which version to open and reads
+//! every Spine reader of a materialization asks [`Instance::read_version`] which version to open and reads
 //! the compacted files.
 //!
 //! Vacuum keeps, beyond Delta's retention window (the table's `delta.deletedFileRetentionDuration`,
@@ -14,8 +14,8 @@
 //!
 //! [`TableStore::record_version_rewrite`]: crate::store::TableStore::record_version_rewrite
 
-use crate::engine::Engine;
 use crate::error::{DefinitionError, EngineError, WarehouseError};
+use crate::instance::Instance;
 use crate::key::AssetKey;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::operations::optimize::OptimizeType;
@@ -67,7 +67,7 @@ fn maintenance_error(message: String, hint: &str) -> EngineError {
     DefinitionError::new("E0308", message).hint(hint).into()
 }
 
-impl Engine {
+impl Instance {
     /// The version of `key`'s table to open for the rows recorded at `version`: a compaction of it
     /// when `assets optimize` rewrote it, else `version`.
     pub(crate) async fn read_version(&self, key: &AssetKey, version: i64) -> i64 {

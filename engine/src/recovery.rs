@@ -9,8 +9,8 @@
 //! recorded from the commit's own info — committed work is never redone. Otherwise the step is marked failed (its staged files are unreferenced). The run ends
 //! as `failed` with an explanation; the next `materialize` recomputes only what is stale.
 
-use crate::engine::Engine;
 use crate::error::EngineError;
+use crate::instance::Instance;
 use crate::key::RunId;
 use crate::store::{
     host_name, NewEvent, NewMaterialization, RunLease, RunRecord, RunStatus, StepOutcome,
@@ -59,7 +59,7 @@ pub fn is_interrupted(run: &RunRecord, now_ms: i64) -> bool {
     }
 }
 
-impl Engine {
+impl Instance {
     /// Finds runs whose process died and settles them (see the module docs).
     pub async fn recover_interrupted_runs(&self) -> Result<Vec<Recovered>, EngineError> {
         let mut out = Vec::new();
@@ -180,7 +180,7 @@ impl Engine {
                         self.store
                             .finish_step(
                                 &run.run_id,
-                                &step.step_id,
+                                &step.step_key(),
                                 StepOutcome {
                                     // A failed check fails the same way again.
                                     failure_class: Some("permanent".into()),
@@ -261,7 +261,7 @@ impl Engine {
                 }
             };
             self.store
-                .finish_step(&run.run_id, &step.step_id, outcome)
+                .finish_step(&run.run_id, &step.step_key(), outcome)
                 .await?;
         }
         let msg = format!(
@@ -296,7 +296,7 @@ impl Engine {
     }
 }
 
-impl Engine {
+impl Instance {
     /// Runs the asset's checks on a materialization recovery found committed but not recorded, and
     /// sets what they decide: its check outcomes, and published unless an `error` check failed.
     async fn audit_recovered(

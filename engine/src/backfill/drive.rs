@@ -3,8 +3,8 @@
 //! a cancel.
 
 use super::BackfillStatus;
-use crate::engine::Engine;
 use crate::error::{DefinitionError, EngineError};
+use crate::instance::Instance;
 use crate::materialize::ExecuteOptions;
 use crate::store::RunStatus;
 use std::time::Duration;
@@ -12,7 +12,7 @@ use std::time::Duration;
 /// How often a running backfill looks for a cancel asked by another process.
 const CANCEL_POLL: Duration = Duration::from_millis(500);
 
-impl Engine {
+impl Instance {
     /// Executes a backfill's queued runs in chunk order in this process (`opts` applies to each run;
     /// the backfill's own concurrency when `opts` names none) and returns its status afterwards. Stops
     /// after the current run when the backfill is cancelled or `opts.cancel` fires. E0415 when another
@@ -118,7 +118,9 @@ impl Engine {
                 materialization: None,
                 events: vec![NewEvent::of(run_id, Some(&s.step_id), reason, &event)],
             };
-            self.store.finish_step(run_id, &s.step_id, outcome).await?;
+            self.store
+                .finish_step(run_id, &s.step_key(), outcome)
+                .await?;
             failed.insert(key);
         }
         Ok(())

@@ -1,6 +1,6 @@
 //! Backfills: a durable, resumable request to materialize a range of partitions, chunked into runs.
 //!
-//! [`Engine::create_backfill`] plans every step key the request covers (the selected assets' partitions
+//! [`Instance::create_backfill`] plans every step key the request covers (the selected assets' partitions
 //! in the range, optionally only the missing or failed ones), cuts them into chunks of `per_run`
 //! partitions and records the backfill with one queued run per chunk, in one store transaction: after a
 //! crash there is either no backfill or a whole one. A chunk holds `per_run` partitions of the assets
@@ -8,18 +8,18 @@
 //! day's total with its day, a week with its last day, a rollup of all days last), so running the
 //! chunks in order runs every step after what it reads.
 //!
-//! [`Engine::run_backfill`] (in `drive`) executes the queued runs in chunk order; [`Engine::resume_backfill`]
+//! [`Instance::run_backfill`] (in `drive`) executes the queued runs in chunk order; [`Instance::resume_backfill`]
 //! first settles interrupted runs (their committed steps are recorded from the Delta log, never redone)
 //! and adds, for each chunk whose run ended without finishing, one run of exactly the steps the chunk
-//! has not committed. Progress is read from the runs' steps ([`Engine::backfill_status`]).
+//! has not committed. Progress is read from the runs' steps ([`Instance::backfill_status`]).
 
 mod drive;
 mod status;
 
 pub use status::{BackfillState, BackfillStatus, ChunkStatus};
 
-use crate::engine::Engine;
 use crate::error::{DefinitionError, EngineError};
+use crate::instance::Instance;
 use crate::key::{AssetKey, BackfillId, PartitionKey, StepKey};
 use crate::partitions::PartitionSelection;
 use crate::store::{BackfillRecord, PlannedRun, StepStatus};
@@ -121,7 +121,7 @@ pub(crate) fn chunk_steps(
     chunks
 }
 
-impl Engine {
+impl Instance {
     /// Plans and records a backfill (see the module docs) and returns its id, or `None` when the
     /// request covers no step (nothing is missing or failed). Nothing runs yet.
     pub async fn create_backfill(

@@ -2,8 +2,8 @@
 //! materialized it (or found it up to date); otherwise its latest attempt says whether it failed or is
 //! still to do. The backfill's state follows from its chunks' latest runs.
 
-use crate::engine::Engine;
 use crate::error::EngineError;
+use crate::instance::Instance;
 use crate::key::{RunId, StepKey};
 use crate::store::{BackfillRecord, RunRecord, RunStatus, StepStatus};
 use std::collections::{BTreeMap, HashMap};
@@ -96,7 +96,7 @@ pub struct BackfillStatus {
     pub failures: Vec<(String, String)>,
 }
 
-/// What [`Engine::backfill_status`] knows of each step key of a chunk.
+/// What [`Instance::backfill_status`] knows of each step key of a chunk.
 #[derive(Default)]
 pub(super) struct ChunkSteps {
     /// Step keys in plan order, each with (done, latest status, latest error).
@@ -105,7 +105,7 @@ pub(super) struct ChunkSteps {
     pub runs: Vec<RunRecord>,
 }
 
-impl Engine {
+impl Instance {
     /// Every chunk's step keys and runs, from the store.
     pub(super) async fn chunk_steps_of(
         &self,

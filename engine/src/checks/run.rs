@@ -3,8 +3,8 @@
 //! with a few sample rows.
 
 use super::{failing_rows_sql, CheckDef, CheckKind, CheckOutcome};
-use crate::engine::Engine;
 use crate::error::first_line;
+use crate::instance::Instance;
 use crate::key::{AssetKey, StepKey};
 use datafusion::prelude::SessionContext;
 use std::collections::HashMap;
@@ -13,7 +13,7 @@ use std::time::Instant;
 /// Failing rows kept as samples.
 const SAMPLES: usize = 5;
 
-impl Engine {
+impl Instance {
     /// A session in which `this` is `step`'s rows at `version` (a partition's only).
     async fn checked_table(
         &self,
@@ -92,7 +92,7 @@ pub enum Checked {
     Table(std::sync::Arc<dyn datafusion::catalog::TableProvider>),
 }
 
-impl Engine {
+impl Instance {
     /// Runs `checks` on the materialization of `step` (`target`: its Delta version, or the observed
     /// table of a source) with `rows` rows;
     /// `previous` is the row count of the previous published materialization (`row_count`'s change),
@@ -233,7 +233,7 @@ async fn query(
     df.collect().await.map_err(|e| first_line(&e.to_string()))
 }
 
-impl Engine {
+impl Instance {
     /// Runs the checks of the selected assets on their latest published materializations (every
     /// partition's) and records the outcomes: `assets checks`. Returns each step key checked with its
     /// materialization id and outcomes, in key order.

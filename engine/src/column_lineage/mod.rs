@@ -19,7 +19,7 @@
 //! column a query reads is reported for the outputs it reaches, with the relation above.
 
 mod expr;
-mod walk;
+pub(crate) mod walk;
 
 pub use walk::ColumnNode;
 

@@ -2,8 +2,8 @@
 //! steps the daemon should request now, and why (or why not) for one step.
 
 use crate::automation::Condition;
-use crate::engine::Engine;
 use crate::error::{DefinitionError, EngineError};
+use crate::instance::Instance;
 use crate::key::{AssetKey, PartitionKey, StepKey};
 use crate::project::{AssetSpec, Project};
 use crate::staleness::{freshness, short, Freshness};
@@ -179,7 +179,7 @@ impl Condition {
     }
 }
 
-impl Engine {
+impl Instance {
     /// What conditions are decided from, read from the store now.
     pub(crate) async fn automation_facts(&self) -> Result<Facts<'_>, EngineError> {
         let mut in_progress = HashSet::new();

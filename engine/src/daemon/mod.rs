@@ -16,8 +16,8 @@ mod sensors;
 pub use automation::Evaluation;
 pub use sensors::SensedObject;
 
-use crate::engine::Engine;
 use crate::error::{DefinitionError, EngineError};
+use crate::instance::Instance;
 use crate::key::RunId;
 use crate::materialize::ExecuteOptions;
 use crate::partitions::PartitionSelection;
@@ -46,7 +46,7 @@ fn stamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-impl Engine {
+impl Instance {
     /// Takes (or renews) the project's daemon lock for `owner`. E0416 when a live daemon holds it.
     pub async fn take_daemon_lock(&self, owner: &str) -> Result<(), EngineError> {
         let now = self.clock.now_ms();

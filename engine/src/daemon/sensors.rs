@@ -1,8 +1,8 @@
 //! Evaluating sensors: list each sensor's prefix, find the objects modified after its cursor, and
 //! record one tick with its queued run for them (see the module notes).
 
-use crate::engine::Engine;
 use crate::error::EngineError;
+use crate::instance::Instance;
 use crate::key::PartitionKey;
 use crate::partitions::PartitionSelection;
 use crate::sensor::SensorDef;
@@ -29,7 +29,7 @@ fn to_ms(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
 }
 
-impl Engine {
+impl Instance {
     /// The objects under `s`'s prefix whose names match, oldest first.
     pub async fn sensed_objects(&self, s: &SensorDef) -> Result<Vec<SensedObject>, EngineError> {
         let options: Vec<(String, String)> = if s.objects.scheme() == "file" {
@@ -162,8 +162,8 @@ impl Engine {
 
     /// This engine with its dynamic partition sets read again from the store (keys added since it
     /// opened, by `assets partitions add` or a sensor). The project is copied only when they changed.
-    pub async fn refreshed(&self) -> Result<Engine, EngineError> {
-        if !crate::engine::uses_dynamic(&self.project) {
+    pub async fn refreshed(&self) -> Result<Instance, EngineError> {
+        if !crate::instance::uses_dynamic(&self.project) {
             return Ok(self.clone());
         }
         let sets = self.store.dynamic_partitions().await?;
@@ -179,8 +179,8 @@ impl Engine {
             return Ok(self.clone());
         }
         let mut project = (*self.project).clone();
-        crate::engine::fill_dynamic(&mut project, &sets);
-        Ok(Engine {
+        crate::instance::fill_dynamic(&mut project, &sets);
+        Ok(Instance {
             project: std::sync::Arc::new(project),
             ..self.clone()
         })

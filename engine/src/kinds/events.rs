@@ -59,11 +59,11 @@ struct LogBudget {
 
 impl EventSink {
     /// A sink for one step, appending to `store`.
-    pub fn new(store: Arc<dyn EventLog>, run_id: RunId, step_id: String) -> Self {
+    pub fn new(store: Arc<dyn EventLog>, run_id: RunId, step: &crate::key::StepKey) -> Self {
         EventSink {
             store,
             run_id,
-            step_id,
+            step_id: step.to_string(),
             logs: Arc::default(),
         }
     }

@@ -15,7 +15,7 @@ pub use rust::RustKind;
 pub use sql::SqlKind;
 
 use crate::error::DefinitionError;
-use crate::key::{AssetKey, PartitionKey, RunId};
+use crate::key::{AssetKey, PartitionKey, RunId, StepKey};
 use crate::project::AssetSpec;
 
 use arrow::record_batch::RecordBatch;
@@ -45,14 +45,12 @@ pub struct UpstreamInput {
 pub struct StepContext {
     /// The run.
     pub run_id: RunId,
-    /// The step.
-    pub step_id: String,
+    /// The step: the asset and the partition it materializes (none for an unpartitioned asset).
+    pub step: StepKey,
     /// Attempt number, from 1.
     pub attempt: u32,
     /// The asset.
     pub spec: AssetSpec,
-    /// The partition this step materializes (none for an unpartitioned asset).
-    pub partition: Option<PartitionKey>,
     /// The project folder.
     pub project_root: PathBuf,
     /// A DataFusion session in which every upstream is registered under its key at the version read.

@@ -115,7 +115,7 @@ fn fill_markers<'a>(
     if !uses_partition(&rewritten) {
         return Ok(rewritten);
     }
-    let Some(p) = &ctx.partition else {
+    let Some(p) = &ctx.step.partition else {
         return Err(StepError::permanent(
             "the query uses partition placeholders but this step has no partition",
         ));

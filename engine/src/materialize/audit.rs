@@ -28,13 +28,12 @@ pub(super) fn unreadable_output(
     )))
 }
 
-impl Engine {
+impl Executor {
     /// Runs `spec`'s checks on a new materialization of `step` (`target`, `rows` rows) before it is
     /// published: `row_count`'s change against the step's last published one, `relationships`
     /// against the published versions of the assets they read.
     pub(super) async fn audit(
         &self,
-        state: &RunState,
         spec: &crate::project::AssetSpec,
         step: &StepKey,
         target: crate::checks::Checked,
@@ -44,7 +43,7 @@ impl Engine {
             return Vec::new();
         }
         let (previous, others) = {
-            let latest = state.latest.lock().expect("latest lock");
+            let latest = self.run.latest.lock().expect("latest lock");
             let others = crate::checks::read_versions(&spec.checks, &latest);
             (latest.get(step).map(|m| m.m.row_count), others)
         };
@@ -56,7 +55,6 @@ impl Engine {
     /// (downstream keeps reading the last published one) and the step fails, saying how to publish it.
     pub(super) async fn end_unpublished(
         &self,
-        state: &RunState,
         key: &StepKey,
         mut report: StepReport,
         m: NewMaterialization,
@@ -73,7 +71,13 @@ impl Engine {
             Some(p) => format!("{flag} --partition {p}"),
             None => flag,
         };
-        let downstream = if state.latest.lock().expect("latest lock").contains_key(key) {
+        let downstream = if self
+            .run
+            .latest
+            .lock()
+            .expect("latest lock")
+            .contains_key(key)
+        {
             "downstream assets read the last published one"
         } else {
             "no version was published before, so downstream assets have none to read"
@@ -91,7 +95,6 @@ impl Engine {
         report.status = StepStatus::Failed;
         report.error = Some(msg.clone());
         self.finish(
-            state,
             key,
             (StepStatus::Failed, Some(FailureClass::Permanent)),
             Some(msg),

@@ -98,12 +98,12 @@ fn owner_is_dead(owner: &str) -> bool {
     }
 }
 
-impl Engine {
-    fn claim_for(&self, state: &RunState, key: &StepKey) -> StepClaim {
+impl Executor {
+    fn claim_for(&self, key: &StepKey) -> StepClaim {
         StepClaim {
             step: key.clone(),
-            run_id: state.run_id.clone(),
-            owner: state.owner.clone(),
+            run_id: self.run.run_id.clone(),
+            owner: self.run.owner.clone(),
             lease_until_ms: self.clock.now_ms() + LEASE.as_millis() as i64,
         }
     }
@@ -112,7 +112,6 @@ impl Engine {
     /// claim. `Err(report)` when the step ended without starting: skipped (`no_wait`) or cancelled.
     pub(super) async fn start_claimed(
         &self,
-        state: &RunState,
         key: &StepKey,
         attempt: u32,
         event: NewEvent,
@@ -121,11 +120,10 @@ impl Engine {
         let mut announced = false;
         let mut takeover: Option<String> = None;
         loop {
-            let claim = self.claim_for(state, key);
+            let claim = self.claim_for(key);
             let started = self
                 .store
                 .start_claimed_step(
-                    &key.to_string(),
                     &claim,
                     attempt as i64,
                     event.clone(),
@@ -135,19 +133,19 @@ impl Engine {
                 .await?;
             let holder = match started {
                 Ok(started) => {
-                    state.claims.hold(&claim.step);
+                    self.run.claims.hold(&claim.step);
                     return Ok(Ok(started));
                 }
                 Err(holder) => holder,
             };
-            if state.no_wait {
+            if self.run.no_wait {
                 let reason = format!(
                     "being materialized by run {} (--no-wait)",
                     short(holder.run_id.as_str())
                 );
                 let report = StepReport::new(key);
                 return Ok(Err(self
-                    .end_step(state, report, StepStatus::Skipped, None, Some(reason))
+                    .end_step(report, StepStatus::Skipped, None, Some(reason))
                     .await?));
             }
             if owner_is_dead(&holder.owner) {
@@ -155,7 +153,7 @@ impl Engine {
                 // its landed commit of this step key is recorded before this run commits a newer
                 // one: records keep the tables' order. Its settler releases the claim.
                 let dead = self.store.get_run(holder.run_id.as_str()).await?;
-                if dead.status.is_active() && dead.run_id != state.run_id {
+                if dead.status.is_active() && dead.run_id != self.run.run_id {
                     for r in self.recover_interrupted_runs().await? {
                         tracing::warn!(run_id = %r.run_id, recorded = ?r.recorded, abandoned = ?r.abandoned, "settled an interrupted run");
                     }
@@ -168,10 +166,10 @@ impl Engine {
                     {
                         tokio::select! {
                             _ = self.clock.sleep(pause) => {}
-                            _ = state.cancel.cancelled() => {
+                            _ = self.run.cancel.cancelled() => {
                                 let reason = Some("cancelled while an interrupted run was settled".to_string());
                                 let report = StepReport::new(key);
-                                return Ok(Err(self.end_step(state, report, StepStatus::Cancelled, None, reason).await?));
+                                return Ok(Err(self.end_step(report, StepStatus::Cancelled, None, reason).await?));
                             }
                         }
                         pause = (pause * 2).min(POLL_MAX);
@@ -191,15 +189,15 @@ impl Engine {
                 let event = Event::StepWaiting {
                     holder_run: holder.run_id.to_string(),
                 };
-                let ev = NewEvent::of(&state.run_id, Some(&key.to_string()), msg, &event);
+                let ev = NewEvent::of(&self.run.run_id, Some(&key.to_string()), msg, &event);
                 self.store.append_events(&[ev]).await?;
             }
             tokio::select! {
                 _ = self.clock.sleep(pause) => {}
-                _ = state.cancel.cancelled() => {
+                _ = self.run.cancel.cancelled() => {
                     let reason = Some("cancelled while waiting for another run's step".to_string());
                     let report = StepReport::new(key);
-                    return Ok(Err(self.end_step(state, report, StepStatus::Cancelled, None, reason).await?));
+                    return Ok(Err(self.end_step(report, StepStatus::Cancelled, None, reason).await?));
                 }
             }
             pause = (pause * 2).min(POLL_MAX);
@@ -218,12 +216,12 @@ impl Engine {
     /// comes after another run's newer result computes from the newer upstreams).
     pub(super) async fn done_elsewhere(
         &self,
-        state: &RunState,
         spec: &crate::project::AssetSpec,
         key: &StepKey,
         started: StartedAttempt,
     ) -> Result<Option<StepReport>, EngineError> {
-        let known_seq = state
+        let known_seq = self
+            .run
             .latest
             .lock()
             .expect("latest lock")
@@ -247,24 +245,24 @@ impl Engine {
         };
         let published = self.store.latest_materializations().await?;
         {
-            let mut latest = state.latest.lock().expect("latest lock");
+            let mut latest = self.run.latest.lock().expect("latest lock");
             for (step, m) in published {
                 if read(&step) && latest.get(&step).is_none_or(|l| l.id < m.id) {
                     latest.insert(step, m);
                 }
             }
         }
-        if state.force {
+        if self.run.force {
             return Ok(None);
         }
         let newer = self
             .store
             .latest_materialization(key)
             .await?
-            .filter(|m| m.m.run_id != state.run_id);
+            .filter(|m| m.m.run_id != self.run.run_id);
         let Some(m) = newer else { return Ok(None) };
         let by = {
-            let mut latest = state.latest.lock().expect("latest lock");
+            let mut latest = self.run.latest.lock().expect("latest lock");
             if latest.get(key).map(|l| l.id) == Some(m.id) {
                 return Ok(None);
             }
@@ -277,7 +275,7 @@ impl Engine {
                 let reason = format!("materialized by run {} meanwhile", short(run.as_str()));
                 let report = StepReport::new(key);
                 Ok(Some(
-                    self.end_step(state, report, StepStatus::UpToDate, None, Some(reason))
+                    self.end_step(report, StepStatus::UpToDate, None, Some(reason))
                         .await?,
                 ))
             }

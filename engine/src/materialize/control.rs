@@ -1,5 +1,5 @@
-//! Operator control of recorded runs: [`Engine::cancel_run`] stops one (at once when nothing is
-//! executing it, else through a request its executor polls), and [`Engine::rerun`] records a new run
+//! Operator control of recorded runs: [`Instance::cancel_run`] stops one (at once when nothing is
+//! executing it, else through a request its executor polls), and [`Instance::rerun`] records a new run
 //! of an ended run's unfinished steps (from its failure) or of all of them.
 
 use super::*;
@@ -12,13 +12,13 @@ const CANCEL_POLL: Duration = Duration::from_millis(500);
 /// A new queued run re-executing an earlier one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rerun {
-    /// The new run (queued: [`Engine::execute`] runs it).
+    /// The new run (queued: [`Instance::execute`] runs it).
     pub run_id: RunId,
     /// The steps it plans, in the earlier run's order.
     pub steps: Vec<StepKey>,
 }
 
-impl Engine {
+impl Instance {
     /// Cancels run `id` (an id or a unique prefix). A queued or parked run is cancelled at once; a
     /// running one is asked to stop, and its executor cancels every step that has not committed
     /// (committed ones stay). A run whose process died is settled first, as recovery would. E0421 when

@@ -8,20 +8,19 @@
 
 use super::*;
 
-impl Engine {
+impl Executor {
     /// The published materialization an incremental step appends to: the step key's latest, when it
     /// was computed by the same code. None: not incremental, or a rebuild.
     pub(super) fn incremental_base(
         &self,
-        state: &RunState,
         spec: &crate::project::AssetSpec,
         step: &StepKey,
     ) -> Option<Materialization> {
         spec.incremental.as_ref()?;
-        if state.full_refresh {
+        if self.run.full_refresh {
             return None;
         }
-        state
+        self.run
             .latest
             .lock()
             .expect("latest lock")

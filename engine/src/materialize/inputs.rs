@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Engine {
+impl Executor {
     /// Registers what step `step` reads of each upstream (the partition mapping's [`upstreams`]) at
     /// its latest recorded version, and returns the session the step runs in: the run's shared session
     /// when neither the step nor what it reads is partitioned (each upstream is registered there once
@@ -11,7 +11,6 @@ impl Engine {
     /// of the partitions this step reads.
     pub(super) async fn register_upstreams(
         &self,
-        state: &RunState,
         spec: &crate::project::AssetSpec,
         step: &StepKey,
     ) -> Result<(SessionContext, Vec<UpstreamInput>, Vec<UpstreamRead>), StepError> {
@@ -21,9 +20,9 @@ impl Engine {
                 .iter()
                 .any(|u| !matches!(u, Upstream::Step(s) if s.partition.is_none()));
         let session = if own {
-            crate::session::sibling(&state.session)
+            crate::session::sibling(&self.run.session)
         } else {
-            state.session.clone()
+            self.run.session.clone()
         };
         let mut inputs = Vec::new();
         let mut reads = Vec::new();
@@ -31,7 +30,7 @@ impl Engine {
             let dep = up.asset().clone();
             // The materializations read: one, or the latest of every partition.
             let read: Vec<Materialization> = {
-                let latest = state.latest.lock().expect("latest lock");
+                let latest = self.run.latest.lock().expect("latest lock");
                 match &up {
                     Upstream::Step(s) => latest.get(s).cloned().into_iter().collect(),
                     Upstream::Window(..) => {
@@ -61,7 +60,7 @@ impl Engine {
             // `allow_nonexistent_upstream_partitions`; nothing is recorded as read.
             if matches!(&up, Upstream::Window(_, parts) if parts.is_empty()) {
                 let carrier = {
-                    let latest = state.latest.lock().expect("latest lock");
+                    let latest = self.run.latest.lock().expect("latest lock");
                     latest
                         .iter()
                         .filter(|(k, _)| k.asset == dep)
@@ -102,7 +101,13 @@ impl Engine {
                 // Registrations are remembered by version; an observation's is its negated id.
                 let cache = -m.id;
                 let already = !own
-                    && state.registered.lock().expect("registered lock").get(&dep) == Some(&cache);
+                    && self
+                        .run
+                        .registered
+                        .lock()
+                        .expect("registered lock")
+                        .get(&dep)
+                        == Some(&cache);
                 if !already {
                     let provider = self.source_table(config, m, &session).await?;
                     let registered = if own {
@@ -110,7 +115,7 @@ impl Engine {
                             .register_table(TableReference::bare(dep.as_str()), provider)
                             .map(|_| ())
                     } else {
-                        state.register(&dep, provider, cache)
+                        self.run.register(&dep, provider, cache)
                     };
                     registered
                         .map_err(|e| StepError::datafusion("cannot register upstream", &e))?;
@@ -139,7 +144,13 @@ impl Engine {
                 _ => None,
             };
             let already = !own
-                && state.registered.lock().expect("registered lock").get(&dep) == Some(&version);
+                && self
+                    .run
+                    .registered
+                    .lock()
+                    .expect("registered lock")
+                    .get(&dep)
+                    == Some(&version);
             if !already {
                 let (provider, v) = self
                     .warehouse
@@ -169,7 +180,7 @@ impl Engine {
                             .register_table(TableReference::bare(dep.as_str()), provider)
                             .map(|_| ())
                     } else {
-                        state.register(&dep, provider, v)
+                        self.run.register(&dep, provider, v)
                     };
                     registered
                         .map_err(|e| StepError::datafusion("cannot register upstream", &e))?;

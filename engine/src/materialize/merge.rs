@@ -36,7 +36,7 @@ fn df(what: &str) -> impl Fn(datafusion::error::DataFusionError) -> StepError + 
     move |e| StepError::datafusion(what, &e)
 }
 
-impl Engine {
+impl Executor {
     /// Merges the rows of `stream` into `base` (the published version; None rebuilds the table from
     /// them) on `unique_key`.
     pub(super) async fn merge(

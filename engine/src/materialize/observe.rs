@@ -2,15 +2,14 @@
 //! source is now — paths, sizes, modification times, a data version hashed from them, the schema and
 //! the row count — without copying them. An unchanged observation is not recorded again, so only a
 //! real change makes downstream assets stale. Downstream steps read exactly the recorded files
-//! ([`Engine::source_table`]).
+//! ([`Instance::source_table`]).
 
 use super::*;
 use crate::kinds::ReadsInPlace;
 
-impl Engine {
+impl Executor {
     pub(super) async fn observe_step(
         &self,
-        state: &RunState,
         spec: &crate::project::AssetSpec,
         key: &StepKey,
         config: &dyn ReadsInPlace,
@@ -19,7 +18,7 @@ impl Engine {
         let mut report = StepReport::new(key);
         report.attempts = 1;
         let ev = NewEvent::of(
-            &state.run_id,
+            &self.run.run_id,
             Some(&step_id),
             format!("{key} observation started"),
             &Event::StepStarted {
@@ -27,20 +26,26 @@ impl Engine {
                 max_attempts: 1,
             },
         );
-        let seq = match self.start_claimed(state, key, 1, ev).await? {
+        let seq = match self.start_claimed(key, 1, ev).await? {
             Ok(started) => started.seq,
             Err(ended) => return Ok(ended),
         };
-        if let Some(o) = &state.observer {
+        if let Some(o) = &self.run.observer {
             o.step_started(key, 1);
         }
-        let previous = state.latest.lock().expect("latest lock").get(key).map(|m| {
-            (
-                m.m.data_version.clone(),
-                m.m.code_version.clone(),
-                m.m.run_id.clone(),
-            )
-        });
+        let previous = self
+            .run
+            .latest
+            .lock()
+            .expect("latest lock")
+            .get(key)
+            .map(|m| {
+                (
+                    m.m.data_version.clone(),
+                    m.m.code_version.clone(),
+                    m.m.run_id.clone(),
+                )
+            });
         let observed = async {
             let observed = config.look().await?;
             let version = observed.data_version.clone();
@@ -49,7 +54,7 @@ impl Engine {
                     return Ok(Err(run.clone()));
                 }
             }
-            let ctx = crate::session::sibling(&state.session);
+            let ctx = crate::session::sibling(&self.run.session);
             let table = config.table(&ctx, &observed).await?;
             let schema = table.schema();
             let rows = ctx
@@ -69,7 +74,7 @@ impl Engine {
         match observed {
             Err(msg) => {
                 report.failure_class = Some(FailureClass::Permanent);
-                self.end_step(state, report, StepStatus::Failed, Some(msg), None)
+                self.end_step(report, StepStatus::Failed, Some(msg), None)
                     .await
             }
             Ok(Err(run)) => {
@@ -77,19 +82,19 @@ impl Engine {
                     "unchanged: the same data version (files, sizes and modification times, or query rows) as observed in run {}",
                     short(run.as_str())
                 );
-                self.end_step(state, report, StepStatus::UpToDate, None, Some(reason))
+                self.end_step(report, StepStatus::UpToDate, None, Some(reason))
                     .await
             }
             Ok(Ok((observed, version, schema, rows, table))) => {
                 // Audit before publishing, as for any asset: the checks read exactly what was observed.
                 let checks = self
-                    .audit(state, spec, key, crate::checks::Checked::Table(table), rows)
+                    .audit(spec, key, crate::checks::Checked::Table(table), rows)
                     .await;
                 let published = !checks.iter().any(|c| c.blocks());
                 let m = NewMaterialization {
                     asset_key: key.asset.clone(),
                     partition_key: None,
-                    run_id: state.run_id.clone(),
+                    run_id: self.run.run_id.clone(),
                     step_id: step_id.clone(),
                     seq,
                     delta_version: -1,
@@ -104,11 +109,11 @@ impl Engine {
                     columns: Vec::new(),
                 };
                 if !published {
-                    return self.end_unpublished(state, key, report, m).await;
+                    return self.end_unpublished(key, report, m).await;
                 }
                 report.rows = Some(rows);
                 report.status = StepStatus::Succeeded;
-                self.record_success(state, key, m).await?;
+                self.record_success(key, m).await?;
                 Ok(report)
             }
         }

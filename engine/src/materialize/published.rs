@@ -31,7 +31,7 @@ impl From<ViewError> for EngineError {
     }
 }
 
-impl Engine {
+impl Instance {
     /// Registers under `key`'s name in `session` the rows of table version `base` (already opened as
     /// `provider`) of the partitions `wanted` (`None`: all), each as published: a partition held back
     /// in `base` is read from the version of its published materialization (`published`, by

@@ -81,7 +81,7 @@ fn bad(message: String, hint: &str) -> EngineError {
     DefinitionError::new("E0309", message).hint(hint).into()
 }
 
-impl Engine {
+impl Instance {
     /// Recomputes a materialization of `key` (`partition`) with its upstreams pinned at the versions
     /// it read, and compares. See the module docs.
     pub async fn reproduce(
@@ -145,7 +145,9 @@ impl Engine {
             .join(".spine")
             .join("reproduce")
             .join(format!("{}-{}", key.as_str().replace('/', "__"), m.id));
-        let scratch = self.recompute(&state, &spec, &step, &dir).await;
+        let scratch = Executor::detached(self, state)
+            .recompute(&spec, &step, &dir)
+            .await;
         let _ = std::fs::remove_dir_all(self.run_scratch(&run_id));
         let (staged_version, rows, warehouse) = scratch?;
         let identical = staged_version == m.m.data_version;
@@ -214,83 +216,6 @@ impl Engine {
                 "`assets history KEY` lists its versions and runs",
             )
         })
-    }
-
-    /// Runs `spec`'s computation for `step` in `state` and writes it as a table of a local scratch
-    /// warehouse at `dir`: (data version, rows, that warehouse).
-    async fn recompute(
-        &self,
-        state: &RunState,
-        spec: &crate::project::AssetSpec,
-        step: &StepKey,
-        dir: &std::path::Path,
-    ) -> Result<(String, i64, Warehouse), EngineError> {
-        let failed =
-            |e: StepError| EngineError::Internal(format!("reproducing failed: {}", e.message));
-        let kind = self.kinds.get(&spec.kind).cloned().ok_or_else(|| {
-            EngineError::Internal(format!("no executor for kind '{}'", spec.kind))
-        })?;
-        let (session, upstream, _) = self
-            .register_upstreams(state, spec, step)
-            .await
-            .map_err(failed)?;
-        let step_id = step.to_string();
-        let ctx = StepContext {
-            run_id: state.run_id.clone(),
-            step_id: step_id.clone(),
-            attempt: 1,
-            spec: spec.clone(),
-            partition: step.partition.clone(),
-            project_root: self.project.config.root.clone(),
-            session,
-            upstream,
-            scratch: self.run_scratch(&state.run_id).join("reproduce"),
-            events: crate::kinds::EventSink::new(
-                Arc::new(crate::store::StoreEvents(self.store.clone())),
-                state.run_id.clone(),
-                step_id.clone(),
-            ),
-            signal: None,
-            watermark: None,
-            warehouse: Arc::new(self.warehouse.clone()),
-        };
-        let output = kind.execute(&ctx).await;
-        ctx.events.finish().await;
-        let output = output.map_err(failed)?;
-        if let StepData::Waiting { reason } = output.data {
-            return Err(EngineError::Internal(format!(
-                "the step parks instead of computing ({reason}); it cannot be reproduced"
-            )));
-        }
-        let stream = self.to_stream(output.data).await.map_err(failed)?;
-        if dir.exists() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-        std::fs::create_dir_all(dir).map_err(|source| EngineError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        let url = url::Url::from_directory_path(dir)
-            .map_err(|_| EngineError::Internal(format!("bad scratch folder {}", dir.display())))?;
-        let warehouse = Warehouse::new(url, HashMap::new())?;
-        let scope = match (&spec.partitions, &step.partition) {
-            (Some(def), Some(p)) => WriteScope::Partition {
-                key: p.clone(),
-                values: def.values(p),
-            },
-            _ => WriteScope::Table,
-        };
-        let staged = warehouse.stage(&spec.key, stream, &scope).await?;
-        let (data_version, rows) = (staged.data_version.clone(), staged.row_count);
-        let meta = CommitMeta {
-            app_id: step_id,
-            seq: 1,
-            info: serde_json::json!({"reproduces": state.run_id.as_str()}),
-            scope,
-            table: TableMeta::default(),
-        };
-        warehouse.commit(&spec.key, staged, meta).await?;
-        Ok((data_version, rows, warehouse))
     }
 
     /// Compares the recorded rows of `m` with the reproduction in `scratch`.
@@ -388,5 +313,79 @@ impl Engine {
             }
         }
         Ok(diff)
+    }
+}
+
+impl Executor {
+    /// Runs `spec`'s computation for `step` in this executor's run and writes it as a table of a local scratch
+    /// warehouse at `dir`: (data version, rows, that warehouse).
+    async fn recompute(
+        &self,
+        spec: &crate::project::AssetSpec,
+        step: &StepKey,
+        dir: &std::path::Path,
+    ) -> Result<(String, i64, Warehouse), EngineError> {
+        let failed =
+            |e: StepError| EngineError::Internal(format!("reproducing failed: {}", e.message));
+        let kind = self.kinds.get(&spec.kind).cloned().ok_or_else(|| {
+            EngineError::Internal(format!("no executor for kind '{}'", spec.kind))
+        })?;
+        let (session, upstream, _) = self.register_upstreams(spec, step).await.map_err(failed)?;
+        let step_id = step.to_string();
+        let ctx = StepContext {
+            run_id: self.run.run_id.clone(),
+            step: step.clone(),
+            attempt: 1,
+            spec: spec.clone(),
+            project_root: self.project.config.root.clone(),
+            session,
+            upstream,
+            scratch: self.run_scratch(&self.run.run_id).join("reproduce"),
+            events: crate::kinds::EventSink::new(
+                Arc::new(crate::store::StoreEvents(self.store.clone())),
+                self.run.run_id.clone(),
+                step,
+            ),
+            signal: None,
+            watermark: None,
+            warehouse: Arc::new(self.warehouse.clone()),
+        };
+        let output = kind.execute(&ctx).await;
+        ctx.events.finish().await;
+        let output = output.map_err(failed)?;
+        if let StepData::Waiting { reason } = output.data {
+            return Err(EngineError::Internal(format!(
+                "the step parks instead of computing ({reason}); it cannot be reproduced"
+            )));
+        }
+        let stream = self.to_stream(output.data).await.map_err(failed)?;
+        if dir.exists() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        std::fs::create_dir_all(dir).map_err(|source| EngineError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let url = url::Url::from_directory_path(dir)
+            .map_err(|_| EngineError::Internal(format!("bad scratch folder {}", dir.display())))?;
+        let warehouse = Warehouse::new(url, HashMap::new())?;
+        let scope = match (&spec.partitions, &step.partition) {
+            (Some(def), Some(p)) => WriteScope::Partition {
+                key: p.clone(),
+                values: def.values(p),
+            },
+            _ => WriteScope::Table,
+        };
+        let staged = warehouse.stage(&spec.key, stream, &scope).await?;
+        let (data_version, rows) = (staged.data_version.clone(), staged.row_count);
+        let meta = CommitMeta {
+            app_id: step_id,
+            seq: 1,
+            info: serde_json::json!({"reproduces": self.run.run_id.as_str()}),
+            scope,
+            table: TableMeta::default(),
+        };
+        warehouse.commit(&spec.key, staged, meta).await?;
+        Ok((data_version, rows, warehouse))
     }
 }

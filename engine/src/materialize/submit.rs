@@ -1,18 +1,18 @@
-//! Recording runs before anything runs: [`Engine::submit`] plans a selection into a queued run with its
-//! steps; signals hand a parked step its payload; [`Engine::record_run_end`] writes how a run ended.
+//! Recording runs before anything runs: [`Instance::submit`] plans a selection into a queued run with its
+//! steps; signals hand a parked step its payload; [`Instance::record_run_end`] writes how a run ended.
 
 use super::*;
 
-impl Engine {
+impl Instance {
     /// Records a run of `selection` as `queued`, with its planned steps (all pending) in dependency
     /// order, and returns its id. Nothing runs: any process on this project can
-    /// [`execute`](Engine::execute) it. A selection that matches nothing is E0403.
+    /// [`execute`](Instance::execute) it. A selection that matches nothing is E0403.
     pub async fn submit(&self, selection: Option<&str>, force: bool) -> Result<RunId, EngineError> {
         self.submit_partitions(selection, force, &PartitionSelection::All)
             .await
     }
 
-    /// [`submit`](Engine::submit) covering only `partitions` of the selected partitioned assets (E0411
+    /// [`submit`](Instance::submit) covering only `partitions` of the selected partitioned assets (E0411
     /// for a partition an asset does not have).
     pub async fn submit_partitions(
         &self,
@@ -23,7 +23,7 @@ impl Engine {
         self.submit_with(selection, force, false, partitions).await
     }
 
-    /// [`submit_partitions`](Engine::submit_partitions), and with `full_refresh` incremental assets
+    /// [`submit_partitions`](Instance::submit_partitions), and with `full_refresh` incremental assets
     /// rebuild their tables instead of appending (it implies `force`).
     pub async fn submit_with(
         &self,
@@ -52,7 +52,7 @@ impl Engine {
         self.planned_run_by(selection, force, steps, &self.launcher)
     }
 
-    /// [`planned_run`](Engine::planned_run) launched by `by` (`schedule:NAME`, `backfill:ID`, …).
+    /// [`planned_run`](Instance::planned_run) launched by `by` (`schedule:NAME`, `backfill:ID`, …).
     pub(crate) fn planned_run_by(
         &self,
         selection: Option<&str>,
@@ -100,7 +100,7 @@ impl Engine {
     }
 
     /// Signals a parked step of a `waiting` run with `payload` (an approval, a workflow's result); the
-    /// next [`execute`](Engine::execute) of the run runs the step again with it. E0408 when the step is
+    /// next [`execute`](Instance::execute) of the run runs the step again with it. E0408 when the step is
     /// not parked.
     pub async fn signal(
         &self,
@@ -110,7 +110,12 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let event = Event::StepSignalled { payload };
         let ev = NewEvent::of(run_id, Some(step), format!("{step} signalled"), &event);
-        if !self.store.signal_step(run_id, step, ev).await? {
+        // A name that is no step key names no waiting step either.
+        let parked = match step.parse::<StepKey>() {
+            Ok(key) => self.store.signal_step(run_id, &key, ev).await?,
+            Err(_) => false,
+        };
+        if !parked {
             return Err(crate::error::DefinitionError::new(
                 "E0408",
                 format!("step '{step}' of run {run_id} is not waiting for a signal"),
@@ -193,7 +198,7 @@ impl Engine {
             .await?
             .with_clock(self.clock.clone());
         let run = store.get_run(run_id.as_str()).await?;
-        let engine = Engine {
+        let engine = Instance {
             store: store.clone(),
             ..self.clone()
         };

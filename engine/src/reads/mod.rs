@@ -2,6 +2,7 @@
 //! several floors (partition states, recorded lineage). On the top floor, beside `Engine`, so the
 //! modules below need not know the engine.
 
+mod column_walk;
 mod dry_run;
 pub mod history;
 mod partition_lineage;

@@ -144,7 +144,7 @@ pub trait RunStore:
     async fn signal_step(
         &self,
         run_id: &RunId,
-        step_id: &str,
+        step: &StepKey,
         event: NewEvent,
     ) -> StoreResult<bool>;
     /// Takes a queued (or parked, `waiting`) run for execution by process `pid` on `host`: atomically
@@ -175,8 +175,7 @@ pub trait RunStore:
     async fn start_step(
         &self,
         run_id: &RunId,
-        step_id: &str,
-        asset: &AssetKey,
+        step: &StepKey,
         attempt: i64,
         event: NewEvent,
     ) -> StoreResult<StartedAttempt>;
@@ -185,7 +184,6 @@ pub trait RunStore:
     /// granted; otherwise nothing changes and the holder is returned.
     async fn start_claimed_step(
         &self,
-        step_id: &str,
         claim: &StepClaim,
         attempt: i64,
         event: NewEvent,
@@ -196,7 +194,7 @@ pub trait RunStore:
     async fn attempt_failed(
         &self,
         run_id: &RunId,
-        step_id: &str,
+        step: &StepKey,
         error: &str,
         event: NewEvent,
     ) -> StoreResult<()>;
@@ -204,7 +202,7 @@ pub trait RunStore:
     async fn finish_step(
         &self,
         run_id: &RunId,
-        step_id: &str,
+        step: &StepKey,
         outcome: StepOutcome,
     ) -> StoreResult<Option<i64>>;
     /// Appends events.

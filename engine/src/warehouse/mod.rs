@@ -214,6 +214,20 @@ pub struct Staged {
     pub schema: SchemaRef,
 }
 
+#[cfg(test)]
+impl Staged {
+    /// Staged output with no files, for tests of the stages that only read its figures.
+    pub(crate) fn figures(row_count: i64, data_version: &str, schema: SchemaRef) -> Self {
+        Staged {
+            actions: Vec::new(),
+            batches: None,
+            row_count,
+            data_version: data_version.to_string(),
+            schema,
+        }
+    }
+}
+
 impl Warehouse {
     /// A warehouse rooted at `root` (a directory URL ending in `/`).
     pub fn new(root: Url, mut options: HashMap<String, String>) -> Result<Self, WarehouseError> {

@@ -64,14 +64,7 @@ async fn a_run_whose_executor_lease_ran_out_is_settled() {
         lease_until_ms: lease.lease_until_ms,
     };
     e.store()
-        .start_claimed_step(
-            "a",
-            &claim,
-            1,
-            ev(EventKind::StepStarted),
-            clock.now_ms(),
-            None,
-        )
+        .start_claimed_step(&claim, 1, ev(EventKind::StepStarted), clock.now_ms(), None)
         .await
         .unwrap()
         .expect("claimed");

@@ -95,7 +95,12 @@ async fn conformance(store: Arc<dyn RunStore>) {
     // time in ms (a lost or restored store cannot repeat a number a table holds).
     let before_ms = chrono::Utc::now().timestamp_millis();
     let first = store
-        .start_step(&r1, key.as_str(), &key, 1, ev(EventKind::StepStarted))
+        .start_step(
+            &r1,
+            &StepKey::whole(key.clone()),
+            1,
+            ev(EventKind::StepStarted),
+        )
         .await
         .unwrap();
     assert_eq!(first.previous, 0);
@@ -104,11 +109,21 @@ async fn conformance(store: Arc<dyn RunStore>) {
         "{first:?} below the time {before_ms}"
     );
     store
-        .attempt_failed(&r1, key.as_str(), "oops", ev(EventKind::StepAttemptFailed))
+        .attempt_failed(
+            &r1,
+            &StepKey::whole(key.clone()),
+            "oops",
+            ev(EventKind::StepAttemptFailed),
+        )
         .await
         .unwrap();
     let second = store
-        .start_step(&r1, key.as_str(), &key, 2, ev(EventKind::StepStarted))
+        .start_step(
+            &r1,
+            &StepKey::whole(key.clone()),
+            2,
+            ev(EventKind::StepStarted),
+        )
         .await
         .unwrap();
     assert_eq!(second.previous, first.seq);
@@ -122,7 +137,7 @@ async fn conformance(store: Arc<dyn RunStore>) {
         events: vec![ev(EventKind::Materialization)],
     };
     let id = store
-        .finish_step(&r1, key.as_str(), outcome)
+        .finish_step(&r1, &StepKey::whole(key.clone()), outcome)
         .await
         .unwrap()
         .unwrap();
@@ -177,7 +192,12 @@ async fn conformance(store: Arc<dyn RunStore>) {
         .await
         .unwrap();
     let third = store
-        .start_step(&r2, key.as_str(), &key, 1, ev(EventKind::StepStarted))
+        .start_step(
+            &r2,
+            &StepKey::whole(key.clone()),
+            1,
+            ev(EventKind::StepStarted),
+        )
         .await
         .unwrap();
     assert_eq!(third.previous, second.seq);
@@ -354,12 +374,12 @@ async fn claimed_start_is_atomic_with_the_claim() {
     let b = claim(&rb, "x", "h:2:b", 10_000);
     let ev = |r: &RunId| NewEvent::new(r, Some("x"), EventKind::StepStarted, "info", "start");
     let seq_a = store
-        .start_claimed_step("x", &a, 1, ev(&ra), 0, None)
+        .start_claimed_step(&a, 1, ev(&ra), 0, None)
         .await
         .unwrap()
         .expect("a gets it");
     let held = store
-        .start_claimed_step("x", &b, 1, ev(&rb), 0, None)
+        .start_claimed_step(&b, 1, ev(&rb), 0, None)
         .await
         .unwrap()
         .expect_err("b waits");
@@ -376,9 +396,9 @@ async fn claimed_start_is_atomic_with_the_claim() {
         materialization: None,
         events: vec![],
     };
-    store.finish_step(&ra, "x", outcome).await.unwrap();
+    store.finish_step(&ra, &a.step, outcome).await.unwrap();
     let seq_b = store
-        .start_claimed_step("x", &b, 1, ev(&rb), 0, None)
+        .start_claimed_step(&b, 1, ev(&rb), 0, None)
         .await
         .unwrap()
         .expect("released with the step's end");
@@ -466,7 +486,7 @@ async fn partitions_are_separate_step_keys() {
         };
         seqs.push(
             store
-                .start_claimed_step(&sk.to_string(), &c, 1, ev(), 0, None)
+                .start_claimed_step(&c, 1, ev(), 0, None)
                 .await
                 .unwrap()
                 .expect("each partition has its own claim"),
@@ -493,10 +513,7 @@ async fn partitions_are_separate_step_keys() {
             materialization: Some(m(p, seq)),
             events: vec![],
         };
-        store
-            .finish_step(&r, &part(p).to_string(), outcome)
-            .await
-            .unwrap();
+        store.finish_step(&r, &part(p), outcome).await.unwrap();
     }
     let latest = store.latest_materializations().await.unwrap();
     assert_eq!(latest.len(), 2);
@@ -539,8 +556,7 @@ async fn overtaken_records_are_not_recorded(store: Arc<dyn RunStore>) {
             store
                 .start_step(
                     &r,
-                    key.as_str(),
-                    &key,
+                    &StepKey::whole(key.clone()),
                     1,
                     NewEvent::new(&r, Some(key.as_str()), EventKind::StepStarted, "info", "x"),
                 )
@@ -555,7 +571,7 @@ async fn overtaken_records_are_not_recorded(store: Arc<dyn RunStore>) {
             store
                 .finish_step(
                     &r,
-                    key.as_str(),
+                    &StepKey::whole(key.clone()),
                     StepOutcome {
                         failure_class: None,
                         status: StepStatus::Succeeded,

@@ -156,11 +156,12 @@ async fn run_command(ctx: &StepContext) -> Result<StepOutput, StepError> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .env("SPINE_RUN_ID", ctx.run_id.as_str())
-        .env("SPINE_STEP_ID", &ctx.step_id)
+        .env("SPINE_STEP_ID", ctx.step.to_string())
         .env("SPINE_ASSET_KEY", ctx.spec.key.as_str())
         .env(
             "SPINE_PARTITION_KEY",
-            ctx.partition
+            ctx.step
+                .partition
                 .as_ref()
                 .map(|p| p.as_str())
                 .unwrap_or_default(),

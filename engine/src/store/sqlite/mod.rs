@@ -189,15 +189,16 @@ impl RunStore for SqliteStore {
     async fn signal_step(
         &self,
         run_id: &RunId,
-        step_id: &str,
+        step: &StepKey,
         event: NewEvent,
     ) -> StoreResult<bool> {
+        let step_id = step.to_string();
         let mut tx = self.pool.begin().await?;
         let changed = sqlx::query(
             "UPDATE steps SET status = 'pending' WHERE run_id = ? AND step_id = ? AND status = 'waiting'",
         )
         .bind(run_id.as_str())
-        .bind(step_id)
+        .bind(&step_id)
         .execute(&mut *tx)
         .await?
         .rows_affected()
@@ -212,18 +213,16 @@ impl RunStore for SqliteStore {
     async fn start_step(
         &self,
         run_id: &RunId,
-        step_id: &str,
-        asset: &AssetKey,
+        step: &StepKey,
         attempt: i64,
         event: NewEvent,
     ) -> StoreResult<StartedAttempt> {
         let mut tx = self.pool.begin().await?;
-        let _ = asset;
         let seq = start_in(
             &mut tx,
             (&self.clock.stamp(), self.clock.now_ms()),
             run_id,
-            step_id,
+            &step.to_string(),
             attempt,
             event,
         )
@@ -234,7 +233,6 @@ impl RunStore for SqliteStore {
 
     async fn start_claimed_step(
         &self,
-        step_id: &str,
         claim: &StepClaim,
         attempt: i64,
         event: NewEvent,
@@ -248,7 +246,7 @@ impl RunStore for SqliteStore {
             return match holder {
                 Some(h) => Ok(Err(h)),
                 None => {
-                    self.start_claimed_step(step_id, claim, attempt, event, now_ms, takeover_from)
+                    self.start_claimed_step(claim, attempt, event, now_ms, takeover_from)
                         .await
                 }
             };
@@ -257,7 +255,7 @@ impl RunStore for SqliteStore {
             &mut tx,
             (&self.clock.stamp(), self.clock.now_ms()),
             &claim.run_id,
-            step_id,
+            &claim.step.to_string(),
             attempt,
             event,
         )
@@ -269,7 +267,7 @@ impl RunStore for SqliteStore {
     async fn attempt_failed(
         &self,
         run_id: &RunId,
-        step_id: &str,
+        step: &StepKey,
         error: &str,
         event: NewEvent,
     ) -> StoreResult<()> {
@@ -277,7 +275,7 @@ impl RunStore for SqliteStore {
         sqlx::query("UPDATE steps SET error = ? WHERE run_id = ? AND step_id = ?")
             .bind(crate::redact::redact(error))
             .bind(run_id.as_str())
-            .bind(step_id)
+            .bind(step.to_string())
             .execute(&mut *tx)
             .await?;
         insert_events(&mut tx, &self.clock.stamp(), &[event]).await?;
@@ -288,11 +286,12 @@ impl RunStore for SqliteStore {
     async fn finish_step(
         &self,
         run_id: &RunId,
-        step_id: &str,
+        step: &StepKey,
         outcome: StepOutcome,
     ) -> StoreResult<Option<i64>> {
         let mut tx = self.pool.begin().await?;
-        let mat_id = finish_in(&mut tx, &self.clock.stamp(), run_id, step_id, outcome).await?;
+        let step_id = step.to_string();
+        let mat_id = finish_in(&mut tx, &self.clock.stamp(), run_id, &step_id, outcome).await?;
         tx.commit().await?;
         Ok(mat_id)
     }
