@@ -1,6 +1,47 @@
-//! Rebuild when a migration changes: `sqlx::migrate!` embeds the SQL files at compile time, and cargo
-//! does not know it read them.
+//! Embeds the run store's migrations: `$OUT_DIR/migrations_sqlite.rs` lists every file of
+//! `migrations/sqlite` (`NNNN_description.sql`) as `(version, description, include_str!(…))`, in
+//! version order, for `store::sqlite::migrations` to hand to sqlx's migrator. (sqlx's `migrate!` macro
+//! would do the same, at the price of compiling sqlx's macros and a second SQLite for them.)
+
+use std::fmt::Write as _;
+use std::path::Path;
 
 fn main() {
     println!("cargo:rerun-if-changed=migrations");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    let mut files: Vec<(i64, String, String)> = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("engine/migrations/sqlite") {
+        let path = entry.expect("a migration file").path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let Some(stem) = name.strip_suffix(".sql") else {
+            continue;
+        };
+        let (version, description) = stem
+            .split_once('_')
+            .unwrap_or_else(|| panic!("migration {name}: name it NNNN_description.sql"));
+        let version: i64 = version
+            .parse()
+            .unwrap_or_else(|_| panic!("migration {name}: name it NNNN_description.sql"));
+        files.push((
+            version,
+            description.replace('_', " "),
+            path.display().to_string(),
+        ));
+    }
+    files.sort();
+    let mut out = String::from("&[\n");
+    for (version, description, path) in &files {
+        writeln!(
+            out,
+            "    ({version}, {description:?}, include_str!({path:?})),"
+        )
+        .unwrap();
+    }
+    out.push(']');
+    let dest = Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR")).join("migrations_sqlite.rs");
+    std::fs::write(dest, out).expect("writing the migration list");
 }

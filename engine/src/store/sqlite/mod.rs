@@ -15,6 +15,7 @@ mod claims;
 mod control;
 mod daemon;
 mod lineage;
+mod migrations;
 mod partitions;
 mod rows;
 mod tables;
@@ -87,7 +88,10 @@ impl SqliteStore {
             })
             .connect_with(opts)
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        sqlx::migrate::Migrator::new(migrations::Embedded)
+            .await?
+            .run(&pool)
+            .await?;
         Ok(pool)
     }
 }
