@@ -80,21 +80,7 @@ impl Instance {
         let steps = steps
             .iter()
             .enumerate()
-            .map(|(i, k)| StepRecord {
-                run_id: run_id.clone(),
-                step_id: k.to_string(),
-                asset_key: k.asset.clone(),
-                partition_key: k.partition.clone(),
-                position: i as i64,
-                status: StepStatus::Pending,
-                attempt: 0,
-                seq: None,
-                started_at: None,
-                finished_at: None,
-                error: None,
-                reason: None,
-                failure_class: None,
-            })
+            .map(|(i, k)| StepRecord::planned(&run_id, i as i64, k))
             .collect();
         crate::store::PlannedRun { run, steps }
     }

@@ -93,6 +93,25 @@ pub struct StepRecord {
 }
 
 impl StepRecord {
+    /// Step `key` of run `run_id` as planned: pending at `position` of the plan's order, no attempt.
+    pub fn planned(run_id: &RunId, position: i64, key: &StepKey) -> Self {
+        StepRecord {
+            run_id: run_id.clone(),
+            step_id: key.to_string(),
+            asset_key: key.asset.clone(),
+            partition_key: key.partition.clone(),
+            position,
+            status: StepStatus::Pending,
+            attempt: 0,
+            seq: None,
+            started_at: None,
+            finished_at: None,
+            error: None,
+            reason: None,
+            failure_class: None,
+        }
+    }
+
     /// The step key (asset and partition).
     pub fn step_key(&self) -> StepKey {
         StepKey {

@@ -32,21 +32,7 @@ fn run(id: &RunId) -> RunRecord {
 }
 
 fn step(id: &RunId, key: &AssetKey, pos: i64) -> StepRecord {
-    StepRecord {
-        run_id: id.clone(),
-        step_id: key.to_string(),
-        asset_key: key.clone(),
-        partition_key: None,
-        position: pos,
-        status: StepStatus::Pending,
-        attempt: 0,
-        seq: None,
-        started_at: None,
-        finished_at: None,
-        error: None,
-        reason: None,
-        failure_class: None,
-    }
+    StepRecord::planned(id, pos, &StepKey::whole(key.clone()))
 }
 
 fn mat(id: &RunId, key: &AssetKey, seq: i64, version: i64) -> NewMaterialization {
@@ -462,14 +448,7 @@ async fn partitions_are_separate_step_keys() {
     let steps: Vec<StepRecord> = ["2026-01-01", "2026-01-02"]
         .iter()
         .enumerate()
-        .map(|(i, p)| {
-            let sk = part(p);
-            StepRecord {
-                step_id: sk.to_string(),
-                partition_key: sk.partition.clone(),
-                ..step(&r, &key, i as i64)
-            }
-        })
+        .map(|(i, p)| StepRecord::planned(&r, i as i64, &part(p)))
         .collect();
     store.create_run(&run(&r), &steps).await.unwrap();
     let got = store.steps(&r).await.unwrap();
