@@ -1,0 +1,3 @@
+//! The features crate's integration tests (one test binary per crate).
+
+mod point_in_time;
