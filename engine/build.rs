@@ -9,7 +9,7 @@ use std::path::Path;
 fn main() {
     println!("cargo:rerun-if-changed=migrations");
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
-    let mut files: Vec<(i64, String, String)> = Vec::new();
+    let mut files: Vec<(i64, String, String)> = Vec::new(); // (version, description, file name)
     for entry in std::fs::read_dir(&dir).expect("engine/migrations/sqlite") {
         let path = entry.expect("a migration file").path();
         let name = path
@@ -26,18 +26,16 @@ fn main() {
         let version: i64 = version
             .parse()
             .unwrap_or_else(|_| panic!("migration {name}: name it NNNN_description.sql"));
-        files.push((
-            version,
-            description.replace('_', " "),
-            path.display().to_string(),
-        ));
+        files.push((version, description.replace('_', " "), name.clone()));
     }
     files.sort();
     let mut out = String::from("&[\n");
-    for (version, description, path) in &files {
+    for (version, description, name) in &files {
+        // Relative to the crate being compiled, not to where this script ran: a build folder shared
+        // by several checkouts (CI's cache) reuses this output for each of them.
         writeln!(
             out,
-            "    ({version}, {description:?}, include_str!({path:?})),"
+            "    ({version}, {description:?}, include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/migrations/sqlite/{name}\"))),"
         )
         .unwrap();
     }
