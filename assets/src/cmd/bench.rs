@@ -137,7 +137,7 @@ async fn materialize_once(
     }
     reset_peak();
     let t = Instant::now();
-    let engine = Engine::load(dir.path(), spine_jobs::all_kinds()).await?;
+    let engine = Engine::load(dir.path(), crate::cmd::kinds()).await?;
     if let Workload::Backfill { days, per_run } = assets {
         let req = BackfillRequest {
             selection: Some("events".into()),
@@ -329,7 +329,7 @@ pub async fn run(n: usize, plan_n: usize, runs: usize, backfill: usize) -> anyho
     for _ in 0..runs {
         reset_peak();
         let t = Instant::now();
-        let project = load_project(dir.path(), &spine_jobs::all_kinds())?;
+        let project = load_project(dir.path(), &crate::cmd::kinds())?;
         let last = format!("+g/a{}", plan_n - 1);
         let selected = select(&project, Some(&last))?;
         let order = project.graph.topological_order().unwrap_or_default();

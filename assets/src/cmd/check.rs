@@ -7,7 +7,7 @@ use spine_engine::{DefinitionErrors, EngineError};
 use std::path::Path;
 
 pub async fn run(root: &Path, json: bool) -> anyhow::Result<u8> {
-    let kinds = spine_jobs::all_kinds();
+    let kinds = crate::cmd::kinds();
     let project = load_project(root, &kinds).map_err(EngineError::from)?;
     // The same warehouse the engine opens (without the run store: `check` records nothing).
     let (warehouse, warning) =

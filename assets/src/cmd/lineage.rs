@@ -57,7 +57,7 @@ impl Tree<'_> {
 }
 
 fn load(root: &Path) -> Result<Project, EngineError> {
-    Ok(load_project(root, &spine_jobs::all_kinds())?)
+    Ok(load_project(root, &crate::cmd::kinds())?)
 }
 
 fn print_tree(graph: &AssetGraph, roots: &[AssetKey], up: bool, depth: Option<usize>) -> bool {

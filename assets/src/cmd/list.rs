@@ -6,7 +6,7 @@ use spine_engine::EngineError;
 use std::path::Path;
 
 pub async fn run(root: &Path, selection: Option<&str>, json: bool) -> anyhow::Result<u8> {
-    let project = load_project(root, &spine_jobs::all_kinds()).map_err(EngineError::from)?;
+    let project = load_project(root, &crate::cmd::kinds()).map_err(EngineError::from)?;
     let selected = select(&project, selection).map_err(EngineError::from)?;
     let order = project.graph.topological_order().unwrap_or_default();
     let assets: Vec<_> = order

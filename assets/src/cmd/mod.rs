@@ -25,6 +25,14 @@ pub mod telemetry;
 pub mod vars;
 
 use crate::{Cli, Command};
+
+/// Every kind this binary executes: the engine's, `spine-jobs`' (`command`) and `spine-features'`
+/// (`training_set`).
+pub fn kinds() -> spine_engine::kinds::KindRegistry {
+    let mut kinds = spine_jobs::all_kinds();
+    spine_features::register(&mut kinds);
+    kinds
+}
 use spine_engine::partitions::PartitionSelection;
 use spine_engine::{Engine, EngineError};
 
@@ -361,7 +369,7 @@ pub async fn engine(
     root: &std::path::Path,
     selection: Option<&str>,
 ) -> Result<Engine, EngineError> {
-    let kinds = spine_jobs::all_kinds();
+    let kinds = crate::cmd::kinds();
     let project = spine_engine::loader::load_project(root, &kinds)?;
     spine_engine::selection::select(&project, selection)?;
     Engine::open(project, kinds).await

@@ -32,4 +32,5 @@ mod s3;
 mod s3_faults;
 mod source_checks;
 mod sources;
+mod training_sets;
 mod ui;
