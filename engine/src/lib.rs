@@ -18,7 +18,7 @@ pub mod clock;
 pub mod column_lineage;
 mod daemon;
 mod doctor;
-mod duration;
+pub mod duration;
 mod encode;
 mod engine;
 mod instance;

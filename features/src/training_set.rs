@@ -12,7 +12,7 @@
 //!       keys: [driver]
 //!       timestamp: event_ts
 //!       created: created_at               # optional tie-breaker
-//!       ttl: 2h                           # optional: s, m, h or d
+//!       ttl: 2h                           # optional: ms, s, m, h or d
 //!       columns: [rate]
 //! ```
 //!
@@ -20,6 +20,7 @@
 //! definition.
 
 use crate::point_in_time::{point_in_time_join, Entities, FeatureView, PitError};
+use spine_engine::duration::parse_duration;
 use spine_engine::error::DefinitionError;
 use spine_engine::hash::short_hash;
 use spine_engine::kinds::{
@@ -28,7 +29,6 @@ use spine_engine::kinds::{
 use spine_engine::project::AssetBody;
 use spine_engine::AssetKey;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The `training_set` kind.
 pub struct TrainingSetKind;
@@ -68,21 +68,6 @@ pub struct TrainingSetConfig {
     pub views: Vec<FeatureView>,
 }
 
-/// `30s`, `15m`, `2h`, `7d`.
-fn duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let unit = text.chars().last()?;
-    let n: u64 = text[..text.len() - unit.len_utf8()].trim().parse().ok()?;
-    let secs = match unit {
-        's' => n,
-        'm' => n.checked_mul(60)?,
-        'h' => n.checked_mul(3600)?,
-        'd' => n.checked_mul(86_400)?,
-        _ => return None,
-    };
-    Some(Duration::from_secs(secs))
-}
-
 fn asset(def: &KindDefinition<'_>, text: &str) -> Result<AssetKey, DefinitionError> {
     AssetKey::parse(text).map_err(|e| {
         def.error("E0260", format!("'{text}' is not an asset key: {e}"))
@@ -112,9 +97,12 @@ fn configure(def: &KindDefinition<'_>) -> Result<KindConfig, DefinitionError> {
         }
         let ttl = match &f.ttl {
             None => None,
-            Some(t) => Some(duration(t).ok_or_else(|| {
-                def.error("E0260", format!("ttl '{t}' of '{key}' is not a duration"))
-                    .hint("write a number and a unit: 30s, 15m, 2h or 7d")
+            Some(t) => Some(parse_duration(t).map_err(|e| {
+                def.error(
+                    "E0260",
+                    format!("ttl '{t}' of '{key}' is not a duration: {e}"),
+                )
+                .hint("write a number and a unit: 30s, 15m, 2h or 7d")
             })?),
         };
         let name = f.name.clone().unwrap_or_else(|| {
@@ -183,22 +171,5 @@ impl AssetKind for TrainingSetKind {
         ctx: &'a StepContext,
     ) -> futures::future::BoxFuture<'a, Result<StepOutput, StepError>> {
         Box::pin(execute(ctx))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::duration;
-    use std::time::Duration;
-
-    #[test]
-    fn durations_take_a_number_and_a_unit() {
-        assert_eq!(duration("30s"), Some(Duration::from_secs(30)));
-        assert_eq!(duration("2h"), Some(Duration::from_secs(7200)));
-        assert_eq!(duration("7d"), Some(Duration::from_secs(7 * 86_400)));
-        assert_eq!(duration("2 h"), Some(Duration::from_secs(7200)));
-        assert_eq!(duration("2"), None);
-        assert_eq!(duration("h"), None);
-        assert_eq!(duration("2w"), None);
     }
 }

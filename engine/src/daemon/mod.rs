@@ -196,18 +196,27 @@ impl Instance {
         Ok(recorded.then_some(tick))
     }
 
+    /// The schedule named `name` (E0220 when there is none).
+    fn schedule_named(&self, name: &str) -> Result<&crate::schedule::ScheduleDef, EngineError> {
+        self.project
+            .schedules
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| {
+                crate::error::DefinitionError::new(
+                    "E0220",
+                    format!("no schedule is named '{name}'"),
+                )
+                .hint("`assets schedules` lists them")
+                .into()
+            })
+    }
+
     /// A tick of schedule `name` now, as if it were due (Dagster's "launch a run for this
     /// schedule"): recorded as `fired` with a queued run launched by `schedule:NAME`, planned as the
     /// schedule would plan it now. E0220 for an unknown schedule; the run id is in the tick.
     pub async fn fire_schedule(&self, name: &str) -> Result<TickRecord, EngineError> {
-        let Some(s) = self.project.schedules.iter().find(|s| s.name == name) else {
-            return Err(crate::error::DefinitionError::new(
-                "E0220",
-                format!("no schedule is named '{name}'"),
-            )
-            .hint("`assets schedules` lists them")
-            .into());
-        };
+        let s = self.schedule_named(name)?;
         let by = self.launcher.clone();
         // Fired ticks are stamped to the millisecond: a second fire within one waits for the next.
         for _ in 0..20 {
@@ -230,14 +239,7 @@ impl Instance {
         name: &str,
         count: usize,
     ) -> Result<Vec<(DateTime<Utc>, Result<Vec<crate::key::StepKey>, String>)>, EngineError> {
-        let Some(s) = self.project.schedules.iter().find(|s| s.name == name) else {
-            return Err(crate::error::DefinitionError::new(
-                "E0220",
-                format!("no schedule is named '{name}'"),
-            )
-            .hint("`assets schedules` lists them")
-            .into());
-        };
+        let s = self.schedule_named(name)?;
         let partitions = match s.partition {
             TickPartition::All => PartitionSelection::All,
             TickPartition::Latest => PartitionSelection::Latest,

@@ -64,6 +64,11 @@ pub(super) struct RunState {
 }
 
 impl RunState {
+    /// Whether the run's shared session serves `key` at `version` already.
+    pub(super) fn serves(&self, key: &AssetKey, version: i64) -> bool {
+        self.registered.lock().expect("registered lock").get(key) == Some(&version)
+    }
+
     /// Makes `key` readable in the run's session (replacing any earlier registration) and remembers
     /// which Delta version it serves.
     pub(super) fn register(

@@ -100,25 +100,10 @@ impl Executor {
             if let (Some(config), Some(m)) = (source, read.first()) {
                 // Registrations are remembered by version; an observation's is its negated id.
                 let cache = -m.id;
-                let already = !own
-                    && self
-                        .run
-                        .registered
-                        .lock()
-                        .expect("registered lock")
-                        .get(&dep)
-                        == Some(&cache);
+                let already = !own && self.run.serves(&dep, cache);
                 if !already {
                     let provider = self.source_table(config, m, &session).await?;
-                    let registered = if own {
-                        session
-                            .register_table(TableReference::bare(dep.as_str()), provider)
-                            .map(|_| ())
-                    } else {
-                        self.run.register(&dep, provider, cache)
-                    };
-                    registered
-                        .map_err(|e| StepError::datafusion("cannot register upstream", &e))?;
+                    self.register_input(&session, own, &dep, provider, cache)?;
                 }
                 inputs.push(self.whole_input(&dep, -1)?);
                 reads.push(UpstreamRead {
@@ -143,14 +128,7 @@ impl Executor {
                 Upstream::Step(s) => s.partition.clone(),
                 _ => None,
             };
-            let already = !own
-                && self
-                    .run
-                    .registered
-                    .lock()
-                    .expect("registered lock")
-                    .get(&dep)
-                    == Some(&version);
+            let already = !own && self.run.serves(&dep, version);
             if !already {
                 let (provider, v) = self
                     .warehouse
@@ -175,15 +153,7 @@ impl Executor {
                             e => StepError::retryable(format!("cannot read upstream '{dep}': {e}")),
                         })?;
                 } else {
-                    let registered = if own {
-                        session
-                            .register_table(TableReference::bare(dep.as_str()), provider)
-                            .map(|_| ())
-                    } else {
-                        self.run.register(&dep, provider, v)
-                    };
-                    registered
-                        .map_err(|e| StepError::datafusion("cannot register upstream", &e))?;
+                    self.register_input(&session, own, &dep, provider, v)?;
                 }
             }
             inputs.push(UpstreamInput {
@@ -203,6 +173,26 @@ impl Executor {
             }));
         }
         Ok((session, inputs, reads))
+    }
+
+    /// Makes `dep` (at `version`) readable to the step: in its own session (`own`), or in the run's
+    /// shared one, which remembers the version it serves.
+    fn register_input(
+        &self,
+        session: &SessionContext,
+        own: bool,
+        dep: &AssetKey,
+        provider: Arc<dyn datafusion::catalog::TableProvider>,
+        version: i64,
+    ) -> Result<(), StepError> {
+        let registered = if own {
+            session
+                .register_table(TableReference::bare(dep.as_str()), provider)
+                .map(|_| ())
+        } else {
+            self.run.register(dep, provider, version)
+        };
+        registered.map_err(|e| StepError::datafusion("cannot register upstream", &e))
     }
 
     /// An upstream read whole (no partition) at `version` (-1: a source's observation).
