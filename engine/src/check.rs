@@ -6,14 +6,11 @@
 
 use crate::error::DefinitionError;
 use crate::key::AssetKey;
-use crate::kinds::{KindRegistry, SchemaProbe};
+use crate::kinds::{KindRegistry, SchemaProbe, UpstreamSchemas};
 use crate::project::{AssetBody, Project};
 use crate::warehouse::Warehouse;
 use arrow::datatypes::SchemaRef;
-use datafusion::common::TableReference;
-use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// What deep validation found.
@@ -34,46 +31,23 @@ pub async fn check_sql(
     kinds: &KindRegistry,
 ) -> CheckReport {
     let mut report = CheckReport::default();
-    let mut schemas: HashMap<AssetKey, Option<SchemaRef>> = HashMap::new();
-    // Why an upstream's schema is not known, when its kind said.
-    let mut unknown: HashMap<AssetKey, String> = HashMap::new();
+    let mut schemas = UpstreamSchemas::default();
     let Some(order) = project.graph.topological_order() else {
         return report;
     };
     let probe = SessionContext::new();
     for key in order {
         let spec = &project.assets[key];
-        let schema = match &spec.body {
+        let schema: Result<SchemaRef, String> = match &spec.body {
             AssetBody::Sql {
                 rewritten, file, ..
             } => {
-                let ctx = SessionContext::new();
-                let mut missing = None;
-                for dep in &spec.deps {
-                    match schemas.get(dep).cloned().flatten() {
-                        Some(s) => {
-                            let table = MemTable::try_new(s, vec![vec![]])
-                                .expect("empty table of a valid schema");
-                            let _ = ctx.register_table(
-                                TableReference::bare(dep.as_str()),
-                                Arc::new(table),
-                            );
-                        }
-                        None => {
-                            missing = Some(dep.clone());
-                            break;
-                        }
+                match schemas.session(&spec.deps) {
+                    Err(why) => {
+                        report.unplanned.push((key.clone(), why));
+                        Err(String::new())
                     }
-                }
-                if let Some(dep) = missing {
-                    let why = match unknown.get(&dep) {
-                        Some(why) => format!("upstream '{dep}' has no known schema yet: {why}"),
-                        None => format!("upstream '{dep}' has no known schema yet (declare its `schema:`, or materialize it first)"),
-                    };
-                    report.unplanned.push((key.clone(), why));
-                    None
-                } else {
-                    match ctx.sql(&crate::kinds::sql::for_planning(rewritten)).await {
+                    Ok(ctx) => match ctx.sql(&crate::kinds::sql::for_planning(rewritten)).await {
                         Ok(df) => {
                             report.planned += 1;
                             let planned: SchemaRef = Arc::new(df.schema().as_arrow().clone());
@@ -82,14 +56,14 @@ pub async fn check_sql(
                                     crate::project::declared_schema::mismatch(declared, &planned)
                                 {
                                     report.errors.push(
-                                        DefinitionError::new("E0251", format!("the query does not produce its declared schema: {m}"))
-                                            .asset(key.as_str())
-                                            .at_opt(spec.source.clone())
-                                            .hint("change the query (a CAST) or its `schema:`"),
-                                    );
+                                    DefinitionError::new("E0251", format!("the query does not produce its declared schema: {m}"))
+                                        .asset(key.as_str())
+                                        .at_opt(spec.source.clone())
+                                        .hint("change the query (a CAST) or its `schema:`"),
+                                );
                                 }
                             }
-                            Some(with_partition_columns(planned, spec))
+                            Ok(with_partition_columns(planned, spec))
                         }
                         Err(e) => {
                             let loc = file.clone().map(|f| {
@@ -98,40 +72,35 @@ pub async fn check_sql(
                                     .unwrap_or(f)
                             });
                             let mut err = DefinitionError::new("E0302", format!("SQL does not plan: {}", e.strip_backtrace()))
-                                .asset(key.as_str())
-                                .hint("fix the query; column and table names must exist in the upstream assets");
+                            .asset(key.as_str())
+                            .hint("fix the query; column and table names must exist in the upstream assets");
                             err = match loc {
                                 Some(f) => err.at(f, None),
                                 None => err.at_opt(spec.source.clone()),
                             };
                             report.errors.push(err);
-                            None
+                            Err(String::new())
                         }
-                    }
+                    },
                 }
             }
             _ => match &spec.declared_schema {
-                Some(declared) => Some(declared.clone()),
+                Some(declared) => Ok(declared.clone()),
                 None => match kinds.get(&spec.kind) {
-                    Some(kind) => match kind.schema(spec).await {
-                        SchemaProbe::Known(s) => Some(s),
+                    Some(kind) => match kind.schema(spec, &schemas).await {
+                        SchemaProbe::Known(s) => Ok(with_partition_columns(s, spec)),
                         SchemaProbe::Invalid(e) => {
                             report.errors.push(e);
-                            None
+                            Err(String::new())
                         }
                         SchemaProbe::Unknown(why) => {
                             match warehouse.provider(key, None, &probe).await {
-                                Ok(Some((p, _))) => Some(p.schema()),
-                                _ => {
-                                    if !why.is_empty() {
-                                        unknown.insert(key.clone(), why);
-                                    }
-                                    None
-                                }
+                                Ok(Some((p, _))) => Ok(p.schema()),
+                                _ => Err(why),
                             }
                         }
                     },
-                    None => None,
+                    None => Err(String::new()),
                 },
             },
         };

@@ -24,9 +24,10 @@ use spine_engine::duration::parse_duration;
 use spine_engine::error::DefinitionError;
 use spine_engine::hash::short_hash;
 use spine_engine::kinds::{
-    AssetKind, KindConfig, KindDefinition, StepContext, StepData, StepError, StepOutput,
+    AssetKind, KindConfig, KindDefinition, SchemaProbe, StepContext, StepData, StepError,
+    StepOutput, UpstreamSchemas,
 };
-use spine_engine::project::AssetBody;
+use spine_engine::project::{AssetBody, AssetSpec};
 use spine_engine::AssetKey;
 use std::sync::Arc;
 
@@ -150,11 +151,48 @@ async fn execute(ctx: &StepContext) -> Result<StepOutput, StepError> {
             PitError::Definition(m) => StepError::permanent(m),
             PitError::DataFusion(d) => StepError::datafusion("joining the feature views", &d),
         })?;
+    let deps = &ctx.spec.deps;
+    let columns = spine_engine::column_lineage::of_plan(df.logical_plan(), &|t: &str| {
+        AssetKey::parse(t).ok().filter(|k| deps.contains(k))
+    });
     let stream = df
         .execute_stream()
         .await
         .map_err(|d| StepError::datafusion("joining the feature views", &d))?;
-    Ok(StepOutput::data(StepData::Stream(stream)))
+    let mut out = StepOutput::data(StepData::Stream(stream));
+    out.columns = columns;
+    Ok(out)
+}
+
+/// The join planned over the upstreams' schemas, for `assets check`.
+async fn schema(spec: &AssetSpec, upstream: &UpstreamSchemas) -> SchemaProbe {
+    let Some(config) = spec.body.config::<TrainingSetConfig>() else {
+        return SchemaProbe::Unknown(String::new());
+    };
+    let session = match upstream.session(&spec.deps) {
+        Ok(s) => s,
+        Err(why) => return SchemaProbe::Unknown(why),
+    };
+    match point_in_time_join(&session, &config.entities, &config.views).await {
+        Ok(df) => SchemaProbe::Known(Arc::new(df.schema().as_arrow().clone())),
+        Err(e) => SchemaProbe::Invalid(
+            DefinitionError::new(
+                "E0260",
+                format!(
+                    "the training set does not plan over its upstreams: {}",
+                    match e {
+                        PitError::Definition(m) => m,
+                        PitError::DataFusion(d) => d.strip_backtrace(),
+                    }
+                ),
+            )
+            .asset(spec.key.as_str())
+            .at_opt(spec.source.clone())
+            .hint(
+                "the entity and feature assets need the key, timestamp and feature columns named",
+            ),
+        ),
+    }
 }
 
 impl AssetKind for TrainingSetKind {
@@ -171,5 +209,13 @@ impl AssetKind for TrainingSetKind {
         ctx: &'a StepContext,
     ) -> futures::future::BoxFuture<'a, Result<StepOutput, StepError>> {
         Box::pin(execute(ctx))
+    }
+
+    fn schema<'a>(
+        &'a self,
+        spec: &'a AssetSpec,
+        upstream: &'a UpstreamSchemas,
+    ) -> futures::future::BoxFuture<'a, SchemaProbe> {
+        Box::pin(schema(spec, upstream))
     }
 }

@@ -145,3 +145,55 @@ fn bad_training_set_definitions_are_refused_by_name() {
         assert!(r.stderr.contains("assets/training.yaml"), "{}", r.stderr);
     }
 }
+
+#[test]
+fn check_plans_a_training_set_and_its_columns_carry_lineage() {
+    let below = "key: marts/positives\nkind: sql\nquery: SELECT driver, driver_stats__rate FROM training.drivers WHERE label = 1\n";
+    let p = Project::new(&[
+        ("assets/labels.yaml", LABELS),
+        ("assets/stats.yaml", &stats(0.9)),
+        ("assets/training.yaml", TRAINING),
+        ("assets/below.yaml", below),
+    ]);
+    // The SQL below the training set plans before anything ran.
+    let check = p.run(&["check", "--json"]).ok().json();
+    assert_eq!(check["sql_planned"], 3, "{check}");
+    assert_eq!(check["unplanned"], serde_json::json!([]), "{check}");
+    p.run(&["materialize"]).ok();
+    let rows = p
+        .run(&[
+            "sql",
+            "--json",
+            "SELECT column_name, upstream_key, upstream_column FROM spine.column_lineage \
+             WHERE asset_key = 'training/drivers' AND how = 'identity' ORDER BY column_name",
+        ])
+        .ok()
+        .json();
+    assert_eq!(
+        rows,
+        serde_json::json!([
+            {"column_name": "driver", "upstream_key": "labels/drivers", "upstream_column": "driver"},
+            {"column_name": "driver_stats__rate", "upstream_key": "features/driver_stats", "upstream_column": "rate"},
+            {"column_name": "label", "upstream_key": "labels/drivers", "upstream_column": "label"},
+            {"column_name": "ts", "upstream_key": "labels/drivers", "upstream_column": "ts"},
+        ])
+    );
+    // A feature column the feature asset does not have: `check` says so before anything runs.
+    let bad = Project::new(&[
+        ("assets/labels.yaml", LABELS),
+        ("assets/stats.yaml", &stats(0.9)),
+        (
+            "assets/training.yaml",
+            &TRAINING.replace("columns: [rate]", "columns: [rat]"),
+        ),
+    ]);
+    let r = bad.run(&["check"]);
+    r.code(2);
+    assert!(
+        r.stderr.contains("E0260")
+            && r.stderr.contains("rat")
+            && r.stderr.contains("assets/training.yaml"),
+        "{}",
+        r.stderr
+    );
+}

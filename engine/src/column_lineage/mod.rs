@@ -318,7 +318,31 @@ fn walk(plan: &LogicalPlan, asset: &dyn Fn(&str) -> Option<AssetKey>) -> Lineage
             }
             input
         }
-        P::SubqueryAlias(a) => sub(&a.input),
+        P::SubqueryAlias(a) => {
+            let inner = sub(&a.input);
+            match asset(a.alias.table()) {
+                // A view registered under an asset key (an upstream's published partitions) is
+                // inlined into the plan under its key's alias: its columns are the asset's.
+                Some(k) if inner.columns.iter().all(|c| c.is_empty()) => Lineage {
+                    columns: a
+                        .schema
+                        .fields()
+                        .iter()
+                        .map(|f| {
+                            BTreeMap::from([(
+                                Source {
+                                    asset: k.clone(),
+                                    column: f.name().clone(),
+                                },
+                                How::Identity,
+                            )])
+                        })
+                        .collect(),
+                    filters: BTreeSet::new(),
+                },
+                _ => inner,
+            }
+        }
         P::Subquery(s) => sub(&s.subquery),
         P::Repartition(r) => sub(&r.input),
         P::Distinct(Distinct::All(input)) => sub(input),

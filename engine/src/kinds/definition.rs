@@ -48,6 +48,8 @@ pub struct KindDefinition<'a> {
     pub dir: &'a Path,
     /// The declared output schema (`schema:`), if any.
     pub schema: Option<arrow::datatypes::SchemaRef>,
+    /// The asset's partitions (`partitions:`), if any.
+    pub partitions: Option<&'a crate::partitions::PartitionsDef>,
     pub(crate) config: &'a ProjectConfig,
     pub(crate) location: Location,
     /// The file's text, to find the line of a field.
@@ -64,6 +66,10 @@ pub struct KindConfig {
     pub upstreams: Vec<AssetKey>,
     /// Declared upstreams the kind does not read (kept as ordering dependencies; `check` notes them).
     pub unread_deps: Vec<AssetKey>,
+    /// Upstreams read over a trailing span before each partition's end (a feature view's longest
+    /// window): when both assets have time partitions, the loader maps them with the `{last: N}` that
+    /// covers the span, unless `partition_mapping:` names a wider one.
+    pub lookbacks: std::collections::BTreeMap<AssetKey, std::time::Duration>,
 }
 
 impl KindConfig {
@@ -74,6 +80,7 @@ impl KindConfig {
             code_version,
             upstreams: Vec::new(),
             unread_deps: Vec::new(),
+            lookbacks: Default::default(),
         }
     }
 }

@@ -9,9 +9,11 @@ pub(crate) mod sql;
 
 pub use definition::{KindConfig, KindDefinition, COMMON_FIELDS};
 mod capability;
+mod schema;
 pub use capability::{Look, ReadsInPlace};
 pub use events::{EventLog, EventSink, LOG_HEAD_LINES, LOG_LINE_BYTES, LOG_TAIL_LINES};
 pub use rust::RustKind;
+pub use schema::UpstreamSchemas;
 pub use sql::SqlKind;
 
 use crate::error::DefinitionError;
@@ -278,10 +280,15 @@ pub trait AssetKind: Send + Sync {
     /// Computes the asset.
     fn execute<'a>(&'a self, ctx: &'a StepContext) -> BoxFuture<'a, Result<StepOutput, StepError>>;
     /// The schema of the asset's output when the kind can tell it without computing the asset (a
-    /// source's file footers or its query's description), for `assets check`. The default: unknown
-    /// (a declared `schema:` or the existing table is used instead).
-    fn schema<'a>(&'a self, spec: &'a AssetSpec) -> BoxFuture<'a, SchemaProbe> {
-        let _ = spec;
+    /// source's file footers or its query's description, a query planned over `upstream`'s schemas),
+    /// for `assets check`. The default: unknown (a declared `schema:` or the existing table is used
+    /// instead).
+    fn schema<'a>(
+        &'a self,
+        spec: &'a AssetSpec,
+        upstream: &'a UpstreamSchemas,
+    ) -> BoxFuture<'a, SchemaProbe> {
+        let _ = (spec, upstream);
         Box::pin(async { SchemaProbe::Unknown(String::new()) })
     }
 }

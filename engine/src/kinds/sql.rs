@@ -230,6 +230,7 @@ impl AssetKind for SqlKind {
             code_version: crate::hash::short_hash(query.as_bytes()),
             upstreams: analyzed.tables.iter().cloned().collect(),
             unread_deps,
+            lookbacks: Default::default(),
             body: AssetBody::Sql {
                 query,
                 rewritten: analyzed.rewritten,

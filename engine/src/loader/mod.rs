@@ -361,6 +361,13 @@ fn to_spec(
         })?),
         None => None,
     };
+    let partitions = match def.partitions.as_ref() {
+        Some(p) => Some(
+            crate::partitions::PartitionsDef::parse(p)
+                .map_err(|m| err("E0210", format!("partitions: {m}")))?,
+        ),
+        None => None,
+    };
     let configured = kind.configure(&KindDefinition {
         key: &key,
         kind: &def.kind,
@@ -368,6 +375,7 @@ fn to_spec(
         deps: &deps,
         dir: &dir,
         schema: declared_schema.clone(),
+        partitions: partitions.as_ref(),
         config,
         location: loc.clone(),
         text,
@@ -384,10 +392,11 @@ fn to_spec(
             "schema: a SQL asset's column lineage is derived from its query; drop `from:`".into(),
         ));
     }
-    let (body, auto_version, unread) = (
+    let (body, auto_version, unread, lookbacks) = (
         configured.body,
         configured.code_version,
         configured.unread_deps,
+        configured.lookbacks,
     );
     let dur =
         |field: &str, v: &Option<String>| -> Result<Option<std::time::Duration>, DefinitionError> {
@@ -412,10 +421,8 @@ fn to_spec(
         retry_delay: dur("retry_delay", &def.retry_delay)?.unwrap_or(s.retry_delay),
         timeout: dur("timeout", &def.timeout)?.or(s.timeout),
         on_schema_change: def.on_schema_change.unwrap_or_default(),
-        partitions: match def.partitions.as_ref() {
-            Some(p) => {
-                let parsed = crate::partitions::PartitionsDef::parse(p)
-                    .map_err(|m| err("E0210", format!("partitions: {m}")))?;
+        partitions: match partitions {
+            Some(parsed) => {
                 if let AssetBody::Sql { rewritten, .. } = &body {
                     let columns = parsed.columns();
                     let multi = matches!(parsed.kind, crate::partitions::PartitionsKind::Multi(_));
@@ -497,6 +504,7 @@ fn to_spec(
         body,
         source: Some(loc),
         unread_deps: unread,
+        lookbacks,
         key,
     })
 }

@@ -150,6 +150,48 @@ impl PartitionMapping {
         }
     }
 
+    /// The `{last: N}` by which each window of `this` reads the upstream windows that cover the `span`
+    /// before its end (a feature view's longest window); `None` unless both are time windows. `N` is
+    /// exact when the upstream's window boundaries fall on this asset's (same timezone and cadence, or
+    /// a finer upstream), one more otherwise; days of 23 hours (DST) are counted as such.
+    pub fn covering(
+        this: &super::PartitionsDef,
+        up: &super::PartitionsDef,
+        span: std::time::Duration,
+    ) -> Option<PartitionMapping> {
+        use super::time::Cadence as C;
+        use chrono::{Datelike, Timelike};
+        let (super::PartitionsKind::Time(t), super::PartitionsKind::Time(u)) =
+            (&this.kind, &up.kind)
+        else {
+            return None;
+        };
+        let hour = 3600u64;
+        let dst = if u.tz == chrono_tz::Tz::UTC { 0 } else { hour };
+        let shortest = match u.cadence {
+            C::Hourly => hour,
+            C::Daily => 24 * hour - dst,
+            C::Weekly => 7 * 24 * hour - dst,
+            C::Monthly => 28 * 24 * hour - dst,
+        };
+        let same_time = t.start.time() == u.start.time();
+        let aligned = t.tz == u.tz
+            && match u.cadence {
+                C::Hourly => {
+                    t.start.minute() == u.start.minute() && t.start.second() == u.start.second()
+                }
+                C::Daily => t.cadence != C::Hourly && same_time,
+                C::Weekly => {
+                    t.cadence == C::Weekly && same_time && t.start.weekday() == u.start.weekday()
+                }
+                C::Monthly => {
+                    t.cadence == C::Monthly && same_time && t.start.day() == u.start.day()
+                }
+            };
+        let n = span.as_secs().div_ceil(shortest) + u64::from(!aligned);
+        Some(PartitionMapping::Last(n.clamp(1, 10_000) as u32))
+    }
+
     /// Checks the mapping against the two definitions; the error is a sentence for E0212.
     pub fn check(
         &self,

@@ -8,6 +8,7 @@ pub mod columns;
 pub(crate) mod config;
 pub mod declared_schema;
 mod keys;
+mod lookbacks;
 
 pub use config::{strip_bom, ProjectConfig, Settings};
 
@@ -133,6 +134,9 @@ pub struct AssetSpec {
     /// Upstreams declared in `deps` that the SQL query does not read (kept as ordering dependencies;
     /// `assets check` mentions them).
     pub unread_deps: Vec<AssetKey>,
+    /// Upstreams its kind reads over a trailing span before each partition's end
+    /// ([`KindConfig::lookbacks`](crate::kinds::KindConfig)); resolved into `partition_mappings`.
+    pub lookbacks: BTreeMap<AssetKey, Duration>,
 }
 
 impl AssetSpec {
@@ -217,6 +221,7 @@ impl AssetSpec {
             body,
             source: None,
             unread_deps: Vec::new(),
+            lookbacks: BTreeMap::new(),
         }
     }
 
@@ -318,6 +323,7 @@ impl Project {
             assets.insert(spec.key.clone(), spec);
         }
         errors.extend(keys::layout_errors(&assets));
+        errors.extend(lookbacks::resolve(&mut assets));
         // An asset another asset's check reads (`relationships`) is materialized before it: an
         // upstream (so a change to it makes the checked asset stale and its checks run again).
         let check_reads: Vec<(AssetKey, AssetKey)> = assets

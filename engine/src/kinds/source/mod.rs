@@ -339,7 +339,11 @@ impl AssetKind for SourceKind {
 
     /// The schema without reading data: the declared one; else the files' footers and headers (all of
     /// them, so a drifted file is an error here too), or the Postgres query's description.
-    fn schema<'a>(&'a self, spec: &'a AssetSpec) -> BoxFuture<'a, SchemaProbe> {
+    fn schema<'a>(
+        &'a self,
+        spec: &'a AssetSpec,
+        _upstream: &'a super::UpstreamSchemas,
+    ) -> BoxFuture<'a, SchemaProbe> {
         Box::pin(async move {
             let Some(config) = spec.body.config::<SourceConfig>() else {
                 return SchemaProbe::Unknown(String::new());
