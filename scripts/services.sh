@@ -3,7 +3,7 @@
 # already listening is left alone. Called by .ci/run; run it yourself before `cargo test` to get the
 # same. Prints `export NAME=VALUE` lines for the URLs (eval them, or read them from the env file).
 #
-#   scripts/services.sh [postgres] [s3] ...   (default: every service)
+#   scripts/services.sh [postgres] [s3] [redis] ...   (default: every service)
 #   scripts/services.sh stop             (stops what this script started, by pid)
 #
 # State lives in $SPINE_SERVICES_DIR (default $HOME/.cache/spine-services), outside the checkout; the
@@ -70,23 +70,43 @@ s3() {
   echo "export SPINE_TEST_S3_ENDPOINT=http://127.0.0.1:${port}"
 }
 
+# Redis for the online feature store: Debian's redis-server (SERVICES.md), in memory, no persistence.
+redis() {
+  local port="${SPINE_REDIS_PORT:-6379}"
+  if ! listening "$port"; then
+    if ! command -v redis-server >/dev/null; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    fi
+    redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --daemonize yes \
+      --pidfile "$D/redis.pid" --logfile "$D/redis.log" --dir "$D"
+    for _ in $(seq 1 100); do listening "$port" && [ -s "$D/redis.pid" ] && break; sleep 0.1; done
+    listening "$port" || { echo "redis-server did not start; see $D/redis.log" >&2; exit 1; }
+    echo "redis $(cat "$D/redis.pid") -" >> "$D/started"
+  fi
+  grep -v '^export SPINE_TEST_REDIS_URL=' "$env_file" > "$env_file.tmp" || true
+  echo "export SPINE_TEST_REDIS_URL=redis://127.0.0.1:${port}" >> "$env_file.tmp"
+  mv "$env_file.tmp" "$env_file"
+  echo "export SPINE_TEST_REDIS_URL=redis://127.0.0.1:${port}"
+}
+
 stop() {
   [ -f "$D/started" ] || return 0
   while read -r name data bin; do
     case "$name" in
       postgres) as_postgres "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true ;;
-      s3) kill "$data" 2>/dev/null || true ;;
+      s3|redis) kill "$data" 2>/dev/null || true ;;
     esac
   done < "$D/started"
   rm -f "$D/started"
 }
 
-if [ $# -eq 0 ]; then set -- postgres s3; fi
+if [ $# -eq 0 ]; then set -- postgres s3 redis; fi
 for s in "$@"; do
   case "$s" in
     postgres) postgres ;;
     s3) s3 ;;
+    redis) redis ;;
     stop) stop ;;
-    *) echo "unknown service '$s' (postgres, s3, stop)" >&2; exit 2 ;;
+    *) echo "unknown service '$s' (postgres, s3, redis, stop)" >&2; exit 2 ;;
   esac
 done

@@ -280,6 +280,11 @@ pub enum Command {
         #[command(flatten)]
         select: SelectArgs,
     },
+    /// The online feature store: `features get VIEW ENTITY…` reads entities' newest values.
+    Features {
+        #[command(subcommand)]
+        action: FeaturesAction,
+    },
     /// Publish a materialization a failed check kept unpublished: downstream assets read it from now on.
     Publish {
         /// Asset key.

@@ -54,6 +54,21 @@ pub enum PartitionsAction {
     },
 }
 
+/// `assets features …`.
+#[derive(Subcommand, Debug)]
+pub enum FeaturesAction {
+    /// The newest values of entities from the online store, all from one snapshot: VIEW is an
+    /// `online_snapshot` asset or the feature view it serves; an entity with several key columns is
+    /// written `a,b`.
+    Get {
+        /// The online snapshot, or the feature view it serves.
+        view: String,
+        /// Entities (their key values).
+        #[arg(required = true)]
+        entities: Vec<String>,
+    },
+}
+
 /// `assets schedules …`.
 #[derive(Subcommand, Debug)]
 pub enum ScheduleAction {

@@ -8,6 +8,7 @@ mod column_lineage;
 mod control;
 mod daemon;
 mod doctor;
+mod features;
 mod history;
 mod init;
 mod lineage;
@@ -194,6 +195,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             let selection = selection::expand(&root, &select).await?.expression();
             checks::run(&root, selection.as_deref(), json).await
         }
+        Command::Features {
+            action: crate::FeaturesAction::Get { view, entities },
+        } => features::get(&root, &view, &entities, json).await,
         Command::Publish {
             key,
             version,

@@ -26,6 +26,7 @@ mod materialize;
 mod merge;
 mod multi_partitions;
 mod newcomer;
+mod online;
 mod partitions;
 mod postgres_source;
 mod reproduce;
