@@ -27,11 +27,12 @@ pub mod vars;
 
 use crate::{Cli, Command};
 
-/// Every kind this binary executes: the engine's, `spine-jobs`' (`command`) and `spine-features'`
-/// (`training_set`).
+/// Every kind this binary executes: the engine's, `spine-jobs`' (`command`), `spine-features'`
+/// (`feature_view`, `online_snapshot`, `training_set`) and `spine-evals'` (`eval`).
 pub fn kinds() -> spine_engine::kinds::KindRegistry {
     let mut kinds = spine_jobs::all_kinds();
     spine_features::register(&mut kinds);
+    spine_evals::register(&mut kinds);
     kinds
 }
 use spine_engine::partitions::PartitionSelection;

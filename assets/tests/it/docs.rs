@@ -117,7 +117,13 @@ fn the_error_reference_lists_exactly_the_codes_in_the_sources() {
         }
     }
     let mut emitted = std::collections::BTreeSet::new();
-    for krate in ["engine/src", "assets/src", "jobs/src", "features/src"] {
+    for krate in [
+        "engine/src",
+        "assets/src",
+        "jobs/src",
+        "features/src",
+        "evals/src",
+    ] {
         walk(&root.join(krate), &mut emitted);
     }
     let reference = std::fs::read_to_string(root.join("docs/reference/errors.md")).unwrap();

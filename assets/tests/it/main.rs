@@ -15,6 +15,7 @@ mod declared_schema;
 mod delta_source;
 mod disk_full;
 mod docs;
+mod evals;
 mod feature_views;
 mod hardening;
 mod history;

@@ -50,6 +50,60 @@ impl Instance {
     }
 }
 
+impl Instance {
+    /// Runs `kind`'s own audit of the new materialization of `step` (`target`), with its published
+    /// version `baseline` (if any) beside it; the results as check outcomes.
+    pub async fn run_audit(
+        &self,
+        audits: &dyn crate::kinds::Audits,
+        step: &StepKey,
+        target: &Checked,
+        baseline: Option<i64>,
+    ) -> Vec<CheckOutcome> {
+        let started = Instant::now();
+        let results = async {
+            let ctx = self.checked_table(step, target).await?;
+            if let Some(v) = baseline {
+                let base = self.checked_table(step, &Checked::Version(v)).await?;
+                let table = base
+                    .table_provider("this")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                ctx.register_table("baseline", table)
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok::<_, String>(audits.audit(&ctx, baseline.is_some()).await)
+        }
+        .await;
+        let duration_ms = started.elapsed().as_millis() as i64;
+        match results {
+            Ok(results) => results
+                .into_iter()
+                .map(|r| CheckOutcome {
+                    name: r.name,
+                    kind: "audit".into(),
+                    severity: r.severity,
+                    passed: r.passed,
+                    failing_rows: i64::from(!r.passed),
+                    samples: vec![serde_json::json!({"why": r.message, "details": r.details})],
+                    duration_ms,
+                    error: None,
+                })
+                .collect(),
+            Err(e) => vec![CheckOutcome {
+                name: "audit".into(),
+                kind: "audit".into(),
+                severity: spine_schemas::events::CheckSeverity::Error,
+                passed: false,
+                failing_rows: 0,
+                samples: Vec::new(),
+                duration_ms,
+                error: Some(e),
+            }],
+        }
+    }
+}
+
 /// The published Delta version (the newest of its partitions') of each asset `checks` read.
 pub(crate) fn read_versions(
     checks: &[CheckDef],

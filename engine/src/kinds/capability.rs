@@ -46,3 +46,29 @@ pub trait ReadsInPlace: Send + Sync {
         None
     }
 }
+
+/// One result of a kind's own audit of a new materialization ([`Audits`]).
+#[derive(Debug, Clone)]
+pub struct AuditResult {
+    /// The check's name (recorded like a declared check's).
+    pub name: String,
+    /// Whether it passed.
+    pub passed: bool,
+    /// `Error`: a failure keeps the version unpublished; `Warn`: recorded only.
+    pub severity: spine_schemas::events::CheckSeverity,
+    /// What it found, for the user (recorded with the check).
+    pub message: String,
+    /// Its figures (a verdict, an interval, sample sizes), recorded with the check.
+    pub details: serde_json::Value,
+}
+
+/// A kind that audits its own assets' new materializations (an eval's gate), after the commit and
+/// the declared checks, before publishing: a failed `error` result holds the version back like a
+/// failed check (downstream keeps reading the last published one; `assets publish --reason`
+/// overrides).
+#[async_trait]
+pub trait Audits: Send + Sync {
+    /// The results for the new version, registered as `this` in `ctx`, with the asset's currently
+    /// published version (of the same partition) registered as `baseline` when `has_baseline`.
+    async fn audit(&self, ctx: &SessionContext, has_baseline: bool) -> Vec<AuditResult>;
+}

@@ -10,7 +10,7 @@ pub(crate) mod sql;
 pub use definition::{KindConfig, KindDefinition, COMMON_FIELDS};
 mod capability;
 mod schema;
-pub use capability::{Look, ReadsInPlace};
+pub use capability::{AuditResult, Audits, Look, ReadsInPlace};
 pub use events::{EventLog, EventSink, LOG_HEAD_LINES, LOG_LINE_BYTES, LOG_TAIL_LINES};
 pub use rust::RustKind;
 pub use schema::UpstreamSchemas;
@@ -275,6 +275,11 @@ pub trait AssetKind: Send + Sync {
         &self,
         _body: &'a crate::project::AssetBody,
     ) -> Option<&'a dyn ReadsInPlace> {
+        None
+    }
+    /// Whether (and how) the kind audits a new materialization of an asset whose definition is
+    /// `body` before it is published ([`Audits`]). The default: it does not.
+    fn audits<'a>(&self, _body: &'a crate::project::AssetBody) -> Option<&'a dyn Audits> {
         None
     }
     /// Computes the asset.

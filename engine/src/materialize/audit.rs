@@ -39,16 +39,33 @@ impl Executor {
         target: crate::checks::Checked,
         rows: i64,
     ) -> Vec<crate::checks::CheckOutcome> {
-        if spec.checks.is_empty() {
+        let audits = self
+            .kinds
+            .get(&spec.kind)
+            .and_then(|k| k.audits(&spec.body));
+        if spec.checks.is_empty() && audits.is_none() {
             return Vec::new();
         }
-        let (previous, others) = {
+        let (previous, others, baseline) = {
             let latest = self.run.latest.lock().expect("latest lock");
             let others = crate::checks::read_versions(&spec.checks, &latest);
-            (latest.get(step).map(|m| m.m.row_count), others)
+            let published = latest.get(step);
+            (
+                published.map(|m| m.m.row_count),
+                others,
+                published.map(|m| m.m.delta_version).filter(|v| *v >= 0),
+            )
         };
-        self.run_checks(&spec.checks, step, target, rows, previous, &others)
-            .await
+        let mut out = Vec::new();
+        if !spec.checks.is_empty() {
+            out = self
+                .run_checks(&spec.checks, step, target.clone(), rows, previous, &others)
+                .await;
+        }
+        if let Some(a) = audits {
+            out.extend(self.run_audit(a, step, &target, baseline).await);
+        }
+        out
     }
 
     /// Ends a step whose new materialization failed an `error` check: it is recorded unpublished

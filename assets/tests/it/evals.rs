@@ -1,0 +1,362 @@
+//! `kind: eval` and its gate end to end, against an OpenAI-wire test server on loopback that answers
+//! deterministically and counts requests (`openai_support/server.py`): a candidate that answers like
+//! the baseline passes, one that regresses on a fifth of the cases is held back (downstream keeps
+//! reading the last passing version), one on too few cases is inconclusive and says how many would
+//! be needed; verdicts, intervals and sample sizes are recorded with the checks; the API key is never
+//! stored.
+
+use crate::common::*;
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+
+const KEY: &str = "sk-test-5f1e2d";
+
+/// The test server, stopped on drop.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start() -> Server {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/it/openai_support/server.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .env("SPINE_TEST_OPENAI_KEY", KEY)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port: u16 = line.trim().parse().expect("the server prints its port");
+        Server {
+            child,
+            url: format!("http://127.0.0.1:{port}/v1"),
+        }
+    }
+
+    /// Requests answered so far.
+    fn requests(&self) -> i64 {
+        let out = Command::new("python3")
+            .args(["-c", "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())"])
+            .arg(self.url.replace("/v1", "/stats"))
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["requests"].as_i64().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn dataset(key: &str, cases: u32) -> String {
+    format!(
+        "key: {key}
+kind: sql
+query: >
+  SELECT 'c' || CAST(value AS VARCHAR) AS id,
+         CAST(value AS VARCHAR) || ' + ' || CAST(value % 7 AS VARCHAR) AS question,
+         CAST(value + value % 7 AS VARCHAR) AS answer,
+         CASE WHEN value % 2 = 0 THEN 'even' ELSE 'odd' END AS category
+  FROM generate_series(1, {cases})
+"
+    )
+}
+
+fn eval(key: &str, dataset: &str, model: &str) -> String {
+    format!(
+        r#"key: {key}
+kind: eval
+dataset: {dataset}
+input: question
+expected: answer
+slices: [category]
+subject:
+  model: {{base_url: "${{env:TEST_OPENAI_URL}}", name: {model}, api_key_env: TEST_OPENAI_KEY}}
+  prompt: "What is {{{{ question }}}}? Answer with the number only."
+scorers:
+  - exact_match
+  - {{judge: {{model: {{base_url: "${{env:TEST_OPENAI_URL}}", name: judge, api_key_env: TEST_OPENAI_KEY}}, prompt: "Expected: {{{{ expected }}}} Got: {{{{ output }}}}"}}}}
+pricing: {{prompt_per_1k: 0.01, completion_per_1k: 0.02}}
+gate:
+  pass_rate: 0.7
+  must_pass: [c1]
+  regression: {{margin: 0.05}}
+  slices: {{column: category, margin: 0.2}}
+"#
+    )
+}
+
+/// What the deployment below the eval reads: the subject version of the published eval rows.
+const DEPLOY: &str = "key: deploy/arith
+kind: sql
+query: SELECT DISTINCT subject_version, COUNT(*) AS rows FROM evals.arith GROUP BY subject_version
+";
+
+fn envs(s: &Server) -> Vec<(&'static str, String)> {
+    vec![
+        ("TEST_OPENAI_URL", s.url.clone()),
+        ("TEST_OPENAI_KEY", KEY.to_string()),
+    ]
+}
+
+fn run(p: &Project, s: &Server, args: &[&str]) -> Run {
+    run_in_env(p.path(), args, &envs(s))
+}
+
+fn deployed(p: &Project, s: &Server) -> String {
+    let v = run(
+        p,
+        s,
+        &["sql", "--json", "SELECT subject_version FROM deploy.arith"],
+    )
+    .ok()
+    .json();
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
+    v[0]["subject_version"].as_str().unwrap().to_string()
+}
+
+fn subject_of(p: &Project, s: &Server, at: i64) -> String {
+    let v = run(
+        p,
+        s,
+        &[
+            "sql",
+            "--json",
+            "--at",
+            &format!("evals/arith={at}"),
+            "SELECT DISTINCT subject_version FROM evals.arith",
+        ],
+    )
+    .ok()
+    .json();
+    v[0]["subject_version"].as_str().unwrap().to_string()
+}
+
+/// The latest recorded outcome of `check` on `asset`: (passed, samples[0]).
+fn check(p: &Project, s: &Server, asset: &str, check: &str) -> (bool, serde_json::Value) {
+    let v = run(
+        p,
+        s,
+        &[
+            "sql",
+            "--json",
+            &format!("SELECT passed, samples FROM spine.check_results WHERE asset_key = '{asset}' AND check_name = '{check}' ORDER BY materialization_id DESC LIMIT 1"),
+        ],
+    )
+    .ok()
+    .json();
+    let samples: serde_json::Value =
+        serde_json::from_str(v[0]["samples"].as_str().unwrap()).unwrap();
+    (v[0]["passed"].as_bool().unwrap(), samples[0].clone())
+}
+
+#[test]
+fn the_gate_passes_a_like_candidate_holds_back_a_regression_and_calls_a_small_sample_inconclusive()
+{
+    let s = Server::start();
+    let p = Project::new(&[
+        ("assets/dataset.yaml", &dataset("datasets/arith", 200)),
+        (
+            "assets/eval.yaml",
+            &eval("evals/arith", "datasets/arith", "good"),
+        ),
+        ("assets/deploy.yaml", DEPLOY),
+    ]);
+    run(&p, &s, &["check"]).ok();
+    // The baseline: 200 cases, each asked once and judged once.
+    let v = run(&p, &s, &["materialize", "--json"]).ok().json();
+    assert_eq!(v["status"], "succeeded", "{v}");
+    assert_eq!(s.requests(), 400);
+    let good = deployed(&p, &s);
+    let rows = run(&p, &s, &["sql", "--json", "SELECT COUNT(*) AS n, SUM(CAST(passed AS INT)) AS passed, SUM(prompt_tokens) AS tokens, ROUND(SUM(cost), 6) AS cost FROM evals.arith"])
+        .ok()
+        .json();
+    assert_eq!(rows[0]["n"], 200, "{rows}");
+    assert_eq!(rows[0]["passed"], 200, "{rows}");
+    assert!(rows[0]["cost"].as_f64().unwrap() > 0.0, "{rows}");
+    let (passed, first) = check(&p, &s, "evals/arith", "gate_regression");
+    assert!(passed, "{first}");
+    assert_eq!(first["details"]["verdict"], "no_baseline", "{first}");
+    // Fresh: nothing is asked again.
+    run(&p, &s, &["materialize"]).ok();
+    assert_eq!(s.requests(), 400);
+
+    // A candidate that answers exactly like the baseline: a new subject version that passes.
+    p.write(
+        "assets/eval.yaml",
+        &eval("evals/arith", "datasets/arith", "same"),
+    );
+    let v = run(&p, &s, &["materialize", "--json"]).ok().json();
+    assert_eq!(v["status"], "succeeded", "{v}");
+    let same = deployed(&p, &s);
+    assert_ne!(same, good);
+    let (passed, outcome) = check(&p, &s, "evals/arith", "gate_regression");
+    assert!(passed, "{outcome}");
+    let d = &outcome["details"];
+    assert_eq!(
+        (d["verdict"].as_str(), d["n"].as_i64(), d["method"].as_str()),
+        (Some("pass"), Some(200), Some("mcnemar")),
+        "{outcome}"
+    );
+    assert!(
+        d["lower"].as_f64().unwrap() > -0.05 && d["lower"].as_f64().unwrap() < 0.0,
+        "{outcome}"
+    );
+
+    // A real regression: wrong on the 40 cases whose first term is a multiple of 5.
+    p.write(
+        "assets/eval.yaml",
+        &eval("evals/arith", "datasets/arith", "bad"),
+    );
+    let r = run(&p, &s, &["materialize", "--json"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let (passed, outcome) = check(&p, &s, "evals/arith", "gate_regression");
+    assert!(!passed);
+    let d = &outcome["details"];
+    assert_eq!(d["verdict"], "regression", "{outcome}");
+    assert_eq!(
+        (d["newly_failing"].as_i64(), d["newly_passing"].as_i64()),
+        (Some(40), Some(0)),
+        "{outcome}"
+    );
+    assert!(d["upper"].as_f64().unwrap() < -0.05, "{outcome}");
+    assert!(
+        outcome["why"]
+            .as_str()
+            .unwrap()
+            .contains("40 newly failing"),
+        "{outcome}"
+    );
+    // The pass rate (0.8) still clears its threshold; the held-back version is recorded unpublished,
+    // and the deployment still reads the last passing one.
+    assert!(check(&p, &s, "evals/arith", "gate_thresholds").0);
+    let versions = run(&p, &s, &["sql", "--json", "SELECT delta_version, published FROM spine.materializations WHERE asset_key = 'evals/arith' ORDER BY id"])
+        .ok()
+        .json();
+    let published: Vec<bool> = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["published"].as_bool().unwrap())
+        .collect();
+    assert_eq!(published, [true, true, false], "{versions}");
+    assert_eq!(deployed(&p, &s), same);
+    run(&p, &s, &["materialize", "deploy/arith"]).ok();
+    assert_eq!(deployed(&p, &s), same);
+    let held = versions[2]["delta_version"].as_i64().unwrap();
+    assert_ne!(subject_of(&p, &s, held), same);
+
+    // The operator's audited override publishes it; the deployment follows.
+    run(
+        &p,
+        &s,
+        &[
+            "publish",
+            "evals/arith",
+            "--version",
+            &held.to_string(),
+            "--reason",
+            "accepted: the new rounding is intended",
+        ],
+    )
+    .ok();
+    run(&p, &s, &["materialize", "deploy/arith"]).ok();
+    assert_eq!(deployed(&p, &s), subject_of(&p, &s, held));
+
+    // The key never reached the store, the logs or the tables.
+    let out = Command::new("grep")
+        .args(["-r", "-l", KEY])
+        .arg(p.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn twelve_cases_cannot_tell_a_regression_of_five_points_from_noise() {
+    let s = Server::start();
+    let p = Project::new(&[
+        ("assets/dataset.yaml", &dataset("datasets/small", 12)),
+        (
+            "assets/eval.yaml",
+            &eval("evals/small", "datasets/small", "good"),
+        ),
+    ]);
+    run(&p, &s, &["materialize"]).ok();
+    p.write(
+        "assets/eval.yaml",
+        &eval("evals/small", "datasets/small", "same"),
+    );
+    let r = run(&p, &s, &["materialize", "--json"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let (passed, outcome) = check(&p, &s, "evals/small", "gate_regression");
+    assert!(!passed);
+    let d = &outcome["details"];
+    assert_eq!(d["verdict"], "inconclusive", "{outcome}");
+    assert_eq!(d["n"], 12);
+    let needed = d["needed"].as_i64().unwrap();
+    assert!(needed > 100, "{outcome}");
+    assert!(
+        outcome["why"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("about {needed} are needed")),
+        "{outcome}"
+    );
+    // Its other checks passed: it is held back for the verdict alone.
+    assert!(check(&p, &s, "evals/small", "gate_thresholds").0);
+    assert!(check(&p, &s, "evals/small", "gate_must_pass").0);
+}
+
+#[test]
+fn bad_eval_definitions_exit_2_naming_the_field() {
+    for (from, to, says) in [
+        (
+            "  - exact_match\n",
+            "  - exakt_match\n",
+            "unknown scorer 'exakt_match'",
+        ),
+        (
+            "regression: {margin: 0.05}",
+            "regression: {margin: 5}",
+            "margin 5 is not between 0 and 1",
+        ),
+        (
+            "slices: {column: category, margin: 0.2}",
+            "slices: {column: region, margin: 0.2}",
+            "slices by 'region'",
+        ),
+        ("  prompt: \"What", "  promt: \"What", "promt"),
+    ] {
+        let yaml = eval("evals/arith", "datasets/arith", "good").replace(from, to);
+        assert_ne!(
+            yaml,
+            eval("evals/arith", "datasets/arith", "good"),
+            "{from}"
+        );
+        let p = Project::new(&[
+            ("assets/dataset.yaml", &dataset("datasets/arith", 5)),
+            ("assets/eval.yaml", &yaml),
+        ]);
+        let r = p.run(&["check"]);
+        r.code(2);
+        assert!(
+            r.stderr.contains(says) && r.stderr.contains("assets/eval.yaml"),
+            "{yaml}\n{}",
+            r.stderr
+        );
+    }
+}
