@@ -8,7 +8,10 @@ use std::path::Path;
 
 fn main() {
     println!("cargo:rerun-if-changed=migrations");
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    // The crate's folder as cargo says at run time: `env!` would freeze the folder this script was
+    // compiled in, and a build folder shared by several checkouts reuses the compiled script.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let dir = Path::new(&manifest).join("migrations/sqlite");
     let mut files: Vec<(i64, String, String)> = Vec::new(); // (version, description, file name)
     for entry in std::fs::read_dir(&dir).expect("engine/migrations/sqlite") {
         let path = entry.expect("a migration file").path();

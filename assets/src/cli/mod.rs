@@ -280,6 +280,12 @@ pub enum Command {
         #[command(flatten)]
         select: SelectArgs,
     },
+    /// Rollouts of gated assets (an eval with a gate): `status`, `history`, and the operator's audited
+    /// `promote` and `rollback`.
+    Rollout {
+        #[command(subcommand)]
+        action: RolloutAction,
+    },
     /// The online feature store: `features get VIEW ENTITY…` reads entities' newest values.
     Features {
         #[command(subcommand)]

@@ -54,6 +54,44 @@ pub enum PartitionsAction {
     },
 }
 
+/// `assets rollout …`.
+#[derive(Subcommand, Debug)]
+pub enum RolloutAction {
+    /// The live (published) version of each gated asset, with when and why, and the versions
+    /// waiting behind it.
+    Status,
+    /// Every version of a gated asset: subject version, gate verdicts, published or not, and the
+    /// publications and retractions with who and why.
+    History {
+        /// The gated asset.
+        subject: String,
+    },
+    /// Makes a version live: publishes it if its gate held it back (and retracts newer published
+    /// ones); recorded with who and why.
+    Promote {
+        /// The gated asset.
+        subject: String,
+        /// Its Delta version to make live.
+        #[arg(long)]
+        version: i64,
+        /// Why (recorded).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Makes an earlier version live again (default: the one live before the current one) by
+    /// retracting the newer published versions; recorded with who and why.
+    Rollback {
+        /// The gated asset.
+        subject: String,
+        /// The Delta version to go back to.
+        #[arg(long)]
+        to: Option<i64>,
+        /// Why (recorded).
+        #[arg(long)]
+        reason: String,
+    },
+}
+
 /// `assets features …`.
 #[derive(Subcommand, Debug)]
 pub enum FeaturesAction {

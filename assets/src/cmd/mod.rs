@@ -16,6 +16,7 @@ mod list;
 mod maintenance;
 mod materialize;
 mod reproduce;
+mod rollout;
 mod runs;
 mod schedule;
 mod selection;
@@ -196,6 +197,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             let selection = selection::expand(&root, &select).await?.expression();
             checks::run(&root, selection.as_deref(), json).await
         }
+        Command::Rollout { action } => rollout::run(&root, action, json).await,
         Command::Features {
             action: crate::FeaturesAction::Get { view, entities },
         } => features::get(&root, &view, &entities, json).await,

@@ -272,6 +272,133 @@ fn the_gate_passes_a_like_candidate_holds_back_a_regression_and_calls_a_small_sa
     run(&p, &s, &["materialize", "deploy/arith"]).ok();
     assert_eq!(deployed(&p, &s), subject_of(&p, &s, held));
 
+    // Rollouts: the live version and why; a rollback to the last version that passed, and back.
+    let status = run(&p, &s, &["rollout", "status", "--json"]).ok().json();
+    assert_eq!(status[0]["asset"], "evals/arith", "{status}");
+    assert_eq!(status[0]["live"]["delta_version"], held, "{status}");
+    assert_eq!(status[0]["because"]["action"], "publish", "{status}");
+    assert!(
+        status[0]["because"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("rounding"),
+        "{status}"
+    );
+    let text = run(&p, &s, &["rollout", "status"]).ok().stdout.clone();
+    assert!(
+        text.contains(&format!("live: v{held}")) && text.contains("published by"),
+        "{text}"
+    );
+    let back = run(
+        &p,
+        &s,
+        &[
+            "rollout",
+            "rollback",
+            "evals/arith",
+            "--reason",
+            "support tickets doubled",
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(back["live"], held - 1, "{back}");
+    assert_eq!(back["retracted"], serde_json::json!([held]), "{back}");
+    run(&p, &s, &["materialize", "deploy/arith"]).ok();
+    assert_eq!(deployed(&p, &s), same);
+    let status = run(&p, &s, &["rollout", "status", "--json"]).ok().json();
+    assert_eq!(status[0]["live"]["delta_version"], held - 1, "{status}");
+    assert_eq!(status[0]["because"]["action"], "retract", "{status}");
+    assert_eq!(status[0]["pending"][0]["delta_version"], held, "{status}");
+    let history = run(&p, &s, &["rollout", "history", "evals/arith", "--json"])
+        .ok()
+        .json();
+    let actions: Vec<String> = history["publications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {}",
+                p["action"].as_str().unwrap(),
+                p["reason"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(actions.len(), 2, "{history}");
+    assert!(
+        actions[1].starts_with("retract support tickets"),
+        "{actions:?}"
+    );
+    let live: Vec<bool> = history["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["live"].as_bool().unwrap())
+        .collect();
+    assert_eq!(live, [false, true, false], "{history}");
+    let text = run(&p, &s, &["rollout", "history", "evals/arith"])
+        .ok()
+        .stdout
+        .clone();
+    assert!(
+        text.contains("gate_regression failed: regression") && text.contains("retract"),
+        "{text}"
+    );
+    run(
+        &p,
+        &s,
+        &[
+            "rollout",
+            "promote",
+            "evals/arith",
+            "--version",
+            &held.to_string(),
+            "--reason",
+            "fixed the tickets' cause",
+        ],
+    )
+    .ok();
+    run(&p, &s, &["materialize", "deploy/arith"]).ok();
+    assert_eq!(deployed(&p, &s), subject_of(&p, &s, held));
+    // Bad rollout actions: an asset without a gate, an empty reason, a version that does not exist.
+    for (args, says) in [
+        (vec!["rollout", "history", "deploy/arith"], "has no gate"),
+        (
+            vec![
+                "rollout",
+                "promote",
+                "evals/arith",
+                "--version",
+                "1",
+                "--reason",
+                " ",
+            ],
+            "needs a reason",
+        ),
+        (
+            vec![
+                "rollout",
+                "promote",
+                "evals/arith",
+                "--version",
+                "99",
+                "--reason",
+                "x",
+            ],
+            "no version of evals/arith wrote Delta version 99",
+        ),
+    ] {
+        let r = run(&p, &s, &args);
+        r.code(2);
+        assert!(
+            r.stderr.contains("E0425") && r.stderr.contains(says),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+
     // The key never reached the store, the logs or the tables.
     let out = Command::new("grep")
         .args(["-r", "-l", KEY])

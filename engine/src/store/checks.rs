@@ -51,6 +51,28 @@ pub trait CheckStore: Send + Sync {
     }
     /// Publishes materialization `id` with `reason` (recorded); false when it was published already.
     async fn publish(&self, id: i64, reason: &str) -> StoreResult<bool>;
+    /// Makes materialization `id` the live (newest published) one of its step key, in one
+    /// transaction: publishes it if it is held back, and retracts every published materialization of
+    /// the same step key newer than it; each change is recorded with `reason` and `actor`. Returns
+    /// whether it was published now, and the ids retracted.
+    async fn make_live(&self, id: i64, reason: &str, actor: &str) -> StoreResult<(bool, Vec<i64>)>;
+    /// The publication records (publishes and retractions) of `key`'s materializations, oldest first.
+    async fn publications(&self, key: &AssetKey) -> StoreResult<Vec<Publication>>;
+}
+
+/// A recorded publication: a held-back version published, or a published one retracted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Publication {
+    /// The materialization.
+    pub materialization_id: i64,
+    /// `publish` or `retract`.
+    pub action: String,
+    /// Why (as given).
+    pub reason: String,
+    /// Who (none: recorded before actors were).
+    pub actor: Option<String>,
+    /// When.
+    pub created_at: String,
 }
 
 /// How one check went on one materialization.

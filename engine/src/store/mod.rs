@@ -16,7 +16,7 @@ pub mod tables;
 
 pub use crate::events::{EventRecord, NewEvent};
 pub use backfills::{BackfillRecord, BackfillStep, BackfillStore, LatestOutcome, PlannedRun};
-pub use checks::{CheckOutcome, CheckRecord, CheckStore};
+pub use checks::{CheckOutcome, CheckRecord, CheckStore, Publication};
 pub use control::{CancelOutcome, ControlStore};
 pub use daemon::{DaemonLock, DaemonStore, TickRecord};
 pub use lineage::LineageStore;

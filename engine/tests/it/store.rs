@@ -593,3 +593,121 @@ async fn sqlite_overtaken_records_are_not_recorded() {
     let (_dir, store) = sqlite().await;
     overtaken_records_are_not_recorded(store).await;
 }
+
+/// Records a materialization of `key` at Delta `version` in run `r` (published or held back).
+async fn record(
+    store: &Arc<dyn RunStore>,
+    r: &RunId,
+    key: &AssetKey,
+    version: i64,
+    published: bool,
+) -> i64 {
+    let ev = |k| NewEvent::new(r, Some(key.as_str()), k, "info", "x");
+    let started = store
+        .start_step(
+            r,
+            &StepKey::whole(key.clone()),
+            1,
+            ev(EventKind::StepStarted),
+        )
+        .await
+        .unwrap();
+    let mut m = mat(r, key, started.seq, version);
+    m.published = published;
+    let outcome = StepOutcome {
+        failure_class: None,
+        status: StepStatus::Succeeded,
+        error: None,
+        reason: None,
+        materialization: Some(m),
+        events: vec![ev(EventKind::Materialization)],
+    };
+    store
+        .finish_step(r, &StepKey::whole(key.clone()), outcome)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// Promote and rollback: one version of a step key made live in one transaction, each change
+/// recorded with its reason and actor.
+async fn rollouts(store: Arc<dyn RunStore>) {
+    let key = AssetKey::parse("evals/bot").unwrap();
+    let mut ids = Vec::new();
+    for (version, published) in [(0, true), (1, true), (2, false)] {
+        let r = RunId::new();
+        store
+            .create_run(&run(&r), &[step(&r, &key, 0)])
+            .await
+            .unwrap();
+        ids.push(record(&store, &r, &key, version, published).await);
+    }
+    let live =
+        |ms: Vec<Materialization>| ms.iter().find(|m| m.m.published).map(|m| m.m.delta_version);
+    assert_eq!(
+        live(store.materializations(&key, 10).await.unwrap()),
+        Some(1)
+    );
+    // Promote the held-back version 2.
+    assert_eq!(
+        store.make_live(ids[2], "fixed", "ana").await.unwrap(),
+        (true, vec![])
+    );
+    assert_eq!(
+        live(store.materializations(&key, 10).await.unwrap()),
+        Some(2)
+    );
+    // Roll back to version 0: versions 1 and 2 are retracted.
+    assert_eq!(
+        store
+            .make_live(ids[0], "tickets doubled", "bo")
+            .await
+            .unwrap(),
+        (false, vec![ids[1], ids[2]])
+    );
+    assert_eq!(
+        live(store.materializations(&key, 10).await.unwrap()),
+        Some(0)
+    );
+    assert_eq!(
+        store.latest_materializations().await.unwrap()[&StepKey::whole(key.clone())].id,
+        ids[0]
+    );
+    let p: Vec<(i64, String, String, Option<String>)> = store
+        .publications(&key)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.materialization_id, p.action, p.reason, p.actor))
+        .collect();
+    assert_eq!(
+        p,
+        [
+            (ids[2], "publish".into(), "fixed".into(), Some("ana".into())),
+            (
+                ids[1],
+                "retract".into(),
+                "tickets doubled".into(),
+                Some("bo".into())
+            ),
+            (
+                ids[2],
+                "retract".into(),
+                "tickets doubled".into(),
+                Some("bo".into())
+            ),
+        ]
+    );
+    // Nothing to change: nothing recorded.
+    assert_eq!(
+        store.make_live(ids[0], "again", "bo").await.unwrap(),
+        (false, vec![])
+    );
+    assert_eq!(store.publications(&key).await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn sqlite_rollouts() {
+    let (_dir, store) = sqlite().await;
+    rollouts(store).await;
+}

@@ -2,7 +2,7 @@
 //! in the transaction that records it.
 
 use super::*;
-use crate::store::checks::{CheckRecord, CheckStore};
+use crate::store::checks::{CheckRecord, CheckStore, Publication};
 use crate::store::CheckOutcome;
 use spine_schemas::events::CheckSeverity;
 
@@ -167,6 +167,77 @@ impl CheckStore for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(mat_from_row).collect()
+    }
+
+    async fn make_live(&self, id: i64, reason: &str, actor: &str) -> StoreResult<(bool, Vec<i64>)> {
+        let ts = self.clock.stamp();
+        let mut tx = self.pool.begin().await?;
+        let published =
+            sqlx::query("UPDATE materializations SET published = 1 WHERE id = ? AND published = 0")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                > 0;
+        let newer: Vec<i64> = sqlx::query_scalar(
+            "SELECT n.id FROM materializations n JOIN materializations m ON m.id = ?
+             WHERE n.asset_key = m.asset_key AND n.partition_key IS m.partition_key
+               AND n.id > m.id AND n.published = 1 ORDER BY n.id",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE materializations SET published = 0 WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(serde_json::to_string(&newer).unwrap_or_else(|_| "[]".into()))
+        .execute(&mut *tx)
+        .await?;
+        let insert = "INSERT INTO publications (materialization_id, reason, created_at, action, actor) VALUES (?, ?, ?, ?, ?)";
+        if published {
+            sqlx::query(insert)
+                .bind(id)
+                .bind(reason)
+                .bind(&ts)
+                .bind("publish")
+                .bind(actor)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for n in &newer {
+            sqlx::query(insert)
+                .bind(n)
+                .bind(reason)
+                .bind(&ts)
+                .bind("retract")
+                .bind(actor)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok((published, newer))
+    }
+
+    async fn publications(&self, key: &AssetKey) -> StoreResult<Vec<Publication>> {
+        let rows = sqlx::query(
+            "SELECT p.materialization_id, p.action, p.reason, p.actor, p.created_at
+             FROM publications p JOIN materializations m ON m.id = p.materialization_id
+             WHERE m.asset_key = ? ORDER BY p.id",
+        )
+        .bind(key.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Publication {
+                    materialization_id: r.try_get("materialization_id")?,
+                    action: r.try_get("action")?,
+                    reason: r.try_get("reason")?,
+                    actor: r.try_get("actor")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
     }
 
     async fn publish(&self, id: i64, reason: &str) -> StoreResult<bool> {
