@@ -20,9 +20,10 @@ use serde_json::{Map, Value};
 use spine_engine::error::DefinitionError;
 use spine_engine::hash::short_hash;
 use spine_engine::kinds::{
-    AssetKind, Audits, KindConfig, KindDefinition, StepContext, StepData, StepError, StepOutput,
+    AssetKind, Audits, KindConfig, KindDefinition, SchemaProbe, StepContext, StepData, StepError,
+    StepOutput, UpstreamSchemas,
 };
-use spine_engine::project::AssetBody;
+use spine_engine::project::{AssetBody, AssetSpec};
 use std::sync::Arc;
 
 /// The `eval` kind.
@@ -111,11 +112,8 @@ async fn scores(
     Ok(out)
 }
 
-fn batch(
-    c: &EvalConfig,
-    cases: &[Map<String, Value>],
-    rows: &[Scored],
-) -> Result<RecordBatch, StepError> {
+/// The eval table's schema: fixed columns, a score per scorer, the slices.
+pub fn schema(c: &EvalConfig) -> Schema {
     let mut fields = vec![
         Field::new("case_id", DataType::Utf8, false),
         Field::new("sample", DataType::Int64, false),
@@ -139,6 +137,14 @@ fn batch(
     for s in &c.slices {
         fields.push(Field::new(s.clone(), DataType::Utf8, true));
     }
+    Schema::new(fields)
+}
+
+fn batch(
+    c: &EvalConfig,
+    cases: &[Map<String, Value>],
+    rows: &[Scored],
+) -> Result<RecordBatch, StepError> {
     let id = |r: &Scored| text(cases[r.case].get(&c.case_id)).unwrap_or_default();
     let mean =
         |r: &Scored| r.scores.iter().map(|s| s.score).sum::<f64>() / r.scores.len().max(1) as f64;
@@ -186,7 +192,7 @@ fn batch(
             rows.iter().map(|r| text(cases[r.case].get(s))),
         )));
     }
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+    RecordBatch::try_new(Arc::new(schema(c)), columns)
         .map_err(|e| StepError::permanent(format!("cannot build the eval's rows: {e}")))
 }
 
@@ -342,5 +348,33 @@ impl AssetKind for EvalKind {
         ctx: &'a StepContext,
     ) -> futures::future::BoxFuture<'a, Result<StepOutput, StepError>> {
         Box::pin(execute(ctx))
+    }
+
+    /// Known from the definition alone; the dataset must have the case id and input columns.
+    fn schema<'a>(
+        &'a self,
+        spec: &'a AssetSpec,
+        upstream: &'a UpstreamSchemas,
+    ) -> futures::future::BoxFuture<'a, SchemaProbe> {
+        Box::pin(async move {
+            let Some(c) = spec.body.config::<EvalConfig>() else {
+                return SchemaProbe::Unknown(String::new());
+            };
+            if let Some(d) = upstream.get(&c.dataset) {
+                let missing = [&c.case_id, &c.input]
+                    .into_iter()
+                    .chain(&c.slices)
+                    .find(|col| d.field_with_name(col).is_err());
+                if let Some(col) = missing {
+                    return SchemaProbe::Invalid(
+                        DefinitionError::new(CODE, format!("the dataset '{}' has no column '{col}'", c.dataset))
+                            .asset(spec.key.as_str())
+                            .at_opt(spec.source.clone())
+                            .hint("`case_id`, `input` (defaults id, input) and `slices` name columns of the dataset"),
+                    );
+                }
+            }
+            SchemaProbe::Known(Arc::new(schema(c)))
+        })
     }
 }

@@ -55,6 +55,10 @@ fn run_blocks(name: &str, blocks: &[String]) {
         .arg(&script)
         .current_dir(dir.path())
         .env("SPINE_BIN", env!("CARGO_BIN_EXE_assets"))
+        .env(
+            "SPINE_EXAMPLES",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples"),
+        )
         .env_remove("SPINE_STATE_URL")
         .env_remove("SPINE_WAREHOUSE_URL")
         .env_remove("SPINE_PROJECT")
@@ -86,6 +90,15 @@ fn getting_started_runs_as_written() {
         "## Validate, run, inspect",
     ));
     run_blocks("getting started", &blocks);
+}
+
+#[test]
+fn features_and_evals_guide_runs_as_written() {
+    let mut blocks = Vec::new();
+    for section in ["## Run the example", "## Evals and gates", "## Rollouts"] {
+        blocks.extend(shell_blocks("docs/guide/features-and-evals.md", section));
+    }
+    run_blocks("features and evals guide", &blocks);
 }
 
 /// Every code `E0nnn` the sources emit has a row in the error reference, and every row's code is

@@ -107,6 +107,15 @@ impl CheckOutcome {
         match (&self.error, self.passed) {
             (Some(e), _) => format!("{} could not run: {e}", self.name),
             (None, true) => format!("{} passed", self.name),
+            // A kind's own audit says why in words.
+            (None, false) if self.kind == "audit" => format!(
+                "{} failed: {}",
+                self.name,
+                self.samples
+                    .first()
+                    .and_then(|s| s["why"].as_str())
+                    .unwrap_or("see its recorded details")
+            ),
             (None, false) => format!("{} failed: {} failing row(s)", self.name, self.failing_rows),
         }
     }
