@@ -487,3 +487,95 @@ fn bad_eval_definitions_exit_2_naming_the_field() {
         );
     }
 }
+
+/// Opt-in: the eval loop against a real small model (SmolLM2-135M-Instruct through node-llama-cpp,
+/// started by `eval "$(scripts/llm.sh)"`, which sets SPINE_TEST_LLM_URL). Skipped without it. The
+/// model's quality is not the point: the rows, tokens and latencies are real, and a second prompt on
+/// four cases cannot pass the regression check (too few cases to tell), so the first stays live.
+#[test]
+fn a_real_small_model_is_evaluated_and_gated() {
+    let Ok(url) = std::env::var("SPINE_TEST_LLM_URL") else {
+        eprintln!("skipped: no model (eval \"$(scripts/llm.sh)\" starts one)");
+        return;
+    };
+    let dataset = "key: datasets/capitals
+kind: sql
+query: SELECT * FROM (VALUES ('k1', 'France', 'Paris'), ('k2', 'Germany', 'Berlin'), ('k3', 'Italy', 'Rome'), ('k4', 'Spain', 'Madrid')) AS t(id, country, expected)
+";
+    let eval = |prompt: &str| {
+        format!(
+            r#"key: evals/capitals
+kind: eval
+dataset: datasets/capitals
+input: country
+samples: 2
+concurrency: 1
+subject:
+  model: {{base_url: "${{env:TEST_LLM_URL}}", name: smollm2, max_tokens: 16}}
+  prompt: "{prompt}"
+scorers:
+  - {{regex: "(?i)(paris|berlin|rome|madrid)", name: names_a_capital}}
+  - {{similarity: {{min: 0.0}}}}
+gate:
+  regression: {{margin: 0.2}}
+"#
+        )
+    };
+    let p = Project::new(&[
+        ("assets/dataset.yaml", dataset),
+        (
+            "assets/eval.yaml",
+            &eval("What is the capital of {{ country }}? Answer with one word."),
+        ),
+    ]);
+    let envs = [("TEST_LLM_URL", url)];
+    run_in_env(p.path(), &["materialize"], &envs).ok();
+    let rows = run_in_env(
+        p.path(),
+        &[
+            "sql",
+            "--json",
+            "SELECT output, prompt_tokens, completion_tokens, latency_ms FROM evals.capitals",
+        ],
+        &envs,
+    )
+    .ok()
+    .json();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 8);
+    for r in rows {
+        assert!(!r["output"].as_str().unwrap().trim().is_empty(), "{r}");
+        assert!(
+            r["prompt_tokens"].as_i64().unwrap() > 0
+                && r["completion_tokens"].as_i64().unwrap() > 0,
+            "{r}"
+        );
+        assert!(r["latency_ms"].as_i64().unwrap() > 0, "{r}");
+    }
+    p.write(
+        "assets/eval.yaml",
+        &eval("Name the capital city of {{ country }}."),
+    );
+    let r = run_in_env(p.path(), &["materialize"], &envs);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let v = run_in_env(
+        p.path(),
+        &["sql", "--json", "SELECT samples FROM spine.check_results WHERE check_name = 'gate_regression' ORDER BY materialization_id DESC LIMIT 1"],
+        &envs,
+    )
+    .ok()
+    .json();
+    let samples: serde_json::Value =
+        serde_json::from_str(v[0]["samples"].as_str().unwrap()).unwrap();
+    let d = &samples[0]["details"];
+    assert_eq!(d["n"], 4, "{samples}");
+    assert_eq!(d["method"], "bootstrap", "{samples}");
+    assert!(
+        ["inconclusive", "regression"].contains(&d["verdict"].as_str().unwrap()),
+        "{samples}"
+    );
+    let status = run_in_env(p.path(), &["rollout", "status", "--json"], &envs)
+        .ok()
+        .json();
+    assert_eq!(status[0]["live"]["delta_version"], 0, "{status}");
+}
