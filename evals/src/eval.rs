@@ -207,16 +207,8 @@ async fn cases(ctx: &StepContext, c: &EvalConfig) -> Result<Vec<Map<String, Valu
         .collect()
         .await
         .map_err(|d| StepError::datafusion("reading the eval dataset", &d))?;
-    if batches.iter().all(|b| b.num_rows() == 0) {
-        return Ok(Vec::new());
-    }
-    let mut w = arrow::json::ArrayWriter::new(Vec::new());
-    let refs: Vec<&RecordBatch> = batches.iter().collect();
-    w.write_batches(&refs)
-        .and_then(|_| w.finish())
-        .map_err(|e| StepError::permanent(format!("cannot read the dataset's rows: {e}")))?;
-    let rows: Vec<Map<String, Value>> = serde_json::from_slice(&w.into_inner())
-        .map_err(|e| StepError::permanent(format!("cannot read the dataset's rows: {e}")))?;
+    let rows = spine_engine::kinds::rows_as_json(&batches)
+        .map_err(|e| StepError::permanent(format!("reading the dataset's rows: {e}")))?;
     let mut seen = std::collections::HashSet::new();
     for r in &rows {
         let Some(id) = text(r.get(&c.case_id)) else {

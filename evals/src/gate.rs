@@ -186,16 +186,10 @@ async fn rows(ctx: &SessionContext, table: &str, slice: Option<&str>) -> Result<
         .collect()
         .await
         .map_err(|e| e.strip_backtrace())?;
-    let mut w = arrow::json::ArrayWriter::new(Vec::new());
-    let refs: Vec<_> = batches.iter().collect();
-    w.write_batches(&refs).map_err(|e| e.to_string())?;
-    w.finish().map_err(|e| e.to_string())?;
-    let data = w.into_inner();
-    let values: Vec<Value> = if data.is_empty() {
-        Vec::new()
-    } else {
-        serde_json::from_slice(&data).map_err(|e| e.to_string())?
-    };
+    let values: Vec<Value> = spine_engine::kinds::rows_as_json(&batches)?
+        .into_iter()
+        .map(Value::Object)
+        .collect();
     Ok(values
         .iter()
         .map(|v| Row {

@@ -228,19 +228,7 @@ fn rows(
     c: &OnlineConfig,
     batches: &[arrow::record_batch::RecordBatch],
 ) -> Result<Vec<(String, String)>, StepError> {
-    let mut w = arrow::json::ArrayWriter::new(Vec::new());
-    let refs: Vec<&arrow::record_batch::RecordBatch> = batches.iter().collect();
-    w.write_batches(&refs)
-        .and_then(|_| w.finish())
-        .map_err(|e| StepError::permanent(format!("cannot encode the snapshot as JSON: {e}")))?;
-    let objects: Vec<serde_json::Map<String, serde_json::Value>> =
-        if batches.iter().all(|b| b.num_rows() == 0) {
-            Vec::new()
-        } else {
-            serde_json::from_slice(&w.into_inner()).map_err(|e| {
-                StepError::permanent(format!("cannot encode the snapshot as JSON: {e}"))
-            })?
-        };
+    let objects = spine_engine::kinds::rows_as_json(batches).map_err(StepError::permanent)?;
     let mut out = Vec::with_capacity(objects.len());
     for o in objects {
         let key: Vec<String> = c

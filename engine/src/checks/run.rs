@@ -124,16 +124,11 @@ pub(crate) fn read_versions(
 }
 
 fn to_json(batches: &[arrow::record_batch::RecordBatch]) -> Vec<serde_json::Value> {
-    let mut w = arrow::json::ArrayWriter::new(Vec::new());
-    for b in batches {
-        if w.write(b).is_err() {
-            return Vec::new();
-        }
-    }
-    if w.finish().is_err() {
-        return Vec::new();
-    }
-    serde_json::from_slice(&w.into_inner()).unwrap_or_default()
+    crate::kinds::rows_as_json(batches)
+        .unwrap_or_default()
+        .into_iter()
+        .map(serde_json::Value::Object)
+        .collect()
 }
 
 /// What checks run on: a Delta version of the asset's table, or (a source read in place) a table

@@ -9,9 +9,11 @@ pub(crate) mod sql;
 
 pub use definition::{KindConfig, KindDefinition, COMMON_FIELDS};
 mod capability;
+mod json;
 mod schema;
 pub use capability::{AuditResult, Audits, Look, ReadsInPlace};
 pub use events::{EventLog, EventSink, LOG_HEAD_LINES, LOG_LINE_BYTES, LOG_TAIL_LINES};
+pub use json::rows_as_json;
 pub use rust::RustKind;
 pub use schema::UpstreamSchemas;
 pub use sql::SqlKind;
