@@ -220,6 +220,7 @@ impl AssetKind for SqlKind {
                 ),
             );
         }
+        check_placeholders(def, &analyzed.rewritten)?;
         let unread_deps = def
             .deps
             .iter()
@@ -267,5 +268,39 @@ impl AssetKind for SqlKind {
             out.columns = columns;
             Ok(out)
         })
+    }
+}
+
+/// The query's partition placeholders against the asset's partitions: `{{ partition_key }}` needs
+/// partitions, `{{ partition_key.NAME }}` a multi-dimensional definition with that dimension (E0210).
+fn check_placeholders(def: &KindDefinition<'_>, rewritten: &str) -> Result<(), DefinitionError> {
+    let Some(parsed) = def.partitions else {
+        if uses_partition(rewritten) {
+            return Err(def
+                .error(
+                    "E0210",
+                    "the query uses {{ partition_key }} (or another partition placeholder), but the asset has no `partitions:`",
+                )
+                .hint("add e.g. `partitions: {daily: {start: 2026-01-01}}`"));
+        }
+        return Ok(());
+    };
+    let columns = parsed.columns();
+    let multi = matches!(parsed.kind, crate::partitions::PartitionsKind::Multi(_));
+    match dimensions_used(rewritten)
+        .into_iter()
+        .find(|d| !multi || !columns.contains(d))
+    {
+        Some(d) => Err(def
+            .error(
+                "E0210",
+                format!("the query uses {{{{ partition_key.{d} }}}}, but the partitions have no dimension '{d}'"),
+            )
+            .hint(if multi {
+                format!("its dimensions: {}", columns.join(", "))
+            } else {
+                "dimensions belong to `partitions: {multi: {NAME: DEFINITION, …}}`; use {{ partition_key }}".into()
+            })),
+        None => Ok(()),
     }
 }

@@ -421,40 +421,7 @@ fn to_spec(
         retry_delay: dur("retry_delay", &def.retry_delay)?.unwrap_or(s.retry_delay),
         timeout: dur("timeout", &def.timeout)?.or(s.timeout),
         on_schema_change: def.on_schema_change.unwrap_or_default(),
-        partitions: match partitions {
-            Some(parsed) => {
-                if let AssetBody::Sql { rewritten, .. } = &body {
-                    let columns = parsed.columns();
-                    let multi = matches!(parsed.kind, crate::partitions::PartitionsKind::Multi(_));
-                    if let Some(d) = crate::kinds::sql::dimensions_used(rewritten)
-                        .into_iter()
-                        .find(|d| !multi || !columns.contains(d))
-                    {
-                        return Err(err(
-                            "E0210",
-                            format!("the query uses {{{{ partition_key.{d} }}}}, but the partitions have no dimension '{d}'"),
-                        )
-                        .hint(if multi {
-                            format!("its dimensions: {}", columns.join(", "))
-                        } else {
-                            "dimensions belong to `partitions: {multi: {NAME: DEFINITION, …}}`; use {{ partition_key }}".into()
-                        }));
-                    }
-                }
-                Some(parsed)
-            }
-            None => {
-                if matches!(&body, AssetBody::Sql { rewritten, .. } if crate::kinds::sql::uses_partition(rewritten))
-                {
-                    return Err(err(
-                        "E0210",
-                        "the query uses {{ partition_key }} (or another partition placeholder), but the asset has no `partitions:`".into(),
-                    )
-                    .hint("add e.g. `partitions: {daily: {start: 2026-01-01}}`"));
-                }
-                None
-            }
-        },
+        partitions,
         partition_mappings: def
             .partition_mapping
             .iter()
