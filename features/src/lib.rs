@@ -4,6 +4,7 @@
 //! `feature_view` kind ([`feature_view`]), and the `online_snapshot` kind serving a view's newest
 //! values from Redis ([`online`]).
 
+pub mod asof;
 pub mod feature_view;
 pub mod online;
 pub mod point_in_time;

@@ -19,6 +19,7 @@
 //! Its upstreams are the entity asset and every feature asset; its code version covers the whole
 //! definition.
 
+use crate::asof::point_in_time_table;
 use crate::point_in_time::{point_in_time_join, Entities, FeatureView, PitError};
 use spine_engine::duration::parse_duration;
 use spine_engine::error::DefinitionError;
@@ -145,23 +146,64 @@ async fn execute(ctx: &StepContext) -> Result<StepOutput, StepError> {
         ctx.spec.body.config::<TrainingSetConfig>().ok_or_else(|| {
             StepError::permanent("a training_set asset without its configuration")
         })?;
-    let df = point_in_time_join(&ctx.session, &config.entities, &config.views)
+    let batch = point_in_time_table(&ctx.session, &config.entities, &config.views)
         .await
         .map_err(|e| match e {
             PitError::Definition(m) => StepError::permanent(m),
             PitError::DataFusion(d) => StepError::datafusion("joining the feature views", &d),
         })?;
-    let deps = &ctx.spec.deps;
-    let columns = spine_engine::column_lineage::of_plan(df.logical_plan(), &|t: &str| {
-        AssetKey::parse(t).ok().filter(|k| deps.contains(k))
-    });
-    let stream = df
-        .execute_stream()
-        .await
-        .map_err(|d| StepError::datafusion("joining the feature views", &d))?;
-    let mut out = StepOutput::data(StepData::Stream(stream));
+    let columns = lineage(
+        config,
+        batch.schema().fields().iter().map(|f| f.name().as_str()),
+    );
+    let mut out = StepOutput::data(StepData::Batches(vec![batch]));
     out.columns = columns;
     Ok(out)
+}
+
+/// Column lineage of the join: entity columns are the entity asset's; `{view}__{column}` is the
+/// view's column; the keys and timestamps of both sides decide which row each comes from.
+fn lineage<'a>(
+    config: &TrainingSetConfig,
+    outputs: impl Iterator<Item = &'a str>,
+) -> spine_engine::column_lineage::ColumnLineage {
+    use spine_engine::project::columns::{ColumnSource, How, OutputColumn};
+    let key = |t: &str| AssetKey::parse(t).ok();
+    let source = |asset: &str, column: &str, how: How| {
+        key(asset).map(|asset| ColumnSource {
+            asset,
+            column: column.to_string(),
+            how,
+        })
+    };
+    let entities = &config.entities;
+    outputs
+        .map(|name| {
+            let view = config.views.iter().find_map(|v| {
+                name.strip_prefix(&format!("{}__", v.name))
+                    .filter(|c| v.columns.iter().any(|x| x == c))
+                    .map(|c| (v, c))
+            });
+            let mut sources = Vec::new();
+            match view {
+                Some((v, c)) => {
+                    sources.extend(source(&v.table, c, How::Identity));
+                    for k in v.keys.iter().chain([&v.timestamp]) {
+                        sources.extend(source(&v.table, k, How::Filter));
+                        if k != &v.timestamp {
+                            sources.extend(source(&entities.table, k, How::Filter));
+                        }
+                    }
+                    sources.extend(source(&entities.table, &entities.timestamp, How::Filter));
+                }
+                None => sources.extend(source(&entities.table, name, How::Identity)),
+            }
+            OutputColumn {
+                column: name.to_string(),
+                sources,
+            }
+        })
+        .collect()
 }
 
 /// The join planned over the upstreams' schemas, for `assets check`.
