@@ -204,8 +204,8 @@ async fn rows(ctx: &SessionContext, table: &str, slice: Option<&str>) -> Result<
 }
 
 /// Per case: (mean of the metric, samples, every value 0 or 1, slice).
-fn per_case(rows: &[Row], metric: &str) -> BTreeMap<String, (f64, usize, bool, Option<String>)> {
-    let mut out: BTreeMap<String, (f64, usize, bool, Option<String>)> = BTreeMap::new();
+fn per_case(rows: &[Row], metric: &str) -> PerCase {
+    let mut out = PerCase::new();
     for r in rows {
         let v = if metric == "passed" {
             f64::from(u8::from(r.passed))
@@ -223,6 +223,34 @@ fn per_case(rows: &[Row], metric: &str) -> BTreeMap<String, (f64, usize, bool, O
         e.0 /= e.1 as f64;
     }
     out
+}
+
+type PerCase = BTreeMap<String, (f64, usize, bool, Option<String>)>;
+
+/// The candidate's and the baseline's per-case values, computed once for the regression check and
+/// the slices.
+struct Paired {
+    cand: PerCase,
+    old: PerCase,
+}
+
+impl Paired {
+    fn new(this: &[Row], base: &[Row], metric: &str) -> Self {
+        Paired {
+            cand: per_case(this, metric),
+            old: per_case(base, metric),
+        }
+    }
+
+    /// The (candidate, baseline) values of `cases`, and whether every one is a single 0 or 1.
+    fn pairs(&self, cases: &[&String]) -> (Vec<(f64, f64)>, bool) {
+        let (cand, old) = (&self.cand, &self.old);
+        let pairs = cases.iter().map(|k| (cand[*k].0, old[*k].0)).collect();
+        let binary = cases
+            .iter()
+            .all(|k| cand[*k].1 == 1 && old[*k].1 == 1 && cand[*k].2 && old[*k].2);
+        (pairs, binary)
+    }
 }
 
 fn seed(cases: &[&String]) -> u64 {
@@ -317,8 +345,8 @@ impl GateConfig {
         })
     }
 
-    fn regression(&self, r: &Regression, this: &[Row], base: Option<&[Row]>) -> AuditResult {
-        let Some(base) = base else {
+    fn regression(&self, r: &Regression, paired: Option<&Paired>) -> AuditResult {
+        let Some(paired) = paired else {
             return self.result(
                 "gate_regression",
                 true,
@@ -326,12 +354,9 @@ impl GateConfig {
                 json!({"verdict": "no_baseline"}),
             );
         };
-        let (cand, old) = (per_case(this, &r.metric), per_case(base, &r.metric));
+        let (cand, old) = (&paired.cand, &paired.old);
         let shared: Vec<&String> = cand.keys().filter(|k| old.contains_key(*k)).collect();
-        let pairs: Vec<(f64, f64)> = shared.iter().map(|k| (cand[*k].0, old[*k].0)).collect();
-        let binary = shared
-            .iter()
-            .all(|k| cand[*k].1 == 1 && old[*k].1 == 1 && cand[*k].2 && old[*k].2);
+        let (pairs, binary) = paired.pairs(&shared);
         let settings = Settings {
             margin: r.margin,
             confidence: r.confidence,
@@ -369,17 +394,11 @@ impl GateConfig {
         )
     }
 
-    fn slices(
-        &self,
-        s: &Slices,
-        r: &Regression,
-        this: &[Row],
-        base: Option<&[Row]>,
-    ) -> Option<AuditResult> {
-        let base = base?;
-        let (cand, old) = (per_case(this, &r.metric), per_case(base, &r.metric));
+    fn slices(&self, s: &Slices, r: &Regression, paired: Option<&Paired>) -> Option<AuditResult> {
+        let paired = paired?;
+        let (cand, old) = (&paired.cand, &paired.old);
         let mut by: BTreeMap<String, Vec<&String>> = BTreeMap::new();
-        for (k, v) in &cand {
+        for (k, v) in cand {
             if old.contains_key(k) {
                 by.entry(v.3.clone().unwrap_or_default())
                     .or_default()
@@ -396,10 +415,7 @@ impl GateConfig {
         let mut out = serde_json::Map::new();
         let mut regressed = Vec::new();
         for (slice, cases) in &by {
-            let pairs: Vec<(f64, f64)> = cases.iter().map(|c| (cand[*c].0, old[*c].0)).collect();
-            let binary = cases
-                .iter()
-                .all(|c| cand[*c].1 == 1 && old[*c].1 == 1 && cand[*c].2 && old[*c].2);
+            let (pairs, binary) = paired.pairs(cases);
             let c = compare(&pairs, binary, &settings, seed(cases));
             if c.verdict == Verdict::Regression {
                 regressed.push(format!("{slice} ({:+.3})", c.mean_diff));
@@ -453,23 +469,37 @@ impl Audits for GateConfig {
                 )]
             }
         };
-        let base = if has_baseline {
+        let mut out: Vec<AuditResult> = Vec::new();
+        out.extend(self.thresholds(&this));
+        out.extend(self.must_pass(&this));
+        let Some(r) = &self.regression else {
+            return out;
+        };
+        let paired = if has_baseline {
             // A baseline from before a slice column existed is compared without slices.
-            match rows(ctx, "baseline", slice).await {
-                Ok(b) => Some(b),
-                Err(_) => rows(ctx, "baseline", None).await.ok(),
+            let base = match rows(ctx, "baseline", slice).await {
+                Ok(b) => Ok(b),
+                Err(_) => rows(ctx, "baseline", None).await,
+            };
+            match base {
+                Ok(base) => Some(Paired::new(&this, &base, &r.metric)),
+                // An unreadable baseline is not the absence of one: the comparison fails.
+                Err(e) => {
+                    out.push(self.result(
+                        "gate_regression",
+                        false,
+                        format!("cannot read the published baseline's rows: {e}"),
+                        Value::Null,
+                    ));
+                    return out;
+                }
             }
         } else {
             None
         };
-        let mut out: Vec<AuditResult> = Vec::new();
-        out.extend(self.thresholds(&this));
-        out.extend(self.must_pass(&this));
-        if let Some(r) = &self.regression {
-            out.push(self.regression(r, &this, base.as_deref()));
-            if let Some(s) = &self.slices {
-                out.extend(self.slices(s, r, &this, base.as_deref()));
-            }
+        out.push(self.regression(r, paired.as_ref()));
+        if let Some(s) = &self.slices {
+            out.extend(self.slices(s, r, paired.as_ref()));
         }
         out
     }
