@@ -149,24 +149,7 @@ async fn act(engine: &Engine, action: RolloutAction, json: bool) -> anyhow::Resu
             let key = key(&subject)?;
             let to = match to {
                 Some(v) => v,
-                None => {
-                    let (versions, _) = engine.rollout_history(&key).await?;
-                    let mut published = versions.iter().filter(|v| v.published);
-                    published.next();
-                    match published.next() {
-                        Some(v) => v.delta_version,
-                        None => {
-                            return Err(DefinitionError::new(
-                                "E0425",
-                                format!("{key} has no earlier published version to roll back to"),
-                            )
-                            .hint(format!(
-                            "`assets rollout history {key}` lists its versions; name one with --to"
-                        ))
-                            .into())
-                        }
-                    }
-                }
+                None => engine.rollback_target(&key).await?,
             };
             let (published, retracted) = engine
                 .make_live(&key, to, &reason, &spine_engine::user_name())

@@ -134,6 +134,25 @@ impl Instance {
         Ok(out)
     }
 
+    /// The Delta version a rollback of gated `key` returns to: the published one before the live one.
+    pub async fn rollback_target(&self, key: &AssetKey) -> Result<i64, EngineError> {
+        self.gated(key)?;
+        let ms = self.store.materializations(key, HISTORY).await?;
+        let mut published = ms.iter().filter(|m| m.m.published);
+        published.next();
+        match published.next() {
+            Some(m) => Ok(m.m.delta_version),
+            None => Err(DefinitionError::new(
+                "E0425",
+                format!("{key} has no earlier published version to roll back to"),
+            )
+            .hint(format!(
+                "`assets rollout history {key}` lists its versions; name one with --to"
+            ))
+            .into()),
+        }
+    }
+
     /// Makes the version of gated `key` that wrote Delta `version` live, as the operator's audited
     /// action: published if held back, and every published version newer than it retracted (a
     /// rollback). Returns whether it was published now and the Delta versions retracted.

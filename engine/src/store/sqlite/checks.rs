@@ -193,26 +193,11 @@ impl CheckStore for SqliteStore {
         .bind(serde_json::to_string(&newer).unwrap_or_else(|_| "[]".into()))
         .execute(&mut *tx)
         .await?;
-        let insert = "INSERT INTO publications (materialization_id, reason, created_at, action, actor) VALUES (?, ?, ?, ?, ?)";
         if published {
-            sqlx::query(insert)
-                .bind(id)
-                .bind(reason)
-                .bind(&ts)
-                .bind("publish")
-                .bind(actor)
-                .execute(&mut *tx)
-                .await?;
+            record_publication(&mut tx, id, (reason, &ts), "publish", Some(actor)).await?;
         }
         for n in &newer {
-            sqlx::query(insert)
-                .bind(n)
-                .bind(reason)
-                .bind(&ts)
-                .bind("retract")
-                .bind(actor)
-                .execute(&mut *tx)
-                .await?;
+            record_publication(&mut tx, *n, (reason, &ts), "retract", Some(actor)).await?;
         }
         tx.commit().await?;
         Ok((published, newer))
@@ -250,14 +235,30 @@ impl CheckStore for SqliteStore {
                 .await?
                 .rows_affected();
         if changed > 0 {
-            sqlx::query("INSERT INTO publications (materialization_id, reason, created_at) VALUES (?, ?, ?)")
-                .bind(id)
-                .bind(reason)
-                .bind(&ts)
-                .execute(&mut *tx)
-                .await?;
+            record_publication(&mut tx, id, (reason, &ts), "publish", None).await?;
         }
         tx.commit().await?;
         Ok(changed > 0)
     }
+}
+
+/// Records a publication (`publish` or `retract`) of materialization `id` in `tx`: `(reason, time)`.
+async fn record_publication(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    id: i64,
+    (reason, ts): (&str, &str),
+    action: &str,
+    actor: Option<&str>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO publications (materialization_id, reason, created_at, action, actor) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(id)
+    .bind(reason)
+    .bind(ts)
+    .bind(action)
+    .bind(actor)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
