@@ -23,6 +23,7 @@
 //! [`sql`], so a backfill of every partition equals one unpartitioned computation.
 
 pub mod sql;
+mod tiles;
 
 use spine_engine::column_lineage::of_plan;
 use spine_engine::duration::parse_duration;
@@ -125,11 +126,13 @@ impl FeatureViewConfig {
             .max(self.ttl.unwrap_or_default())
     }
 
-    /// The query over `table` whose timestamp column is `timestamp_type`.
+    /// The query over `table` whose timestamp column is `timestamp_type` (and schema `schema`, when
+    /// known).
     pub fn query<'a>(
         &'a self,
         table: &'a str,
         timestamp_type: &'a arrow::datatypes::DataType,
+        schema: Option<&'a arrow::datatypes::Schema>,
     ) -> ViewQuery<'a> {
         ViewQuery {
             table,
@@ -138,6 +141,7 @@ impl FeatureViewConfig {
             timestamp_type,
             features: &self.features,
             horizon: self.horizon(),
+            schema,
         }
     }
 }
@@ -320,7 +324,8 @@ async fn execute(ctx: &StepContext) -> Result<StepOutput, StepError> {
         .field_with_unqualified_name(&c.timestamp)
         .map_err(|_| StepError::permanent(format!("'{table}' has no column '{}'", c.timestamp)))?;
     let ts_type = field.data_type().clone();
-    let query = c.query(table, &ts_type);
+    let upstream_schema = upstream.schema().as_arrow().clone();
+    let query = c.query(table, &ts_type, Some(&upstream_schema));
     let per_second = units_per_second(&ts_type).unwrap_or(1);
     let query = view_sql(&query, cutoffs(ctx, c, per_second)?).map_err(StepError::permanent)?;
     let df = ctx
@@ -363,7 +368,7 @@ async fn schema(spec: &AssetSpec, upstream: &UpstreamSchemas) -> SchemaProbe {
     else {
         return invalid(format!("'{table}' has no column '{}'", c.timestamp));
     };
-    let query = match view_sql(&c.query(table, &ts_type), Cutoffs::At(0)) {
+    let query = match view_sql(&c.query(table, &ts_type, None), Cutoffs::At(0)) {
         Ok(q) => q,
         Err(m) => return invalid(m),
     };

@@ -14,8 +14,9 @@
 //! longest window, or the TTL when that is longer (so an entity idle for a while still has a row, with
 //! counts of 0, until the TTL).
 
+use super::tiles::Tiles;
 use super::{Aggregation, Feature};
-use arrow::datatypes::{DataType, TimeUnit};
+use arrow::datatypes::{DataType, Schema, TimeUnit};
 
 /// Internal column names: the event time and the cutoff as integers, the grid offset.
 pub(crate) const T: &str = "__spine_t";
@@ -45,6 +46,8 @@ pub struct ViewQuery<'a> {
     pub features: &'a [Feature],
     /// How far back an entity's events give it a row.
     pub horizon: std::time::Duration,
+    /// The upstream's schema, when known: a grid is tiled (see [`super::tiles`]) only when it is.
+    pub schema: Option<&'a Schema>,
 }
 
 /// `"c"` for SQL.
@@ -71,9 +74,12 @@ pub fn raw(d: std::time::Duration, per_second: i64) -> i64 {
     (nanos.clamp(1, i64::MAX as i128)) as i64
 }
 
-fn aggregate(f: &Feature, per_second: i64) -> String {
+fn aggregate(f: &Feature, per_second: i64, tiles: Option<&Tiles>) -> String {
     let w = raw(f.window, per_second);
     let inside = format!("{T} >= {C} - {w}");
+    if let Some(tiles) = tiles {
+        return format!("{} AS {}", tiles.aggregate(f, &inside), ident(&f.name));
+    }
     let col = f.column.as_deref().map(ident);
     let when = |v: &str| format!("CASE WHEN {inside} THEN {v} END");
     let expr = match (f.aggregation, col) {
@@ -115,6 +121,7 @@ pub fn view_sql(q: &ViewQuery<'_>, cutoffs: Cutoffs) -> Result<String, String> {
         .collect();
     let not_null = not_null.join(" AND ");
     let events = format!("SELECT *, CAST({ts} AS BIGINT) AS {T} FROM {table} WHERE {not_null}");
+    let mut tiles = None;
     let rows = match cutoffs {
         Cutoffs::At(c) => format!(
             "SELECT *, CAST({c} AS BIGINT) AS {C} FROM ({events}) e WHERE {T} >= {} AND {T} < {c}",
@@ -124,6 +131,11 @@ pub fn view_sql(q: &ViewQuery<'_>, cutoffs: Cutoffs) -> Result<String, String> {
             let every = every.max(1);
             let copies = (horizon + every - 1) / every;
             let offsets: Vec<String> = (1..=copies.max(1)).map(|i| format!("({i})")).collect();
+            tiles = Tiles::plan(q.features, q.schema, every, horizon, per_second);
+            let events = match &tiles {
+                Some(t) => t.sql(&events, &keys),
+                None => events,
+            };
             format!(
                 "SELECT * FROM (SELECT e.*, {T} - ((({T} % {every}) + {every}) % {every}) + {every} * o.{I} AS {C} \
                  FROM ({events}) e CROSS JOIN (VALUES {}) AS o({I})) g \
@@ -135,7 +147,7 @@ pub fn view_sql(q: &ViewQuery<'_>, cutoffs: Cutoffs) -> Result<String, String> {
     let aggregates: Vec<String> = q
         .features
         .iter()
-        .map(|f| aggregate(f, per_second))
+        .map(|f| aggregate(f, per_second, tiles.as_ref()))
         .collect();
     Ok(format!(
         "SELECT {keys}, arrow_cast({C}, '{}') AS {ts}, {} FROM ({rows}) r GROUP BY {keys}, {C}",

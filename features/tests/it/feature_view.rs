@@ -91,6 +91,7 @@ async fn run(
 ) -> Vec<String> {
     let ctx = SessionContext::new();
     let ts_type = batch.schema().field(1).data_type().clone();
+    let schema = batch.schema();
     let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).unwrap();
     ctx.register_table("events/trips", Arc::new(table)).unwrap();
     let entities = vec!["driver".to_string()];
@@ -101,6 +102,7 @@ async fn run(
         timestamp_type: &ts_type,
         features,
         horizon: Duration::from_secs(horizon_h * 3600),
+        schema: Some(&schema),
     };
     let sql = view_sql(&q, cutoffs).unwrap();
     let out = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
@@ -197,9 +199,8 @@ async fn a_longer_ttl_keeps_idle_entities_with_empty_windows() {
     );
 }
 
-#[tokio::test]
-async fn a_grid_of_snapshots_equals_one_query_per_cutoff() {
-    // Deterministic pseudo-random events over 12 days, some on day boundaries exactly.
+/// Deterministic pseudo-random events over 12 days, some on day boundaries exactly.
+fn random_events() -> RecordBatch {
     let mut x: u64 = 42;
     let mut rows = Vec::new();
     let drivers = ["d1", "d2", "d3", "d4"];
@@ -220,17 +221,59 @@ async fn a_grid_of_snapshots_equals_one_query_per_cutoff() {
             riders[((x >> 11) % 3) as usize],
         ));
     }
-    let batch = events(&rows, false);
-    let grid = run(batch.clone(), &features(), 168, Cutoffs::Every(D)).await;
-    let mut per_cutoff = Vec::new();
-    // Events fall on days 1 to 12 (1970-01-02 to 01-13): cutoffs from the end of the first through
-    // the end of the newest event's day; the grid stops there too.
-    for day in 2..=13 {
-        per_cutoff.extend(run(batch.clone(), &features(), 168, Cutoffs::At(day * D)).await);
+    events(&rows, false)
+}
+
+/// The grid's rows, and whether its query pre-aggregated the events into tiles.
+async fn grid(batch: RecordBatch, features: &[Feature], horizon_h: u64) -> (Vec<String>, bool) {
+    let entities = vec!["driver".to_string()];
+    let schema = batch.schema();
+    let q = ViewQuery {
+        table: "events/trips",
+        entities: &entities,
+        timestamp: "ts",
+        timestamp_type: schema.field(1).data_type(),
+        features,
+        horizon: Duration::from_secs(horizon_h * 3600),
+        schema: Some(&schema),
+    };
+    let tiled = view_sql(&q, Cutoffs::Every(D))
+        .unwrap()
+        .contains("__spine_tile");
+    (
+        run(batch, features, horizon_h, Cutoffs::Every(D)).await,
+        tiled,
+    )
+}
+
+#[tokio::test]
+async fn a_grid_of_snapshots_equals_one_query_per_cutoff() {
+    let batch = random_events();
+    // Not tiled (last and distinct), then tiled: windows that start inside a day (1h, 36h) and a
+    // horizon that does too.
+    let tiled = vec![
+        feature(None, Aggregation::Count, 1, "count_1h"),
+        feature(None, Aggregation::Count, 36, "count_36h"),
+        feature(Some("fare"), Aggregation::Count, 24, "fare_count_1d"),
+        feature(Some("fare"), Aggregation::Sum, 1, "fare_sum_1h"),
+        feature(Some("fare"), Aggregation::Sum, 36, "fare_sum_36h"),
+        feature(Some("fare"), Aggregation::Mean, 168, "fare_mean_7d"),
+        feature(Some("fare"), Aggregation::Min, 36, "fare_min_36h"),
+        feature(Some("rider"), Aggregation::Max, 24, "rider_max_1d"),
+    ];
+    for (features, horizon_h, tiles) in [(features(), 168, false), (tiled, 200, true)] {
+        let (grid, tiled) = grid(batch.clone(), &features, horizon_h).await;
+        assert_eq!(tiled, tiles);
+        let mut per_cutoff = Vec::new();
+        // Events fall on days 1 to 12 (1970-01-02 to 01-13): cutoffs from the end of the first
+        // through the end of the newest event's day; the grid stops there too.
+        for day in 2..=13 {
+            per_cutoff.extend(run(batch.clone(), &features, horizon_h, Cutoffs::At(day * D)).await);
+        }
+        per_cutoff.sort();
+        assert!(grid.len() > 40, "{}", grid.len());
+        assert_eq!(grid, per_cutoff);
     }
-    per_cutoff.sort();
-    assert!(grid.len() > 40, "{}", grid.len());
-    assert_eq!(grid, per_cutoff);
 }
 
 #[tokio::test]
@@ -243,6 +286,7 @@ async fn a_timestamp_that_is_not_one_is_refused() {
         timestamp_type: &DataType::Utf8,
         features: &features(),
         horizon: Duration::from_secs(3600),
+        schema: None,
     };
     let e = view_sql(&q, Cutoffs::At(0)).unwrap_err();
     assert!(e.contains("'t'.ts is Utf8, not a timestamp"), "{e}");

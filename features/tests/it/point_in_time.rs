@@ -228,6 +228,31 @@ async fn bad_definitions_are_refused_by_name() {
     assert!(matches!(e, PitError::DataFusion(_)), "{e}");
 }
 
+/// `batch` with its `driver` column ("d3") as the number (3) in `to`, if any.
+fn int_drivers(batch: RecordBatch, to: Option<DataType>) -> RecordBatch {
+    let Some(to) = to else { return batch };
+    let i = batch.schema().index_of("driver").unwrap();
+    let drivers = batch
+        .column(i)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
+    let ints: Int64Array = drivers
+        .iter()
+        .map(|d| d.map(|d| d[1..].parse::<i64>().unwrap()))
+        .collect();
+    let mut columns = batch.columns().to_vec();
+    columns[i] = arrow::compute::cast(&ints, &to).unwrap();
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields[i] = Field::new("driver", to, false);
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+}
+
 #[tokio::test]
 async fn the_as_of_operator_equals_the_sql_on_random_rows_with_ties() {
     let mut x: u64 = 7;
@@ -253,10 +278,16 @@ async fn the_as_of_operator_equals_the_sql_on_random_rows_with_ties() {
             )
         })
         .collect();
-    for ttl in [None, Some(Duration::from_secs(3 * 3600))] {
+    // String keys (hashed in Arrow's row format) and integer keys (hashed as themselves; the
+    // view's Int64 compared with the entities' Int32).
+    let keyed = [(None, None), (Some(DataType::Int32), Some(DataType::Int64))];
+    for (ttl, (entity_key, view_key)) in [None, Some(Duration::from_secs(3 * 3600))]
+        .into_iter()
+        .flat_map(|t| keyed.clone().map(|k| (t, k)))
+    {
         let ctx = SessionContext::new();
-        register(&ctx, "rows", entities(&rows));
-        register(&ctx, "stats", features(&feats));
+        register(&ctx, "rows", int_drivers(entities(&rows), entity_key));
+        register(&ctx, "stats", int_drivers(features(&feats), view_key));
         let got = column(&ctx, &[view("stats", "s", ttl)], "s__rate").await;
         assert_eq!(got.len(), 400);
         assert!(got.iter().filter(|v| v.is_some()).count() > 100, "{got:?}");
