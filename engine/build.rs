@@ -1,5 +1,5 @@
-//! Embeds the run store's migrations: `$OUT_DIR/migrations_sqlite.rs` lists every file of
-//! `migrations/sqlite` (`NNNN_description.sql`) as `(version, description, include_str!(…))`, in
+//! Embeds the run store's migrations: `$OUT_DIR/migrations_{sqlite,postgres}.rs` lists every file of
+//! `migrations/{sqlite,postgres}` (`NNNN_description.sql`) as `(version, description, include_str!(…))`, in
 //! version order, for `store::sqlite::migrations` to hand to sqlx's migrator. (sqlx's `migrate!` macro
 //! would do the same, at the price of compiling sqlx's macros and a second SQLite for them.)
 
@@ -8,12 +8,20 @@ use std::path::Path;
 
 fn main() {
     println!("cargo:rerun-if-changed=migrations");
+    for backend in ["sqlite", "postgres"] {
+        embed(backend);
+    }
+}
+
+/// Writes `$OUT_DIR/migrations_{backend}.rs` for `migrations/{backend}`.
+fn embed(backend: &str) {
     // The crate's folder as cargo says at run time: `env!` would freeze the folder this script was
     // compiled in, and a build folder shared by several checkouts reuses the compiled script.
     let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
-    let dir = Path::new(&manifest).join("migrations/sqlite");
+    let dir = Path::new(&manifest).join("migrations").join(backend);
     let mut files: Vec<(i64, String, String)> = Vec::new(); // (version, description, file name)
-    for entry in std::fs::read_dir(&dir).expect("engine/migrations/sqlite") {
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    for entry in entries {
         let path = entry.expect("a migration file").path();
         let name = path
             .file_name()
@@ -38,11 +46,12 @@ fn main() {
         // by several checkouts (CI's cache) reuses this output for each of them.
         writeln!(
             out,
-            "    ({version}, {description:?}, include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/migrations/sqlite/{name}\"))),"
+            "    ({version}, {description:?}, include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/migrations/{backend}/{name}\"))),"
         )
         .unwrap();
     }
     out.push(']');
-    let dest = Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR")).join("migrations_sqlite.rs");
+    let dest = Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR"))
+        .join(format!("migrations_{backend}.rs"));
     std::fs::write(dest, out).expect("writing the migration list");
 }

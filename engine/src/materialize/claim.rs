@@ -7,7 +7,7 @@
 //! key meanwhile and it is now fresh, the step ends up to date, "materialized by run X". While the step
 //! computes, one heartbeat task per execution renews all its claims in one statement; a step whose claim
 //! was lost does not commit. Ending the step releases the claim in the transaction that records the end
-//! (a trigger on `steps`). A holder whose process is gone (same host, dead pid) is taken over at once
+//! (a statement of the store's `finish_step`). A holder whose process is gone (same host, dead pid) is taken over at once
 //! instead of after its lease expires.
 
 use super::*;

@@ -10,7 +10,9 @@ pub mod checks;
 pub mod control;
 pub mod daemon;
 pub mod lineage;
+mod migrations;
 pub mod partitions;
+pub mod postgres;
 pub mod sqlite;
 pub mod tables;
 

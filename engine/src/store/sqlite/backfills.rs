@@ -47,7 +47,7 @@ impl BackfillStore for SqliteStore {
         runs: &[PlannedRun],
     ) -> StoreResult<()> {
         let ts = self.clock.stamp();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO backfills (backfill_id, selection, partitions, filter, per_run, concurrency, steps, created_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -82,7 +82,7 @@ impl BackfillStore for SqliteStore {
         chunk: i64,
         planned: &PlannedRun,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         insert_run(&mut tx, &self.clock.stamp(), &planned.run, &planned.steps).await?;
         link_run(&mut tx, backfill_id, chunk, &planned.run.run_id).await?;
         tx.commit().await?;
@@ -168,7 +168,7 @@ impl BackfillStore for SqliteStore {
 
     async fn cancel_backfill(&self, backfill_id: &BackfillId) -> StoreResult<Vec<RunId>> {
         let ts = self.clock.stamp();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         sqlx::query(
             "UPDATE backfills SET cancelled_at = COALESCE(cancelled_at, ?) WHERE backfill_id = ?",
         )

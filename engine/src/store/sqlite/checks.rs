@@ -86,7 +86,7 @@ fn record_from_row(r: &sqlx::sqlite::SqliteRow) -> StoreResult<CheckRecord> {
 impl CheckStore for SqliteStore {
     async fn record_checks(&self, id: i64, outcomes: &[CheckOutcome]) -> StoreResult<()> {
         let ts = self.clock.stamp();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let row = sqlx::query("SELECT asset_key, partition_key FROM materializations WHERE id = ?")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -171,7 +171,7 @@ impl CheckStore for SqliteStore {
 
     async fn make_live(&self, id: i64, reason: &str, actor: &str) -> StoreResult<(bool, Vec<i64>)> {
         let ts = self.clock.stamp();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let published =
             sqlx::query("UPDATE materializations SET published = 1 WHERE id = ? AND published = 0")
                 .bind(id)
@@ -227,7 +227,7 @@ impl CheckStore for SqliteStore {
 
     async fn publish(&self, id: i64, reason: &str) -> StoreResult<bool> {
         let ts = self.clock.stamp();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let changed =
             sqlx::query("UPDATE materializations SET published = 1 WHERE id = ? AND published = 0")
                 .bind(id)

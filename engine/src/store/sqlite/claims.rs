@@ -9,7 +9,7 @@ impl SqliteStore {
         now_ms: i64,
         takeover_from: Option<&str>,
     ) -> StoreResult<ClaimOutcome> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let outcome = if upsert_claim(&mut tx, claim, now_ms, takeover_from).await? {
             Some(ClaimOutcome::Claimed)
         } else {

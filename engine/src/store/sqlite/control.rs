@@ -7,7 +7,7 @@ use crate::store::control::{CancelOutcome, ControlStore};
 impl ControlStore for SqliteStore {
     async fn cancel_run(&self, run_id: &RunId, why: &str) -> StoreResult<CancelOutcome> {
         let ts = self.clock.stamp();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let status: Option<String> = sqlx::query_scalar("SELECT status FROM runs WHERE run_id = ?")
             .bind(run_id.as_str())
             .fetch_optional(&mut *tx)

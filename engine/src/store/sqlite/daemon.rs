@@ -27,7 +27,7 @@ fn lock_from_row(r: &SqliteRow) -> StoreResult<DaemonLock> {
 impl DaemonStore for SqliteStore {
     async fn record_tick(&self, tick: &TickRecord, run: Option<&PlannedRun>) -> StoreResult<bool> {
         let ts = self.clock.stamp();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let inserted = sqlx::query(
             "INSERT INTO schedule_ticks (schedule, tick_at, status, run_id, reason, created_at)
              VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (schedule, tick_at) DO NOTHING",
@@ -84,7 +84,7 @@ impl DaemonStore for SqliteStore {
         now_ms: i64,
         takeover_from: Option<&str>,
     ) -> StoreResult<Result<(), DaemonLock>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let granted: Option<String> = sqlx::query_scalar(
             "INSERT INTO daemon_lock (id, owner, pid, host, lease_until) VALUES (1, ?1, ?2, ?3, ?4)
              ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, pid = excluded.pid,

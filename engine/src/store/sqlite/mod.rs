@@ -13,7 +13,6 @@ mod claims;
 mod control;
 mod daemon;
 mod lineage;
-mod migrations;
 mod open;
 mod partitions;
 mod rows;
@@ -31,6 +30,15 @@ pub struct SqliteStore {
     clock: Arc<dyn Clock>,
 }
 
+impl SqliteStore {
+    /// A write transaction. `BEGIN IMMEDIATE` takes the database's write lock first (waiting up to
+    /// the busy timeout), so a transaction that reads before it writes never fails halfway with
+    /// `SQLITE_BUSY`: a deferred one cannot upgrade to writing once another connection committed.
+    async fn write(&self) -> StoreResult<Tx<'static>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
 #[async_trait]
 impl RunStore for SqliteStore {
     fn with_clock(&self, clock: Arc<dyn Clock>) -> Arc<dyn RunStore> {
@@ -41,7 +49,7 @@ impl RunStore for SqliteStore {
     }
 
     async fn create_run(&self, run: &RunRecord, steps: &[StepRecord]) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         insert_run(&mut tx, &self.clock.stamp(), run, steps).await?;
         tx.commit().await?;
         Ok(())
@@ -54,7 +62,7 @@ impl RunStore for SqliteStore {
         error: Option<&str>,
         event: NewEvent,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let ts = self.clock.stamp();
         let q = match status {
             RunStatus::Running => "UPDATE runs SET status = ?, started_at = COALESCE(started_at, ?), error = ? WHERE run_id = ?",
@@ -82,7 +90,7 @@ impl RunStore for SqliteStore {
         lease: &RunLease,
         event: NewEvent,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let taken = sqlx::query(
             "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?), pid = ?, host = ?,
                owner = ?, lease_until = ?, finished_at = NULL
@@ -132,7 +140,7 @@ impl RunStore for SqliteStore {
         event: NewEvent,
     ) -> StoreResult<bool> {
         let step_id = step.to_string();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let changed = sqlx::query(
             "UPDATE steps SET status = 'pending' WHERE run_id = ? AND step_id = ? AND status = 'waiting'",
         )
@@ -156,7 +164,7 @@ impl RunStore for SqliteStore {
         attempt: i64,
         event: NewEvent,
     ) -> StoreResult<StartedAttempt> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let seq = start_in(
             &mut tx,
             (&self.clock.stamp(), self.clock.now_ms()),
@@ -178,7 +186,7 @@ impl RunStore for SqliteStore {
         now_ms: i64,
         takeover_from: Option<&str>,
     ) -> StoreResult<Result<StartedAttempt, StepClaim>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         if !upsert_claim(&mut tx, claim, now_ms, takeover_from).await? {
             let holder = claim_holder(&mut tx, &claim.step).await?;
             tx.rollback().await?;
@@ -210,7 +218,7 @@ impl RunStore for SqliteStore {
         error: &str,
         event: NewEvent,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         sqlx::query("UPDATE steps SET error = ? WHERE run_id = ? AND step_id = ?")
             .bind(crate::redact::redact(error))
             .bind(run_id.as_str())
@@ -228,7 +236,7 @@ impl RunStore for SqliteStore {
         step: &StepKey,
         outcome: StepOutcome,
     ) -> StoreResult<Option<i64>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let step_id = step.to_string();
         let mat_id = finish_in(&mut tx, &self.clock.stamp(), run_id, &step_id, outcome).await?;
         tx.commit().await?;
@@ -239,7 +247,7 @@ impl RunStore for SqliteStore {
         if events.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         insert_events(&mut tx, &self.clock.stamp(), events).await?;
         tx.commit().await?;
         Ok(())

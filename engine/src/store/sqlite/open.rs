@@ -61,10 +61,12 @@ impl SqliteStore {
             })
             .connect_with(opts)
             .await?;
-        sqlx::migrate::Migrator::new(migrations::Embedded)
-            .await?
-            .run(&pool)
-            .await?;
+        sqlx::migrate::Migrator::new(crate::store::migrations::Embedded(
+            crate::store::migrations::SQLITE,
+        ))
+        .await?
+        .run(&pool)
+        .await?;
         Ok(pool)
     }
 }

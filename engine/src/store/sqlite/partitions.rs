@@ -11,7 +11,7 @@ impl PartitionStore for SqliteStore {
         keys: &[PartitionKey],
     ) -> StoreResult<usize> {
         let ts = self.clock.stamp();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let mut added = 0;
         for k in keys {
             added += sqlx::query(

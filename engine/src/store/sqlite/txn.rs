@@ -45,8 +45,8 @@ pub(super) async fn insert_run(
 
 /// Allocates the step's materialization sequence number and marks the step running, with its event.
 ///
-/// The number is one past the asset partition's last (the `steps_sequence` trigger records it as the
-/// last), and at least `floor_ms`, the store clock's time in milliseconds. The tables hold every
+/// The number is one past the asset partition's last (recorded as the last in `asset_sequences`), and
+/// at least `floor_ms`, the store clock's time in milliseconds. The tables hold every
 /// number ever committed as their `txn` versions, and a run store that was lost (a new, empty one) or
 /// restored from an older copy no longer knows the last ones: the time floor keeps its numbers above
 /// every number allocated before, so no table gets one twice and recovery cannot take an old commit
@@ -68,16 +68,16 @@ pub(super) async fn start_in(
     .bind(step_id)
     .fetch_optional(&mut **tx)
     .await?;
+    // One upsert allocates the number: the row for the asset (partition) is written (and, on
+    // Postgres, locked) by the statement that reads its last number.
     let seq: Option<i64> = sqlx::query_scalar(
-        "UPDATE steps SET status = 'running', attempt = ?, error = NULL,
-           started_at = COALESCE(started_at, ?),
-           seq = MAX(?, 1 + COALESCE((SELECT last_seq FROM asset_sequences s
-                               WHERE s.asset_key = steps.asset_key
-                                 AND s.partition_key = COALESCE(steps.partition_key, '')), 0))
-         WHERE run_id = ? AND step_id = ? RETURNING seq",
+        "INSERT INTO asset_sequences (asset_key, partition_key, last_seq)
+         SELECT asset_key, COALESCE(partition_key, ''), MAX(?1, 1) FROM steps
+         WHERE run_id = ?2 AND step_id = ?3
+         ON CONFLICT (asset_key, partition_key)
+           DO UPDATE SET last_seq = MAX(excluded.last_seq, asset_sequences.last_seq + 1)
+         RETURNING last_seq",
     )
-    .bind(attempt)
-    .bind(ts)
     .bind(floor_ms)
     .bind(run_id.as_str())
     .bind(step_id)
@@ -85,6 +85,18 @@ pub(super) async fn start_in(
     .await?;
     let seq =
         seq.ok_or_else(|| StoreError::NotFound(format!("step '{step_id}' of run {run_id}")))?;
+    sqlx::query(
+        "UPDATE steps SET status = 'running', attempt = ?, error = NULL,
+           started_at = COALESCE(started_at, ?), seq = ?
+         WHERE run_id = ? AND step_id = ?",
+    )
+    .bind(attempt)
+    .bind(ts)
+    .bind(seq)
+    .bind(run_id.as_str())
+    .bind(step_id)
+    .execute(&mut **tx)
+    .await?;
     insert_events(tx, ts, &[event.with_field("seq", seq.into())]).await?;
     Ok(StartedAttempt {
         seq,
@@ -93,7 +105,8 @@ pub(super) async fn start_in(
 }
 
 /// Records how a step ended: its materialization and lineage (if it succeeded), its status and its events.
-/// A step that was running releases its run's claim on the step key (trigger `steps_release_claim`).
+/// A step that was running releases its run's claim on the step key (a claim another run took over is
+/// that run's and stays).
 pub(super) async fn finish_in(
     tx: &mut Tx<'_>,
     ts: &str,
@@ -139,6 +152,15 @@ pub(super) async fn finish_in(
             mat_id = Some(id);
         }
     }
+    sqlx::query(
+        "DELETE FROM step_claims WHERE run_id = ?1 AND (asset_key, partition_key) IN
+           (SELECT asset_key, COALESCE(partition_key, '') FROM steps
+            WHERE run_id = ?1 AND step_id = ?2 AND status = 'running')",
+    )
+    .bind(run_id.as_str())
+    .bind(step_id)
+    .execute(&mut **tx)
+    .await?;
     sqlx::query("UPDATE steps SET status = ?, finished_at = ?, error = COALESCE(?, error), reason = ?, failure_class = ? WHERE run_id = ? AND step_id = ?")
         .bind(outcome.status.as_str())
         .bind(ts)

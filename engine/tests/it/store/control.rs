@@ -87,3 +87,57 @@ pub async fn cancel_and_progress(store: Arc<dyn RunStore>) {
         .collect();
     assert_eq!(kinds.last().map(String::as_str), Some("run_cancelled"));
 }
+
+/// A cancel racing an executor's start: whichever commits first decides, and the other sees it — a
+/// run taken by an executor is never also `cancelled` by the store behind its back, and a cancelled
+/// run is never taken. Neither call fails (a read-then-write transaction that could not upgrade would
+/// fail with a busy database).
+pub async fn cancel_racing_start(store: Arc<dyn RunStore>) {
+    let key = AssetKey::parse("a").unwrap();
+    let mut races = Vec::new();
+    for i in 0..30 {
+        let r = RunId::new();
+        store
+            .create_run(&run(&r), &[step(&r, &key, 0)])
+            .await
+            .unwrap();
+        let (s1, s2, r1, r2) = (store.clone(), store.clone(), r.clone(), r.clone());
+        let start = tokio::spawn(async move {
+            let lease = RunLease {
+                pid: i,
+                host: "h".into(),
+                owner: format!("h:{i}"),
+                lease_until_ms: i64::MAX,
+            };
+            let ev = NewEvent::new(&r1, None, EventKind::RunStarted, "info", "x");
+            s1.start_run(&r1, &lease, ev).await
+        });
+        let cancel = tokio::spawn(async move { s2.cancel_run(&r2, "operator").await });
+        races.push((r, start, cancel));
+    }
+    let (mut started, mut cancelled) = (0, 0);
+    for (r, start, cancel) in races {
+        let took = start
+            .await
+            .unwrap()
+            .expect("start_run fails under a racing cancel");
+        let outcome = cancel
+            .await
+            .unwrap()
+            .expect("cancel_run fails under a racing start");
+        let status = store.get_run(r.as_str()).await.unwrap().status;
+        match (took, outcome) {
+            (true, CancelOutcome::Requested) => {
+                assert_eq!(status, RunStatus::Running);
+                assert!(store.cancel_requested(&r).await.unwrap());
+                started += 1;
+            }
+            (false, CancelOutcome::Cancelled) => {
+                assert_eq!(status, RunStatus::Cancelled);
+                cancelled += 1;
+            }
+            other => panic!("run {r}: {other:?} with the run {status}"),
+        }
+    }
+    assert_eq!(started + cancelled, 30);
+}

@@ -13,6 +13,7 @@ mod control;
 mod daemon;
 mod lineage;
 mod partitions;
+mod postgres;
 mod records;
 mod tables;
 
@@ -22,7 +23,7 @@ macro_rules! suite {
     ($backend:ident, $open:path; $($half:ident: [$($body:ident),* $(,)?]);* $(;)?) => {
         mod $backend {
             $(mod $half {
-                $(#[tokio::test]
+                $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $body() {
                     let (_keep, store) = $open().await;
                     crate::store::$half::$body(store).await;
@@ -35,12 +36,13 @@ macro_rules! suite {
 macro_rules! every_backend {
     ($($backend:ident, $open:path);* $(;)?) => {
         $(suite!($backend, $open;
-            records: [basics, lifecycle, partitions_are_separate_step_keys, overtaken_records_are_not_recorded];
+            records: [basics, lifecycle, partitions_are_separate_step_keys, overtaken_records_are_not_recorded,
+                      sequence_numbers_are_unique_under_concurrency];
             claims: [step_claims_have_one_holder_until_released_or_expired, claimed_start_is_atomic_with_the_claim,
                      renewing_an_owners_claims_reports_the_ones_it_still_holds];
             checks: [rollouts, check_results_and_held_back_versions];
             backfills: [backfills_record_chunks_runs_and_outcomes];
-            control: [cancel_and_progress];
+            control: [cancel_and_progress, cancel_racing_start];
             daemon: [ticks_and_the_daemon_lock];
             lineage: [readers_and_column_lineage];
             partitions: [dynamic_partitions];

@@ -456,3 +456,45 @@ pub async fn lifecycle(store: Arc<dyn RunStore>) {
     assert!(s.seq >= at.timestamp_millis());
     store.close().await;
 }
+
+/// Sequence numbers of one step key started by many runs at once are all different and each above
+/// the last one allocated before it (one atomic upsert per start, whatever the backend).
+pub async fn sequence_numbers_are_unique_under_concurrency(store: Arc<dyn RunStore>) {
+    let key = AssetKey::parse("hot").unwrap();
+    let mut starts = Vec::new();
+    for _ in 0..24 {
+        let r = RunId::new();
+        store
+            .create_run(&run(&r), &[step(&r, &key, 0)])
+            .await
+            .unwrap();
+        let (s, k) = (store.clone(), key.clone());
+        starts.push(tokio::spawn(async move {
+            let ev = NewEvent::new(&r, None, EventKind::StepStarted, "info", "x");
+            s.start_step(&r, &StepKey::whole(k), 1, ev).await
+        }));
+    }
+    let mut seqs = Vec::new();
+    for s in starts {
+        let a = s.await.unwrap().expect("a concurrent start fails");
+        assert!(a.seq > a.previous);
+        seqs.push(a.seq);
+    }
+    let mut unique = seqs.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), seqs.len(), "{seqs:?}");
+    // The next start is above them all.
+    let r = RunId::new();
+    store
+        .create_run(&run(&r), &[step(&r, &key, 0)])
+        .await
+        .unwrap();
+    let ev = NewEvent::new(&r, None, EventKind::StepStarted, "info", "x");
+    let next = store
+        .start_step(&r, &StepKey::whole(key.clone()), 1, ev)
+        .await
+        .unwrap();
+    assert_eq!(next.previous, *unique.last().unwrap());
+    assert!(next.seq > next.previous);
+}
