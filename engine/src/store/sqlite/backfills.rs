@@ -28,8 +28,8 @@ async fn link_run(
 ) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO backfill_runs (backfill_id, chunk, attempt, run_id)
-         VALUES (?1, ?2, (SELECT COALESCE(MAX(attempt) + 1, 0) FROM backfill_runs
-                          WHERE backfill_id = ?1 AND chunk = ?2), ?3)",
+         VALUES ($1, $2, (SELECT COALESCE(MAX(attempt) + 1, 0) FROM backfill_runs
+                          WHERE backfill_id = $1 AND chunk = $2), $3)",
     )
     .bind(backfill_id.as_str())
     .bind(chunk)
@@ -50,7 +50,7 @@ impl BackfillStore for SqliteStore {
         let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO backfills (backfill_id, selection, partitions, filter, per_run, concurrency, steps, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(backfill.backfill_id.as_str())
         .bind(&backfill.selection)
@@ -90,7 +90,7 @@ impl BackfillStore for SqliteStore {
     }
 
     async fn list_backfills(&self, limit: i64) -> StoreResult<Vec<BackfillRecord>> {
-        sqlx::query("SELECT * FROM backfills ORDER BY backfill_id DESC LIMIT ?")
+        sqlx::query("SELECT * FROM backfills ORDER BY backfill_id DESC LIMIT $1")
             .bind(limit)
             .fetch_all(&self.pool)
             .await?
@@ -101,7 +101,7 @@ impl BackfillStore for SqliteStore {
 
     async fn get_backfill(&self, id_or_prefix: &str) -> StoreResult<BackfillRecord> {
         let rows = sqlx::query(
-            "SELECT * FROM backfills WHERE backfill_id = ?1 OR substr(backfill_id, 1, length(?1)) = ?1 \
+            "SELECT * FROM backfills WHERE backfill_id = $1 OR substr(backfill_id, 1, length($1)) = $1 \
              ORDER BY backfill_id LIMIT 11",
         )
         .bind(id_or_prefix)
@@ -126,7 +126,7 @@ impl BackfillStore for SqliteStore {
         let rows = sqlx::query(
             "SELECT b.chunk, b.attempt, s.run_id, s.asset_key, s.partition_key, s.status, s.error
              FROM backfill_runs b JOIN steps s ON s.run_id = b.run_id
-             WHERE b.backfill_id = ? ORDER BY b.chunk, b.attempt, s.position",
+             WHERE b.backfill_id = $1 ORDER BY b.chunk, b.attempt, s.position",
         )
         .bind(backfill_id.as_str())
         .fetch_all(&self.pool)
@@ -156,7 +156,7 @@ impl BackfillStore for SqliteStore {
     ) -> StoreResult<Vec<(i64, i64, RunRecord)>> {
         let rows = sqlx::query(
             "SELECT b.chunk, b.attempt, r.* FROM backfill_runs b JOIN runs r ON r.run_id = b.run_id
-             WHERE b.backfill_id = ? ORDER BY b.chunk, b.attempt",
+             WHERE b.backfill_id = $1 ORDER BY b.chunk, b.attempt",
         )
         .bind(backfill_id.as_str())
         .fetch_all(&self.pool)
@@ -170,16 +170,16 @@ impl BackfillStore for SqliteStore {
         let ts = self.clock.stamp();
         let mut tx = self.write().await?;
         sqlx::query(
-            "UPDATE backfills SET cancelled_at = COALESCE(cancelled_at, ?) WHERE backfill_id = ?",
+            "UPDATE backfills SET cancelled_at = COALESCE(cancelled_at, $1) WHERE backfill_id = $2",
         )
         .bind(&ts)
         .bind(backfill_id.as_str())
         .execute(&mut *tx)
         .await?;
         let cancelled: Vec<String> = sqlx::query_scalar(
-            "UPDATE runs SET status = 'cancelled', finished_at = ?1, error = 'backfill cancelled'
+            "UPDATE runs SET status = 'cancelled', finished_at = $1, error = 'backfill cancelled'
              WHERE status = 'queued'
-               AND run_id IN (SELECT run_id FROM backfill_runs WHERE backfill_id = ?2)
+               AND run_id IN (SELECT run_id FROM backfill_runs WHERE backfill_id = $2)
              RETURNING run_id",
         )
         .bind(&ts)
@@ -197,7 +197,7 @@ impl BackfillStore for SqliteStore {
     }
 
     async fn uncancel_backfill(&self, backfill_id: &BackfillId) -> StoreResult<()> {
-        sqlx::query("UPDATE backfills SET cancelled_at = NULL WHERE backfill_id = ?")
+        sqlx::query("UPDATE backfills SET cancelled_at = NULL WHERE backfill_id = $1")
             .bind(backfill_id.as_str())
             .execute(&self.pool)
             .await?;
@@ -212,7 +212,7 @@ impl BackfillStore for SqliteStore {
         let rows = sqlx::query(
             "SELECT asset_key, partition_key, status, finished_at FROM steps
              WHERE status NOT IN ('pending', 'running') AND finished_at IS NOT NULL
-               AND (?1 IS NULL OR asset_key = ?1)
+               AND ($1 IS NULL OR asset_key = $1)
              ORDER BY finished_at, rowid",
         )
         .bind(asset.map(|a| a.as_str()))

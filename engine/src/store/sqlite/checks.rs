@@ -17,7 +17,7 @@ async fn insert(
         sqlx::query(
             "INSERT INTO check_results (materialization_id, asset_key, partition_key, run_id, check_name, kind,
              severity, passed, failing_rows, samples, error, duration_ms, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(id)
         .bind(asset)
@@ -87,7 +87,7 @@ impl CheckStore for SqliteStore {
     async fn record_checks(&self, id: i64, outcomes: &[CheckOutcome]) -> StoreResult<()> {
         let ts = self.clock.stamp();
         let mut tx = self.write().await?;
-        let row = sqlx::query("SELECT asset_key, partition_key FROM materializations WHERE id = ?")
+        let row = sqlx::query("SELECT asset_key, partition_key FROM materializations WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?
@@ -109,7 +109,7 @@ impl CheckStore for SqliteStore {
     async fn check_results(&self, id: i64) -> StoreResult<Vec<CheckRecord>> {
         let rows = sqlx::query(
             "SELECT * FROM check_results WHERE id IN
-             (SELECT MAX(id) FROM check_results WHERE materialization_id = ? GROUP BY check_name)
+             (SELECT MAX(id) FROM check_results WHERE materialization_id = $1 GROUP BY check_name)
              ORDER BY id",
         )
         .bind(id)
@@ -119,7 +119,7 @@ impl CheckStore for SqliteStore {
     }
 
     async fn run_check_results(&self, run_id: &RunId) -> StoreResult<Vec<CheckRecord>> {
-        let rows = sqlx::query("SELECT * FROM check_results WHERE run_id = ? ORDER BY id")
+        let rows = sqlx::query("SELECT * FROM check_results WHERE run_id = $1 ORDER BY id")
             .bind(run_id.as_str())
             .fetch_all(&self.pool)
             .await?;
@@ -133,7 +133,7 @@ impl CheckStore for SqliteStore {
         version: i64,
     ) -> StoreResult<Option<Materialization>> {
         let row = sqlx::query(
-            "SELECT * FROM materializations WHERE asset_key = ? AND partition_key IS ? AND delta_version = ?
+            "SELECT * FROM materializations WHERE asset_key = $1 AND partition_key IS NOT DISTINCT FROM $2 AND delta_version = $3
              ORDER BY id DESC LIMIT 1",
         )
         .bind(key.as_str())
@@ -158,7 +158,7 @@ impl CheckStore for SqliteStore {
 
     async fn held_back_of(&self, key: &AssetKey) -> StoreResult<Vec<Materialization>> {
         let rows = sqlx::query(
-            "SELECT * FROM materializations m WHERE m.asset_key = ? AND m.published = 0 AND m.id > COALESCE(
+            "SELECT * FROM materializations m WHERE m.asset_key = $1 AND m.published = 0 AND m.id > COALESCE(
                (SELECT MAX(p.id) FROM materializations p WHERE p.asset_key = m.asset_key
                 AND p.partition_key IS m.partition_key AND p.published = 1), 0)
              ORDER BY m.id",
@@ -173,14 +173,14 @@ impl CheckStore for SqliteStore {
         let ts = self.clock.stamp();
         let mut tx = self.write().await?;
         let published =
-            sqlx::query("UPDATE materializations SET published = 1 WHERE id = ? AND published = 0")
+            sqlx::query("UPDATE materializations SET published = 1 WHERE id = $1 AND published = 0")
                 .bind(id)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected()
                 > 0;
         let newer: Vec<i64> = sqlx::query_scalar(
-            "SELECT n.id FROM materializations n JOIN materializations m ON m.id = ?
+            "SELECT n.id FROM materializations n JOIN materializations m ON m.id = $1
              WHERE n.asset_key = m.asset_key AND n.partition_key IS m.partition_key
                AND n.id > m.id AND n.published = 1 ORDER BY n.id",
         )
@@ -188,7 +188,7 @@ impl CheckStore for SqliteStore {
         .fetch_all(&mut *tx)
         .await?;
         sqlx::query(
-            "UPDATE materializations SET published = 0 WHERE id IN (SELECT value FROM json_each(?))",
+            "UPDATE materializations SET published = 0 WHERE id IN (SELECT value FROM json_each($1))",
         )
         .bind(serde_json::to_string(&newer).unwrap_or_else(|_| "[]".into()))
         .execute(&mut *tx)
@@ -207,7 +207,7 @@ impl CheckStore for SqliteStore {
         let rows = sqlx::query(
             "SELECT p.materialization_id, p.action, p.reason, p.actor, p.created_at
              FROM publications p JOIN materializations m ON m.id = p.materialization_id
-             WHERE m.asset_key = ? ORDER BY p.id",
+             WHERE m.asset_key = $1 ORDER BY p.id",
         )
         .bind(key.as_str())
         .fetch_all(&self.pool)
@@ -229,7 +229,7 @@ impl CheckStore for SqliteStore {
         let ts = self.clock.stamp();
         let mut tx = self.write().await?;
         let changed =
-            sqlx::query("UPDATE materializations SET published = 1 WHERE id = ? AND published = 0")
+            sqlx::query("UPDATE materializations SET published = 1 WHERE id = $1 AND published = 0")
                 .bind(id)
                 .execute(&mut *tx)
                 .await?
@@ -251,7 +251,7 @@ async fn record_publication(
     actor: Option<&str>,
 ) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO publications (materialization_id, reason, created_at, action, actor) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO publications (materialization_id, reason, created_at, action, actor) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(id)
     .bind(reason)

@@ -32,7 +32,7 @@ impl SqliteStore {
         lease_until_ms: i64,
     ) -> StoreResult<bool> {
         let done = sqlx::query(
-            "UPDATE step_claims SET lease_until = ? WHERE asset_key = ? AND partition_key = ? AND owner = ?",
+            "UPDATE step_claims SET lease_until = $1 WHERE asset_key = $2 AND partition_key = $3 AND owner = $4",
         )
         .bind(lease_until_ms)
         .bind(step.asset.as_str())
@@ -48,13 +48,13 @@ impl SqliteStore {
         owner: &str,
         lease_until_ms: i64,
     ) -> StoreResult<Vec<StepKey>> {
-        sqlx::query("UPDATE runs SET lease_until = ? WHERE owner = ? AND status = 'running'")
+        sqlx::query("UPDATE runs SET lease_until = $1 WHERE owner = $2 AND status = 'running'")
             .bind(lease_until_ms)
             .bind(owner)
             .execute(&self.pool)
             .await?;
         let rows = sqlx::query(
-            "UPDATE step_claims SET lease_until = ? WHERE owner = ? RETURNING asset_key, partition_key",
+            "UPDATE step_claims SET lease_until = $1 WHERE owner = $2 RETURNING asset_key, partition_key",
         )
         .bind(lease_until_ms)
         .bind(owner)
@@ -72,7 +72,7 @@ impl SqliteStore {
 
     pub(super) async fn release_claim_in(&self, step: &StepKey, owner: &str) -> StoreResult<()> {
         sqlx::query(
-            "DELETE FROM step_claims WHERE asset_key = ? AND partition_key = ? AND owner = ?",
+            "DELETE FROM step_claims WHERE asset_key = $1 AND partition_key = $2 AND owner = $3",
         )
         .bind(step.asset.as_str())
         .bind(step.partition_str())
@@ -83,7 +83,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn release_run_claims_in(&self, run_id: &RunId) -> StoreResult<()> {
-        sqlx::query("DELETE FROM step_claims WHERE run_id = ?")
+        sqlx::query("DELETE FROM step_claims WHERE run_id = $1")
             .bind(run_id.as_str())
             .execute(&self.pool)
             .await?;

@@ -8,7 +8,7 @@ impl ControlStore for SqliteStore {
     async fn cancel_run(&self, run_id: &RunId, why: &str) -> StoreResult<CancelOutcome> {
         let ts = self.clock.stamp();
         let mut tx = self.write().await?;
-        let status: Option<String> = sqlx::query_scalar("SELECT status FROM runs WHERE run_id = ?")
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM runs WHERE run_id = $1")
             .bind(run_id.as_str())
             .fetch_optional(&mut *tx)
             .await?;
@@ -20,9 +20,9 @@ impl ControlStore for SqliteStore {
                 // No process holds it (`start_run` only takes queued or waiting runs, in its own
                 // transaction): cancel it and its unstarted steps here.
                 sqlx::query(
-                    "UPDATE runs SET status = 'cancelled', finished_at = ?, error = ?,
-                       cancel_requested_at = COALESCE(cancel_requested_at, ?)
-                     WHERE run_id = ?",
+                    "UPDATE runs SET status = 'cancelled', finished_at = $1, error = $2,
+                       cancel_requested_at = COALESCE(cancel_requested_at, $3)
+                     WHERE run_id = $4",
                 )
                 .bind(&ts)
                 .bind(why)
@@ -31,8 +31,8 @@ impl ControlStore for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
                 sqlx::query(
-                    "UPDATE steps SET status = 'cancelled', finished_at = ?, reason = ?
-                     WHERE run_id = ? AND status IN ('pending', 'waiting')",
+                    "UPDATE steps SET status = 'cancelled', finished_at = $1, reason = $2
+                     WHERE run_id = $3 AND status IN ('pending', 'waiting')",
                 )
                 .bind(&ts)
                 .bind(format!("{why} before the step started"))
@@ -45,8 +45,8 @@ impl ControlStore for SqliteStore {
             }
             RunStatus::Running => {
                 sqlx::query(
-                    "UPDATE runs SET cancel_requested_at = COALESCE(cancel_requested_at, ?)
-                     WHERE run_id = ?",
+                    "UPDATE runs SET cancel_requested_at = COALESCE(cancel_requested_at, $1)
+                     WHERE run_id = $2",
                 )
                 .bind(&ts)
                 .bind(run_id.as_str())
@@ -72,13 +72,14 @@ impl ControlStore for SqliteStore {
     async fn run_progress(&self, runs: &[RunId]) -> StoreResult<HashMap<RunId, (usize, usize)>> {
         let mut out = HashMap::new();
         for chunk in runs.chunks(500) {
-            let marks = vec!["?"; chunk.len()].join(", ");
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let marks = marks.join(", ");
             let sql = format!(
                 "SELECT run_id, COUNT(*) AS total,
                    SUM(CASE WHEN status IN ('pending', 'running') THEN 0 ELSE 1 END) AS ended
                  FROM steps WHERE run_id IN ({marks}) GROUP BY run_id"
             );
-            // Only `?` placeholders are spliced in; the ids are bound.
+            // Only `$n` placeholders are spliced in; the ids are bound.
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for r in chunk {
                 q = q.bind(r.as_str());
@@ -97,7 +98,7 @@ impl ControlStore for SqliteStore {
 
     async fn cancel_requested(&self, run_id: &RunId) -> StoreResult<bool> {
         let at: Option<Option<String>> =
-            sqlx::query_scalar("SELECT cancel_requested_at FROM runs WHERE run_id = ?")
+            sqlx::query_scalar("SELECT cancel_requested_at FROM runs WHERE run_id = $1")
                 .bind(run_id.as_str())
                 .fetch_optional(&self.pool)
                 .await?;

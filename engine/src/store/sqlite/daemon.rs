@@ -30,7 +30,7 @@ impl DaemonStore for SqliteStore {
         let mut tx = self.write().await?;
         let inserted = sqlx::query(
             "INSERT INTO schedule_ticks (schedule, tick_at, status, run_id, reason, created_at)
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (schedule, tick_at) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (schedule, tick_at) DO NOTHING",
         )
         .bind(&tick.schedule)
         .bind(&tick.tick_at)
@@ -56,7 +56,7 @@ impl DaemonStore for SqliteStore {
         Ok(
             // A fired tick (`assets schedules fire`) is not the schedule's cursor.
             sqlx::query_scalar(
-                "SELECT MAX(tick_at) FROM schedule_ticks WHERE schedule = ? AND status <> 'fired'",
+                "SELECT MAX(tick_at) FROM schedule_ticks WHERE schedule = $1 AND status <> 'fired'",
             )
             .bind(schedule)
             .fetch_one(&self.pool)
@@ -66,8 +66,8 @@ impl DaemonStore for SqliteStore {
 
     async fn ticks(&self, schedule: Option<&str>, limit: i64) -> StoreResult<Vec<TickRecord>> {
         sqlx::query(
-            "SELECT * FROM schedule_ticks WHERE ?1 IS NULL OR schedule = ?1
-             ORDER BY tick_at DESC, schedule LIMIT ?2",
+            "SELECT * FROM schedule_ticks WHERE $1 IS NULL OR schedule = $1
+             ORDER BY tick_at DESC, schedule LIMIT $2",
         )
         .bind(schedule)
         .bind(limit)
@@ -86,11 +86,11 @@ impl DaemonStore for SqliteStore {
     ) -> StoreResult<Result<(), DaemonLock>> {
         let mut tx = self.write().await?;
         let granted: Option<String> = sqlx::query_scalar(
-            "INSERT INTO daemon_lock (id, owner, pid, host, lease_until) VALUES (1, ?1, ?2, ?3, ?4)
+            "INSERT INTO daemon_lock (id, owner, pid, host, lease_until) VALUES (1, $1, $2, $3, $4)
              ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, pid = excluded.pid,
                host = excluded.host, lease_until = excluded.lease_until
-             WHERE daemon_lock.lease_until < ?5 OR daemon_lock.owner = excluded.owner
-               OR daemon_lock.owner = ?6
+             WHERE daemon_lock.lease_until < $5 OR daemon_lock.owner = excluded.owner
+               OR daemon_lock.owner = $6
              RETURNING owner",
         )
         .bind(&lock.owner)
@@ -115,7 +115,7 @@ impl DaemonStore for SqliteStore {
     }
 
     async fn release_daemon_lock(&self, owner: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM daemon_lock WHERE owner = ?")
+        sqlx::query("DELETE FROM daemon_lock WHERE owner = $1")
             .bind(owner)
             .execute(&self.pool)
             .await?;

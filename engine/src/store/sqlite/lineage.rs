@@ -6,7 +6,7 @@ use crate::store::lineage::LineageStore;
 #[async_trait]
 impl LineageStore for SqliteStore {
     async fn materialization(&self, id: i64) -> StoreResult<Option<Materialization>> {
-        sqlx::query("SELECT * FROM materializations WHERE id = ?")
+        sqlx::query("SELECT * FROM materializations WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -17,7 +17,7 @@ impl LineageStore for SqliteStore {
     async fn readers(&self, key: &AssetKey, id: i64) -> StoreResult<Vec<Materialization>> {
         sqlx::query(
             "SELECT DISTINCT m.* FROM lineage l JOIN materializations m ON m.id = l.materialization_id
-             WHERE l.upstream_key = ? AND l.upstream_materialization_id = ? ORDER BY m.id",
+             WHERE l.upstream_key = $1 AND l.upstream_materialization_id = $2 ORDER BY m.id",
         )
         .bind(key.as_str())
         .bind(id)

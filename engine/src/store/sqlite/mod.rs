@@ -65,9 +65,9 @@ impl RunStore for SqliteStore {
         let mut tx = self.write().await?;
         let ts = self.clock.stamp();
         let q = match status {
-            RunStatus::Running => "UPDATE runs SET status = ?, started_at = COALESCE(started_at, ?), error = ? WHERE run_id = ?",
-            s if s.is_terminal() => "UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE run_id = ?",
-            _ => "UPDATE runs SET status = ?, created_at = COALESCE(created_at, ?), error = ? WHERE run_id = ?",
+            RunStatus::Running => "UPDATE runs SET status = $1, started_at = COALESCE(started_at, $2), error = $3 WHERE run_id = $4",
+            s if s.is_terminal() => "UPDATE runs SET status = $1, finished_at = $2, error = $3 WHERE run_id = $4",
+            _ => "UPDATE runs SET status = $1, created_at = COALESCE(created_at, $2), error = $3 WHERE run_id = $4",
         };
         let r = sqlx::query(q)
             .bind(status.as_str())
@@ -92,9 +92,9 @@ impl RunStore for SqliteStore {
     ) -> StoreResult<bool> {
         let mut tx = self.write().await?;
         let taken = sqlx::query(
-            "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?), pid = ?, host = ?,
-               owner = ?, lease_until = ?, finished_at = NULL
-             WHERE run_id = ? AND status IN ('queued', 'waiting')",
+            "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, $1), pid = $2, host = $3,
+               owner = $4, lease_until = $5, finished_at = NULL
+             WHERE run_id = $6 AND status IN ('queued', 'waiting')",
         )
         .bind(self.clock.stamp())
         .bind(lease.pid)
@@ -115,8 +115,8 @@ impl RunStore for SqliteStore {
 
     async fn take_over_run(&self, run: &RunRecord, lease: &RunLease) -> StoreResult<bool> {
         Ok(sqlx::query(
-            "UPDATE runs SET pid = ?, host = ?, owner = ?, lease_until = ?
-             WHERE run_id = ? AND status = ? AND pid IS ? AND host IS ? AND lease_until IS ?",
+            "UPDATE runs SET pid = $1, host = $2, owner = $3, lease_until = $4
+             WHERE run_id = $5 AND status = $6 AND pid IS NOT DISTINCT FROM $7 AND host IS NOT DISTINCT FROM $8 AND lease_until IS NOT DISTINCT FROM $9",
         )
         .bind(lease.pid)
         .bind(&lease.host)
@@ -142,7 +142,7 @@ impl RunStore for SqliteStore {
         let step_id = step.to_string();
         let mut tx = self.write().await?;
         let changed = sqlx::query(
-            "UPDATE steps SET status = 'pending' WHERE run_id = ? AND step_id = ? AND status = 'waiting'",
+            "UPDATE steps SET status = 'pending' WHERE run_id = $1 AND step_id = $2 AND status = 'waiting'",
         )
         .bind(run_id.as_str())
         .bind(&step_id)
@@ -219,7 +219,7 @@ impl RunStore for SqliteStore {
         event: NewEvent,
     ) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        sqlx::query("UPDATE steps SET error = ? WHERE run_id = ? AND step_id = ?")
+        sqlx::query("UPDATE steps SET error = $1 WHERE run_id = $2 AND step_id = $3")
             .bind(crate::redact::redact(error))
             .bind(run_id.as_str())
             .bind(step.to_string())
@@ -254,7 +254,7 @@ impl RunStore for SqliteStore {
     }
 
     async fn list_runs(&self, limit: i64) -> StoreResult<Vec<RunRecord>> {
-        let rows = sqlx::query("SELECT * FROM runs ORDER BY created_at DESC, run_id DESC LIMIT ?")
+        let rows = sqlx::query("SELECT * FROM runs ORDER BY created_at DESC, run_id DESC LIMIT $1")
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
@@ -263,7 +263,7 @@ impl RunStore for SqliteStore {
 
     async fn get_run(&self, id_or_prefix: &str) -> StoreResult<RunRecord> {
         let rows = sqlx::query(
-            "SELECT * FROM runs WHERE run_id = ?1 OR substr(run_id, 1, length(?1)) = ?1 \
+            "SELECT * FROM runs WHERE run_id = $1 OR substr(run_id, 1, length($1)) = $1 \
              ORDER BY run_id LIMIT 11",
         )
         .bind(id_or_prefix)
@@ -287,8 +287,8 @@ impl RunStore for SqliteStore {
     async fn short_run_id(&self, run_id: &RunId) -> StoreResult<String> {
         let id = run_id.as_str();
         let neighbours: Vec<String> = sqlx::query_scalar(
-            "SELECT * FROM (SELECT run_id FROM runs WHERE run_id < ?1 ORDER BY run_id DESC LIMIT 1) \
-             UNION ALL SELECT * FROM (SELECT run_id FROM runs WHERE run_id > ?1 ORDER BY run_id LIMIT 1)",
+            "SELECT * FROM (SELECT run_id FROM runs WHERE run_id < $1 ORDER BY run_id DESC LIMIT 1) \
+             UNION ALL SELECT * FROM (SELECT run_id FROM runs WHERE run_id > $1 ORDER BY run_id LIMIT 1)",
         )
         .bind(id)
         .fetch_all(&self.pool)
@@ -297,7 +297,7 @@ impl RunStore for SqliteStore {
     }
 
     async fn steps(&self, run_id: &RunId) -> StoreResult<Vec<StepRecord>> {
-        let rows = sqlx::query("SELECT * FROM steps WHERE run_id = ? ORDER BY position")
+        let rows = sqlx::query("SELECT * FROM steps WHERE run_id = $1 ORDER BY position")
             .bind(run_id.as_str())
             .fetch_all(&self.pool)
             .await?;
@@ -311,7 +311,7 @@ impl RunStore for SqliteStore {
         limit: i64,
     ) -> StoreResult<Vec<EventRecord>> {
         let rows =
-            sqlx::query("SELECT * FROM events WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?")
+            sqlx::query("SELECT * FROM events WHERE run_id = $1 AND id > $2 ORDER BY id LIMIT $3")
                 .bind(run_id.as_str())
                 .bind(after_id)
                 .bind(limit)
@@ -350,7 +350,7 @@ impl RunStore for SqliteStore {
 
     async fn latest_materialization(&self, step: &StepKey) -> StoreResult<Option<Materialization>> {
         let row = sqlx::query(
-            "SELECT * FROM materializations WHERE asset_key = ? AND partition_key IS ? AND published = 1
+            "SELECT * FROM materializations WHERE asset_key = $1 AND partition_key IS NOT DISTINCT FROM $2 AND published = 1
              ORDER BY id DESC LIMIT 1",
         )
         .bind(step.asset.as_str())
@@ -366,7 +366,7 @@ impl RunStore for SqliteStore {
         limit: i64,
     ) -> StoreResult<Vec<Materialization>> {
         let rows = sqlx::query(
-            "SELECT * FROM materializations WHERE asset_key = ? ORDER BY id DESC LIMIT ?",
+            "SELECT * FROM materializations WHERE asset_key = $1 ORDER BY id DESC LIMIT $2",
         )
         .bind(key.as_str())
         .bind(limit)

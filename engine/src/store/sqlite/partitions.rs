@@ -15,7 +15,7 @@ impl PartitionStore for SqliteStore {
         let mut added = 0;
         for k in keys {
             added += sqlx::query(
-                "INSERT INTO dynamic_partitions (name, key, added_at) VALUES (?, ?, ?)
+                "INSERT INTO dynamic_partitions (name, key, added_at) VALUES ($1, $2, $3)
                  ON CONFLICT (name, key) DO NOTHING",
             )
             .bind(name)

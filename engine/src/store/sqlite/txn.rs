@@ -16,7 +16,7 @@ pub(super) async fn insert_run(
         .then(|| serde_json::to_string(&run.tags))
         .transpose()
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    sqlx::query("INSERT INTO runs (run_id, status, selection, force, created_at, pid, host, full_refresh, launched_by, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+    sqlx::query("INSERT INTO runs (run_id, status, selection, force, created_at, pid, host, full_refresh, launched_by, tags) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
         .bind(run.run_id.as_str())
         .bind(run.status.as_str())
         .bind(&run.selection)
@@ -62,7 +62,7 @@ pub(super) async fn start_in(
     let previous: Option<i64> = sqlx::query_scalar(
         "SELECT s.last_seq FROM steps JOIN asset_sequences s
            ON s.asset_key = steps.asset_key AND s.partition_key = COALESCE(steps.partition_key, '')
-         WHERE steps.run_id = ? AND steps.step_id = ?",
+         WHERE steps.run_id = $1 AND steps.step_id = $2",
     )
     .bind(run_id.as_str())
     .bind(step_id)
@@ -72,10 +72,11 @@ pub(super) async fn start_in(
     // Postgres, locked) by the statement that reads its last number.
     let seq: Option<i64> = sqlx::query_scalar(
         "INSERT INTO asset_sequences (asset_key, partition_key, last_seq)
-         SELECT asset_key, COALESCE(partition_key, ''), MAX(?1, 1) FROM steps
-         WHERE run_id = ?2 AND step_id = ?3
+         SELECT asset_key, COALESCE(partition_key, ''), CASE WHEN $1 > 1 THEN $1 ELSE 1 END FROM steps
+         WHERE run_id = $2 AND step_id = $3
          ON CONFLICT (asset_key, partition_key)
-           DO UPDATE SET last_seq = MAX(excluded.last_seq, asset_sequences.last_seq + 1)
+           DO UPDATE SET last_seq = CASE WHEN excluded.last_seq > asset_sequences.last_seq
+             THEN excluded.last_seq ELSE asset_sequences.last_seq + 1 END
          RETURNING last_seq",
     )
     .bind(floor_ms)
@@ -86,9 +87,9 @@ pub(super) async fn start_in(
     let seq =
         seq.ok_or_else(|| StoreError::NotFound(format!("step '{step_id}' of run {run_id}")))?;
     sqlx::query(
-        "UPDATE steps SET status = 'running', attempt = ?, error = NULL,
-           started_at = COALESCE(started_at, ?), seq = ?
-         WHERE run_id = ? AND step_id = ?",
+        "UPDATE steps SET status = 'running', attempt = $1, error = NULL,
+           started_at = COALESCE(started_at, $2), seq = $3
+         WHERE run_id = $4 AND step_id = $5",
     )
     .bind(attempt)
     .bind(ts)
@@ -124,9 +125,9 @@ pub(super) async fn finish_in(
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO materializations (asset_key, partition_key, run_id, step_id, seq, delta_version, row_count,
              schema, data_version, code_version, upstream, metadata, created_at, published)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14
              WHERE NOT EXISTS (SELECT 1 FROM materializations
-                               WHERE asset_key = ?1 AND partition_key IS ?2 AND seq > ?5)
+                               WHERE asset_key = $1 AND partition_key IS NOT DISTINCT FROM $2 AND seq > $5)
              RETURNING id",
         )
         .bind(m.asset_key.as_str())
@@ -153,15 +154,15 @@ pub(super) async fn finish_in(
         }
     }
     sqlx::query(
-        "DELETE FROM step_claims WHERE run_id = ?1 AND (asset_key, partition_key) IN
+        "DELETE FROM step_claims WHERE run_id = $1 AND (asset_key, partition_key) IN
            (SELECT asset_key, COALESCE(partition_key, '') FROM steps
-            WHERE run_id = ?1 AND step_id = ?2 AND status = 'running')",
+            WHERE run_id = $1 AND step_id = $2 AND status = 'running')",
     )
     .bind(run_id.as_str())
     .bind(step_id)
     .execute(&mut **tx)
     .await?;
-    sqlx::query("UPDATE steps SET status = ?, finished_at = ?, error = COALESCE(?, error), reason = ?, failure_class = ? WHERE run_id = ? AND step_id = ?")
+    sqlx::query("UPDATE steps SET status = $1, finished_at = $2, error = COALESCE($3, error), reason = $4, failure_class = $5 WHERE run_id = $6 AND step_id = $7")
         .bind(outcome.status.as_str())
         .bind(ts)
         .bind(outcome.error.as_deref().map(crate::redact::redact))
@@ -218,12 +219,12 @@ pub(super) async fn upsert_claim(
 ) -> StoreResult<bool> {
     let granted: Option<String> = sqlx::query_scalar(
         "INSERT INTO step_claims (asset_key, partition_key, run_id, owner, lease_until, claimed_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT(asset_key, partition_key) DO UPDATE SET
            run_id = excluded.run_id, owner = excluded.owner,
            lease_until = excluded.lease_until, claimed_at = excluded.claimed_at
-         WHERE step_claims.lease_until < ?6 OR step_claims.owner = excluded.owner
-           OR step_claims.owner = ?7
+         WHERE step_claims.lease_until < $6 OR step_claims.owner = excluded.owner
+           OR step_claims.owner = $7
          RETURNING owner",
     )
     .bind(claim.step.asset.as_str())
@@ -243,7 +244,7 @@ pub(super) async fn claim_holder(
     step: &StepKey,
 ) -> StoreResult<Option<StepClaim>> {
     let row = sqlx::query(
-        "SELECT run_id, owner, lease_until FROM step_claims WHERE asset_key = ? AND partition_key = ?",
+        "SELECT run_id, owner, lease_until FROM step_claims WHERE asset_key = $1 AND partition_key = $2",
     )
     .bind(step.asset.as_str())
     .bind(step.partition_str())
@@ -276,7 +277,7 @@ async fn insert_column_lineage(
         for s in sources {
             sqlx::query(
                 "INSERT INTO column_lineage (materialization_id, asset_key, column_name, position,
-                 upstream_key, upstream_column, how) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                 upstream_key, upstream_column, how) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(id)
             .bind(m.asset_key.as_str())
