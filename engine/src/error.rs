@@ -266,7 +266,7 @@ pub enum StoreError {
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// The state URL is not supported.
-    #[error("unsupported state URL '{0}': use sqlite://PATH (Postgres arrives with the multi-worker issue)")]
+    #[error("unsupported state URL '{0}': use sqlite://PATH or postgres://USER@HOST/DATABASE")]
     UnsupportedUrl(String),
     /// A record was not found.
     #[error("{0} not found")]

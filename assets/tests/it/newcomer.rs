@@ -212,7 +212,7 @@ fn unsupported_warehouse_urls_are_rejected_up_front() {
     let r = run_in_env(
         q.path(),
         &["status"],
-        &[("SPINE_STATE_URL", "postgres://localhost/x".into())],
+        &[("SPINE_STATE_URL", "mysql://localhost/x".into())],
     );
     r.code(2);
     assert!(r.stderr.contains("E0109"), "{}", r.stderr);

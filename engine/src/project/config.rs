@@ -281,12 +281,15 @@ fn resolve_state_url(root: &Path, url: Option<&str>) -> Result<String, Definitio
         };
         return Ok(format!("sqlite://{}", full.display()));
     }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(url.to_string());
+    }
     let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or(url);
     Err(DefinitionError::new(
         "E0109",
-        format!("state URL '{url}': the '{scheme}' scheme is not supported yet"),
+        format!("state URL '{url}': the '{scheme}' scheme is not supported"),
     )
-    .hint("use sqlite://PATH (the default is sqlite://.spine/state.db; Postgres arrives with the multi-worker issue)")
+    .hint("use sqlite://PATH (the default is sqlite://.spine/state.db) or postgres://USER@HOST/DATABASE")
     .into())
 }
 

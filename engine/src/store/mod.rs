@@ -1,6 +1,7 @@
 //! The run store: runs, steps, the append-only event log, materializations and lineage.
 //!
-//! [`RunStore`] is the seam; [`sqlite::SqliteStore`] is the embedded default. Every method that changes
+//! [`RunStore`] is the seam; [`sqlite::SqliteStore`] is the embedded default, [`postgres::PgStore`]
+//! the shared one (both compiled from the same code in `store/sql/`). Every method that changes
 //! state does so in one transaction, and the executor calls it *before* acting on the change (see the
 //! durability protocol in docs/architecture.md), so a Postgres store and many workers fit behind the same
 //! trait.
@@ -14,6 +15,7 @@ mod migrations;
 pub mod partitions;
 pub mod postgres;
 pub mod sqlite;
+// `store/sql/` is compiled inside `sqlite` and `postgres`, once per backend.
 pub mod tables;
 
 pub use crate::events::{EventRecord, NewEvent};
@@ -290,10 +292,14 @@ impl crate::kinds::EventLog for StoreEvents {
     }
 }
 
-/// Opens the store at `url` (`sqlite://PATH`), creating and migrating it as needed.
+/// Opens the store at `url` (`sqlite://PATH`, or `postgres://…` / `postgresql://…`), creating and
+/// migrating it as needed.
 pub async fn open_store(url: &str) -> StoreResult<Arc<dyn RunStore>> {
     if url.starts_with("sqlite:") {
         return Ok(Arc::new(sqlite::SqliteStore::open(url).await?));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Arc::new(postgres::PgStore::open(url).await?));
     }
     Err(StoreError::UnsupportedUrl(url.to_string()))
 }

@@ -13,7 +13,7 @@ mod control;
 mod daemon;
 mod lineage;
 mod partitions;
-mod postgres;
+mod pg;
 mod records;
 mod tables;
 
@@ -25,7 +25,7 @@ macro_rules! suite {
             $(mod $half {
                 $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $body() {
-                    let (_keep, store) = $open().await;
+                    let Some((_keep, store)) = $open().await else { return };
                     crate::store::$half::$body(store).await;
                 })*
             })*
@@ -51,12 +51,23 @@ macro_rules! every_backend {
     };
 }
 
-every_backend!(sqlite, crate::store::open_sqlite);
+every_backend!(
+    sqlite, crate::store::open_sqlite;
+    postgres, crate::store::open_postgres;
+);
 
-pub async fn open_sqlite() -> (tempfile::TempDir, Arc<dyn RunStore>) {
+pub async fn open_sqlite() -> Option<(tempfile::TempDir, Arc<dyn RunStore>)> {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/state.db", dir.path().display());
-    (dir, open_store(&url).await.unwrap())
+    let store = open_store(&url).await.unwrap();
+    Some((dir, store))
+}
+
+/// A store in a fresh database on the test server (none without one, outside CI).
+pub async fn open_postgres() -> Option<(pg::Database, Arc<dyn RunStore>)> {
+    let db = pg::Database::new(&pg::server()?).await;
+    let store = open_store(&db.url).await.unwrap();
+    Some((db, store))
 }
 
 pub fn run(id: &RunId) -> RunRecord {

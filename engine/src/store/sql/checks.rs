@@ -1,5 +1,5 @@
-//! The SQLite implementation of [`CheckStore`], and the insert of a materialization's check outcomes
-//! in the transaction that records it.
+// The SQLite implementation of [`CheckStore`], and the insert of a materialization's check outcomes
+// in the transaction that records it.
 
 use super::*;
 use crate::store::checks::{CheckRecord, CheckStore, Publication};
@@ -7,7 +7,7 @@ use crate::store::CheckOutcome;
 use spine_schemas::events::CheckSeverity;
 
 async fn insert(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut DbConnection,
     id: i64,
     (asset, partition, run): (&str, Option<&str>, Option<&str>),
     outcomes: &[CheckOutcome],
@@ -40,7 +40,7 @@ async fn insert(
 
 /// Inserts `m`'s check outcomes as those of materialization `id`.
 pub(super) async fn insert_check_results(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, Db>,
     id: i64,
     m: &NewMaterialization,
     ts: &str,
@@ -53,7 +53,7 @@ pub(super) async fn insert_check_results(
     insert(tx, id, who, &m.checks, ts).await
 }
 
-fn record_from_row(r: &sqlx::sqlite::SqliteRow) -> StoreResult<CheckRecord> {
+fn record_from_row(r: &DbRow) -> StoreResult<CheckRecord> {
     let samples = json_from(r.try_get("samples")?)?;
     let asset: String = r.try_get("asset_key")?;
     let step_id = match r.try_get::<Option<String>, _>("partition_key")? {
@@ -83,7 +83,7 @@ fn record_from_row(r: &sqlx::sqlite::SqliteRow) -> StoreResult<CheckRecord> {
 }
 
 #[async_trait]
-impl CheckStore for SqliteStore {
+impl CheckStore for Store {
     async fn record_checks(&self, id: i64, outcomes: &[CheckOutcome]) -> StoreResult<()> {
         let ts = self.clock.stamp();
         let mut tx = self.write().await?;
@@ -148,7 +148,7 @@ impl CheckStore for SqliteStore {
         let rows = sqlx::query(
             "SELECT * FROM materializations m WHERE m.published = 0 AND m.id > COALESCE(
                (SELECT MAX(p.id) FROM materializations p WHERE p.asset_key = m.asset_key
-                AND p.partition_key IS m.partition_key AND p.published = 1), 0)
+                AND p.partition_key IS NOT DISTINCT FROM m.partition_key AND p.published = 1), 0)
              ORDER BY m.id",
         )
         .fetch_all(&self.pool)
@@ -160,7 +160,7 @@ impl CheckStore for SqliteStore {
         let rows = sqlx::query(
             "SELECT * FROM materializations m WHERE m.asset_key = $1 AND m.published = 0 AND m.id > COALESCE(
                (SELECT MAX(p.id) FROM materializations p WHERE p.asset_key = m.asset_key
-                AND p.partition_key IS m.partition_key AND p.published = 1), 0)
+                AND p.partition_key IS NOT DISTINCT FROM m.partition_key AND p.published = 1), 0)
              ORDER BY m.id",
         )
         .bind(key.as_str())
@@ -179,20 +179,18 @@ impl CheckStore for SqliteStore {
                 .await?
                 .rows_affected()
                 > 0;
-        let newer: Vec<i64> = sqlx::query_scalar(
-            "SELECT n.id FROM materializations n JOIN materializations m ON m.id = $1
-             WHERE n.asset_key = m.asset_key AND n.partition_key IS m.partition_key
-               AND n.id > m.id AND n.published = 1 ORDER BY n.id",
+        let mut newer: Vec<i64> = sqlx::query_scalar(
+            "UPDATE materializations SET published = 0 WHERE id IN
+               (SELECT n.id FROM materializations n JOIN materializations m ON m.id = $1
+                WHERE n.asset_key = m.asset_key
+                  AND n.partition_key IS NOT DISTINCT FROM m.partition_key
+                  AND n.id > m.id AND n.published = 1)
+             RETURNING id",
         )
         .bind(id)
         .fetch_all(&mut *tx)
         .await?;
-        sqlx::query(
-            "UPDATE materializations SET published = 0 WHERE id IN (SELECT value FROM json_each($1))",
-        )
-        .bind(serde_json::to_string(&newer).unwrap_or_else(|_| "[]".into()))
-        .execute(&mut *tx)
-        .await?;
+        newer.sort_unstable();
         if published {
             record_publication(&mut tx, id, (reason, &ts), "publish", Some(actor)).await?;
         }
@@ -244,7 +242,7 @@ impl CheckStore for SqliteStore {
 
 /// Records a publication (`publish` or `retract`) of materialization `id` in `tx`: `(reason, time)`.
 async fn record_publication(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, Db>,
     id: i64,
     (reason, ts): (&str, &str),
     action: &str,

@@ -1,14 +1,18 @@
-//! The SQLite implementation of [`ControlStore`].
+// The SQLite implementation of [`ControlStore`].
 
 use super::*;
 use crate::store::control::{CancelOutcome, ControlStore};
 
 #[async_trait]
-impl ControlStore for SqliteStore {
+impl ControlStore for Store {
     async fn cancel_run(&self, run_id: &RunId, why: &str) -> StoreResult<CancelOutcome> {
         let ts = self.clock.stamp();
         let mut tx = self.write().await?;
-        let status: Option<String> = sqlx::query_scalar("SELECT status FROM runs WHERE run_id = $1")
+        // Locked until the end of the transaction: a start racing this cancel waits for it, or this
+        // cancel sees the run it started.
+        let status: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT status FROM runs WHERE run_id = $1{FOR_UPDATE}"
+        )))
             .bind(run_id.as_str())
             .fetch_optional(&mut *tx)
             .await?;

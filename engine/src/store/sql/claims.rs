@@ -1,8 +1,8 @@
-//! Step claims and the run lease in SQLite: the bodies of the [`RunStore`] claim methods.
+// Step claims and the run lease in SQLite: the bodies of the [`RunStore`] claim methods.
 
 use super::*;
 
-impl SqliteStore {
+impl Store {
     pub(super) async fn claim_step_in(
         &self,
         claim: &StepClaim,

@@ -1,10 +1,10 @@
-//! The SQLite implementation of [`LineageStore`].
+// The SQLite implementation of [`LineageStore`].
 
 use super::*;
 use crate::store::lineage::LineageStore;
 
 #[async_trait]
-impl LineageStore for SqliteStore {
+impl LineageStore for Store {
     async fn materialization(&self, id: i64) -> StoreResult<Option<Materialization>> {
         sqlx::query("SELECT * FROM materializations WHERE id = $1")
             .bind(id)

@@ -1,4 +1,4 @@
-//! Row conversions and the event insert shared by the store's transactions.
+// Row conversions and the event insert shared by the store's transactions.
 
 use super::*;
 
@@ -7,12 +7,12 @@ const ROWS_PER_INSERT: usize = 4000;
 
 /// Appends events in one statement per 4000 (each statement is a round trip to the database thread).
 pub(super) async fn insert_events(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut DbConnection,
     ts: &str,
     events: &[NewEvent],
 ) -> StoreResult<()> {
     for chunk in events.chunks(ROWS_PER_INSERT) {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        let mut q = sqlx::QueryBuilder::<Db>::new(
             "INSERT INTO events (run_id, step_id, ts, kind, level, message, data) ",
         );
         q.push_values(chunk, |mut b, e| {
@@ -31,12 +31,12 @@ pub(super) async fn insert_events(
 
 /// Inserts a run's planned steps, in one statement per 4000.
 pub(super) async fn insert_steps(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut DbConnection,
     run_id: &RunId,
     steps: &[StepRecord],
 ) -> StoreResult<()> {
     for chunk in steps.chunks(ROWS_PER_INSERT) {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        let mut q = sqlx::QueryBuilder::<Db>::new(
             "INSERT INTO steps (run_id, step_id, asset_key, partition_key, position, status, attempt) ",
         );
         q.push_values(chunk, |mut b, s| {
@@ -56,12 +56,12 @@ pub(super) async fn insert_steps(
 /// Records which upstream materializations (and Delta versions) materialization `id` read, in one
 /// statement per 4000 upstreams.
 pub(super) async fn insert_lineage(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut DbConnection,
     id: i64,
     upstream: &[UpstreamRead],
 ) -> StoreResult<()> {
     for chunk in upstream.chunks(ROWS_PER_INSERT) {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        let mut q = sqlx::QueryBuilder::<Db>::new(
             "INSERT INTO lineage (materialization_id, upstream_key, upstream_partition, upstream_materialization_id, upstream_delta_version) ",
         );
         q.push_values(chunk, |mut b, u| {
@@ -76,7 +76,7 @@ pub(super) async fn insert_lineage(
     Ok(())
 }
 
-pub(super) fn run_from_row(r: &SqliteRow) -> StoreResult<RunRecord> {
+pub(super) fn run_from_row(r: &DbRow) -> StoreResult<RunRecord> {
     Ok(RunRecord {
         run_id: RunId(r.try_get("run_id")?),
         status: RunStatus::parse(r.try_get("status")?)?,
@@ -106,7 +106,7 @@ pub(super) fn json_from(s: &str) -> StoreResult<serde_json::Value> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("bad JSON in store: {e}")))
 }
 
-pub(super) fn mat_from_row(r: &SqliteRow) -> StoreResult<Materialization> {
+pub(super) fn mat_from_row(r: &DbRow) -> StoreResult<Materialization> {
     let upstream: Vec<UpstreamRead> = serde_json::from_str(r.try_get::<&str, _>("upstream")?)
         .map_err(|e| StoreError::Corrupt(format!("bad upstream JSON: {e}")))?;
     Ok(Materialization {
@@ -134,7 +134,7 @@ pub(super) fn mat_from_row(r: &SqliteRow) -> StoreResult<Materialization> {
     })
 }
 
-pub(super) fn step_from_row(r: &SqliteRow) -> StoreResult<StepRecord> {
+pub(super) fn step_from_row(r: &DbRow) -> StoreResult<StepRecord> {
     Ok(StepRecord {
         run_id: RunId(r.try_get("run_id")?),
         step_id: r.try_get("step_id")?,

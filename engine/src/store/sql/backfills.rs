@@ -1,4 +1,4 @@
-//! The SQLite implementation of [`BackfillStore`].
+// The SQLite implementation of [`BackfillStore`].
 
 use super::*;
 use crate::key::BackfillId;
@@ -6,7 +6,7 @@ use crate::store::backfills::{
     BackfillRecord, BackfillStep, BackfillStore, LatestOutcome, PlannedRun,
 };
 
-fn backfill_from_row(r: &SqliteRow) -> StoreResult<BackfillRecord> {
+fn backfill_from_row(r: &DbRow) -> StoreResult<BackfillRecord> {
     Ok(BackfillRecord {
         backfill_id: BackfillId(r.try_get("backfill_id")?),
         selection: r.try_get("selection")?,
@@ -40,7 +40,7 @@ async fn link_run(
 }
 
 #[async_trait]
-impl BackfillStore for SqliteStore {
+impl BackfillStore for Store {
     async fn create_backfill(
         &self,
         backfill: &BackfillRecord,

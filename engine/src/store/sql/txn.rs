@@ -1,9 +1,9 @@
-//! Statements that run inside a caller's transaction: starting a step (sequence number, status, event),
-//! ending it (materialization, lineage, events) and taking a step claim.
+// Statements that run inside a caller's transaction: starting a step (sequence number, status, event),
+// ending it (materialization, lineage, events) and taking a step claim.
 
 use super::*;
 
-pub(super) type Tx<'a> = sqlx::Transaction<'a, sqlx::Sqlite>;
+pub(super) type Tx<'a> = sqlx::Transaction<'a, Db>;
 
 /// Records a new run with its planned steps and a `run_queued` event.
 pub(super) async fn insert_run(

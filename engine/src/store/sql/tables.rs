@@ -1,10 +1,10 @@
-//! The SQLite implementation of [`TableStore`].
+// The SQLite implementation of [`TableStore`].
 
 use super::*;
 use crate::store::tables::TableStore;
 
 #[async_trait]
-impl TableStore for SqliteStore {
+impl TableStore for Store {
     async fn record_version_rewrite(&self, key: &AssetKey, from: i64, to: i64) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO version_rewrites (asset_key, from_version, to_version, recorded_at)

@@ -1,10 +1,10 @@
-//! The SQLite implementation of [`PartitionStore`].
+// The SQLite implementation of [`PartitionStore`].
 
 use super::*;
 use crate::store::partitions::PartitionStore;
 
 #[async_trait]
-impl PartitionStore for SqliteStore {
+impl PartitionStore for Store {
     async fn add_dynamic_partitions(
         &self,
         name: &str,

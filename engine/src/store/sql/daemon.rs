@@ -1,9 +1,9 @@
-//! The SQLite implementation of [`DaemonStore`].
+// The SQLite implementation of [`DaemonStore`].
 
 use super::*;
 use crate::store::daemon::{DaemonLock, DaemonStore, TickRecord};
 
-fn tick_from_row(r: &SqliteRow) -> StoreResult<TickRecord> {
+fn tick_from_row(r: &DbRow) -> StoreResult<TickRecord> {
     Ok(TickRecord {
         schedule: r.try_get("schedule")?,
         tick_at: r.try_get("tick_at")?,
@@ -14,7 +14,7 @@ fn tick_from_row(r: &SqliteRow) -> StoreResult<TickRecord> {
     })
 }
 
-fn lock_from_row(r: &SqliteRow) -> StoreResult<DaemonLock> {
+fn lock_from_row(r: &DbRow) -> StoreResult<DaemonLock> {
     Ok(DaemonLock {
         owner: r.try_get("owner")?,
         pid: r.try_get("pid")?,
@@ -24,7 +24,7 @@ fn lock_from_row(r: &SqliteRow) -> StoreResult<DaemonLock> {
 }
 
 #[async_trait]
-impl DaemonStore for SqliteStore {
+impl DaemonStore for Store {
     async fn record_tick(&self, tick: &TickRecord, run: Option<&PlannedRun>) -> StoreResult<bool> {
         let ts = self.clock.stamp();
         let mut tx = self.write().await?;
