@@ -240,6 +240,18 @@ pub enum Command {
         #[arg(long)]
         repair: bool,
     },
+    /// Prune the run store's records of runs that ended before a cutoff: their events and steps, the
+    /// runs, materializations nothing reads any more and old ticks. Kept: each step key's latest
+    /// published materialization, newer held-back ones and what they read, each step key's latest
+    /// ended step, each schedule's latest tick, backfill runs, sequence numbers.
+    Gc {
+        /// Prune what ended longer ago than this (`30d`, `12h`).
+        #[arg(long, value_parser = crate::cmd::gc::parse_age)]
+        older_than: std::time::Duration,
+        /// Count what would be pruned; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// An asset's Delta commits, newest first: version, time, operation, run, rows, published.
     History {
         /// Asset key.

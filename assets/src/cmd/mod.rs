@@ -9,6 +9,7 @@ mod control;
 mod daemon;
 mod doctor;
 mod features;
+pub mod gc;
 mod history;
 mod init;
 mod lineage;
@@ -164,6 +165,10 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Signal { run, step, payload } => {
             runs::signal(&root, &run, &step, payload.as_deref(), json).await
         }
+        Command::Gc {
+            older_than,
+            dry_run,
+        } => gc::run(&root, older_than, dry_run, json).await,
         Command::Doctor { select, repair } => {
             let selection = selection::expand(&root, &select).await?.expression();
             doctor::run(&root, selection.as_deref(), repair, json).await

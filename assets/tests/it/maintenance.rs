@@ -435,3 +435,56 @@ fn vacuum_killed_at_random_moments_never_touches_what_is_not_its_own() {
     }
     eprintln!("{killed} of 20 vacuums killed before they ended");
 }
+
+/// `assets gc` prunes the records of superseded runs and nothing status, staleness or the next
+/// materialize read: the project stays fresh and nothing is recomputed. A dry run counts the same and
+/// changes nothing; a bad age is bad usage.
+#[test]
+fn gc_prunes_superseded_runs_and_the_project_stays_fresh() {
+    let p = diamond();
+    for args in [
+        &["materialize"][..],
+        &["materialize", "--force"],
+        &["materialize", "--force"],
+    ] {
+        p.run(args).ok();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let runs = |p: &Project| {
+        p.run(&["runs", "--json"])
+            .ok()
+            .json()
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(runs(&p), 3);
+    let dry = p
+        .run(&["gc", "--older-than", "0s", "--dry-run", "--json"])
+        .ok()
+        .json();
+    assert_eq!(runs(&p), 3, "a dry run changes nothing");
+    let done = p.run(&["gc", "--older-than", "0s", "--json"]).ok().json();
+    assert_eq!(dry["pruned"], done["pruned"]);
+    // The two superseded runs and their four materializations each go; the latest run stays.
+    assert_eq!(done["pruned"]["runs"], 2, "{done}");
+    assert_eq!(done["pruned"]["materializations"], 8, "{done}");
+    assert_eq!(runs(&p), 1);
+    assert_eq!(
+        states(p.path(), &[], &["raw/a", "stg/b", "marts/c", "marts/d"]),
+        ["fresh", "fresh", "fresh", "fresh"]
+    );
+    let again = p.run(&["materialize", "--json"]).ok().json();
+    assert!(
+        step_statuses(&again).iter().all(|(_, s)| s == "up_to_date"),
+        "{again}"
+    );
+    let text = p.run(&["gc", "--older-than", "1d"]);
+    text.ok();
+    assert!(text.stdout.contains("pruned 0 event(s)"), "{}", text.stdout);
+
+    let bad = p.run(&["gc", "--older-than", "soon"]);
+    bad.code(2);
+    assert!(bad.stderr.contains("not a duration"), "{}", bad.stderr);
+    p.run(&["gc"]).code(2);
+}

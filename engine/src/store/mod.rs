@@ -14,6 +14,7 @@ pub mod lineage;
 mod migrations;
 pub mod partitions;
 pub mod postgres;
+pub mod retention;
 pub mod sqlite;
 // `store/sql/` is compiled inside `sqlite` and `postgres`, once per backend.
 pub mod tables;
@@ -25,6 +26,7 @@ pub use control::{CancelOutcome, ControlStore};
 pub use daemon::{DaemonLock, DaemonStore, TickRecord};
 pub use lineage::LineageStore;
 pub use partitions::PartitionStore;
+pub use retention::{PruneReport, RetentionStore};
 pub use tables::TableStore;
 mod records;
 pub use records::{
@@ -135,6 +137,7 @@ pub trait RunStore:
     + DaemonStore
     + LineageStore
     + PartitionStore
+    + RetentionStore
     + TableStore
     + Send
     + Sync

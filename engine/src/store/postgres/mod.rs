@@ -24,6 +24,9 @@ type Store = PgStore;
 /// Locks what a transaction's `SELECT` read until it commits.
 const FOR_UPDATE: &str = " FOR UPDATE";
 
+/// Reclaims the space pruned rows held (`assets gc`) and refreshes the planner's statistics.
+const RECLAIM: &str = "VACUUM (ANALYZE)";
+
 mod backfills {
     include!("../sql/backfills.rs");
 }
@@ -44,6 +47,9 @@ mod lineage {
 }
 mod partitions {
     include!("../sql/partitions.rs");
+}
+mod retention {
+    include!("../sql/retention.rs");
 }
 mod rows {
     include!("../sql/rows.rs");

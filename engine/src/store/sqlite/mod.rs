@@ -21,6 +21,9 @@ type Store = SqliteStore;
 /// whose write transactions hold the database's write lock from their start.
 const FOR_UPDATE: &str = "";
 
+/// Reclaims the space pruned rows held (`assets gc`).
+const RECLAIM: &str = "VACUUM";
+
 mod open;
 
 mod backfills {
@@ -43,6 +46,9 @@ mod lineage {
 }
 mod partitions {
     include!("../sql/partitions.rs");
+}
+mod retention {
+    include!("../sql/retention.rs");
 }
 mod rows {
     include!("../sql/rows.rs");

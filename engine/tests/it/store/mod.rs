@@ -15,6 +15,7 @@ mod lineage;
 mod partitions;
 mod pg;
 mod records;
+mod retention;
 mod tables;
 
 /// One test per body per backend: `store::{backend}::{half}::{body}`. `$open` gives a fresh, empty
@@ -46,6 +47,7 @@ macro_rules! every_backend {
             daemon: [ticks_and_the_daemon_lock];
             lineage: [readers_and_column_lineage];
             partitions: [dynamic_partitions];
+            retention: [pruning_keeps_what_is_read];
             tables: [version_rewrites];
         );)*
     };
