@@ -430,6 +430,16 @@ pub enum Command {
         /// Daily partitions in the large backfill workload.
         #[arg(long, default_value_t = 10_000)]
         backfill: usize,
+        /// Measure the run store alone instead (`sqlite` for a fresh SQLite file, or a
+        /// `postgres://` URL; repeat for several): steps claimed, started and finished per second.
+        #[arg(long)]
+        store: Vec<String>,
+        /// Concurrent clients for `--store` (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+        clients: Vec<usize>,
+        /// Steps per store and client count for `--store`, spread over the clients.
+        #[arg(long, default_value_t = 4000)]
+        steps: usize,
     },
     /// Print a shell completion script (e.g. `assets completions bash > ~/.local/share/bash-completion/completions/assets`).
     Completions {

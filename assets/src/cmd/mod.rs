@@ -2,6 +2,7 @@
 
 mod backfill;
 pub mod bench;
+mod bench_store;
 mod check;
 mod checks;
 mod column_lineage;
@@ -278,10 +279,17 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Sql { query, at } => sql::run(&root, &query, &at, json).await,
         Command::Bench {
+            store,
+            clients,
+            steps,
+            ..
+        } if !store.is_empty() => bench_store::run(&store, &clients, steps).await,
+        Command::Bench {
             n,
             plan_n,
             runs,
             backfill,
+            ..
         } => bench::run(n, plan_n, runs, backfill).await,
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();

@@ -262,6 +262,43 @@ fn bench_command_prints_its_table() {
     }
 }
 
+/// `bench --store` measures the run store alone: a row per store and client count, every step
+/// claimed, started and finished (a step another client held would fail it).
+#[test]
+fn bench_store_prints_a_row_per_store_and_client_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_in(
+        dir.path(),
+        &[
+            "bench",
+            "--store",
+            "sqlite",
+            "--clients",
+            "1,3",
+            "--steps",
+            "60",
+        ],
+    );
+    r.ok();
+    let rows: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("sqlite"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{}", r.stdout);
+    assert!(
+        rows[0].split_whitespace().nth(2) == Some("60"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        rows[1].split_whitespace().nth(2) == Some("60"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("CLAIM+START P99"), "{}", r.stdout);
+}
+
 #[test]
 fn environment_overrides_state_and_warehouse_and_fills_env_references() {
     let p = diamond();

@@ -1,0 +1,135 @@
+//! `assets bench --store URL…`: the run store alone, the way workers use it. For each store and each
+//! number of concurrent clients, every client takes its steps one after another as a worker does —
+//! claim and start in one transaction (`start_claimed_step`), then finish (`finish_step`) — and the
+//! table has steps per second over all clients and the latency of claim + start (p50, p99).
+//! `sqlite` means a fresh SQLite file; a `postgres://` URL is used as given.
+
+use spine_engine::key::{AssetKey, RunId, StepKey};
+use spine_engine::store::{
+    now, open_store, NewEvent, RunRecord, RunStatus, RunStore, StepClaim, StepOutcome, StepRecord,
+    StepStatus,
+};
+use spine_schemas::events::EventKind;
+use std::sync::Arc;
+use std::time::Instant;
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).copied().unwrap_or(f64::NAN)
+}
+
+/// One client's run: `steps` step keys of its own, each claimed, started and finished; the latency of
+/// each claim + start in milliseconds.
+async fn client(store: Arc<dyn RunStore>, c: usize, steps: usize) -> anyhow::Result<Vec<f64>> {
+    let r = RunId::new();
+    let keys: Vec<StepKey> = (0..steps)
+        .map(|i| AssetKey::parse(&format!("bench/c{c}_s{i}")).map(StepKey::whole))
+        .collect::<Result<_, _>>()?;
+    let run = RunRecord {
+        run_id: r.clone(),
+        status: RunStatus::Queued,
+        selection: None,
+        force: false,
+        full_refresh: false,
+        created_at: now(),
+        started_at: None,
+        finished_at: None,
+        error: None,
+        pid: None,
+        host: None,
+        lease_until_ms: None,
+        launched_by: Some("bench".into()),
+        tags: Default::default(),
+    };
+    let planned: Vec<StepRecord> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| StepRecord::planned(&r, i as i64, k))
+        .collect();
+    store.create_run(&run, &planned).await?;
+    let owner = format!("bench:{c}:{r}");
+    let mut latencies = Vec::with_capacity(steps);
+    for k in &keys {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let claim = StepClaim {
+            step: k.clone(),
+            run_id: r.clone(),
+            owner: owner.clone(),
+            lease_until_ms: now_ms + 60_000,
+        };
+        let ev = |kind| NewEvent::new(&r, Some(k.to_string().as_str()), kind, "info", "bench");
+        let t = Instant::now();
+        let started = store
+            .start_claimed_step(&claim, 1, ev(EventKind::StepStarted), now_ms, None)
+            .await?;
+        latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+        anyhow::ensure!(started.is_ok(), "step {k} was claimed by another client");
+        let outcome = StepOutcome {
+            status: StepStatus::Succeeded,
+            error: None,
+            failure_class: None,
+            reason: None,
+            materialization: None,
+            events: vec![ev(EventKind::Materialization)],
+        };
+        store.finish_step(&r, k, outcome).await?;
+    }
+    Ok(latencies)
+}
+
+pub async fn run(stores: &[String], clients: &[usize], steps: usize) -> anyhow::Result<u8> {
+    let mut rows = Vec::new();
+    for url in stores {
+        let dir = tempfile::tempdir()?;
+        let (label, url) = if url == "sqlite" {
+            let u = format!("sqlite://{}/state.db", dir.path().display());
+            ("sqlite".to_string(), u)
+        } else {
+            let host = url.split('@').next_back().unwrap_or(url);
+            (format!("postgres {host}"), url.clone())
+        };
+        let store = open_store(&url).await?;
+        for &n in clients {
+            let n = n.max(1);
+            let t = Instant::now();
+            let tasks: Vec<_> = (0..n)
+                .map(|c| tokio::spawn(client(store.clone(), c, (steps / n).max(1))))
+                .collect();
+            let mut latencies = Vec::new();
+            for task in tasks {
+                latencies.extend(task.await??);
+            }
+            let wall = t.elapsed().as_secs_f64();
+            latencies.sort_by(|a, b| a.total_cmp(b));
+            rows.push(vec![
+                label.clone(),
+                n.to_string(),
+                latencies.len().to_string(),
+                format!("{:.0}", latencies.len() as f64 / wall),
+                format!("{:.2} ms", percentile(&latencies, 0.5)),
+                format!("{:.2} ms", percentile(&latencies, 0.99)),
+            ]);
+        }
+        store.close().await;
+    }
+    println!(
+        "assets bench --store: claim + start, then finish, per step; build profile: {}",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    );
+    crate::output::table(
+        &[
+            "store",
+            "clients",
+            "steps",
+            "steps/s",
+            "claim+start p50",
+            "claim+start p99",
+        ],
+        &rows,
+    );
+    Ok(0)
+}
