@@ -24,6 +24,11 @@ type Store = PgStore;
 /// Locks what a transaction's `SELECT` read until it commits.
 const FOR_UPDATE: &str = " FOR UPDATE";
 
+/// Taken before a transaction inserts a run's events, until it commits (see `insert_events`): a
+/// transaction-level advisory lock per run, so the run's event ids are allocated in commit order.
+const EVENT_ORDER_LOCK: Option<&str> =
+    Some("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))");
+
 /// Reclaims the space pruned rows held (`assets gc`) and refreshes the planner's statistics.
 const RECLAIM: &str = "VACUUM (ANALYZE)";
 

@@ -11,6 +11,15 @@ pub(super) async fn insert_events(
     ts: &str,
     events: &[NewEvent],
 ) -> StoreResult<()> {
+    if let Some(lock) = EVENT_ORDER_LOCK {
+        // Each run's events get their ids in commit order: a reader tailing the run by id never
+        // passes over an event committed later with a lower id. In run id order, so two
+        // transactions taking several runs' locks take them in the same order.
+        let runs: std::collections::BTreeSet<&str> = events.iter().map(|e| e.run_id.as_str()).collect();
+        for r in runs {
+            sqlx::query(lock).bind(r).execute(&mut *tx).await?;
+        }
+    }
     for chunk in events.chunks(ROWS_PER_INSERT) {
         let mut q = sqlx::QueryBuilder::<Db>::new(
             "INSERT INTO events (run_id, step_id, ts, kind, level, message, data) ",

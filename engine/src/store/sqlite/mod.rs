@@ -21,6 +21,10 @@ type Store = SqliteStore;
 /// whose write transactions hold the database's write lock from their start.
 const FOR_UPDATE: &str = "";
 
+/// Taken before a transaction inserts a run's events, until it commits (see `insert_events`): none
+/// in SQLite, whose writers commit one at a time in the order they allocate ids.
+const EVENT_ORDER_LOCK: Option<&str> = None;
+
 /// Reclaims the space pruned rows held (`assets gc`).
 const RECLAIM: &str = "VACUUM";
 
