@@ -59,11 +59,13 @@ pub(super) async fn start_in(
     attempt: i64,
     event: NewEvent,
 ) -> StoreResult<StartedAttempt> {
-    let previous: Option<i64> = sqlx::query_scalar(
+    // Locked (where a SELECT can lock): the previous number stays the previous one until this
+    // start commits.
+    let previous: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT s.last_seq FROM steps JOIN asset_sequences s
            ON s.asset_key = steps.asset_key AND s.partition_key = COALESCE(steps.partition_key, '')
-         WHERE steps.run_id = $1 AND steps.step_id = $2",
-    )
+         WHERE steps.run_id = $1 AND steps.step_id = $2{FOR_UPDATE}"
+    )))
     .bind(run_id.as_str())
     .bind(step_id)
     .fetch_optional(&mut **tx)
@@ -117,6 +119,7 @@ pub(super) async fn finish_in(
 ) -> StoreResult<Option<i64>> {
     let mut mat_id = None;
     if let Some(m) = &outcome.materialization {
+        lock_step_key(tx, &m.step_key()).await?;
         let upstream =
             serde_json::to_string(&m.upstream).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         // Records of a step key follow its sequence numbers: one that a newer attempt's record has
@@ -207,6 +210,23 @@ pub(super) async fn finish_in(
     }
     insert_events(tx, ts, &events).await?;
     Ok(mat_id)
+}
+
+/// Locks a step key's sequence row until the transaction ends, where a SELECT can lock (Postgres;
+/// SQLite's writers already go one at a time): the step key's starts and records then happen one
+/// at a time, so a record's check that no newer one exists holds until it commits.
+async fn lock_step_key(tx: &mut Tx<'_>, step: &StepKey) -> StoreResult<()> {
+    if FOR_UPDATE.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT last_seq FROM asset_sequences WHERE asset_key = $1 AND partition_key = $2{FOR_UPDATE}"
+    )))
+    .bind(step.asset.as_str())
+    .bind(step.partition_str())
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Takes (or renews) the claim when it is free, expired, already ours, or held by `takeover_from`.

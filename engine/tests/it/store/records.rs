@@ -542,3 +542,53 @@ pub async fn tailing_events_by_id_skips_none(store: Arc<dyn RunStore>) {
         "the tailing reader passed over an event committed late"
     );
 }
+
+/// Records of one step key follow its sequence numbers even when many attempts finish at once (a
+/// dead run's commit settled while newer attempts finish): in id order, their sequence numbers rise.
+pub async fn concurrent_finishes_keep_records_in_sequence(store: Arc<dyn RunStore>) {
+    let key = AssetKey::parse("contended").unwrap();
+    let whole = StepKey::whole(key.clone());
+    let mut started = Vec::new();
+    for _ in 0..16 {
+        let r = RunId::new();
+        store
+            .create_run(&run(&r), &[step(&r, &key, 0)])
+            .await
+            .unwrap();
+        let ev = NewEvent::new(&r, None, EventKind::StepStarted, "info", "x");
+        let s = store.start_step(&r, &whole, 1, ev).await.unwrap();
+        started.push((r, s.seq));
+    }
+    // Finish in an order unrelated to the sequence numbers, all at once.
+    started.reverse();
+    started.swap(3, 11);
+    let tasks: Vec<_> = started
+        .into_iter()
+        .enumerate()
+        .map(|(i, (r, seq))| {
+            let (s, key, whole) = (store.clone(), key.clone(), whole.clone());
+            tokio::spawn(async move {
+                let outcome = StepOutcome {
+                    status: StepStatus::Succeeded,
+                    error: None,
+                    failure_class: None,
+                    reason: None,
+                    materialization: Some(mat(&r, &key, seq, i as i64)),
+                    events: vec![],
+                };
+                s.finish_step(&r, &whole, outcome).await.unwrap()
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut records = store.materializations(&key, 100).await.unwrap();
+    records.sort_by_key(|m| m.id);
+    let seqs: Vec<i64> = records.iter().map(|m| m.m.seq).collect();
+    assert!(!seqs.is_empty());
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "a record behind a newer one: {seqs:?}"
+    );
+}
