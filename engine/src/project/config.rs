@@ -73,14 +73,15 @@ impl ProjectConfig {
         let root = absolute(&root.into());
         let state = std::env::var("SPINE_STATE_URL").ok();
         let wh = std::env::var("SPINE_WAREHOUSE_URL").ok();
+        let name = root
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("project")
+            .to_string();
         Ok(ProjectConfig {
-            name: root
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("project")
-                .to_string(),
+            state_url: resolve_state_url(&root, &name, state.as_deref())?,
+            name,
             assets_dir: root.join("assets"),
-            state_url: resolve_state_url(&root, state.as_deref())?,
             warehouse_url: resolve_warehouse_url(&root, wh.as_deref())?,
             warehouse_options: BTreeMap::new(),
             warehouse_fsync: true,
@@ -197,7 +198,7 @@ impl ProjectConfig {
         let config = ProjectConfig {
             name: file.project.name.clone(),
             assets_dir: root.join(&file.project.assets),
-            state_url: resolve_state_url(&root, state.as_deref())?,
+            state_url: resolve_state_url(&root, &file.project.name, state.as_deref())?,
             warehouse_url: resolve_warehouse_url(&root, wh.as_deref())?,
             warehouse_options: file.warehouse.options.clone(),
             warehouse_fsync: file.warehouse.fsync.unwrap_or(true),
@@ -270,7 +271,11 @@ fn absolute(p: &Path) -> PathBuf {
     std::fs::canonicalize(&p).unwrap_or(p)
 }
 
-fn resolve_state_url(root: &Path, url: Option<&str>) -> Result<String, DefinitionErrors> {
+fn resolve_state_url(
+    root: &Path,
+    project: &str,
+    url: Option<&str>,
+) -> Result<String, DefinitionErrors> {
     let url = url.unwrap_or("sqlite://.spine/state.db");
     if let Some(path) = url.strip_prefix("sqlite://") {
         let p = Path::new(path);
@@ -282,7 +287,19 @@ fn resolve_state_url(root: &Path, url: Option<&str>) -> Result<String, Definitio
         return Ok(format!("sqlite://{}", full.display()));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(url.to_string());
+        // `{project}`: the project's name as a lower-case identifier, so that projects can share one
+        // database with a schema each (`?options[search_path]={project}`).
+        let ident: String = project
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        return Ok(url.replace("{project}", &ident));
     }
     let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or(url);
     Err(DefinitionError::new(

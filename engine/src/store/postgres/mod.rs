@@ -101,11 +101,41 @@ impl PgStore {
     }
 }
 
+/// Creates the schema the connection's `search_path` names first (`?options[search_path]=NAME` in the
+/// URL: projects sharing a database with a schema each), when it does not exist yet.
+async fn create_schema(pool: &PgPool) -> StoreResult<()> {
+    let current: Option<String> = sqlx::query_scalar("SELECT current_schema()::text")
+        .fetch_one(pool)
+        .await?;
+    if current.is_some() {
+        return Ok(());
+    }
+    let path: String = sqlx::query_scalar("SELECT current_setting('search_path')")
+        .fetch_one(pool)
+        .await?;
+    let first = path
+        .split(',')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .trim_matches('"');
+    if first.is_empty() || first == "$user" {
+        return Ok(());
+    }
+    let sql = format!(
+        "CREATE SCHEMA IF NOT EXISTS \"{}\"",
+        first.replace('"', "\"\"")
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(pool).await?;
+    Ok(())
+}
+
 /// Creates or upgrades the run-store schema in the database at `url` (`postgres://…`), in the
 /// connection's current schema. Two processes doing it at once are serialized by sqlx's migrator
 /// (an advisory lock).
 pub async fn migrate(url: &str) -> StoreResult<()> {
     let pool = PgPoolOptions::new().max_connections(1).connect(url).await?;
+    create_schema(&pool).await?;
     sqlx::migrate::Migrator::new(Embedded(POSTGRES))
         .await?
         .run(&pool)

@@ -176,3 +176,57 @@ async fn postgres_schema_has_every_sqlite_table_and_column() {
         assert_eq!(cols, &pg[t], "table {t}");
     }
 }
+
+/// Projects can share one database with a schema each: `?options[search_path]=NAME` in the state URL
+/// (`{project}` fills in the project's name), the schema created on first use; their records do not
+/// mix.
+#[tokio::test]
+async fn projects_share_a_database_with_a_schema_each() {
+    use spine_engine::store::{open_store, RunStore};
+    let Some(server) = server() else { return };
+    if std::env::var_os("SPINE_STATE_URL").is_some() {
+        // The environment overrides spine.toml's state URL (the engine tests' Postgres pass).
+        return;
+    }
+    let db = Database::new(&server).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = |name: &str| {
+        std::fs::write(
+            dir.path().join("spine.toml"),
+            format!(
+                "[project]\nname = \"{name}\"\n[state]\nurl = \"{}?options[search_path]=p_{{project}}\"\n",
+                db.url
+            ),
+        )
+        .unwrap();
+        spine_engine::project::ProjectConfig::load(dir.path()).unwrap()
+    };
+    let (a, b) = (config("Shop-EU"), config("shop_us"));
+    assert!(
+        a.state_url.ends_with("search_path]=p_shop_eu"),
+        "{}",
+        a.state_url
+    );
+    let (sa, sb): (std::sync::Arc<dyn RunStore>, _) = (
+        open_store(&a.state_url).await.unwrap(),
+        open_store(&b.state_url).await.unwrap(),
+    );
+    let r = spine_engine::RunId::new();
+    sa.create_run(&super::run(&r), &[]).await.unwrap();
+    assert_eq!(sa.list_runs(10).await.unwrap().len(), 1);
+    assert!(
+        sb.list_runs(10).await.unwrap().is_empty(),
+        "another project's runs"
+    );
+    let mut c = PgConnection::connect(&db.url).await.unwrap();
+    let schemas: Vec<String> = sqlx::query_scalar(
+        "SELECT schema_name::text FROM information_schema.schemata
+         WHERE schema_name LIKE 'p\\_%' ORDER BY 1",
+    )
+    .fetch_all(&mut c)
+    .await
+    .unwrap();
+    assert_eq!(schemas, ["p_shop_eu", "p_shop_us"]);
+    sa.close().await;
+    sb.close().await;
+}
