@@ -6,6 +6,18 @@
 //! durability protocol in docs/architecture.md), so a Postgres store and many workers fit behind the same
 //! trait.
 
+/// The store's code in `store/sql/`, compiled into the backend module that invokes this (`sqlite`,
+/// `postgres`) with that module's `Db`, `DbRow`, `DbConnection`, `Store`, `FOR_UPDATE`,
+/// `EVENT_ORDER_LOCK` and `RECLAIM` (ADR 0025). Paths are relative to the invoking file
+/// (`store/BACKEND/mod.rs`).
+macro_rules! shared_store_code {
+    ($($m:ident),* $(,)?) => {
+        $(mod $m {
+            include!(concat!("../sql/", stringify!($m), ".rs"));
+        })*
+    };
+}
+
 pub mod backfills;
 pub mod checks;
 pub mod control;
@@ -16,7 +28,6 @@ pub mod partitions;
 pub mod postgres;
 pub mod retention;
 pub mod sqlite;
-// `store/sql/` is compiled inside `sqlite` and `postgres`, once per backend.
 pub mod tables;
 
 pub use crate::events::{EventRecord, NewEvent};

@@ -32,42 +32,10 @@ const EVENT_ORDER_LOCK: Option<&str> =
 /// Reclaims the space pruned rows held (`assets gc`) and refreshes the planner's statistics.
 const RECLAIM: &str = "VACUUM (ANALYZE)";
 
-mod backfills {
-    include!("../sql/backfills.rs");
-}
-mod checks {
-    include!("../sql/checks.rs");
-}
-mod claims {
-    include!("../sql/claims.rs");
-}
-mod control {
-    include!("../sql/control.rs");
-}
-mod daemon {
-    include!("../sql/daemon.rs");
-}
-mod lineage {
-    include!("../sql/lineage.rs");
-}
-mod partitions {
-    include!("../sql/partitions.rs");
-}
-mod retention {
-    include!("../sql/retention.rs");
-}
-mod rows {
-    include!("../sql/rows.rs");
-}
-mod runs {
-    include!("../sql/runs.rs");
-}
-mod tables {
-    include!("../sql/tables.rs");
-}
-mod txn {
-    include!("../sql/txn.rs");
-}
+shared_store_code!(
+    backfills, checks, claims, control, daemon, lineage, partitions, retention, rows, runs, tables,
+    txn,
+);
 
 use rows::*;
 use txn::*;

@@ -14,6 +14,7 @@ mod daemon;
 mod lineage;
 mod partitions;
 mod pg;
+mod races;
 mod records;
 mod retention;
 mod tables;
@@ -37,9 +38,9 @@ macro_rules! suite {
 macro_rules! every_backend {
     ($($backend:ident, $open:path);* $(;)?) => {
         $(suite!($backend, $open;
-            records: [basics, lifecycle, partitions_are_separate_step_keys, overtaken_records_are_not_recorded,
-                      sequence_numbers_are_unique_under_concurrency, tailing_events_by_id_skips_none,
-                      concurrent_finishes_keep_records_in_sequence];
+            records: [basics, lifecycle, partitions_are_separate_step_keys, overtaken_records_are_not_recorded];
+            races: [sequence_numbers_are_unique_under_concurrency, tailing_events_by_id_skips_none,
+                    concurrent_finishes_keep_records_in_sequence];
             claims: [step_claims_have_one_holder_until_released_or_expired, claimed_start_is_atomic_with_the_claim,
                      renewing_an_owners_claims_reports_the_ones_it_still_holds];
             checks: [rollouts, check_results_and_held_back_versions];
