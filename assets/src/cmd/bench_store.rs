@@ -6,8 +6,7 @@
 
 use spine_engine::key::{AssetKey, RunId, StepKey};
 use spine_engine::store::{
-    now, open_store, NewEvent, RunRecord, RunStatus, RunStore, StepClaim, StepOutcome, StepRecord,
-    StepStatus,
+    now, open_store, NewEvent, RunRecord, RunStore, StepClaim, StepOutcome, StepRecord, StepStatus,
 };
 use spine_schemas::events::EventKind;
 use std::sync::Arc;
@@ -25,22 +24,7 @@ async fn client(store: Arc<dyn RunStore>, c: usize, steps: usize) -> anyhow::Res
     let keys: Vec<StepKey> = (0..steps)
         .map(|i| AssetKey::parse(&format!("bench/c{c}_s{i}")).map(StepKey::whole))
         .collect::<Result<_, _>>()?;
-    let run = RunRecord {
-        run_id: r.clone(),
-        status: RunStatus::Queued,
-        selection: None,
-        force: false,
-        full_refresh: false,
-        created_at: now(),
-        started_at: None,
-        finished_at: None,
-        error: None,
-        pid: None,
-        host: None,
-        lease_until_ms: None,
-        launched_by: Some("bench".into()),
-        tags: Default::default(),
-    };
+    let run = RunRecord::queued(&r, now(), Some("bench"));
     let planned: Vec<StepRecord> = keys
         .iter()
         .enumerate()

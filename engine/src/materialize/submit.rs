@@ -62,20 +62,10 @@ impl Instance {
     ) -> crate::store::PlannedRun {
         let run_id = RunId::new();
         let run = RunRecord {
-            run_id: run_id.clone(),
-            status: RunStatus::Queued,
             selection: selection.map(str::to_string),
             force,
-            full_refresh: false,
-            created_at: self.clock.stamp(),
-            started_at: None,
-            finished_at: None,
-            error: None,
-            pid: None,
-            host: None,
-            lease_until_ms: None,
-            launched_by: Some(by.to_string()),
             tags: self.tags.clone(),
+            ..RunRecord::queued(&run_id, self.clock.stamp(), Some(by))
         };
         let steps = steps
             .iter()

@@ -92,6 +92,29 @@ pub struct StepRecord {
     pub failure_class: Option<String>,
 }
 
+impl RunRecord {
+    /// A run as submitted: `queued`, created at `created_at`, launched by `launched_by`, with no
+    /// selection, flags, tags or owner yet.
+    pub fn queued(run_id: &RunId, created_at: String, launched_by: Option<&str>) -> Self {
+        RunRecord {
+            run_id: run_id.clone(),
+            status: RunStatus::Queued,
+            selection: None,
+            force: false,
+            full_refresh: false,
+            created_at,
+            started_at: None,
+            finished_at: None,
+            error: None,
+            pid: None,
+            host: None,
+            lease_until_ms: None,
+            launched_by: launched_by.map(str::to_string),
+            tags: Default::default(),
+        }
+    }
+}
+
 impl StepRecord {
     /// Step `key` of run `run_id` as planned: pending at `position` of the plan's order, no attempt.
     pub fn planned(run_id: &RunId, position: i64, key: &StepKey) -> Self {

@@ -75,22 +75,7 @@ pub async fn open_postgres() -> Option<(pg::Database, Arc<dyn RunStore>)> {
 }
 
 pub fn run(id: &RunId) -> RunRecord {
-    RunRecord {
-        run_id: id.clone(),
-        status: RunStatus::Queued,
-        selection: None,
-        force: false,
-        full_refresh: false,
-        created_at: now(),
-        started_at: None,
-        finished_at: None,
-        error: None,
-        pid: None,
-        host: None,
-        lease_until_ms: None,
-        launched_by: None,
-        tags: Default::default(),
-    }
+    RunRecord::queued(id, now(), None)
 }
 
 pub fn step(id: &RunId, key: &AssetKey, pos: i64) -> StepRecord {
