@@ -59,7 +59,7 @@ pub use error::{DefinitionError, DefinitionErrors, EngineError};
 pub use key::{AssetKey, BackfillId, PartitionKey, RunId, StepKey};
 pub use materialize::{
     Diff, ExecuteOptions, MaterializeRequest, Reproduction, Rerun, RunObserver, RunReport,
-    StepReport, Target,
+    StepReport, Target, WorkerOptions, WorkerReport,
 };
 pub use plan::PlannedStep;
 pub use project::{AssetSpec, Project, ProjectConfig};

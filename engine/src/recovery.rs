@@ -50,6 +50,10 @@ pub fn is_interrupted(run: &RunRecord, now_ms: i64) -> bool {
     if run.status != RunStatus::Running && run.status != RunStatus::Queued {
         return false;
     }
+    // Workers re-claim a dead worker's steps one by one; the run itself has no process to lose.
+    if run.owner.as_deref() == Some(crate::store::WORKERS_OWNER) {
+        return false;
+    }
     if run.status == RunStatus::Running && run.lease_until_ms.is_some_and(|l| l < now_ms) {
         return true;
     }
@@ -103,120 +107,10 @@ impl Instance {
             if step.status.is_terminal() {
                 continue;
             }
-            let key = step.asset_key.clone();
-            let committed = match step.seq {
-                Some(seq) if step.status == StepStatus::Running => self
-                    .warehouse
-                    .find_commit(&key, &step.step_id, seq, run.run_id.as_str())
-                    .await?
-                    .map(|c| (seq, c)),
-                _ => None,
-            };
-            // A newer commit of the step key that another run recorded meanwhile supersedes this
-            // one: recording this one now would make the older version the latest.
-            let newer = match &committed {
-                Some((_, (v, _))) => self
-                    .store
-                    .latest_materialization(&step.step_key())
-                    .await?
-                    .filter(|n| n.m.delta_version > *v && n.m.run_id != run.run_id),
-                None => None,
-            };
-            let outcome = match committed {
-                Some((_, (delta_version, _))) if newer.is_some() => {
-                    let by = newer
-                        .map(|n| n.m.run_id)
-                        .unwrap_or_else(|| run.run_id.clone());
-                    let msg = format!(
-                        "{key}: its commit (Delta version {delta_version}) landed before the process \
-                         died, and run {by} has recorded a newer one since; not recorded"
-                    );
+            let outcome = match self.landed_outcome(&run.run_id, &step).await? {
+                Some(o) => {
                     rec.recorded.push(step.step_id.clone());
-                    let ev = NewEvent::of(
-                        &run.run_id,
-                        Some(&step.step_id),
-                        msg.clone(),
-                        &Event::Log {
-                            level: "warn".into(),
-                        },
-                    );
-                    StepOutcome {
-                        failure_class: None,
-                        status: StepStatus::Succeeded,
-                        error: None,
-                        reason: Some(msg),
-                        materialization: None,
-                        events: vec![ev],
-                    }
-                }
-                Some((seq, (delta_version, info))) => {
-                    let m = materialization_from_commit(
-                        &step.step_key(),
-                        (&run.run_id, &step.step_id),
-                        seq,
-                        delta_version,
-                        &info,
-                    );
-                    // Its checks may not have run (or not all): they run now, on the landed
-                    // version, and decide whether it is published, as they would have.
-                    let m = self.audit_recovered(&step.step_key(), m).await?;
-                    if !m.published {
-                        let msg = format!(
-                            "recovered {key}: its commit (Delta version {}) landed before the process \
-                             died; check failed: {}; it is kept unpublished",
-                            m.delta_version,
-                            crate::checks::CheckOutcome::blocking(&m.checks)
-                        );
-                        rec.recorded.push(step.step_id.clone());
-                        let ev = NewEvent::of(
-                            &run.run_id,
-                            Some(&step.step_id),
-                            msg.clone(),
-                            &Event::StepFailed {
-                                error: msg.clone(),
-                                class: Some("permanent".into()),
-                            },
-                        );
-                        self.store
-                            .finish_step(
-                                &run.run_id,
-                                &step.step_key(),
-                                StepOutcome {
-                                    // A failed check fails the same way again.
-                                    failure_class: Some("permanent".into()),
-                                    status: StepStatus::Failed,
-                                    error: Some(msg.clone()),
-                                    reason: Some(msg),
-                                    materialization: Some(m),
-                                    events: vec![ev],
-                                },
-                            )
-                            .await?;
-                        continue;
-                    }
-                    rec.recorded.push(step.step_id.clone());
-                    let event = Event::Materialization {
-                        delta_version,
-                        rows: m.row_count,
-                        data_version: m.data_version.clone(),
-                        code_version: m.code_version.clone(),
-                        seq,
-                        recovered: true,
-                    };
-                    let ev = NewEvent::of(
-                        &run.run_id,
-                        Some(&step.step_id),
-                        format!("recovered {key}: its commit (Delta version {delta_version}) landed before the process died"),
-                        &event,
-                    );
-                    StepOutcome {
-                        failure_class: None,
-                        status: StepStatus::Succeeded,
-                        error: None,
-                        reason: Some("recovered after interruption".into()),
-                        materialization: Some(m),
-                        events: vec![ev],
-                    }
+                    o
                 }
                 None => {
                     // Settled by its own executor (the store failed), or after its process died.
@@ -247,7 +141,7 @@ impl Instance {
                     let ev = NewEvent::of(
                         &run.run_id,
                         Some(&step.step_id),
-                        format!("{key}: {msg}"),
+                        format!("{}: {msg}", step.asset_key),
                         &event,
                     );
                     StepOutcome {
@@ -297,6 +191,123 @@ impl Instance {
 }
 
 impl Instance {
+    /// How step `step` of run `run_id` ended if its attempt's commit landed in the warehouse (its
+    /// `txn` version is the step's sequence number and the commit names the run and step): recorded
+    /// from the commit's own info (audited first), or not recorded when another run recorded a newer
+    /// one meanwhile. `None` when it did not land: the attempt must be redone or abandoned.
+    pub(crate) async fn landed_outcome(
+        &self,
+        run_id: &RunId,
+        step: &crate::store::StepRecord,
+    ) -> Result<Option<StepOutcome>, EngineError> {
+        let key = step.asset_key.clone();
+        let committed = match step.seq {
+            Some(seq) if step.status == StepStatus::Running => self
+                .warehouse
+                .find_commit(&key, &step.step_id, seq, run_id.as_str())
+                .await?
+                .map(|c| (seq, c)),
+            _ => None,
+        };
+        // A newer commit of the step key that another run recorded meanwhile supersedes this
+        // one: recording this one now would make the older version the latest.
+        let newer = match &committed {
+            Some((_, (v, _))) => self
+                .store
+                .latest_materialization(&step.step_key())
+                .await?
+                .filter(|n| n.m.delta_version > *v && n.m.run_id != *run_id),
+            None => None,
+        };
+        let outcome = match committed {
+            None => return Ok(None),
+            Some((_, (delta_version, _))) if newer.is_some() => {
+                let by = newer.map(|n| n.m.run_id).unwrap_or_else(|| run_id.clone());
+                let msg = format!(
+                    "{key}: its commit (Delta version {delta_version}) landed before the process \
+                     died, and run {by} has recorded a newer one since; not recorded"
+                );
+                let ev = NewEvent::of(
+                    run_id,
+                    Some(&step.step_id),
+                    msg.clone(),
+                    &Event::Log {
+                        level: "warn".into(),
+                    },
+                );
+                StepOutcome {
+                    failure_class: None,
+                    status: StepStatus::Succeeded,
+                    error: None,
+                    reason: Some(msg),
+                    materialization: None,
+                    events: vec![ev],
+                }
+            }
+            Some((seq, (delta_version, info))) => {
+                let m = materialization_from_commit(
+                    &step.step_key(),
+                    (run_id, &step.step_id),
+                    seq,
+                    delta_version,
+                    &info,
+                );
+                // Its checks may not have run (or not all): they run now, on the landed
+                // version, and decide whether it is published, as they would have.
+                let m = self.audit_recovered(&step.step_key(), m).await?;
+                if !m.published {
+                    let msg = format!(
+                        "recovered {key}: its commit (Delta version {}) landed before the process \
+                         died; check failed: {}; it is kept unpublished",
+                        m.delta_version,
+                        crate::checks::CheckOutcome::blocking(&m.checks)
+                    );
+                    let ev = NewEvent::of(
+                        run_id,
+                        Some(&step.step_id),
+                        msg.clone(),
+                        &Event::StepFailed {
+                            error: msg.clone(),
+                            class: Some("permanent".into()),
+                        },
+                    );
+                    return Ok(Some(StepOutcome {
+                        // A failed check fails the same way again.
+                        failure_class: Some("permanent".into()),
+                        status: StepStatus::Failed,
+                        error: Some(msg.clone()),
+                        reason: Some(msg),
+                        materialization: Some(m),
+                        events: vec![ev],
+                    }));
+                }
+                let event = Event::Materialization {
+                    delta_version,
+                    rows: m.row_count,
+                    data_version: m.data_version.clone(),
+                    code_version: m.code_version.clone(),
+                    seq,
+                    recovered: true,
+                };
+                let ev = NewEvent::of(
+                    run_id,
+                    Some(&step.step_id),
+                    format!("recovered {key}: its commit (Delta version {delta_version}) landed before the process died"),
+                    &event,
+                );
+                StepOutcome {
+                    failure_class: None,
+                    status: StepStatus::Succeeded,
+                    error: None,
+                    reason: Some("recovered after interruption".into()),
+                    materialization: Some(m),
+                    events: vec![ev],
+                }
+            }
+        };
+        Ok(Some(outcome))
+    }
+
     /// Runs the asset's checks on a materialization recovery found committed but not recorded, and
     /// sets what they decide: its check outcomes, and published unless an `error` check failed.
     async fn audit_recovered(

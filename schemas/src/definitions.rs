@@ -110,6 +110,11 @@ pub struct DefaultsSection {
     pub timeout: Option<String>,
     /// Steps run at once.
     pub concurrency: Option<usize>,
+    /// How long a step claim holds without renewal, e.g. `60s`: a dead worker's steps are taken
+    /// over this long after its last renewal.
+    pub lease: Option<String>,
+    /// How often a working step renews its claim, e.g. `20s` (less than `lease`).
+    pub renew_every: Option<String>,
 }
 
 /// The fields every asset definition has, whatever its kind. An asset's YAML mapping holds these plus

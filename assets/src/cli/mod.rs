@@ -167,6 +167,23 @@ pub enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Run a worker: take queued runs and execute their steps, sharing them with every other worker
+    /// on the same run store (Postgres for workers on several machines). SIGTERM or Ctrl-C stops it
+    /// after the steps under way; a killed worker's steps are taken over once its lease runs out.
+    Worker {
+        /// Steps at once (default: the project's `concurrency`).
+        #[arg(long, short = 'c')]
+        concurrency: Option<usize>,
+        /// Only steps of assets tagged `pool=NAME` (without: assets with no pool).
+        #[arg(long)]
+        pool: Option<String>,
+        /// Time between looks at the store while idle (e.g. 200ms, 1s).
+        #[arg(long, default_value = "200ms")]
+        poll: String,
+        /// Exit once no queued or running run is left.
+        #[arg(long)]
+        exit_when_idle: bool,
+    },
     /// Automation conditions (`automation:` on assets), as the daemon decides them.
     Automation {
         #[command(subcommand)]

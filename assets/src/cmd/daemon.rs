@@ -72,7 +72,7 @@ pub async fn run(root: &Path, interval: &str, once: bool, json: bool) -> anyhow:
 }
 
 /// SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -94,7 +94,7 @@ async fn shutdown_signal() {
     }
 }
 
-fn parse_interval(s: &str) -> anyhow::Result<Duration> {
+pub(super) fn parse_interval(s: &str) -> anyhow::Result<Duration> {
     let bad = || {
         spine_engine::DefinitionError::new("E0417", format!("--interval '{s}' is not a duration"))
             .hint("e.g. --interval 30s, 5m or 1h")

@@ -27,6 +27,7 @@ mod sql;
 mod status;
 pub mod telemetry;
 pub mod vars;
+pub mod worker;
 
 use crate::{Cli, Command};
 
@@ -134,6 +135,20 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         } => materialize::execute(&root, run.as_deref(), concurrency, no_wait, json).await,
         Command::Backfill { action, args } => backfill_command(&root, action, args, json).await,
         Command::Daemon { interval, once } => daemon::run(&root, &interval, once, json).await,
+        Command::Worker {
+            concurrency,
+            pool,
+            poll,
+            exit_when_idle,
+        } => {
+            let opts = worker::Options {
+                concurrency,
+                pool,
+                poll,
+                exit_when_idle,
+            };
+            worker::run(&root, opts, json).await
+        }
         Command::Automation {
             action: crate::AutomationAction::Explain { key, partition },
         } => daemon::explain(&root, &key, partition.as_deref(), json).await,

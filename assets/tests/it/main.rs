@@ -37,3 +37,4 @@ mod source_checks;
 mod sources;
 mod training_sets;
 mod ui;
+mod workers;

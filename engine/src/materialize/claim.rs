@@ -11,12 +11,8 @@
 //! instead of after its lease expires.
 
 use super::*;
-use crate::store::{StartedAttempt, StepClaim};
+use crate::store::{Claimed, StartedAttempt, StepClaim};
 
-/// How long a claim holds without renewal.
-pub(super) const LEASE: Duration = Duration::from_secs(60);
-/// How often a working step renews its claim.
-const RENEW_EVERY: Duration = Duration::from_secs(20);
 /// First and longest pause between attempts to take a held claim.
 const POLL_FIRST: Duration = Duration::from_millis(50);
 const POLL_MAX: Duration = Duration::from_secs(1);
@@ -26,18 +22,43 @@ const POLL_MAX: Duration = Duration::from_secs(1);
 pub(super) struct HeldClaims {
     held: Mutex<HashSet<StepKey>>,
     lost: Mutex<HashSet<StepKey>>,
+    /// When the store last renewed (or granted) this execution's claims, in ms since the epoch.
+    renewed_at_ms: std::sync::atomic::AtomicI64,
 }
 
 impl HeldClaims {
-    /// The claim on `step` was granted.
-    pub(super) fn hold(&self, step: &StepKey) {
+    /// The claim on `step` was granted at `now_ms`.
+    pub(super) fn hold(&self, step: &StepKey, now_ms: i64) {
         self.lost.lock().expect("lost lock").remove(step);
-        self.held.lock().expect("held lock").insert(step.clone());
+        let mut held = self.held.lock().expect("held lock");
+        // The first claim held starts the clock: claims granted while others are held are as fresh
+        // as the last renewal, which covered every claim held then.
+        if held.is_empty() {
+            self.renewed_at_ms
+                .store(now_ms, std::sync::atomic::Ordering::Relaxed);
+        }
+        held.insert(step.clone());
+    }
+
+    /// Whether this execution may still commit at `now_ms` under a lease of `lease`: its last
+    /// successful renewal is less than half a lease old. A process cut off from the store stops
+    /// committing well before its claims run out and another owner takes them over — the other
+    /// half is the margin for a commit already under way.
+    pub(super) fn may_commit(&self, now_ms: i64, lease: Duration) -> bool {
+        let at = self
+            .renewed_at_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        now_ms - at < (lease / 2).as_millis() as i64
     }
 
     /// The step ended (its claim was released with it).
     pub(super) fn end(&self, step: &StepKey) {
         self.held.lock().expect("held lock").remove(step);
+    }
+
+    /// Whether this execution holds the claim on `step`.
+    pub(super) fn holds(&self, step: &StepKey) -> bool {
+        self.held.lock().expect("held lock").contains(step)
     }
 
     /// True when another run took the claim on `step` over (the step must not commit).
@@ -56,7 +77,9 @@ impl HeldClaims {
 
     /// After a renewal of the claims in `asked` that renewed `renewed`: the ones still held that were
     /// not renewed are lost.
-    fn renewed(&self, asked: Vec<StepKey>, renewed: &HashSet<StepKey>) {
+    fn renewed(&self, asked: Vec<StepKey>, renewed: &HashSet<StepKey>, at_ms: i64) {
+        self.renewed_at_ms
+            .store(at_ms, std::sync::atomic::Ordering::Relaxed);
         let held = self.held.lock().expect("held lock");
         let mut lost = self.lost.lock().expect("lost lock");
         for step in asked {
@@ -67,7 +90,7 @@ impl HeldClaims {
     }
 }
 
-/// Renews every claim of one execution in one statement, every [`RENEW_EVERY`], until dropped: one
+/// Renews every claim of one execution in one statement, every `renew_every`, until dropped: one
 /// task per execution, not per step.
 pub(super) struct Heartbeat(tokio::task::JoinHandle<()>);
 
@@ -85,7 +108,7 @@ impl Drop for Heartbeat {
 }
 
 /// Whether `owner` (`host:pid:run`) is a process on this host that no longer exists.
-fn owner_is_dead(owner: &str) -> bool {
+pub(super) fn owner_is_dead(owner: &str) -> bool {
     let mut parts = owner.splitn(3, ':');
     match (
         parts.next(),
@@ -99,12 +122,17 @@ fn owner_is_dead(owner: &str) -> bool {
 }
 
 impl Executor {
-    fn claim_for(&self, key: &StepKey) -> StepClaim {
+    /// The claim lease, in milliseconds.
+    pub(super) fn lease_ms(&self) -> i64 {
+        self.project.config.settings.lease.as_millis() as i64
+    }
+
+    pub(super) fn claim_for(&self, key: &StepKey) -> StepClaim {
         StepClaim {
             step: key.clone(),
             run_id: self.run.run_id.clone(),
             owner: self.run.owner.clone(),
-            lease_until_ms: self.clock.now_ms() + LEASE.as_millis() as i64,
+            lease_until_ms: self.clock.now_ms() + self.lease_ms(),
         }
     }
 
@@ -121,6 +149,32 @@ impl Executor {
         let mut takeover: Option<String> = None;
         loop {
             let claim = self.claim_for(key);
+            if self.run.shared {
+                // Workers share the run: the step starts only while still ready, and a claim
+                // another live owner holds means it is someone else's (or not yet anyone's) work.
+                let started = self
+                    .store
+                    .start_ready_step(
+                        &claim,
+                        attempt as i64,
+                        event.clone(),
+                        self.clock.now_ms(),
+                        takeover.as_deref(),
+                    )
+                    .await?;
+                match started {
+                    Claimed::Got(started) => {
+                        self.run.claims.hold(&claim.step, self.clock.now_ms());
+                        return Ok(Ok(started));
+                    }
+                    Claimed::Held(h) if owner_is_dead(&h.owner) && takeover.is_none() => {
+                        takeover = Some(h.owner);
+                        continue;
+                    }
+                    // Not taken: reported `pending`, which records nothing.
+                    Claimed::Held(_) | Claimed::Moved => return Ok(Err(StepReport::new(key))),
+                }
+            }
             let started = self
                 .store
                 .start_claimed_step(
@@ -133,7 +187,7 @@ impl Executor {
                 .await?;
             let holder = match started {
                 Ok(started) => {
-                    self.run.claims.hold(&claim.step);
+                    self.run.claims.hold(&claim.step, self.clock.now_ms());
                     return Ok(Ok(started));
                 }
                 Err(holder) => holder,
@@ -287,13 +341,14 @@ impl Executor {
     /// works.
     pub(super) fn heartbeat(&self, owner: String, claims: Arc<HeldClaims>) -> Heartbeat {
         let (store, clock) = (self.store.clone(), self.clock.clone());
+        let (lease, every) = (self.lease_ms(), self.project.config.settings.renew_every);
         Heartbeat(tokio::spawn(async move {
             loop {
-                clock.sleep(RENEW_EVERY).await;
+                clock.sleep(every).await;
                 let asked = claims.snapshot();
-                let until = clock.now_ms() + LEASE.as_millis() as i64;
-                match store.renew_claims(&owner, until).await {
-                    Ok(renewed) => claims.renewed(asked, &renewed.into_iter().collect()),
+                let now = clock.now_ms();
+                match store.renew_claims(&owner, now + lease).await {
+                    Ok(renewed) => claims.renewed(asked, &renewed.into_iter().collect(), now),
                     // A store hiccup is not a lost claim; try again at the next beat.
                     Err(e) => tracing::warn!("could not renew this run's step claims: {e}"),
                 }

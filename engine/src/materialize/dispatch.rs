@@ -9,6 +9,49 @@ use super::*;
 /// Steps that may wait for their commits while others compute (beyond the compute slots).
 const WAITING_TO_COMMIT: usize = 32;
 
+/// The step graph of a plan: for each planned step, the planned steps it waits for.
+pub(super) fn plan_upstreams(
+    project: &crate::project::Project,
+    order: &[StepKey],
+) -> HashMap<StepKey, Vec<StepKey>> {
+    let in_plan: HashSet<&StepKey> = order.iter().collect();
+    let mut planned_of: HashMap<&AssetKey, Vec<&StepKey>> = HashMap::new();
+    for k in order {
+        planned_of.entry(&k.asset).or_default().push(k);
+    }
+    let mut upstream = HashMap::new();
+    for k in order {
+        let mut ups: Vec<StepKey> = Vec::new();
+        for u in upstreams(project, &project.assets[&k.asset], k) {
+            match u {
+                // A mapping to no partition reads the upstream's table empty: after one of its
+                // planned partitions, so that the table exists.
+                Upstream::Window(a, parts) if parts.is_empty() => ups.extend(
+                    planned_of
+                        .get(&a)
+                        .and_then(|p| p.first())
+                        .map(|s| (*s).clone()),
+                ),
+                Upstream::Step(_) | Upstream::Window(..) => ups.extend(
+                    u.steps()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|s| in_plan.contains(s)),
+                ),
+                Upstream::All(a) => ups.extend(
+                    planned_of
+                        .get(&a)
+                        .into_iter()
+                        .flatten()
+                        .map(|s| (*s).clone()),
+                ),
+            }
+        }
+        upstream.insert(k.clone(), ups);
+    }
+    upstream
+}
+
 impl Executor {
     /// Runs the steps of `order` not already `done`, `concurrency` computing at once; returns how each ended.
     pub(super) async fn dispatch(
@@ -18,45 +61,12 @@ impl Executor {
         concurrency: usize,
     ) -> Result<HashMap<StepKey, StepReport>, EngineError> {
         let is_ok = |s: &StepStatus| matches!(s, StepStatus::Succeeded | StepStatus::UpToDate);
-        let in_plan: HashSet<&StepKey> = order.iter().collect();
-        // The step graph of this plan: which planned steps each step waits for, and the reverse.
+        let upstream = plan_upstreams(&self.project, order);
         let mut downstream: HashMap<StepKey, Vec<&StepKey>> = HashMap::new();
-        let mut upstream: HashMap<&StepKey, Vec<StepKey>> = HashMap::new();
-        let mut planned_of: HashMap<&AssetKey, Vec<&StepKey>> = HashMap::new();
         for k in order {
-            planned_of.entry(&k.asset).or_default().push(k);
-        }
-        for k in order {
-            let mut ups: Vec<StepKey> = Vec::new();
-            for u in upstreams(&self.project, &self.project.assets[&k.asset], k) {
-                match u {
-                    // A mapping to no partition reads the upstream's table empty: after one of its
-                    // planned partitions, so that the table exists.
-                    Upstream::Window(a, parts) if parts.is_empty() => ups.extend(
-                        planned_of
-                            .get(&a)
-                            .and_then(|p| p.first())
-                            .map(|s| (*s).clone()),
-                    ),
-                    Upstream::Step(_) | Upstream::Window(..) => ups.extend(
-                        u.steps()
-                            .unwrap_or_default()
-                            .into_iter()
-                            .filter(|s| in_plan.contains(s)),
-                    ),
-                    Upstream::All(a) => ups.extend(
-                        planned_of
-                            .get(&a)
-                            .into_iter()
-                            .flatten()
-                            .map(|s| (*s).clone()),
-                    ),
-                }
-            }
-            for u in &ups {
+            for u in &upstream[k] {
                 downstream.entry(u.clone()).or_default().push(k);
             }
-            upstream.insert(k, ups);
         }
         let mut blocked: HashMap<&StepKey, StepKey> = HashMap::new();
         // Steps still to run wait for their upstreams in the plan that have not succeeded yet; an

@@ -51,6 +51,9 @@ pub(super) struct RunState {
     pub(super) owner: String,
     /// The step keys this execution holds claims on (renewed by one heartbeat task).
     pub(super) claims: Arc<claim::HeldClaims>,
+    /// Workers share this run's steps (see `worker`): a step starts only while it is still ready,
+    /// never waits for a claim another owner holds, and records its end only while its claim holds.
+    pub(super) shared: bool,
     pub(super) no_wait: bool,
     /// Signals that resumed parked steps, by step id.
     pub(super) signals: HashMap<String, serde_json::Value>,
@@ -155,7 +158,8 @@ impl Executor {
             pid,
             owner: format!("{host}:{pid}:{run_id}"),
             host,
-            lease_until_ms: engine.clock.now_ms() + claim::LEASE.as_millis() as i64,
+            lease_until_ms: engine.clock.now_ms()
+                + engine.project.config.settings.lease.as_millis() as i64,
         };
         let taken = engine.store.start_run(run_id, &lease, ev).await?;
         if !taken {
@@ -195,6 +199,7 @@ impl Executor {
             no_wait: opts.no_wait,
             signals,
             claims: Arc::default(),
+            shared: false,
             store_failed: Default::default(),
             slots: Arc::new(tokio::sync::Semaphore::new(concurrency)),
         });

@@ -32,6 +32,8 @@ mod schema_change;
 mod stages;
 mod step;
 mod submit;
+mod worker;
+pub use worker::{WorkerOptions, WorkerReport};
 
 pub use inputs::schema_json;
 

@@ -132,10 +132,29 @@ impl Executor {
             // Ending the step releases this run's claim on the step key, if it holds one.
             events,
         };
-        let id = self
-            .store
-            .finish_step(&self.run.run_id, key, outcome)
-            .await?;
+        let id = if self.run.shared && self.run.claims.holds(key) {
+            // Workers share the run: the end is recorded only while this worker's claim holds.
+            let id = self
+                .store
+                .finish_claimed_step(&self.run.owner, &self.run.run_id, key, outcome)
+                .await?;
+            if id.is_none() {
+                tracing::warn!(
+                    "{key}: another worker re-claimed this step; its end here is not recorded"
+                );
+            }
+            id.flatten()
+        } else if self.run.shared {
+            // Ended before it started (fresh, skipped, cancelled): only while it is still pending.
+            self.store
+                .end_pending_step(&self.run.run_id, key, outcome)
+                .await?;
+            None
+        } else {
+            self.store
+                .finish_step(&self.run.run_id, key, outcome)
+                .await?
+        };
         self.run.claims.end(key);
         Ok(id)
     }

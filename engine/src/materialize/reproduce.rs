@@ -135,6 +135,7 @@ impl Instance {
             no_wait: true,
             signals: HashMap::new(),
             claims: Arc::default(),
+            shared: false,
             store_failed: Default::default(),
             slots: Arc::new(tokio::sync::Semaphore::new(1)),
         };

@@ -9,8 +9,14 @@ use super::*;
 impl Executor {
     /// Runs one step to its end self.run. Store failures end the step as failed.
     pub(super) async fn run_step(&self, key: StepKey) -> StepReport {
+        self.run_step_from(key, 1).await
+    }
+
+    /// Runs one step from attempt `first` (above 1 when a worker re-claimed a dead owner's attempt
+    /// `first - 1` that had not committed) to its end.
+    pub(super) async fn run_step_from(&self, key: StepKey, first: u32) -> StepReport {
         let started = Instant::now();
-        let mut report = match self.run_step_inner(&key).await {
+        let mut report = match self.run_step_inner(&key, first).await {
             Ok(r) => r,
             Err(e) => {
                 let msg = e.to_string();
@@ -37,7 +43,11 @@ impl Executor {
         report
     }
 
-    pub(super) async fn run_step_inner(&self, key: &StepKey) -> Result<StepReport, EngineError> {
+    pub(super) async fn run_step_inner(
+        &self,
+        key: &StepKey,
+        first: u32,
+    ) -> Result<StepReport, EngineError> {
         let spec = self.project.assets[&key.asset].clone();
         let step_id = key.to_string();
         let mut report = StepReport::new(key);
@@ -45,7 +55,7 @@ impl Executor {
         if let Some(config) = self.in_place(&self.project.assets[&key.asset]) {
             return self.observe_step(&spec, key, config).await;
         }
-        if !self.run.force {
+        if !self.run.force && first == 1 {
             let fresh_in = {
                 let latest = self.run.latest.lock().expect("latest lock");
                 (freshness(&self.project, &spec, key, &latest) == Freshness::Fresh).then(|| {
@@ -71,8 +81,9 @@ impl Executor {
         // of this table lingers for it and they share one (see `warehouse::partitioned`).
         let _intent = (spec.partitions.is_some() && key.partition.is_some())
             .then(|| self.warehouse.intend(&key.asset));
-        let max_attempts = spec.retries + 1;
-        for attempt in 1..=max_attempts {
+        // A re-claimed step gets its retries afresh: its owner's death was not its failure.
+        let max_attempts = first - 1 + spec.retries + 1;
+        for attempt in first..=max_attempts {
             report.attempts = attempt;
             let ev = NewEvent::of(
                 &self.run.run_id,
@@ -212,6 +223,16 @@ impl Executor {
         if self.run.claims.lost(step) {
             return Err(AttemptError::Failed(StepError::retryable(format!(
                 "this run's claim on {step} expired and another run took it over; not committing"
+            ))));
+        }
+        if !self
+            .run
+            .claims
+            .may_commit(self.clock.now_ms(), self.project.config.settings.lease)
+        {
+            return Err(AttemptError::Failed(StepError::retryable(format!(
+                "the claim on {step} was last renewed more than half a lease ago (the run store \
+                 is out of reach?); not committing, another owner may take it over"
             ))));
         }
         let previous = self

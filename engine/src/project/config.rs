@@ -20,6 +20,10 @@ pub struct Settings {
     pub timeout: Option<Duration>,
     /// Steps run at once.
     pub concurrency: usize,
+    /// How long a step claim holds without renewal.
+    pub lease: Duration,
+    /// How often a working step renews its claims.
+    pub renew_every: Duration,
 }
 
 impl Default for Settings {
@@ -32,6 +36,8 @@ impl Default for Settings {
                 .map(|n| n.get())
                 .unwrap_or(2)
                 .max(2),
+            lease: Duration::from_secs(60),
+            renew_every: Duration::from_secs(20),
         }
     }
 }
@@ -157,6 +163,23 @@ impl ProjectConfig {
                 return Err(bad("defaults.concurrency", "must be at least 1".into()).into());
             }
             s.concurrency = c;
+        }
+        if let Some(t) = &d.lease {
+            s.lease = parse_duration(t).map_err(|m| bad("defaults.lease", m))?;
+        }
+        s.renew_every = match &d.renew_every {
+            Some(t) => parse_duration(t).map_err(|m| bad("defaults.renew_every", m))?,
+            None => s.lease / 3,
+        };
+        if s.renew_every.is_zero() || s.renew_every >= s.lease {
+            return Err(bad(
+                "defaults.renew_every",
+                format!(
+                    "must be above zero and shorter than the lease ({:?}); a third of it is usual",
+                    s.lease
+                ),
+            )
+            .into());
         }
         // A target (`--target NAME`, `SPINE_TARGET`) overrides the file; the environment overrides both.
         let target = std::env::var("SPINE_TARGET").ok().filter(|t| !t.is_empty());

@@ -29,6 +29,7 @@ pub mod postgres;
 pub mod retention;
 pub mod sqlite;
 pub mod tables;
+pub mod workers;
 
 pub use crate::events::{EventRecord, NewEvent};
 pub use backfills::{BackfillRecord, BackfillStep, BackfillStore, LatestOutcome, PlannedRun};
@@ -39,6 +40,7 @@ pub use lineage::LineageStore;
 pub use partitions::PartitionStore;
 pub use retention::{PruneReport, RetentionStore};
 pub use tables::TableStore;
+pub use workers::{Claimed, WorkerStore, WORKERS_OWNER};
 mod records;
 pub use records::{
     Materialization, NewMaterialization, RunLease, RunRecord, StartedAttempt, StepOutcome,
@@ -150,6 +152,7 @@ pub trait RunStore:
     + PartitionStore
     + RetentionStore
     + TableStore
+    + WorkerStore
     + Send
     + Sync
 {

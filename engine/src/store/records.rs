@@ -37,6 +37,10 @@ pub struct RunRecord {
     /// Until when its executor's lease holds (milliseconds since the Unix epoch), while running.
     #[serde(default)]
     pub lease_until_ms: Option<i64>,
+    /// Who holds it while it runs: its executor (`host:pid:run`), or
+    /// [`WORKERS_OWNER`](crate::store::WORKERS_OWNER) when workers execute its steps.
+    #[serde(default)]
+    pub owner: Option<String>,
     /// Who or what launched it: `cli:USER`, `ui:USER`, `schedule:NAME`, `sensor:NAME`,
     /// `automation`, `backfill:ID`, `rerun:RUN`, `doctor`.
     #[serde(default)]
@@ -109,6 +113,7 @@ impl RunRecord {
             pid: None,
             host: None,
             lease_until_ms: None,
+            owner: None,
             launched_by: launched_by.map(str::to_string),
             tags: Default::default(),
         }

@@ -34,7 +34,7 @@ const RECLAIM: &str = "VACUUM (ANALYZE)";
 
 shared_store_code!(
     backfills, checks, claims, control, daemon, lineage, partitions, retention, rows, runs, tables,
-    txn,
+    txn, workers,
 );
 
 use rows::*;

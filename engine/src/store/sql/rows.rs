@@ -99,6 +99,7 @@ pub(super) fn run_from_row(r: &DbRow) -> StoreResult<RunRecord> {
         pid: r.try_get("pid")?,
         host: r.try_get("host")?,
         lease_until_ms: r.try_get("lease_until")?,
+        owner: r.try_get("owner")?,
         launched_by: r.try_get("launched_by")?,
         tags: match r.try_get::<Option<String>, _>("tags")? {
             Some(t) => serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(e.to_string()))?,

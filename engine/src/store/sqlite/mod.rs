@@ -32,7 +32,7 @@ mod open;
 
 shared_store_code!(
     backfills, checks, claims, control, daemon, lineage, partitions, retention, rows, runs, tables,
-    txn,
+    txn, workers,
 );
 
 use rows::*;

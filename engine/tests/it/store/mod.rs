@@ -18,6 +18,7 @@ mod races;
 mod records;
 mod retention;
 mod tables;
+mod workers;
 
 /// One test per body per backend: `store::{backend}::{half}::{body}`. `$open` gives a fresh, empty
 /// store and whatever must live as long as it.
@@ -51,6 +52,8 @@ macro_rules! every_backend {
             partitions: [dynamic_partitions];
             retention: [pruning_keeps_what_is_read];
             tables: [version_rewrites];
+            workers: [worker_runs_lists_what_workers_may_take, ready_steps_start_once,
+                      reclaims_take_over_expired_attempts_once, pending_steps_and_runs_end_once];
         );)*
     };
 }

@@ -1,0 +1,195 @@
+//! Workers (`assets worker`): processes that share the steps of queued runs through the run store.
+//! Two workers spread one run's fan-out; a worker that dies after its Delta commit has the step
+//! re-claimed and recorded from the commit, not recomputed; one that dies before it has the step
+//! redone as the next attempt. (`workers_soak` kills workers on Postgres and S3 many times.)
+
+use crate::common::*;
+use std::process::{Child, Command, Stdio};
+
+/// root → m0..m{n-1} → sink; each m_i is 55 + i, computed in SQL or (`sleep`: that long) by a
+/// command.
+pub fn fan_out(n: usize, sleep: Option<&str>) -> Project {
+    let mut files = vec![(
+        "assets/root.yaml".to_string(),
+        "key: root\nkind: sql\nquery: SELECT value AS v FROM generate_series(1, 10)\n".to_string(),
+    )];
+    for i in 0..n {
+        let def = match sleep {
+            None => format!("key: m{i}\nkind: sql\nquery: SELECT SUM(v) + {i} AS v FROM root\n"),
+            Some(s) => format!(
+                "key: m{i}\nkind: command\ndeps: [root]\ncommand: [sh, -c, 'sleep {s}; printf \"v\\n{}\\n\" > $SPINE_OUTPUT_DIR/m.csv']\nschema:\n  - v: int64\n",
+                55 + i
+            ),
+        };
+        files.push((format!("assets/m{i}.yaml"), def));
+    }
+    let union: Vec<String> = (0..n).map(|i| format!("SELECT v FROM m{i}")).collect();
+    files.push((
+        "assets/sink.yaml".to_string(),
+        format!(
+            "key: sink\nkind: sql\nquery: SELECT SUM(v) AS s, COUNT(*) AS n FROM ({})\n",
+            union.join(" UNION ALL ")
+        ),
+    ));
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    Project::new(&refs)
+}
+
+/// `assets worker ARGS` in `dir`, its output captured.
+pub fn worker(dir: &std::path::Path, args: &[&str], envs: &[(&str, String)]) -> Child {
+    let mut c: Command = bin();
+    c.arg("worker")
+        .args(args)
+        .current_dir(dir)
+        .env_remove("SPINE_STATE_URL")
+        .env_remove("SPINE_WAREHOUSE_URL")
+        .env_remove("RUST_LOG")
+        .envs(envs.iter().map(|(k, v)| (k, v)))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c.spawn().expect("spawn a worker")
+}
+
+/// Waits for a `--json --exit-when-idle` worker; its report.
+fn report(child: Child) -> serde_json::Value {
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "worker failed: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+fn queue(p: &Project) -> String {
+    let out = p.run(&["materialize", "--queue", "--json"]);
+    out.ok();
+    out.json()["run_id"].as_str().expect("run id").to_string()
+}
+
+fn the_run(p: &Project, id: &str) -> serde_json::Value {
+    p.run(&["run", id, "--json"]).ok().json()["run"].clone()
+}
+
+#[test]
+fn two_workers_share_one_runs_fan_out() {
+    let p = fan_out(16, Some("0.2"));
+    let id = queue(&p);
+    let args = ["-c", "1", "--poll", "50ms", "--exit-when-idle", "--json"];
+    let (a, b) = (worker(p.path(), &args, &[]), worker(p.path(), &args, &[]));
+    let (a, b) = (report(a), report(b));
+    let (na, nb) = (a["steps"].as_u64().unwrap(), b["steps"].as_u64().unwrap());
+    assert_eq!(na + nb, 18, "each step once: {a} {b}");
+    assert!(na > 0 && nb > 0, "both workers took steps: {a} {b}");
+    assert_eq!(
+        a["runs_ended"].as_u64().unwrap() + b["runs_ended"].as_u64().unwrap(),
+        1
+    );
+    let run = the_run(&p, &id);
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let rows = p
+        .run(&["sql", "--json", "SELECT s, n FROM sink"])
+        .ok()
+        .json();
+    // Each m_i = 55 + i.
+    assert_eq!(rows, serde_json::json!([{"s": 16 * 55 + 120, "n": 16}]));
+    // Every step started once.
+    let started = p
+        .run(&[
+            "sql",
+            "--json",
+            "SELECT COUNT(*) AS n FROM spine.events WHERE kind = 'step_started'",
+        ])
+        .ok()
+        .json();
+    assert_eq!(started[0]["n"], 18, "{started}");
+}
+
+/// Which `_delta_log` versions a local table has.
+fn versions(p: &Project, table: &str) -> usize {
+    std::fs::read_dir(p.path().join("warehouse").join(table).join("_delta_log"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_worker_dead_after_its_commit_has_the_step_recorded_not_recomputed() {
+    let p = diamond();
+    let id = queue(&p);
+    let crash = [("SPINE_FAULT", "crash_after_commit:stg/b".to_string())];
+    let dead = worker(p.path(), &["-c", "1", "--poll", "50ms"], &crash);
+    let out = dead.wait_with_output().unwrap();
+    assert!(!out.status.success(), "the fault aborts the worker");
+    assert_eq!(versions(&p, "stg/b"), 1, "its commit landed");
+    let v = report(worker(
+        p.path(),
+        &["--poll", "50ms", "--exit-when-idle", "--json"],
+        &[],
+    ));
+    assert_eq!(v["reclaimed"], 1, "{v}");
+    assert_eq!(the_run(&p, &id)["status"], "succeeded");
+    assert_eq!(versions(&p, "stg/b"), 1, "stg/b was not recomputed");
+    let steps = p
+        .run(&[
+            "sql",
+            "--json",
+            "SELECT step_id, status, attempt FROM spine.steps ORDER BY step_id",
+        ])
+        .ok()
+        .json();
+    assert!(
+        steps
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["status"] == "succeeded" && s["attempt"] == 1),
+        "{steps}"
+    );
+    let m = p
+        .run(&[
+            "sql",
+            "--json",
+            "SELECT COUNT(*) AS n, MIN(delta_version) AS v FROM spine.materializations WHERE asset_key = 'stg/b'",
+        ])
+        .ok()
+        .json();
+    assert_eq!(m, serde_json::json!([{"n": 1, "v": 0}]));
+}
+
+#[test]
+fn a_worker_dead_before_its_commit_has_the_step_redone_as_the_next_attempt() {
+    let p = diamond();
+    let id = queue(&p);
+    let crash = [("SPINE_FAULT", "crash_before_commit:stg/b".to_string())];
+    let dead = worker(p.path(), &["-c", "1", "--poll", "50ms"], &crash);
+    assert!(!dead.wait_with_output().unwrap().status.success());
+    assert_eq!(versions(&p, "stg/b"), 0, "nothing committed");
+    let v = report(worker(
+        p.path(),
+        &["--poll", "50ms", "--exit-when-idle", "--json"],
+        &[],
+    ));
+    assert_eq!(v["reclaimed"], 1, "{v}");
+    assert_eq!(the_run(&p, &id)["status"], "succeeded");
+    assert_eq!(versions(&p, "stg/b"), 1);
+    let b = p
+        .run(&[
+            "sql",
+            "--json",
+            "SELECT status, attempt FROM spine.steps WHERE step_id = 'stg/b'",
+        ])
+        .ok()
+        .json();
+    assert_eq!(
+        b,
+        serde_json::json!([{"status": "succeeded", "attempt": 2}])
+    );
+}

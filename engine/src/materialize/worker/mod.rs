@@ -1,0 +1,436 @@
+//! Workers (`assets worker`): processes on any number of machines that share the steps of queued
+//! runs through the run store, so one run's fan-out spreads over all of them.
+//!
+//! A worker takes a queued run by marking it `running` under [`WORKERS_OWNER`] (no single process
+//! holds it, so it is never settled as interrupted). Then every worker, on every pass, reads the
+//! run's steps from the store and decides what is ready (`ready`): it starts a ready step under a
+//! claim with a lease, in a transaction that also checks the step is still ready, so no two workers
+//! start it; it records skips of steps behind a failed upstream only while they are still pending;
+//! and it ends the run once (a guarded `running` → end). What a step reads comes from the store and
+//! the warehouse (its upstreams' latest materializations are read again before it starts), never from
+//! another worker's memory.
+//!
+//! A worker renews its claims every `renew_every`. When it dies (kill -9, a lost machine) its claims
+//! run out after `lease` — at once, for a dead process on the same host — and another worker
+//! re-claims each of its running steps and reconciles it first: if the attempt's Delta commit landed
+//! (its `txn` version is the step's sequence number) it is recorded, not recomputed; otherwise the
+//! step is redone as the next attempt. A worker that cannot renew stops committing once its last
+//! renewal is half a lease old, and records a step's end only while it still holds the claim.
+
+mod ready;
+mod reclaim;
+
+use super::claim::{owner_is_dead, Heartbeat};
+use super::*;
+use crate::store::{RunLease, StepClaim, WORKERS_OWNER};
+
+/// How a worker works.
+#[derive(Clone)]
+pub struct WorkerOptions {
+    /// Steps at once.
+    pub concurrency: usize,
+    /// Only steps of assets tagged `pool=NAME` (without: only steps of assets with no pool).
+    pub pool: Option<String>,
+    /// Pause between passes over the store when nothing finished.
+    pub poll: Duration,
+    /// Return once no run is left to work on (tests, batch jobs) instead of waiting for more.
+    pub exit_when_idle: bool,
+    /// Stops taking steps; the steps under way finish first.
+    pub cancel: CancellationToken,
+}
+
+/// What a worker did.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct WorkerReport {
+    /// Steps it took to an end.
+    pub steps: usize,
+    /// Of those, steps it re-claimed from a worker whose lease ran out.
+    pub reclaimed: usize,
+    /// Runs it recorded the end of.
+    pub runs_ended: usize,
+}
+
+/// One run as a worker knows it: an executor sharing its steps, and the plan's step graph.
+struct RunCtx {
+    exec: Executor,
+    upstream: HashMap<StepKey, Vec<StepKey>>,
+    _beat: Heartbeat,
+    _cancel_watch: Heartbeat,
+}
+
+/// A step task's end.
+struct Done {
+    run: RunId,
+    step: StepKey,
+    report: StepReport,
+    reclaimed: bool,
+}
+
+struct Worker {
+    engine: Instance,
+    opts: WorkerOptions,
+    /// `host:pid:w`: a claim's owner is this and the run id.
+    id: String,
+    slots: Arc<tokio::sync::Semaphore>,
+    runs: HashMap<RunId, RunCtx>,
+    tasks: JoinSet<Done>,
+    busy: HashSet<(RunId, StepKey)>,
+    report: WorkerReport,
+    /// The last pass found runs to work on.
+    listed: bool,
+}
+
+/// A run's priority: its `priority` tag (higher first), 0 without one.
+fn priority(run: &RunRecord) -> i64 {
+    run.tags
+        .get("priority")
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+impl Instance {
+    /// Works as a worker until `opts.cancel` (or, with `exit_when_idle`, until no run is left):
+    /// takes queued runs, and starts, re-claims and ends steps of runs workers share (see the
+    /// module docs). A run store out of reach is waited for, with backoff.
+    pub async fn work(&self, opts: WorkerOptions) -> Result<WorkerReport, EngineError> {
+        let (pid, host) = (std::process::id(), crate::store::host_name());
+        let mut w = Worker {
+            engine: self.clone(),
+            id: format!("{host}:{pid}:w"),
+            slots: Arc::new(tokio::sync::Semaphore::new(opts.concurrency.max(1))),
+            opts: WorkerOptions {
+                concurrency: opts.concurrency.max(1),
+                ..opts
+            },
+            runs: HashMap::new(),
+            tasks: JoinSet::new(),
+            busy: HashSet::new(),
+            report: WorkerReport::default(),
+            listed: false,
+        };
+        tracing::info!(worker = %w.id, concurrency = w.opts.concurrency, pool = ?w.opts.pool, "worker started");
+        let mut pause = w.opts.poll;
+        let cancel = w.opts.cancel.clone();
+        while !cancel.is_cancelled() {
+            let progressed = match w.pass().await {
+                Ok(p) => {
+                    pause = w.opts.poll;
+                    p
+                }
+                Err(EngineError::Store(e)) => {
+                    tracing::warn!("run store: {e}; trying again in {pause:?}");
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                    false
+                }
+                Err(e) => return Err(e),
+            };
+            if w.opts.exit_when_idle && !progressed && w.tasks.is_empty() && !w.listed {
+                break;
+            }
+            if progressed && w.tasks.len() < w.opts.concurrency {
+                // More may be ready at once (a fan-out): look again without pausing.
+                w.drain();
+                continue;
+            }
+            tokio::select! {
+                Some(j) = w.tasks.join_next(), if !w.tasks.is_empty() => w.joined(j),
+                _ = tokio::time::sleep(pause) => {}
+                _ = cancel.cancelled() => {}
+            }
+            w.drain();
+        }
+        // Stopping: the steps under way finish (and are recorded) first.
+        while let Some(j) = w.tasks.join_next().await {
+            w.joined(j);
+        }
+        tracing::info!(worker = %w.id, steps = w.report.steps, "worker stopped");
+        Ok(w.report)
+    }
+}
+
+impl Worker {
+    fn drain(&mut self) {
+        while let Some(j) = self.tasks.try_join_next() {
+            self.joined(j);
+        }
+    }
+
+    fn joined(&mut self, joined: Result<Done, tokio::task::JoinError>) {
+        match joined {
+            Ok(done) => {
+                self.busy.remove(&(done.run, done.step));
+                if done.report.status != StepStatus::Pending {
+                    self.report.steps += 1;
+                    self.report.reclaimed += done.reclaimed as usize;
+                }
+            }
+            // Its claim runs out and another pass (here or elsewhere) re-claims the step.
+            Err(e) => tracing::error!("a step task of this worker failed: {e}"),
+        }
+    }
+
+    fn free(&self) -> bool {
+        self.tasks.len() < self.opts.concurrency
+    }
+
+    /// Whether this worker takes steps of `key`'s asset (its `pool=` tag against `--pool`).
+    fn in_pool(&self, key: &StepKey) -> bool {
+        let pool = self.engine.project.assets.get(&key.asset).and_then(|a| {
+            a.tags
+                .iter()
+                .find_map(|t| t.strip_prefix("pool=").map(str::trim))
+        });
+        pool == self.opts.pool.as_deref()
+    }
+
+    /// One pass over the runs workers share; whether anything was started or ended.
+    async fn pass(&mut self) -> Result<bool, EngineError> {
+        let mut runs = self.engine.store.worker_runs().await?;
+        runs.sort_by_key(|r| std::cmp::Reverse(priority(r)));
+        let live: HashSet<RunId> = runs.iter().map(|r| r.run_id.clone()).collect();
+        let busy: HashSet<RunId> = self.busy.iter().map(|(r, _)| r.clone()).collect();
+        // Runs that ended (or were cancelled) elsewhere.
+        self.runs
+            .retain(|id, _| live.contains(id) || busy.contains(id));
+        let mut progressed = false;
+        self.listed = !runs.is_empty();
+        for mut run in runs {
+            if run.status != RunStatus::Running {
+                if !self.free() {
+                    continue;
+                }
+                if self.take(&run).await? {
+                    progressed = true;
+                } else {
+                    // Taken meanwhile: by another worker (then shared) or by an executor.
+                    run = self.engine.store.get_run(run.run_id.as_str()).await?;
+                    if run.status != RunStatus::Running
+                        || run.owner.as_deref() != Some(WORKERS_OWNER)
+                    {
+                        continue;
+                    }
+                }
+            }
+            progressed |= self.advance(&run).await?;
+        }
+        Ok(progressed)
+    }
+
+    /// Takes a queued (or signalled waiting) run for the workers; false when someone else took it.
+    async fn take(&mut self, run: &RunRecord) -> Result<bool, EngineError> {
+        let (pid, host) = (std::process::id() as i64, crate::store::host_name());
+        let ev = NewEvent::of(
+            &run.run_id,
+            None,
+            format!("run started by workers (taken by {})", self.id),
+            &Event::RunStarted {
+                pid,
+                host: host.clone(),
+            },
+        );
+        let lease = RunLease {
+            pid,
+            host,
+            owner: WORKERS_OWNER.into(),
+            lease_until_ms: 0,
+        };
+        let taken = self.engine.store.start_run(&run.run_id, &lease, ev).await?;
+        if taken {
+            tracing::info!(run_id = %run.run_id, "run taken by workers");
+        }
+        Ok(taken)
+    }
+
+    /// Sets up this worker's view of `run`; `None` when the run cannot go on here (it plans an
+    /// asset this project no longer defines: it is ended failed).
+    async fn open(&mut self, run: &RunRecord) -> Result<Option<RunCtx>, EngineError> {
+        let engine = &self.engine;
+        let run_id = &run.run_id;
+        let order: Vec<StepKey> = engine
+            .store
+            .steps(run_id)
+            .await?
+            .iter()
+            .map(StepRecord::step_key)
+            .collect();
+        if let Some(gone) = order
+            .iter()
+            .find(|k| !engine.project.assets.contains_key(&k.asset))
+        {
+            let msg = format!("run {run_id} plans '{gone}', which this worker's project does not define; deploy the same project to every worker");
+            tracing::error!("{msg}");
+            let ev = NewEvent::of(
+                run_id,
+                None,
+                msg.clone(),
+                &Event::RunFailed {
+                    error: Some(msg.clone()),
+                },
+            );
+            engine
+                .store
+                .end_run(run_id, RunStatus::Failed, Some(&msg), ev)
+                .await?;
+            return Ok(None);
+        }
+        let cancel = CancellationToken::new();
+        let owner = format!("{}:{run_id}", self.id);
+        let config = SessionConfig::new().with_target_partitions(self.opts.concurrency.clamp(1, 4));
+        let state = RunState {
+            run_id: run_id.clone(),
+            force: run.force,
+            full_refresh: run.full_refresh,
+            cancel: cancel.clone(),
+            observer: None,
+            latest: Mutex::new(HashMap::new()),
+            registered: Mutex::new(HashMap::new()),
+            session: crate::session::bounded(&engine.project.config, config),
+            owner: owner.clone(),
+            claims: Arc::default(),
+            shared: true,
+            no_wait: false,
+            signals: engine.signals(run_id).await?,
+            store_failed: Default::default(),
+            slots: self.slots.clone(),
+        };
+        let exec = Executor::detached(engine, state);
+        Ok(Some(RunCtx {
+            _beat: exec.heartbeat(owner, exec.run.claims.clone()),
+            _cancel_watch: engine.watch_run_cancel(run_id, cancel),
+            upstream: dispatch::plan_upstreams(&engine.project, &order),
+            exec,
+        }))
+    }
+
+    /// Moves `run` on as far as this worker can: skips, starts, re-claims, and its end.
+    async fn advance(&mut self, run: &RunRecord) -> Result<bool, EngineError> {
+        let run_id = &run.run_id;
+        if !self.runs.contains_key(run_id) {
+            match self.open(run).await? {
+                Some(ctx) => self.runs.insert(run_id.clone(), ctx),
+                None => return Ok(true),
+            };
+        }
+        let ctx = &self.runs[run_id];
+        let exec = ctx.exec.clone();
+        let steps = self.engine.store.steps(run_id).await?;
+        let cancelled = exec.run.cancel.is_cancelled();
+        let next = ready::next(&steps, &ctx.upstream, cancelled);
+        let mut progressed = false;
+        for (key, up) in next.skip {
+            let (status, reason) = if cancelled {
+                (
+                    StepStatus::Cancelled,
+                    "run cancelled before the step started".to_string(),
+                )
+            } else {
+                (
+                    StepStatus::Skipped,
+                    format!("upstream '{up}' did not succeed"),
+                )
+            };
+            exec.end_step(StepReport::new(&key), status, None, Some(reason))
+                .await?;
+            progressed = true;
+        }
+        for key in next.ready {
+            if cancelled {
+                let reason = Some("run cancelled before the step started".to_string());
+                exec.end_step(StepReport::new(&key), StepStatus::Cancelled, None, reason)
+                    .await?;
+                progressed = true;
+                continue;
+            }
+            if !self.free() {
+                break;
+            }
+            if self.busy.contains(&(run_id.clone(), key.clone())) || !self.in_pool(&key) {
+                continue;
+            }
+            self.spawn(&exec, key, None);
+            progressed = true;
+        }
+        if !next.running.is_empty() && self.free() {
+            let now = self.engine.clock.now_ms();
+            let claims: HashMap<StepKey, StepClaim> = self
+                .engine
+                .store
+                .run_claims(run_id)
+                .await?
+                .into_iter()
+                .map(|c| (c.step.clone(), c))
+                .collect();
+            for rec in next.running {
+                let key = rec.step_key();
+                if !self.free()
+                    || self.busy.contains(&(run_id.clone(), key.clone()))
+                    || !self.in_pool(&key)
+                {
+                    continue;
+                }
+                let takeover = match claims.get(&key) {
+                    None => None,
+                    Some(c) if owner_is_dead(&c.owner) => Some(c.owner.clone()),
+                    Some(c) if c.lease_until_ms < now => None,
+                    Some(_) => continue,
+                };
+                self.spawn(&exec, key, Some((rec, takeover)));
+                progressed = true;
+            }
+        }
+        let mine = self.busy.iter().any(|(r, _)| r == run_id);
+        if let (Some(end), false) = (next.end, mine) {
+            let ev = NewEvent::of(run_id, None, end.message, &end.event);
+            let ended = self
+                .engine
+                .store
+                .end_run(run_id, end.status, end.error.as_deref(), ev)
+                .await?;
+            if ended {
+                self.report.runs_ended += 1;
+                tracing::info!(run_id = %run_id, status = %end.status, "{}", end.message);
+            }
+            if let Some(ctx) = self.runs.remove(run_id) {
+                let scratch = ctx.exec.run_scratch(run_id);
+                let _ = tokio::fs::remove_dir_all(scratch).await;
+            }
+            progressed = true;
+        }
+        Ok(progressed)
+    }
+
+    /// Starts a task for `key`: a ready step, or (`reclaim`: its record and the dead owner to take
+    /// over from) a running one whose owner's lease ran out.
+    fn spawn(
+        &mut self,
+        exec: &Executor,
+        key: StepKey,
+        reclaim: Option<(StepRecord, Option<String>)>,
+    ) {
+        let run = exec.run.run_id.clone();
+        self.busy.insert((run.clone(), key.clone()));
+        let exec = exec.clone();
+        let span = tracing::info_span!("step", run_id = %run, step_id = %key, asset = %key.asset, worker = %self.id);
+        self.tasks.spawn(
+            async move {
+                let reclaimed = reclaim.is_some();
+                let report = match reclaim {
+                    None => {
+                        if let Err(e) = exec.refresh_latest(&key).await {
+                            tracing::warn!("cannot read {key}'s upstreams from the store: {e}");
+                        }
+                        exec.run_step(key.clone()).await
+                    }
+                    Some((rec, takeover)) => exec.reclaim(rec, takeover).await,
+                };
+                Done {
+                    run,
+                    step: key,
+                    report,
+                    reclaimed,
+                }
+            }
+            .instrument(span),
+        );
+    }
+}

@@ -1,0 +1,82 @@
+//! The worker protocol half of the run store: what `assets worker` processes on many machines use to
+//! share the steps of queued runs. Every state change is guarded by the state the caller saw, in the
+//! same transaction that changes it, so two workers acting on one stale view never both start, end
+//! or re-claim the same step, and a run ends once.
+
+use super::{NewEvent, RunRecord, RunStatus, StartedAttempt, StepClaim, StepOutcome, StoreResult};
+use crate::key::{RunId, StepKey};
+use async_trait::async_trait;
+
+/// The `owner` of a run that workers execute step by step: no single process holds it, so it is
+/// never settled as interrupted; a dead worker's steps are re-claimed instead.
+pub const WORKERS_OWNER: &str = "spine:workers";
+
+/// What a guarded claim found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claimed<T> {
+    /// The caller holds the step's claim now, and did what it asked.
+    Got(T),
+    /// Another owner holds the claim and its lease has not run out.
+    Held(StepClaim),
+    /// The step is no longer in the state the caller saw (another worker started, re-claimed or
+    /// ended it): nothing changed.
+    Moved,
+}
+
+/// The worker half of the run store.
+#[async_trait]
+pub trait WorkerStore: Send + Sync {
+    /// Runs workers may work on, oldest first: queued ones, waiting ones with a signalled (pending)
+    /// step, and running ones whose owner is [`WORKERS_OWNER`].
+    async fn worker_runs(&self) -> StoreResult<Vec<RunRecord>>;
+    /// The claims held on steps of run `run_id` (whoever holds them, live or not).
+    async fn run_claims(&self, run_id: &RunId) -> StoreResult<Vec<StepClaim>>;
+    /// Takes the claim on `claim.step` and starts attempt `attempt` of the run's step, in one
+    /// transaction — only when the step is still `pending` (attempt 1) or `running` its attempt
+    /// `attempt - 1` (a retry, or a re-claim of a dead owner's attempt).
+    async fn start_ready_step(
+        &self,
+        claim: &StepClaim,
+        attempt: i64,
+        event: NewEvent,
+        now_ms: i64,
+        takeover_from: Option<&str>,
+    ) -> StoreResult<Claimed<StartedAttempt>>;
+    /// Takes over the claim of a step that is `running` attempt `attempt` with sequence number
+    /// `seq` under an owner whose lease ran out (or `takeover_from`, an owner known dead), with
+    /// `event`; the step itself is unchanged (the new owner reconciles it with the warehouse).
+    async fn reclaim_step(
+        &self,
+        claim: &StepClaim,
+        (attempt, seq): (i64, i64),
+        event: NewEvent,
+        now_ms: i64,
+        takeover_from: Option<&str>,
+    ) -> StoreResult<Claimed<()>>;
+    /// Records how a started step ended ([`RunStore::finish_step`](super::RunStore::finish_step)),
+    /// only while `owner` holds its claim; false (nothing written) when another owner re-claimed it.
+    async fn finish_claimed_step(
+        &self,
+        owner: &str,
+        run_id: &RunId,
+        step: &StepKey,
+        outcome: StepOutcome,
+    ) -> StoreResult<Option<Option<i64>>>;
+    /// Ends a step that is still `pending` (skipped or cancelled before it started); false when it
+    /// is not pending any more.
+    async fn end_pending_step(
+        &self,
+        run_id: &RunId,
+        step: &StepKey,
+        outcome: StepOutcome,
+    ) -> StoreResult<bool>;
+    /// Moves a `running` run to `status` (an end, or `waiting`), with its error and event; false when
+    /// it is not running (another worker ended it first).
+    async fn end_run(
+        &self,
+        run_id: &RunId,
+        status: RunStatus,
+        error: Option<&str>,
+        event: NewEvent,
+    ) -> StoreResult<bool>;
+}
