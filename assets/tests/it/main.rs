@@ -38,3 +38,4 @@ mod sources;
 mod training_sets;
 mod ui;
 mod workers;
+mod workers_soak;

@@ -7,7 +7,7 @@ use crate::common::*;
 use std::process::Command;
 
 /// The server's URL, or None outside CI when no server was started (then the test says so).
-fn server() -> Option<String> {
+pub fn server() -> Option<String> {
     match std::env::var("SPINE_TEST_POSTGRES_URL") {
         Ok(u) if !u.is_empty() => Some(u),
         _ if std::env::var("CI").as_deref() == Ok("true") => {
@@ -33,14 +33,14 @@ fn psql(url: &str, sql: &str) {
 }
 
 /// A fresh database on the server, dropped when dropped.
-struct Database {
+pub struct Database {
     server: String,
     name: String,
-    url: String,
+    pub url: String,
 }
 
 impl Database {
-    fn new(server: &str) -> Self {
+    pub fn new(server: &str) -> Self {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
