@@ -96,6 +96,10 @@ pub struct LimitsSection {
     /// Memory for query execution (DataFusion's pool; sorts and aggregations spill to disk beyond it),
     /// e.g. `2GiB`, `512MiB`; default: half of the machine's memory. `SPINE_MEMORY_LIMIT` overrides.
     pub memory: Option<String>,
+    /// Steps at once across every worker, by asset tag: `"warehouse=heavy" = 2` lets at most two
+    /// steps of assets tagged `warehouse=heavy` run at a time.
+    #[serde(default)]
+    pub tags: std::collections::BTreeMap<String, usize>,
 }
 
 /// `[defaults]`.

@@ -29,6 +29,7 @@ mod multi_partitions;
 mod newcomer;
 mod online;
 mod partitions;
+mod pg_cluster;
 mod postgres_source;
 mod reproduce;
 mod s3;

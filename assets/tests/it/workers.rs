@@ -40,6 +40,18 @@ pub fn fan_out(n: usize, sleep: Option<&str>) -> Project {
 
 /// `assets worker ARGS` in `dir`, its output captured.
 pub fn worker(dir: &std::path::Path, args: &[&str], envs: &[(&str, String)]) -> Child {
+    worker_to(dir, args, envs, Stdio::piped, Stdio::piped)
+}
+
+/// `assets worker ARGS` in `dir`, its output and errors where `out` and `err` say (a worker that
+/// runs long must not write into a pipe nobody reads).
+pub fn worker_to(
+    dir: &std::path::Path,
+    args: &[&str],
+    envs: &[(&str, String)],
+    out: impl FnOnce() -> Stdio,
+    err: impl FnOnce() -> Stdio,
+) -> Child {
     let mut c: Command = bin();
     c.arg("worker")
         .args(args)
@@ -48,8 +60,8 @@ pub fn worker(dir: &std::path::Path, args: &[&str], envs: &[(&str, String)]) -> 
         .env_remove("SPINE_WAREHOUSE_URL")
         .env_remove("RUST_LOG")
         .envs(envs.iter().map(|(k, v)| (k, v)))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stdout(out())
+        .stderr(err());
     c.spawn().expect("spawn a worker")
 }
 
@@ -192,4 +204,125 @@ fn a_worker_dead_before_its_commit_has_the_step_redone_as_the_next_attempt() {
         b,
         serde_json::json!([{"status": "succeeded", "attempt": 2}])
     );
+}
+
+/// Six commands that note when they start and end (in `times.log`) and take 0.4 s; tagged `tags`.
+fn timed(toml: &str, tags: &str) -> Project {
+    let mut files = vec![
+        ("spine.toml".to_string(), toml.to_string()),
+        (
+            "assets/timed.sh".to_string(),
+            "echo \"s $(date +%s%N)\" >> ../times.log\nsleep 0.4\necho \"e $(date +%s%N)\" >> ../times.log\nprintf 'v\\n1\\n' > \"$SPINE_OUTPUT_DIR/out.csv\"\n".to_string(),
+        ),
+    ];
+    for i in 0..6 {
+        files.push((
+            format!("assets/t{i}.yaml"),
+            format!("key: t{i}\nkind: command\ncommand: [sh, timed.sh]\ntags: [{tags}]\nschema:\n  - v: int64\n"),
+        ));
+    }
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    Project::new(&refs)
+}
+
+/// The most commands that ran at once, from `times.log`.
+fn most_at_once(p: &Project) -> i32 {
+    let log = std::fs::read_to_string(p.path().join("times.log")).unwrap();
+    let mut marks: Vec<(u128, i32)> = log
+        .lines()
+        .map(|l| {
+            let (kind, t) = l.split_once(' ').unwrap();
+            (t.parse().unwrap(), if kind == "s" { 1 } else { -1 })
+        })
+        .collect();
+    // An end before a start at the same instant.
+    marks.sort();
+    let (mut now, mut most) = (0, 0);
+    for (_, d) in marks {
+        now += d;
+        most = most.max(now);
+    }
+    most
+}
+
+fn drain(p: &Project, workers: usize) {
+    let args = ["-c", "3", "--poll", "50ms", "--exit-when-idle", "--json"];
+    let children: Vec<Child> = (0..workers).map(|_| worker(p.path(), &args, &[])).collect();
+    for c in children {
+        report(c);
+    }
+}
+
+#[test]
+fn a_tag_limit_holds_across_workers() {
+    let p = timed(
+        "[project]\nname = \"limits\"\n[limits.tags]\n\"warehouse=heavy\" = 2\n",
+        "warehouse=heavy",
+    );
+    let id = queue(&p);
+    drain(&p, 2);
+    assert_eq!(the_run(&p, &id)["status"], "succeeded");
+    // Two workers with three slots each could run all six at once.
+    assert_eq!(
+        most_at_once(&p),
+        2,
+        "at most two heavy steps, and two side by side"
+    );
+}
+
+#[test]
+fn a_runs_concurrency_tag_holds_across_workers() {
+    let p = timed("[project]\nname = \"limits\"\n", "light");
+    let out = p.run(&["materialize", "--queue", "--tag", "concurrency=1", "--json"]);
+    out.ok();
+    let id = out.json()["run_id"].as_str().unwrap().to_string();
+    drain(&p, 2);
+    assert_eq!(the_run(&p, &id)["status"], "succeeded");
+    assert_eq!(most_at_once(&p), 1);
+}
+
+#[test]
+fn a_bad_tag_limit_is_refused() {
+    let p = timed(
+        "[project]\nname = \"limits\"\n[limits.tags]\n\"warehouse=heavy\" = 0\n",
+        "warehouse=heavy",
+    );
+    let out = p.run(&["worker", "--exit-when-idle"]);
+    out.code(2);
+    assert!(
+        out.stderr.contains("E0104") && out.stderr.contains("limits.tags"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_higher_priority_run_is_taken_first() {
+    let p = diamond();
+    let ids: Vec<String> = ["0", "0", "10"]
+        .iter()
+        .map(|prio| {
+            let out = p.run(&[
+                "materialize",
+                "--queue",
+                "--force",
+                "--tag",
+                &format!("priority={prio}"),
+                "--json",
+            ]);
+            out.ok();
+            out.json()["run_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    report(worker(
+        p.path(),
+        &["-c", "1", "--poll", "50ms", "--exit-when-idle", "--json"],
+        &[],
+    ));
+    let started = |id: &str| the_run(&p, id)["started_at"].as_str().unwrap().to_string();
+    assert!(started(&ids[2]) < started(&ids[0]), "priority 10 first");
+    assert!(started(&ids[0]) < started(&ids[1]), "then oldest first");
 }

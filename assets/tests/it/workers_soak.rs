@@ -3,27 +3,34 @@
 //! with daily partitions, 3 workers, a random worker killed at a random moment at least 20 times and
 //! started again. At the end every asset is materialized, every started step has ended, each Delta
 //! table (read by delta-rs' Python binding) holds exactly one commit of each recorded step attempt
-//! and nothing else, and every materialization's lineage names the upstream materializations it read.
+//! and nothing else, every materialization's lineage names the upstream materializations it read, and
+//! every log line the command steps printed is in the event log. The same holds when the run store's
+//! server (a private cluster) is stopped and started twice in the middle of a run.
 
 use crate::common::*;
+use crate::pg_cluster::Cluster;
 use crate::postgres_source::{server as pg_server, Database};
 use crate::s3_support::{bucket, server as s3_server, toml};
-use crate::workers::worker;
+use crate::workers::worker_to;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 const KILLS: usize = 20;
 
 /// p0..p9 daily over three days (p5..p9 read p0..p4 partition by partition); u0..u39 whole tables:
-/// u0..u9 read all of p0..p9, u10.. read the u ten before. 70 steps.
-fn project(bucket: &str, state: &str) -> Project {
-    let mut files = vec![(
-        "spine.toml".to_string(),
-        format!(
-            "{}[state]\nurl = \"{state}\"\n[defaults]\nlease = \"4s\"\nrenew_every = \"1s\"\n",
-            toml(bucket)
+/// u0..u9 read all of p0..p9, u10.. read the u ten before; u35..u39 are commands that print
+/// [`LINES`] log lines over a second. 70 steps.
+fn project(bucket: &str, state: &str, lease: &str) -> Project {
+    let mut files = vec![
+        (
+            "spine.toml".to_string(),
+            format!(
+                "{}[state]\nurl = \"{state}\"\n[defaults]\nlease = \"{lease}\"\n",
+                toml(bucket)
+            ),
         ),
-    )];
+        ("assets/logs.sh".to_string(), LOGS.to_string()),
+    ];
     let daily = "partitions: {daily: {start: 2026-01-01, end: 2026-01-04}}";
     for j in 0..10 {
         let query = if j < 5 {
@@ -40,15 +47,22 @@ fn project(bucket: &str, state: &str) -> Project {
         ));
     }
     for i in 0..40 {
-        let query = if i < 10 {
-            format!("SELECT COUNT(*) AS n, SUM(v) AS s FROM p{i}")
+        let def = if i < 10 {
+            format!(
+                "key: u{i}\nkind: sql\nquery: \"SELECT COUNT(*) AS n, SUM(v) AS s FROM p{i}\"\n"
+            )
+        } else if i < 35 {
+            format!(
+                "key: u{i}\nkind: sql\nquery: \"SELECT n + 1 AS n, s FROM u{}\"\n",
+                i - 10
+            )
         } else {
-            format!("SELECT n + 1 AS n, s FROM u{}", i - 10)
+            format!(
+                "key: u{i}\nkind: command\ndeps: [u{}]\ncommand: [sh, logs.sh]\nschema:\n  - n: int64\n  - s: int64\n",
+                i - 10
+            )
         };
-        files.push((
-            format!("assets/u{i}.yaml"),
-            format!("key: u{i}\nkind: sql\nquery: \"{query}\"\n"),
-        ));
+        files.push((format!("assets/u{i}.yaml"), def));
     }
     let refs: Vec<(&str, &str)> = files
         .iter()
@@ -56,6 +70,18 @@ fn project(bucket: &str, state: &str) -> Project {
         .collect();
     Project::new(&refs)
 }
+
+/// Log lines each command step prints.
+const LINES: i64 = 20;
+
+const LOGS: &str = r#"i=0
+while [ $i -lt 20 ]; do
+  echo "{\"type\": \"log\", \"level\": \"info\", \"message\": \"line $i\"}"
+  i=$((i+1))
+  sleep 0.05
+done
+printf 'n,s\n1,2\n' > "$SPINE_OUTPUT_DIR/out.csv"
+"#;
 
 /// Each table's commits as (step id, sequence number), one entry per step a commit carries.
 const HISTORY: &str = r#"
@@ -83,26 +109,158 @@ sys.stdout.flush()
 os._exit(0)  # deltalake can abort in interpreter teardown (../shared/DEPS.md)
 "#;
 
+/// A project on a run store at `state` with the warehouse in a fresh bucket, and how to run the CLI
+/// in it.
+struct Soak {
+    p: Project,
+    endpoint: String,
+    bucket: String,
+}
+
+impl Soak {
+    fn new(state: &str, lease: &str, endpoint: &str) -> Soak {
+        let bucket = bucket(endpoint);
+        Soak {
+            p: project(&bucket, state, lease),
+            endpoint: endpoint.to_string(),
+            bucket,
+        }
+    }
+
+    fn env(&self) -> [(&'static str, String); 1] {
+        [("SPINE_TEST_S3_ENDPOINT", self.endpoint.clone())]
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        run_in_env(self.p.path(), args, &self.env())
+    }
+
+    fn sql(&self, q: &str) -> serde_json::Value {
+        self.run(&["sql", "--json", q]).ok().json()
+    }
+
+    fn count(&self, q: &str) -> i64 {
+        self.sql(q)[0]["n"].as_i64().unwrap()
+    }
+
+    fn active(&self) -> bool {
+        self.count("SELECT COUNT(*) AS n FROM spine.runs WHERE status IN ('queued', 'running')") > 0
+    }
+
+    /// A worker appending its output to `workers.log` in the project.
+    fn worker(&self) -> std::process::Child {
+        let log = || {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.p.path().join("workers.log"))
+                .expect("workers.log");
+            std::process::Stdio::from(f)
+        };
+        let args = ["-c", "2", "--poll", "50ms"];
+        worker_to(self.p.path(), &args, &self.env(), log, log)
+    }
+
+    fn wait_until(&self, what: &str, deadline: Instant, done: impl Fn(&Soak) -> bool) {
+        while !done(self) {
+            assert!(Instant::now() < deadline, "{what}: not in time");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    /// What must hold once `runs` runs ended, whatever was killed or restarted meanwhile.
+    fn verify(&self, runs: usize) {
+        let statuses = self.sql("SELECT status, COUNT(*) AS n FROM spine.runs GROUP BY status");
+        assert_eq!(
+            statuses,
+            serde_json::json!([{"status": "succeeded", "n": runs}]),
+            "every run succeeded"
+        );
+        let open = self.count(
+            "SELECT COUNT(*) AS n FROM spine.steps WHERE status NOT IN ('succeeded', 'up_to_date')",
+        );
+        assert_eq!(open, 0, "every started step ended, and succeeded");
+        // Every asset (partition) is materialized.
+        let keys = self.count("SELECT COUNT(*) AS n FROM (SELECT DISTINCT asset_key, partition_key FROM spine.materializations) k");
+        assert_eq!(keys, 70);
+        // Every line each command step printed is stored, in every run.
+        let lines = self.sql(
+            "SELECT step_id, COUNT(DISTINCT run_id || message) AS n FROM spine.events
+             WHERE kind = 'log' AND message LIKE 'line %' GROUP BY step_id ORDER BY step_id",
+        );
+        let want: Vec<serde_json::Value> = (35..40)
+            .map(|i| serde_json::json!({"step_id": format!("u{i}"), "n": LINES * runs as i64}))
+            .collect();
+        assert_eq!(lines, serde_json::Value::Array(want), "no log line lost");
+        // The tables hold exactly the recorded attempts, each once.
+        let mats = self.sql("SELECT asset_key, step_id, seq, upstream FROM spine.materializations");
+        let mut recorded: BTreeMap<String, BTreeSet<(String, i64)>> = BTreeMap::new();
+        for m in mats.as_array().unwrap() {
+            let key = m["asset_key"].as_str().unwrap();
+            let step = (
+                m["step_id"].as_str().unwrap().to_string(),
+                m["seq"].as_i64().unwrap(),
+            );
+            assert!(
+                recorded
+                    .entry(key.to_string())
+                    .or_default()
+                    .insert(step.clone()),
+                "{step:?} recorded twice"
+            );
+            // Lineage: every non-root read names the materialization it read.
+            let up: serde_json::Value = match &m["upstream"] {
+                serde_json::Value::String(s) => serde_json::from_str(s).unwrap(),
+                v => v.clone(),
+            };
+            let root = ["p0", "p1", "p2", "p3", "p4"].contains(&key);
+            let reads = up.as_array().unwrap();
+            assert_eq!(reads.is_empty(), root, "{key}: {up}");
+            for r in reads {
+                assert!(r["materialization_id"].as_i64().is_some(), "{key}: {up}");
+            }
+        }
+        let mut args = vec![self.endpoint.clone(), format!("s3://{}/wh", self.bucket)];
+        args.extend(recorded.keys().cloned());
+        let history = python_json(HISTORY, &args);
+        for (table, steps) in &recorded {
+            let mut seen = BTreeSet::new();
+            for c in history[table].as_array().unwrap() {
+                let step = (
+                    c[0].as_str()
+                        .unwrap_or_else(|| panic!("{table}: a commit without Spine's info: {c}"))
+                        .to_string(),
+                    c[1].as_i64().unwrap(),
+                );
+                assert!(
+                    seen.insert(step.clone()),
+                    "{table}: {step:?} committed twice"
+                );
+            }
+            assert_eq!(
+                &seen, steps,
+                "{table}: the commits are the recorded attempts"
+            );
+        }
+    }
+}
+
+fn stop(workers: &mut [std::process::Child]) {
+    for w in workers {
+        let _ = w.kill();
+        let _ = w.wait();
+    }
+}
+
 #[test]
 fn workers_killed_again_and_again_lose_and_duplicate_nothing() {
     let (Some(pg), Some(endpoint)) = (pg_server(), s3_server()) else {
         return;
     };
     let db = Database::new(&pg);
-    let b = bucket(&endpoint);
-    let p = project(&b, &db.url);
-    let env = [("SPINE_TEST_S3_ENDPOINT", endpoint.clone())];
-    let run = |args: &[&str]| run_in_env(p.path(), args, &env);
-    let sql = |q: &str| run(&["sql", "--json", q]).ok().json();
-    let active = || {
-        sql("SELECT COUNT(*) AS n FROM spine.runs WHERE status IN ('queued', 'running')")[0]["n"]
-            .as_i64()
-            .unwrap()
-            > 0
-    };
-    run(&["materialize", "--queue", "--json"]).ok();
-    let args = ["-c", "2", "--poll", "50ms"];
-    let mut workers: Vec<_> = (0..3).map(|_| worker(p.path(), &args, &env)).collect();
+    let s = Soak::new(&db.url, "4s", &endpoint);
+    s.run(&["materialize", "--queue", "--json"]).ok();
+    let mut workers: Vec<_> = (0..3).map(|_| s.worker()).collect();
     let mut rng = Rng::seeded("workers_killed_again_and_again");
     let deadline = Instant::now() + Duration::from_secs(300);
     let (mut kills, mut runs) = (0, 1);
@@ -112,89 +270,62 @@ fn workers_killed_again_and_again_lose_and_duplicate_nothing() {
         let i = rng.below(3) as usize;
         workers[i].kill().unwrap(); // SIGKILL
         workers[i].wait().unwrap();
-        workers[i] = worker(p.path(), &args, &env);
+        workers[i] = s.worker();
         kills += 1;
-        if !active() {
-            run(&["materialize", "--queue", "--force", "--json"]).ok();
+        if !s.active() {
+            s.run(&["materialize", "--queue", "--force", "--json"]).ok();
             runs += 1;
         }
     }
-    while active() {
-        assert!(Instant::now() < deadline, "the runs did not end in 300 s");
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    for w in &mut workers {
-        let _ = w.kill();
-        let _ = w.wait();
-    }
+    s.wait_until("the runs end", deadline, |s| !s.active());
+    stop(&mut workers);
     let reclaimed =
-        sql("SELECT COUNT(*) AS n FROM spine.events WHERE message LIKE '%re-claimed by%'")[0]["n"]
-            .as_i64()
-            .unwrap();
+        s.count("SELECT COUNT(*) AS n FROM spine.events WHERE message LIKE '%re-claimed by%'");
     eprintln!("{kills} kills over {runs} run(s), {reclaimed} step(s) re-claimed");
     assert!(reclaimed > 0, "the kills hit running steps");
-    let statuses = sql("SELECT status, COUNT(*) AS n FROM spine.runs GROUP BY status");
-    assert_eq!(
-        statuses,
-        serde_json::json!([{"status": "succeeded", "n": runs}]),
-        "every run succeeded"
-    );
-    let open = sql(
-        "SELECT COUNT(*) AS n FROM spine.steps WHERE status NOT IN ('succeeded', 'up_to_date')",
-    );
-    assert_eq!(open[0]["n"], 0, "every started step ended, and succeeded");
-    // Every asset (partition) is materialized.
-    let keys = sql("SELECT COUNT(*) AS n FROM (SELECT DISTINCT asset_key, partition_key FROM spine.materializations) k");
-    assert_eq!(keys[0]["n"], 70);
-    // The tables hold exactly the recorded attempts, each once.
-    let mats = sql("SELECT asset_key, step_id, seq, upstream FROM spine.materializations");
-    let mut recorded: BTreeMap<String, BTreeSet<(String, i64)>> = BTreeMap::new();
-    for m in mats.as_array().unwrap() {
-        let asset = m["asset_key"].as_str().unwrap().to_string();
-        let step = (
-            m["step_id"].as_str().unwrap().to_string(),
-            m["seq"].as_i64().unwrap(),
-        );
-        assert!(
-            recorded.entry(asset).or_default().insert(step.clone()),
-            "{step:?} recorded twice"
-        );
-        // Lineage: every non-root read names the materialization it read.
-        let up: serde_json::Value = match &m["upstream"] {
-            serde_json::Value::String(s) => serde_json::from_str(s).unwrap(),
-            v => v.clone(),
-        };
-        let key = m["asset_key"].as_str().unwrap();
-        let root = ["p0", "p1", "p2", "p3", "p4"].contains(&key);
-        let reads = up.as_array().unwrap();
-        assert_eq!(reads.is_empty(), root, "{key}: {up}");
-        for r in reads {
-            assert!(r["materialization_id"].as_i64().is_some(), "{key}: {up}");
-        }
-    }
-    let names: Vec<String> = recorded.keys().cloned().collect();
-    let mut args = vec![endpoint.clone(), format!("s3://{b}/wh")];
-    args.extend(names.iter().cloned());
-    let history = python_json(HISTORY, &args);
-    for (table, steps) in &recorded {
-        let commits = history[table].as_array().unwrap();
-        let mut seen = BTreeSet::new();
-        for c in commits {
-            let step = (
-                c[0].as_str()
-                    .unwrap_or_else(|| panic!("{table}: a commit without Spine's info: {c}"))
-                    .to_string(),
-                c[1].as_i64().unwrap(),
-            );
-            assert!(
-                seen.insert(step.clone()),
-                "{table}: {step:?} committed twice"
-            );
-        }
-        assert_eq!(
-            &seen, steps,
-            "{table}: the commits are the recorded attempts"
-        );
-    }
+    s.verify(runs);
     drop(db);
+}
+
+#[test]
+fn a_run_store_restarted_twice_mid_run_loses_nothing() {
+    let (Some(_), Some(endpoint)) = (pg_server(), s3_server()) else {
+        return;
+    };
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let s = Soak::new(&cluster.url, "30s", &endpoint);
+    s.run(&["materialize", "--queue", "--json"]).ok();
+    let mut workers: Vec<_> = (0..3).map(|_| s.worker()).collect();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let done = |s: &Soak| s.count("SELECT COUNT(*) AS n FROM spine.materializations");
+    // Once while partitions are written, once while the commands print their lines.
+    s.wait_until("steps succeed", deadline, |s| done(s) >= 15);
+    cluster.stop();
+    std::thread::sleep(Duration::from_secs(2));
+    cluster.start_again();
+    s.wait_until("a command runs", deadline, |s| {
+        s.count(
+            "SELECT COUNT(*) AS n FROM spine.events WHERE kind = 'log' AND message LIKE 'line %'",
+        ) > 0
+    });
+    cluster.stop();
+    std::thread::sleep(Duration::from_secs(2));
+    cluster.start_again();
+    s.wait_until("the run ends", deadline, |s| !s.active());
+    stop(&mut workers);
+    if std::env::var("SPINE_TEST_KEEP").is_ok() {
+        let _ = std::fs::copy(s.p.path().join("workers.log"), "/tmp/workers.log");
+        let _ = std::fs::write("/tmp/steps.json", s.sql("SELECT step_id, status, attempt, error, reason FROM spine.steps WHERE status <> 'succeeded'").to_string());
+        let _ = std::fs::write(
+            "/tmp/runs.json",
+            s.sql("SELECT * FROM spine.runs").to_string(),
+        );
+    }
+    assert!(done(&s) >= 70);
+    let reclaimed =
+        s.count("SELECT COUNT(*) AS n FROM spine.events WHERE message LIKE '%re-claimed by%'");
+    eprintln!("restarted twice; {reclaimed} step(s) re-claimed");
+    s.verify(1);
 }

@@ -24,6 +24,11 @@ pub const LOG_HEAD_LINES: usize = 1000;
 pub const LOG_TAIL_LINES: usize = 1000;
 /// Longest log line stored, in bytes; longer ones are cut.
 pub const LOG_LINE_BYTES: usize = 8 * 1024;
+/// Events a step keeps in memory while the event log is out of reach (a database restart), to append
+/// them with the next ones; beyond this many the oldest are dropped, and counted.
+pub const UNSENT_EVENTS: usize = 10_000;
+/// How long [`EventSink::finish`] keeps retrying events the event log refused.
+const FLUSH_FOR: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Where a step's events are appended: the run store's event log (the engine hands kinds one).
 #[async_trait::async_trait]
@@ -39,6 +44,15 @@ pub struct EventSink {
     run_id: RunId,
     step_id: String,
     logs: Arc<Mutex<LogBudget>>,
+    unsent: Arc<Mutex<Unsent>>,
+}
+
+/// Events the event log refused, oldest first, to be appended before the next ones.
+#[derive(Default)]
+struct Unsent {
+    events: VecDeque<NewEvent>,
+    /// Dropped beyond [`UNSENT_EVENTS`].
+    lost: u64,
 }
 
 /// What a step's logs used so far.
@@ -65,6 +79,7 @@ impl EventSink {
             run_id,
             step_id: step.to_string(),
             logs: Arc::default(),
+            unsent: Arc::default(),
         }
     }
 
@@ -84,9 +99,63 @@ impl EventSink {
         self.append(&[ev]).await;
     }
 
-    async fn append(&self, events: &[NewEvent]) {
-        if let Err(e) = self.store.append_step_events(events).await {
-            tracing::warn!("could not record a step event: {e}");
+    /// Appends `events` after any the event log refused before; refused ones are kept (see
+    /// [`UNSENT_EVENTS`]). Whether nothing is left unsent.
+    async fn append(&self, events: &[NewEvent]) -> bool {
+        let mut unsent = self.unsent.lock().await;
+        let was_empty = unsent.events.is_empty();
+        unsent.events.extend(events.iter().cloned());
+        if unsent.events.is_empty() {
+            return true;
+        }
+        if unsent.lost > 0 {
+            let message = format!(
+                "{} step event(s) were not stored: more than {UNSENT_EVENTS} waited while the run store was out of reach",
+                unsent.lost
+            );
+            let event = Event::Log {
+                level: "warn".into(),
+            };
+            let ev = NewEvent::of(&self.run_id, Some(&self.step_id), &message, &event);
+            unsent.events.push_front(ev);
+        }
+        let batch: Vec<NewEvent> = unsent.events.iter().cloned().collect();
+        match self.store.append_step_events(&batch).await {
+            Ok(()) => {
+                unsent.events.clear();
+                unsent.lost = 0;
+                true
+            }
+            Err(e) => {
+                if unsent.lost > 0 {
+                    unsent.events.pop_front();
+                }
+                if was_empty {
+                    tracing::warn!("could not record step events (kept, and tried again with the next ones): {e}");
+                }
+                while unsent.events.len() > UNSENT_EVENTS {
+                    unsent.events.pop_front();
+                    unsent.lost += 1;
+                }
+                false
+            }
+        }
+    }
+
+    /// Appends what the event log refused before, trying for up to [`FLUSH_FOR`] with backoff.
+    async fn flush(&self) {
+        let deadline = tokio::time::Instant::now() + FLUSH_FOR;
+        let mut pause = std::time::Duration::from_millis(100);
+        while !self.append(&[]).await {
+            if tokio::time::Instant::now() + pause > deadline {
+                let n = self.unsent.lock().await.events.len();
+                tracing::error!(
+                    "{n} step event(s) could not be stored: the run store stayed out of reach"
+                );
+                return;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_secs(5));
         }
     }
 
@@ -159,9 +228,8 @@ impl EventSink {
         logs.dropped = 0;
         logs.dropped_bytes = 0;
         drop(logs);
-        if !events.is_empty() {
-            self.append(&events).await;
-        }
+        self.append(&events).await;
+        self.flush().await;
     }
 }
 
@@ -242,5 +310,84 @@ mod tests {
         let c = cut(&long);
         assert!(c.len() < long.len());
         assert!(c.ends_with("more bytes of this line not stored)"), "{c}");
+    }
+}
+
+#[cfg(test)]
+mod unsent_tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// An event log that refuses the first `refuse` appends, then stores.
+    #[derive(Default)]
+    struct Flaky {
+        refuse: AtomicUsize,
+        stored: std::sync::Mutex<Vec<String>>,
+    }
+
+    #[async_trait::async_trait]
+    impl EventLog for Flaky {
+        async fn append_step_events(&self, events: &[NewEvent]) -> Result<(), String> {
+            if self
+                .refuse
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                return Err("connection refused".into());
+            }
+            let mut stored = self.stored.lock().unwrap();
+            stored.extend(events.iter().map(|e| e.message.clone()));
+            Ok(())
+        }
+    }
+
+    fn sink(log: &Arc<Flaky>) -> EventSink {
+        let step = crate::key::StepKey::whole(crate::key::AssetKey::parse("a").unwrap());
+        EventSink::new(log.clone(), RunId("r".into()), &step)
+    }
+
+    #[tokio::test]
+    async fn events_refused_while_the_store_is_away_are_stored_later_in_order() {
+        let log = Arc::new(Flaky::default());
+        log.refuse.store(3, Ordering::SeqCst);
+        let s = sink(&log);
+        for i in 0..5 {
+            s.log("info", &format!("line {i}")).await;
+        }
+        // Refused three times: lines 0..2 waited and went with line 3.
+        let stored = log.stored.lock().unwrap().clone();
+        assert_eq!(stored, ["line 0", "line 1", "line 2", "line 3", "line 4"]);
+        log.refuse.store(2, Ordering::SeqCst);
+        s.log("info", "line 5").await;
+        assert_eq!(log.stored.lock().unwrap().len(), 5, "line 5 waits");
+        // The step's end retries until the log takes it.
+        s.finish().await;
+        assert_eq!(log.stored.lock().unwrap().last().unwrap(), "line 5");
+    }
+
+    #[tokio::test]
+    async fn beyond_the_bound_the_oldest_are_dropped_and_counted() {
+        let log = Arc::new(Flaky::default());
+        log.refuse.store(usize::MAX, Ordering::SeqCst);
+        let s = sink(&log);
+        let many: Vec<NewEvent> = (0..UNSENT_EVENTS + 5)
+            .map(|i| {
+                let event = Event::Log {
+                    level: "info".into(),
+                };
+                NewEvent::of(&RunId("r".into()), Some("a"), format!("e{i}"), &event)
+            })
+            .collect();
+        assert!(!s.append(&many).await);
+        log.refuse.store(0, Ordering::SeqCst);
+        assert!(s.append(&[]).await);
+        let stored = log.stored.lock().unwrap().clone();
+        assert_eq!(stored.len(), UNSENT_EVENTS + 1);
+        assert!(
+            stored[0].starts_with("5 step event(s) were not stored"),
+            "{}",
+            stored[0]
+        );
+        assert_eq!(stored[1], "e5");
     }
 }

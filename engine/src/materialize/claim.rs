@@ -11,7 +11,7 @@
 //! instead of after its lease expires.
 
 use super::*;
-use crate::store::{Claimed, StartedAttempt, StepClaim};
+use crate::store::{ClaimLimits, Claimed, StartedAttempt, StepClaim};
 
 /// First and longest pause between attempts to take a held claim.
 const POLL_FIRST: Duration = Duration::from_millis(50);
@@ -127,6 +127,30 @@ impl Executor {
         self.project.config.settings.lease.as_millis() as i64
     }
 
+    /// The concurrency limits `key`'s claim counts against: `[limits.tags]` of its asset's tags,
+    /// and the run's own maximum (its `concurrency` tag).
+    pub(super) fn claim_limits(&self, key: &StepKey) -> ClaimLimits {
+        let tags = self
+            .project
+            .assets
+            .get(&key.asset)
+            .map(|a| a.tags.as_slice())
+            .unwrap_or_default();
+        let mut limits: Vec<(String, i64)> = self
+            .project
+            .config
+            .settings
+            .tag_limits
+            .iter()
+            .filter(|(tag, _)| tags.iter().any(|t| t == *tag))
+            .map(|(tag, max)| (format!("tag:{tag}"), *max as i64))
+            .collect();
+        if let Some(max) = self.run.max_steps {
+            limits.push((format!("run:{}", self.run.run_id), max as i64));
+        }
+        ClaimLimits::new(limits)
+    }
+
     pub(super) fn claim_for(&self, key: &StepKey) -> StepClaim {
         StepClaim {
             step: key.clone(),
@@ -156,6 +180,7 @@ impl Executor {
                     .store
                     .start_ready_step(
                         &claim,
+                        &self.claim_limits(key),
                         attempt as i64,
                         event.clone(),
                         self.clock.now_ms(),
@@ -172,7 +197,9 @@ impl Executor {
                         continue;
                     }
                     // Not taken: reported `pending`, which records nothing.
-                    Claimed::Held(_) | Claimed::Moved => return Ok(Err(StepReport::new(key))),
+                    Claimed::Held(_) | Claimed::Moved | Claimed::Limited(_) => {
+                        return Ok(Err(StepReport::new(key)))
+                    }
                 }
             }
             let started = self

@@ -54,6 +54,8 @@ pub(super) struct RunState {
     /// Workers share this run's steps (see `worker`): a step starts only while it is still ready,
     /// never waits for a claim another owner holds, and records its end only while its claim holds.
     pub(super) shared: bool,
+    /// Steps of this run at once across workers (its `concurrency` tag), when shared.
+    pub(super) max_steps: Option<usize>,
     pub(super) no_wait: bool,
     /// Signals that resumed parked steps, by step id.
     pub(super) signals: HashMap<String, serde_json::Value>,
@@ -200,6 +202,7 @@ impl Executor {
             signals,
             claims: Arc::default(),
             shared: false,
+            max_steps: None,
             store_failed: Default::default(),
             slots: Arc::new(tokio::sync::Semaphore::new(concurrency)),
         });

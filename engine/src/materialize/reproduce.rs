@@ -136,6 +136,7 @@ impl Instance {
             signals: HashMap::new(),
             claims: Arc::default(),
             shared: false,
+            max_steps: None,
             store_failed: Default::default(),
             slots: Arc::new(tokio::sync::Semaphore::new(1)),
         };

@@ -18,6 +18,14 @@ impl Executor {
         let started = Instant::now();
         let mut report = match self.run_step_inner(&key, first).await {
             Ok(r) => r,
+            // Workers share the run: a store out of reach is no step failure. The step is left as
+            // the store has it (its claim let go by the worker), to be re-claimed and reconciled.
+            Err(EngineError::Store(e)) if self.run.shared => {
+                tracing::warn!(
+                    "{key}: the run store failed ({e}); the step is left to be re-claimed"
+                );
+                return StepReport::new(&key);
+            }
             Err(e) => {
                 let msg = e.to_string();
                 tracing::error!(target: "spine::outcome", "{msg}");

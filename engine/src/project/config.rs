@@ -24,6 +24,8 @@ pub struct Settings {
     pub lease: Duration,
     /// How often a working step renews its claims.
     pub renew_every: Duration,
+    /// `[limits.tags]`: steps at once across every worker, by asset tag.
+    pub tag_limits: BTreeMap<String, usize>,
 }
 
 impl Default for Settings {
@@ -38,6 +40,7 @@ impl Default for Settings {
                 .max(2),
             lease: Duration::from_secs(60),
             renew_every: Duration::from_secs(20),
+            tag_limits: BTreeMap::new(),
         }
     }
 }
@@ -181,6 +184,16 @@ impl ProjectConfig {
             )
             .into());
         }
+        for (tag, limit) in &file.limits.tags {
+            if *limit == 0 || tag.trim().is_empty() {
+                return Err(bad(
+                    &format!("limits.tags.\"{tag}\""),
+                    "a tag (`key=value` or a plain tag) and at least 1 step".into(),
+                )
+                .into());
+            }
+        }
+        s.tag_limits = file.limits.tags.clone();
         // A target (`--target NAME`, `SPINE_TARGET`) overrides the file; the environment overrides both.
         let target = std::env::var("SPINE_TARGET").ok().filter(|t| !t.is_empty());
         let mut file = file;

@@ -40,7 +40,7 @@ pub use lineage::LineageStore;
 pub use partitions::PartitionStore;
 pub use retention::{PruneReport, RetentionStore};
 pub use tables::TableStore;
-pub use workers::{Claimed, WorkerStore, WORKERS_OWNER};
+pub use workers::{ClaimLimits, Claimed, WorkerStore, WORKERS_OWNER};
 mod records;
 pub use records::{
     Materialization, NewMaterialization, RunLease, RunRecord, StartedAttempt, StepOutcome,

@@ -18,9 +18,34 @@ pub enum Claimed<T> {
     Got(T),
     /// Another owner holds the claim and its lease has not run out.
     Held(StepClaim),
+    /// Starting it now would pass this concurrency limit (its key): nothing changed.
+    Limited(String),
     /// The step is no longer in the state the caller saw (another worker started, re-claimed or
     /// ended it): nothing changed.
     Moved,
+}
+
+/// Concurrency limits a step's claim counts against: at most `max` live claims carry each key
+/// (`tag:warehouse=heavy` for an asset tag, `run:ID` for a run's own maximum).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClaimLimits(pub Vec<(String, i64)>);
+
+impl ClaimLimits {
+    /// The limits in key order (so transactions lock them in one order).
+    pub fn new(mut limits: Vec<(String, i64)>) -> Self {
+        limits.sort();
+        limits.dedup_by(|a, b| a.0 == b.0);
+        ClaimLimits(limits)
+    }
+
+    /// How a claim row lists them: `,key,key,` (empty without limits).
+    pub fn listed(&self) -> String {
+        if self.0.is_empty() {
+            return String::new();
+        }
+        let keys: Vec<&str> = self.0.iter().map(|(k, _)| k.as_str()).collect();
+        format!(",{},", keys.join(","))
+    }
 }
 
 /// The worker half of the run store.
@@ -33,10 +58,12 @@ pub trait WorkerStore: Send + Sync {
     async fn run_claims(&self, run_id: &RunId) -> StoreResult<Vec<StepClaim>>;
     /// Takes the claim on `claim.step` and starts attempt `attempt` of the run's step, in one
     /// transaction — only when the step is still `pending` (attempt 1) or `running` its attempt
-    /// `attempt - 1` (a retry, or a re-claim of a dead owner's attempt).
+    /// `attempt - 1` (a retry, or a re-claim of a dead owner's attempt), and when fewer than each
+    /// limit's maximum of live claims carry its key (the claim then carries them).
     async fn start_ready_step(
         &self,
         claim: &StepClaim,
+        limits: &ClaimLimits,
         attempt: i64,
         event: NewEvent,
         now_ms: i64,

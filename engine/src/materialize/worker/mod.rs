@@ -78,6 +78,9 @@ struct Worker {
     report: WorkerReport,
     /// The last pass found runs to work on.
     listed: bool,
+    /// Steps a task of this worker could not take (held, at a limit, moved on), and until when
+    /// they are not tried again.
+    cooling: HashMap<(RunId, StepKey), std::time::Instant>,
 }
 
 /// A run's priority: its `priority` tag (higher first), 0 without one.
@@ -107,6 +110,7 @@ impl Instance {
             busy: HashSet::new(),
             report: WorkerReport::default(),
             listed: false,
+            cooling: HashMap::new(),
         };
         tracing::info!(worker = %w.id, concurrency = w.opts.concurrency, pool = ?w.opts.pool, "worker started");
         let mut pause = w.opts.poll;
@@ -158,14 +162,31 @@ impl Worker {
     fn joined(&mut self, joined: Result<Done, tokio::task::JoinError>) {
         match joined {
             Ok(done) => {
-                self.busy.remove(&(done.run, done.step));
-                if done.report.status != StepStatus::Pending {
+                let key = (done.run, done.step);
+                self.busy.remove(&key);
+                if done.report.status == StepStatus::Pending {
+                    let pause = self.opts.poll.max(Duration::from_millis(100));
+                    self.cooling.insert(key, std::time::Instant::now() + pause);
+                } else {
                     self.report.steps += 1;
                     self.report.reclaimed += done.reclaimed as usize;
                 }
             }
             // Its claim runs out and another pass (here or elsewhere) re-claims the step.
             Err(e) => tracing::error!("a step task of this worker failed: {e}"),
+        }
+    }
+
+    /// Whether `key` of `run` may be tried now (not cooling after a failed try).
+    fn due(&mut self, run: &RunId, key: &StepKey) -> bool {
+        let k = (run.clone(), key.clone());
+        match self.cooling.get(&k) {
+            Some(until) if *until > std::time::Instant::now() => false,
+            Some(_) => {
+                self.cooling.remove(&k);
+                true
+            }
+            None => true,
         }
     }
 
@@ -194,7 +215,19 @@ impl Worker {
             .retain(|id, _| live.contains(id) || busy.contains(id));
         let mut progressed = false;
         self.listed = !runs.is_empty();
+        // A backfill's chunks run in their order: a chunk waits while an earlier one is not done.
+        let mut backfills_busy: HashSet<String> = HashSet::new();
         for mut run in runs {
+            let backfill = run
+                .launched_by
+                .as_deref()
+                .and_then(|b| b.strip_prefix("backfill:"))
+                .map(str::to_string);
+            if let Some(b) = backfill {
+                if !backfills_busy.insert(b) && run.status == RunStatus::Queued {
+                    continue;
+                }
+            }
             if run.status != RunStatus::Running {
                 if !self.free() {
                     continue;
@@ -288,6 +321,11 @@ impl Worker {
             owner: owner.clone(),
             claims: Arc::default(),
             shared: true,
+            max_steps: run
+                .tags
+                .get("concurrency")
+                .and_then(|c| c.trim().parse::<usize>().ok())
+                .filter(|c| *c > 0),
             no_wait: false,
             signals: engine.signals(run_id).await?,
             store_failed: Default::default(),
@@ -344,7 +382,10 @@ impl Worker {
             if !self.free() {
                 break;
             }
-            if self.busy.contains(&(run_id.clone(), key.clone())) || !self.in_pool(&key) {
+            if self.busy.contains(&(run_id.clone(), key.clone()))
+                || !self.in_pool(&key)
+                || !self.due(run_id, &key)
+            {
                 continue;
             }
             self.spawn(&exec, key, None);
@@ -365,6 +406,7 @@ impl Worker {
                 if !self.free()
                     || self.busy.contains(&(run_id.clone(), key.clone()))
                     || !self.in_pool(&key)
+                    || !self.due(run_id, &key)
                 {
                     continue;
                 }
@@ -415,13 +457,23 @@ impl Worker {
             async move {
                 let reclaimed = reclaim.is_some();
                 let report = match reclaim {
-                    None => {
-                        if let Err(e) = exec.refresh_latest(&key).await {
+                    // Not started without knowing what its upstreams are now: a later pass tries.
+                    None => match exec.refresh_latest(&key).await {
+                        Ok(()) => exec.run_step(key.clone()).await,
+                        Err(e) => {
                             tracing::warn!("cannot read {key}'s upstreams from the store: {e}");
+                            StepReport::new(&key)
                         }
-                        exec.run_step(key.clone()).await
-                    }
+                    },
                     Some((rec, takeover)) => exec.reclaim(rec, takeover).await,
+                };
+                // Still held: its end was not recorded (the store failed). Let it go, so that it is
+                // re-claimed and reconciled with its table.
+                let report = if exec.run.claims.holds(&key) {
+                    exec.release_unrecorded(&key).await;
+                    StepReport::new(&key)
+                } else {
+                    report
                 };
                 Done {
                     run,

@@ -55,7 +55,7 @@ impl Executor {
             &self.run.run_id,
             Some(&rec.step_id),
             format!(
-                "{key}: attempt {} re-claimed by {} (its owner's lease ran out)",
+                "{key}: attempt {} re-claimed by {} (its owner let it go or is gone)",
                 rec.attempt, self.run.owner
             ),
             &Event::Log {
@@ -102,16 +102,45 @@ impl Executor {
                     }
                 }
             }
-            Ok(None) => {
-                if let Err(e) = self.refresh_latest(&key).await {
+            Ok(None) => match self.refresh_latest(&key).await {
+                Ok(()) => self.run_step_from(key, rec.attempt.max(0) as u32 + 1).await,
+                // Still held: the worker lets it go, to be re-claimed again.
+                Err(e) => {
                     tracing::warn!("cannot read {key}'s upstreams from the store: {e}");
+                    StepReport::new(&key)
                 }
-                self.run_step_from(key, rec.attempt.max(0) as u32 + 1).await
-            }
+            },
             Err(e) => {
                 // The claim stays ours until its lease runs out; then it is re-claimed again.
                 tracing::error!("cannot reconcile {key} with the warehouse: {e}");
                 StepReport::new(&key)
+            }
+        }
+    }
+
+    /// Releases the claim on `key` whose step's end could not be recorded, trying for up to a lease
+    /// (after that the claim runs out by itself: nobody renews it any more).
+    pub(super) async fn release_unrecorded(&self, key: &StepKey) {
+        self.run.claims.end(key);
+        let deadline = self.clock.now_ms() + self.lease_ms();
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match self.store.release_claim(key, &self.run.owner).await {
+                Ok(()) => {
+                    tracing::warn!("{key}: its end could not be recorded; released, to be re-claimed and reconciled");
+                    return;
+                }
+                Err(e) if self.clock.now_ms() < deadline => {
+                    tracing::debug!("cannot release the claim on {key} yet: {e}");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => {
+                    tracing::error!(
+                        "cannot release the claim on {key}: {e}; it runs out by itself"
+                    );
+                    return;
+                }
             }
         }
     }

@@ -242,7 +242,8 @@ pub(super) async fn upsert_claim(
          VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT(asset_key, partition_key) DO UPDATE SET
            run_id = excluded.run_id, owner = excluded.owner,
-           lease_until = excluded.lease_until, claimed_at = excluded.claimed_at
+           lease_until = excluded.lease_until, claimed_at = excluded.claimed_at,
+           limits = excluded.limits
          WHERE step_claims.lease_until < $6 OR step_claims.owner = excluded.owner
            OR step_claims.owner = $7
          RETURNING owner",

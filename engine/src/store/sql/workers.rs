@@ -2,7 +2,7 @@
 // caller saw (see `store::workers`).
 
 use super::*;
-use crate::store::workers::{Claimed, WorkerStore, WORKERS_OWNER};
+use crate::store::workers::{ClaimLimits, Claimed, WorkerStore, WORKERS_OWNER};
 
 /// The step's status, attempt and sequence number, locked (where a SELECT can lock) until the end of
 /// the transaction.
@@ -40,6 +40,45 @@ async fn take_claim(
         return Ok(Ok(()));
     }
     Ok(Err(claim_holder(tx, &claim.step).await?))
+}
+
+/// The first of `limits` that as many live claims (other than `claim`'s step key's) carry as it
+/// allows. Each limit's count is serialized: on Postgres by a transaction-level advisory lock per key
+/// (taken in key order), on SQLite by the write lock every transaction takes first.
+async fn at_limit(
+    tx: &mut Tx<'_>,
+    claim: &StepClaim,
+    limits: &ClaimLimits,
+    now_ms: i64,
+) -> StoreResult<Option<String>> {
+    for (key, max) in &limits.0 {
+        if let Some(lock) = EVENT_ORDER_LOCK {
+            sqlx::query(lock)
+                .bind(format!("limit:{key}"))
+                .execute(&mut **tx)
+                .await?;
+        }
+        let pattern = format!(
+            "%,{},%",
+            key.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM step_claims WHERE limits LIKE $1 ESCAPE '\\' AND lease_until >= $2
+               AND NOT (asset_key = $3 AND partition_key = $4)",
+        )
+        .bind(pattern)
+        .bind(now_ms)
+        .bind(claim.step.asset.as_str())
+        .bind(claim.step.partition_str())
+        .fetch_one(&mut **tx)
+        .await?;
+        if n >= *max {
+            return Ok(Some(key.clone()));
+        }
+    }
+    Ok(None)
 }
 
 #[async_trait]
@@ -83,6 +122,7 @@ impl WorkerStore for Store {
     async fn start_ready_step(
         &self,
         claim: &StepClaim,
+        limits: &ClaimLimits,
         attempt: i64,
         event: NewEvent,
         now_ms: i64,
@@ -99,7 +139,21 @@ impl WorkerStore for Store {
                 tx.rollback().await?;
                 return Ok(Claimed::Moved);
             }
+            if let Some(key) = at_limit(&mut tx, claim, limits, now_ms).await? {
+                tx.rollback().await?;
+                return Ok(Claimed::Limited(key));
+            }
             match take_claim(&mut tx, claim, now_ms, takeover_from).await? {
+                Ok(()) if !limits.0.is_empty() => {
+                    sqlx::query(
+                        "UPDATE step_claims SET limits = $1 WHERE asset_key = $2 AND partition_key = $3",
+                    )
+                    .bind(limits.listed())
+                    .bind(claim.step.asset.as_str())
+                    .bind(claim.step.partition_str())
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 Ok(()) => {}
                 Err(holder) => {
                     tx.rollback().await?;

@@ -53,7 +53,8 @@ macro_rules! every_backend {
             retention: [pruning_keeps_what_is_read];
             tables: [version_rewrites];
             workers: [worker_runs_lists_what_workers_may_take, ready_steps_start_once,
-                      reclaims_take_over_expired_attempts_once, pending_steps_and_runs_end_once];
+                      reclaims_take_over_expired_attempts_once, pending_steps_and_runs_end_once,
+                      limits_cap_live_claims];
         );)*
     };
 }

@@ -88,7 +88,14 @@ pub async fn ready_steps_start_once(store: Arc<dyn RunStore>) {
     let a = claim(&r, "x", "h:1:w:a", 10_000);
     let b = claim(&r, "x", "h:2:w:b", 10_000);
     let started = store
-        .start_ready_step(&a, 1, ev(&r, EventKind::StepStarted), 0, None)
+        .start_ready_step(
+            &a,
+            &ClaimLimits::default(),
+            1,
+            ev(&r, EventKind::StepStarted),
+            0,
+            None,
+        )
         .await
         .unwrap();
     let Claimed::Got(first) = started else {
@@ -96,13 +103,27 @@ pub async fn ready_steps_start_once(store: Arc<dyn RunStore>) {
     };
     // b saw it pending too: it has moved on.
     let stale = store
-        .start_ready_step(&b, 1, ev(&r, EventKind::StepStarted), 0, None)
+        .start_ready_step(
+            &b,
+            &ClaimLimits::default(),
+            1,
+            ev(&r, EventKind::StepStarted),
+            0,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(stale, Claimed::Moved);
     // b would retry it: the claim is a's.
     let held = store
-        .start_ready_step(&b, 2, ev(&r, EventKind::StepStarted), 0, None)
+        .start_ready_step(
+            &b,
+            &ClaimLimits::default(),
+            2,
+            ev(&r, EventKind::StepStarted),
+            0,
+            None,
+        )
         .await
         .unwrap();
     assert!(
@@ -111,7 +132,14 @@ pub async fn ready_steps_start_once(store: Arc<dyn RunStore>) {
     );
     // a retries: attempt 2 follows attempt 1.
     let retry = store
-        .start_ready_step(&a, 2, ev(&r, EventKind::StepStarted), 0, None)
+        .start_ready_step(
+            &a,
+            &ClaimLimits::default(),
+            2,
+            ev(&r, EventKind::StepStarted),
+            0,
+            None,
+        )
         .await
         .unwrap();
     assert!(
@@ -120,7 +148,14 @@ pub async fn ready_steps_start_once(store: Arc<dyn RunStore>) {
     );
     // An attempt that does not follow the recorded one is refused.
     let stale = store
-        .start_ready_step(&a, 2, ev(&r, EventKind::StepStarted), 0, None)
+        .start_ready_step(
+            &a,
+            &ClaimLimits::default(),
+            2,
+            ev(&r, EventKind::StepStarted),
+            0,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(stale, Claimed::Moved);
@@ -133,7 +168,14 @@ pub async fn ready_steps_start_once(store: Arc<dyn RunStore>) {
     );
     // Ended: nobody starts it again, whoever saw it pending.
     let late = store
-        .start_ready_step(&b, 1, ev(&r, EventKind::StepStarted), 0, None)
+        .start_ready_step(
+            &b,
+            &ClaimLimits::default(),
+            1,
+            ev(&r, EventKind::StepStarted),
+            0,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(late, Claimed::Moved);
@@ -152,7 +194,14 @@ pub async fn reclaims_take_over_expired_attempts_once(store: Arc<dyn RunStore>) 
         .unwrap();
     let dead = claim(&r, "x", "h:1:w:r", 1_000);
     let Claimed::Got(s) = store
-        .start_ready_step(&dead, 1, ev(&r, EventKind::StepStarted), 0, None)
+        .start_ready_step(
+            &dead,
+            &ClaimLimits::default(),
+            1,
+            ev(&r, EventKind::StepStarted),
+            0,
+            None,
+        )
         .await
         .unwrap()
     else {
@@ -280,4 +329,59 @@ pub async fn pending_steps_and_runs_end_once(store: Arc<dyn RunStore>) {
         .filter(|e| e.event.kind == EventKind::RunSucceeded.as_str())
         .count();
     assert_eq!(ends, 1, "one end event");
+}
+
+/// A limit caps the live claims that carry its key, whichever steps they are; ended and expired
+/// claims do not count; `_` and `%` in a key are plain characters.
+pub async fn limits_cap_live_claims(store: Arc<dyn RunStore>) {
+    let r = RunId::new();
+    let keys: Vec<AssetKey> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|k| AssetKey::parse(k).unwrap())
+        .collect();
+    let steps: Vec<StepRecord> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| step(&r, k, i as i64))
+        .collect();
+    store.create_run(&run(&r), &steps).await.unwrap();
+    let heavy = ClaimLimits::new(vec![("tag:warehouse=heavy".into(), 1)]);
+    let start = |asset: &str, limits: ClaimLimits, now: i64| {
+        let store = store.clone();
+        let c = claim(&r, asset, &format!("h:1:w:{asset}"), now + 1_000);
+        let e = NewEvent::new(&r, Some(asset), EventKind::StepStarted, "info", "start");
+        async move {
+            store
+                .start_ready_step(&c, &limits, 1, e, now, None)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(matches!(
+        start("a", heavy.clone(), 0).await,
+        Claimed::Got(_)
+    ));
+    assert_eq!(
+        start("b", heavy.clone(), 0).await,
+        Claimed::Limited("tag:warehouse=heavy".into())
+    );
+    assert_eq!(
+        store.steps(&r).await.unwrap()[1].status,
+        StepStatus::Pending
+    );
+    // Another key is not limited by it; a key that differs only where `_` stands is another key.
+    let like = ClaimLimits::new(vec![("tag:warehouse_heavy".into(), 1)]);
+    assert!(matches!(start("b", like, 0).await, Claimed::Got(_)));
+    // a's claim expired at 1 s: c may go at 2 s.
+    assert!(matches!(
+        start("c", heavy.clone(), 2_000).await,
+        Claimed::Got(_)
+    ));
+    // c ends: its claim goes, and d may go.
+    let a_claim = claim(&r, "c", "h:1:w:c", 0);
+    store
+        .finish_claimed_step("h:1:w:c", &r, &a_claim.step, ended(StepStatus::Succeeded))
+        .await
+        .unwrap();
+    assert!(matches!(start("d", heavy, 2_000).await, Claimed::Got(_)));
 }
