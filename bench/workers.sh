@@ -8,8 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/spine-target}"
-bench/build.sh
-A="$CARGO_TARGET_DIR/release/assets"
+# SPINE_BIN: another binary (a quick check of this script with a debug build), no release build.
+if [ -z "${SPINE_BIN:-}" ]; then bench/build.sh; fi
+A="${SPINE_BIN:-$CARGO_TARGET_DIR/release/assets}"
 runs="${1:-3}"; n="${2:-1000}"; r="${3:-300}"
 eval "$(scripts/services.sh postgres)" >/dev/null
 scratch=$(mktemp -d)

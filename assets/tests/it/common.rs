@@ -122,17 +122,21 @@ pub fn run_in(dir: &Path, args: &[&str]) -> Run {
     run_in_env(dir, args, &[])
 }
 
-/// Runs `assets ARGS` in `dir` with the test's environment cleared of Spine overrides, then `envs` set.
-pub fn run_in_env(dir: &Path, args: &[&str], envs: &[(&str, String)]) -> Run {
-    let out: Output = bin()
-        .args(args)
+/// `assets ARGS` in `dir` with the test's environment cleared of Spine overrides, then `envs` set.
+pub fn assets_in(dir: &Path, args: &[&str], envs: &[(&str, String)]) -> Command {
+    let mut c = bin();
+    c.args(args)
         .current_dir(dir)
         .env_remove("SPINE_STATE_URL")
         .env_remove("SPINE_WAREHOUSE_URL")
         .env_remove("RUST_LOG")
-        .envs(envs.iter().map(|(k, v)| (k, v)))
-        .output()
-        .expect("run assets");
+        .envs(envs.iter().map(|(k, v)| (k, v)));
+    c
+}
+
+/// Runs `assets ARGS` in `dir` with the test's environment cleared of Spine overrides, then `envs` set.
+pub fn run_in_env(dir: &Path, args: &[&str], envs: &[(&str, String)]) -> Run {
+    let out: Output = assets_in(dir, args, envs).output().expect("run assets");
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into(),

@@ -4,7 +4,7 @@
 //! redone as the next attempt. (`workers_soak` kills workers on Postgres and S3 many times.)
 
 use crate::common::*;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 
 /// root → m0..m{n-1} → sink; each m_i is 55 + i, computed in SQL or (`sleep`: that long) by a
 /// command.
@@ -52,16 +52,10 @@ pub fn worker_to(
     out: impl FnOnce() -> Stdio,
     err: impl FnOnce() -> Stdio,
 ) -> Child {
-    let mut c: Command = bin();
-    c.arg("worker")
-        .args(args)
-        .current_dir(dir)
-        .env_remove("SPINE_STATE_URL")
-        .env_remove("SPINE_WAREHOUSE_URL")
-        .env_remove("RUST_LOG")
-        .envs(envs.iter().map(|(k, v)| (k, v)))
-        .stdout(out())
-        .stderr(err());
+    let mut args = args.to_vec();
+    args.insert(0, "worker");
+    let mut c = assets_in(dir, &args, envs);
+    c.stdout(out()).stderr(err());
     c.spawn().expect("spawn a worker")
 }
 
@@ -325,4 +319,43 @@ fn a_higher_priority_run_is_taken_first() {
     let started = |id: &str| the_run(&p, id)["started_at"].as_str().unwrap().to_string();
     assert!(started(&ids[2]) < started(&ids[0]), "priority 10 first");
     assert!(started(&ids[0]) < started(&ids[1]), "then oldest first");
+}
+
+/// A step parked under workers leaves the run waiting; once signalled, a worker takes the run again
+/// and the step runs with the payload.
+#[test]
+fn a_signalled_waiting_run_is_resumed_by_a_worker() {
+    let gate = r#"import os, json
+sig = os.environ.get("SPINE_SIGNAL", "")
+if not sig:
+    print(json.dumps({"type": "wait", "reason": "needs approval"}))
+else:
+    by = json.loads(sig)["by"]
+    open(os.path.join(os.environ["SPINE_OUTPUT_DIR"], "a.jsonl"), "w").write(json.dumps({"approved_by": by}) + "\n")
+"#;
+    let p = Project::new(&[
+        ("assets/gate.py", gate),
+        (
+            "assets/a.yaml",
+            "key: gate\nkind: command\ncommand: [python3, gate.py]\n",
+        ),
+        (
+            "assets/b.yaml",
+            "key: after\nkind: sql\nquery: SELECT approved_by FROM gate\n",
+        ),
+    ]);
+    let id = queue(&p);
+    let args = ["--poll", "50ms", "--exit-when-idle", "--json"];
+    report(worker(p.path(), &args, &[]));
+    assert_eq!(the_run(&p, &id)["status"], "waiting");
+    p.run(&["signal", &id, "gate", "--payload", r#"{"by": "ana"}"#])
+        .ok();
+    let v = report(worker(p.path(), &args, &[]));
+    assert_eq!(v["steps"], 2, "{v}");
+    assert_eq!(the_run(&p, &id)["status"], "succeeded");
+    let q = p
+        .run(&["sql", "--json", "SELECT approved_by FROM after"])
+        .ok()
+        .json();
+    assert_eq!(q[0]["approved_by"], "ana", "{q}");
 }

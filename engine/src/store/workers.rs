@@ -51,8 +51,9 @@ impl ClaimLimits {
 /// The worker half of the run store.
 #[async_trait]
 pub trait WorkerStore: Send + Sync {
-    /// Runs workers may work on, oldest first: queued ones, waiting ones with a signalled (pending)
-    /// step, and running ones whose owner is [`WORKERS_OWNER`].
+    /// Runs workers may work on, oldest first: queued ones, waiting ones with a signalled step (one
+    /// that ran before and is pending again; steps behind a parked one are pending but never
+    /// started), and running ones whose owner is [`WORKERS_OWNER`].
     async fn worker_runs(&self) -> StoreResult<Vec<RunRecord>>;
     /// The claims held on steps of run `run_id` (whoever holds them, live or not).
     async fn run_claims(&self, run_id: &RunId) -> StoreResult<Vec<StepClaim>>;

@@ -88,7 +88,7 @@ impl WorkerStore for Store {
             "SELECT * FROM runs r WHERE r.status = 'queued'
                OR (r.status = 'running' AND r.owner = $1)
                OR (r.status = 'waiting' AND EXISTS
-                    (SELECT 1 FROM steps s WHERE s.run_id = r.run_id AND s.status = 'pending'))
+                    (SELECT 1 FROM steps s WHERE s.run_id = r.run_id AND s.status = 'pending' AND s.attempt > 0))
              ORDER BY r.created_at, r.run_id",
         )
         .bind(WORKERS_OWNER)

@@ -20,9 +20,14 @@ fn ev(r: &RunId, kind: EventKind) -> NewEvent {
 /// Queued runs, runs workers hold and signalled waiting runs are listed (oldest first); others not.
 pub async fn worker_runs_lists_what_workers_may_take(store: Arc<dyn RunStore>) {
     let x = AssetKey::parse("x").unwrap();
+    let y = AssetKey::parse("y").unwrap();
     let ids: Vec<RunId> = (0..4).map(|_| RunId::new()).collect();
     for r in &ids {
-        store.create_run(&run(r), &[step(r, &x, 0)]).await.unwrap();
+        // y waits behind x.
+        store
+            .create_run(&run(r), &[step(r, &x, 0), step(r, &y, 1)])
+            .await
+            .unwrap();
     }
     let lease = |owner: &str| RunLease {
         pid: 1,
@@ -63,7 +68,7 @@ pub async fn worker_runs_lists_what_workers_may_take(store: Arc<dyn RunStore>) {
     assert_eq!(
         listed(store.worker_runs().await.unwrap()),
         vec![ids[0].clone(), ids[1].clone()],
-        "a waiting run with nothing signalled is not listed"
+        "a waiting run with nothing signalled is not listed, steps pending behind its parked one or not"
     );
     let held = store.get_run(ids[1].as_str()).await.unwrap();
     assert_eq!(held.owner.as_deref(), Some(WORKERS_OWNER));
