@@ -136,6 +136,18 @@ impl Cluster {
         );
     }
 
+    /// Ends every other client's connection (`pg_terminate_backend`): their statements in flight fail.
+    pub fn drop_connections(&self) {
+        let _ = Command::new("psql")
+            .args([
+                &self.url,
+                "-q",
+                "-c",
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'",
+            ])
+            .output();
+    }
+
     /// Stops the server, disconnecting every client (`-m fast`).
     pub fn stop(&self) {
         let data = self.dir.join("data").display().to_string();

@@ -25,7 +25,7 @@ fn project(bucket: &str, state: &str, lease: &str) -> Project {
         (
             "spine.toml".to_string(),
             format!(
-                "{}[state]\nurl = \"{state}\"\n[defaults]\nlease = \"{lease}\"\n",
+                "{}[state]\nurl = \"{state}\"\n[defaults]\nlease = \"{lease}\"\nretries = 2\nretry_delay = \"100ms\"\n",
                 toml(bucket)
             ),
         ),
@@ -327,5 +327,54 @@ fn a_run_store_restarted_twice_mid_run_loses_nothing() {
     let reclaimed =
         s.count("SELECT COUNT(*) AS n FROM spine.events WHERE message LIKE '%re-claimed by%'");
     eprintln!("restarted twice; {reclaimed} step(s) re-claimed");
+    s.verify(1);
+}
+
+#[test]
+fn a_run_store_restarted_under_one_materialize_loses_nothing() {
+    let (Some(_), Some(endpoint)) = (pg_server(), s3_server()) else {
+        return;
+    };
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let s = Soak::new(&cluster.url, "30s", &endpoint);
+    let log = std::fs::File::create(s.p.path().join("materialize.log")).unwrap();
+    let mut child = assets_in(s.p.path(), &["materialize", "-c", "4", "--json"], &s.env())
+        .stdout(std::process::Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let done = |s: &Soak| s.count("SELECT COUNT(*) AS n FROM spine.materializations");
+    s.wait_until("steps succeed", deadline, |s| done(s) >= 15);
+    cluster.stop();
+    std::thread::sleep(Duration::from_secs(2));
+    cluster.start_again();
+    // Connections dropped under it, again and again, while it works.
+    let mut drops = 0;
+    while child.try_wait().unwrap().is_none() && drops < 20 {
+        cluster.drop_connections();
+        drops += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    s.wait_until("a command runs", deadline, |s| {
+        s.count(
+            "SELECT COUNT(*) AS n FROM spine.events WHERE kind = 'log' AND message LIKE 'line %'",
+        ) > 0
+    });
+    cluster.stop();
+    std::thread::sleep(Duration::from_secs(2));
+    cluster.start_again();
+    let out = child.wait_with_output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let log = std::fs::read_to_string(s.p.path().join("materialize.log")).unwrap_or_default();
+    let failed: Vec<&serde_json::Value> = v["steps"]
+        .as_array()
+        .map(|s| s.iter().filter(|s| s["status"] == "failed").collect())
+        .unwrap_or_default();
+    assert_eq!(v["status"], "succeeded", "{failed:?}\n{log}");
+    let resumed = log.matches("waiting for it to pick the step up").count();
+    eprintln!("{drops} connection drops; {resumed} step(s) picked up again");
     s.verify(1);
 }

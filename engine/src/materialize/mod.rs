@@ -27,6 +27,7 @@ mod observe;
 pub(crate) mod published;
 mod record;
 mod reproduce;
+mod resume;
 pub use reproduce::{Diff, Reproduction, Target};
 mod schema_change;
 mod stages;

@@ -7,7 +7,8 @@ use super::stages::{commit_info, materialization, output_policy, version_of};
 use super::*;
 
 impl Executor {
-    /// Runs one step to its end self.run. Store failures end the step as failed.
+    /// Runs one step to its end. A store that fails under it is waited for and the step picked up
+    /// again (`resume`); a store that stays away fails it.
     pub(super) async fn run_step(&self, key: StepKey) -> StepReport {
         self.run_step_from(key, 1).await
     }
@@ -16,7 +17,7 @@ impl Executor {
     /// `first - 1` that had not committed) to its end.
     pub(super) async fn run_step_from(&self, key: StepKey, first: u32) -> StepReport {
         let started = Instant::now();
-        let mut report = match self.run_step_inner(&key, first).await {
+        let mut report = match self.run_step_resuming(&key, first).await {
             Ok(r) => r,
             // Workers share the run: a store out of reach is no step failure. The step is left as
             // the store has it (its claim let go by the worker), to be re-claimed and reconciled.

@@ -19,10 +19,11 @@
 
 mod ready;
 mod reclaim;
+mod take;
 
 use super::claim::{owner_is_dead, Heartbeat};
 use super::*;
-use crate::store::{RunLease, StepClaim, WORKERS_OWNER};
+use crate::store::{StepClaim, WORKERS_OWNER};
 
 /// How a worker works.
 #[derive(Clone)]
@@ -81,6 +82,8 @@ struct Worker {
     /// Steps a task of this worker could not take (held, at a limit, moved on), and until when
     /// they are not tried again.
     cooling: HashMap<(RunId, StepKey), std::time::Instant>,
+    /// Ready steps the last pass found no free slot for, in its order.
+    backlog: VecDeque<(RunId, StepKey)>,
 }
 
 /// A run's priority: its `priority` tag (higher first), 0 without one.
@@ -111,23 +114,33 @@ impl Instance {
             report: WorkerReport::default(),
             listed: false,
             cooling: HashMap::new(),
+            backlog: VecDeque::new(),
         };
         tracing::info!(worker = %w.id, concurrency = w.opts.concurrency, pool = ?w.opts.pool, "worker started");
         let mut pause = w.opts.poll;
         let cancel = w.opts.cancel.clone();
+        let mut last_pass: Option<std::time::Instant> = None;
         while !cancel.is_cancelled() {
-            let progressed = match w.pass().await {
-                Ok(p) => {
-                    pause = w.opts.poll;
-                    p
-                }
-                Err(EngineError::Store(e)) => {
-                    tracing::warn!("run store: {e}; trying again in {pause:?}");
-                    pause = (pause * 2).min(Duration::from_secs(5));
-                    false
-                }
-                Err(e) => return Err(e),
-            };
+            // A pass over the store when the last one left nothing ready to start, or every
+            // `poll`: a fan-out's ready steps are started from the backlog as slots free up.
+            let due = w.backlog.is_empty() || last_pass.is_none_or(|t| t.elapsed() >= w.opts.poll);
+            let mut progressed = false;
+            if due {
+                last_pass = Some(std::time::Instant::now());
+                progressed = match w.pass().await {
+                    Ok(p) => {
+                        pause = w.opts.poll;
+                        p
+                    }
+                    Err(EngineError::Store(e)) => {
+                        tracing::warn!("run store: {e}; trying again in {pause:?}");
+                        pause = (pause * 2).min(Duration::from_secs(5));
+                        false
+                    }
+                    Err(e) => return Err(e),
+                };
+            }
+            progressed |= w.launch_backlog();
             if w.opts.exit_when_idle && !progressed && w.tasks.is_empty() && !w.listed {
                 break;
             }
@@ -204,8 +217,36 @@ impl Worker {
         pool == self.opts.pool.as_deref()
     }
 
+    /// Starts ready steps the last pass left in the backlog while slots are free; whether any.
+    fn launch_backlog(&mut self) -> bool {
+        let mut launched = false;
+        while self.free() {
+            let Some((run, key)) = self.backlog.pop_front() else {
+                break;
+            };
+            let Some(exec) = self
+                .runs
+                .get(&run)
+                .map(|c| c.exec.clone())
+                .filter(|e| !e.run.cancel.is_cancelled())
+            else {
+                continue;
+            };
+            if self.busy.contains(&(run.clone(), key.clone()))
+                || !self.in_pool(&key)
+                || !self.due(&run, &key)
+            {
+                continue;
+            }
+            self.spawn(&exec, key, None);
+            launched = true;
+        }
+        launched
+    }
+
     /// One pass over the runs workers share; whether anything was started or ended.
     async fn pass(&mut self) -> Result<bool, EngineError> {
+        self.backlog.clear();
         let mut runs = self.engine.store.worker_runs().await?;
         runs.sort_by_key(|r| std::cmp::Reverse(priority(r)));
         let live: HashSet<RunId> = runs.iter().map(|r| r.run_id.clone()).collect();
@@ -249,97 +290,6 @@ impl Worker {
         Ok(progressed)
     }
 
-    /// Takes a queued (or signalled waiting) run for the workers; false when someone else took it.
-    async fn take(&mut self, run: &RunRecord) -> Result<bool, EngineError> {
-        let (pid, host) = (std::process::id() as i64, crate::store::host_name());
-        let ev = NewEvent::of(
-            &run.run_id,
-            None,
-            format!("run started by workers (taken by {})", self.id),
-            &Event::RunStarted {
-                pid,
-                host: host.clone(),
-            },
-        );
-        let lease = RunLease {
-            pid,
-            host,
-            owner: WORKERS_OWNER.into(),
-            lease_until_ms: 0,
-        };
-        let taken = self.engine.store.start_run(&run.run_id, &lease, ev).await?;
-        if taken {
-            tracing::info!(run_id = %run.run_id, "run taken by workers");
-        }
-        Ok(taken)
-    }
-
-    /// Sets up this worker's view of `run`; `None` when the run cannot go on here (it plans an
-    /// asset this project no longer defines: it is ended failed).
-    async fn open(&mut self, run: &RunRecord) -> Result<Option<RunCtx>, EngineError> {
-        let engine = &self.engine;
-        let run_id = &run.run_id;
-        let order: Vec<StepKey> = engine
-            .store
-            .steps(run_id)
-            .await?
-            .iter()
-            .map(StepRecord::step_key)
-            .collect();
-        if let Some(gone) = order
-            .iter()
-            .find(|k| !engine.project.assets.contains_key(&k.asset))
-        {
-            let msg = format!("run {run_id} plans '{gone}', which this worker's project does not define; deploy the same project to every worker");
-            tracing::error!("{msg}");
-            let ev = NewEvent::of(
-                run_id,
-                None,
-                msg.clone(),
-                &Event::RunFailed {
-                    error: Some(msg.clone()),
-                },
-            );
-            engine
-                .store
-                .end_run(run_id, RunStatus::Failed, Some(&msg), ev)
-                .await?;
-            return Ok(None);
-        }
-        let cancel = CancellationToken::new();
-        let owner = format!("{}:{run_id}", self.id);
-        let config = SessionConfig::new().with_target_partitions(self.opts.concurrency.clamp(1, 4));
-        let state = RunState {
-            run_id: run_id.clone(),
-            force: run.force,
-            full_refresh: run.full_refresh,
-            cancel: cancel.clone(),
-            observer: None,
-            latest: Mutex::new(HashMap::new()),
-            registered: Mutex::new(HashMap::new()),
-            session: crate::session::bounded(&engine.project.config, config),
-            owner: owner.clone(),
-            claims: Arc::default(),
-            shared: true,
-            max_steps: run
-                .tags
-                .get("concurrency")
-                .and_then(|c| c.trim().parse::<usize>().ok())
-                .filter(|c| *c > 0),
-            no_wait: false,
-            signals: engine.signals(run_id).await?,
-            store_failed: Default::default(),
-            slots: self.slots.clone(),
-        };
-        let exec = Executor::detached(engine, state);
-        Ok(Some(RunCtx {
-            _beat: exec.heartbeat(owner, exec.run.claims.clone()),
-            _cancel_watch: engine.watch_run_cancel(run_id, cancel),
-            upstream: dispatch::plan_upstreams(&engine.project, &order),
-            exec,
-        }))
-    }
-
     /// Moves `run` on as far as this worker can: skips, starts, re-claims, and its end.
     async fn advance(&mut self, run: &RunRecord) -> Result<bool, EngineError> {
         let run_id = &run.run_id;
@@ -380,7 +330,8 @@ impl Worker {
                 continue;
             }
             if !self.free() {
-                break;
+                self.backlog.push_back((run_id.clone(), key));
+                continue;
             }
             if self.busy.contains(&(run_id.clone(), key.clone()))
                 || !self.in_pool(&key)
