@@ -51,10 +51,17 @@ pub struct WorkerReport {
     pub runs_ended: usize,
 }
 
-/// One run as a worker knows it: an executor sharing its steps, and the plan's step graph.
+/// One run as a worker knows it: the plan's step graph, and once this worker has something to do
+/// in it, an executor sharing its steps.
 struct RunCtx {
-    exec: Executor,
+    run: RunRecord,
     upstream: HashMap<StepKey, Vec<StepKey>>,
+    active: Option<Active>,
+}
+
+/// A run's executor in this worker, its claims' heartbeat and its cancel watch.
+struct Active {
+    exec: Executor,
     _beat: Heartbeat,
     _cancel_watch: Heartbeat,
 }
@@ -227,7 +234,8 @@ impl Worker {
             let Some(exec) = self
                 .runs
                 .get(&run)
-                .map(|c| c.exec.clone())
+                .and_then(|c| c.active.as_ref())
+                .map(|a| a.exec.clone())
                 .filter(|e| !e.run.cancel.is_cancelled())
             else {
                 continue;
@@ -293,18 +301,31 @@ impl Worker {
     /// Moves `run` on as far as this worker can: skips, starts, re-claims, and its end.
     async fn advance(&mut self, run: &RunRecord) -> Result<bool, EngineError> {
         let run_id = &run.run_id;
+        let steps = self.engine.store.steps(run_id).await?;
         if !self.runs.contains_key(run_id) {
-            match self.open(run).await? {
+            match self.open(run, &steps).await? {
                 Some(ctx) => self.runs.insert(run_id.clone(), ctx),
                 None => return Ok(true),
             };
         }
         let ctx = &self.runs[run_id];
-        let exec = ctx.exec.clone();
-        let steps = self.engine.store.steps(run_id).await?;
-        let cancelled = exec.run.cancel.is_cancelled();
+        let cancelled = ctx
+            .active
+            .as_ref()
+            .is_some_and(|a| a.exec.run.cancel.is_cancelled());
         let next = ready::next(&steps, &ctx.upstream, cancelled);
         let mut progressed = false;
+        // An executor only for a run this worker has something to do in.
+        let work = !next.skip.is_empty()
+            || next.ready.iter().any(|k| self.in_pool(k))
+            || next.running.iter().any(|r| self.in_pool(&r.step_key()));
+        let exec = match work {
+            true => self.executor(run_id).await?,
+            false => None,
+        };
+        let Some(exec) = exec else {
+            return self.end_if_done(run_id, next.end).await;
+        };
         for (key, up) in next.skip {
             let (status, reason) = if cancelled {
                 (
@@ -371,25 +392,37 @@ impl Worker {
                 progressed = true;
             }
         }
-        let mine = self.busy.iter().any(|(r, _)| r == run_id);
-        if let (Some(end), false) = (next.end, mine) {
-            let ev = NewEvent::of(run_id, None, end.message, &end.event);
-            let ended = self
-                .engine
-                .store
-                .end_run(run_id, end.status, end.error.as_deref(), ev)
-                .await?;
-            if ended {
-                self.report.runs_ended += 1;
-                tracing::info!(run_id = %run_id, status = %end.status, "{}", end.message);
-            }
-            if let Some(ctx) = self.runs.remove(run_id) {
-                let scratch = ctx.exec.run_scratch(run_id);
-                let _ = tokio::fs::remove_dir_all(scratch).await;
-            }
-            progressed = true;
-        }
+        progressed |= self.end_if_done(run_id, next.end).await?;
         Ok(progressed)
+    }
+
+    /// Records `run_id`'s end (or its wait) when nothing is left in it and this worker has no task
+    /// in it, and forgets it; whether it did.
+    async fn end_if_done(
+        &mut self,
+        run_id: &RunId,
+        end: Option<ready::RunEnd>,
+    ) -> Result<bool, EngineError> {
+        let mine = self.busy.iter().any(|(r, _)| r == run_id);
+        let Some(end) = end.filter(|_| !mine) else {
+            return Ok(false);
+        };
+        let ev = NewEvent::of(run_id, None, end.message, &end.event);
+        let ended = self
+            .engine
+            .store
+            .end_run(run_id, end.status, end.error.as_deref(), ev)
+            .await?;
+        if ended {
+            self.report.runs_ended += 1;
+            tracing::info!(run_id = %run_id, status = %end.status, "{}", end.message);
+        }
+        if let Some(ctx) = self.runs.remove(run_id) {
+            if ctx.active.is_some() {
+                let _ = tokio::fs::remove_dir_all(self.engine.run_scratch(run_id)).await;
+            }
+        }
+        Ok(true)
     }
 
     /// Starts a task for `key`: a ready step, or (`reclaim`: its record and the dead owner to take

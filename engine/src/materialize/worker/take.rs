@@ -1,7 +1,7 @@
 //! Taking a run for the workers, and a worker's view of a run it works on.
 
 use super::super::*;
-use super::{RunCtx, Worker};
+use super::{Active, RunCtx, Worker};
 use crate::store::{RunLease, WORKERS_OWNER};
 
 impl Worker {
@@ -30,18 +30,16 @@ impl Worker {
         Ok(taken)
     }
 
-    /// Sets up this worker's view of `run`; `None` when the run cannot go on here (it plans an
-    /// asset this project no longer defines: it is ended failed).
-    pub(super) async fn open(&mut self, run: &RunRecord) -> Result<Option<RunCtx>, EngineError> {
+    /// Sets up this worker's view of `run` (whose steps are `steps`); `None` when the run cannot go
+    /// on here (it plans an asset this project no longer defines: it is ended failed).
+    pub(super) async fn open(
+        &mut self,
+        run: &RunRecord,
+        steps: &[StepRecord],
+    ) -> Result<Option<RunCtx>, EngineError> {
         let engine = &self.engine;
         let run_id = &run.run_id;
-        let order: Vec<StepKey> = engine
-            .store
-            .steps(run_id)
-            .await?
-            .iter()
-            .map(StepRecord::step_key)
-            .collect();
+        let order: Vec<StepKey> = steps.iter().map(StepRecord::step_key).collect();
         if let Some(gone) = order
             .iter()
             .find(|k| !engine.project.assets.contains_key(&k.asset))
@@ -62,6 +60,28 @@ impl Worker {
                 .await?;
             return Ok(None);
         }
+        Ok(Some(RunCtx {
+            run: run.clone(),
+            upstream: dispatch::plan_upstreams(&engine.project, &order),
+            active: None,
+        }))
+    }
+
+    /// The executor of `run_id` in this worker, set up on first use (its session, the signals its
+    /// parked steps were given, a heartbeat for its claims, a watch for a cancel); `None` for a run
+    /// this worker does not know.
+    pub(super) async fn executor(
+        &mut self,
+        run_id: &RunId,
+    ) -> Result<Option<Executor>, EngineError> {
+        let Some(ctx) = self.runs.get(run_id) else {
+            return Ok(None);
+        };
+        if let Some(a) = &ctx.active {
+            return Ok(Some(a.exec.clone()));
+        }
+        let run = ctx.run.clone();
+        let engine = &self.engine;
         let cancel = CancellationToken::new();
         let owner = format!("{}:{run_id}", self.id);
         let config = SessionConfig::new().with_target_partitions(self.opts.concurrency.clamp(1, 4));
@@ -88,11 +108,14 @@ impl Worker {
             slots: self.slots.clone(),
         };
         let exec = Executor::detached(engine, state);
-        Ok(Some(RunCtx {
+        let active = Active {
             _beat: exec.heartbeat(owner, exec.run.claims.clone()),
             _cancel_watch: engine.watch_run_cancel(run_id, cancel),
-            upstream: dispatch::plan_upstreams(&engine.project, &order),
-            exec,
-        }))
+            exec: exec.clone(),
+        };
+        if let Some(ctx) = self.runs.get_mut(run_id) {
+            ctx.active = Some(active);
+        }
+        Ok(Some(exec))
     }
 }
