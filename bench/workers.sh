@@ -14,12 +14,18 @@ A="${SPINE_BIN:-$CARGO_TARGET_DIR/release/assets}"
 runs="${1:-3}"; n="${2:-1000}"; r="${3:-300}"
 eval "$(scripts/services.sh postgres)" >/dev/null
 scratch=$(mktemp -d)
-trap 'rm -rf "$scratch"' EXIT
+dbs=()
+cleanup() {
+  rm -rf "$scratch"
+  for db in "${dbs[@]}"; do psql "$SPINE_TEST_POSTGRES_URL" -q -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null || true; done
+}
+trap cleanup EXIT
 now_ms() { date +%s%3N; }
-pg_url() { # a fresh database; its URL
+pg_url() { # a fresh database (dropped at the end); its URL in $url
   local name="bench_workers_$(date +%s%N)"
   psql "$SPINE_TEST_POSTGRES_URL" -q -c "CREATE DATABASE $name" >/dev/null
-  echo "${SPINE_TEST_POSTGRES_URL%/*}/$name"
+  dbs+=("$name")
+  url="${SPINE_TEST_POSTGRES_URL%/*}/$name"
 }
 fan_out() { # DIR STATE-URL
   mkdir -p "$1/assets"
@@ -39,8 +45,8 @@ one_asset() { # DIR STATE-URL
   printf '[project]\nname = "drain"\n[state]\nurl = "%s"\n' "$2" > "$1/spine.toml"
   printf 'key: one\nkind: sql\nquery: SELECT 1 AS v\n' > "$1/assets/one.yaml"
 }
-state_url() { # STORE DIR
-  if [ "$1" = postgres ]; then pg_url; else echo "sqlite://$2/.spine/state.db"; fi
+state_url() { # STORE DIR → $url
+  if [ "$1" = postgres ]; then pg_url; else url="sqlite://$2/.spine/state.db"; fi
 }
 workers() { # DIR COUNT → ms until every worker exits
   local t0 pids=() i
@@ -61,18 +67,18 @@ results="$scratch/results.txt"
 for i in $(seq "$runs"); do
   for store in sqlite postgres; do
     # 1 → N → 1: one process, then 1 and 2 workers.
-    d="$scratch/fan-$store-one-$i"; fan_out "$d" "$(state_url $store "$d")"
+    d="$scratch/fan-$store-one-$i"; state_url $store "$d"; fan_out "$d" "$url"
     t0=$(now_ms); (cd "$d" && "$A" materialize -c 2 --json > /dev/null); echo "fan $store materialize $(($(now_ms) - t0))" >> "$results"
     check "$d" 1
     for w in 1 2; do
-      d="$scratch/fan-$store-$w-$i"; fan_out "$d" "$(state_url $store "$d")"
+      d="$scratch/fan-$store-$w-$i"; state_url $store "$d"; fan_out "$d" "$url"
       (cd "$d" && "$A" materialize --queue --json > /dev/null)
       echo "fan $store workers=$w $(workers "$d" "$w")" >> "$results"
       check "$d" 1
     done
     # R queued runs drained.
     for w in 1 2; do
-      d="$scratch/drain-$store-$w-$i"; one_asset "$d" "$(state_url $store "$d")"
+      d="$scratch/drain-$store-$w-$i"; state_url $store "$d"; one_asset "$d" "$url"
       for k in $(seq "$r"); do (cd "$d" && "$A" materialize --queue --force --json > /dev/null); done
       echo "drain $store workers=$w $(workers "$d" "$w")" >> "$results"
       check "$d" "$r"
