@@ -452,3 +452,43 @@ fn runs_carry_their_tags() {
     r.code(2);
     assert!(r.stderr.contains("E0113"), "{}", r.stderr);
 }
+
+/// A run waiting for a signal is left alone by the daemon until the signal comes; then a pass
+/// resumes it, with the payload.
+#[test]
+fn the_daemon_resumes_a_signalled_waiting_run() {
+    let gate = r#"import os, json
+sig = os.environ.get("SPINE_SIGNAL", "")
+if not sig:
+    print(json.dumps({"type": "wait", "reason": "needs approval"}))
+else:
+    by = json.loads(sig)["by"]
+    open(os.path.join(os.environ["SPINE_OUTPUT_DIR"], "a.jsonl"), "w").write(json.dumps({"approved_by": by}) + "\n")
+"#;
+    let p = Project::new(&[
+        ("assets/gate.py", gate),
+        (
+            "assets/a.yaml",
+            "key: gate\nkind: command\ncommand: [python3, gate.py]\n",
+        ),
+        (
+            "assets/b.yaml",
+            "key: after\nkind: sql\nquery: SELECT approved_by FROM gate\n",
+        ),
+    ]);
+    let v = p.run(&["materialize", "--json"]).json();
+    assert_eq!(v["status"], "waiting", "{v}");
+    let run = v["run_id"].as_str().unwrap().to_string();
+    let status = || p.run(&["run", &run, "--json"]).ok().json()["run"]["status"].clone();
+    p.run(&["daemon", "--once"]).ok();
+    assert_eq!(status(), "waiting", "not signalled: left alone");
+    p.run(&["signal", &run, "gate", "--payload", r#"{"by": "ana"}"#])
+        .ok();
+    p.run(&["daemon", "--once"]).ok();
+    assert_eq!(status(), "succeeded");
+    let q = p
+        .run(&["sql", "--json", "SELECT approved_by FROM after"])
+        .ok()
+        .json();
+    assert_eq!(q[0]["approved_by"], "ana", "{q}");
+}

@@ -285,7 +285,8 @@ impl Instance {
     }
 
     /// One pass of the daemon: evaluate schedules and automation conditions, run queued backfills (their
-    /// chunks in order; an interrupted one is resumed), then execute queued runs oldest first. Stops taking new work once `stop` fires.
+    /// chunks in order; an interrupted one is resumed), then execute queued runs (and signalled waiting
+    /// ones) oldest first. Stops taking new work once `stop` fires.
     pub async fn daemon_pass(
         &self,
         opts: &ExecuteOptions,
@@ -337,12 +338,16 @@ impl Instance {
             self.run_backfill(id, opts.clone()).await?;
             pass.backfills.push(b.backfill_id.to_string());
         }
+        // Queued runs, and waiting runs whose parked steps were signalled (workers' runs are theirs).
         let mut queued: Vec<RunId> = self
             .store
-            .active_runs()
+            .worker_runs()
             .await?
             .into_iter()
-            .filter(|r| r.status == RunStatus::Queued && !of_backfills.contains(&r.run_id))
+            .filter(|r| {
+                matches!(r.status, RunStatus::Queued | RunStatus::Waiting)
+                    && !of_backfills.contains(&r.run_id)
+            })
             .map(|r| r.run_id)
             .collect();
         queued.sort();
