@@ -286,26 +286,7 @@ fn an_impossible_permanent_exit_code_is_a_definition_error() {
 /// `SPINE_SIGNAL`, and the rest of the run follows.
 #[test]
 fn a_command_parks_until_signalled_and_resumes_with_the_payload() {
-    let gate = r#"import os, json
-sig = os.environ.get("SPINE_SIGNAL", "")
-if not sig:
-    print(json.dumps({"type": "wait", "reason": "needs approval"}))
-    open(os.path.join(os.environ["SPINE_OUTPUT_DIR"], "ignored.jsonl"), "w").write("{}\n")
-else:
-    by = json.loads(sig)["by"]
-    open(os.path.join(os.environ["SPINE_OUTPUT_DIR"], "a.jsonl"), "w").write(json.dumps({"approved_by": by}) + "\n")
-"#;
-    let p = Project::new(&[
-        ("assets/gate.py", gate),
-        (
-            "assets/a.yaml",
-            "key: gate\nkind: command\ncommand: [python3, gate.py]\n",
-        ),
-        (
-            "assets/b.yaml",
-            "key: after\nkind: sql\nquery: SELECT approved_by FROM gate\n",
-        ),
-    ]);
+    let p = gated();
     let v = p.run(&["materialize", "--json"]).json();
     assert_eq!(v["status"], "waiting", "{v}");
     assert_eq!(status_of(&v, "gate"), "waiting");

@@ -144,6 +144,31 @@ pub fn run_in_env(dir: &Path, args: &[&str], envs: &[(&str, String)]) -> Run {
     }
 }
 
+/// `gate` (a command that parks until signalled, then writes the payload's `by` as `approved_by`,
+/// and when parking also writes a file that must not be committed) → `after` (SQL reading it).
+pub fn gated() -> Project {
+    let gate = r#"import os, json
+sig = os.environ.get("SPINE_SIGNAL", "")
+if not sig:
+    print(json.dumps({"type": "wait", "reason": "needs approval"}))
+    open(os.path.join(os.environ["SPINE_OUTPUT_DIR"], "ignored.jsonl"), "w").write("{}\n")
+else:
+    by = json.loads(sig)["by"]
+    open(os.path.join(os.environ["SPINE_OUTPUT_DIR"], "a.jsonl"), "w").write(json.dumps({"approved_by": by}) + "\n")
+"#;
+    Project::new(&[
+        ("assets/gate.py", gate),
+        (
+            "assets/a.yaml",
+            "key: gate\nkind: command\ncommand: [python3, gate.py]\n",
+        ),
+        (
+            "assets/b.yaml",
+            "key: after\nkind: sql\nquery: SELECT approved_by FROM gate\n",
+        ),
+    ])
+}
+
 /// A four-asset project: a → b → c, a → d.
 pub fn diamond() -> Project {
     Project::new(&[

@@ -457,25 +457,7 @@ fn runs_carry_their_tags() {
 /// resumes it, with the payload.
 #[test]
 fn the_daemon_resumes_a_signalled_waiting_run() {
-    let gate = r#"import os, json
-sig = os.environ.get("SPINE_SIGNAL", "")
-if not sig:
-    print(json.dumps({"type": "wait", "reason": "needs approval"}))
-else:
-    by = json.loads(sig)["by"]
-    open(os.path.join(os.environ["SPINE_OUTPUT_DIR"], "a.jsonl"), "w").write(json.dumps({"approved_by": by}) + "\n")
-"#;
-    let p = Project::new(&[
-        ("assets/gate.py", gate),
-        (
-            "assets/a.yaml",
-            "key: gate\nkind: command\ncommand: [python3, gate.py]\n",
-        ),
-        (
-            "assets/b.yaml",
-            "key: after\nkind: sql\nquery: SELECT approved_by FROM gate\n",
-        ),
-    ]);
+    let p = gated();
     let v = p.run(&["materialize", "--json"]).json();
     assert_eq!(v["status"], "waiting", "{v}");
     let run = v["run_id"].as_str().unwrap().to_string();

@@ -325,25 +325,7 @@ fn a_higher_priority_run_is_taken_first() {
 /// and the step runs with the payload.
 #[test]
 fn a_signalled_waiting_run_is_resumed_by_a_worker() {
-    let gate = r#"import os, json
-sig = os.environ.get("SPINE_SIGNAL", "")
-if not sig:
-    print(json.dumps({"type": "wait", "reason": "needs approval"}))
-else:
-    by = json.loads(sig)["by"]
-    open(os.path.join(os.environ["SPINE_OUTPUT_DIR"], "a.jsonl"), "w").write(json.dumps({"approved_by": by}) + "\n")
-"#;
-    let p = Project::new(&[
-        ("assets/gate.py", gate),
-        (
-            "assets/a.yaml",
-            "key: gate\nkind: command\ncommand: [python3, gate.py]\n",
-        ),
-        (
-            "assets/b.yaml",
-            "key: after\nkind: sql\nquery: SELECT approved_by FROM gate\n",
-        ),
-    ]);
+    let p = gated();
     let id = queue(&p);
     let args = ["--poll", "50ms", "--exit-when-idle", "--json"];
     report(worker(p.path(), &args, &[]));
