@@ -25,7 +25,7 @@ fn project(bucket: &str, state: &str, lease: &str) -> Project {
         (
             "spine.toml".to_string(),
             format!(
-                "{}[state]\nurl = \"{state}\"\n[defaults]\nlease = \"{lease}\"\nretries = 2\nretry_delay = \"100ms\"\n",
+                "{}[state]\nurl = \"{state}\"\n[defaults]\nlease = \"{lease}\"\n",
                 toml(bucket)
             ),
         ),

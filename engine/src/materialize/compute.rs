@@ -50,7 +50,11 @@ impl Executor {
             step_id.replace(['/', '[', ']', '|'], "__")
         ));
         let compute = async {
-            let (session, upstream, reads) = self.register_upstreams(spec, step).await?;
+            let (session, upstream, reads) = match self.register_upstreams(spec, step).await {
+                Ok(r) => r,
+                Err(InputError::Step(e)) => return Err(e),
+                Err(InputError::Store(e)) => return Ok(Err(Interrupted::Store(e))),
+            };
             let watermark = match (spec.incremental.as_ref().and_then(|i| i.watermark()), base) {
                 (Some(column), Some(b)) => {
                     Some(self.watermark(key, b.m.delta_version, column).await?)
@@ -81,7 +85,7 @@ impl Executor {
             ctx.events.finish().await;
             let output = output?;
             if let StepData::Waiting { reason } = output.data {
-                return Ok(Err(reason));
+                return Ok(Err(Interrupted::Parked(reason)));
             }
             let StepOutput {
                 data,
@@ -148,9 +152,10 @@ impl Executor {
         if scratch.exists() {
             let _ = std::fs::remove_dir_all(&scratch);
         }
-        result
-            .map_err(AttemptError::Failed)?
-            .map_err(AttemptError::Parked)
+        result.map_err(AttemptError::Failed)?.map_err(|i| match i {
+            Interrupted::Parked(reason) => AttemptError::Parked(reason),
+            Interrupted::Store(e) => AttemptError::Store(e),
+        })
     }
 }
 

@@ -13,7 +13,7 @@ impl Executor {
         &self,
         spec: &crate::project::AssetSpec,
         step: &StepKey,
-    ) -> Result<(SessionContext, Vec<UpstreamInput>, Vec<UpstreamRead>), StepError> {
+    ) -> Result<(SessionContext, Vec<UpstreamInput>, Vec<UpstreamRead>), InputError> {
         let ups = upstreams(&self.project, spec, step);
         let own = step.partition.is_some()
             || ups
@@ -42,7 +42,8 @@ impl Executor {
                                     return Err(StepError::permanent(format!(
                                         "upstream '{s}' has never been materialized; include it in the selection (e.g. '+{}')",
                                         spec.key
-                                    )))
+                                    ))
+                                    .into())
                                 }
                             }
                         }
@@ -93,7 +94,8 @@ impl Executor {
                 return Err(StepError::permanent(format!(
                     "{what}; include it in the selection (e.g. '+{}')",
                     spec.key
-                )));
+                ))
+                .into());
             }
             // A source that is not copied: exactly the files its observation recorded.
             let source = self.in_place(&self.project.assets[&dep]);
@@ -146,11 +148,13 @@ impl Executor {
                     self.register_published(&session, &dep, (provider, v), wanted, &published)
                         .await
                         .map_err(|e| match e {
-                            published::ViewError::Warehouse(e) => upstream_error(&dep, e),
-                            published::ViewError::DataFusion(e) => {
-                                StepError::datafusion("cannot register upstream", &e)
+                            published::ViewError::Warehouse(e) => {
+                                InputError::Step(upstream_error(&dep, e))
                             }
-                            e => StepError::retryable(format!("cannot read upstream '{dep}': {e}")),
+                            published::ViewError::DataFusion(e) => InputError::Step(
+                                StepError::datafusion("cannot register upstream", &e),
+                            ),
+                            published::ViewError::Store(e) => InputError::Store(e),
                         })?;
                 } else {
                     self.register_input(&session, own, &dep, provider, v)?;

@@ -177,6 +177,29 @@ enum AttemptError {
     /// The kind parked the step until a signal.
     Parked(String),
     Cancelled,
+    /// The run store failed under the attempt (reading what it reads): no step failure; the step
+    /// is picked up again once the store answers (`resume`, or a worker's re-claim).
+    Store(crate::error::StoreError),
+}
+
+/// Why the compute stage stopped without output or failure: the kind parked the step, or the store
+/// failed while the step's inputs were read.
+enum Interrupted {
+    Parked(String),
+    Store(crate::error::StoreError),
+}
+
+/// What reading a step's inputs can fail with: the step (an upstream that cannot be read) or the
+/// run store under it.
+enum InputError {
+    Step(StepError),
+    Store(crate::error::StoreError),
+}
+
+impl From<StepError> for InputError {
+    fn from(e: StepError) -> Self {
+        InputError::Step(e)
+    }
 }
 
 /// How a recorded run is executed.

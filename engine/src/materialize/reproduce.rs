@@ -332,7 +332,11 @@ impl Executor {
         let kind = self.kinds.get(&spec.kind).cloned().ok_or_else(|| {
             EngineError::Internal(format!("no executor for kind '{}'", spec.kind))
         })?;
-        let (session, upstream, _) = self.register_upstreams(spec, step).await.map_err(failed)?;
+        let (session, upstream, _) = match self.register_upstreams(spec, step).await {
+            Ok(r) => r,
+            Err(InputError::Step(e)) => return Err(failed(e)),
+            Err(InputError::Store(e)) => return Err(e.into()),
+        };
         let step_id = step.to_string();
         let ctx = StepContext {
             run_id: self.run.run_id.clone(),

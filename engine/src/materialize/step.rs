@@ -144,6 +144,7 @@ impl Executor {
                     report.status = StepStatus::Succeeded;
                     return Ok(report);
                 }
+                Err(AttemptError::Store(e)) => return Err(EngineError::Store(e)),
                 Err(AttemptError::Parked(reason)) => {
                     tracing::info!(target: "spine::outcome", "step parked: {reason}");
                     return self
