@@ -341,3 +341,14 @@ fn a_signalled_waiting_run_is_resumed_by_a_worker() {
         .json();
     assert_eq!(q[0]["approved_by"], "ana", "{q}");
 }
+
+#[test]
+fn a_tag_limit_holds_in_one_materialize_too() {
+    let p = timed(
+        "[project]\nname = \"limits\"\n[limits.tags]\n\"warehouse=heavy\" = 2\n",
+        "warehouse=heavy",
+    );
+    let v = p.run(&["materialize", "-c", "6", "--json"]).ok().json();
+    assert_eq!(v["status"], "succeeded", "{v}");
+    assert_eq!(most_at_once(&p), 2, "six slots, two heavy steps at a time");
+}

@@ -170,6 +170,7 @@ impl Executor {
     ) -> Result<Result<StartedAttempt, StepReport>, EngineError> {
         let mut pause = POLL_FIRST;
         let mut announced = false;
+        let mut limited = false;
         let mut takeover: Option<String> = None;
         loop {
             let claim = self.claim_for(key);
@@ -202,16 +203,57 @@ impl Executor {
                     }
                 }
             }
-            let started = self
-                .store
-                .start_claimed_step(
-                    &claim,
-                    attempt as i64,
-                    event.clone(),
-                    self.clock.now_ms(),
-                    takeover.as_deref(),
-                )
-                .await?;
+            // A step under `[limits.tags]` (or its run's maximum) also counts the live claims of
+            // its limits, in the claim's transaction, and waits while one is full.
+            let limits = self.claim_limits(key);
+            let started = if limits.0.is_empty() {
+                self.store
+                    .start_claimed_step(
+                        &claim,
+                        attempt as i64,
+                        event.clone(),
+                        self.clock.now_ms(),
+                        takeover.as_deref(),
+                    )
+                    .await?
+            } else {
+                let started = self
+                    .store
+                    .start_ready_step(
+                        &claim,
+                        &limits,
+                        attempt as i64,
+                        event.clone(),
+                        self.clock.now_ms(),
+                        takeover.as_deref(),
+                    )
+                    .await?;
+                match started {
+                    Claimed::Got(s) => Ok(s),
+                    Claimed::Held(h) => Err(h),
+                    Claimed::Limited(limit) => {
+                        if !limited {
+                            limited = true;
+                            tracing::info!("{key} waits for a slot of its limit {limit}");
+                        }
+                        tokio::select! {
+                            _ = self.clock.sleep(pause) => {}
+                            _ = self.run.cancel.cancelled() => {
+                                let reason = Some(format!("cancelled while waiting for a slot of {limit}"));
+                                let report = StepReport::new(key);
+                                return Ok(Err(self.end_step(report, StepStatus::Cancelled, None, reason).await?));
+                            }
+                        }
+                        pause = (pause * 2).min(POLL_MAX);
+                        continue;
+                    }
+                    Claimed::Moved => {
+                        return Err(EngineError::Internal(format!(
+                            "step {key} is not ready to start attempt {attempt}"
+                        )))
+                    }
+                }
+            };
             let holder = match started {
                 Ok(started) => {
                     self.run.claims.hold(&claim.step, self.clock.now_ms());
