@@ -148,6 +148,13 @@ impl Cluster {
             .output();
     }
 
+    /// Stops the server (every client disconnected), leaves it down two seconds, starts it again.
+    pub fn restart(&self) {
+        self.stop();
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        self.start_again();
+    }
+
     /// Stops the server, disconnecting every client (`-m fast`).
     pub fn stop(&self) {
         let data = self.dir.join("data").display().to_string();

@@ -302,17 +302,13 @@ fn a_run_store_restarted_twice_mid_run_loses_nothing() {
     let done = |s: &Soak| s.count("SELECT COUNT(*) AS n FROM spine.materializations");
     // Once while partitions are written, once while the commands print their lines.
     s.wait_until("steps succeed", deadline, |s| done(s) >= 15);
-    cluster.stop();
-    std::thread::sleep(Duration::from_secs(2));
-    cluster.start_again();
+    cluster.restart();
     s.wait_until("a command runs", deadline, |s| {
         s.count(
             "SELECT COUNT(*) AS n FROM spine.events WHERE kind = 'log' AND message LIKE 'line %'",
         ) > 0
     });
-    cluster.stop();
-    std::thread::sleep(Duration::from_secs(2));
-    cluster.start_again();
+    cluster.restart();
     s.wait_until("the run ends", deadline, |s| !s.active());
     stop(&mut workers);
     if std::env::var("SPINE_TEST_KEEP").is_ok() {
@@ -348,9 +344,7 @@ fn a_run_store_restarted_under_one_materialize_loses_nothing() {
     let deadline = Instant::now() + Duration::from_secs(300);
     let done = |s: &Soak| s.count("SELECT COUNT(*) AS n FROM spine.materializations");
     s.wait_until("steps succeed", deadline, |s| done(s) >= 15);
-    cluster.stop();
-    std::thread::sleep(Duration::from_secs(2));
-    cluster.start_again();
+    cluster.restart();
     // Connections dropped under it, again and again, while it works.
     let mut drops = 0;
     while child.try_wait().unwrap().is_none() && drops < 20 {
@@ -363,9 +357,7 @@ fn a_run_store_restarted_under_one_materialize_loses_nothing() {
             "SELECT COUNT(*) AS n FROM spine.events WHERE kind = 'log' AND message LIKE 'line %'",
         ) > 0
     });
-    cluster.stop();
-    std::thread::sleep(Duration::from_secs(2));
-    cluster.start_again();
+    cluster.restart();
     let out = child.wait_with_output().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
     let log = std::fs::read_to_string(s.p.path().join("materialize.log")).unwrap_or_default();

@@ -21,18 +21,23 @@ impl Executor {
             )
             .await?;
         if let Some(id) = id {
-            let record = Materialization {
-                id,
-                created_at: self.clock.stamp(),
-                m,
-            };
-            self.run
-                .latest
-                .lock()
-                .expect("latest lock")
-                .insert(key.clone(), record);
+            self.remember(key, id, m);
         }
         Ok(())
+    }
+
+    /// Makes the materialization recorded as `id` the run's latest of `key`.
+    pub(super) fn remember(&self, key: &StepKey, id: i64, m: NewMaterialization) {
+        let record = Materialization {
+            id,
+            created_at: self.clock.stamp(),
+            m,
+        };
+        self.run
+            .latest
+            .lock()
+            .expect("latest lock")
+            .insert(key.clone(), record);
     }
 
     /// Records how a step ended (no materialization) and returns its report filled in.

@@ -98,16 +98,7 @@ impl Executor {
             tracing::info!(
                 "its commit had landed before the store failed: recorded, not recomputed"
             );
-            let record = Materialization {
-                id,
-                created_at: self.clock.stamp(),
-                m,
-            };
-            self.run
-                .latest
-                .lock()
-                .expect("latest lock")
-                .insert(key.clone(), record);
+            self.remember(key, id, m);
         }
         Ok(report)
     }
