@@ -53,7 +53,7 @@ pub fn millis(ms: u128) -> String {
 
 /// The shortest prefix of a run id that names it alone, for printing (falls back to the fixed-length
 /// prefix if the store cannot be asked).
-pub async fn short_run(store: &dyn spine_engine::store::RunStore, id: &RunId) -> String {
+pub async fn short_run(store: &dyn spine_engine::store::ReadStore, id: &RunId) -> String {
     match store.short_run_id(id).await {
         Ok(s) => s,
         Err(_) => id.as_str()[..id.as_str().len().min(SHORT_ID_LEN)].to_string(),

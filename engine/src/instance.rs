@@ -7,7 +7,7 @@ use crate::clock::Clock;
 use crate::error::EngineError;
 use crate::kinds::KindRegistry;
 use crate::project::Project;
-use crate::store::RunStore;
+use crate::store::{ReadStore, RunStore};
 use crate::warehouse::Warehouse;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -91,9 +91,21 @@ impl Instance {
         &self.project
     }
 
-    /// Its run store.
+    /// Its whole run store, protocol halves included: for the engine's own work and for tests. The
+    /// CLI and the UI read through [`Instance::reader`] and change state through the engine.
     pub fn store(&self) -> &Arc<dyn RunStore> {
         &self.store
+    }
+
+    /// The read parts of its run store (runs, steps, events, materializations, ticks, check
+    /// results): what the CLI and the UI read.
+    pub fn reader(&self) -> Arc<dyn ReadStore> {
+        self.store.clone()
+    }
+
+    /// Flushes and closes the run store's connections (SQLite checkpoints its WAL).
+    pub async fn close(&self) {
+        self.store.close().await
     }
 
     /// Its warehouse.

@@ -68,6 +68,17 @@ fn maintenance_error(message: String, hint: &str) -> EngineError {
 }
 
 impl Instance {
+    /// Prunes the run store's records of runs that ended before `before` (`assets gc`), keeping what
+    /// staleness, lineage, `reproduce`, failed partitions and cursors read
+    /// ([`RetentionStore::prune`](crate::store::RetentionStore::prune)); `dry_run` only counts.
+    pub async fn prune_records(
+        &self,
+        before: &str,
+        dry_run: bool,
+    ) -> Result<crate::store::PruneReport, EngineError> {
+        Ok(self.store.prune(before, dry_run).await?)
+    }
+
     /// The version of `key`'s table to open for the rows recorded at `version`: a compaction of it
     /// when `assets optimize` rewrote it, else `version`.
     pub(crate) async fn read_version(&self, key: &AssetKey, version: i64) -> i64 {

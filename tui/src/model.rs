@@ -163,7 +163,7 @@ pub(crate) fn run_row(r: &spine_engine::store::RunRecord) -> RunRow {
 /// The latest `limit` runs, newest first, with the progress of the active ones (one query for all
 /// of them; ended runs are not counted, so a long history costs nothing per poll).
 pub async fn runs(engine: &Engine, limit: i64) -> Result<Vec<RunRow>, EngineError> {
-    let records = engine.store().list_runs(limit).await?;
+    let records = engine.reader().list_runs(limit).await?;
     let active: Vec<RunId> = records
         .iter()
         .filter(|r| !r.status.is_terminal())
@@ -172,7 +172,7 @@ pub async fn runs(engine: &Engine, limit: i64) -> Result<Vec<RunRow>, EngineErro
     let progress = if active.is_empty() {
         HashMap::new()
     } else {
-        engine.store().run_progress(&active).await?
+        engine.reader().run_progress(&active).await?
     };
     Ok(records
         .iter()
@@ -216,7 +216,7 @@ pub fn skeleton(engine: &Engine) -> Snapshot {
 pub async fn load(engine: &Engine, runs: i64) -> Result<Snapshot, EngineError> {
     let project = engine.project();
     let statuses = engine.status(None).await?;
-    let outcomes = engine.store().latest_step_outcomes(None).await?;
+    let outcomes = engine.reader().latest_step_outcomes(None).await?;
     let mut assets = Vec::with_capacity(statuses.len());
     for s in statuses {
         let Some(spec) = project.assets.get(&s.key) else {
@@ -281,7 +281,7 @@ pub async fn load(engine: &Engine, runs: i64) -> Result<Snapshot, EngineError> {
             selection: s.selection.clone().unwrap_or_else(|| "*".into()),
             // On the schedule's own clock (with its offset), as it is written.
             next: s.next_after(now).map(|t| s.local(t)),
-            last: engine.store().last_tick(&s.name).await?.map(|t| {
+            last: engine.reader().last_tick(&s.name).await?.map(|t| {
                 match chrono::DateTime::parse_from_rfc3339(&t) {
                     Ok(at) => s.local(at.with_timezone(&chrono::Utc)),
                     Err(_) => t,
@@ -301,7 +301,7 @@ pub async fn load(engine: &Engine, runs: i64) -> Result<Snapshot, EngineError> {
 impl RunDetail {
     /// Loads run `id` (its steps, and its events after the ones already in `self.log`).
     pub async fn load(&mut self, engine: &Engine, id: &str) -> Result<(), EngineError> {
-        let store = engine.store();
+        let store = engine.reader();
         let run = store.get_run(id).await?;
         let run_id: RunId = run.run_id.clone();
         if self.run.as_ref().map(|r| r.id.as_str()) != Some(run_id.as_str()) {
@@ -378,10 +378,10 @@ impl AssetDetail {
         let asset = AssetKey::parse(key).map_err(|e| {
             EngineError::from(spine_engine::DefinitionError::new("E0402", e.to_string()))
         })?;
-        let ms = engine.store().materializations(&asset, limit).await?;
+        let ms = engine.reader().materializations(&asset, limit).await?;
         let checks = match ms.first() {
             Some(m) => engine
-                .store()
+                .reader()
                 .check_results(m.id)
                 .await?
                 .into_iter()

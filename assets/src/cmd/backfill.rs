@@ -28,7 +28,7 @@ pub async fn create(
         .await?
         .with_tags(args.tags.clone());
     let Some(id) = engine.create_backfill(&req).await? else {
-        engine.store().close().await;
+        engine.close().await;
         if args.json {
             crate::output::json(&serde_json::json!({"backfill_id": null, "steps": 0}))?;
         } else {
@@ -53,7 +53,7 @@ pub async fn create(
         );
     }
     if queue {
-        engine.store().close().await;
+        engine.close().await;
         if args.json {
             crate::output::json(&status)?;
         } else {
@@ -101,7 +101,7 @@ async fn drive(engine: &Engine, id: &str, remaining: usize, args: RunArgs) -> an
     progress.finish();
     let _ = tokio::task::spawn_blocking(spine_jobs::command::wait_for_abandoned_groups).await;
     let status = result?;
-    engine.store().close().await;
+    engine.close().await;
     if args.json {
         crate::output::json(&status)?;
     } else {
@@ -144,7 +144,7 @@ fn print_failures(status: &BackfillStatus) {
 pub async fn show(root: &Path, id: &str, json: bool) -> anyhow::Result<u8> {
     let engine = super::engine(root, None).await?;
     let status = engine.backfill_status(id).await?;
-    engine.store().close().await;
+    engine.close().await;
     if json {
         crate::output::json(&status)?;
         return Ok(0);
@@ -208,7 +208,7 @@ pub async fn show(root: &Path, id: &str, json: bool) -> anyhow::Result<u8> {
 pub async fn cancel(root: &Path, id: &str, json: bool) -> anyhow::Result<u8> {
     let engine = super::engine(root, None).await?;
     let status = engine.cancel_backfill(id).await?;
-    engine.store().close().await;
+    engine.close().await;
     if json {
         crate::output::json(&status)?;
     } else {
@@ -229,7 +229,7 @@ pub async fn cancel(root: &Path, id: &str, json: bool) -> anyhow::Result<u8> {
 pub async fn list(root: &Path, limit: i64, json: bool) -> anyhow::Result<u8> {
     let engine = super::engine(root, None).await?;
     let all = engine.backfills(limit).await?;
-    engine.store().close().await;
+    engine.close().await;
     if json {
         crate::output::json(&all)?;
         return Ok(0);

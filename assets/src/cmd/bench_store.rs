@@ -1,12 +1,16 @@
-//! `assets bench --store URL…`: the run store alone, the way workers use it. For each store and each
-//! number of concurrent clients, every client takes its steps one after another as a worker does —
-//! claim and start in one transaction (`start_claimed_step`), then finish (`finish_step`) — and the
-//! table has steps per second over all clients and the latency of claim + start (p50, p99).
-//! `sqlite` means a fresh SQLite file; a `postgres://` URL is used as given.
+//! `assets bench --store URL…`: the run store alone, the way an executor uses it. For each store, each
+//! number of concurrent clients and each way a step ends, every client takes its steps one after
+//! another — claim and start at once (`start_claimed_step`), then finish (`finish_step`) — and the
+//! table has steps per second over all clients and the latency of claim + start (p50, p99). A step
+//! ends either with nothing to record (`end`: a step up to date, skipped or failed) or with a
+//! materialization as a SQL step records one (`record`: one upstream read, three columns of column
+//! lineage). `sqlite` means a fresh SQLite file; a `postgres://` URL is used as given.
 
+use spine_engine::column_lineage::{ColumnSource, How, OutputColumn};
 use spine_engine::key::{AssetKey, RunId, StepKey};
 use spine_engine::store::{
-    now, open_store, NewEvent, RunRecord, RunStore, StepClaim, StepOutcome, StepRecord, StepStatus,
+    now, open_store, NewEvent, NewMaterialization, RunRecord, RunStore, StepClaim, StepOutcome,
+    StepRecord, StepStatus, UpstreamRead,
 };
 use spine_schemas::events::EventKind;
 use std::sync::Arc;
@@ -17,9 +21,52 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted.get(i).copied().unwrap_or(f64::NAN)
 }
 
-/// One client's run: `steps` step keys of its own, each claimed, started and finished; the latency of
-/// each claim + start in milliseconds.
-async fn client(store: Arc<dyn RunStore>, c: usize, steps: usize) -> anyhow::Result<Vec<f64>> {
+/// What a bench step records when it ends (`record`): as a SQL step's materialization does.
+fn materialization(k: &StepKey, r: &RunId, seq: i64) -> anyhow::Result<NewMaterialization> {
+    let up = AssetKey::parse("bench/upstream")?;
+    let columns = ["id", "value", "day"]
+        .iter()
+        .map(|c| OutputColumn {
+            column: c.to_string(),
+            sources: vec![ColumnSource {
+                asset: up.clone(),
+                column: c.to_string(),
+                how: How::Identity,
+            }],
+        })
+        .collect();
+    Ok(NewMaterialization {
+        asset_key: k.asset.clone(),
+        partition_key: None,
+        run_id: r.clone(),
+        step_id: k.to_string(),
+        seq,
+        delta_version: 0,
+        row_count: 1,
+        schema: serde_json::json!({"fields": []}),
+        data_version: "bench".into(),
+        code_version: "bench".into(),
+        upstream: vec![UpstreamRead {
+            key: up,
+            partition: None,
+            materialization_id: Some(1),
+            delta_version: Some(0),
+        }],
+        metadata: serde_json::json!({}),
+        published: true,
+        checks: Vec::new(),
+        columns,
+    })
+}
+
+/// One client's run: `steps` step keys of its own, each claimed, started and finished (with a
+/// materialization when `record`); the latency of each claim + start in milliseconds.
+async fn client(
+    store: Arc<dyn RunStore>,
+    c: usize,
+    steps: usize,
+    record: bool,
+) -> anyhow::Result<Vec<f64>> {
     let r = RunId::new();
     let keys: Vec<StepKey> = (0..steps)
         .map(|i| AssetKey::parse(&format!("bench/c{c}_s{i}")).map(StepKey::whole))
@@ -48,12 +95,13 @@ async fn client(store: Arc<dyn RunStore>, c: usize, steps: usize) -> anyhow::Res
             .await?;
         latencies.push(t.elapsed().as_secs_f64() * 1000.0);
         anyhow::ensure!(started.is_ok(), "step {k} was claimed by another client");
+        let seq = started.as_ref().map(|s| s.seq).unwrap_or_default();
         let outcome = StepOutcome {
             status: StepStatus::Succeeded,
             error: None,
             failure_class: None,
             reason: None,
-            materialization: None,
+            materialization: record.then(|| materialization(k, &r, seq)).transpose()?,
             events: vec![ev(EventKind::Materialization)],
         };
         store.finish_step(&r, k, outcome).await?;
@@ -73,11 +121,11 @@ pub async fn run(stores: &[String], clients: &[usize], steps: usize) -> anyhow::
             (format!("postgres {host}"), url.clone())
         };
         let store = open_store(&url).await?;
-        for &n in clients {
+        for (&n, record) in clients.iter().flat_map(|n| [(n, false), (n, true)]) {
             let n = n.max(1);
             let t = Instant::now();
             let tasks: Vec<_> = (0..n)
-                .map(|c| tokio::spawn(client(store.clone(), c, (steps / n).max(1))))
+                .map(|c| tokio::spawn(client(store.clone(), c, (steps / n).max(1), record)))
                 .collect();
             let mut latencies = Vec::new();
             for task in tasks {
@@ -88,6 +136,7 @@ pub async fn run(stores: &[String], clients: &[usize], steps: usize) -> anyhow::
             rows.push(vec![
                 label.clone(),
                 n.to_string(),
+                if record { "record" } else { "end" }.to_string(),
                 latencies.len().to_string(),
                 format!("{:.0}", latencies.len() as f64 / wall),
                 format!("{:.2} ms", percentile(&latencies, 0.5)),
@@ -108,6 +157,7 @@ pub async fn run(stores: &[String], clients: &[usize], steps: usize) -> anyhow::
         &[
             "store",
             "clients",
+            "step ends",
             "steps",
             "steps/s",
             "claim+start p50",

@@ -8,7 +8,7 @@ use std::path::Path;
 pub async fn run(root: &Path, selection: Option<&str>, json: bool) -> anyhow::Result<u8> {
     let engine = super::engine(root, selection).await?;
     let checked = engine.check_latest(selection).await?;
-    engine.store().close().await;
+    engine.close().await;
     let blocked = checked
         .iter()
         .any(|(_, _, outcomes)| outcomes.iter().any(|c| c.blocks()));
@@ -75,7 +75,7 @@ pub async fn publish(
         (Some(v), _) => v,
         (None, true) => -1,
         (None, false) => {
-            engine.store().close().await;
+            engine.close().await;
             return Err(
                 spine_engine::EngineError::from(spine_engine::DefinitionErrors(vec![
                     spine_engine::error::DefinitionError::new(
@@ -89,7 +89,7 @@ pub async fn publish(
         }
     };
     let result = engine.publish(&key, partition, version, reason).await;
-    engine.store().close().await;
+    engine.close().await;
     let changed = result?;
     if json {
         crate::output::json(

@@ -58,7 +58,7 @@ pub async fn run(
         true => None,
         false => Some(engine.column_lineage(key, column, false, depth).await?),
     };
-    engine.store().close().await;
+    engine.close().await;
     let focus = format!("{key}.{column}");
     let mut all = Vec::new();
     for (tree, is_up) in [(&up, true), (&down, false)] {

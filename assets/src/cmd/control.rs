@@ -8,14 +8,14 @@ pub async fn cancel(root: &Path, run: &str, json: bool) -> anyhow::Result<u8> {
     let engine = super::engine(root, None).await?;
     let result = engine.cancel_run(run).await;
     let run_id = match &result {
-        Ok(_) => Some(engine.store().get_run(run).await?.run_id),
+        Ok(_) => Some(engine.reader().get_run(run).await?.run_id),
         Err(_) => None,
     };
     let short = match &run_id {
-        Some(id) => crate::output::short_run(engine.store().as_ref(), id).await,
+        Some(id) => crate::output::short_run(engine.reader().as_ref(), id).await,
         None => String::new(),
     };
-    engine.store().close().await;
+    engine.close().await;
     let outcome = result?;
     let (state, text) = match outcome {
         CancelOutcome::Cancelled => ("cancelled", format!("cancelled run {short}")),
@@ -50,13 +50,13 @@ pub async fn rerun(
     let rerun = match engine.rerun(run, !all).await {
         Ok(r) => r,
         Err(e) => {
-            engine.store().close().await;
+            engine.close().await;
             return Err(e.into());
         }
     };
     if queue {
-        let short = crate::output::short_run(engine.store().as_ref(), &rerun.run_id).await;
-        engine.store().close().await;
+        let short = crate::output::short_run(engine.reader().as_ref(), &rerun.run_id).await;
+        engine.close().await;
         if json {
             crate::output::json(&serde_json::json!({
                 "run_id": rerun.run_id,

@@ -66,7 +66,7 @@ pub async fn run(root: &Path, interval: &str, once: bool, json: bool) -> anyhow:
         })
         .await;
     let _ = tokio::task::spawn_blocking(spine_jobs::command::wait_for_abandoned_groups).await;
-    engine.store().close().await;
+    engine.close().await;
     result?;
     Ok(0)
 }
@@ -127,7 +127,7 @@ pub async fn schedules(root: &Path, json: bool) -> anyhow::Result<u8> {
     let mut out = Vec::new();
     for s in &engine.project().schedules {
         let next = s.next_after(now).map(|t| t.to_rfc3339());
-        let last = engine.store().last_tick(&s.name).await?;
+        let last = engine.reader().last_tick(&s.name).await?;
         rows.push(vec![
             s.name.clone(),
             s.cron.clone(),
@@ -140,7 +140,7 @@ pub async fn schedules(root: &Path, json: bool) -> anyhow::Result<u8> {
         ]);
         out.push(serde_json::json!({"schedule": s, "next_tick": next, "last_tick": last}));
     }
-    engine.store().close().await;
+    engine.close().await;
     if json {
         crate::output::json(&out)?;
     } else {
@@ -167,7 +167,7 @@ pub async fn sensors(root: &Path, json: bool) -> anyhow::Result<u8> {
     let mut rows = Vec::new();
     let mut out = Vec::new();
     for s in &engine.project().sensors {
-        let last = engine.store().last_tick(&s.name).await?;
+        let last = engine.reader().last_tick(&s.name).await?;
         let cursor = last
             .as_deref()
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
@@ -200,7 +200,7 @@ pub async fn sensors(root: &Path, json: bool) -> anyhow::Result<u8> {
             eprintln!("{e}");
         }
     }
-    engine.store().close().await;
+    engine.close().await;
     if json {
         crate::output::json(&out)?;
     } else {
@@ -228,7 +228,7 @@ pub async fn ticks(
             || p.sensors.iter().any(|s| s.name == name)
             || name == "automation";
         if !known {
-            engine.store().close().await;
+            engine.close().await;
             return Err(spine_engine::DefinitionError::new(
                 "E0220",
                 format!("no schedule or sensor is named '{name}'"),
@@ -237,8 +237,8 @@ pub async fn ticks(
             .into());
         }
     }
-    let ticks = engine.store().ticks(schedule, limit).await?;
-    engine.store().close().await;
+    let ticks = engine.reader().ticks(schedule, limit).await?;
+    engine.close().await;
     if json {
         crate::output::json(&ticks)?;
         return Ok(0);
@@ -268,7 +268,7 @@ pub async fn explain(
 ) -> anyhow::Result<u8> {
     let engine = super::engine(root, None).await?;
     let (step, eval) = engine.explain_automation(key, partition).await?;
-    engine.store().close().await;
+    engine.close().await;
     if json {
         crate::output::json(&serde_json::json!({"step": step.to_string(), "evaluation": eval}))?;
         return Ok(0);

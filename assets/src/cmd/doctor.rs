@@ -26,7 +26,7 @@ pub async fn run(
         .iter()
         .filter(|d| d.state == "broken" && !(re_recorded.contains(&d.key) && d.problems.len() == 1))
         .count();
-    engine.store().close().await;
+    engine.close().await;
     if json {
         crate::output::json(&serde_json::json!({
             "assets": found, "re_recorded": re_recorded, "repair_run": repaired

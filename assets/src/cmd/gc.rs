@@ -19,8 +19,8 @@ pub async fn run(
     let engine = super::engine(root, None).await?;
     let age = chrono::Duration::from_std(older_than)?;
     let before = (chrono::Utc::now() - age).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let result = engine.store().prune(&before, dry_run).await;
-    engine.store().close().await;
+    let result = engine.prune_records(&before, dry_run).await;
+    engine.close().await;
     let report = result?;
     if json {
         crate::output::json(&serde_json::json!({

@@ -17,10 +17,10 @@ pub async fn run(root: &Path, key: &str, limit: usize, json: bool) -> anyhow::Re
     runs.dedup();
     for run in runs {
         let id = spine_engine::RunId(run.clone());
-        let prefix = crate::output::short_run(engine.store().as_ref(), &id).await;
+        let prefix = crate::output::short_run(engine.reader().as_ref(), &id).await;
         short.insert(run, prefix);
     }
-    engine.store().close().await;
+    engine.close().await;
     let commits = result?;
     if json {
         crate::output::json(&serde_json::json!(commits))?;

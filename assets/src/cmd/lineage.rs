@@ -264,7 +264,7 @@ pub async fn partition(
                 .await?,
         )
     };
-    engine.store().close().await;
+    engine.close().await;
     if json {
         crate::output::json(&serde_json::json!({"upstream": up, "downstream": down}))?;
         return Ok(0);

@@ -17,7 +17,7 @@ pub async fn optimize(
     let engine = super::engine(root, Some(key)).await?;
     let key = AssetKey::parse(key)?;
     let result = engine.optimize(&key, z_order).await;
-    engine.store().close().await;
+    engine.close().await;
     let report = result?;
     if json {
         crate::output::json(&report)?;
@@ -56,7 +56,7 @@ pub async fn vacuum(
     let engine = super::engine(root, Some(key)).await?;
     let key = AssetKey::parse(key)?;
     let result = engine.vacuum(&key, retain_hours, force, dry_run).await;
-    engine.store().close().await;
+    engine.close().await;
     let report = result?;
     if json {
         crate::output::json(&report)?;

@@ -235,9 +235,9 @@ pub async fn run(
         )
         .await?;
     if opts.queue {
-        let short = crate::output::short_run(engine.store().as_ref(), &run_id).await;
-        let steps = engine.store().steps(&run_id).await?.len();
-        engine.store().close().await;
+        let short = crate::output::short_run(engine.reader().as_ref(), &run_id).await;
+        let steps = engine.reader().steps(&run_id).await?.len();
+        engine.close().await;
         if json {
             crate::output::json(
                 &serde_json::json!({"run_id": run_id, "status": "queued", "steps": steps}),
@@ -261,10 +261,10 @@ pub async fn execute(
 ) -> anyhow::Result<u8> {
     let engine = super::engine(root, None).await?;
     let run_id = match run {
-        Some(r) => engine.store().get_run(r).await?.run_id,
+        Some(r) => engine.reader().get_run(r).await?.run_id,
         None => {
             let queued = engine
-                .store()
+                .reader()
                 .active_runs()
                 .await?
                 .into_iter()
@@ -273,7 +273,7 @@ pub async fn execute(
             match queued {
                 Some(r) => r.run_id,
                 None => {
-                    engine.store().close().await;
+                    engine.close().await;
                     eprintln!("no queued run; `assets materialize --queue` queues one");
                     return Ok(0);
                 }
@@ -331,7 +331,7 @@ pub(super) async fn drive(
             println!("everything selected is fresh; use --force to recompute");
         }
     }
-    engine.store().close().await;
+    engine.close().await;
     // A run parked on a signal has not failed: it resumes with `assets execute` once signalled.
     Ok(match report.status {
         RunStatus::Succeeded | RunStatus::Waiting => 0,
@@ -351,7 +351,7 @@ pub async fn dry_run(
     let plan = engine
         .dry_run(selection.as_deref(), force, partitions)
         .await?;
-    engine.store().close().await;
+    engine.close().await;
     if json {
         crate::output::json(&plan)?;
         return Ok(0);

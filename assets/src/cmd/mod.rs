@@ -195,7 +195,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 .await?
                 .launched_by(format!("ui:{}", spine_engine::user_name()));
             let result = spine_tui::run(engine.clone(), launcher(&root)).await;
-            engine.store().close().await;
+            engine.close().await;
             result?;
             Ok(0)
         }

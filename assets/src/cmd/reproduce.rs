@@ -22,10 +22,10 @@ pub async fn run(
     let partition = partition.map(PartitionKey);
     let result = engine.reproduce(&key, partition.as_ref(), &target).await;
     let run = match &result {
-        Ok(r) => crate::output::short_run(engine.store().as_ref(), &r.run_id).await,
+        Ok(r) => crate::output::short_run(engine.reader().as_ref(), &r.run_id).await,
         Err(_) => String::new(),
     };
-    engine.store().close().await;
+    engine.close().await;
     let r = result?;
     let code = if r.identical { 0 } else { 1 };
     if json {

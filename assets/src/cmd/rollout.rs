@@ -37,7 +37,7 @@ fn verdicts(v: &RolloutVersion) -> String {
 pub async fn run(root: &Path, action: RolloutAction, json: bool) -> anyhow::Result<u8> {
     let engine = super::engine(root, None).await?;
     let result = act(&engine, action, json).await;
-    engine.store().close().await;
+    engine.close().await;
     result
 }
 

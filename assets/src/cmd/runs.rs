@@ -1,14 +1,14 @@
 //! `assets runs`, `assets run ID`, `assets logs RUN`.
 
 use crate::output::{millis, short_run};
-use spine_engine::store::RunStore;
+use spine_engine::store::ReadStore;
 use std::path::Path;
 use std::sync::Arc;
 
-async fn store(root: &Path) -> anyhow::Result<Arc<dyn RunStore>> {
+async fn store(root: &Path) -> anyhow::Result<Arc<dyn ReadStore>> {
     let config =
         spine_engine::ProjectConfig::load(root).map_err(spine_engine::EngineError::from)?;
-    Ok(spine_engine::store::open_store(&config.state_url)
+    Ok(spine_engine::store::open_reader(&config.state_url)
         .await
         .map_err(spine_engine::EngineError::from)?)
 }
@@ -262,7 +262,7 @@ const LOG_PAGE: i64 = 5000;
 
 /// Prints every `wanted` event of a run, page by page; `json` prints one JSON array.
 async fn print_all(
-    store: &dyn spine_engine::store::RunStore,
+    store: &dyn spine_engine::store::ReadStore,
     run_id: &spine_engine::key::RunId,
     wanted: &(dyn Fn(&spine_engine::store::EventRecord) -> bool + Sync),
     short: &str,
@@ -349,10 +349,10 @@ pub async fn signal(
         })?,
     };
     let engine = super::engine(root, None).await?;
-    let run_id = engine.store().get_run(run).await?.run_id;
+    let run_id = engine.reader().get_run(run).await?.run_id;
     let result = engine.signal(&run_id, step, payload).await;
-    let short = crate::output::short_run(engine.store().as_ref(), &run_id).await;
-    engine.store().close().await;
+    let short = crate::output::short_run(engine.reader().as_ref(), &run_id).await;
+    engine.close().await;
     result?;
     if json {
         crate::output::json(

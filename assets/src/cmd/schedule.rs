@@ -6,7 +6,7 @@ use std::path::Path;
 pub async fn preview(root: &Path, name: &str, count: usize, json: bool) -> anyhow::Result<u8> {
     let engine = super::engine(root, None).await?;
     let ticks = engine.preview_schedule(name, count).await;
-    engine.store().close().await;
+    engine.close().await;
     let ticks = ticks?;
     let Some(s) = engine.project().schedules.iter().find(|s| s.name == name) else {
         return Ok(2);
@@ -54,12 +54,12 @@ pub async fn fire(root: &Path, name: &str, queue: bool, json: bool) -> anyhow::R
     let tick = match engine.fire_schedule(name).await {
         Ok(t) => t,
         Err(e) => {
-            engine.store().close().await;
+            engine.close().await;
             return Err(e.into());
         }
     };
     let Some(run_id) = tick.run_id.clone() else {
-        engine.store().close().await;
+        engine.close().await;
         let why = tick.reason.unwrap_or_default();
         if json {
             crate::output::json(
@@ -70,7 +70,7 @@ pub async fn fire(root: &Path, name: &str, queue: bool, json: bool) -> anyhow::R
         }
         return Ok(0);
     };
-    engine.store().close().await;
+    engine.close().await;
     if queue {
         if json {
             crate::output::json(&serde_json::json!({"tick": tick.tick_at, "run_id": run_id}))?;

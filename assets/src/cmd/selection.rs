@@ -49,7 +49,7 @@ pub async fn expand(root: &Path, select: &SelectArgs) -> anyhow::Result<Selected
     let keys = engine
         .select_with_facts(&text, select.state.as_deref())
         .await;
-    engine.store().close().await;
+    engine.close().await;
     let keys = keys?;
     if keys.is_empty() {
         return Ok(Selected::Nothing(text));

@@ -12,7 +12,7 @@ const RECENT: i64 = 5;
 pub async fn run(root: &Path, key: &str, json: bool) -> anyhow::Result<u8> {
     let engine = super::engine(root, Some(key)).await?;
     let shown = gather(&engine, key).await;
-    engine.store().close().await;
+    engine.close().await;
     let shown = shown?;
     if json {
         crate::output::json(&shown)?;
@@ -35,7 +35,7 @@ async fn gather(engine: &Engine, key: &str) -> Result<serde_json::Value, EngineE
         .await?
         .into_iter()
         .next();
-    let store = engine.store();
+    let store = engine.reader();
     let recent = store.materializations(&key, RECENT).await?;
     let lineage = store.latest_column_lineage().await?;
     let columns = lineage.get(&key);

@@ -15,7 +15,7 @@ pub async fn run(root: &Path, selection: Option<&str>, json: bool) -> anyhow::Re
     let mut shorts: HashMap<&spine_engine::RunId, String> = HashMap::new();
     for m in statuses.iter().filter_map(|s| s.latest.as_ref()) {
         if !shorts.contains_key(&m.m.run_id) {
-            let short = short_run(engine.store().as_ref(), &m.m.run_id).await;
+            let short = short_run(engine.reader().as_ref(), &m.m.run_id).await;
             shorts.insert(&m.m.run_id, short);
         }
     }
@@ -109,7 +109,7 @@ pub async fn run(root: &Path, selection: Option<&str>, json: bool) -> anyhow::Re
 pub async fn partitions(root: &Path, key: &str, json: bool) -> anyhow::Result<u8> {
     let engine = super::engine(root, None).await?;
     let ranges = engine.partition_ranges(key).await;
-    engine.store().close().await;
+    engine.close().await;
     let ranges = ranges?;
     if json {
         crate::output::json(&ranges)?;
@@ -150,7 +150,7 @@ pub async fn add_partitions(
 ) -> anyhow::Result<u8> {
     let engine = super::engine(root, None).await?;
     let added = engine.add_dynamic_partitions(name, keys).await?;
-    engine.store().close().await;
+    engine.close().await;
     if json {
         crate::output::json(
             &serde_json::json!({"name": name, "added": added, "given": keys.len()}),

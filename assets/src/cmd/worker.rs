@@ -55,7 +55,7 @@ pub async fn run(root: &Path, opts: Options, json: bool) -> anyhow::Result<u8> {
         })
         .await;
     let _ = tokio::task::spawn_blocking(spine_jobs::command::wait_for_abandoned_groups).await;
-    engine.store().close().await;
+    engine.close().await;
     let report = result?;
     if json {
         crate::output::json(&report)?;

@@ -265,7 +265,7 @@ fn bench_command_prints_its_table() {
 /// `bench --store` measures the run store alone: a row per store and client count, every step
 /// claimed, started and finished (a step another client held would fail it).
 #[test]
-fn bench_store_prints_a_row_per_store_and_client_count() {
+fn bench_store_prints_a_row_per_store_client_count_and_step_end() {
     let dir = tempfile::tempdir().unwrap();
     let r = run_in(
         dir.path(),
@@ -285,14 +285,22 @@ fn bench_store_prints_a_row_per_store_and_client_count() {
         .lines()
         .filter(|l| l.starts_with("sqlite"))
         .collect();
-    assert_eq!(rows.len(), 2, "{}", r.stdout);
-    assert!(
-        rows[0].split_whitespace().nth(2) == Some("60"),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        rows[1].split_whitespace().nth(2) == Some("60"),
+    // A row per client count and way a step ends: with nothing to record, and with a record.
+    let shapes: Vec<(Option<&str>, Option<&str>, Option<&str>)> = rows
+        .iter()
+        .map(|l| {
+            let mut f = l.split_whitespace();
+            (f.nth(1), f.next(), f.next())
+        })
+        .collect();
+    assert_eq!(
+        shapes,
+        vec![
+            (Some("1"), Some("end"), Some("60")),
+            (Some("1"), Some("record"), Some("60")),
+            (Some("3"), Some("end"), Some("60")),
+            (Some("3"), Some("record"), Some("60")),
+        ],
         "{}",
         r.stdout
     );

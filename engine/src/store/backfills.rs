@@ -2,7 +2,7 @@
 //!
 //! A backfill is recorded whole when it is created: the backfill row, and one queued run per chunk with
 //! its planned steps, in one transaction. Its progress is never stored twice: it is read from the steps
-//! of its runs ([`BackfillStore::backfill_steps`]). A resume adds a run per unfinished chunk covering
+//! of its runs ([`BackfillReads::backfill_steps`]). A resume adds a run per unfinished chunk covering
 //! only what that chunk has not yet committed.
 
 use super::{RunRecord, StepRecord, StepStatus, StoreResult};
@@ -60,6 +60,20 @@ pub struct BackfillStep {
     pub error: Option<String>,
 }
 
+/// What the CLI and the UI read of backfills: their steps, and the latest outcome of each step key.
+/// Nothing here changes state.
+#[async_trait]
+pub trait BackfillReads: Send + Sync {
+    /// Every step of every run of a backfill, by chunk, attempt and plan position.
+    async fn backfill_steps(&self, backfill_id: &BackfillId) -> StoreResult<Vec<BackfillStep>>;
+    /// The status of each step key's most recent ended step in any run (of `asset`'s step keys only,
+    /// when given): `assets backfill --failed`, and the `failed` partitions of `assets status`.
+    async fn latest_step_outcomes(
+        &self,
+        asset: Option<&crate::key::AssetKey>,
+    ) -> StoreResult<HashMap<StepKey, LatestOutcome>>;
+}
+
 /// The backfill half of the run store (the SQLite store implements both halves).
 #[async_trait]
 pub trait BackfillStore: Send + Sync {
@@ -81,8 +95,6 @@ pub trait BackfillStore: Send + Sync {
     /// A backfill by id or unique id prefix ([`StoreError::UnknownBackfill`](crate::error::StoreError)
     /// when none or several match).
     async fn get_backfill(&self, id_or_prefix: &str) -> StoreResult<BackfillRecord>;
-    /// Every step of every run of a backfill, by chunk, attempt and plan position.
-    async fn backfill_steps(&self, backfill_id: &BackfillId) -> StoreResult<Vec<BackfillStep>>;
     /// The runs of a backfill (chunk, attempt, run), by chunk and attempt.
     async fn backfill_runs(
         &self,
@@ -93,12 +105,6 @@ pub trait BackfillStore: Send + Sync {
     async fn cancel_backfill(&self, backfill_id: &BackfillId) -> StoreResult<Vec<RunId>>;
     /// Clears a backfill's cancel (a resume).
     async fn uncancel_backfill(&self, backfill_id: &BackfillId) -> StoreResult<()>;
-    /// The status of each step key's most recent ended step in any run (of `asset`'s step keys only,
-    /// when given): `assets backfill --failed`, and the `failed` partitions of `assets status`.
-    async fn latest_step_outcomes(
-        &self,
-        asset: Option<&crate::key::AssetKey>,
-    ) -> StoreResult<HashMap<StepKey, LatestOutcome>>;
 }
 
 /// How a step key's most recent ended step ended, and when.

@@ -24,15 +24,21 @@ pub struct CheckRecord {
     pub created_at: String,
 }
 
+/// What the CLI and the UI read of checks: the results recorded with a materialization or a run.
+/// Nothing here changes state.
+#[async_trait]
+pub trait CheckReads: Send + Sync {
+    /// The latest outcome of each check of materialization `id`.
+    async fn check_results(&self, id: i64) -> StoreResult<Vec<CheckRecord>>;
+    /// The outcomes recorded by run `run_id`, in order.
+    async fn run_check_results(&self, run_id: &RunId) -> StoreResult<Vec<CheckRecord>>;
+}
+
 /// The checks half of the run store.
 #[async_trait]
 pub trait CheckStore: Send + Sync {
     /// Records outcomes of checks run on materialization `id` outside a run.
     async fn record_checks(&self, id: i64, outcomes: &[CheckOutcome]) -> StoreResult<()>;
-    /// The latest outcome of each check of materialization `id`.
-    async fn check_results(&self, id: i64) -> StoreResult<Vec<CheckRecord>>;
-    /// The outcomes recorded by run `run_id`, in order.
-    async fn run_check_results(&self, run_id: &RunId) -> StoreResult<Vec<CheckRecord>>;
     /// The materialization of `key` (a partition of it) that wrote Delta `version`, published or not.
     async fn materialization_at(
         &self,

@@ -17,6 +17,13 @@ pub enum CancelOutcome {
     Ended(RunStatus),
 }
 
+/// What the CLI and the UI read of run control: each run's progress. Nothing here changes state.
+#[async_trait]
+pub trait ControlReads: Send + Sync {
+    /// For each of `runs` that has steps: (steps that ended, steps), in one query.
+    async fn run_progress(&self, runs: &[RunId]) -> StoreResult<HashMap<RunId, (usize, usize)>>;
+}
+
 /// The control half of the run store.
 #[async_trait]
 pub trait ControlStore: Send + Sync {
@@ -24,6 +31,4 @@ pub trait ControlStore: Send + Sync {
     async fn cancel_run(&self, run_id: &RunId, why: &str) -> StoreResult<CancelOutcome>;
     /// Whether a cancel of the run was requested.
     async fn cancel_requested(&self, run_id: &RunId) -> StoreResult<bool>;
-    /// For each of `runs` that has steps: (steps that ended, steps), in one query.
-    async fn run_progress(&self, runs: &[RunId]) -> StoreResult<HashMap<RunId, (usize, usize)>>;
 }

@@ -36,16 +36,22 @@ pub struct DaemonLock {
     pub lease_until_ms: i64,
 }
 
+/// What the CLI and the UI read of the daemon's records: schedule and sensor ticks. Nothing here
+/// changes state.
+#[async_trait]
+pub trait DaemonReads: Send + Sync {
+    /// The latest recorded tick time of `schedule`.
+    async fn last_tick(&self, schedule: &str) -> StoreResult<Option<String>>;
+    /// Recent ticks, newest first (of one schedule, or all).
+    async fn ticks(&self, schedule: Option<&str>, limit: i64) -> StoreResult<Vec<TickRecord>>;
+}
+
 /// The daemon's half of the run store.
 #[async_trait]
 pub trait DaemonStore: Send + Sync {
     /// Records `tick` and, with it, its queued `run`, in one transaction; false (and nothing written)
     /// when the tick was recorded before.
     async fn record_tick(&self, tick: &TickRecord, run: Option<&PlannedRun>) -> StoreResult<bool>;
-    /// The latest recorded tick time of `schedule`.
-    async fn last_tick(&self, schedule: &str) -> StoreResult<Option<String>>;
-    /// Recent ticks, newest first (of one schedule, or all).
-    async fn ticks(&self, schedule: Option<&str>, limit: i64) -> StoreResult<Vec<TickRecord>>;
     /// Takes or renews the lock for `lock.owner`: granted when free, expired at `now_ms`, already
     /// ours, or held by `takeover_from` (an owner known to be dead). Otherwise returns the holder.
     async fn take_daemon_lock(

@@ -4,6 +4,17 @@
 use super::{Materialization, StoreResult};
 use async_trait::async_trait;
 
+/// What the CLI and the UI read of lineage: the latest column lineage. Nothing here changes state.
+#[async_trait]
+pub trait LineageReads: Send + Sync {
+    /// The column lineage of each asset's latest materialization that recorded one, by asset.
+    async fn latest_column_lineage(
+        &self,
+    ) -> StoreResult<
+        std::collections::BTreeMap<crate::key::AssetKey, crate::column_lineage::ColumnLineage>,
+    >;
+}
+
 /// The lineage half of the run store.
 #[async_trait]
 pub trait LineageStore: Send + Sync {
@@ -15,10 +26,4 @@ pub trait LineageStore: Send + Sync {
         key: &crate::key::AssetKey,
         id: i64,
     ) -> StoreResult<Vec<Materialization>>;
-    /// The column lineage of each asset's latest materialization that recorded one, by asset.
-    async fn latest_column_lineage(
-        &self,
-    ) -> StoreResult<
-        std::collections::BTreeMap<crate::key::AssetKey, crate::column_lineage::ColumnLineage>,
-    >;
 }

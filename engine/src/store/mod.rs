@@ -26,18 +26,22 @@ pub mod lineage;
 mod migrations;
 pub mod partitions;
 pub mod postgres;
+mod read;
 pub mod retention;
 pub mod sqlite;
 pub mod tables;
 pub mod workers;
 
 pub use crate::events::{EventRecord, NewEvent};
-pub use backfills::{BackfillRecord, BackfillStep, BackfillStore, LatestOutcome, PlannedRun};
-pub use checks::{CheckOutcome, CheckRecord, CheckStore, Publication};
-pub use control::{CancelOutcome, ControlStore};
-pub use daemon::{DaemonLock, DaemonStore, TickRecord};
-pub use lineage::LineageStore;
+pub use backfills::{
+    BackfillReads, BackfillRecord, BackfillStep, BackfillStore, LatestOutcome, PlannedRun,
+};
+pub use checks::{CheckOutcome, CheckReads, CheckRecord, CheckStore, Publication};
+pub use control::{CancelOutcome, ControlReads, ControlStore};
+pub use daemon::{DaemonLock, DaemonReads, DaemonStore, TickRecord};
+pub use lineage::{LineageReads, LineageStore};
 pub use partitions::PartitionStore;
+pub use read::{ReadStore, RunReads};
 pub use retention::{PruneReport, RetentionStore};
 pub use tables::TableStore;
 pub use workers::{ClaimLimits, Claimed, WorkerStore, WORKERS_OWNER};
@@ -144,7 +148,8 @@ impl StepStatus {
 /// Durable state of runs and assets.
 #[async_trait]
 pub trait RunStore:
-    BackfillStore
+    ReadStore
+    + BackfillStore
     + CheckStore
     + ControlStore
     + DaemonStore
@@ -228,44 +233,6 @@ pub trait RunStore:
     ) -> StoreResult<Option<i64>>;
     /// Appends events.
     async fn append_events(&self, events: &[NewEvent]) -> StoreResult<()>;
-    /// Most recent runs first.
-    async fn list_runs(&self, limit: i64) -> StoreResult<Vec<RunRecord>>;
-    /// A run by id or unique id prefix; [`StoreError::UnknownRun`] lists the candidates when none or
-    /// several match.
-    async fn get_run(&self, id_or_prefix: &str) -> StoreResult<RunRecord>;
-    /// The shortest prefix of `run_id` that names it alone (at least [`SHORT_ID_LEN`] characters): what
-    /// the CLI prints, so it can be pasted back.
-    async fn short_run_id(&self, run_id: &RunId) -> StoreResult<String>;
-    /// Steps of a run in plan order.
-    async fn steps(&self, run_id: &RunId) -> StoreResult<Vec<StepRecord>>;
-    /// Events of a run after `after_id`.
-    async fn events(&self, run_id: &RunId, after_id: i64) -> StoreResult<Vec<EventRecord>> {
-        self.events_page(run_id, after_id, i64::MAX).await
-    }
-    /// At most `limit` events of a run after `after_id`, in order (to read a long log in pages).
-    async fn events_page(
-        &self,
-        run_id: &RunId,
-        after_id: i64,
-        limit: i64,
-    ) -> StoreResult<Vec<EventRecord>>;
-    /// Latest materialization of each asset (unpartitioned).
-    async fn latest_materializations(&self) -> StoreResult<HashMap<StepKey, Materialization>>;
-    /// The latest materialization of one step key (an asset, or one partition of it).
-    async fn latest_materialization(&self, step: &StepKey) -> StoreResult<Option<Materialization>>;
-    /// Materializations of one asset, newest first.
-    async fn materializations(
-        &self,
-        key: &AssetKey,
-        limit: i64,
-    ) -> StoreResult<Vec<Materialization>>;
-    /// Every row of a store table (`runs`, `steps`, `events`, `materializations`, `lineage`,
-    /// `backfills`, `backfill_runs`, `schedule_ticks`) as JSON
-    /// objects, for `assets sql`.
-    async fn dump_table(
-        &self,
-        table: &str,
-    ) -> StoreResult<Vec<serde_json::Map<String, serde_json::Value>>>;
     /// Claims `claim.step` for `claim.owner` until `claim.lease_until_ms`, atomically: granted when
     /// nobody holds it, when the holder's lease has expired at `now_ms`, when `claim.owner` already holds
     /// it (a renewal), or when the holder is `takeover_from` (an owner known to be dead). Otherwise the
@@ -290,10 +257,6 @@ pub trait RunStore:
     async fn release_claim(&self, step: &StepKey, owner: &str) -> StoreResult<()>;
     /// Releases every claim of a run (when an interrupted run is settled).
     async fn release_run_claims(&self, run_id: &RunId) -> StoreResult<()>;
-    /// Runs that are queued or running (candidates for interruption recovery).
-    async fn active_runs(&self) -> StoreResult<Vec<RunRecord>>;
-    /// Flushes and closes connections (SQLite checkpoints its WAL).
-    async fn close(&self);
 }
 
 /// A run store as the event log a step's kind writes to ([`crate::kinds::EventLog`]).
@@ -319,6 +282,12 @@ pub async fn open_store(url: &str) -> StoreResult<Arc<dyn RunStore>> {
         return Ok(Arc::new(postgres::PgStore::open(url).await?));
     }
     Err(StoreError::UnsupportedUrl(url.to_string()))
+}
+
+/// Opens the store at `url` as [`open_store`] does, for reading only: what a CLI command that only
+/// reads (`assets runs`, `logs`) gets, without loading the project.
+pub async fn open_reader(url: &str) -> StoreResult<Arc<dyn ReadStore>> {
+    Ok(open_store(url).await?)
 }
 
 /// A lease on a step key: while it holds, only its owner materializes that asset (partition).

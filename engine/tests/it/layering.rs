@@ -85,70 +85,74 @@ fn root_exports(root: &Path) -> BTreeMap<String, String> {
     out
 }
 
-fn imports() -> BTreeMap<String, BTreeSet<String>> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let exports = root_exports(&root);
-    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut stack = vec![root.clone()];
+/// Every `.rs` file under `root`, at any depth.
+fn rust_files(root: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
         for e in std::fs::read_dir(&dir).unwrap().flatten() {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-                continue;
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
             }
-            if p.extension().is_none_or(|x| x != "rs") {
-                continue;
-            }
-            let rel = p.strip_prefix(&root).unwrap().to_string_lossy().to_string();
-            let module = rel
-                .split('/')
-                .next()
-                .unwrap()
-                .trim_end_matches(".rs")
-                .to_string();
-            if module == "lib" {
-                continue;
-            }
-            let text: String = std::fs::read_to_string(&p)
-                .unwrap()
-                .lines()
-                .map(|l| l.split("//").next().unwrap_or_default())
-                .collect::<Vec<_>>()
-                .join("\n");
-            let mut found = BTreeSet::new();
-            for (i, _) in text.match_indices("crate::") {
-                let rest = &text[i + "crate::".len()..];
-                if let Some(group) = rest.strip_prefix('{') {
-                    // `use crate::{a::X, b}`.
-                    let inner = group.split('}').next().unwrap_or_default();
-                    for part in inner.split(',') {
-                        let name: String = part
-                            .trim()
-                            .chars()
-                            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                            .collect();
-                        found.insert(name);
-                    }
-                } else {
-                    let name: String = rest
+        }
+    }
+    out
+}
+
+fn imports() -> BTreeMap<String, BTreeSet<String>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let exports = root_exports(&root);
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for p in rust_files(&root) {
+        let rel = p.strip_prefix(&root).unwrap().to_string_lossy().to_string();
+        let module = rel
+            .split('/')
+            .next()
+            .unwrap()
+            .trim_end_matches(".rs")
+            .to_string();
+        if module == "lib" {
+            continue;
+        }
+        let text: String = std::fs::read_to_string(&p)
+            .unwrap()
+            .lines()
+            .map(|l| l.split("//").next().unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut found = BTreeSet::new();
+        for (i, _) in text.match_indices("crate::") {
+            let rest = &text[i + "crate::".len()..];
+            if let Some(group) = rest.strip_prefix('{') {
+                // `use crate::{a::X, b}`.
+                let inner = group.split('}').next().unwrap_or_default();
+                for part in inner.split(',') {
+                    let name: String = part
+                        .trim()
                         .chars()
                         .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                         .collect();
                     found.insert(name);
                 }
+            } else {
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                found.insert(name);
             }
-            let found: BTreeSet<String> = found
-                .into_iter()
-                .map(|m| exports.get(&m).cloned().unwrap_or(m))
-                .filter(|m| {
-                    !m.is_empty()
-                        && *m != module
-                        && m.chars().next().is_some_and(|c| c.is_lowercase())
-                })
-                .collect();
-            out.entry(module).or_default().extend(found);
         }
+        let found: BTreeSet<String> = found
+            .into_iter()
+            .map(|m| exports.get(&m).cloned().unwrap_or(m))
+            .filter(|m| {
+                !m.is_empty() && *m != module && m.chars().next().is_some_and(|c| c.is_lowercase())
+            })
+            .collect();
+        out.entry(module).or_default().extend(found);
     }
     out
 }
@@ -339,4 +343,46 @@ fn names_re_exported_at_the_crate_root_count_as_imports_of_their_module() {
     assert!(!exports.contains_key("CancellationToken"));
     // `reads` imports `Engine` through the root (`use crate::Engine`), which is the top floor's own.
     assert!(imports()["reads"].contains("engine"));
+}
+
+/// Files of the CLI and the UI that may hold the whole run store: `assets bench --store` measures
+/// the store's protocol itself, on stores it opens.
+const WHOLE_STORE_ALLOWED: &[&str] = &["assets/src/cmd/bench_store.rs"];
+
+#[test]
+fn the_cli_and_the_ui_read_the_run_store_through_its_read_parts() {
+    // They read through `Instance::reader` (the `ReadStore` parts) and change state through the
+    // engine's methods, never through the store's protocol halves (`Instance::store`, `RunStore`).
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut offenders = Vec::new();
+    let mut seen = 0;
+    for crate_src in ["assets/src", "tui/src"] {
+        for p in rust_files(&workspace.join(crate_src)) {
+            let rel = p
+                .strip_prefix(&workspace)
+                .unwrap()
+                .to_string_lossy()
+                .to_string();
+            if WHOLE_STORE_ALLOWED.contains(&rel.as_str()) {
+                continue;
+            }
+            seen += 1;
+            let text = std::fs::read_to_string(&p).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or_default();
+                if code.contains(".store()") || code.contains("RunStore") {
+                    offenders.push(format!("{rel}:{}: {}", n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        seen > 20,
+        "found only {seen} source files of the CLI and the UI"
+    );
+    assert!(
+        offenders.is_empty(),
+        "the CLI and the UI must read through `engine.reader()` and write through the engine:\n{}",
+        offenders.join("\n")
+    );
 }

@@ -26,17 +26,37 @@ const FOR_UPDATE: &str = " FOR UPDATE";
 
 /// Taken before a transaction inserts a run's events, until it commits (see `insert_events`): a
 /// transaction-level advisory lock per run, so the run's event ids are allocated in commit order.
-const EVENT_ORDER_LOCK: Option<&str> =
-    Some("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))");
+/// The call around the run id (a bind parameter).
+const EVENT_ORDER_LOCK: Option<(&str, &str)> =
+    Some(("pg_advisory_xact_lock(hashtextextended(", ", 0))"));
 
 /// Reclaims the space pruned rows held (`assets gc`) and refreshes the planner's statistics.
 const RECLAIM: &str = "VACUUM (ANALYZE)";
 
+/// A step's start and end go to the server as one statement each (`sql/one_statement.rs`): each
+/// statement is a round trip.
+const ONE_STATEMENT: bool = true;
+
 shared_store_code!(
-    backfills, checks, claims, control, daemon, lineage, partitions, retention, rows, runs, tables,
-    txn, workers,
+    backfills,
+    checks,
+    claims,
+    control,
+    daemon,
+    lineage,
+    one_statement,
+    outbox,
+    partitions,
+    retention,
+    rows,
+    runs,
+    tables,
+    txn,
+    workers,
 );
 
+use one_statement::*;
+use outbox::*;
 use rows::*;
 use txn::*;
 

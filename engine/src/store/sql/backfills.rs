@@ -1,6 +1,7 @@
-// The SQLite implementation of [`BackfillStore`].
+// The SQLite implementation of [`BackfillStore`] and [`BackfillReads`].
 
 use super::*;
+use crate::store::backfills::BackfillReads;
 use crate::key::BackfillId;
 use crate::store::backfills::{
     BackfillRecord, BackfillStep, BackfillStore, LatestOutcome, PlannedRun,
@@ -122,33 +123,6 @@ impl BackfillStore for Store {
         })
     }
 
-    async fn backfill_steps(&self, backfill_id: &BackfillId) -> StoreResult<Vec<BackfillStep>> {
-        let rows = sqlx::query(
-            "SELECT b.chunk, b.attempt, s.run_id, s.asset_key, s.partition_key, s.status, s.error
-             FROM backfill_runs b JOIN steps s ON s.run_id = b.run_id
-             WHERE b.backfill_id = $1 ORDER BY b.chunk, b.attempt, s.position",
-        )
-        .bind(backfill_id.as_str())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(BackfillStep {
-                    chunk: r.try_get("chunk")?,
-                    attempt: r.try_get("attempt")?,
-                    run_id: RunId(r.try_get("run_id")?),
-                    step: StepKey {
-                        asset: key_from(r.try_get("asset_key")?)?,
-                        partition: r
-                            .try_get::<Option<String>, _>("partition_key")?
-                            .map(PartitionKey),
-                    },
-                    status: StepStatus::parse(r.try_get("status")?)?,
-                    error: r.try_get("error")?,
-                })
-            })
-            .collect()
-    }
 
     async fn backfill_runs(
         &self,
@@ -202,6 +176,38 @@ impl BackfillStore for Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+}
+
+#[async_trait]
+impl BackfillReads for Store {
+    async fn backfill_steps(&self, backfill_id: &BackfillId) -> StoreResult<Vec<BackfillStep>> {
+        let rows = sqlx::query(
+            "SELECT b.chunk, b.attempt, s.run_id, s.asset_key, s.partition_key, s.status, s.error
+             FROM backfill_runs b JOIN steps s ON s.run_id = b.run_id
+             WHERE b.backfill_id = $1 ORDER BY b.chunk, b.attempt, s.position",
+        )
+        .bind(backfill_id.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(BackfillStep {
+                    chunk: r.try_get("chunk")?,
+                    attempt: r.try_get("attempt")?,
+                    run_id: RunId(r.try_get("run_id")?),
+                    step: StepKey {
+                        asset: key_from(r.try_get("asset_key")?)?,
+                        partition: r
+                            .try_get::<Option<String>, _>("partition_key")?
+                            .map(PartitionKey),
+                    },
+                    status: StepStatus::parse(r.try_get("status")?)?,
+                    error: r.try_get("error")?,
+                })
+            })
+            .collect()
     }
 
     async fn latest_step_outcomes(

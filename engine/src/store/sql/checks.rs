@@ -1,7 +1,8 @@
-// The SQLite implementation of [`CheckStore`], and the insert of a materialization's check outcomes
+// The SQLite implementation of [`CheckStore`] and [`CheckReads`], and the insert of a materialization's check outcomes
 // in the transaction that records it.
 
 use super::*;
+use crate::store::checks::CheckReads;
 use crate::store::checks::{CheckRecord, CheckStore, Publication};
 use crate::store::CheckOutcome;
 use spine_schemas::events::CheckSeverity;
@@ -106,25 +107,7 @@ impl CheckStore for Store {
         Ok(())
     }
 
-    async fn check_results(&self, id: i64) -> StoreResult<Vec<CheckRecord>> {
-        let rows = sqlx::query(
-            "SELECT * FROM check_results WHERE id IN
-             (SELECT MAX(id) FROM check_results WHERE materialization_id = $1 GROUP BY check_name)
-             ORDER BY id",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(record_from_row).collect()
-    }
 
-    async fn run_check_results(&self, run_id: &RunId) -> StoreResult<Vec<CheckRecord>> {
-        let rows = sqlx::query("SELECT * FROM check_results WHERE run_id = $1 ORDER BY id")
-            .bind(run_id.as_str())
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(record_from_row).collect()
-    }
 
     async fn materialization_at(
         &self,
@@ -259,4 +242,27 @@ async fn record_publication(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+#[async_trait]
+impl CheckReads for Store {
+    async fn check_results(&self, id: i64) -> StoreResult<Vec<CheckRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM check_results WHERE id IN
+             (SELECT MAX(id) FROM check_results WHERE materialization_id = $1 GROUP BY check_name)
+             ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record_from_row).collect()
+    }
+
+    async fn run_check_results(&self, run_id: &RunId) -> StoreResult<Vec<CheckRecord>> {
+        let rows = sqlx::query("SELECT * FROM check_results WHERE run_id = $1 ORDER BY id")
+            .bind(run_id.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(record_from_row).collect()
+    }
 }

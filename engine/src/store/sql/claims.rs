@@ -13,7 +13,7 @@ impl Store {
         let outcome = if upsert_claim(&mut tx, claim, now_ms, takeover_from).await? {
             Some(ClaimOutcome::Claimed)
         } else {
-            claim_holder(&mut tx, &claim.step)
+            claim_holder(&mut *tx, &claim.step)
                 .await?
                 .map(ClaimOutcome::Held)
         };

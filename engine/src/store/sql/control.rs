@@ -1,6 +1,7 @@
-// The SQLite implementation of [`ControlStore`].
+// The SQLite implementation of [`ControlStore`] and [`ControlReads`].
 
 use super::*;
+use crate::store::control::ControlReads;
 use crate::store::control::{CancelOutcome, ControlStore};
 
 #[async_trait]
@@ -73,6 +74,19 @@ impl ControlStore for Store {
         Ok(outcome)
     }
 
+
+    async fn cancel_requested(&self, run_id: &RunId) -> StoreResult<bool> {
+        let at: Option<Option<String>> =
+            sqlx::query_scalar("SELECT cancel_requested_at FROM runs WHERE run_id = $1")
+                .bind(run_id.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(matches!(at, Some(Some(_))))
+    }
+}
+
+#[async_trait]
+impl ControlReads for Store {
     async fn run_progress(&self, runs: &[RunId]) -> StoreResult<HashMap<RunId, (usize, usize)>> {
         let mut out = HashMap::new();
         for chunk in runs.chunks(500) {
@@ -98,14 +112,5 @@ impl ControlStore for Store {
             }
         }
         Ok(out)
-    }
-
-    async fn cancel_requested(&self, run_id: &RunId) -> StoreResult<bool> {
-        let at: Option<Option<String>> =
-            sqlx::query_scalar("SELECT cancel_requested_at FROM runs WHERE run_id = $1")
-                .bind(run_id.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(matches!(at, Some(Some(_))))
     }
 }

@@ -1,6 +1,7 @@
-// The SQLite implementation of [`DaemonStore`].
+// The SQLite implementation of [`DaemonStore`] and [`DaemonReads`].
 
 use super::*;
+use crate::store::daemon::DaemonReads;
 use crate::store::daemon::{DaemonLock, DaemonStore, TickRecord};
 
 fn tick_from_row(r: &DbRow) -> StoreResult<TickRecord> {
@@ -52,31 +53,7 @@ impl DaemonStore for Store {
         Ok(true)
     }
 
-    async fn last_tick(&self, schedule: &str) -> StoreResult<Option<String>> {
-        Ok(
-            // A fired tick (`assets schedules fire`) is not the schedule's cursor.
-            sqlx::query_scalar(
-                "SELECT MAX(tick_at) FROM schedule_ticks WHERE schedule = $1 AND status <> 'fired'",
-            )
-            .bind(schedule)
-            .fetch_one(&self.pool)
-            .await?,
-        )
-    }
 
-    async fn ticks(&self, schedule: Option<&str>, limit: i64) -> StoreResult<Vec<TickRecord>> {
-        sqlx::query(
-            "SELECT * FROM schedule_ticks WHERE $1 IS NULL OR schedule = $1
-             ORDER BY tick_at DESC, schedule LIMIT $2",
-        )
-        .bind(schedule)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(tick_from_row)
-        .collect()
-    }
 
     async fn take_daemon_lock(
         &self,
@@ -128,5 +105,34 @@ impl DaemonStore for Store {
             .await?
             .map(|r| lock_from_row(&r))
             .transpose()
+    }
+}
+
+#[async_trait]
+impl DaemonReads for Store {
+    async fn last_tick(&self, schedule: &str) -> StoreResult<Option<String>> {
+        Ok(
+            // A fired tick (`assets schedules fire`) is not the schedule's cursor.
+            sqlx::query_scalar(
+                "SELECT MAX(tick_at) FROM schedule_ticks WHERE schedule = $1 AND status <> 'fired'",
+            )
+            .bind(schedule)
+            .fetch_one(&self.pool)
+            .await?,
+        )
+    }
+
+    async fn ticks(&self, schedule: Option<&str>, limit: i64) -> StoreResult<Vec<TickRecord>> {
+        sqlx::query(
+            "SELECT * FROM schedule_ticks WHERE $1 IS NULL OR schedule = $1
+             ORDER BY tick_at DESC, schedule LIMIT $2",
+        )
+        .bind(schedule)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(tick_from_row)
+        .collect()
     }
 }

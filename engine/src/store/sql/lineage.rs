@@ -1,6 +1,7 @@
-// The SQLite implementation of [`LineageStore`].
+// The SQLite implementation of [`LineageStore`] and [`LineageReads`].
 
 use super::*;
+use crate::store::lineage::LineageReads;
 use crate::store::lineage::LineageStore;
 
 #[async_trait]
@@ -28,6 +29,10 @@ impl LineageStore for Store {
         .collect()
     }
 
+}
+
+#[async_trait]
+impl LineageReads for Store {
     async fn latest_column_lineage(
         &self,
     ) -> StoreResult<std::collections::BTreeMap<AssetKey, crate::column_lineage::ColumnLineage>>

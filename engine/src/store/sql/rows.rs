@@ -1,42 +1,9 @@
-// Row conversions and the event insert shared by the store's transactions.
+// Row conversions and the run and step inserts shared by the store's transactions.
 
 use super::*;
 
 /// Rows per multi-row INSERT: SQLite binds at most 32766 parameters per statement.
 const ROWS_PER_INSERT: usize = 4000;
-
-/// Appends events in one statement per 4000 (each statement is a round trip to the database thread).
-pub(super) async fn insert_events(
-    tx: &mut DbConnection,
-    ts: &str,
-    events: &[NewEvent],
-) -> StoreResult<()> {
-    if let Some(lock) = EVENT_ORDER_LOCK {
-        // Each run's events get their ids in commit order: a reader tailing the run by id never
-        // passes over an event committed later with a lower id. In run id order, so two
-        // transactions taking several runs' locks take them in the same order.
-        let runs: std::collections::BTreeSet<&str> = events.iter().map(|e| e.run_id.as_str()).collect();
-        for r in runs {
-            sqlx::query(lock).bind(r).execute(&mut *tx).await?;
-        }
-    }
-    for chunk in events.chunks(ROWS_PER_INSERT) {
-        let mut q = sqlx::QueryBuilder::<Db>::new(
-            "INSERT INTO events (run_id, step_id, ts, kind, level, message, data) ",
-        );
-        q.push_values(chunk, |mut b, e| {
-            b.push_bind(&e.run_id)
-                .push_bind(&e.step_id)
-                .push_bind(ts)
-                .push_bind(&e.kind)
-                .push_bind(&e.level)
-                .push_bind(&e.message)
-                .push_bind(e.data.as_ref().map(|d| d.to_string()));
-        });
-        q.build().execute(&mut *tx).await?;
-    }
-    Ok(())
-}
 
 /// Inserts a run's planned steps, in one statement per 4000.
 pub(super) async fn insert_steps(

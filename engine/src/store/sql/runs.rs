@@ -149,9 +149,35 @@ impl RunStore for Store {
         now_ms: i64,
         takeover_from: Option<&str>,
     ) -> StoreResult<Result<StartedAttempt, StepClaim>> {
+        if ONE_STATEMENT {
+            // The claim and the start in one statement, outside a transaction: one round trip.
+            let step_id = claim.step.to_string();
+            loop {
+                let row = start_statement(
+                    &self.pool,
+                    (&self.clock.stamp(), self.clock.now_ms()),
+                    Some((claim, now_ms, takeover_from)),
+                    (&claim.run_id, &step_id),
+                    attempt,
+                    &event,
+                )
+                .await?;
+                if !row.found {
+                    let run = &claim.run_id;
+                    return Err(StoreError::NotFound(format!("step '{step_id}' of run {run}")));
+                }
+                if let Some(started) = row.started {
+                    return Ok(Ok(started));
+                }
+                // Not granted: held by another owner, or released since (then try again).
+                if let Some(holder) = claim_holder(&self.pool, &claim.step).await? {
+                    return Ok(Err(holder));
+                }
+            }
+        }
         let mut tx = self.write().await?;
         if !upsert_claim(&mut tx, claim, now_ms, takeover_from).await? {
-            let holder = claim_holder(&mut tx, &claim.step).await?;
+            let holder = claim_holder(&mut *tx, &claim.step).await?;
             tx.rollback().await?;
             return match holder {
                 Some(h) => Ok(Err(h)),
@@ -199,8 +225,15 @@ impl RunStore for Store {
         step: &StepKey,
         outcome: StepOutcome,
     ) -> StoreResult<Option<i64>> {
-        let mut tx = self.write().await?;
         let step_id = step.to_string();
+        if ONE_STATEMENT && outcome.materialization.is_none() && one_run(&outcome.events) {
+            // Nothing to record but the end and its events: one statement, outside a transaction.
+            let ts = self.clock.stamp();
+            finish_statement(&self.pool, &ts, (run_id, &step_id), &outcome, &outcome.events)
+                .await?;
+            return Ok(None);
+        }
+        let mut tx = self.write().await?;
         let mat_id = finish_in(&mut tx, &self.clock.stamp(), run_id, &step_id, outcome).await?;
         tx.commit().await?;
         Ok(mat_id)
@@ -216,6 +249,50 @@ impl RunStore for Store {
         Ok(())
     }
 
+
+
+
+
+
+
+
+
+    async fn claim_step(
+        &self,
+        claim: &StepClaim,
+        now_ms: i64,
+        takeover_from: Option<&str>,
+    ) -> StoreResult<ClaimOutcome> {
+        self.claim_step_in(claim, now_ms, takeover_from).await
+    }
+
+    async fn renew_claim(
+        &self,
+        step: &StepKey,
+        owner: &str,
+        lease_until_ms: i64,
+    ) -> StoreResult<bool> {
+        self.renew_claim_in(step, owner, lease_until_ms).await
+    }
+
+    async fn renew_claims(&self, owner: &str, lease_until_ms: i64) -> StoreResult<Vec<StepKey>> {
+        self.renew_claims_in(owner, lease_until_ms).await
+    }
+
+    async fn release_claim(&self, step: &StepKey, owner: &str) -> StoreResult<()> {
+        self.release_claim_in(step, owner).await
+    }
+
+    async fn release_run_claims(&self, run_id: &RunId) -> StoreResult<()> {
+        self.release_run_claims_in(run_id).await
+    }
+
+
+
+}
+
+#[async_trait]
+impl RunReads for Store {
     async fn list_runs(&self, limit: i64) -> StoreResult<Vec<RunRecord>> {
         let rows = sqlx::query("SELECT * FROM runs ORDER BY created_at DESC, run_id DESC LIMIT $1")
             .bind(limit)
@@ -336,36 +413,6 @@ impl RunStore for Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(mat_from_row).collect()
-    }
-
-    async fn claim_step(
-        &self,
-        claim: &StepClaim,
-        now_ms: i64,
-        takeover_from: Option<&str>,
-    ) -> StoreResult<ClaimOutcome> {
-        self.claim_step_in(claim, now_ms, takeover_from).await
-    }
-
-    async fn renew_claim(
-        &self,
-        step: &StepKey,
-        owner: &str,
-        lease_until_ms: i64,
-    ) -> StoreResult<bool> {
-        self.renew_claim_in(step, owner, lease_until_ms).await
-    }
-
-    async fn renew_claims(&self, owner: &str, lease_until_ms: i64) -> StoreResult<Vec<StepKey>> {
-        self.renew_claims_in(owner, lease_until_ms).await
-    }
-
-    async fn release_claim(&self, step: &StepKey, owner: &str) -> StoreResult<()> {
-        self.release_claim_in(step, owner).await
-    }
-
-    async fn release_run_claims(&self, run_id: &RunId) -> StoreResult<()> {
-        self.release_run_claims_in(run_id).await
     }
 
     async fn active_runs(&self) -> StoreResult<Vec<RunRecord>> {

@@ -59,35 +59,40 @@ pub(super) async fn start_in(
     attempt: i64,
     event: NewEvent,
 ) -> StoreResult<StartedAttempt> {
-    // Locked (where a SELECT can lock): the previous number stays the previous one until this
-    // start commits.
-    let previous: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT s.last_seq FROM steps JOIN asset_sequences s
-           ON s.asset_key = steps.asset_key AND s.partition_key = COALESCE(steps.partition_key, '')
-         WHERE steps.run_id = $1 AND steps.step_id = $2{FOR_UPDATE}"
-    )))
-    .bind(run_id.as_str())
-    .bind(step_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    // One upsert allocates the number: the row for the asset (partition) is written (and, on
-    // Postgres, locked) by the statement that reads its last number.
-    let seq: Option<i64> = sqlx::query_scalar(
+    if ONE_STATEMENT {
+        let row = start_statement(
+            &mut **tx,
+            (ts, floor_ms),
+            None,
+            (run_id, step_id),
+            attempt,
+            &event,
+        )
+        .await?;
+        return row
+            .started
+            .ok_or_else(|| StoreError::NotFound(format!("step '{step_id}' of run {run_id}")));
+    }
+    // One upsert allocates the number and returns the one before it: the row for the asset
+    // (partition) is written (and, on Postgres, locked until this start commits) by the statement
+    // that reads its last number, so no other start comes in between.
+    let row: Option<(i64, i64)> = sqlx::query_as(
         "INSERT INTO asset_sequences (asset_key, partition_key, last_seq)
          SELECT asset_key, COALESCE(partition_key, ''), CASE WHEN $1 > 1 THEN $1 ELSE 1 END FROM steps
          WHERE run_id = $2 AND step_id = $3
          ON CONFLICT (asset_key, partition_key)
-           DO UPDATE SET last_seq = CASE WHEN excluded.last_seq > asset_sequences.last_seq
-             THEN excluded.last_seq ELSE asset_sequences.last_seq + 1 END
-         RETURNING last_seq",
+           DO UPDATE SET prev_seq = asset_sequences.last_seq,
+             last_seq = CASE WHEN excluded.last_seq > asset_sequences.last_seq
+               THEN excluded.last_seq ELSE asset_sequences.last_seq + 1 END
+         RETURNING last_seq, prev_seq",
     )
     .bind(floor_ms)
     .bind(run_id.as_str())
     .bind(step_id)
     .fetch_optional(&mut **tx)
     .await?;
-    let seq =
-        seq.ok_or_else(|| StoreError::NotFound(format!("step '{step_id}' of run {run_id}")))?;
+    let (seq, previous) =
+        row.ok_or_else(|| StoreError::NotFound(format!("step '{step_id}' of run {run_id}")))?;
     sqlx::query(
         "UPDATE steps SET status = 'running', attempt = $1, error = NULL,
            started_at = COALESCE(started_at, $2), seq = $3
@@ -101,10 +106,7 @@ pub(super) async fn start_in(
     .execute(&mut **tx)
     .await?;
     insert_events(tx, ts, &[event.with_field("seq", seq.into())]).await?;
-    Ok(StartedAttempt {
-        seq,
-        previous: previous.unwrap_or(0),
-    })
+    Ok(StartedAttempt { seq, previous })
 }
 
 /// Records how a step ended: its materialization and lineage (if it succeeded), its status and its events.
@@ -115,7 +117,7 @@ pub(super) async fn finish_in(
     ts: &str,
     run_id: &RunId,
     step_id: &str,
-    outcome: StepOutcome,
+    mut outcome: StepOutcome,
 ) -> StoreResult<Option<i64>> {
     let mut mat_id = None;
     if let Some(m) = &outcome.materialization {
@@ -156,26 +158,7 @@ pub(super) async fn finish_in(
             mat_id = Some(id);
         }
     }
-    sqlx::query(
-        "DELETE FROM step_claims WHERE run_id = $1 AND (asset_key, partition_key) IN
-           (SELECT asset_key, COALESCE(partition_key, '') FROM steps
-            WHERE run_id = $1 AND step_id = $2 AND status = 'running')",
-    )
-    .bind(run_id.as_str())
-    .bind(step_id)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query("UPDATE steps SET status = $1, finished_at = $2, error = COALESCE($3, error), reason = $4, failure_class = $5 WHERE run_id = $6 AND step_id = $7")
-        .bind(outcome.status.as_str())
-        .bind(ts)
-        .bind(outcome.error.as_deref().map(crate::redact::redact))
-        .bind(&outcome.reason)
-        .bind(&outcome.failure_class)
-        .bind(run_id.as_str())
-        .bind(step_id)
-        .execute(&mut **tx)
-        .await?;
-    let mut events = outcome.events;
+    let mut events = std::mem::take(&mut outcome.events);
     if let (None, Some(m)) = (mat_id, &outcome.materialization) {
         // Overtaken: its materialization event becomes a warning saying so.
         for e in events
@@ -208,6 +191,29 @@ pub(super) async fn finish_in(
             o.insert("materialization_id".into(), id.into());
         }
     }
+    if ONE_STATEMENT && one_run(&events) {
+        finish_statement(&mut **tx, ts, (run_id, step_id), &outcome, &events).await?;
+        return Ok(mat_id);
+    }
+    sqlx::query(
+        "DELETE FROM step_claims WHERE run_id = $1 AND (asset_key, partition_key) IN
+           (SELECT asset_key, COALESCE(partition_key, '') FROM steps
+            WHERE run_id = $1 AND step_id = $2 AND status = 'running')",
+    )
+    .bind(run_id.as_str())
+    .bind(step_id)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE steps SET status = $1, finished_at = $2, error = COALESCE($3, error), reason = $4, failure_class = $5 WHERE run_id = $6 AND step_id = $7")
+        .bind(outcome.status.as_str())
+        .bind(ts)
+        .bind(outcome.error.as_deref().map(crate::redact::redact))
+        .bind(&outcome.reason)
+        .bind(&outcome.failure_class)
+        .bind(run_id.as_str())
+        .bind(step_id)
+        .execute(&mut **tx)
+        .await?;
     insert_events(tx, ts, &events).await?;
     Ok(mat_id)
 }
@@ -260,16 +266,16 @@ pub(super) async fn upsert_claim(
     Ok(granted.is_some())
 }
 
-pub(super) async fn claim_holder(
-    tx: &mut Tx<'_>,
-    step: &StepKey,
-) -> StoreResult<Option<StepClaim>> {
+pub(super) async fn claim_holder<'c, E>(ex: E, step: &StepKey) -> StoreResult<Option<StepClaim>>
+where
+    E: sqlx::Executor<'c, Database = Db>,
+{
     let row = sqlx::query(
         "SELECT run_id, owner, lease_until FROM step_claims WHERE asset_key = $1 AND partition_key = $2",
     )
     .bind(step.asset.as_str())
     .bind(step.partition_str())
-    .fetch_optional(&mut **tx)
+    .fetch_optional(ex)
     .await?;
     row.map(|r| {
         Ok(StepClaim {
@@ -282,34 +288,37 @@ pub(super) async fn claim_holder(
     .transpose()
 }
 
-/// The column lineage of materialization `id` (one row per output column and upstream column).
+/// The column lineage of materialization `id` (one row per output column and upstream column), in
+/// one statement per 4000 rows.
 async fn insert_column_lineage(
     tx: &mut Tx<'_>,
     id: i64,
     m: &crate::store::NewMaterialization,
 ) -> StoreResult<()> {
+    let mut rows = Vec::new();
     for (position, c) in m.columns.iter().enumerate() {
-        let none = [None];
-        let sources: Vec<Option<&crate::column_lineage::ColumnSource>> = if c.sources.is_empty() {
-            none.to_vec()
-        } else {
-            c.sources.iter().map(Some).collect()
-        };
-        for s in sources {
-            sqlx::query(
-                "INSERT INTO column_lineage (materialization_id, asset_key, column_name, position,
-                 upstream_key, upstream_column, how) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(id)
-            .bind(m.asset_key.as_str())
-            .bind(&c.column)
-            .bind(position as i64)
-            .bind(s.map(|s| s.asset.as_str()))
-            .bind(s.map(|s| s.column.as_str()))
-            .bind(s.map(|s| s.how.as_str()))
-            .execute(&mut **tx)
-            .await?;
+        if c.sources.is_empty() {
+            rows.push((position as i64, c.column.as_str(), None));
         }
+        for s in &c.sources {
+            rows.push((position as i64, c.column.as_str(), Some(s)));
+        }
+    }
+    for chunk in rows.chunks(4000) {
+        let mut q = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO column_lineage (materialization_id, asset_key, column_name, position,
+             upstream_key, upstream_column, how) ",
+        );
+        q.push_values(chunk, |mut b, (position, column, s)| {
+            b.push_bind(id)
+                .push_bind(m.asset_key.as_str())
+                .push_bind(*column)
+                .push_bind(*position)
+                .push_bind(s.map(|s| s.asset.as_str()))
+                .push_bind(s.map(|s| s.column.as_str()))
+                .push_bind(s.map(|s| s.how.as_str()));
+        });
+        q.build().execute(&mut **tx).await?;
     }
     Ok(())
 }

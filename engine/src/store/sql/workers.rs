@@ -39,7 +39,7 @@ async fn take_claim(
     if upsert_claim(tx, claim, now_ms, takeover_from).await? {
         return Ok(Ok(()));
     }
-    Ok(Err(claim_holder(tx, &claim.step).await?))
+    Ok(Err(claim_holder(&mut **tx, &claim.step).await?))
 }
 
 /// The first of `limits` that as many live claims (other than `claim`'s step key's) carry as it
@@ -52,12 +52,7 @@ async fn at_limit(
     now_ms: i64,
 ) -> StoreResult<Option<String>> {
     for (key, max) in &limits.0 {
-        if let Some(lock) = EVENT_ORDER_LOCK {
-            sqlx::query(lock)
-                .bind(format!("limit:{key}"))
-                .execute(&mut **tx)
-                .await?;
-        }
+        xact_lock(tx, &format!("limit:{key}")).await?;
         let pattern = format!(
             "%,{},%",
             key.replace('\\', "\\\\")

@@ -23,18 +23,37 @@ const FOR_UPDATE: &str = "";
 
 /// Taken before a transaction inserts a run's events, until it commits (see `insert_events`): none
 /// in SQLite, whose writers commit one at a time in the order they allocate ids.
-const EVENT_ORDER_LOCK: Option<&str> = None;
+const EVENT_ORDER_LOCK: Option<(&str, &str)> = None;
 
 /// Reclaims the space pruned rows held (`assets gc`).
 const RECLAIM: &str = "VACUUM";
 
 mod open;
 
+/// A step's start and end run as separate statements: SQLite runs in process, with no round trips to
+/// save (`sql/one_statement.rs` is Postgres's).
+const ONE_STATEMENT: bool = false;
+
 shared_store_code!(
-    backfills, checks, claims, control, daemon, lineage, partitions, retention, rows, runs, tables,
-    txn, workers,
+    backfills,
+    checks,
+    claims,
+    control,
+    daemon,
+    lineage,
+    one_statement,
+    outbox,
+    partitions,
+    retention,
+    rows,
+    runs,
+    tables,
+    txn,
+    workers,
 );
 
+use one_statement::*;
+use outbox::*;
 use rows::*;
 use txn::*;
 
