@@ -36,6 +36,7 @@ mod s3;
 mod s3_faults;
 mod source_checks;
 mod sources;
+mod store_faults;
 mod training_sets;
 mod ui;
 mod workers;

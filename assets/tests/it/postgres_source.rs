@@ -20,7 +20,7 @@ pub fn server() -> Option<String> {
     }
 }
 
-fn psql(url: &str, sql: &str) {
+pub fn psql(url: &str, sql: &str) {
     let out = Command::new("psql")
         .args([url, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
         .output()

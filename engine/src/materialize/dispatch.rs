@@ -99,7 +99,7 @@ impl Executor {
                 Some(up) => {
                     let reason = format!("upstream '{up}' did not succeed");
                     let r = self
-                        .end_step(StepReport::new(k), StepStatus::Skipped, None, Some(reason))
+                        .end_step_resuming(StepReport::new(k), StepStatus::Skipped, reason)
                         .await?;
                     reports.insert(k.clone(), r);
                 }
@@ -184,7 +184,7 @@ impl Executor {
                                 )
                             };
                             let r = self
-                                .end_step(StepReport::new(child), status, None, Some(reason))
+                                .end_step_resuming(StepReport::new(child), status, reason)
                                 .await?;
                             if let Some(o) = &self.run.observer {
                                 o.step_finished(&r);
@@ -202,11 +202,10 @@ impl Executor {
         for key in order {
             if !reports.contains_key(key) && (self.run.cancel.is_cancelled() || !parked) {
                 let r = self
-                    .end_step(
+                    .end_step_resuming(
                         StepReport::new(key),
                         StepStatus::Cancelled,
-                        None,
-                        Some("run cancelled before the step started".into()),
+                        "run cancelled before the step started".into(),
                     )
                     .await?;
                 reports.insert(key.clone(), r);

@@ -32,6 +32,41 @@ impl Executor {
         result
     }
 
+    /// Ends a step that never started (skipped, cancelled) as [`Executor::end_step`] does, picking
+    /// the end up again after store failures in a run this process executes alone: once the store
+    /// answers, an end that committed is taken as it is, and one that did not is recorded again.
+    pub(super) async fn end_step_resuming(
+        &self,
+        report: StepReport,
+        status: StepStatus,
+        reason: String,
+    ) -> Result<StepReport, EngineError> {
+        let key = report.step();
+        let mut result = self
+            .end_step(report.clone(), status, None, Some(reason.clone()))
+            .await;
+        for _ in 0..RESUMES {
+            let Err(EngineError::Store(e)) = result else {
+                return result;
+            };
+            if self.run.shared {
+                return Err(EngineError::Store(e));
+            }
+            tracing::warn!("{key}: the run store failed ({e}) while the step's end was recorded; waiting for it");
+            let rec = self.step_record_when_back(&key).await?;
+            if let Some(rec) = rec.filter(|r| r.status.is_terminal()) {
+                let mut ended = report.clone();
+                ended.status = rec.status;
+                ended.reason = rec.reason;
+                return Ok(ended);
+            }
+            result = self
+                .end_step(report.clone(), status, None, Some(reason.clone()))
+                .await;
+        }
+        result
+    }
+
     /// Picks `key` up where the store has it (see the module docs).
     async fn pick_up(&self, key: &StepKey) -> Result<StepReport, EngineError> {
         let Some(rec) = self.step_record_when_back(key).await? else {
