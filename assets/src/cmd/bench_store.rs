@@ -1,6 +1,7 @@
-//! `assets bench --store URL…`: the run store alone, the way an executor uses it. For each store, each
+//! `assets bench --store URL…`: the run store alone, the way workers use it. For each store, each
 //! number of concurrent clients and each way a step ends, every client takes its steps one after
-//! another — claim and start at once (`start_claimed_step`), then finish (`finish_step`) — and the
+//! another as a worker does — claim and start a ready step at once (`start_ready_step`), then
+//! finish it while holding its claim (`finish_claimed_step`) — and the
 //! table has steps per second over all clients and the latency of claim + start (p50, p99). A step
 //! ends either with nothing to record (`end`: a step up to date, skipped or failed) or with a
 //! materialization as a SQL step records one (`record`: one upstream read, three columns of column
@@ -9,8 +10,8 @@
 use spine_engine::column_lineage::{ColumnSource, How, OutputColumn};
 use spine_engine::key::{AssetKey, RunId, StepKey};
 use spine_engine::store::{
-    now, open_store, NewEvent, NewMaterialization, RunRecord, RunStore, StepClaim, StepOutcome,
-    StepRecord, StepStatus, UpstreamRead,
+    now, open_store, ClaimLimits, Claimed, NewEvent, NewMaterialization, RunRecord, RunStore,
+    StepClaim, StepOutcome, StepRecord, StepStatus, UpstreamRead,
 };
 use spine_schemas::events::EventKind;
 use std::sync::Arc;
@@ -91,11 +92,20 @@ async fn client(
         let ev = |kind| NewEvent::new(&r, Some(k.to_string().as_str()), kind, "info", "bench");
         let t = Instant::now();
         let started = store
-            .start_claimed_step(&claim, 1, ev(EventKind::StepStarted), now_ms, None)
+            .start_ready_step(
+                &claim,
+                &ClaimLimits::default(),
+                1,
+                ev(EventKind::StepStarted),
+                now_ms,
+                None,
+            )
             .await?;
         latencies.push(t.elapsed().as_secs_f64() * 1000.0);
-        anyhow::ensure!(started.is_ok(), "step {k} was claimed by another client");
-        let seq = started.as_ref().map(|s| s.seq).unwrap_or_default();
+        let Claimed::Got(started) = started else {
+            anyhow::bail!("step {k} was not started: {started:?}");
+        };
+        let seq = started.seq;
         let outcome = StepOutcome {
             status: StepStatus::Succeeded,
             error: None,
@@ -104,7 +114,8 @@ async fn client(
             materialization: record.then(|| materialization(k, &r, seq)).transpose()?,
             events: vec![ev(EventKind::Materialization)],
         };
-        store.finish_step(&r, k, outcome).await?;
+        let recorded = store.finish_claimed_step(&owner, &r, k, outcome).await?;
+        anyhow::ensure!(recorded.is_some(), "step {k} lost its claim");
     }
     Ok(latencies)
 }
@@ -146,7 +157,7 @@ pub async fn run(stores: &[String], clients: &[usize], steps: usize) -> anyhow::
         store.close().await;
     }
     println!(
-        "assets bench --store: claim + start, then finish, per step; build profile: {}",
+        "assets bench --store: claim + start of a ready step, then finish under the claim; build profile: {}",
         if cfg!(debug_assertions) {
             "debug"
         } else {

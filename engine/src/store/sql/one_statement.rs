@@ -22,7 +22,8 @@ pub(super) struct StartRow {
 pub(super) type ClaimPart<'a> = (&'a StepClaim, i64, Option<&'a str>);
 
 /// Starts attempt `attempt` of the step as one statement (see the module comment): when the step
-/// exists, takes `claim` (if given, as `upsert_claim` does); when granted, allocates the sequence
+/// exists (and, with `only_if_ready`, is still `pending` or `running` the attempt before, locked as
+/// `step_state` locks it: `found` is false otherwise), takes `claim` (if given, as `upsert_claim` does); when granted, allocates the sequence
 /// number (as `start_in` does), marks the step running, and appends `event` with the number under
 /// the run's event-order lock.
 pub(super) async fn start_statement<'c, E>(
@@ -31,6 +32,7 @@ pub(super) async fn start_statement<'c, E>(
     claim: Option<ClaimPart<'_>>,
     (run_id, step_id): (&RunId, &str),
     attempt: i64,
+    only_if_ready: bool,
     event: &NewEvent,
 ) -> StoreResult<StartRow>
 where
@@ -42,8 +44,15 @@ where
     );
     q.push_bind(run_id.as_str())
         .push(" AND step_id = ")
-        .push_bind(step_id)
-        .push("), ");
+        .push_bind(step_id);
+    if only_if_ready {
+        // Locked, and checked again on the row's latest version if another start or end
+        // committed meanwhile: two workers never both start it.
+        q.push(" AND (status = 'pending' OR (status = 'running' AND attempt = ")
+            .push_bind(attempt - 1)
+            .push(")) FOR UPDATE");
+    }
+    q.push("), ");
     match claim {
         Some((c, now_ms, takeover_from)) => {
             q.push(
@@ -158,22 +167,33 @@ pub(super) fn one_run(events: &[NewEvent]) -> bool {
 
 /// The end of a step as one statement (see the module comment), for `events` of one run
 /// ([`one_run`]): releases the run's claim on the step key if the step was running (as `finish_in`
-/// does), records the step's end, and appends `events` under the run's event-order lock. Whether the
-/// step exists.
+/// does), records the step's end, and appends `events` under the run's event-order lock. With
+/// `held_by` (a step key and an owner), only while that owner holds the step key's claim (locked,
+/// and checked again on its latest version if a re-claim committed meanwhile); whether it did.
 pub(super) async fn finish_statement<'c, E>(
     ex: E,
     ts: &str,
     (run_id, step_id): (&RunId, &str),
+    held_by: Option<(&StepKey, &str)>,
     outcome: &StepOutcome,
     events: &[NewEvent],
 ) -> StoreResult<bool>
 where
     E: sqlx::Executor<'c, Database = Db>,
 {
-    let mut q = sqlx::QueryBuilder::<Db>::new(
-        "WITH released AS (DELETE FROM step_claims WHERE run_id = ",
-    );
-    q.push_bind(run_id.as_str())
+    let mut q = sqlx::QueryBuilder::<Db>::new("WITH held AS (SELECT 1 AS one");
+    if let Some((step, owner)) = held_by {
+        q.push(" FROM step_claims WHERE asset_key = ")
+            .push_bind(step.asset.as_str())
+            .push(" AND partition_key = ")
+            .push_bind(step.partition_str())
+            .push(" AND owner = ")
+            .push_bind(owner)
+            .push(" FOR UPDATE");
+    }
+    q.push("), ");
+    q.push("released AS (DELETE FROM step_claims WHERE run_id = ")
+        .push_bind(run_id.as_str())
         .push(
             " AND (asset_key, partition_key) IN
                (SELECT asset_key, COALESCE(partition_key, '') FROM steps WHERE run_id = ",
@@ -181,7 +201,7 @@ where
         .push_bind(run_id.as_str())
         .push(" AND step_id = ")
         .push_bind(step_id)
-        .push(" AND status = 'running') RETURNING 1), ")
+        .push(" AND status = 'running') AND EXISTS (SELECT 1 FROM held) RETURNING 1), ")
         .push("upd AS (UPDATE steps SET status = ")
         .push_bind(outcome.status.as_str())
         .push(", finished_at = ")
@@ -196,7 +216,7 @@ where
         .push_bind(run_id.as_str())
         .push(" AND step_id = ")
         .push_bind(step_id)
-        .push(" RETURNING 1)");
+        .push(" AND EXISTS (SELECT 1 FROM held) RETURNING 1)");
     if let Some(first) = events.first() {
         let locked = EVENT_ORDER_LOCK.is_some();
         if let Some((lock_call, lock_close)) = EVENT_ORDER_LOCK {
@@ -220,13 +240,13 @@ where
                 .push_bind(e.data.as_ref().map(|d| d.to_string()));
         });
         q.push(if locked {
-            ") AS v CROSS JOIN run_lock RETURNING 1)"
+            ") AS v CROSS JOIN run_lock WHERE EXISTS (SELECT 1 FROM held) RETURNING 1)"
         } else {
-            ") AS v RETURNING 1)"
+            ") AS v WHERE EXISTS (SELECT 1 FROM held) RETURNING 1)"
         });
     }
-    q.push(" SELECT (SELECT COUNT(*) FROM upd) AS found");
+    q.push(" SELECT (SELECT COUNT(*) FROM held) AS held");
     let row = q.build().fetch_one(ex).await?;
-    let found: i64 = row.try_get("found")?;
-    Ok(found > 0)
+    let held: i64 = row.try_get("held")?;
+    Ok(held > 0)
 }

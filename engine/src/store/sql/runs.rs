@@ -159,6 +159,7 @@ impl RunStore for Store {
                     Some((claim, now_ms, takeover_from)),
                     (&claim.run_id, &step_id),
                     attempt,
+                    false,
                     &event,
                 )
                 .await?;
@@ -229,7 +230,14 @@ impl RunStore for Store {
         if ONE_STATEMENT && outcome.materialization.is_none() && one_run(&outcome.events) {
             // Nothing to record but the end and its events: one statement, outside a transaction.
             let ts = self.clock.stamp();
-            finish_statement(&self.pool, &ts, (run_id, &step_id), &outcome, &outcome.events)
+            finish_statement(
+                &self.pool,
+                &ts,
+                (run_id, &step_id),
+                None,
+                &outcome,
+                &outcome.events,
+            )
                 .await?;
             return Ok(None);
         }

@@ -66,6 +66,7 @@ pub(super) async fn start_in(
             None,
             (run_id, step_id),
             attempt,
+            false,
             &event,
         )
         .await?;
@@ -192,7 +193,7 @@ pub(super) async fn finish_in(
         }
     }
     if ONE_STATEMENT && one_run(&events) {
-        finish_statement(&mut **tx, ts, (run_id, step_id), &outcome, &events).await?;
+        finish_statement(&mut **tx, ts, (run_id, step_id), None, &outcome, &events).await?;
         return Ok(mat_id);
     }
     sqlx::query(

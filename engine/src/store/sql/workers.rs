@@ -123,6 +123,31 @@ impl WorkerStore for Store {
         now_ms: i64,
         takeover_from: Option<&str>,
     ) -> StoreResult<Claimed<StartedAttempt>> {
+        if ONE_STATEMENT && limits.0.is_empty() {
+            // The readiness check, the claim and the start in one statement: one round trip.
+            let step_id = claim.step.to_string();
+            loop {
+                let row = start_statement(
+                    &self.pool,
+                    (&self.clock.stamp(), self.clock.now_ms()),
+                    Some((claim, now_ms, takeover_from)),
+                    (&claim.run_id, &step_id),
+                    attempt,
+                    true,
+                    &event,
+                )
+                .await?;
+                if !row.found {
+                    return Ok(Claimed::Moved);
+                }
+                if let Some(started) = row.started {
+                    return Ok(Claimed::Got(started));
+                }
+                if let Some(holder) = claim_holder(&self.pool, &claim.step).await? {
+                    return Ok(Claimed::Held(holder));
+                }
+            }
+        }
         loop {
             let mut tx = self.write().await?;
             let ready = match step_state(&mut tx, &claim.run_id, &claim.step).await? {
@@ -209,6 +234,20 @@ impl WorkerStore for Store {
         step: &StepKey,
         outcome: StepOutcome,
     ) -> StoreResult<Option<Option<i64>>> {
+        if ONE_STATEMENT && outcome.materialization.is_none() && one_run(&outcome.events) {
+            // The claim check and the end in one statement: one round trip.
+            let ts = self.clock.stamp();
+            let held = finish_statement(
+                &self.pool,
+                &ts,
+                (run_id, &step.to_string()),
+                Some((step, owner)),
+                &outcome,
+                &outcome.events,
+            )
+            .await?;
+            return Ok(held.then_some(None));
+        }
         let mut tx = self.write().await?;
         let holder: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT owner FROM step_claims WHERE asset_key = $1 AND partition_key = $2{FOR_UPDATE}"
