@@ -14,28 +14,30 @@ async fn insert(
     outcomes: &[CheckOutcome],
     ts: &str,
 ) -> StoreResult<()> {
-    for c in outcomes {
-        sqlx::query(
-            "INSERT INTO check_results (materialization_id, asset_key, partition_key, run_id, check_name, kind,
-             severity, passed, failing_rows, samples, error, duration_ms, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .bind(id)
-        .bind(asset)
-        .bind(partition)
-        .bind(run)
-        .bind(&c.name)
-        .bind(&c.kind)
-        .bind(c.severity.as_str())
-        .bind(i64::from(c.passed))
-        .bind(c.failing_rows)
-        .bind(serde_json::Value::Array(c.samples.clone()).to_string())
-        .bind(&c.error)
-        .bind(c.duration_ms)
-        .bind(ts)
-        .execute(&mut *conn)
-        .await?;
+    // One statement for all of them (13 binds each: far below SQLite's limit for any project).
+    if outcomes.is_empty() {
+        return Ok(());
     }
+    let mut q = sqlx::QueryBuilder::<Db>::new(
+        "INSERT INTO check_results (materialization_id, asset_key, partition_key, run_id, check_name, kind,
+         severity, passed, failing_rows, samples, error, duration_ms, created_at) ",
+    );
+    q.push_values(outcomes, |mut b, c| {
+        b.push_bind(id)
+            .push_bind(asset)
+            .push_bind(partition)
+            .push_bind(run)
+            .push_bind(&c.name)
+            .push_bind(&c.kind)
+            .push_bind(c.severity.as_str())
+            .push_bind(i64::from(c.passed))
+            .push_bind(c.failing_rows)
+            .push_bind(serde_json::Value::Array(c.samples.clone()).to_string())
+            .push_bind(&c.error)
+            .push_bind(c.duration_ms)
+            .push_bind(ts);
+    });
+    q.build().execute(&mut *conn).await?;
     Ok(())
 }
 
