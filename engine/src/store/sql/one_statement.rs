@@ -156,6 +156,52 @@ where
     })
 }
 
+/// How a claimed start in one statement ended.
+pub(super) enum ClaimedStart {
+    /// Started.
+    Started(StartedAttempt),
+    /// Another owner holds the claim.
+    Held(StepClaim),
+    /// No such step (or, `only_if_ready`, not ready to start the attempt).
+    Absent,
+}
+
+impl Store {
+    /// Takes `claim` and starts attempt `attempt` in one statement outside a transaction (one round
+    /// trip, one commit): [`start_statement`] with the claim, asking for the holder when it was not
+    /// granted, and trying again when the holder let go in between.
+    pub(super) async fn start_claimed_in_one(
+        &self,
+        (claim, now_ms, takeover_from): ClaimPart<'_>,
+        attempt: i64,
+        only_if_ready: bool,
+        event: &NewEvent,
+    ) -> StoreResult<ClaimedStart> {
+        let step_id = claim.step.to_string();
+        loop {
+            let row = start_statement(
+                &self.pool,
+                (&self.clock.stamp(), self.clock.now_ms()),
+                Some((claim, now_ms, takeover_from)),
+                (&claim.run_id, &step_id),
+                attempt,
+                only_if_ready,
+                event,
+            )
+            .await?;
+            if !row.found {
+                return Ok(ClaimedStart::Absent);
+            }
+            if let Some(started) = row.started {
+                return Ok(ClaimedStart::Started(started));
+            }
+            if let Some(holder) = claim_holder(&self.pool, &claim.step).await? {
+                return Ok(ClaimedStart::Held(holder));
+            }
+        }
+    }
+}
+
 /// Whether `events` can go into one statement's insert: all of one run (one event-order lock),
 /// and few enough for one insert.
 pub(super) fn one_run(events: &[NewEvent]) -> bool {

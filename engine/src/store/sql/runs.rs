@@ -150,31 +150,15 @@ impl RunStore for Store {
         takeover_from: Option<&str>,
     ) -> StoreResult<Result<StartedAttempt, StepClaim>> {
         if ONE_STATEMENT {
-            // The claim and the start in one statement, outside a transaction: one round trip.
-            let step_id = claim.step.to_string();
-            loop {
-                let row = start_statement(
-                    &self.pool,
-                    (&self.clock.stamp(), self.clock.now_ms()),
-                    Some((claim, now_ms, takeover_from)),
-                    (&claim.run_id, &step_id),
-                    attempt,
-                    false,
-                    &event,
-                )
-                .await?;
-                if !row.found {
-                    let run = &claim.run_id;
-                    return Err(StoreError::NotFound(format!("step '{step_id}' of run {run}")));
-                }
-                if let Some(started) = row.started {
-                    return Ok(Ok(started));
-                }
-                // Not granted: held by another owner, or released since (then try again).
-                if let Some(holder) = claim_holder(&self.pool, &claim.step).await? {
-                    return Ok(Err(holder));
-                }
-            }
+            let claim_part = (claim, now_ms, takeover_from);
+            return match self.start_claimed_in_one(claim_part, attempt, false, &event).await? {
+                ClaimedStart::Started(started) => Ok(Ok(started)),
+                ClaimedStart::Held(holder) => Ok(Err(holder)),
+                ClaimedStart::Absent => Err(StoreError::NotFound(format!(
+                    "step '{}' of run {}",
+                    claim.step, claim.run_id
+                ))),
+            };
         }
         let mut tx = self.write().await?;
         if !upsert_claim(&mut tx, claim, now_ms, takeover_from).await? {

@@ -125,28 +125,14 @@ impl WorkerStore for Store {
     ) -> StoreResult<Claimed<StartedAttempt>> {
         if ONE_STATEMENT && limits.0.is_empty() {
             // The readiness check, the claim and the start in one statement: one round trip.
-            let step_id = claim.step.to_string();
-            loop {
-                let row = start_statement(
-                    &self.pool,
-                    (&self.clock.stamp(), self.clock.now_ms()),
-                    Some((claim, now_ms, takeover_from)),
-                    (&claim.run_id, &step_id),
-                    attempt,
-                    true,
-                    &event,
-                )
-                .await?;
-                if !row.found {
-                    return Ok(Claimed::Moved);
-                }
-                if let Some(started) = row.started {
-                    return Ok(Claimed::Got(started));
-                }
-                if let Some(holder) = claim_holder(&self.pool, &claim.step).await? {
-                    return Ok(Claimed::Held(holder));
-                }
-            }
+            let claim_part = (claim, now_ms, takeover_from);
+            return Ok(
+                match self.start_claimed_in_one(claim_part, attempt, true, &event).await? {
+                    ClaimedStart::Started(started) => Claimed::Got(started),
+                    ClaimedStart::Held(holder) => Claimed::Held(holder),
+                    ClaimedStart::Absent => Claimed::Moved,
+                },
+            );
         }
         loop {
             let mut tx = self.write().await?;
