@@ -31,13 +31,14 @@ pub async fn run(
         return Ok(0);
     }
     println!(
-        "{} {} event(s), {} step(s), {} run(s), {} materialization(s) and {} tick(s) from before {before}{}",
+        "{} {} event(s), {} step(s), {} run(s), {} materialization(s), {} tick(s) and {} agent checkpoint(s) from before {before}{}",
         if dry_run { "would prune" } else { "pruned" },
         report.events,
         report.steps,
         report.runs,
         report.materializations,
         report.ticks,
+        report.checkpoints,
         if dry_run { " (dry run: nothing changed)" } else { "" },
     );
     Ok(0)

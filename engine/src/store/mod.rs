@@ -19,6 +19,7 @@ macro_rules! shared_store_code {
 }
 
 pub mod backfills;
+pub mod checkpoints;
 pub mod checks;
 pub mod control;
 pub mod daemon;
@@ -36,6 +37,7 @@ pub use crate::events::{EventRecord, NewEvent};
 pub use backfills::{
     BackfillReads, BackfillRecord, BackfillStep, BackfillStore, LatestOutcome, PlannedRun,
 };
+pub use checkpoints::{Checkpoint, CheckpointKey, CheckpointStore};
 pub use checks::{CheckOutcome, CheckReads, CheckRecord, CheckStore, Publication};
 pub use control::{CancelOutcome, ControlReads, ControlStore};
 pub use daemon::{DaemonLock, DaemonReads, DaemonStore, TickRecord};
@@ -150,6 +152,7 @@ impl StepStatus {
 pub trait RunStore:
     ReadStore
     + BackfillStore
+    + CheckpointStore
     + CheckStore
     + ControlStore
     + DaemonStore

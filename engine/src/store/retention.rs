@@ -6,6 +6,8 @@
 //! - the latest ended step of each step key (`assets backfill --failed`, `status`), and its run;
 //! - the latest tick of each schedule or sensor (and its latest that was not fired by hand);
 //! - runs of backfills, and every sequence number ever allocated (`asset_sequences`).
+//!
+//! Agent checkpoints stored before the cutoff go too: they only resume recent work.
 
 use super::StoreResult;
 use async_trait::async_trait;
@@ -24,6 +26,8 @@ pub struct PruneReport {
     pub materializations: u64,
     /// Schedule and sensor ticks.
     pub ticks: u64,
+    /// Agent checkpoints stored before the cutoff.
+    pub checkpoints: u64,
 }
 
 /// The retention half of the run store.

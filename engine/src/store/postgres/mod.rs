@@ -39,6 +39,7 @@ const ONE_STATEMENT: bool = true;
 
 shared_store_code!(
     backfills,
+    checkpoints,
     checks,
     claims,
     control,

@@ -107,12 +107,19 @@ impl Store {
         for t in ["gc_mats", "gc_runs"] {
             run(format!("DROP TABLE {t}")).execute(&mut **tx).await?;
         }
+        // Agent checkpoints only resume recent work (a crashed or parked step's next run).
+        let checkpoints = sqlx::query("DELETE FROM agent_checkpoints WHERE created_at < $1")
+            .bind(before)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
         Ok(PruneReport {
             events,
             steps,
             runs,
             materializations,
             ticks,
+            checkpoints,
         })
     }
 }

@@ -36,6 +36,7 @@ const ONE_STATEMENT: bool = false;
 
 shared_store_code!(
     backfills,
+    checkpoints,
     checks,
     claims,
     control,
