@@ -309,6 +309,13 @@ pub enum CommandMessage {
         /// Why it waits (shown in `assets run`).
         reason: String,
     },
+    /// `{"type":"retry_after","seconds":30}`: if the program then fails (retryably), the next attempt
+    /// starts no sooner than this — what a rate-limited endpoint asked for (its `Retry-After`),
+    /// instead of the backoff's guess when that is shorter.
+    RetryAfter {
+        /// Seconds to wait, from 0 to 86,400.
+        seconds: f64,
+    },
 }
 
 fn default_level() -> String {

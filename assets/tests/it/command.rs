@@ -123,6 +123,51 @@ fn retries_with_backoff_then_succeeds() {
 }
 
 #[test]
+fn a_retry_after_message_sets_the_least_wait_before_the_next_attempt() {
+    // A rate-limited endpoint said "retry after 1.5 s": the retry waits that long, not the 10 ms
+    // backoff.
+    let script = "import os, json\nif os.environ['SPINE_ATTEMPT'] == '1':\n    print(json.dumps({'type': 'retry_after', 'seconds': 1.5}))\n    raise SystemExit('429 Too Many Requests')\nopen(os.path.join(os.environ['SPINE_OUTPUT_DIR'], 'o.jsonl'), 'w').write('{\"ok\": true}\\n')\n";
+    let p = Project::new(&[
+        ("assets/limited.py", script),
+        ("assets/a.yaml", "key: limited\nkind: command\ncommand: [python3, limited.py]\nretries: 1\nretry_delay: 10ms\n"),
+    ]);
+    let r = p.run(&["materialize", "--json"]);
+    r.ok();
+    let step = &r.json()["steps"][0];
+    assert_eq!(step["status"], "succeeded", "{}", r.stdout);
+    assert_eq!(step["attempts"], 2, "{}", r.stdout);
+    let id = r.json()["run_id"].as_str().unwrap().to_string();
+    let logs = p.run(&["logs", &id, "--json"]).ok().json();
+    let waits: Vec<u64> = logs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "step_attempt_failed")
+        .filter_map(|e| e["data"]["retry_in_ms"].as_u64())
+        .collect();
+    assert_eq!(waits, vec![1500], "{logs}");
+}
+
+#[test]
+fn a_retry_after_out_of_range_is_a_protocol_error() {
+    let p = Project::new(&[(
+        "assets/a.yaml",
+        "key: bad\nkind: command\ncommand: [sh, -c, 'echo \"{\\\"type\\\": \\\"retry_after\\\", \\\"seconds\\\": -1}\"; exit 1']\nretries: 3\nretry_delay: 10ms\n",
+    )]);
+    let r = p.run(&["materialize", "--json"]);
+    r.code(1);
+    let step = &r.json()["steps"][0];
+    assert_eq!(step["status"], "failed", "{}", r.stdout);
+    // Permanent: not retried.
+    assert_eq!(step["attempts"], 1, "{}", r.stdout);
+    let error = step["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("retry_after seconds must be from 0 to 86400, got -1"),
+        "{error}"
+    );
+}
+
+#[test]
 fn timeout_fails_the_step() {
     let p = Project::new(&[(
         "assets/a.yaml",

@@ -183,9 +183,18 @@ pub struct StepError {
     pub class: FailureClass,
     /// What went wrong, for the user.
     pub message: String,
+    /// The least time before another attempt that the failing party asked for (a rate limit's
+    /// `Retry-After`); the retry waits this long when its backoff would be shorter.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl StepError {
+    /// The same failure, with the least time before another attempt.
+    pub fn with_retry_after(mut self, after: std::time::Duration) -> Self {
+        self.retry_after = Some(after);
+        self
+    }
+
     /// A failure another attempt may not repeat.
     pub fn retryable(m: impl std::fmt::Display) -> Self {
         let message = m.to_string();
@@ -194,11 +203,13 @@ impl StepError {
             return StepError {
                 class: FailureClass::Permanent,
                 message: crate::redact::redacted(format!("{message} — {hint}")),
+                retry_after: None,
             };
         }
         StepError {
             class: FailureClass::Retryable,
             message: crate::redact::redacted(message),
+            retry_after: None,
         }
     }
 
@@ -207,6 +218,7 @@ impl StepError {
         StepError {
             class: FailureClass::Permanent,
             message: crate::redact::redacted(m.to_string()),
+            retry_after: None,
         }
     }
 
@@ -229,6 +241,7 @@ impl StepError {
         StepError {
             class: datafusion_class(e),
             message: crate::redact::redacted(message),
+            retry_after: None,
         }
     }
 }

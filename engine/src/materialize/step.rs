@@ -160,8 +160,11 @@ impl Executor {
                 Err(AttemptError::Failed(e))
                     if attempt < max_attempts && e.class == FailureClass::Retryable =>
                 {
+                    // What the failing party asked for (a rate limit's Retry-After) when the
+                    // backoff would come back sooner.
+                    let delay = backoff(spec.retry_delay, attempt, self.run.run_id.as_str())
+                        .max(e.retry_after.unwrap_or_default());
                     let msg = e.message;
-                    let delay = backoff(spec.retry_delay, attempt, self.run.run_id.as_str());
                     tracing::warn!(target: "spine::outcome", attempt, "attempt failed, retrying in {:?}: {msg}", delay);
                     let event = Event::StepAttemptFailed {
                         attempt,

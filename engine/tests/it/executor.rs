@@ -229,6 +229,7 @@ async fn only_retryable_failures_are_retried() {
                 let e = StepError {
                     class,
                     message: "upstream API said no".into(),
+                    retry_after: None,
                 };
                 Err(Box::new(e) as spine_engine::project::BoxError)
             }

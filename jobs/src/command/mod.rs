@@ -244,6 +244,7 @@ async fn run_command(ctx: &StepContext) -> Result<StepOutput, StepError> {
         tail
     });
     let mut output = StepOutput::data(StepData::Batches(Vec::new()));
+    let mut retry_after = None;
     let mut reader = BufReader::new(stdout);
     let mut buf = Vec::new();
     let mut number = 0;
@@ -252,7 +253,7 @@ async fn run_command(ctx: &StepContext) -> Result<StepOutput, StepError> {
         .map_err(|e| StepError::retryable(format!("reading stdout: {e}")))?
     {
         number += 1;
-        handle_line(ctx, number, &line, &mut output).await?;
+        handle_line(ctx, number, &line, &mut output, &mut retry_after).await?;
     }
     let status = child
         .wait()
@@ -279,7 +280,11 @@ async fn run_command(ctx: &StepContext) -> Result<StepOutput, StepError> {
             Some(c) if permanent_exit_codes.contains(&c) => {
                 StepError::permanent(format!("{message} (declared permanent: not retried)"))
             }
-            _ => StepError::retryable(message),
+            _ => match retry_after {
+                // The program said when another attempt may come (a rate limit's Retry-After).
+                Some(after) => StepError::retryable(message).with_retry_after(after),
+                None => StepError::retryable(message),
+            },
         });
     }
     // A program that asked to wait parks the step; whatever it wrote is not committed.
@@ -290,10 +295,11 @@ async fn run_command(ctx: &StepContext) -> Result<StepOutput, StepError> {
 }
 
 /// The protocol's message types; a JSON line whose `type` is one of these must match the schema exactly.
-const PROTOCOL_TYPES: [&str; 4] = ["log", "metadata", "check", "wait"];
+const PROTOCOL_TYPES: [&str; 5] = ["log", "metadata", "check", "wait", "retry_after"];
 
 /// Records one stdout line. A line that claims to be a protocol message (a JSON object whose `type` is
-/// `log`, `metadata`, `check` or `wait`) but does not match the schema in `spine_schemas::events::CommandMessage`
+/// `log`, `metadata`, `check`, `wait` or `retry_after`) but does not match the schema in
+/// `spine_schemas::events::CommandMessage`
 /// (an unknown severity, `"passed": 0`, a missing field) is a protocol error: the step fails, naming the
 /// line, so a failed check can never be lost. Other lines, JSON or not, are info logs.
 async fn handle_line(
@@ -301,6 +307,7 @@ async fn handle_line(
     number: usize,
     line: &str,
     output: &mut StepOutput,
+    retry_after: &mut Option<std::time::Duration>,
 ) -> Result<(), StepError> {
     let trimmed = line.trim();
     let claimed_type = trimmed
@@ -340,6 +347,15 @@ async fn handle_line(
             });
         }
         CommandMessage::Wait { reason } => output.data = StepData::Waiting { reason },
+        CommandMessage::RetryAfter { seconds } => {
+            if !(0.0..=86_400.0).contains(&seconds) {
+                return Err(StepError::permanent(format!(
+                    "protocol error on stdout line {number}: retry_after seconds must be from 0 to \
+                     86400, got {seconds}; the line was: {line} (nothing was committed)"
+                )));
+            }
+            *retry_after = Some(std::time::Duration::from_secs_f64(seconds));
+        }
     }
     Ok(())
 }
