@@ -1,8 +1,8 @@
 // The SQLite implementation of [`BackfillStore`] and [`BackfillReads`].
 
 use super::*;
-use crate::store::backfills::BackfillReads;
 use crate::key::BackfillId;
+use crate::store::backfills::BackfillReads;
 use crate::store::backfills::{
     BackfillRecord, BackfillStep, BackfillStore, LatestOutcome, PlannedRun,
 };
@@ -123,7 +123,6 @@ impl BackfillStore for Store {
         })
     }
 
-
     async fn backfill_runs(
         &self,
         backfill_id: &BackfillId,
@@ -177,7 +176,6 @@ impl BackfillStore for Store {
             .await?;
         Ok(())
     }
-
 }
 
 #[async_trait]

@@ -60,5 +60,4 @@ impl CheckpointStore for Store {
             })
             .collect()
     }
-
 }

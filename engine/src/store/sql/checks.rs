@@ -90,11 +90,12 @@ impl CheckStore for Store {
     async fn record_checks(&self, id: i64, outcomes: &[CheckOutcome]) -> StoreResult<()> {
         let ts = self.clock.stamp();
         let mut tx = self.write().await?;
-        let row = sqlx::query("SELECT asset_key, partition_key FROM materializations WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("materialization {id}")))?;
+        let row =
+            sqlx::query("SELECT asset_key, partition_key FROM materializations WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("materialization {id}")))?;
         let (asset, partition): (String, Option<String>) =
             (row.try_get("asset_key")?, row.try_get("partition_key")?);
         insert(
@@ -108,8 +109,6 @@ impl CheckStore for Store {
         tx.commit().await?;
         Ok(())
     }
-
-
 
     async fn materialization_at(
         &self,
@@ -157,13 +156,14 @@ impl CheckStore for Store {
     async fn make_live(&self, id: i64, reason: &str, actor: &str) -> StoreResult<(bool, Vec<i64>)> {
         let ts = self.clock.stamp();
         let mut tx = self.write().await?;
-        let published =
-            sqlx::query("UPDATE materializations SET published = 1 WHERE id = $1 AND published = 0")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                > 0;
+        let published = sqlx::query(
+            "UPDATE materializations SET published = 1 WHERE id = $1 AND published = 0",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
         let mut newer: Vec<i64> = sqlx::query_scalar(
             "UPDATE materializations SET published = 0 WHERE id IN
                (SELECT n.id FROM materializations n JOIN materializations m ON m.id = $1
@@ -211,12 +211,13 @@ impl CheckStore for Store {
     async fn publish(&self, id: i64, reason: &str) -> StoreResult<bool> {
         let ts = self.clock.stamp();
         let mut tx = self.write().await?;
-        let changed =
-            sqlx::query("UPDATE materializations SET published = 1 WHERE id = $1 AND published = 0")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+        let changed = sqlx::query(
+            "UPDATE materializations SET published = 1 WHERE id = $1 AND published = 0",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         if changed > 0 {
             record_publication(&mut tx, id, (reason, &ts), "publish", None).await?;
         }

@@ -14,9 +14,9 @@ impl ControlStore for Store {
         let status: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT status FROM runs WHERE run_id = $1{FOR_UPDATE}"
         )))
-            .bind(run_id.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
+        .bind(run_id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
         let status = RunStatus::parse(
             &status.ok_or_else(|| StoreError::NotFound(format!("run {run_id}")))?,
         )?;
@@ -73,7 +73,6 @@ impl ControlStore for Store {
         tx.commit().await?;
         Ok(outcome)
     }
-
 
     async fn cancel_requested(&self, run_id: &RunId) -> StoreResult<bool> {
         let at: Option<Option<String>> =

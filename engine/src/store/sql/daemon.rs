@@ -53,8 +53,6 @@ impl DaemonStore for Store {
         Ok(true)
     }
 
-
-
     async fn take_daemon_lock(
         &self,
         lock: &DaemonLock,

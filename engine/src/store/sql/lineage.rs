@@ -28,7 +28,6 @@ impl LineageStore for Store {
         .map(mat_from_row)
         .collect()
     }
-
 }
 
 #[async_trait]

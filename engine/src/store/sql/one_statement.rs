@@ -135,7 +135,8 @@ where
                 .push(" AS jsonb) || jsonb_build_object('seq', seq.last_seq))::text");
         }
         other => {
-            q.push(", ").push_bind(other.as_ref().map(|d| d.to_string()));
+            q.push(", ")
+                .push_bind(other.as_ref().map(|d| d.to_string()));
         }
     }
     q.push(

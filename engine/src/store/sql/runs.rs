@@ -151,7 +151,10 @@ impl RunStore for Store {
     ) -> StoreResult<Result<StartedAttempt, StepClaim>> {
         if ONE_STATEMENT {
             let claim_part = (claim, now_ms, takeover_from);
-            return match self.start_claimed_in_one(claim_part, attempt, false, &event).await? {
+            return match self
+                .start_claimed_in_one(claim_part, attempt, false, &event)
+                .await?
+            {
                 ClaimedStart::Started(started) => Ok(Ok(started)),
                 ClaimedStart::Held(holder) => Ok(Err(holder)),
                 ClaimedStart::Absent => Err(StoreError::NotFound(format!(
@@ -222,7 +225,7 @@ impl RunStore for Store {
                 &outcome,
                 &outcome.events,
             )
-                .await?;
+            .await?;
             return Ok(None);
         }
         let mut tx = self.write().await?;
@@ -240,14 +243,6 @@ impl RunStore for Store {
         tx.commit().await?;
         Ok(())
     }
-
-
-
-
-
-
-
-
 
     async fn claim_step(
         &self,
@@ -278,9 +273,6 @@ impl RunStore for Store {
     async fn release_run_claims(&self, run_id: &RunId) -> StoreResult<()> {
         self.release_run_claims_in(run_id).await
     }
-
-
-
 }
 
 #[async_trait]

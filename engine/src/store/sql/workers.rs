@@ -127,7 +127,10 @@ impl WorkerStore for Store {
             // The readiness check, the claim and the start in one statement: one round trip.
             let claim_part = (claim, now_ms, takeover_from);
             return Ok(
-                match self.start_claimed_in_one(claim_part, attempt, true, &event).await? {
+                match self
+                    .start_claimed_in_one(claim_part, attempt, true, &event)
+                    .await?
+                {
                     ClaimedStart::Started(started) => Claimed::Got(started),
                     ClaimedStart::Held(holder) => Claimed::Held(holder),
                     ClaimedStart::Absent => Claimed::Moved,
@@ -246,7 +249,14 @@ impl WorkerStore for Store {
             tx.rollback().await?;
             return Ok(None);
         }
-        let id = finish_in(&mut tx, &self.clock.stamp(), run_id, &step.to_string(), outcome).await?;
+        let id = finish_in(
+            &mut tx,
+            &self.clock.stamp(),
+            run_id,
+            &step.to_string(),
+            outcome,
+        )
+        .await?;
         tx.commit().await?;
         Ok(Some(id))
     }
@@ -266,7 +276,14 @@ impl WorkerStore for Store {
             tx.rollback().await?;
             return Ok(false);
         }
-        finish_in(&mut tx, &self.clock.stamp(), run_id, &step.to_string(), outcome).await?;
+        finish_in(
+            &mut tx,
+            &self.clock.stamp(),
+            run_id,
+            &step.to_string(),
+            outcome,
+        )
+        .await?;
         tx.commit().await?;
         Ok(true)
     }
