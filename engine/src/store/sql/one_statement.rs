@@ -201,12 +201,38 @@ impl Store {
             }
         }
     }
+
+    /// Ends a step that records nothing as one statement outside a transaction (one round trip),
+    /// where the backend can (`ONE_STATEMENT`) and the outcome allows (no materialization, events of
+    /// one run): `Some(held)` — with `held_by`, whether that owner held the claim and the end was
+    /// recorded. `None`: not done here; the caller ends the step in a transaction.
+    pub(super) async fn finish_in_one(
+        &self,
+        (run_id, step): (&RunId, &StepKey),
+        held_by: Option<&str>,
+        outcome: &StepOutcome,
+    ) -> StoreResult<Option<bool>> {
+        if !ONE_STATEMENT || outcome.materialization.is_some() || !one_run(&outcome.events) {
+            return Ok(None);
+        }
+        let ts = self.clock.stamp();
+        let held = finish_statement(
+            &self.pool,
+            &ts,
+            (run_id, &step.to_string()),
+            held_by.map(|owner| (step, owner)),
+            outcome,
+            &outcome.events,
+        )
+        .await?;
+        Ok(Some(held))
+    }
 }
 
 /// Whether `events` can go into one statement's insert: all of one run (one event-order lock),
 /// and few enough for one insert.
 pub(super) fn one_run(events: &[NewEvent]) -> bool {
-    events.len() <= 4000
+    events.len() <= EVENTS_PER_INSERT
         && events
             .first()
             .is_none_or(|e| events.iter().all(|o| o.run_id == e.run_id))

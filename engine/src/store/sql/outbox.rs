@@ -6,7 +6,7 @@
 use super::*;
 
 /// Rows per multi-row INSERT: SQLite binds at most 32766 parameters per statement.
-const EVENTS_PER_INSERT: usize = 4000;
+pub(super) const EVENTS_PER_INSERT: usize = 4000;
 
 /// Appends events in one statement per 4000 (each statement is a round trip to the database):
 /// the one writer of the event log, called inside the transaction of each state change it tells of.

@@ -213,22 +213,16 @@ impl RunStore for Store {
         step: &StepKey,
         outcome: StepOutcome,
     ) -> StoreResult<Option<i64>> {
-        let step_id = step.to_string();
-        if ONE_STATEMENT && outcome.materialization.is_none() && one_run(&outcome.events) {
-            // Nothing to record but the end and its events: one statement, outside a transaction.
-            let ts = self.clock.stamp();
-            finish_statement(
-                &self.pool,
-                &ts,
-                (run_id, &step_id),
-                None,
-                &outcome,
-                &outcome.events,
-            )
-            .await?;
+        // Nothing to record but the end and its events: one statement where the backend can.
+        if self
+            .finish_in_one((run_id, step), None, &outcome)
+            .await?
+            .is_some()
+        {
             return Ok(None);
         }
         let mut tx = self.write().await?;
+        let step_id = step.to_string();
         let mat_id = finish_in(&mut tx, &self.clock.stamp(), run_id, &step_id, outcome).await?;
         tx.commit().await?;
         Ok(mat_id)

@@ -223,18 +223,11 @@ impl WorkerStore for Store {
         step: &StepKey,
         outcome: StepOutcome,
     ) -> StoreResult<Option<Option<i64>>> {
-        if ONE_STATEMENT && outcome.materialization.is_none() && one_run(&outcome.events) {
-            // The claim check and the end in one statement: one round trip.
-            let ts = self.clock.stamp();
-            let held = finish_statement(
-                &self.pool,
-                &ts,
-                (run_id, &step.to_string()),
-                Some((step, owner)),
-                &outcome,
-                &outcome.events,
-            )
-            .await?;
+        // The claim check and the end in one statement where the backend can.
+        if let Some(held) = self
+            .finish_in_one((run_id, step), Some(owner), &outcome)
+            .await?
+        {
             return Ok(held.then_some(None));
         }
         let mut tx = self.write().await?;
