@@ -224,6 +224,12 @@ impl Worker {
         pool == self.opts.pool.as_deref()
     }
 
+    /// Whether this worker may take `key` of `run` now: no task of its own has it, it is in this
+    /// worker's pool, and it is not cooling after a failed try.
+    fn may_take(&mut self, run: &RunId, key: &StepKey) -> bool {
+        !self.busy.contains(&(run.clone(), key.clone())) && self.in_pool(key) && self.due(run, key)
+    }
+
     /// Starts ready steps the last pass left in the backlog while slots are free; whether any.
     fn launch_backlog(&mut self) -> bool {
         let mut launched = false;
@@ -240,10 +246,7 @@ impl Worker {
             else {
                 continue;
             };
-            if self.busy.contains(&(run.clone(), key.clone()))
-                || !self.in_pool(&key)
-                || !self.due(&run, &key)
-            {
+            if !self.may_take(&run, &key) {
                 continue;
             }
             self.spawn(&exec, key, None);
@@ -354,10 +357,7 @@ impl Worker {
                 self.backlog.push_back((run_id.clone(), key));
                 continue;
             }
-            if self.busy.contains(&(run_id.clone(), key.clone()))
-                || !self.in_pool(&key)
-                || !self.due(run_id, &key)
-            {
+            if !self.may_take(run_id, &key) {
                 continue;
             }
             self.spawn(&exec, key, None);
@@ -375,11 +375,7 @@ impl Worker {
                 .collect();
             for rec in next.running {
                 let key = rec.step_key();
-                if !self.free()
-                    || self.busy.contains(&(run_id.clone(), key.clone()))
-                    || !self.in_pool(&key)
-                    || !self.due(run_id, &key)
-                {
+                if !self.free() || !self.may_take(run_id, &key) {
                     continue;
                 }
                 let takeover = match claims.get(&key) {
