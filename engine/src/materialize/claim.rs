@@ -174,39 +174,12 @@ impl Executor {
         let mut takeover: Option<String> = None;
         loop {
             let claim = self.claim_for(key);
-            if self.run.shared {
-                // Workers share the run: the step starts only while still ready, and a claim
-                // another live owner holds means it is someone else's (or not yet anyone's) work.
-                let started = self
-                    .store
-                    .start_ready_step(
-                        &claim,
-                        &self.claim_limits(key),
-                        attempt as i64,
-                        event.clone(),
-                        self.clock.now_ms(),
-                        takeover.as_deref(),
-                    )
-                    .await?;
-                match started {
-                    Claimed::Got(started) => {
-                        self.run.claims.hold(&claim.step, self.clock.now_ms());
-                        return Ok(Ok(started));
-                    }
-                    Claimed::Held(h) if owner_is_dead(&h.owner) && takeover.is_none() => {
-                        takeover = Some(h.owner);
-                        continue;
-                    }
-                    // Not taken: reported `pending`, which records nothing.
-                    Claimed::Held(_) | Claimed::Moved | Claimed::Limited(_) => {
-                        return Ok(Err(StepReport::new(key)))
-                    }
-                }
-            }
-            // A step under `[limits.tags]` (or its run's maximum) also counts the live claims of
-            // its limits, in the claim's transaction, and waits while one is full.
+            // Workers share the run: the step starts only while still ready, and a claim another
+            // live owner holds means it is someone else's (or not yet anyone's) work. A step under
+            // `[limits.tags]` (or its run's maximum) also counts the live claims of its limits, in
+            // the claim's transaction, and (in one process) waits while one is full.
             let limits = self.claim_limits(key);
-            let started = if limits.0.is_empty() {
+            let started = if !self.run.shared && limits.0.is_empty() {
                 self.store
                     .start_claimed_step(
                         &claim,
@@ -230,6 +203,15 @@ impl Executor {
                     .await?;
                 match started {
                     Claimed::Got(s) => Ok(s),
+                    Claimed::Held(h)
+                        if self.run.shared && owner_is_dead(&h.owner) && takeover.is_none() =>
+                    {
+                        takeover = Some(h.owner);
+                        continue;
+                    }
+                    // Workers: not taken (held, moved on, at a limit) is reported `pending`,
+                    // which records nothing.
+                    _ if self.run.shared => return Ok(Err(StepReport::new(key))),
                     Claimed::Held(h) => Err(h),
                     Claimed::Limited(limit) => {
                         if !limited {
