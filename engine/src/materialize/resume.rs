@@ -18,18 +18,8 @@ impl Executor {
         key: &StepKey,
         first: u32,
     ) -> Result<StepReport, EngineError> {
-        let mut result = self.run_step_inner(key, first).await;
-        for _ in 0..RESUMES {
-            let Err(EngineError::Store(e)) = result else {
-                return result;
-            };
-            if self.run.shared {
-                return Err(EngineError::Store(e));
-            }
-            tracing::warn!("{key}: the run store failed ({e}); waiting for it to pick the step up");
-            result = self.pick_up(key).await;
-        }
-        result
+        let result = self.run_step_inner(key, first).await;
+        self.resuming(key, "", result, || self.pick_up(key)).await
     }
 
     /// Ends a step that never started (skipped, cancelled) as [`Executor::end_step`] does, picking
@@ -41,10 +31,43 @@ impl Executor {
         status: StepStatus,
         reason: String,
     ) -> Result<StepReport, EngineError> {
-        let key = report.step();
-        let mut result = self
-            .end_step(report.clone(), status, None, Some(reason.clone()))
-            .await;
+        let key = &report.step();
+        let (report, reason) = (&report, &reason);
+        let end = move || async move {
+            self.end_step(report.clone(), status, None, Some(reason.clone()))
+                .await
+        };
+        let result = end().await;
+        let recover = move || async move {
+            let rec = self.step_record_when_back(key).await?;
+            match rec.filter(|r| r.status.is_terminal()) {
+                Some(rec) => {
+                    let mut ended = report.clone();
+                    ended.status = rec.status;
+                    ended.reason = rec.reason;
+                    Ok(ended)
+                }
+                None => end().await,
+            }
+        };
+        let during = " while the step's end was recorded";
+        self.resuming(key, during, result, recover).await
+    }
+
+    /// `result`, or — while it is a store failure in a run this process executes alone — what
+    /// `recover` gives once called again, at most [`RESUMES`] times. Workers share the run: the
+    /// failure is theirs to handle (a re-claim).
+    async fn resuming<F, Fut>(
+        &self,
+        key: &StepKey,
+        during: &str,
+        mut result: Result<StepReport, EngineError>,
+        mut recover: F,
+    ) -> Result<StepReport, EngineError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<StepReport, EngineError>>,
+    {
         for _ in 0..RESUMES {
             let Err(EngineError::Store(e)) = result else {
                 return result;
@@ -52,17 +75,10 @@ impl Executor {
             if self.run.shared {
                 return Err(EngineError::Store(e));
             }
-            tracing::warn!("{key}: the run store failed ({e}) while the step's end was recorded; waiting for it");
-            let rec = self.step_record_when_back(&key).await?;
-            if let Some(rec) = rec.filter(|r| r.status.is_terminal()) {
-                let mut ended = report.clone();
-                ended.status = rec.status;
-                ended.reason = rec.reason;
-                return Ok(ended);
-            }
-            result = self
-                .end_step(report.clone(), status, None, Some(reason.clone()))
-                .await;
+            tracing::warn!(
+                "{key}: the run store failed ({e}){during}; waiting for it to pick the step up"
+            );
+            result = recover().await;
         }
         result
     }
