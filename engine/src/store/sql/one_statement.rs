@@ -303,15 +303,7 @@ where
             ", ev AS (INSERT INTO events (run_id, step_id, ts, kind, level, message, data) \
              SELECT v.* FROM (",
         );
-        q.push_values(events, |mut b, e| {
-            b.push_bind(e.run_id.as_str())
-                .push_bind(e.step_id.as_deref())
-                .push_bind(ts)
-                .push_bind(e.kind.as_str())
-                .push_bind(e.level.as_str())
-                .push_bind(e.message.as_str())
-                .push_bind(e.data.as_ref().map(|d| d.to_string()));
-        });
+        push_event_rows(&mut q, ts, events);
         q.push(if locked {
             ") AS v CROSS JOIN run_lock WHERE EXISTS (SELECT 1 FROM held) RETURNING 1)"
         } else {

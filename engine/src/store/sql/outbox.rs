@@ -25,7 +25,7 @@ pub(super) async fn insert_events(
     let mut lock_in_insert = None;
     if let Some((call, close)) = EVENT_ORDER_LOCK {
         match runs.first() {
-            Some(run) if runs.len() == 1 && events.len() <= EVENTS_PER_INSERT => {
+            Some(run) if one_run(events) => {
                 lock_in_insert = Some((*run, call, close));
             }
             _ => {
@@ -42,15 +42,7 @@ pub(super) async fn insert_events(
         if lock_in_insert.is_some() {
             q.push("SELECT v.* FROM (");
         }
-        q.push_values(chunk, |mut b, e| {
-            b.push_bind(&e.run_id)
-                .push_bind(&e.step_id)
-                .push_bind(ts)
-                .push_bind(&e.kind)
-                .push_bind(&e.level)
-                .push_bind(&e.message)
-                .push_bind(e.data.as_ref().map(|d| d.to_string()));
-        });
+        push_event_rows(&mut q, ts, chunk);
         if let Some((run, call, close)) = lock_in_insert {
             // The lock is a joined row every value row waits for, so it is taken before the
             // insert allocates the first id.
@@ -63,6 +55,20 @@ pub(super) async fn insert_events(
         q.build().execute(&mut *tx).await?;
     }
     Ok(())
+}
+
+/// The `VALUES` rows of `events`, stamped `ts`, in the order of the events table's columns
+/// `(run_id, step_id, ts, kind, level, message, data)`.
+pub(super) fn push_event_rows(q: &mut sqlx::QueryBuilder<Db>, ts: &str, events: &[NewEvent]) {
+    q.push_values(events, |mut b, e| {
+        b.push_bind(e.run_id.as_str())
+            .push_bind(e.step_id.as_deref())
+            .push_bind(ts)
+            .push_bind(e.kind.as_str())
+            .push_bind(e.level.as_str())
+            .push_bind(e.message.as_str())
+            .push_bind(e.data.as_ref().map(|d| d.to_string()));
+    });
 }
 
 /// Takes the transaction-level lock named `key` where the backend has such locks (Postgres,
