@@ -11,7 +11,7 @@
 
 use crate::config::{parse, EvalConfig, Subject, CODE};
 use crate::scorers::{first_number, score, Score, Scorer};
-use crate::subject::{command, render, Answer, Unavailable};
+use crate::subject::{command, complete, render, Answer, Unavailable};
 use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
@@ -24,6 +24,7 @@ use spine_engine::kinds::{
     StepOutput, UpstreamSchemas,
 };
 use spine_engine::project::{AssetBody, AssetSpec};
+use spine_jobs::cases::text;
 use std::sync::Arc;
 
 /// The `eval` kind.
@@ -37,21 +38,13 @@ struct Scored {
     scores: Vec<Score>,
 }
 
-fn text(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::Null => None,
-        Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
-    }
-}
-
 async fn answer(
     c: &EvalConfig,
     client: &reqwest::Client,
     case: &Map<String, Value>,
 ) -> Result<Answer, Unavailable> {
     match &c.subject {
-        Subject::Model { model, prompt } => model.complete(client, &render(prompt, case)).await,
+        Subject::Model { model, prompt } => complete(model, client, &render(prompt, case)).await,
         Subject::Command(argv) => {
             let input = Value::Object(case.clone()).to_string();
             Ok(command(argv, &c.dir, &input).await)
@@ -93,7 +86,7 @@ async fn scores(
                 scale,
                 min,
             } => {
-                let verdict = model.complete(client, &render(prompt, &fields)).await?;
+                let verdict = complete(model, client, &render(prompt, &fields)).await?;
                 let grade = first_number(&verdict.output).unwrap_or(0.0);
                 Score::graded(grade / scale.max(f64::MIN_POSITIVE), *min)
             }
@@ -196,44 +189,17 @@ fn batch(
         .map_err(|e| StepError::permanent(format!("cannot build the eval's rows: {e}")))
 }
 
-/// The dataset's rows as JSON objects.
-async fn cases(ctx: &StepContext, c: &EvalConfig) -> Result<Vec<Map<String, Value>>, StepError> {
-    let table = c.dataset.as_str().replace('"', "\"\"");
-    let batches = ctx
-        .session
-        .sql(&format!("SELECT * FROM \"{table}\""))
-        .await
-        .map_err(|d| StepError::datafusion("reading the eval dataset", &d))?
-        .collect()
-        .await
-        .map_err(|d| StepError::datafusion("reading the eval dataset", &d))?;
-    let rows = spine_engine::kinds::rows_as_json(&batches)
-        .map_err(|e| StepError::permanent(format!("reading the dataset's rows: {e}")))?;
-    let mut seen = std::collections::HashSet::new();
-    for r in &rows {
-        let Some(id) = text(r.get(&c.case_id)) else {
-            return Err(StepError::permanent(format!(
-                "a case of '{}' has no `{}` (the case id column): every case needs an id",
-                c.dataset, c.case_id
-            )));
-        };
-        if !seen.insert(id.clone()) {
-            return Err(StepError::permanent(format!(
-                "case id '{id}' appears twice in '{}': case ids are unique",
-                c.dataset
-            )));
-        }
-    }
-    Ok(rows)
-}
-
 async fn execute(ctx: &StepContext) -> Result<StepOutput, StepError> {
     let c = ctx
         .spec
         .body
         .config::<EvalConfig>()
         .ok_or_else(|| StepError::permanent("an eval asset without its configuration"))?;
-    let cases = cases(ctx, c).await?;
+    let cases: Vec<Map<String, Value>> = spine_jobs::cases::read(ctx, &c.dataset, &c.case_id)
+        .await?
+        .into_iter()
+        .map(|(_, row)| row)
+        .collect();
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(300))
         .build()

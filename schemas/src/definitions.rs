@@ -29,6 +29,21 @@ pub struct ProjectFile {
     /// chosen with `--target NAME` or `SPINE_TARGET`.
     #[serde(default)]
     pub targets: BTreeMap<String, TargetSection>,
+    /// `[prices."MODEL"]`: what a model's tokens cost (agents' and evals' costs and budgets).
+    #[serde(default)]
+    pub prices: BTreeMap<String, PriceSection>,
+}
+
+/// `[prices."MODEL"]`: a model's price per 1,000 tokens, in whatever currency the team budgets in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceSection {
+    /// Per 1,000 prompt (input) tokens.
+    #[serde(default)]
+    pub prompt_per_1k: f64,
+    /// Per 1,000 completion (output) tokens.
+    #[serde(default)]
+    pub completion_per_1k: f64,
 }
 
 /// `[targets.NAME]`: what a target changes. The warehouse's `options` are merged key by key over

@@ -131,6 +131,17 @@ pub enum Event {
         /// How much a failure matters.
         severity: CheckSeverity,
     },
+    /// A step went over one of its budgets (an agent's tokens, cost or wall time) and was stopped.
+    BudgetExceeded {
+        /// Which budget: `tokens`, `cost`, `wall_time` (per step), `run_tokens`, `run_cost`.
+        budget: String,
+        /// What was used when it stopped.
+        used: f64,
+        /// What the budget allows.
+        limit: f64,
+        /// Whether the run stops too (`on_exceed: stop_run`).
+        stops_run: bool,
+    },
 }
 
 impl Event {
@@ -156,6 +167,7 @@ impl Event {
             Event::Log { .. } => EventKind::Log,
             Event::Metadata { .. } => EventKind::Metadata,
             Event::CheckResult { .. } => EventKind::CheckResult,
+            Event::BudgetExceeded { .. } => EventKind::BudgetExceeded,
         }
     }
 
@@ -169,6 +181,7 @@ impl Event {
                 severity: CheckSeverity::Error,
                 ..
             } => "error",
+            Event::BudgetExceeded { .. } => "error",
             Event::RunFailed { .. }
             | Event::RunCancelled {}
             | Event::StepAttemptFailed { .. }
@@ -242,6 +255,8 @@ pub enum EventKind {
     Metadata,
     /// A check result reported by a step.
     CheckResult,
+    /// A step went over a budget.
+    BudgetExceeded,
 }
 
 impl EventKind {
@@ -267,6 +282,7 @@ impl EventKind {
             EventKind::Log => "log",
             EventKind::Metadata => "metadata",
             EventKind::CheckResult => "check_result",
+            EventKind::BudgetExceeded => "budget_exceeded",
         }
     }
 }

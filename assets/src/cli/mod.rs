@@ -248,6 +248,28 @@ pub enum Command {
         #[arg(long)]
         payload: Option<String>,
     },
+    /// List the parked steps that wait for a human decision (an agent node's `approval`), and why.
+    Approvals,
+    /// Approve a step that waits for a decision; the daemon (or `assets execute RUN`) resumes it.
+    Approve {
+        /// Run id or a unique prefix.
+        run: String,
+        /// The waiting step (its key).
+        step: String,
+        /// Why (recorded with who decided and when).
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Reject a step that waits for a decision: its waiting cases end (or go to `on_reject`).
+    Reject {
+        /// Run id or a unique prefix.
+        run: String,
+        /// The waiting step (its key).
+        step: String,
+        /// Why (recorded with who decided and when).
+        #[arg(long)]
+        comment: Option<String>,
+    },
     /// Check each materialized asset's Delta table against the run store (log readable, data files
     /// present, no unknown versions).
     Doctor {

@@ -1,5 +1,6 @@
 //! One module per CLI verb. Each loads what it needs from the engine and prints.
 
+mod approvals;
 mod backfill;
 pub mod bench;
 mod bench_store;
@@ -180,6 +181,13 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         } => control::rerun(&root, &run, all, queue, concurrency, json).await,
         Command::Signal { run, step, payload } => {
             runs::signal(&root, &run, &step, payload.as_deref(), json).await
+        }
+        Command::Approvals => approvals::list(&root, json).await,
+        Command::Approve { run, step, comment } => {
+            approvals::decide(&root, &run, &step, true, comment.as_deref(), json).await
+        }
+        Command::Reject { run, step, comment } => {
+            approvals::decide(&root, &run, &step, false, comment.as_deref(), json).await
         }
         Command::Gc {
             older_than,

@@ -285,3 +285,17 @@ impl Rng {
         self.0 % n
     }
 }
+
+/// Fails when any file under `dir` (the run store, logs, tables) holds `secret`.
+pub fn assert_in_no_file(dir: &Path, secret: &str) {
+    let out = Command::new("grep")
+        .args(["-r", "-l", "-a", secret])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.stdout.is_empty(),
+        "the secret is in {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -101,6 +101,14 @@ fn features_and_evals_guide_runs_as_written() {
     run_blocks("features and evals guide", &blocks);
 }
 
+#[test]
+fn agents_guide_runs_as_written() {
+    run_blocks(
+        "agents guide",
+        &shell_blocks("docs/guide/agents.md", "## Run the example"),
+    );
+}
+
 /// Every code `E0nnn` the sources emit has a row in the error reference, and every row's code is
 /// still emitted somewhere: the reference cannot drift from the code.
 #[test]

@@ -6,56 +6,9 @@
 //! stored.
 
 use crate::common::*;
-use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
+use crate::openai_support::Server;
 
 const KEY: &str = "sk-test-5f1e2d";
-
-/// The test server, stopped on drop.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start() -> Server {
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/it/openai_support/server.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .env("SPINE_TEST_OPENAI_KEY", KEY)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port: u16 = line.trim().parse().expect("the server prints its port");
-        Server {
-            child,
-            url: format!("http://127.0.0.1:{port}/v1"),
-        }
-    }
-
-    /// Requests answered so far.
-    fn requests(&self) -> i64 {
-        let out = Command::new("python3")
-            .args(["-c", "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())"])
-            .arg(self.url.replace("/v1", "/stats"))
-            .output()
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["requests"].as_i64().unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn dataset(key: &str, cases: u32) -> String {
     format!(
@@ -162,7 +115,7 @@ fn check(p: &Project, s: &Server, asset: &str, check: &str) -> (bool, serde_json
 #[test]
 fn the_gate_passes_a_like_candidate_holds_back_a_regression_and_calls_a_small_sample_inconclusive()
 {
-    let s = Server::start();
+    let s = Server::start("assets/tests/it/openai_support/server.py", KEY);
     let p = Project::new(&[
         ("assets/dataset.yaml", &dataset("datasets/arith", 200)),
         (
@@ -400,21 +353,12 @@ fn the_gate_passes_a_like_candidate_holds_back_a_regression_and_calls_a_small_sa
     }
 
     // The key never reached the store, the logs or the tables.
-    let out = Command::new("grep")
-        .args(["-r", "-l", KEY])
-        .arg(p.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.stdout.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_in_no_file(p.path(), KEY);
 }
 
 #[test]
 fn twelve_cases_cannot_tell_a_regression_of_five_points_from_noise() {
-    let s = Server::start();
+    let s = Server::start("assets/tests/it/openai_support/server.py", KEY);
     let p = Project::new(&[
         ("assets/dataset.yaml", &dataset("datasets/small", 12)),
         (

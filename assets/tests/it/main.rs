@@ -1,8 +1,11 @@
 //! Every integration test of the CLI in one test binary: one link of DataFusion, delta-rs and the AWS SDK instead of one per file (issue 28). Each module is one area; `common` holds the helpers (temporary projects, the real binary), `s3_support` the S3 server and proxy.
 
 mod common;
+mod openai_support;
 mod s3_support;
 
+mod agents;
+mod approvals;
 mod backfill;
 mod bad_input;
 mod checks;

@@ -165,6 +165,38 @@ impl KindDefinition<'_> {
         self.render(&out)
     }
 
+    /// `model`'s token prices from `[prices."MODEL"]` in `spine.toml`, if set.
+    pub fn price(&self, model: &str) -> Option<spine_schemas::definitions::PriceSection> {
+        self.config.prices.get(model).copied()
+    }
+
+    /// Parses `sql` — one query over assets, which may hold `$name` parameters — as the `sql` kind
+    /// does: the query with each table reference rewritten to its asset key's registered name, and
+    /// the assets it reads. E0301 when it is not one query, E0303 for a table name that is not an
+    /// asset key.
+    pub fn query(
+        &self,
+        field: &str,
+        sql: &str,
+    ) -> Result<(String, Vec<AssetKey>), DefinitionError> {
+        let analyzed = crate::sql::analyze(sql).map_err(|e| {
+            let what = match e {
+                crate::sql::SqlError::Parse(m) => format!("SQL does not parse: {m}"),
+                crate::sql::SqlError::Shape(m) => m,
+            };
+            self.error("E0301", format!("{field}: {what}"))
+        })?;
+        if let Some(bad) = analyzed.invalid_names.first() {
+            return Err(self
+                .error(
+                    "E0303",
+                    format!("{field}: table name '{bad}' is not an asset key"),
+                )
+                .hint("refer to assets as schema.table (sales.orders) or \"sales/orders\""));
+        }
+        Ok((analyzed.rewritten, analyzed.tables.into_iter().collect()))
+    }
+
     /// The project folder.
     pub fn project_root(&self) -> &Path {
         &self.config.root

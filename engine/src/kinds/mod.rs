@@ -1,6 +1,7 @@
 //! Asset kinds: how an asset's data is computed. The engine knows kinds only through [`AssetKind`]; it
 //! ships `sql` and `rust`, and other crates register more (`spine-jobs` adds `command`).
 
+pub mod checkpoints;
 mod definition;
 mod events;
 mod rust;
@@ -73,6 +74,9 @@ pub struct StepContext {
     pub watermark: Option<String>,
     /// The warehouse's data files, for kinds that hand upstream data to other programs.
     pub warehouse: Arc<dyn DataFiles>,
+    /// The run store's checkpoints, where a kind that works in paid or slow steps (an agent's
+    /// nodes) stores each as it completes, to continue from there after a crash or a retry.
+    pub checkpoints: Arc<dyn checkpoints::Checkpoints>,
 }
 
 /// The data files that make up a version of an asset's table (the warehouse implements it): a table's
@@ -186,9 +190,18 @@ pub struct StepError {
     /// The least time before another attempt that the failing party asked for (a rate limit's
     /// `Retry-After`); the retry waits this long when its backoff would be shorter.
     pub retry_after: Option<std::time::Duration>,
+    /// Whether the run stops with this step (an agent over a budget set to `on_exceed: stop_run`):
+    /// steps that have not started are cancelled, as if the run had been cancelled.
+    pub stops_run: bool,
 }
 
 impl StepError {
+    /// The same failure, stopping the run (see [`StepError::stops_run`]).
+    pub fn stopping_run(mut self) -> Self {
+        self.stops_run = true;
+        self
+    }
+
     /// The same failure, with the least time before another attempt.
     pub fn with_retry_after(mut self, after: std::time::Duration) -> Self {
         self.retry_after = Some(after);
@@ -204,12 +217,14 @@ impl StepError {
                 class: FailureClass::Permanent,
                 message: crate::redact::redacted(format!("{message} — {hint}")),
                 retry_after: None,
+                stops_run: false,
             };
         }
         StepError {
             class: FailureClass::Retryable,
             message: crate::redact::redacted(message),
             retry_after: None,
+            stops_run: false,
         }
     }
 
@@ -219,6 +234,7 @@ impl StepError {
             class: FailureClass::Permanent,
             message: crate::redact::redacted(m.to_string()),
             retry_after: None,
+            stops_run: false,
         }
     }
 
@@ -242,6 +258,7 @@ impl StepError {
             class: datafusion_class(e),
             message: crate::redact::redacted(message),
             retry_after: None,
+            stops_run: false,
         }
     }
 }

@@ -79,6 +79,7 @@ impl Executor {
                 signal: state.signals.get(&step_id).cloned(),
                 watermark,
                 warehouse: Arc::new(self.warehouse.clone()),
+                checkpoints: Arc::new(crate::store::StoreCheckpoints(self.store.clone())),
             };
             let output = kind.execute(&ctx).await;
             // The step's last log lines are stored whether it succeeded or not.

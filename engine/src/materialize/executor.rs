@@ -302,7 +302,10 @@ pub(super) fn run_outcome(
     cancelled: bool,
 ) -> (RunStatus, Event, &'static str, Option<String>) {
     let failed = reports.values().any(|r| r.status == StepStatus::Failed);
-    let cancelled = cancelled || reports.values().any(|r| r.status == StepStatus::Cancelled);
+    // A step that stopped the run (over its budget) failed it; the rest were cancelled by it.
+    let stopped = reports.values().any(|r| r.stops_run);
+    let cancelled =
+        !stopped && (cancelled || reports.values().any(|r| r.status == StepStatus::Cancelled));
     let error = failed.then(|| {
         let n = reports
             .values()

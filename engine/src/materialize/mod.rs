@@ -122,6 +122,9 @@ pub struct StepReport {
     pub reason: Option<String>,
     /// Whether the failure was worth retrying (failed steps only).
     pub failure_class: Option<FailureClass>,
+    /// Whether its failure stopped the run ([`crate::kinds::StepError::stops_run`]).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stops_run: bool,
 }
 
 /// How a run ended.
@@ -151,6 +154,7 @@ impl StepReport {
             error: None,
             reason: None,
             failure_class: None,
+            stops_run: false,
         }
     }
 }

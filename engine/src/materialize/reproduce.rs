@@ -355,6 +355,7 @@ impl Executor {
             signal: None,
             watermark: None,
             warehouse: Arc::new(self.warehouse.clone()),
+            checkpoints: Arc::new(crate::store::StoreCheckpoints(self.store.clone())),
         };
         let output = kind.execute(&ctx).await;
         ctx.events.finish().await;

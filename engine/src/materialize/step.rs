@@ -195,6 +195,11 @@ impl Executor {
                     let class = e.class;
                     tracing::error!(target: "spine::outcome", attempt, class = class.as_str(), "step failed: {}", e.message);
                     report.failure_class = Some(class);
+                    if e.stops_run {
+                        // Steps not started yet are cancelled; the run ends failed, by this step.
+                        report.stops_run = true;
+                        self.run.cancel.cancel();
+                    }
                     return self
                         .end_step(report, StepStatus::Failed, Some(e.message), None)
                         .await;

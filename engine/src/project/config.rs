@@ -73,6 +73,8 @@ pub struct ProjectConfig {
     pub confine: bool,
     /// The target chosen (`--target`, `SPINE_TARGET`), if any.
     pub target: Option<String>,
+    /// `[prices."MODEL"]`: models' token prices.
+    pub prices: BTreeMap<String, spine_schemas::definitions::PriceSection>,
 }
 
 impl ProjectConfig {
@@ -99,6 +101,7 @@ impl ProjectConfig {
             memory_limit: memory_limit(None)?,
             confine: false,
             target: None,
+            prices: BTreeMap::new(),
             root,
         })
     }
@@ -245,6 +248,7 @@ impl ProjectConfig {
             })?,
             confine: file.project.confine,
             target,
+            prices: file.prices.clone(),
             root,
         };
         if let Some(why) = config.outside(&config.assets_dir) {

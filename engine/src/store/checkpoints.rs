@@ -8,35 +8,8 @@
 //! (`RetentionStore::prune`).
 
 use super::StoreResult;
-use crate::key::StepKey;
+pub use crate::kinds::checkpoints::{Checkpoint, CheckpointKey};
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
-
-/// The work a checkpoint belongs to: one case of an agent step under one code version and inputs.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct CheckpointKey {
-    /// The agent asset (partition).
-    pub step: StepKey,
-    /// The case: one input row's id.
-    pub case_id: String,
-    /// The step's code version (graph, prompts, model name and base URL).
-    pub code_version: String,
-    /// A digest of the input versions read.
-    pub inputs: String,
-}
-
-/// One completed node of a case.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Checkpoint {
-    /// Its place in the case's run of nodes (0, 1, …; a node visited twice has two).
-    pub position: i64,
-    /// The node.
-    pub node: String,
-    /// What the node changed in the case's state.
-    pub delta: serde_json::Value,
-    /// When it was stored.
-    pub created_at: String,
-}
 
 /// The checkpoint half of the run store.
 #[async_trait]

@@ -275,6 +275,29 @@ impl crate::kinds::EventLog for StoreEvents {
     }
 }
 
+/// The run store's checkpoints as kinds see them ([`crate::kinds::checkpoints::Checkpoints`]).
+pub struct StoreCheckpoints(pub Arc<dyn RunStore>);
+
+#[async_trait]
+impl crate::kinds::checkpoints::Checkpoints for StoreCheckpoints {
+    async fn put(
+        &self,
+        key: &CheckpointKey,
+        position: i64,
+        node: &str,
+        delta: &serde_json::Value,
+    ) -> Result<bool, String> {
+        self.0
+            .put_checkpoint(key, position, node, delta)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn load(&self, key: &CheckpointKey) -> Result<Vec<Checkpoint>, String> {
+        self.0.checkpoints(key).await.map_err(|e| e.to_string())
+    }
+}
+
 /// Opens the store at `url` (`sqlite://PATH`, or `postgres://…` / `postgresql://…`), creating and
 /// migrating it as needed.
 pub async fn open_store(url: &str) -> StoreResult<Arc<dyn RunStore>> {

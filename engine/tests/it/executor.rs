@@ -230,6 +230,7 @@ async fn only_retryable_failures_are_retried() {
                     class,
                     message: "upstream API said no".into(),
                     retry_after: None,
+                    stops_run: false,
                 };
                 Err(Box::new(e) as spine_engine::project::BoxError)
             }

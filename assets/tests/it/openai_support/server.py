@@ -71,7 +71,7 @@ class Handler(BaseHTTPRequestHandler):
         if text is None:
             return self.reply(404, {"error": {"message": "model not found"}})
         self.reply(200, {
-            "id": "chatcmpl-test", "object": "chat.completion", "model": model,
+            "id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": model,
             "choices": [{"index": 0, "finish_reason": "stop",
                          "message": {"role": "assistant", "content": text}}],
             "usage": {"prompt_tokens": len(content.split()), "completion_tokens": 1,
