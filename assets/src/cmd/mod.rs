@@ -27,6 +27,8 @@ mod show;
 mod sql;
 mod status;
 pub mod telemetry;
+#[cfg(feature = "temporal")]
+mod temporal;
 pub mod vars;
 pub mod worker;
 
@@ -227,6 +229,12 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             checks::run(&root, selection.as_deref(), json).await
         }
         Command::Rollout { action } => rollout::run(&root, action, json).await,
+        #[cfg(feature = "temporal")]
+        Command::Temporal { action } => temporal::run(&root, action, json).await,
+        #[cfg(not(feature = "temporal"))]
+        Command::Temporal { .. } => Err(anyhow::anyhow!(
+            "this build of Spine has no Temporal client: build it with `--features temporal`"
+        )),
         Command::Features {
             action: crate::FeaturesAction::Get { view, entities },
         } => features::get(&root, &view, &entities, json).await,

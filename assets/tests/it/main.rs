@@ -40,6 +40,8 @@ mod s3_faults;
 mod source_checks;
 mod sources;
 mod store_faults;
+#[cfg(feature = "temporal")]
+mod temporal;
 mod training_sets;
 mod ui;
 mod workers;

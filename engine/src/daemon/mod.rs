@@ -338,6 +338,7 @@ impl Instance {
             self.run_backfill(id, opts.clone()).await?;
             pass.backfills.push(b.backfill_id.to_string());
         }
+        self.poll_parked().await?;
         // Queued runs, and waiting runs whose parked steps were signalled (workers' runs are theirs).
         let mut queued: Vec<RunId> = self
             .store
@@ -363,6 +364,52 @@ impl Instance {
             }
         }
         Ok(pass)
+    }
+
+    /// Signals each parked step whose kind waits on outside work ([`crate::kinds::AwaitsExternal`])
+    /// once that work has ended, so this pass executes it and records the result. A kind that cannot
+    /// tell (its service is down) leaves the step parked, with a warning.
+    async fn poll_parked(&self) -> Result<(), EngineError> {
+        let checkpoints = crate::store::StoreCheckpoints(self.store.clone());
+        // The newest runs (a store query of waiting runs alone is a leftover; 10,000 runs back is
+        // far more than parked work usually spans).
+        for run in self.store.list_runs(10_000).await? {
+            if run.status != RunStatus::Waiting {
+                continue;
+            }
+            for step in self.store.steps(&run.run_id).await? {
+                if step.status != crate::store::StepStatus::Waiting {
+                    continue;
+                }
+                let Some(spec) = self.project.assets.get(&step.asset_key) else {
+                    continue;
+                };
+                let Some(awaits) = self
+                    .kinds
+                    .get(&spec.kind)
+                    .and_then(|k| k.awaits_external(&spec.body))
+                else {
+                    continue;
+                };
+                let key = crate::key::StepKey {
+                    asset: step.asset_key.clone(),
+                    partition: step.partition_key.clone(),
+                };
+                match awaits.ended(&run.run_id, &key, &checkpoints).await {
+                    Ok(true) => {
+                        let payload = serde_json::json!({"external": "ended"});
+                        self.signal(&run.run_id, &step.step_id, payload).await?;
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(
+                        run_id = %run.run_id,
+                        step_id = %step.step_id,
+                        "cannot tell whether the outside work of a parked step ended: {e}"
+                    ),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Runs the daemon until `stop` fires (or after one pass when `once`): holds the lock (renewed

@@ -72,3 +72,33 @@ pub trait Audits: Send + Sync {
     /// published version (of the same partition) registered as `baseline` when `has_baseline`.
     async fn audit(&self, ctx: &SessionContext, has_baseline: bool) -> Vec<AuditResult>;
 }
+
+/// A kind whose parked steps wait on work outside Spine (a Temporal workflow): each daemon pass asks
+/// it whether that work has ended, and signals the step when it has, so the next execution records
+/// the result. No slot is held while it waits; the kind keeps what identifies the outside work (a
+/// workflow id) in the checkpoints, under [`parked_key`].
+#[async_trait]
+pub trait AwaitsExternal: Send + Sync {
+    /// Whether the work that `step` of run `run` parked on has ended. The error is a sentence: the
+    /// daemon logs it and the step stays parked.
+    async fn ended(
+        &self,
+        run: &crate::key::RunId,
+        step: &crate::key::StepKey,
+        checkpoints: &dyn super::checkpoints::Checkpoints,
+    ) -> Result<bool, String>;
+}
+
+/// Where a kind keeps the handle of the outside work a step of `run` parked on (one per run and
+/// step; position 0 holds it).
+pub fn parked_key(
+    run: &crate::key::RunId,
+    step: &crate::key::StepKey,
+) -> super::checkpoints::CheckpointKey {
+    super::checkpoints::CheckpointKey {
+        step: step.clone(),
+        case_id: format!("parked in run {run}"),
+        code_version: String::new(),
+        inputs: String::new(),
+    }
+}

@@ -12,7 +12,7 @@ pub use definition::{KindConfig, KindDefinition, COMMON_FIELDS};
 mod capability;
 mod json;
 mod schema;
-pub use capability::{AuditResult, Audits, Look, ReadsInPlace};
+pub use capability::{parked_key, AuditResult, Audits, AwaitsExternal, Look, ReadsInPlace};
 pub use events::{EventLog, EventSink, LOG_HEAD_LINES, LOG_LINE_BYTES, LOG_TAIL_LINES};
 pub use json::rows_as_json;
 pub use rust::RustKind;
@@ -312,6 +312,15 @@ pub trait AssetKind: Send + Sync {
     /// Whether (and how) the kind audits a new materialization of an asset whose definition is
     /// `body` before it is published ([`Audits`]). The default: it does not.
     fn audits<'a>(&self, _body: &'a crate::project::AssetBody) -> Option<&'a dyn Audits> {
+        None
+    }
+    /// Whether (and how) a parked step of an asset whose definition is `body` waits on work outside
+    /// Spine that the daemon should poll ([`AwaitsExternal`]). The default: it does not (a parked
+    /// step waits for `assets signal`).
+    fn awaits_external<'a>(
+        &self,
+        _body: &'a crate::project::AssetBody,
+    ) -> Option<&'a dyn AwaitsExternal> {
         None
     }
     /// Computes the asset.

@@ -54,24 +54,6 @@ impl AgentKind {
     }
 }
 
-/// A digest of the upstream versions the step reads: part of each checkpoint's key.
-fn inputs_digest(ctx: &StepContext) -> String {
-    let mut read: Vec<String> = ctx
-        .upstream
-        .iter()
-        .map(|u| {
-            let p = u
-                .partition
-                .as_ref()
-                .map(|p| p.to_string())
-                .unwrap_or_default();
-            format!("{}[{p}]@{}", u.key, u.delta_version)
-        })
-        .collect();
-    read.sort();
-    short_hash(read.join("\n").as_bytes())
-}
-
 async fn execute(kind: &AgentKind, ctx: &StepContext) -> Result<StepOutput, StepError> {
     let c = ctx
         .spec
@@ -90,7 +72,7 @@ async fn execute(kind: &AgentKind, ctx: &StepContext) -> Result<StepOutput, Step
         functions: &kind.functions,
         dir: &c.dir,
     };
-    let inputs = inputs_digest(ctx);
+    let inputs = crate::cases::inputs_digest(ctx);
     let decision = case::decision(ctx.signal.as_ref());
     // The cases' futures, made up front (a closure over borrowed rows inside the stream would not
     // be general enough for the boxed future); `buffered` polls `concurrency` at a time, in order.
