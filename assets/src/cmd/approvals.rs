@@ -24,10 +24,7 @@ pub async fn list(root: &Path, json: bool) -> anyhow::Result<u8> {
     let engine = super::engine(root, None).await?;
     let reader = engine.reader();
     let mut out = Vec::new();
-    for run in reader.list_runs(10_000).await? {
-        if run.status != spine_engine::store::RunStatus::Waiting {
-            continue;
-        }
+    for run in reader.waiting_runs().await? {
         for step in reader.steps(&run.run_id).await? {
             let Some(reason) = step.reason.filter(|r| r.starts_with(APPROVAL)) else {
                 continue;

@@ -3,7 +3,7 @@
 //! materialization recorded. (`assets signal` is Spine's own: it resumes a step Spine parked.)
 
 use crate::TemporalAction;
-use spine_engine::store::{RunStatus, StepStatus};
+use spine_engine::store::StepStatus;
 use spine_engine::{AssetKey, DefinitionError, StepKey};
 use spine_jobs::temporal::config::TemporalConfig;
 use std::path::Path;
@@ -24,10 +24,7 @@ async fn workflow_of(
     key: &AssetKey,
 ) -> anyhow::Result<Option<String>> {
     let reader = engine.reader();
-    for run in reader.list_runs(1000).await? {
-        if run.status != RunStatus::Waiting {
-            continue;
-        }
+    for run in reader.waiting_runs().await? {
         for s in reader.steps(&run.run_id).await? {
             if &s.asset_key != key || s.status != StepStatus::Waiting {
                 continue;

@@ -371,12 +371,7 @@ impl Instance {
     /// tell (its service is down) leaves the step parked, with a warning.
     async fn poll_parked(&self) -> Result<(), EngineError> {
         let checkpoints = crate::store::StoreCheckpoints(self.store.clone());
-        // The newest runs (a store query of waiting runs alone is a leftover; 10,000 runs back is
-        // far more than parked work usually spans).
-        for run in self.store.list_runs(10_000).await? {
-            if run.status != RunStatus::Waiting {
-                continue;
-            }
+        for run in self.store.waiting_runs().await? {
             for step in self.store.steps(&run.run_id).await? {
                 if step.status != crate::store::StepStatus::Waiting {
                     continue;

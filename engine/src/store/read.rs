@@ -19,6 +19,8 @@ use std::collections::HashMap;
 pub trait RunReads: Send + Sync {
     /// Most recent runs first.
     async fn list_runs(&self, limit: i64) -> StoreResult<Vec<RunRecord>>;
+    /// Every run in `waiting` (parked steps: approvals, workflows), oldest first.
+    async fn waiting_runs(&self) -> StoreResult<Vec<RunRecord>>;
     /// A run by id or unique id prefix;
     /// [`StoreError::UnknownRun`](crate::error::StoreError::UnknownRun) lists the candidates when
     /// none or several match.

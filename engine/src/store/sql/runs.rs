@@ -279,6 +279,14 @@ impl RunReads for Store {
         rows.iter().map(run_from_row).collect()
     }
 
+    async fn waiting_runs(&self) -> StoreResult<Vec<RunRecord>> {
+        let rows =
+            sqlx::query("SELECT * FROM runs WHERE status = 'waiting' ORDER BY created_at, run_id")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
     async fn get_run(&self, id_or_prefix: &str) -> StoreResult<RunRecord> {
         let rows = sqlx::query(
             "SELECT * FROM runs WHERE run_id = $1 OR substr(run_id, 1, length($1)) = $1 \

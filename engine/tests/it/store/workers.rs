@@ -70,6 +70,11 @@ pub async fn worker_runs_lists_what_workers_may_take(store: Arc<dyn RunStore>) {
         vec![ids[0].clone(), ids[1].clone()],
         "a waiting run with nothing signalled is not listed, steps pending behind its parked one or not"
     );
+    assert_eq!(
+        listed(store.waiting_runs().await.unwrap()),
+        vec![ids[3].clone()],
+        "the waiting run, signalled or not"
+    );
     let held = store.get_run(ids[1].as_str()).await.unwrap();
     assert_eq!(held.owner.as_deref(), Some(WORKERS_OWNER));
     let sig = NewEvent::new(&ids[3], Some("x"), EventKind::StepSignalled, "info", "s");
