@@ -6,8 +6,7 @@ use spine_engine::store::StepStatus;
 use spine_engine::RunId;
 use std::path::Path;
 
-/// The beginning of the reason an agent step parks with when it waits for a decision.
-const APPROVAL: &str = "approval needed";
+use spine_jobs::agent::APPROVAL_NEEDED as APPROVAL;
 
 /// One step waiting for a decision.
 #[derive(serde::Serialize)]

@@ -332,6 +332,19 @@ fn event_line(e: &spine_engine::store::EventRecord, short: &str) -> String {
     )
 }
 
+/// A `--payload JSON` option's value (E0409 when it is not JSON).
+pub(super) fn payload(
+    p: Option<&str>,
+) -> Result<Option<serde_json::Value>, spine_engine::DefinitionError> {
+    p.map(|p| {
+        serde_json::from_str(p).map_err(|e| {
+            spine_engine::DefinitionError::new("E0409", format!("--payload is not JSON: {e}"))
+                .hint("quote it for the shell, e.g. --payload '{\"approved\": true}'")
+        })
+    })
+    .transpose()
+}
+
 /// `assets signal RUN STEP [--payload JSON]`: resumes a parked step with a payload on the next
 /// `assets execute RUN`.
 pub async fn signal(
@@ -341,13 +354,7 @@ pub async fn signal(
     payload: Option<&str>,
     json: bool,
 ) -> anyhow::Result<u8> {
-    let payload: serde_json::Value = match payload {
-        None => serde_json::json!({}),
-        Some(p) => serde_json::from_str(p).map_err(|e| {
-            spine_engine::DefinitionError::new("E0409", format!("--payload is not JSON: {e}"))
-                .hint("quote it for the shell, e.g. --payload '{\"approved\": true}'")
-        })?,
-    };
+    let payload = self::payload(payload)?.unwrap_or_else(|| serde_json::json!({}));
     let engine = super::engine(root, None).await?;
     let run_id = engine.reader().get_run(run).await?.run_id;
     let result = engine.signal(&run_id, step, payload).await;

@@ -8,16 +8,6 @@ use spine_engine::{AssetKey, DefinitionError, StepKey};
 use spine_jobs::temporal::config::TemporalConfig;
 use std::path::Path;
 
-fn parse_payload(p: Option<&str>) -> Result<Option<serde_json::Value>, DefinitionError> {
-    p.map(|p| {
-        serde_json::from_str(p).map_err(|e| {
-            DefinitionError::new("E0409", format!("--payload is not JSON: {e}"))
-                .hint("quote it for the shell, e.g. --payload '{\"approved\": true}'")
-        })
-    })
-    .transpose()
-}
-
 /// The workflow id of `key`: a parked step's, else the latest materialization's.
 async fn workflow_of(
     engine: &spine_engine::Engine,
@@ -29,11 +19,7 @@ async fn workflow_of(
             if &s.asset_key != key || s.status != StepStatus::Waiting {
                 continue;
             }
-            let step = StepKey {
-                asset: s.asset_key.clone(),
-                partition: s.partition_key.clone(),
-            };
-            if let Some(h) = engine.parked_handle(&run.run_id, &step).await? {
+            if let Some(h) = engine.parked_handle(&run.run_id, &s.step_key()).await? {
                 if let Some(id) = h["workflow_id"].as_str() {
                     return Ok(Some(id.to_string()));
                 }
@@ -52,7 +38,7 @@ pub async fn run(root: &Path, action: TemporalAction, json: bool) -> anyhow::Res
         TemporalAction::Signal { key, name, payload } => (key, name, payload, true),
         TemporalAction::Query { key, name, payload } => (key, name, payload, false),
     };
-    let payload = parse_payload(payload.as_deref())?;
+    let payload = super::runs::payload(payload.as_deref())?;
     let engine = super::engine(root, None).await?;
     let asset = AssetKey::parse(key).map_err(|e| DefinitionError::new("E0201", e.to_string()))?;
     let Some(config) = engine

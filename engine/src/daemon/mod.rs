@@ -386,11 +386,10 @@ impl Instance {
                 else {
                     continue;
                 };
-                let key = crate::key::StepKey {
-                    asset: step.asset_key.clone(),
-                    partition: step.partition_key.clone(),
-                };
-                match awaits.ended(&run.run_id, &key, &checkpoints).await {
+                match awaits
+                    .ended(&run.run_id, &step.step_key(), &checkpoints)
+                    .await
+                {
                     Ok(true) => {
                         let payload = serde_json::json!({"external": "ended"});
                         self.signal(&run.run_id, &step.step_id, payload).await?;

@@ -179,22 +179,34 @@ impl KindDefinition<'_> {
         field: &str,
         sql: &str,
     ) -> Result<(String, Vec<AssetKey>), DefinitionError> {
+        let analyzed = self.analyze_query(sql).map_err(|mut e| {
+            e.message = format!("{field}: {}", e.message);
+            e
+        })?;
+        Ok((analyzed.rewritten, analyzed.tables.into_iter().collect()))
+    }
+
+    /// [`crate::sql::analyze`] with its errors as this asset's: E0301 when `sql` is not one query,
+    /// E0303 for a table name that is not an asset key.
+    pub(crate) fn analyze_query(
+        &self,
+        sql: &str,
+    ) -> Result<crate::sql::AnalyzedSql, DefinitionError> {
         let analyzed = crate::sql::analyze(sql).map_err(|e| {
             let what = match e {
                 crate::sql::SqlError::Parse(m) => format!("SQL does not parse: {m}"),
                 crate::sql::SqlError::Shape(m) => m,
             };
-            self.error("E0301", format!("{field}: {what}"))
+            self.error("E0301", what)
         })?;
         if let Some(bad) = analyzed.invalid_names.first() {
             return Err(self
-                .error(
-                    "E0303",
-                    format!("{field}: table name '{bad}' is not an asset key"),
-                )
-                .hint("refer to assets as schema.table (sales.orders) or \"sales/orders\""));
+                .error("E0303", format!("table name '{bad}' is not an asset key"))
+                .hint(
+                    "refer to upstream assets as schema.table (sales.orders) or \"sales/orders\"",
+                ));
         }
-        Ok((analyzed.rewritten, analyzed.tables.into_iter().collect()))
+        Ok(analyzed)
     }
 
     /// The project folder.

@@ -6,7 +6,6 @@
 use super::{AssetKind, KindConfig, KindDefinition, StepContext, StepData, StepError, StepOutput};
 use crate::error::DefinitionError;
 use crate::project::AssetBody;
-use crate::sql::{analyze, SqlError};
 use futures::future::BoxFuture;
 
 /// The `sql` kind.
@@ -206,20 +205,7 @@ impl AssetKind for SqlKind {
         };
         let query = def.render(&raw).map_err(at)?;
         let templated = to_markers(&query).map_err(|m| at(def.error("E0301", m)))?;
-        let analyzed = analyze(&templated).map_err(|e| {
-            let what = match e {
-                SqlError::Parse(m) => format!("SQL does not parse: {m}"),
-                SqlError::Shape(m) => m,
-            };
-            at(def.error("E0301", what))
-        })?;
-        if let Some(bad) = analyzed.invalid_names.first() {
-            return Err(
-                at(def.error("E0303", format!("table name '{bad}' is not an asset key"))).hint(
-                    "refer to upstream assets as schema.table (sales.orders) or \"sales/orders\"",
-                ),
-            );
-        }
+        let analyzed = def.analyze_query(&templated).map_err(at)?;
         check_placeholders(def, &analyzed.rewritten)?;
         let unread_deps = def
             .deps

@@ -228,19 +228,17 @@ pub async fn run(
         spend.check(ctx, cfg, paid).await?;
         let mut fields = case.clone();
         fields.extend(out.state.clone());
-        let wall = nodes::left(spend.deadline);
-        let done = match wall {
-            Some(left) => tokio::time::timeout(left, nodes::run(tools, &node.action, &fields))
-                .await
-                .unwrap_or_else(|_| Err(StepError::retryable(WALL_TIME))),
-            None => nodes::run(tools, &node.action, &fields).await,
-        };
-        let done = match done {
-            Err(e) if wall.is_some() && e.message == WALL_TIME => {
-                spend.check(ctx, cfg, true).await?;
-                return Err(e);
-            }
-            other => other?,
+        let run = nodes::run(tools, &node.action, &fields);
+        let done = match spend.deadline {
+            Some(d) => match tokio::time::timeout_at(d.into(), run).await {
+                Ok(done) => done?,
+                // Past the wall-time budget: the check fails the step by name.
+                Err(_) => {
+                    spend.check(ctx, cfg, true).await?;
+                    return Err(StepError::retryable("the wall-time budget ran out"));
+                }
+            },
+            None => run.await?,
         };
         let (changes, error) = changes(cfg, &name, node.set.as_deref(), done.result);
         let mut state = out.state.clone();
@@ -288,9 +286,6 @@ pub async fn run(
     }
     Ok(out)
 }
-
-/// The message of an attempt stopped by the wall-time budget.
-const WALL_TIME: &str = "the wall-time budget ran out";
 
 /// What a node's result changes in the state, or the case's error.
 fn changes(

@@ -27,6 +27,10 @@ use spine_engine::project::{AssetBody, AssetSpec};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// How the park reason of an agent step that waits for a human decision begins (`assets approvals`
+/// lists the steps whose reason does).
+pub const APPROVAL_NEEDED: &str = "approval needed";
+
 /// A Rust function an agent's `rust:` node calls: the case's fields (its row, then its state) in,
 /// its result out (a value for the node's `set`, or an object of state fields), or the case's error.
 pub type AgentFunction = Arc<dyn Fn(&Map<String, Value>) -> Result<Value, String> + Send + Sync>;
@@ -118,7 +122,7 @@ async fn execute(kind: &AgentKind, ctx: &StepContext) -> Result<StepOutput, Step
             ctx.events.log("info", why).await;
         }
         let mut reason = format!(
-            "approval needed for {} case(s): {}",
+            "{APPROVAL_NEEDED} for {} case(s): {}",
             pending.len(),
             pending
                 .iter()

@@ -11,7 +11,7 @@ use datafusion::scalar::ScalarValue;
 use serde_json::{Map, Value};
 use spine_engine::kinds::{StepContext, StepError};
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// What a node spent.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -311,11 +311,6 @@ pub fn coerce(v: Value, ty: FieldType) -> Value {
             _ => Value::Null,
         },
     }
-}
-
-/// How long until `deadline`, if there is one (zero when past).
-pub fn left(deadline: Option<Instant>) -> Option<Duration> {
-    deadline.map(|d| d.saturating_duration_since(Instant::now()))
 }
 
 #[cfg(test)]
