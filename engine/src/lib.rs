@@ -58,8 +58,9 @@ pub use engine::{user_name, Engine};
 pub use error::{DefinitionError, DefinitionErrors, EngineError};
 pub use key::{AssetKey, BackfillId, PartitionKey, RunId, StepKey};
 pub use materialize::{
-    Diff, ExecuteOptions, MaterializeRequest, Reproduction, Rerun, RunObserver, RunReport,
-    StepReport, Target, WorkerOptions, WorkerReport,
+    Diff, ExecuteOptions, InProcessQueue, MaterializeRequest, QueueError, Reproduction, Rerun,
+    RunObserver, RunReport, StepQueue, StepReport, StepTask, TakenTask, Target, TaskOutcome,
+    WorkerOptions, WorkerReport,
 };
 pub use plan::PlannedStep;
 pub use project::{AssetSpec, Project, ProjectConfig};

@@ -51,7 +51,10 @@ pub fn is_interrupted(run: &RunRecord, now_ms: i64) -> bool {
         return false;
     }
     // Workers re-claim a dead worker's steps one by one; the run itself has no process to lose.
-    if run.owner.as_deref() == Some(crate::store::WORKERS_OWNER) {
+    if matches!(
+        run.owner.as_deref(),
+        Some(crate::store::WORKERS_OWNER | crate::store::QUEUE_OWNER)
+    ) {
         return false;
     }
     if run.status == RunStatus::Running && run.lease_until_ms.is_some_and(|l| l < now_ms) {

@@ -52,6 +52,7 @@ pub async fn run(root: &Path, opts: Options, json: bool) -> anyhow::Result<u8> {
             poll,
             exit_when_idle: opts.exit_when_idle,
             cancel: stop,
+            queue: None,
         })
         .await;
     let _ = tokio::task::spawn_blocking(spine_jobs::command::wait_for_abandoned_groups).await;

@@ -342,7 +342,7 @@ impl Instance {
         // Queued runs, and waiting runs whose parked steps were signalled (workers' runs are theirs).
         let mut queued: Vec<RunId> = self
             .store
-            .worker_runs()
+            .worker_runs(crate::store::WORKERS_OWNER)
             .await?
             .into_iter()
             .filter(|r| {

@@ -34,7 +34,10 @@ mod stages;
 mod step;
 mod submit;
 mod worker;
-pub use worker::{WorkerOptions, WorkerReport};
+pub use worker::{
+    InProcessQueue, QueueError, StepQueue, StepTask, TakenTask, TaskOutcome, WorkerOptions,
+    WorkerReport,
+};
 
 pub use inputs::schema_json;
 

@@ -46,7 +46,7 @@ pub use partitions::PartitionStore;
 pub use read::{ReadStore, RunReads};
 pub use retention::{PruneReport, RetentionStore};
 pub use tables::TableStore;
-pub use workers::{ClaimLimits, Claimed, WorkerStore, WORKERS_OWNER};
+pub use workers::{ClaimLimits, Claimed, WorkerStore, QUEUE_OWNER, WORKERS_OWNER};
 mod records;
 pub use records::{
     Materialization, NewMaterialization, RunLease, RunRecord, StartedAttempt, StepOutcome,

@@ -11,6 +11,11 @@ use async_trait::async_trait;
 /// never settled as interrupted; a dead worker's steps are re-claimed instead.
 pub const WORKERS_OWNER: &str = "spine:workers";
 
+/// The `owner` of a run whose steps are handed to a queue (`[executor] kind = "temporal"`): like
+/// [`WORKERS_OWNER`], no single process holds it; queue workers (`assets worker --temporal`) move it
+/// on and plain workers leave it alone.
+pub const QUEUE_OWNER: &str = "spine:queue";
+
 /// What a guarded claim found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claimed<T> {
@@ -53,8 +58,8 @@ impl ClaimLimits {
 pub trait WorkerStore: Send + Sync {
     /// Runs workers may work on, oldest first: queued ones, waiting ones with a signalled step (one
     /// that ran before and is pending again; steps behind a parked one are pending but never
-    /// started), and running ones whose owner is [`WORKERS_OWNER`].
-    async fn worker_runs(&self) -> StoreResult<Vec<RunRecord>>;
+    /// started), and running ones whose owner is `owner` ([`WORKERS_OWNER`] or [`QUEUE_OWNER`]).
+    async fn worker_runs(&self, owner: &str) -> StoreResult<Vec<RunRecord>>;
     /// The claims held on steps of run `run_id` (whoever holds them, live or not).
     async fn run_claims(&self, run_id: &RunId) -> StoreResult<Vec<StepClaim>>;
     /// Takes the claim on `claim.step` and starts attempt `attempt` of the run's step, in one

@@ -10,6 +10,7 @@ mod layering;
 mod library;
 mod loader_fuzz;
 mod partitions;
+mod queue;
 mod recovery;
 mod selection;
 mod sensors;

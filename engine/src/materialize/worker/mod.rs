@@ -1,7 +1,7 @@
 //! Workers (`assets worker`): processes on any number of machines that share the steps of queued
 //! runs through the run store, so one run's fan-out spreads over all of them.
 //!
-//! A worker takes a queued run by marking it `running` under [`WORKERS_OWNER`] (no single process
+//! A worker takes a queued run by marking it `running` under [`WORKERS_OWNER`](crate::store::WORKERS_OWNER) (no single process
 //! holds it, so it is never settled as interrupted). Then every worker, on every pass, reads the
 //! run's steps from the store and decides what is ready (`ready`): it starts a ready step under a
 //! claim with a lease, in a transaction that also checks the step is still ready, so no two workers
@@ -17,13 +17,17 @@
 //! step is redone as the next attempt. A worker that cannot renew stops committing once its last
 //! renewal is half a lease old, and records a step's end only while it still holds the claim.
 
+mod queue;
+mod queued;
 mod ready;
 mod reclaim;
 mod take;
 
+pub use queue::{InProcessQueue, QueueError, StepQueue, StepTask, TakenTask, TaskOutcome};
+
 use super::claim::{owner_is_dead, Heartbeat};
 use super::*;
-use crate::store::{StepClaim, WORKERS_OWNER};
+use crate::store::StepClaim;
 
 /// How a worker works.
 #[derive(Clone)]
@@ -38,6 +42,10 @@ pub struct WorkerOptions {
     pub exit_when_idle: bool,
     /// Stops taking steps; the steps under way finish first.
     pub cancel: CancellationToken,
+    /// Hand ready steps to this queue and execute the tasks it delivers (`assets worker
+    /// --temporal`) instead of starting ready steps here; the runs worked on are those taken for
+    /// the queue ([`QUEUE_OWNER`](crate::store::QUEUE_OWNER)).
+    pub queue: Option<Arc<dyn StepQueue>>,
 }
 
 /// What a worker did.
@@ -91,21 +99,25 @@ struct Worker {
     cooling: HashMap<(RunId, StepKey), std::time::Instant>,
     /// Ready steps the last pass found no free slot for, in its order.
     backlog: VecDeque<(RunId, StepKey)>,
+    /// With a queue: what it delivers and where ready steps go (see `queued`).
+    queued: Option<queued::Queued>,
 }
 
-/// A run's priority: its `priority` tag (higher first), 0 without one.
-fn priority(run: &RunRecord) -> i64 {
-    run.tags
-        .get("priority")
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or(0)
-}
 
 impl Instance {
     /// Works as a worker until `opts.cancel` (or, with `exit_when_idle`, until no run is left):
     /// takes queued runs, and starts, re-claims and ends steps of runs workers share (see the
     /// module docs). A run store out of reach is waited for, with backoff.
     pub async fn work(&self, opts: WorkerOptions) -> Result<WorkerReport, EngineError> {
+        let queued = opts.queue.clone().map(queued::Queued::new);
+        self.work_with(opts, queued).await
+    }
+
+    async fn work_with(
+        &self,
+        opts: WorkerOptions,
+        queued: Option<queued::Queued>,
+    ) -> Result<WorkerReport, EngineError> {
         let (pid, host) = (std::process::id(), crate::store::host_name());
         let mut w = Worker {
             engine: self.clone(),
@@ -122,6 +134,7 @@ impl Instance {
             listed: false,
             cooling: HashMap::new(),
             backlog: VecDeque::new(),
+            queued,
         };
         tracing::info!(worker = %w.id, concurrency = w.opts.concurrency, pool = ?w.opts.pool, "worker started");
         let mut pause = w.opts.poll;
@@ -151,19 +164,25 @@ impl Instance {
             if w.opts.exit_when_idle && !progressed && w.tasks.is_empty() && !w.listed {
                 break;
             }
+            w.poll_queue();
             if progressed && w.tasks.len() < w.opts.concurrency {
                 // More may be ready at once (a fan-out): look again without pausing.
                 w.drain();
                 continue;
             }
+            let polling = w.queued.as_mut().and_then(|q| q.polling.as_mut());
             tokio::select! {
                 Some(j) = w.tasks.join_next(), if !w.tasks.is_empty() => w.joined(j),
+                got = queued::delivered(polling) => w.delivered(got).await,
                 _ = tokio::time::sleep(pause) => {}
                 _ = cancel.cancelled() => {}
             }
             w.drain();
         }
         // Stopping: the steps under way finish (and are recorded) first.
+        if let Some(p) = w.queued.as_mut().and_then(|q| q.polling.take()) {
+            p.abort();
+        }
         while let Some(j) = w.tasks.join_next().await {
             w.joined(j);
         }
@@ -184,6 +203,7 @@ impl Worker {
             Ok(done) => {
                 let key = (done.run, done.step);
                 self.busy.remove(&key);
+                self.answer(&key, &done.report);
                 if done.report.status == StepStatus::Pending {
                     let pause = self.opts.poll.max(Duration::from_millis(100));
                     self.cooling.insert(key, std::time::Instant::now() + pause);
@@ -216,6 +236,10 @@ impl Worker {
 
     /// Whether this worker takes steps of `key`'s asset (its `pool=` tag against `--pool`).
     fn in_pool(&self, key: &StepKey) -> bool {
+        if self.queued.is_some() {
+            // Queue workers take whatever the queue delivers.
+            return true;
+        }
         let pool = self.engine.project.assets.get(&key.asset).and_then(|a| {
             a.tags
                 .iter()
@@ -258,8 +282,11 @@ impl Worker {
     /// One pass over the runs workers share; whether anything was started or ended.
     async fn pass(&mut self) -> Result<bool, EngineError> {
         self.backlog.clear();
-        let mut runs = self.engine.store.worker_runs().await?;
-        runs.sort_by_key(|r| std::cmp::Reverse(priority(r)));
+        let mut runs = self.engine.store.worker_runs(self.owner()).await?;
+        if let Some(only) = self.queued.as_ref().and_then(|q| q.only.clone()) {
+            runs.retain(|r| r.run_id == only);
+        }
+        runs.sort_by_key(|r| std::cmp::Reverse(take::priority(r)));
         let live: HashSet<RunId> = runs.iter().map(|r| r.run_id.clone()).collect();
         let busy: HashSet<RunId> = self.busy.iter().map(|(r, _)| r.clone()).collect();
         // Runs that ended (or were cancelled) elsewhere.
@@ -281,7 +308,7 @@ impl Worker {
                 }
             }
             if run.status != RunStatus::Running {
-                if !self.free() {
+                if !self.free() && self.queued.is_none() {
                     continue;
                 }
                 if self.take(&run).await? {
@@ -290,7 +317,7 @@ impl Worker {
                     // Taken meanwhile: by another worker (then shared) or by an executor.
                     run = self.engine.store.get_run(run.run_id.as_str()).await?;
                     if run.status != RunStatus::Running
-                        || run.owner.as_deref() != Some(WORKERS_OWNER)
+                        || run.owner.as_deref() != Some(self.owner())
                     {
                         continue;
                     }
@@ -353,6 +380,10 @@ impl Worker {
                 progressed = true;
                 continue;
             }
+            if self.queued.is_some() {
+                progressed |= self.submit(run_id, &key).await;
+                continue;
+            }
             if !self.free() {
                 self.backlog.push_back((run_id.clone(), key));
                 continue;
@@ -363,7 +394,7 @@ impl Worker {
             self.spawn(&exec, key, None);
             progressed = true;
         }
-        if !next.running.is_empty() && self.free() {
+        if !next.running.is_empty() && (self.free() || self.queued.is_some()) {
             let now = self.engine.clock.now_ms();
             let claims: HashMap<StepKey, StepClaim> = self
                 .engine
@@ -375,7 +406,7 @@ impl Worker {
                 .collect();
             for rec in next.running {
                 let key = rec.step_key();
-                if !self.free() || !self.may_take(run_id, &key) {
+                if (!self.free() && self.queued.is_none()) || !self.may_take(run_id, &key) {
                     continue;
                 }
                 let takeover = match claims.get(&key) {
@@ -384,6 +415,11 @@ impl Worker {
                     Some(c) if c.lease_until_ms < now => None,
                     Some(_) => continue,
                 };
+                if self.queued.is_some() {
+                    // Its task went silent, or is gone: hand it over again (a worker re-claims it).
+                    progressed |= self.submit(run_id, &key).await;
+                    continue;
+                }
                 self.spawn(&exec, key, Some((rec, takeover)));
                 progressed = true;
             }

@@ -2,7 +2,15 @@
 
 use super::super::*;
 use super::{Active, RunCtx, Worker};
-use crate::store::{RunLease, WORKERS_OWNER};
+use crate::store::RunLease;
+
+/// A run's priority: its `priority` tag (higher first), 0 without one.
+pub(super) fn priority(run: &RunRecord) -> i64 {
+    run.tags
+        .get("priority")
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or(0)
+}
 
 impl Worker {
     /// Takes a queued (or signalled waiting) run for the workers; false when someone else took it.
@@ -20,7 +28,7 @@ impl Worker {
         let lease = RunLease {
             pid,
             host,
-            owner: WORKERS_OWNER.into(),
+            owner: self.owner().into(),
             lease_until_ms: 0,
         };
         let taken = self.engine.store.start_run(&run.run_id, &lease, ev).await?;

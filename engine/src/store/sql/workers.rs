@@ -2,7 +2,7 @@
 // caller saw (see `store::workers`).
 
 use super::*;
-use crate::store::workers::{ClaimLimits, Claimed, WorkerStore, WORKERS_OWNER};
+use crate::store::workers::{ClaimLimits, Claimed, WorkerStore};
 
 /// The step's status, attempt and sequence number, locked (where a SELECT can lock) until the end of
 /// the transaction.
@@ -78,7 +78,7 @@ async fn at_limit(
 
 #[async_trait]
 impl WorkerStore for Store {
-    async fn worker_runs(&self) -> StoreResult<Vec<RunRecord>> {
+    async fn worker_runs(&self, owner: &str) -> StoreResult<Vec<RunRecord>> {
         let rows = sqlx::query(
             "SELECT * FROM runs r WHERE r.status = 'queued'
                OR (r.status = 'running' AND r.owner = $1)
@@ -86,7 +86,7 @@ impl WorkerStore for Store {
                     (SELECT 1 FROM steps s WHERE s.run_id = r.run_id AND s.status = 'pending' AND s.attempt > 0))
              ORDER BY r.created_at, r.run_id",
         )
-        .bind(WORKERS_OWNER)
+        .bind(owner)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(run_from_row).collect()

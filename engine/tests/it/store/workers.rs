@@ -66,7 +66,7 @@ pub async fn worker_runs_lists_what_workers_may_take(store: Arc<dyn RunStore>) {
         .unwrap());
     let listed = |runs: Vec<RunRecord>| runs.into_iter().map(|r| r.run_id).collect::<Vec<_>>();
     assert_eq!(
-        listed(store.worker_runs().await.unwrap()),
+        listed(store.worker_runs(WORKERS_OWNER).await.unwrap()),
         vec![ids[0].clone(), ids[1].clone()],
         "a waiting run with nothing signalled is not listed, steps pending behind its parked one or not"
     );
@@ -75,13 +75,18 @@ pub async fn worker_runs_lists_what_workers_may_take(store: Arc<dyn RunStore>) {
         vec![ids[3].clone()],
         "the waiting run, signalled or not"
     );
+    assert_eq!(
+        listed(store.worker_runs(QUEUE_OWNER).await.unwrap()),
+        vec![ids[0].clone()],
+        "a run the workers hold is not a queue's: only the queued one"
+    );
     let held = store.get_run(ids[1].as_str()).await.unwrap();
     assert_eq!(held.owner.as_deref(), Some(WORKERS_OWNER));
     let sig = NewEvent::new(&ids[3], Some("x"), EventKind::StepSignalled, "info", "s");
     // Signalled: listed again.
     assert!(store.signal_step(&ids[3], &k, sig).await.unwrap());
     assert_eq!(
-        listed(store.worker_runs().await.unwrap()),
+        listed(store.worker_runs(WORKERS_OWNER).await.unwrap()),
         vec![ids[0].clone(), ids[1].clone(), ids[3].clone()]
     );
 }
