@@ -32,6 +32,45 @@ pub struct ProjectFile {
     /// `[prices."MODEL"]`: what a model's tokens cost (agents' and evals' costs and budgets).
     #[serde(default)]
     pub prices: BTreeMap<String, PriceSection>,
+    /// `[executor]`: where steps run (in this process, or as Temporal activities).
+    #[serde(default)]
+    pub executor: ExecutorSection,
+}
+
+/// `[executor]`: where the steps of a run execute.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutorSection {
+    /// `in_process` (default) or `temporal`.
+    #[serde(default)]
+    pub kind: ExecutorKind,
+    /// Temporal's frontend, `host:port` (default: `TEMPORAL_ADDRESS`, else `127.0.0.1:7233`).
+    #[serde(default)]
+    pub address: Option<String>,
+    /// Temporal namespace (default `default`).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// The task queue steps are handed to (default `spine`).
+    #[serde(default)]
+    pub task_queue: Option<String>,
+    /// How long a worker may go without a heartbeat before its task is delivered to another
+    /// (default `30s`).
+    #[serde(default)]
+    pub heartbeat_timeout: Option<String>,
+    /// The longest a step's task may take, retries by Temporal included (default `24h`).
+    #[serde(default)]
+    pub step_timeout: Option<String>,
+}
+
+/// Where steps execute.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutorKind {
+    /// In the process that executes the run (`assets materialize`, `assets worker`).
+    #[default]
+    InProcess,
+    /// As activities on a Temporal task queue, executed by `assets worker --temporal`.
+    Temporal,
 }
 
 /// `[prices."MODEL"]`: a model's price per 1,000 tokens, in whatever currency the team budgets in.

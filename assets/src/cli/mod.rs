@@ -183,6 +183,10 @@ pub enum Command {
         /// Exit once no queued or running run is left.
         #[arg(long)]
         exit_when_idle: bool,
+        /// Execute the steps Temporal delivers (`[executor] kind = "temporal"`): the activities on
+        /// the executor's task queue, from any number of workers on any machines.
+        #[arg(long)]
+        temporal: bool,
     },
     /// Automation conditions (`automation:` on assets), as the daemon decides them.
     Automation {

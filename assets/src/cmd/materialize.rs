@@ -283,6 +283,36 @@ pub async fn execute(
     drive(&engine, &run_id, concurrency, (no_wait, false), json).await
 }
 
+/// Executes a run through the project's step queue (`[executor] kind = "temporal"`): its steps run
+/// on `assets worker --temporal` processes; a cancel here (Ctrl-C) asks them to cancel the run.
+async fn dispatch(
+    engine: &spine_engine::Engine,
+    run_id: &spine_engine::RunId,
+    cancel: CancellationToken,
+    json: bool,
+) -> anyhow::Result<spine_engine::RunReport> {
+    let queue = super::worker::queue(engine).await?;
+    if !json {
+        eprintln!(
+            "run {run_id}: steps go to {}; `assets worker --temporal` executes them",
+            queue.describe()
+        );
+    }
+    {
+        let (engine, id, cancel) = (engine.clone(), run_id.clone(), cancel.clone());
+        tokio::spawn(async move {
+            cancel.cancelled().await;
+            if let Err(e) = engine.cancel_run(id.as_str()).await {
+                eprintln!("cannot cancel run {id}: {e}");
+            }
+        });
+    }
+    let poll = std::time::Duration::from_millis(200);
+    Ok(engine
+        .dispatch(run_id, queue, poll, CancellationToken::new())
+        .await?)
+}
+
 /// Executes a recorded run with a progress bar (or lines), Ctrl-C cancelling it, and prints the report.
 pub(super) async fn drive(
     engine: &spine_engine::Engine,
@@ -302,7 +332,12 @@ pub(super) async fn drive(
         observer: Some(progress.clone()),
         no_wait,
     };
-    let report = engine.execute(run_id, opts).await;
+    let temporal =
+        engine.project().config.executor.kind == spine_schemas::definitions::ExecutorKind::Temporal;
+    let report = match temporal {
+        true => dispatch(engine, run_id, opts.cancel, json).await,
+        false => engine.execute(run_id, opts).await.map_err(Into::into),
+    };
     progress.finish();
     // Programs of abandoned steps get their grace period and SIGKILL before this process exits.
     let _ = tokio::task::spawn_blocking(spine_jobs::command::wait_for_abandoned_groups).await;

@@ -143,12 +143,14 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             pool,
             poll,
             exit_when_idle,
+            temporal,
         } => {
             let opts = worker::Options {
                 concurrency,
                 pool,
                 poll,
                 exit_when_idle,
+                temporal,
             };
             worker::run(&root, opts, json).await
         }

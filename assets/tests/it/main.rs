@@ -42,6 +42,8 @@ mod sources;
 mod store_faults;
 #[cfg(feature = "temporal")]
 mod temporal;
+#[cfg(feature = "temporal")]
+mod temporal_executor;
 mod training_sets;
 mod ui;
 mod workers;

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The dev server's address and the `temporal` CLI beside the SDK's Python.
-fn server() -> Option<(String, PathBuf, PathBuf)> {
+pub(crate) fn server() -> Option<(String, PathBuf, PathBuf)> {
     let address = std::env::var("SPINE_TEST_TEMPORAL_ADDRESS").ok()?;
     let python = PathBuf::from(std::env::var("SPINE_TEST_TEMPORAL_PYTHON").ok()?);
     let cli = python.with_file_name("temporal");
@@ -48,7 +48,7 @@ impl Drop for Worker {
 }
 
 /// `temporal …` against the dev server, as JSON.
-fn cli(cli: &PathBuf, address: &str, args: &[&str]) -> serde_json::Value {
+pub(crate) fn cli(cli: &PathBuf, address: &str, args: &[&str]) -> serde_json::Value {
     let out = Command::new(cli)
         .args(args)
         .args(["--address", address, "-o", "json"])

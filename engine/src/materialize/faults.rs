@@ -7,12 +7,20 @@ use std::time::Duration;
 
 /// Fault injection for crash tests: `SPINE_FAULT=crash_after_commit:<asset key>` aborts the process right
 /// after that asset's Delta commit, before the run store records it (the window recovery must cover);
-/// `crash_before_commit:<asset key>` just before the commit.
+/// `crash_before_commit:<asset key>` just before the commit. `hang_…` instead of `crash_…` stops the
+/// process there for good (printing `SPINE_FAULT: hanging`), for a test to kill it with SIGKILL.
 pub(super) fn fault_point(name: &str, key: &AssetKey) {
     if let Ok(spec) = std::env::var("SPINE_FAULT") {
         if spec.split_once(':') == Some((name, key.as_str())) {
             eprintln!("SPINE_FAULT: aborting at {name} for {key}");
             std::process::abort();
+        }
+        let hang = name.replacen("crash_", "hang_", 1);
+        if spec.split_once(':') == Some((hang.as_str(), key.as_str())) {
+            eprintln!("SPINE_FAULT: hanging at {hang} for {key}");
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
         }
     }
 }

@@ -75,6 +75,8 @@ pub struct ProjectConfig {
     pub target: Option<String>,
     /// `[prices."MODEL"]`: models' token prices.
     pub prices: BTreeMap<String, spine_schemas::definitions::PriceSection>,
+    /// `[executor]`.
+    pub executor: spine_schemas::definitions::ExecutorSection,
 }
 
 impl ProjectConfig {
@@ -102,6 +104,7 @@ impl ProjectConfig {
             confine: false,
             target: None,
             prices: BTreeMap::new(),
+            executor: Default::default(),
             root,
         })
     }
@@ -249,6 +252,7 @@ impl ProjectConfig {
             confine: file.project.confine,
             target,
             prices: file.prices.clone(),
+            executor: file.executor.clone(),
             root,
         };
         if let Some(why) = config.outside(&config.assets_dir) {

@@ -25,7 +25,11 @@ pub enum State {
 
 /// A connected client.
 pub async fn connect(c: &TemporalConfig) -> Result<Client, String> {
-    let url = c.url()?;
+    connect_to(c.url()?, &c.namespace).await
+}
+
+/// A client of `namespace` on the frontend at `url`.
+pub async fn connect_to(url: url::Url, namespace: &str) -> Result<Client, String> {
     let host = url.host_str().unwrap_or_default().to_string();
     let opts = ConnectionOptions::new(url)
         .identity(format!("spine@{}", spine_engine::store::host_name()))
@@ -34,11 +38,11 @@ pub async fn connect(c: &TemporalConfig) -> Result<Client, String> {
     let conn = Connection::connect(opts)
         .await
         .map_err(|e| format!("cannot reach Temporal at {host}: {e}"))?;
-    Client::new(conn, ClientOptions::new(c.namespace.clone()).build())
+    Client::new(conn, ClientOptions::new(namespace.to_string()).build())
         .map_err(|e| format!("Temporal client: {e}"))
 }
 
-fn json_payload(v: &Value) -> Payload {
+pub(super) fn json_payload(v: &Value) -> Payload {
     Payload {
         metadata: HashMap::from([("encoding".to_string(), b"json/plain".to_vec())]),
         data: serde_json::to_vec(v).unwrap_or_default(),
@@ -47,7 +51,7 @@ fn json_payload(v: &Value) -> Payload {
 }
 
 /// The value of a JSON payload (null for a payload without data).
-fn from_payload(p: &Payload) -> Result<Value, String> {
+pub(super) fn from_payload(p: &Payload) -> Result<Value, String> {
     if p.data.is_empty() {
         return Ok(Value::Null);
     }

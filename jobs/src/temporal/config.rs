@@ -103,16 +103,22 @@ pub fn parse(
 impl TemporalConfig {
     /// The frontend's URL: `address`, else `TEMPORAL_ADDRESS`, else `127.0.0.1:7233`.
     pub fn url(&self) -> Result<url::Url, String> {
-        let address = match &self.address {
-            Some(a) => crate::openai::expand_env(a)?,
-            None => std::env::var("TEMPORAL_ADDRESS").unwrap_or_else(|_| "127.0.0.1:7233".into()),
-        };
-        let with_scheme = if address.contains("://") {
-            address.clone()
-        } else {
-            format!("http://{address}")
-        };
-        url::Url::parse(&with_scheme)
-            .map_err(|e| format!("the Temporal address '{address}' is not host:port ({e})"))
+        frontend_url(self.address.as_deref())
     }
+}
+
+/// A Temporal frontend's URL: `address` (`${env:…}` expanded), else `TEMPORAL_ADDRESS`, else
+/// `127.0.0.1:7233`.
+pub fn frontend_url(address: Option<&str>) -> Result<url::Url, String> {
+    let address = match address {
+        Some(a) => crate::openai::expand_env(a)?,
+        None => std::env::var("TEMPORAL_ADDRESS").unwrap_or_else(|_| "127.0.0.1:7233".into()),
+    };
+    let with_scheme = if address.contains("://") {
+        address.clone()
+    } else {
+        format!("http://{address}")
+    };
+    url::Url::parse(&with_scheme)
+        .map_err(|e| format!("the Temporal address '{address}' is not host:port ({e})"))
 }

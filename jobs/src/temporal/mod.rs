@@ -12,6 +12,8 @@
 #[cfg(feature = "temporal")]
 mod client;
 pub mod config;
+#[cfg(feature = "temporal")]
+pub mod queue;
 
 #[cfg(feature = "temporal")]
 use config::TemporalConfig;

@@ -103,7 +103,6 @@ struct Worker {
     queued: Option<queued::Queued>,
 }
 
-
 impl Instance {
     /// Works as a worker until `opts.cancel` (or, with `exit_when_idle`, until no run is left):
     /// takes queued runs, and starts, re-claims and ends steps of runs workers share (see the
