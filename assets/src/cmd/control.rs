@@ -47,6 +47,11 @@ pub async fn rerun(
     json: bool,
 ) -> anyhow::Result<u8> {
     let engine = super::engine(root, None).await?;
+    // Before anything is recorded: the executor's queue must be reachable.
+    let steps_to = match queue {
+        false => super::worker::executor_queue(&engine).await?,
+        true => None,
+    };
     let rerun = match engine.rerun(run, !all).await {
         Ok(r) => r,
         Err(e) => {
@@ -78,5 +83,6 @@ pub async fn rerun(
             rerun.run_id
         );
     }
-    super::materialize::drive(&engine, &rerun.run_id, concurrency, (false, false), json).await
+    let how = (false, false);
+    super::materialize::drive(&engine, &rerun.run_id, concurrency, how, steps_to, json).await
 }

@@ -5,7 +5,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use spine_engine::partitions::PartitionSelection;
 use spine_engine::store::SHORT_ID_LEN;
 use spine_engine::store::{RunStatus, StepStatus};
-use spine_engine::{CancellationToken, ExecuteOptions, RunId, RunObserver, StepKey, StepReport};
+use spine_engine::{
+    CancellationToken, ExecuteOptions, RunId, RunObserver, StepKey, StepQueue, StepReport,
+};
 use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Arc;
@@ -226,6 +228,11 @@ pub async fn run(
     let engine = super::engine(root, selection.as_deref())
         .await?
         .with_tags(opts.tags.clone());
+    // Before anything is recorded: the executor's queue must be reachable.
+    let steps_to = match opts.queue {
+        false => super::worker::executor_queue(&engine).await?,
+        true => None,
+    };
     let run_id = engine
         .submit_with(
             selection.as_deref(),
@@ -248,7 +255,7 @@ pub async fn run(
         return Ok(0);
     }
     let how = (opts.no_wait, opts.fail_fast);
-    drive(&engine, &run_id, opts.concurrency, how, json).await
+    drive(&engine, &run_id, opts.concurrency, how, steps_to, json).await
 }
 
 /// `assets execute [RUN]`: execute a queued run (default: the oldest queued one) in this process.
@@ -260,6 +267,7 @@ pub async fn execute(
     json: bool,
 ) -> anyhow::Result<u8> {
     let engine = super::engine(root, None).await?;
+    let steps_to = super::worker::executor_queue(&engine).await?;
     let run_id = match run {
         Some(r) => engine.reader().get_run(r).await?.run_id,
         None => {
@@ -280,7 +288,15 @@ pub async fn execute(
             }
         }
     };
-    drive(&engine, &run_id, concurrency, (no_wait, false), json).await
+    drive(
+        &engine,
+        &run_id,
+        concurrency,
+        (no_wait, false),
+        steps_to,
+        json,
+    )
+    .await
 }
 
 /// Executes a run through the project's step queue (`[executor] kind = "temporal"`): its steps run
@@ -288,10 +304,10 @@ pub async fn execute(
 async fn dispatch(
     engine: &spine_engine::Engine,
     run_id: &spine_engine::RunId,
+    queue: Arc<dyn StepQueue>,
     cancel: CancellationToken,
     json: bool,
 ) -> anyhow::Result<spine_engine::RunReport> {
-    let queue = super::worker::queue(engine).await?;
     if !json {
         eprintln!(
             "run {run_id}: steps go to {}; `assets worker --temporal` executes them",
@@ -319,6 +335,7 @@ pub(super) async fn drive(
     run_id: &spine_engine::RunId,
     concurrency: Option<usize>,
     (no_wait, fail_fast): (bool, bool),
+    steps_to: Option<Arc<dyn StepQueue>>,
     json: bool,
 ) -> anyhow::Result<u8> {
     let cancel = ctrl_c_token("run");
@@ -332,11 +349,9 @@ pub(super) async fn drive(
         observer: Some(progress.clone()),
         no_wait,
     };
-    let temporal =
-        engine.project().config.executor.kind == spine_schemas::definitions::ExecutorKind::Temporal;
-    let report = match temporal {
-        true => dispatch(engine, run_id, opts.cancel, json).await,
-        false => engine.execute(run_id, opts).await.map_err(Into::into),
+    let report = match steps_to {
+        Some(queue) => dispatch(engine, run_id, queue, opts.cancel, json).await,
+        None => engine.execute(run_id, opts).await.map_err(Into::into),
     };
     progress.finish();
     // Programs of abandoned steps get their grace period and SIGKILL before this process exits.

@@ -88,6 +88,16 @@ pub async fn run(root: &Path, opts: Options, json: bool) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+/// Where the project's steps go: `None` in process (the default), else its queue, connected.
+pub(super) async fn executor_queue(
+    engine: &spine_engine::Engine,
+) -> anyhow::Result<Option<std::sync::Arc<dyn spine_engine::StepQueue>>> {
+    match engine.project().config.executor.kind {
+        spine_schemas::definitions::ExecutorKind::InProcess => Ok(None),
+        spine_schemas::definitions::ExecutorKind::Temporal => Ok(Some(queue(engine).await?)),
+    }
+}
+
 /// The project's step queue (`[executor] kind = "temporal"`), connected.
 #[cfg(feature = "temporal")]
 pub(super) async fn queue(

@@ -237,3 +237,63 @@ fn the_shop_runs_on_two_temporal_workers_one_killed_with_exactly_one_commit_per_
         std::thread::sleep(Duration::from_millis(300));
     }
 }
+
+/// Bad `[executor]` settings are refused with exit 2 before anything is recorded; an unreachable
+/// Temporal fails `materialize` before its run is recorded. No server needed.
+#[test]
+fn a_badly_configured_temporal_executor_is_refused_before_anything_is_recorded() {
+    let p = diamond();
+    let toml = std::fs::read_to_string(p.path().join("spine.toml")).unwrap();
+    let runs = |p: &Project| {
+        p.run(&["sql", "--json", "SELECT COUNT(*) AS n FROM spine.runs"])
+            .ok()
+            .json()[0]["n"]
+            .as_i64()
+            .unwrap()
+    };
+    let r = p.run(&["worker", "--temporal"]);
+    r.code(2);
+    assert!(
+        r.stderr.contains("E0104")
+            && r.stderr.contains("[executor]")
+            && r.stderr.contains("spine.toml"),
+        "{}",
+        r.stderr
+    );
+    let with = |extra: &str| p.write("spine.toml", &format!("{toml}\n[executor]\n{extra}\n"));
+    with("kind = \"temporal\"\nheartbeat_timeout = \"soon\"");
+    for args in [
+        &["worker", "--temporal"][..],
+        &["materialize"][..],
+        &["execute"][..],
+    ] {
+        let r = p.run(args);
+        r.code(2);
+        assert!(
+            r.stderr.contains("heartbeat_timeout"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+    with("kind = \"temporal\"");
+    let r = p.run(&["worker", "--temporal", "--pool", "gpu"]);
+    r.code(2);
+    assert!(r.stderr.contains("--pool"), "{}", r.stderr);
+    with("kind = \"kubernetes\"");
+    let r = p.run(&["materialize"]);
+    r.code(2);
+    assert!(
+        r.stderr.contains("kubernetes")
+            && r.stderr.contains("in_process")
+            && r.stderr.contains(":7"),
+        "{}",
+        r.stderr
+    );
+    // Nothing listens on port 9: materialize fails before recording its run.
+    with("kind = \"temporal\"\naddress = \"127.0.0.1:9\"");
+    let r = p.run(&["materialize"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("Temporal"), "{}", r.stderr);
+    p.write("spine.toml", &toml);
+    assert_eq!(runs(&p), 0, "no run was recorded");
+}
