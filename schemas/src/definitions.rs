@@ -35,6 +35,21 @@ pub struct ProjectFile {
     /// `[executor]`: where steps run (in this process, or as Temporal activities).
     #[serde(default)]
     pub executor: ExecutorSection,
+    /// `[budgets]`: what every run's steps may pay together for model calls.
+    #[serde(default)]
+    pub budgets: BudgetsSection,
+}
+
+/// `[budgets]`: a run's budgets (a run's `budget_tokens` / `budget_cost` tags override them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetsSection {
+    /// Tokens a run's agent steps may use together.
+    #[serde(default)]
+    pub run_tokens: Option<i64>,
+    /// What they may cost together (by `[prices]`).
+    #[serde(default)]
+    pub run_cost: Option<f64>,
 }
 
 /// `[executor]`: where the steps of a run execute.

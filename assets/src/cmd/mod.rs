@@ -399,7 +399,21 @@ fn parse_tags(tags: &[String]) -> anyhow::Result<std::collections::BTreeMap<Stri
     for t in tags {
         match t.split_once('=') {
             Some((k, v)) if !k.trim().is_empty() => {
-                out.insert(k.trim().to_string(), v.trim().to_string());
+                let (k, v) = (k.trim(), v.trim());
+                let number = match k {
+                    "budget_tokens" => v.parse::<u64>().is_ok(),
+                    "budget_cost" => v.parse::<f64>().is_ok_and(|c| c.is_finite() && c >= 0.0),
+                    _ => true,
+                };
+                if !number {
+                    let e = spine_engine::DefinitionError::new(
+                        "E0113",
+                        format!("--tag {k}={v}: a run budget is a number of at least 0"),
+                    )
+                    .hint("e.g. --tag budget_tokens=200000 --tag budget_cost=2.5");
+                    return Err(EngineError::from(e).into());
+                }
+                out.insert(k.to_string(), v.to_string());
             }
             _ => {
                 return Err(EngineError::from(

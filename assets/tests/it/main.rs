@@ -35,6 +35,7 @@ mod partitions;
 mod pg_cluster;
 mod postgres_source;
 mod reproduce;
+mod run_budgets;
 mod s3;
 mod s3_faults;
 mod source_checks;

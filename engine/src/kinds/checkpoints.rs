@@ -47,4 +47,58 @@ pub trait Checkpoints: Send + Sync {
     ) -> Result<bool, String>;
     /// The completed nodes of the work under `key`, in position order.
     async fn load(&self, key: &CheckpointKey) -> Result<Vec<Checkpoint>, String>;
+    /// Adds what `step` of `run` just paid (zero: only reads) and returns what the run's steps
+    /// paid together.
+    async fn spend(
+        &self,
+        run: &crate::key::RunId,
+        step: &StepKey,
+        tokens: i64,
+        cost: f64,
+    ) -> Result<RunSpend, String>;
+}
+
+/// What a run's steps paid together for model calls they made (resumed work is not paid again).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunSpend {
+    /// Prompt and completion tokens.
+    pub tokens: i64,
+    /// Their cost, by the project's prices.
+    pub cost: f64,
+}
+
+/// A run's budget (`[budgets]` in spine.toml, or the run's `budget_tokens` / `budget_cost` tags):
+/// what its steps may pay together.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunBudget {
+    /// Tokens.
+    pub tokens: Option<i64>,
+    /// Cost.
+    pub cost: Option<f64>,
+}
+
+impl RunBudget {
+    /// The budget of a run with `tags` in a project whose `[budgets]` is `defaults`: a tag that is
+    /// a non-negative number overrides (the CLI refuses others, E0113).
+    pub fn of_run(
+        defaults: &spine_schemas::definitions::BudgetsSection,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> RunBudget {
+        let tag = |k: &str| tags.get(k).map(|v| v.trim().to_string());
+        RunBudget {
+            tokens: tag("budget_tokens")
+                .and_then(|v| v.parse().ok())
+                .filter(|t: &i64| *t >= 0)
+                .or(defaults.run_tokens),
+            cost: tag("budget_cost")
+                .and_then(|v| v.parse().ok())
+                .filter(|c: &f64| c.is_finite() && *c >= 0.0)
+                .or(defaults.run_cost),
+        }
+    }
+
+    /// Whether any budget is set.
+    pub fn is_set(&self) -> bool {
+        self.tokens.is_some() || self.cost.is_some()
+    }
 }

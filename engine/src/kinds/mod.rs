@@ -77,6 +77,9 @@ pub struct StepContext {
     /// The run store's checkpoints, where a kind that works in paid or slow steps (an agent's
     /// nodes) stores each as it completes, to continue from there after a crash or a retry.
     pub checkpoints: Arc<dyn checkpoints::Checkpoints>,
+    /// What the run's steps may pay together ([`checkpoints::RunBudget`]; the agent kind checks its
+    /// model calls against it through [`checkpoints::Checkpoints::spend`]).
+    pub run_budget: checkpoints::RunBudget,
 }
 
 /// The data files that make up a version of an asset's table (the warehouse implements it): a table's

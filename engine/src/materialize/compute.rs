@@ -80,6 +80,7 @@ impl Executor {
                 watermark,
                 warehouse: Arc::new(self.warehouse.clone()),
                 checkpoints: Arc::new(crate::store::StoreCheckpoints(self.store.clone())),
+                run_budget: state.budget,
             };
             let output = kind.execute(&ctx).await;
             // The step's last log lines are stored whether it succeeded or not.

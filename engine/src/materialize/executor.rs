@@ -59,6 +59,8 @@ pub(super) struct RunState {
     pub(super) no_wait: bool,
     /// Signals that resumed parked steps, by step id.
     pub(super) signals: HashMap<String, serde_json::Value>,
+    /// What the run's steps may pay together.
+    pub(super) budget: crate::kinds::checkpoints::RunBudget,
     /// A step's end could not be written (a full disk): the store may not know how steps ended, so
     /// the run is settled as recovery would settle it rather than just given its end state.
     pub(super) store_failed: std::sync::atomic::AtomicBool,
@@ -200,6 +202,10 @@ impl Executor {
             owner: lease.owner.clone(),
             no_wait: opts.no_wait,
             signals,
+            budget: crate::kinds::checkpoints::RunBudget::of_run(
+                &engine.project.config.budgets,
+                &run.tags,
+            ),
             claims: Arc::default(),
             shared: false,
             max_steps: None,

@@ -134,6 +134,7 @@ impl Instance {
             owner: format!("reproduce:{run_id}"),
             no_wait: true,
             signals: HashMap::new(),
+            budget: Default::default(),
             claims: Arc::default(),
             shared: false,
             max_steps: None,
@@ -356,6 +357,7 @@ impl Executor {
             watermark: None,
             warehouse: Arc::new(self.warehouse.clone()),
             checkpoints: Arc::new(crate::store::StoreCheckpoints(self.store.clone())),
+            run_budget: self.run.budget,
         };
         let output = kind.execute(&ctx).await;
         ctx.events.finish().await;

@@ -77,6 +77,8 @@ pub struct ProjectConfig {
     pub prices: BTreeMap<String, spine_schemas::definitions::PriceSection>,
     /// `[executor]`.
     pub executor: spine_schemas::definitions::ExecutorSection,
+    /// `[budgets]`.
+    pub budgets: spine_schemas::definitions::BudgetsSection,
 }
 
 impl ProjectConfig {
@@ -105,6 +107,7 @@ impl ProjectConfig {
             target: None,
             prices: BTreeMap::new(),
             executor: Default::default(),
+            budgets: Default::default(),
             root,
         })
     }
@@ -253,6 +256,7 @@ impl ProjectConfig {
             target,
             prices: file.prices.clone(),
             executor: file.executor.clone(),
+            budgets: file.budgets,
             root,
         };
         if let Some(why) = config.outside(&config.assets_dir) {

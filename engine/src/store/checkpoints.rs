@@ -5,10 +5,12 @@
 //! resumes the same work, and a change of code or input data starts afresh. Each checkpoint holds what
 //! its node changed, not the whole state again (LangGraph's checkpoint tables grow quadratically with
 //! a case's length because each stores the state whole). `assets gc` prunes old ones
-//! (`RetentionStore::prune`).
+//! (`RetentionStore::prune`). What a run's steps paid for fresh model calls is added up per run
+//! (`run_spend`), for run budgets.
 
 use super::StoreResult;
-pub use crate::kinds::checkpoints::{Checkpoint, CheckpointKey};
+use crate::key::{RunId, StepKey};
+pub use crate::kinds::checkpoints::{Checkpoint, CheckpointKey, RunSpend};
 use async_trait::async_trait;
 
 /// The checkpoint half of the run store.
@@ -26,4 +28,14 @@ pub trait CheckpointStore: Send + Sync {
     ) -> StoreResult<bool>;
     /// The completed nodes of the case under `key`, in position order.
     async fn checkpoints(&self, key: &CheckpointKey) -> StoreResult<Vec<Checkpoint>>;
+    /// Adds what step `step` of run `run` just paid (`tokens`, `cost`; zero to only read) to the
+    /// run's spend, and returns what the run's steps paid together since it started. Pruned with
+    /// the run's records.
+    async fn add_run_spend(
+        &self,
+        run: &RunId,
+        step: &StepKey,
+        tokens: i64,
+        cost: f64,
+    ) -> StoreResult<RunSpend>;
 }

@@ -37,7 +37,7 @@ pub use crate::events::{EventRecord, NewEvent};
 pub use backfills::{
     BackfillReads, BackfillRecord, BackfillStep, BackfillStore, LatestOutcome, PlannedRun,
 };
-pub use checkpoints::{Checkpoint, CheckpointKey, CheckpointStore};
+pub use checkpoints::{Checkpoint, CheckpointKey, CheckpointStore, RunSpend};
 pub use checks::{CheckOutcome, CheckReads, CheckRecord, CheckStore, Publication};
 pub use control::{CancelOutcome, ControlReads, ControlStore};
 pub use daemon::{DaemonLock, DaemonReads, DaemonStore, TickRecord};
@@ -295,6 +295,19 @@ impl crate::kinds::checkpoints::Checkpoints for StoreCheckpoints {
 
     async fn load(&self, key: &CheckpointKey) -> Result<Vec<Checkpoint>, String> {
         self.0.checkpoints(key).await.map_err(|e| e.to_string())
+    }
+
+    async fn spend(
+        &self,
+        run: &RunId,
+        step: &StepKey,
+        tokens: i64,
+        cost: f64,
+    ) -> Result<crate::kinds::checkpoints::RunSpend, String> {
+        self.0
+            .add_run_spend(run, step, tokens, cost)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -9,7 +9,7 @@ use super::config::{AgentConfig, OnExceed};
 use super::graph::{follow, holds};
 use super::nodes::{self, Tools, Usage};
 use serde_json::{Map, Value};
-use spine_engine::kinds::checkpoints::CheckpointKey;
+use spine_engine::kinds::checkpoints::{CheckpointKey, RunSpend};
 use spine_engine::kinds::{StepContext, StepError};
 use spine_schemas::events::Event;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,6 +42,8 @@ pub struct CaseResult {
 /// What the step's cases spent together, against its budgets.
 pub struct Spend {
     used: Mutex<Usage>,
+    /// What the run's steps paid together, as last read from the store.
+    run: Mutex<RunSpend>,
     exceeded: AtomicBool,
     deadline: Option<Instant>,
 }
@@ -51,6 +53,7 @@ impl Spend {
     pub fn new(cfg: &AgentConfig) -> Spend {
         Spend {
             used: Mutex::new(Usage::default()),
+            run: Mutex::new(RunSpend::default()),
             exceeded: AtomicBool::new(false),
             deadline: cfg.budget.wall_time.map(|t| Instant::now() + t),
         }
@@ -65,6 +68,22 @@ impl Spend {
         self.used.lock().unwrap_or_else(|p| p.into_inner()).add(u);
     }
 
+    /// Adds a fresh model call's usage to the run's spend in the store (zero: reads it), when the run
+    /// has a budget.
+    async fn pay(&self, ctx: &StepContext, u: &Usage) -> Result<(), StepError> {
+        if !ctx.run_budget.is_set() {
+            return Ok(());
+        }
+        let tokens = u.prompt_tokens + u.completion_tokens;
+        let spent = ctx
+            .checkpoints
+            .spend(&ctx.run_id, &ctx.step, tokens, u.cost)
+            .await
+            .map_err(store_failed)?;
+        *self.run.lock().unwrap_or_else(|p| p.into_inner()) = spent;
+        Ok(())
+    }
+
     /// Fails the step when a budget is spent (`strict`: at it counts, before a call; after one, only
     /// over it does). The first case to find it records the `budget_exceeded` event.
     async fn check(
@@ -77,24 +96,42 @@ impl Spend {
         let tokens = (u.prompt_tokens + u.completion_tokens) as f64;
         let over = |used: f64, limit: f64| if strict { used >= limit } else { used > limit };
         let b = &cfg.budget;
+        let run = *self.run.lock().unwrap_or_else(|p| p.into_inner());
+        let rb = ctx.run_budget;
         let hit = if let Some(t) = b.tokens.filter(|t| over(tokens, *t as f64)) {
             Some(("tokens", tokens, t as f64))
         } else if let Some(c) = b.cost.filter(|c| over(u.cost, *c)) {
             Some(("cost", u.cost, c))
         } else if let (Some(d), Some(t)) = (self.deadline, b.wall_time) {
             (Instant::now() >= d).then_some(("wall_time", t.as_secs_f64(), t.as_secs_f64()))
+        } else if let Some(t) = rb.tokens.filter(|t| over(run.tokens as f64, *t as f64)) {
+            Some(("run_tokens", run.tokens as f64, t as f64))
         } else {
-            None
+            rb.cost
+                .filter(|c| over(run.cost, *c))
+                .map(|c| ("run_cost", run.cost, c))
         };
         let Some((budget, used, limit)) = hit else {
             return Ok(());
         };
+        // A run's budget spent stops every agent step of the run at its next call (each reads the
+        // run's spend first), after the call under way: cancelling one mid-call would lose a paid
+        // answer. `on_exceed: stop_run` cancels the rest of the run at once.
+        let of_run = budget.starts_with("run_");
         let stops_run = b.on_exceed == OnExceed::StopRun;
-        let message = format!(
-            "budget exceeded: {budget} {} of {} (the step's cases together); raise `budget.{budget}` or shrink the work",
-            round(used),
-            round(limit)
-        );
+        let message = match of_run {
+            false => format!(
+                "budget exceeded: {budget} {} of {} (the step's cases together); raise `budget.{budget}` or shrink the work",
+                round(used),
+                round(limit)
+            ),
+            true => format!(
+                "budget exceeded: {budget} {} of {} (the run's steps together); raise `[budgets] {budget}` in spine.toml or the run's `budget_{}` tag",
+                round(used),
+                round(limit),
+                budget.trim_start_matches("run_")
+            ),
+        };
         if !self.exceeded.swap(true, Ordering::SeqCst) {
             let event = Event::BudgetExceeded {
                 budget: budget.into(),
@@ -225,6 +262,10 @@ pub async fn run(
             )));
         };
         let paid = matches!(node.action, super::config::Action::Llm { .. });
+        if paid {
+            // What other steps of the run paid meanwhile counts too.
+            spend.pay(ctx, &Usage::default()).await?;
+        }
         spend.check(ctx, cfg, paid).await?;
         let mut fields = case.clone();
         fields.extend(out.state.clone());
@@ -276,6 +317,7 @@ pub async fn run(
         out.path.push(name);
         out.error = error;
         if paid {
+            spend.pay(ctx, &done.usage).await?;
             spend.check(ctx, cfg, false).await?;
         }
         if why.is_some() {

@@ -74,6 +74,24 @@ impl Worker {
         let Some(q) = self.queued.as_mut() else {
             return;
         };
+        // A step task that died without a report (a panic) leaves its task: deliver it again.
+        let lost: Vec<(RunId, StepKey)> = q
+            .tokens
+            .keys()
+            .filter(|k| !self.busy.contains(*k))
+            .cloned()
+            .collect();
+        for k in lost {
+            if let Some((token, _beat)) = q.tokens.remove(&k) {
+                let queue = q.queue.clone();
+                tokio::spawn(async move {
+                    let why = TaskOutcome::Retry("its step task here failed".into());
+                    if let Err(e) = queue.finish(&token, why).await {
+                        tracing::warn!("cannot answer a task: {e}");
+                    }
+                });
+            }
+        }
         if !q.takes_tasks || !free || q.polling.is_some() || cancel.is_cancelled() {
             return;
         }

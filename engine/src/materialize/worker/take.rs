@@ -112,6 +112,10 @@ impl Worker {
                 .filter(|c| *c > 0),
             no_wait: false,
             signals: engine.signals(run_id).await?,
+            budget: crate::kinds::checkpoints::RunBudget::of_run(
+                &engine.project.config.budgets,
+                &run.tags,
+            ),
             store_failed: Default::default(),
             slots: self.slots.clone(),
         };

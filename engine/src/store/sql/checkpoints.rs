@@ -1,7 +1,7 @@
 // The implementation of [`CheckpointStore`] (agent checkpoints, `store::checkpoints`).
 
 use super::*;
-use crate::store::checkpoints::{Checkpoint, CheckpointKey, CheckpointStore};
+use crate::store::checkpoints::{Checkpoint, CheckpointKey, CheckpointStore, RunSpend};
 
 #[async_trait]
 impl CheckpointStore for Store {
@@ -59,5 +59,45 @@ impl CheckpointStore for Store {
                 })
             })
             .collect()
+    }
+
+    async fn add_run_spend(
+        &self,
+        run: &RunId,
+        step: &StepKey,
+        tokens: i64,
+        cost: f64,
+    ) -> StoreResult<RunSpend> {
+        // Billionths: sums of many small costs stay exact, and the schema has no floating column.
+        let nanos = (cost * 1e9).round() as i64;
+        if tokens != 0 || nanos != 0 {
+            sqlx::query(
+                "INSERT INTO run_spend (run_id, asset_key, partition_key, tokens, cost_nanos)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (run_id, asset_key, partition_key) DO UPDATE
+                   SET tokens = run_spend.tokens + excluded.tokens,
+                       cost_nanos = run_spend.cost_nanos + excluded.cost_nanos",
+            )
+            .bind(run.as_str())
+            .bind(step.asset.as_str())
+            .bind(step.partition_str())
+            .bind(tokens)
+            .bind(nanos)
+            .execute(&self.pool)
+            .await?;
+        }
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(tokens), 0) AS BIGINT) AS tokens,
+                    CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) AS nanos
+             FROM run_spend WHERE run_id = $1",
+        )
+        .bind(run.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        let nanos: i64 = row.try_get("nanos")?;
+        Ok(RunSpend {
+            tokens: row.try_get("tokens")?,
+            cost: nanos as f64 / 1e9,
+        })
     }
 }

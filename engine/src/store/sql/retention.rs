@@ -71,6 +71,9 @@ impl Store {
         .execute(&mut **tx)
         .await?
         .rows_affected();
+        sqlx::query("DELETE FROM run_spend WHERE run_id IN (SELECT run_id FROM gc_runs)")
+            .execute(&mut **tx)
+            .await?;
         let steps = sqlx::query("DELETE FROM steps WHERE run_id IN (SELECT run_id FROM gc_runs)")
             .execute(&mut **tx)
             .await?

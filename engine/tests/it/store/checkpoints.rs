@@ -17,6 +17,62 @@ fn key(case: &str, code: &str, inputs: &str) -> CheckpointKey {
     }
 }
 
+/// What a run's steps paid adds up per run (per step, then together); zero only reads; another run
+/// has its own.
+pub async fn run_spend_adds_up_per_run(store: Arc<dyn RunStore>) {
+    let (r1, r2) = (RunId::new(), RunId::new());
+    let a = StepKey::whole(AssetKey::parse("agents/a").unwrap());
+    let b = StepKey {
+        asset: AssetKey::parse("agents/b").unwrap(),
+        partition: Some(PartitionKey("p1".into())),
+    };
+    let add = |r: &RunId, k: &StepKey, t: i64, c: f64| {
+        let (store, r, k) = (store.clone(), r.clone(), k.clone());
+        async move { store.add_run_spend(&r, &k, t, c).await.unwrap() }
+    };
+    assert_eq!(add(&r1, &a, 0, 0.0).await, RunSpend::default());
+    assert_eq!(
+        add(&r1, &a, 100, 0.5).await,
+        RunSpend {
+            tokens: 100,
+            cost: 0.5
+        }
+    );
+    assert_eq!(
+        add(&r1, &b, 50, 0.25).await,
+        RunSpend {
+            tokens: 150,
+            cost: 0.75
+        }
+    );
+    assert_eq!(
+        add(&r1, &a, 10, 0.125).await,
+        RunSpend {
+            tokens: 160,
+            cost: 0.875
+        }
+    );
+    assert_eq!(
+        add(&r1, &b, 0, 0.0).await,
+        RunSpend {
+            tokens: 160,
+            cost: 0.875
+        }
+    );
+    assert_eq!(
+        add(&r2, &a, 1, 0.0).await,
+        RunSpend {
+            tokens: 1,
+            cost: 0.0
+        }
+    );
+    assert_eq!(
+        add(&r1, &a, 0, 0.0).await.tokens,
+        160,
+        "another run's is its own"
+    );
+}
+
 pub async fn stored_per_node_and_resumed_by_the_same_work(store: Arc<dyn RunStore>) {
     let clock = ManualClock::new(
         chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")

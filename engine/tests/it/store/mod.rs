@@ -46,7 +46,7 @@ macro_rules! every_backend {
             claims: [step_claims_have_one_holder_until_released_or_expired, claimed_start_is_atomic_with_the_claim,
                      renewing_an_owners_claims_reports_the_ones_it_still_holds];
             checks: [rollouts, check_results_and_held_back_versions];
-            checkpoints: [stored_per_node_and_resumed_by_the_same_work];
+            checkpoints: [stored_per_node_and_resumed_by_the_same_work, run_spend_adds_up_per_run];
             backfills: [backfills_record_chunks_runs_and_outcomes];
             control: [cancel_and_progress, cancel_racing_start];
             daemon: [ticks_and_the_daemon_lock];

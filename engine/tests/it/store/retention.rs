@@ -123,6 +123,16 @@ pub async fn pruning_keeps_what_is_read(store: Arc<dyn RunStore>) {
         assert!(old.record_tick(&tick, None).await.unwrap());
     }
 
+    // What the runs' agent steps paid: pruned with a pruned run, kept with a kept one.
+    let whole = |k: &AssetKey| StepKey::whole(k.clone());
+    store
+        .add_run_spend(&r_a0, &whole(&a), 10, 0.5)
+        .await
+        .unwrap();
+    store
+        .add_run_spend(&r_d, &whole(&d), 7, 0.25)
+        .await
+        .unwrap();
     let latest_before = store.latest_materializations().await.unwrap();
     let outcomes_before = store.latest_step_outcomes(None).await.unwrap();
     let cutoff = "2026-06-01T00:00:00.000Z";
@@ -138,6 +148,22 @@ pub async fn pruning_keeps_what_is_read(store: Arc<dyn RunStore>) {
         (report.materializations, report.runs, report.ticks),
         (2, 2, 1),
         "{report:?}"
+    );
+    let spent = |r: RunId| {
+        let (store, d) = (store.clone(), whole(&d));
+        async move { store.add_run_spend(&r, &d, 0, 0.0).await.unwrap() }
+    };
+    assert_eq!(
+        spent(r_a0.clone()).await,
+        RunSpend::default(),
+        "pruned with its run"
+    );
+    assert_eq!(
+        spent(r_d.clone()).await,
+        RunSpend {
+            tokens: 7,
+            cost: 0.25
+        }
     );
     // Two runs' steps go (a v0's and b v0's); every old run's events go.
     assert_eq!(report.steps, 2);
