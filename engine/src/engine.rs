@@ -75,6 +75,57 @@ impl Engine {
     }
 }
 
+/// Who acts: `SPINE_ACTOR` (a service account, a CI job, the person behind a shared login), else
+/// the OS user.
+pub fn actor_name() -> String {
+    std::env::var("SPINE_ACTOR")
+        .ok()
+        .filter(|a| !a.trim().is_empty())
+        .unwrap_or_else(user_name)
+}
+
+impl Engine {
+    /// Records a mutating action in the audit log (`store::audit`): who ([`actor_name`]), from
+    /// where (the part of this engine's launcher before `:` — `cli`, `ui` — and the host), what
+    /// (`action`), on what (`target`) and with which arguments (`details`).
+    pub async fn audit(
+        &self,
+        action: &str,
+        target: &str,
+        details: serde_json::Value,
+    ) -> Result<crate::store::AuditRecord, EngineError> {
+        let origin = self
+            .0
+            .launcher
+            .split(':')
+            .next()
+            .unwrap_or("cli")
+            .to_string();
+        let entry = crate::store::NewAudit {
+            actor: actor_name(),
+            origin,
+            host: crate::store::host_name(),
+            action: action.into(),
+            target: target.into(),
+            details,
+        };
+        Ok(self.0.store.append_audit(&entry).await?)
+    }
+
+    /// The whole audit log, oldest first (read in pages).
+    pub async fn audit_log(&self) -> Result<Vec<crate::store::AuditRecord>, EngineError> {
+        let mut out: Vec<crate::store::AuditRecord> = Vec::new();
+        loop {
+            let after = out.last().map(|e| e.id).unwrap_or(0);
+            let page = self.0.store.audit_entries(after, 10_000).await?;
+            if page.is_empty() {
+                return Ok(out);
+            }
+            out.extend(page);
+        }
+    }
+}
+
 /// The user running this process (`USER`, else `LOGNAME`, else `unknown`).
 pub fn user_name() -> String {
     std::env::var("USER")

@@ -134,6 +134,20 @@ async fn event_loop(
 
 /// Does a confirmed action; a run it started is then shown (the effect that loads it is returned).
 async fn act(engine: &Engine, launch: &Launcher, app: &mut App, action: Effect) -> Option<Effect> {
+    // Recorded before it is done, like the CLI's mutating commands; not done if it cannot be.
+    let audited = match &action {
+        Effect::Materialize(selection) => Some(("materialize", selection.clone())),
+        Effect::Rerun(run) => Some(("rerun", run.clone())),
+        Effect::CancelBackfill(id) => Some(("backfill cancel", id.clone())),
+        Effect::Cancel(run) => Some(("cancel", run.clone())),
+        _ => None,
+    };
+    if let Some((what, target)) = audited {
+        if let Err(e) = engine.audit(what, &target, serde_json::json!({})).await {
+            app.message = Some(format!("not done: the audit log cannot be written: {e}"));
+            return None;
+        }
+    }
     let started = match action {
         Effect::Materialize(selection) => engine
             .submit(Some(&selection), true)

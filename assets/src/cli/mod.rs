@@ -188,6 +188,15 @@ pub enum Command {
         #[arg(long)]
         temporal: bool,
     },
+    /// The audit log: every mutating command and UI action — who (`SPINE_ACTOR`, else the OS
+    /// user), what, when, from where — append-only and hash-chained; `verify` checks the chain.
+    Audit {
+        #[command(subcommand)]
+        action: Option<AuditAction>,
+        /// How many of the newest entries to list.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
     /// Automation conditions (`automation:` on assets), as the daemon decides them.
     Automation {
         #[command(subcommand)]

@@ -195,3 +195,10 @@ pub enum TemporalAction {
         payload: Option<String>,
     },
 }
+
+/// `assets audit …`.
+#[derive(Subcommand, Debug, Clone)]
+pub enum AuditAction {
+    /// Check the hash chain: exit 0 when intact, 1 naming the first changed (or removed) entry.
+    Verify,
+}

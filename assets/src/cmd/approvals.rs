@@ -91,10 +91,7 @@ pub async fn decide(
         .into());
     }
     let decision = if approved { "approved" } else { "rejected" };
-    let by = std::env::var("SPINE_ACTOR")
-        .ok()
-        .filter(|a| !a.trim().is_empty())
-        .unwrap_or_else(spine_engine::user_name);
+    let by = spine_engine::actor_name();
     let payload = serde_json::json!({
         "decision": decision,
         "by": by,

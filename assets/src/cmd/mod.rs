@@ -1,6 +1,7 @@
 //! One module per CLI verb. Each loads what it needs from the engine and prints.
 
 mod approvals;
+mod audit;
 mod backfill;
 pub mod bench;
 mod bench_store;
@@ -68,6 +69,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         return init::run(dir.unwrap_or(root));
     }
     let root = find_project(root);
+    audit::intend(&cli.command);
     match cli.command {
         Command::Init { .. } => unreachable!("handled above"),
         Command::Check => check::run(&root, json).await,
@@ -187,6 +189,14 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             runs::signal(&root, &run, &step, payload.as_deref(), json).await
         }
         Command::Approvals => approvals::list(&root, json).await,
+        Command::Audit {
+            action: None,
+            limit,
+        } => audit::list(&root, limit, json).await,
+        Command::Audit {
+            action: Some(crate::AuditAction::Verify),
+            ..
+        } => audit::verify(&root, json).await,
         Command::Approve { run, step, comment } => {
             approvals::decide(&root, &run, &step, true, comment.as_deref(), json).await
         }
@@ -439,7 +449,13 @@ pub async fn engine(
     let kinds = crate::cmd::kinds();
     let project = spine_engine::loader::load_project(root, &kinds)?;
     spine_engine::selection::select(&project, selection)?;
-    Engine::open(project, kinds).await
+    let engine = Engine::open(project, kinds).await?;
+    // A mutating command is recorded before it acts (and not at all if it cannot be).
+    if let Err(e) = audit::flush(&engine).await {
+        engine.close().await;
+        return Err(e);
+    }
+    Ok(engine)
 }
 
 /// 2 for invalid input, 1 for everything else.

@@ -6,6 +6,7 @@ mod s3_support;
 
 mod agents;
 mod approvals;
+mod audit;
 mod backfill;
 mod bad_input;
 mod checks;

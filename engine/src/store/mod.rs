@@ -18,6 +18,7 @@ macro_rules! shared_store_code {
     };
 }
 
+pub mod audit;
 pub mod backfills;
 pub mod checkpoints;
 pub mod checks;
@@ -34,6 +35,7 @@ pub mod tables;
 pub mod workers;
 
 pub use crate::events::{EventRecord, NewEvent};
+pub use audit::{AuditRecord, AuditStore, NewAudit};
 pub use backfills::{
     BackfillReads, BackfillRecord, BackfillStep, BackfillStore, LatestOutcome, PlannedRun,
 };
@@ -151,6 +153,7 @@ impl StepStatus {
 #[async_trait]
 pub trait RunStore:
     ReadStore
+    + AuditStore
     + BackfillStore
     + CheckpointStore
     + CheckStore

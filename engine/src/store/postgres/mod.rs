@@ -38,6 +38,7 @@ const RECLAIM: &str = "VACUUM (ANALYZE)";
 const ONE_STATEMENT: bool = true;
 
 shared_store_code!(
+    audit,
     backfills,
     checkpoints,
     checks,

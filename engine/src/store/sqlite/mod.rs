@@ -35,6 +35,7 @@ mod open;
 const ONE_STATEMENT: bool = false;
 
 shared_store_code!(
+    audit,
     backfills,
     checkpoints,
     checks,

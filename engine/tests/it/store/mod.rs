@@ -6,6 +6,7 @@ use spine_engine::store::*;
 use spine_schemas::events::EventKind;
 use std::sync::Arc;
 
+mod audit;
 mod backfills;
 mod checkpoints;
 mod checks;
@@ -40,6 +41,7 @@ macro_rules! suite {
 macro_rules! every_backend {
     ($($backend:ident, $open:path);* $(;)?) => {
         $(suite!($backend, $open;
+            audit: [appended_in_a_chain_that_names_tampering];
             records: [basics, lifecycle, partitions_are_separate_step_keys, overtaken_records_are_not_recorded];
             races: [sequence_numbers_are_unique_under_concurrency, tailing_events_by_id_skips_none,
                     concurrent_finishes_keep_records_in_sequence];
