@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// `spine.toml`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectFile {
     /// `[project]`: name and where asset definitions live.
@@ -41,7 +41,7 @@ pub struct ProjectFile {
 }
 
 /// `[budgets]`: a run's budgets (a run's `budget_tokens` / `budget_cost` tags override them).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetsSection {
     /// Tokens a run's agent steps may use together.
@@ -53,7 +53,7 @@ pub struct BudgetsSection {
 }
 
 /// `[executor]`: where the steps of a run execute.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExecutorSection {
     /// `in_process` (default) or `temporal`.
@@ -78,7 +78,9 @@ pub struct ExecutorSection {
 }
 
 /// Where steps execute.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ExecutorKind {
     /// In the process that executes the run (`assets materialize`, `assets worker`).
@@ -89,7 +91,7 @@ pub enum ExecutorKind {
 }
 
 /// `[prices."MODEL"]`: a model's price per 1,000 tokens, in whatever currency the team budgets in.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PriceSection {
     /// Per 1,000 prompt (input) tokens.
@@ -102,7 +104,7 @@ pub struct PriceSection {
 
 /// `[targets.NAME]`: what a target changes. The warehouse's `options` are merged key by key over
 /// `[warehouse.options]`, `vars` over `[vars]`; `url` and `fsync` replace.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TargetSection {
     /// `[targets.NAME.state]`.
@@ -117,7 +119,7 @@ pub struct TargetSection {
 }
 
 /// `[project]`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectSection {
     /// Project name.
@@ -136,7 +138,7 @@ fn default_assets_dir() -> String {
 }
 
 /// `[state]`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StateSection {
     /// Run-store URL, e.g. `sqlite://.spine/state.db` (default) or `postgres://…`.
@@ -144,7 +146,7 @@ pub struct StateSection {
 }
 
 /// `[warehouse]`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WarehouseSection {
     /// Warehouse root: a relative or absolute path, `file:///…`, or `s3://bucket/prefix` (with
@@ -159,7 +161,7 @@ pub struct WarehouseSection {
 }
 
 /// `[limits]`: resources a run or query may use.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsSection {
     /// Memory for query execution (DataFusion's pool; sorts and aggregations spill to disk beyond it),
@@ -172,7 +174,7 @@ pub struct LimitsSection {
 }
 
 /// `[defaults]`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DefaultsSection {
     /// Retries after a failed attempt.
@@ -194,7 +196,7 @@ pub struct DefaultsSection {
 /// the fields of its kind (`sql:`/`query:` for `sql`, `command:`/`env:`/… for `command`), which the
 /// kind parses itself (`spine_engine::kinds::AssetKind::configure`). A file is a single mapping, or
 /// `assets:` with a list of them.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssetDef {
     /// Path-like key, unique in the project: `sales/orders`.
@@ -253,7 +255,9 @@ pub struct AssetDef {
 
 /// What to do when a materialization's schema differs from the asset table's current schema (as dbt's
 /// `on_schema_change`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum OnSchemaChange {
     /// Refuse dropped columns and changed types (added columns are fine); nothing is committed.

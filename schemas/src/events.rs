@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 pub const EVENT_VERSION: u32 = 1;
 
 /// What happened, with its typed payload.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Event {
     /// A run was recorded with its plan.
@@ -142,6 +142,11 @@ pub enum Event {
         /// Whether the run stops too (`on_exceed: stop_run`).
         stops_run: bool,
     },
+    /// A kind this version does not know (written by a newer Spine): read back, not understood. Never
+    /// written.
+    #[serde(other)]
+    #[schemars(skip)]
+    Unknown,
 }
 
 impl Event {
@@ -168,6 +173,7 @@ impl Event {
             Event::Metadata { .. } => EventKind::Metadata,
             Event::CheckResult { .. } => EventKind::CheckResult,
             Event::BudgetExceeded { .. } => EventKind::BudgetExceeded,
+            Event::Unknown => EventKind::Unknown,
         }
     }
 
@@ -214,7 +220,7 @@ impl Event {
 }
 
 /// What happened. Stored as its snake_case name in the event log's `kind` column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// A run was created with its plan.
@@ -257,6 +263,10 @@ pub enum EventKind {
     CheckResult,
     /// A step went over a budget.
     BudgetExceeded,
+    /// A kind a newer Spine wrote ([`Event::Unknown`]).
+    #[serde(other)]
+    #[schemars(skip)]
+    Unknown,
 }
 
 impl EventKind {
@@ -283,12 +293,13 @@ impl EventKind {
             EventKind::Metadata => "metadata",
             EventKind::CheckResult => "check_result",
             EventKind::BudgetExceeded => "budget_exceeded",
+            EventKind::Unknown => "unknown",
         }
     }
 }
 
 /// A message a `command` asset prints on stdout, one JSON object per line (the JSON-lines protocol).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum CommandMessage {
     /// `{"type":"log","level":"info","message":"..."}`
@@ -339,7 +350,9 @@ fn default_level() -> String {
 }
 
 /// How much a failed check matters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckSeverity {
     /// A failure fails the step; nothing is committed.

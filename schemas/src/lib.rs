@@ -3,9 +3,11 @@
 //! (the CLI, the terminal UI, event-bus publishers, other tools) goes through these types.
 //!
 //! Versioning: [`SCHEMA_VERSION`] is bumped on any incompatible change; additions are backwards compatible.
+//! The types as JSON Schema are in [`json`] and, checked in, in `schemas/json/` (docs/reference/contracts.md).
 
 pub mod definitions;
 pub mod events;
+pub mod json;
 
 /// Version of the definition-file and event formats in this crate.
 pub const SCHEMA_VERSION: u32 = 1;

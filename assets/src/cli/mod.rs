@@ -197,6 +197,12 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
+    /// Print a contract's JSON Schema (`project`: spine.toml, `asset`: an asset file, `event`,
+    /// `command_message`), for editors and for consumers of events.
+    Schema {
+        /// Which one.
+        name: String,
+    },
     /// Automation conditions (`automation:` on assets), as the daemon decides them.
     Automation {
         #[command(subcommand)]

@@ -68,10 +68,13 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     if let Command::Init { dir } = cli.command {
         return init::run(dir.unwrap_or(root));
     }
+    if let Command::Schema { name } = &cli.command {
+        return schema(name);
+    }
     let root = find_project(root);
     audit::intend(&cli.command);
     match cli.command {
-        Command::Init { .. } => unreachable!("handled above"),
+        Command::Init { .. } | Command::Schema { .. } => unreachable!("handled above"),
         Command::Check => check::run(&root, json).await,
         Command::List { select } => {
             let selection = selection::expand(&root, &select).await?.expression();
@@ -401,6 +404,18 @@ async fn backfill_command(
             backfill::create(root, req, args.queue, run).await
         }
     }
+}
+
+/// `assets schema NAME`: the contract's JSON Schema, as checked in under `schemas/json/`.
+fn schema(name: &str) -> anyhow::Result<u8> {
+    let Some(s) = spine_schemas::json::by_name(name) else {
+        let names: Vec<&str> = spine_schemas::json::all().iter().map(|(n, _)| *n).collect();
+        let e = spine_engine::DefinitionError::new("E0113", format!("no schema '{name}'"))
+            .hint(format!("one of: {}", names.join(", ")));
+        return Err(EngineError::from(e).into());
+    };
+    println!("{}", serde_json::to_string_pretty(&s)?);
+    Ok(0)
 }
 
 /// `--tag KEY=VALUE` flags as a map; E0113 for one without `=` or with an empty key.

@@ -12,6 +12,7 @@ mod bad_input;
 mod checks;
 mod column_lineage;
 mod command;
+mod contracts;
 mod control;
 mod crash;
 mod daemon;
