@@ -28,7 +28,10 @@ impl AuditStore for Store {
             .fetch_optional(&mut *tx)
             .await?;
         let (id, prev_hash) = match last {
-            Some(r) => (r.try_get::<i64, _>("id")? + 1, r.try_get::<String, _>("hash")?),
+            Some(r) => (
+                r.try_get::<i64, _>("id")? + 1,
+                r.try_get::<String, _>("hash")?,
+            ),
             None => (1, GENESIS.to_string()),
         };
         let mut rec = AuditRecord {
