@@ -10,6 +10,7 @@ use crate::loader::load_project;
 use crate::project::Project;
 use crate::store::open_store;
 use crate::warehouse::Warehouse;
+use spine_schemas::definitions::Role;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -88,12 +89,27 @@ impl Engine {
     /// Records a mutating action in the audit log (`store::audit`): who ([`actor_name`]), from
     /// where (the part of this engine's launcher before `:` — `cli`, `ui` — and the host), what
     /// (`action`), on what (`target`) and with which arguments (`details`).
+    ///
+    /// It is also where roles are enforced (`[roles]` in spine.toml): an action the actor's role
+    /// does not allow ([`role_needed`]) is recorded as denied and refused (E0115), and must not be
+    /// done. The CLI and the UI call it before every mutating action.
     pub async fn audit(
         &self,
         action: &str,
         target: &str,
         details: serde_json::Value,
     ) -> Result<crate::store::AuditRecord, EngineError> {
+        let actor = actor_name();
+        let refused = self.0.project.config.roles.as_ref().and_then(|roles| {
+            let (has, needs) = (roles.role_of(&actor), role_needed(action));
+            (has < needs).then_some((has, needs))
+        });
+        let details = match refused {
+            Some((_, needs)) => {
+                serde_json::json!({"denied": format!("needs {}", needs.as_str()), "request": details})
+            }
+            None => details,
+        };
         let origin = self
             .0
             .launcher
@@ -102,14 +118,28 @@ impl Engine {
             .unwrap_or("cli")
             .to_string();
         let entry = crate::store::NewAudit {
-            actor: actor_name(),
+            actor: actor.clone(),
             origin,
             host: crate::store::host_name(),
             action: action.into(),
             target: target.into(),
             details,
         };
-        Ok(self.0.store.append_audit(&entry).await?)
+        let recorded = self.0.store.append_audit(&entry).await?;
+        if let Some((has, needs)) = refused {
+            return Err(crate::error::DefinitionError::new(
+                "E0115",
+                format!(
+                    "not allowed: `{action}` needs the {} role; {actor} is {} {}",
+                    needs.as_str(),
+                    if has == Role::Admin { "an" } else { "a" },
+                    has.as_str()
+                ),
+            )
+            .hint("an admin adds you to [roles] in spine.toml (the attempt is in `assets audit`)")
+            .into());
+        }
+        Ok(recorded)
     }
 
     /// The whole audit log, oldest first (read in pages).
@@ -123,6 +153,17 @@ impl Engine {
             }
             out.extend(page);
         }
+    }
+}
+
+/// The role an action needs: admin for what changes what others read or keeps the store (publish a
+/// held-back version, rollouts, optimize, vacuum, repair, gc), operator for the rest of what the
+/// CLI and the UI record (running, cancelling, signalling, approving, backfilling).
+pub fn role_needed(action: &str) -> Role {
+    match action {
+        "publish" | "rollout promote" | "rollout rollback" | "optimize" | "vacuum"
+        | "doctor repair" | "gc" => Role::Admin,
+        _ => Role::Operator,
     }
 }
 

@@ -54,7 +54,7 @@ pub mod warehouse;
 pub use backfill::{BackfillFilter, BackfillRequest, BackfillState, BackfillStatus, ChunkStatus};
 pub use daemon::{DaemonPass, Evaluation, SensedObject, DAEMON_LEASE};
 pub use doctor::{Diagnosis, Repair};
-pub use engine::{actor_name, user_name, Engine};
+pub use engine::{actor_name, role_needed, user_name, Engine};
 pub use error::{DefinitionError, DefinitionErrors, EngineError};
 pub use key::{AssetKey, BackfillId, PartitionKey, RunId, StepKey};
 pub use materialize::{

@@ -38,6 +38,97 @@ pub struct ProjectFile {
     /// `[budgets]`: what every run's steps may pay together for model calls.
     #[serde(default)]
     pub budgets: BudgetsSection,
+    /// `[roles]`: who may do what (without it, everyone is an admin).
+    #[serde(default)]
+    pub roles: Option<RolesSection>,
+    /// `[guardrails]`: personal data masked wherever text is logged or stored.
+    #[serde(default)]
+    pub guardrails: GuardrailsSection,
+}
+
+/// `[guardrails]`: PII patterns; each match in logged or stored text (log lines, events, errors,
+/// check samples) is replaced by `[NAME]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GuardrailsSection {
+    /// Built-in patterns: `email`, `phone`, `card`.
+    #[serde(default)]
+    pub pii: Vec<String>,
+    /// Your own, by name: `employee_id = "EMP-[0-9]{6}"` masks as `[employee_id]`.
+    #[serde(default)]
+    pub patterns: BTreeMap<String, String>,
+}
+
+/// `[roles]`: the people (`SPINE_ACTOR`, else the OS user) of each role. A viewer reads; an
+/// operator also runs, cancels, signals, approves and backfills; an admin also publishes held-back
+/// versions, rolls out, optimizes, vacuums, repairs and prunes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RolesSection {
+    /// Admins.
+    #[serde(default)]
+    pub admin: Vec<String>,
+    /// Operators.
+    #[serde(default)]
+    pub operator: Vec<String>,
+    /// Viewers (everyone not named is `default`'s role).
+    #[serde(default)]
+    pub viewer: Vec<String>,
+    /// The role of everyone not named (default `viewer`).
+    #[serde(default)]
+    pub default: Role,
+}
+
+/// What a person may do, each role including the ones before it.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Reads: lists, status, lineage, logs, SQL.
+    #[default]
+    Viewer,
+    /// Runs and controls work: materialize, backfill, cancel, rerun, signal, approve.
+    Operator,
+    /// Changes what others read and keeps the store: publish, rollout, optimize, vacuum, repair, gc.
+    Admin,
+}
+
+impl Role {
+    /// As written in `[roles]`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl RolesSection {
+    /// `who`'s role: the highest role that names them, else `default`.
+    pub fn role_of(&self, who: &str) -> Role {
+        let named = |list: &[String]| list.iter().any(|p| p == who);
+        if named(&self.admin) {
+            Role::Admin
+        } else if named(&self.operator) {
+            Role::Operator
+        } else if named(&self.viewer) {
+            Role::Viewer
+        } else {
+            self.default
+        }
+    }
 }
 
 /// `[budgets]`: a run's budgets (a run's `budget_tokens` / `budget_cost` tags override them).

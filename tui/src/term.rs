@@ -144,7 +144,8 @@ async fn act(engine: &Engine, launch: &Launcher, app: &mut App, action: Effect) 
     };
     if let Some((what, target)) = audited {
         if let Err(e) = engine.audit(what, &target, serde_json::json!({})).await {
-            app.message = Some(format!("not done: the audit log cannot be written: {e}"));
+            // Not allowed for this actor's role, or the audit log cannot be written.
+            app.message = Some(format!("not done: {e}"));
             return None;
         }
     }

@@ -1,6 +1,7 @@
 //! The audit log end to end: mutating commands are recorded before they act — who (`SPINE_ACTOR`),
 //! what, on what, from where, with their arguments — and read-only ones are not; `assets audit
-//! verify` passes on the untouched log and names the first entry changed behind Spine's back.
+//! verify` passes on the untouched log and names the first entry changed behind Spine's back;
+//! `[roles]` refuse what an actor may not do, and the attempt is recorded.
 
 use crate::common::*;
 
@@ -58,4 +59,63 @@ fn mutating_commands_are_recorded_and_tampering_is_named() {
     assert!(r.stderr.contains("entry 2"), "{}", r.stderr);
     let v = p.run(&["audit", "verify", "--json"]).code(1).json();
     assert_eq!(v["first_bad"], 2, "{v}");
+}
+
+/// `[roles]`: a viewer may read but not run, an operator may run but not vacuum or optimize, an
+/// admin may; a refused action does nothing, exits 2 naming the role needed, and is in the audit log.
+#[test]
+fn roles_refuse_what_the_actor_may_not_do_and_the_attempt_is_recorded() {
+    let p = diamond();
+    let toml = std::fs::read_to_string(p.path().join("spine.toml")).unwrap();
+    p.write(
+        "spine.toml",
+        &format!("{toml}\n[roles]\nadmin = [\"ana\"]\noperator = [\"bo\"]\n"),
+    );
+    let as_ =
+        |who: &str, args: &[&str]| run_in_env(p.path(), args, &[("SPINE_ACTOR", who.to_string())]);
+    let r = as_("cy", &["materialize"]);
+    r.code(2);
+    assert!(
+        r.stderr.contains("E0115")
+            && r.stderr.contains("needs the operator role")
+            && r.stderr.contains("cy is a viewer"),
+        "{}",
+        r.stderr
+    );
+    let runs = as_(
+        "cy",
+        &["sql", "--json", "SELECT COUNT(*) AS n FROM spine.runs"],
+    );
+    assert_eq!(runs.ok().json()[0]["n"], 0, "nothing ran");
+    as_("cy", &["status"]).ok();
+    as_("bo", &["materialize"]).ok();
+    let r = as_("bo", &["optimize", "raw/a"]);
+    r.code(2);
+    assert!(r.stderr.contains("needs the admin role"), "{}", r.stderr);
+    as_("ana", &["optimize", "raw/a"]).ok();
+    let log = as_("cy", &["audit", "--json"]).ok().json();
+    let seen: Vec<(String, String, bool)> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap().to_string(),
+                e["action"].as_str().unwrap().to_string(),
+                e["details"].as_str().unwrap().contains("denied"),
+            )
+        })
+        .collect();
+    let want = [
+        ("cy", "materialize", true),
+        ("bo", "materialize", false),
+        ("bo", "optimize", true),
+        ("ana", "optimize", false),
+    ];
+    let want: Vec<(String, String, bool)> = want
+        .iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), *c))
+        .collect();
+    assert_eq!(seen, want);
+    as_("cy", &["audit", "verify"]).ok();
 }

@@ -132,7 +132,25 @@ fn publish_refuses_an_empty_reason_and_a_partition_the_asset_lacks() {
         "key: a\nkind: sql\nquery: SELECT CAST(NULL AS INT) AS id\nchecks:\n  - not_null: [id]\n",
     )]);
     p.run(&["materialize"]).code(1);
-    let before = p.snapshot();
+    // What a publish changes: the warehouse, and the store's publications. (The state file itself
+    // changes: the audit log records each refused attempt.)
+    let state = |p: &Project| {
+        let files: Vec<_> = p
+            .snapshot()
+            .into_iter()
+            .filter(|(f, _, _)| !f.ends_with(".spine/state.db"))
+            .collect();
+        let published = p
+            .run(&[
+                "sql",
+                "--json",
+                "SELECT id, published FROM spine.materializations ORDER BY id",
+            ])
+            .ok()
+            .json();
+        (files, published)
+    };
+    let before = state(&p);
     for (args, expect) in [
         (vec!["--reason", ""], "needs a reason"),
         (vec!["--reason", "  "], "needs a reason"),
@@ -151,7 +169,18 @@ fn publish_refuses_an_empty_reason_and_a_partition_the_asset_lacks() {
             r.stderr
         );
     }
-    assert_eq!(before, p.snapshot(), "a refused publish changed state");
+    assert_eq!(before, state(&p), "a refused publish changed state");
+    let log = p.run(&["audit", "--json"]).ok().json();
+    let attempts = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "publish")
+        .count();
+    assert_eq!(
+        attempts, 3,
+        "each refused attempt is in the audit log: {log}"
+    );
     p.run(&["publish", "a", "--version", "0", "--reason", "known gap"])
         .ok();
 }

@@ -22,6 +22,7 @@ mod disk_full;
 mod docs;
 mod evals;
 mod feature_views;
+mod guardrails;
 mod hardening;
 mod history;
 mod incremental;

@@ -270,7 +270,10 @@ impl Instance {
             &format!("SELECT * FROM ({sql}) AS failing LIMIT {SAMPLES}"),
         )
         .await?;
-        Ok((n, to_json(&samples)))
+        // Personal data in failing rows is masked before the samples are stored (`[guardrails]`).
+        let mut samples = to_json(&samples);
+        samples.iter_mut().for_each(crate::redact::redact_json);
+        Ok((n, samples))
     }
 }
 

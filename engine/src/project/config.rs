@@ -79,6 +79,8 @@ pub struct ProjectConfig {
     pub executor: spine_schemas::definitions::ExecutorSection,
     /// `[budgets]`.
     pub budgets: spine_schemas::definitions::BudgetsSection,
+    /// `[roles]` (`None`: everyone is an admin).
+    pub roles: Option<spine_schemas::definitions::RolesSection>,
 }
 
 impl ProjectConfig {
@@ -108,6 +110,7 @@ impl ProjectConfig {
             prices: BTreeMap::new(),
             executor: Default::default(),
             budgets: Default::default(),
+            roles: None,
             root,
         })
     }
@@ -257,6 +260,7 @@ impl ProjectConfig {
             prices: file.prices.clone(),
             executor: file.executor.clone(),
             budgets: file.budgets,
+            roles: file.roles.clone(),
             root,
         };
         if let Some(why) = config.outside(&config.assets_dir) {
@@ -267,6 +271,12 @@ impl ProjectConfig {
                     .into(),
             );
         }
+        let own: Vec<(String, String)> = file.guardrails.patterns.clone().into_iter().collect();
+        crate::redact::set_patterns(&file.guardrails.pii, &own).map_err(|m| {
+            DefinitionError::new("E0104", m)
+                .at(&path, None)
+                .hint("e.g. [guardrails] pii = [\"email\", \"phone\", \"card\"]")
+        })?;
         Ok(config)
     }
 
