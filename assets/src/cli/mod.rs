@@ -197,6 +197,12 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
+    /// The event log of every run: `tail` prints it (`--json`: one object per line, signed with
+    /// `SPINE_EVENT_KEY` when set); `verify` checks such lines' signatures on stdin.
+    Events {
+        #[command(subcommand)]
+        action: EventsAction,
+    },
     /// Print a contract's JSON Schema (`project`: spine.toml, `asset`: an asset file, `event`,
     /// `command_message`), for editors and for consumers of events.
     Schema {

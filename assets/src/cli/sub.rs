@@ -202,3 +202,23 @@ pub enum AuditAction {
     /// Check the hash chain: exit 0 when intact, 1 naming the first changed (or removed) entry.
     Verify,
 }
+
+/// `assets events …`.
+#[derive(Subcommand, Debug, Clone)]
+pub enum EventsAction {
+    /// Print events in order (every run's), from after `--after`.
+    Tail {
+        /// Start after this event id (0: from the first).
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        /// At most this many (without --follow).
+        #[arg(long, default_value_t = 1000)]
+        limit: i64,
+        /// Keep printing new events as they are written (Ctrl-C stops).
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Check the signatures of events (JSON lines from `events tail --json`) read on stdin; exit 1
+    /// naming the first bad one.
+    Verify,
+}

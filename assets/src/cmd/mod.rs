@@ -11,6 +11,7 @@ mod column_lineage;
 mod control;
 mod daemon;
 mod doctor;
+mod events;
 mod features;
 pub mod gc;
 mod history;
@@ -70,6 +71,12 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     }
     if let Command::Schema { name } = &cli.command {
         return schema(name);
+    }
+    if let Command::Events {
+        action: crate::EventsAction::Verify,
+    } = &cli.command
+    {
+        return events::verify(json);
     }
     let root = find_project(root);
     audit::intend(&cli.command);
@@ -192,6 +199,17 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             runs::signal(&root, &run, &step, payload.as_deref(), json).await
         }
         Command::Approvals => approvals::list(&root, json).await,
+        Command::Events {
+            action:
+                crate::EventsAction::Tail {
+                    after,
+                    limit,
+                    follow,
+                },
+        } => events::tail(&root, after, limit, follow, json).await,
+        Command::Events {
+            action: crate::EventsAction::Verify,
+        } => unreachable!("handled above"),
         Command::Audit {
             action: None,
             limit,

@@ -21,6 +21,7 @@ mod delta_source;
 mod disk_full;
 mod docs;
 mod evals;
+mod events;
 mod feature_views;
 mod guardrails;
 mod hardening;

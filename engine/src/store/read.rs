@@ -42,6 +42,10 @@ pub trait RunReads: Send + Sync {
         after_id: i64,
         limit: i64,
     ) -> StoreResult<Vec<EventRecord>>;
+    /// At most `limit` events of every run after `after_id`, in id order (`assets events tail`). On
+    /// Postgres, ids are allocated in commit order per run, not across runs: a reader that tails
+    /// every run by id may pass over an event of another run committed a moment later.
+    async fn events_since(&self, after_id: i64, limit: i64) -> StoreResult<Vec<EventRecord>>;
     /// Latest materialization of each asset (unpartitioned).
     async fn latest_materializations(&self) -> StoreResult<HashMap<StepKey, Materialization>>;
     /// The latest materialization of one step key (an asset, or one partition of it).

@@ -343,23 +343,16 @@ impl RunReads for Store {
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await?;
-        rows.iter()
-            .map(|r| {
-                let data: Option<String> = r.try_get("data")?;
-                Ok(EventRecord {
-                    id: r.try_get("id")?,
-                    ts: r.try_get("ts")?,
-                    event: NewEvent {
-                        run_id: r.try_get("run_id")?,
-                        step_id: r.try_get("step_id")?,
-                        kind: r.try_get("kind")?,
-                        level: r.try_get("level")?,
-                        message: r.try_get("message")?,
-                        data: data.as_deref().map(json_from).transpose()?,
-                    },
-                })
-            })
-            .collect()
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn events_since(&self, after_id: i64, limit: i64) -> StoreResult<Vec<EventRecord>> {
+        let rows = sqlx::query("SELECT * FROM events WHERE id > $1 ORDER BY id LIMIT $2")
+            .bind(after_id)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(event_from_row).collect()
     }
 
     async fn latest_materializations(&self) -> StoreResult<HashMap<StepKey, Materialization>> {
@@ -457,4 +450,20 @@ impl RunReads for Store {
         }
         Ok(out)
     }
+}
+
+fn event_from_row(r: &DbRow) -> StoreResult<EventRecord> {
+    let data: Option<String> = r.try_get("data")?;
+    Ok(EventRecord {
+        id: r.try_get("id")?,
+        ts: r.try_get("ts")?,
+        event: NewEvent {
+            run_id: r.try_get("run_id")?,
+            step_id: r.try_get("step_id")?,
+            kind: r.try_get("kind")?,
+            level: r.try_get("level")?,
+            message: r.try_get("message")?,
+            data: data.as_deref().map(json_from).transpose()?,
+        },
+    })
 }

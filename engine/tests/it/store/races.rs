@@ -88,6 +88,24 @@ pub async fn tailing_events_by_id_skips_none(store: Arc<dyn RunStore>) {
         all,
         "the tailing reader passed over an event committed late"
     );
+    // Every run's events, in id order: another run's are there too.
+    let r2 = RunId::new();
+    store.create_run(&run(&r2), &[]).await.unwrap();
+    let ev = NewEvent::new(&r2, None, EventKind::Log, "info", "other run");
+    store.append_events(&[ev]).await.unwrap();
+    let all = store.events_since(0, i64::MAX).await.unwrap();
+    assert!(all.windows(2).all(|w| w[0].id < w[1].id), "in id order");
+    let mine = all.iter().filter(|e| e.event.run_id == r.as_str()).count();
+    assert_eq!(mine, writers * each + 1);
+    assert_eq!(
+        all.last().map(|e| e.event.message.as_str()),
+        Some("other run")
+    );
+    let first_two = store.events_since(all[0].id, 2).await.unwrap();
+    assert_eq!(
+        first_two.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![all[1].id, all[2].id]
+    );
 }
 
 /// Records of one step key follow its sequence numbers even when many attempts finish at once (a
