@@ -84,3 +84,52 @@ fn a_bad_pii_pattern_is_refused_at_spine_toml() {
         assert!(r.stderr.contains("spine.toml"), "{}", r.stderr);
     }
 }
+
+/// A Postgres source's URL comes from the environment (`url_env`): neither it nor its password is
+/// printed or stored when the connection fails, and a command's `env:` value from `${var:…}` set
+/// through the environment is masked in its error.
+#[test]
+fn a_postgres_url_and_a_command_env_value_never_leave_the_process() {
+    let password = "pw-s3cret-9731";
+    let token = "tok-s3cret-2468";
+    let p = Project::new(&[
+        ("spine.toml", "[project]\nname = \"g\"\n[vars]\ntoken = \"x\"\n"),
+        (
+            "assets/accounts.yaml",
+            "key: raw/accounts\nkind: source\npostgres:\n  url_env: TEST_PG_URL\n  query: SELECT 1 AS id\n",
+        ),
+        (
+            "assets/call.yaml",
+            "key: call\nkind: command\ncommand: [sh, -c, 'echo \"calling with $TOKEN\" >&2; exit 4']\nenv:\n  TOKEN: \"${var:token}\"\n",
+        ),
+    ]);
+    let envs = [
+        (
+            "TEST_PG_URL",
+            format!("postgresql://spine:{password}@127.0.0.1:1/db"),
+        ),
+        ("SPINE_VAR_TOKEN", token.to_string()),
+    ];
+    let mut seen = String::new();
+    for args in [
+        vec!["observe"],
+        vec!["materialize", "call", "--json"],
+        vec!["runs", "--json"],
+    ] {
+        let r = run_in_env(p.path(), &args, &envs);
+        seen.push_str(&r.stdout);
+        seen.push_str(&r.stderr);
+    }
+    let logs = run_in_env(
+        p.path(),
+        &["sql", "--json", "SELECT message FROM spine.events"],
+        &envs,
+    );
+    seen.push_str(&logs.stdout);
+    assert!(seen.contains("exit") || seen.contains("status"), "{seen}");
+    for secret in [password, token] {
+        assert!(!seen.contains(secret), "{secret} printed: {seen}");
+        assert_in_no_file(p.path(), secret);
+    }
+    assert!(seen.contains("calling with ***"), "{seen}");
+}

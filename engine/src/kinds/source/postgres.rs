@@ -102,6 +102,14 @@ impl PgSource {
                 self.url_env
             )
         })?;
+        // The URL (and its password alone, which a driver's message may quote) is a secret.
+        crate::redact::register(&url);
+        if let Some(pw) = url::Url::parse(&url)
+            .ok()
+            .and_then(|u| u.password().map(str::to_string))
+        {
+            crate::redact::register(&pw);
+        }
         PgConnection::connect(&url).await.map_err(|e| {
             format!(
                 "cannot connect to the database in {}: {}",
