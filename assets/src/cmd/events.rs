@@ -47,17 +47,13 @@ fn signature(key: &str, event: &Map<String, Value>) -> String {
     )
 }
 
-/// An event as it leaves the process.
+/// An event as it leaves the process: the stored record as it serializes (`id`, `ts`, `run_id`,
+/// `step_id`, `kind`, `level`, `message`, `data`), signed when there is a key.
 fn envelope(e: &EventRecord, key: Option<&str>) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("id".into(), e.id.into());
-    m.insert("ts".into(), e.ts.clone().into());
-    m.insert("run_id".into(), e.event.run_id.as_str().into());
-    m.insert("step_id".into(), e.event.step_id.clone().into());
-    m.insert("kind".into(), e.event.kind.clone().into());
-    m.insert("level".into(), e.event.level.clone().into());
-    m.insert("message".into(), e.event.message.clone().into());
-    m.insert("data".into(), e.event.data.clone().unwrap_or(Value::Null));
+    let mut m = match serde_json::to_value(e) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
     if let Some(k) = key {
         let sig = signature(k, &m);
         m.insert("sig".into(), sig.into());

@@ -6,6 +6,7 @@
 //! again, and the run succeeds with exactly one commit per step in every table.
 
 use crate::common::*;
+use crate::workers::commits;
 use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -52,17 +53,6 @@ fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "never: {what}");
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// How many commits (`_delta_log/*.json`) the local table `key` has.
-fn commits(p: &Path, key: &str) -> usize {
-    std::fs::read_dir(p.join("warehouse").join(key).join("_delta_log"))
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
-                .count()
-        })
-        .unwrap_or(0)
 }
 
 #[test]

@@ -117,7 +117,12 @@ fn two_workers_share_one_runs_fan_out() {
 
 /// Which `_delta_log` versions a local table has.
 fn versions(p: &Project, table: &str) -> usize {
-    std::fs::read_dir(p.path().join("warehouse").join(table).join("_delta_log"))
+    commits(p.path(), table)
+}
+
+/// How many commits (`_delta_log/*.json`) the local table `key` of the project at `dir` has.
+pub fn commits(dir: &std::path::Path, key: &str) -> usize {
+    std::fs::read_dir(dir.join("warehouse").join(key).join("_delta_log"))
         .map(|d| {
             d.filter_map(Result::ok)
                 .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))

@@ -190,6 +190,18 @@ impl Instance {
     }
 }
 
+/// Whether a running step whose claim is `claim` may be re-claimed at `now_ms`: `Ok` with the dead
+/// owner to take over from (none when the claim is gone or its lease ran out), `Err` with the live
+/// owner that still holds it.
+fn takeover(claim: Option<&StepClaim>, now_ms: i64) -> Result<Option<String>, String> {
+    match claim {
+        None => Ok(None),
+        Some(c) if owner_is_dead(&c.owner) => Ok(Some(c.owner.clone())),
+        Some(c) if c.lease_until_ms < now_ms => Ok(None),
+        Some(c) => Err(c.owner.clone()),
+    }
+}
+
 impl Worker {
     fn drain(&mut self) {
         while let Some(j) = self.tasks.try_join_next() {
@@ -408,11 +420,8 @@ impl Worker {
                 if (!self.free() && self.queued.is_none()) || !self.may_take(run_id, &key) {
                     continue;
                 }
-                let takeover = match claims.get(&key) {
-                    None => None,
-                    Some(c) if owner_is_dead(&c.owner) => Some(c.owner.clone()),
-                    Some(c) if c.lease_until_ms < now => None,
-                    Some(_) => continue,
+                let Ok(takeover) = takeover(claims.get(&key), now) else {
+                    continue;
                 };
                 if self.queued.is_some() {
                     // Its task went silent, or is gone: hand it over again (a worker re-claims it).

@@ -69,29 +69,25 @@ impl Worker {
     /// Starts a poll for the next task when this worker takes tasks, has a free slot and has no
     /// poll out.
     pub(super) fn poll_queue(&mut self) {
-        let free = self.free();
-        let cancel = self.opts.cancel.clone();
         let Some(q) = self.queued.as_mut() else {
             return;
         };
         // A step task that died without a report (a panic) leaves its task: deliver it again.
-        let lost: Vec<(RunId, StepKey)> = q
+        let lost: Vec<Vec<u8>> = q
             .tokens
-            .keys()
-            .filter(|k| !self.busy.contains(*k))
-            .cloned()
+            .extract_if(|k, _| !self.busy.contains(k))
+            .map(|(_, (token, _beat))| token)
             .collect();
-        for k in lost {
-            if let Some((token, _beat)) = q.tokens.remove(&k) {
-                let queue = q.queue.clone();
-                tokio::spawn(async move {
-                    let why = TaskOutcome::Retry("its step task here failed".into());
-                    if let Err(e) = queue.finish(&token, why).await {
-                        tracing::warn!("cannot answer a task: {e}");
-                    }
-                });
-            }
+        for token in lost {
+            self.send(
+                token,
+                TaskOutcome::Retry("its step task here failed".into()),
+            );
         }
+        let (free, cancel) = (self.free(), self.opts.cancel.clone());
+        let Some(q) = self.queued.as_mut() else {
+            return;
+        };
         if !q.takes_tasks || !free || q.polling.is_some() || cancel.is_cancelled() {
             return;
         }
@@ -227,14 +223,9 @@ impl Worker {
                     .await?
                     .into_iter()
                     .find(|c| c.step == key);
-                let now = self.engine.clock.now_ms();
-                let takeover = match claim {
-                    None => None,
-                    Some(c) if super::owner_is_dead(&c.owner) => Some(c.owner),
-                    Some(c) if c.lease_until_ms < now => None,
-                    Some(c) => {
-                        return Ok(Some(TaskOutcome::Retry(format!("{} holds it", c.owner))))
-                    }
+                let takeover = match super::takeover(claim.as_ref(), self.engine.clock.now_ms()) {
+                    Ok(t) => t,
+                    Err(owner) => return Ok(Some(TaskOutcome::Retry(format!("{owner} holds it")))),
                 };
                 self.spawn(&exec, key, Some((rec, takeover)));
                 self.track(&k, token);
